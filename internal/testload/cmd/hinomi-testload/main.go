@@ -1,0 +1,332 @@
+// Command hinomi-testload creates real kernel resources and holds them, so
+// that hinomi's tests and benchmarks can diagnose a host under real load.
+//
+// It creates, in this order:
+//
+//   - -watches N inotify watches on N distinct files it creates in a new
+//     temporary directory (made inside -dir, or $TMPDIR, or /tmp), spread
+//     round-robin across -instances K inotify instances;
+//   - -files M open file descriptors on /dev/null, raising its own
+//     RLIMIT_NOFILE soft limit to the hard limit when M requires it;
+//   - -threads T extra OS threads, each held by a goroutine locked to it;
+//   - -children C child processes, each a copy of this program re-executed in
+//     a minimal idle mode (-idle) that dies with its parent (PR_SET_PDEATHSIG).
+//
+// When everything exists it prints exactly one line to stdout:
+//
+//	ready pid=<pid> watches=<N> instances=<K> files=<M> children=<C>
+//
+// and then holds the resources until standard input reaches end of file or
+// SIGTERM or SIGINT arrives (with -stdin=false, only a signal ends it). It
+// then releases everything, removes the temporary directory it made and exits
+// 0. Any error is reported on stderr and the exit status is 1.
+//
+// It uses only the standard library and is meant to be built with
+// CGO_ENABLED=0, so the binary is static and runs in a FROM scratch image.
+package main
+
+import (
+	"bufio"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"syscall"
+)
+
+// fdHeadroom is the number of descriptors kept free beyond the requested
+// ones, for the runtime, std streams, the temporary directory and exec.
+const fdHeadroom = 64
+
+// watchMask is the event mask of every inotify watch. The events do not
+// matter (nothing reads them); the watches only have to exist.
+const watchMask = syscall.IN_MODIFY | syscall.IN_ATTRIB | syscall.IN_CLOSE_WRITE |
+	syscall.IN_DELETE_SELF | syscall.IN_MOVE_SELF
+
+func init() {
+	// Children are started from the main goroutine, which stays locked to the
+	// main thread: PR_SET_PDEATHSIG fires when the thread that forked a child
+	// exits, and the main thread lives as long as the process.
+	runtime.LockOSThread()
+}
+
+type config struct {
+	watches   int
+	instances int
+	files     int
+	children  int
+	threads   int
+	dir       string
+	idle      bool
+	stdin     bool
+}
+
+func main() {
+	var cfg config
+	fs := flag.NewFlagSet("hinomi-testload", flag.ContinueOnError)
+	fs.IntVar(&cfg.watches, "watches", 0, "number of inotify `watches` to add, each on its own file")
+	fs.IntVar(&cfg.instances, "instances", 1, "number of inotify `instances` the watches are spread across")
+	fs.IntVar(&cfg.files, "files", 0, "number of extra open file `descriptors` (on /dev/null)")
+	fs.IntVar(&cfg.children, "children", 0, "number of idle child `processes` (copies of this program)")
+	fs.IntVar(&cfg.threads, "threads", 0, "number of extra OS `threads`")
+	fs.StringVar(&cfg.dir, "dir", "", "`directory` in which the temporary directory of watched files is made (default: $TMPDIR or /tmp)")
+	fs.BoolVar(&cfg.idle, "idle", false, "internal: run as an idle child that waits for a signal or its parent's death")
+	fs.BoolVar(&cfg.stdin, "stdin", true, "also exit when standard input reaches end of file")
+	fs.SetOutput(os.Stderr)
+	if err := fs.Parse(os.Args[1:]); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			os.Exit(0)
+		}
+		os.Exit(2)
+	}
+	if fs.NArg() > 0 {
+		fatalf("unexpected arguments: %q", fs.Args())
+	}
+	if cfg.idle {
+		idle()
+		return
+	}
+	if err := run(cfg, os.Stdin, os.Stdout); err != nil {
+		fatalf("%v", err)
+	}
+}
+
+func fatalf(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "hinomi-testload: "+format+"\n", args...)
+	os.Exit(1)
+}
+
+// idle is the whole life of a child: wait for SIGTERM or SIGINT, or be
+// killed by SIGKILL when the parent dies.
+func idle() {
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
+	<-sig
+}
+
+func (c config) validate() error {
+	switch {
+	case c.watches < 0, c.files < 0, c.children < 0, c.threads < 0:
+		return errors.New("-watches, -files, -children and -threads must not be negative")
+	case c.instances < 1:
+		return fmt.Errorf("-instances must be at least 1, got %d", c.instances)
+	case c.watches > 0 && c.instances > c.watches:
+		return fmt.Errorf("-instances %d is more than -watches %d: every instance must hold a watch", c.instances, c.watches)
+	}
+	return nil
+}
+
+// state is everything the program holds, so that it can be released.
+type state struct {
+	tmpDir   string // removed on release when non-empty
+	inotify  []int
+	files    []*os.File
+	children []*exec.Cmd
+	threads  chan struct{} // closed on release
+}
+
+func run(cfg config, stdin io.Reader, stdout io.Writer) (err error) {
+	if err := cfg.validate(); err != nil {
+		return err
+	}
+	// Watch for signals from the start, so that a SIGTERM during setup still
+	// leads to a clean release.
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
+	defer signal.Stop(sig)
+
+	st := &state{threads: make(chan struct{})}
+	defer func() {
+		if rerr := st.release(); rerr != nil && err == nil {
+			err = rerr
+		}
+	}()
+
+	if err := raiseNoFile(cfg.files + cfg.instances + fdHeadroom); err != nil {
+		return err
+	}
+	if cfg.watches > 0 {
+		if err := st.addWatches(cfg); err != nil {
+			return err
+		}
+	}
+	if err := st.openFiles(cfg.files); err != nil {
+		return err
+	}
+	st.startThreads(cfg.threads)
+	if err := st.startChildren(cfg.children); err != nil {
+		return err
+	}
+
+	w := bufio.NewWriter(stdout)
+	fmt.Fprintf(w, "ready pid=%d watches=%d instances=%d files=%d children=%d\n",
+		os.Getpid(), cfg.watches, cfg.instances, cfg.files, cfg.children)
+	if err := w.Flush(); err != nil {
+		return fmt.Errorf("writing the ready line: %w", err)
+	}
+
+	eof := make(chan struct{})
+	if cfg.stdin {
+		go func() {
+			// Any read error counts as end of input.
+			_, _ = io.Copy(io.Discard, stdin)
+			close(eof)
+		}()
+	}
+	select {
+	case <-eof:
+	case <-sig:
+	}
+	return nil
+}
+
+// raiseNoFile makes sure the RLIMIT_NOFILE soft limit is at least need,
+// raising it to the hard limit when it is lower.
+func raiseNoFile(need int) error {
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		return fmt.Errorf("getrlimit(RLIMIT_NOFILE): %w", err)
+	}
+	if lim.Cur >= uint64(need) {
+		return nil
+	}
+	if lim.Max < uint64(need) {
+		return fmt.Errorf("need %d file descriptors but the RLIMIT_NOFILE hard limit is %d", need, lim.Max)
+	}
+	lim.Cur = lim.Max
+	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		return fmt.Errorf("raising the RLIMIT_NOFILE soft limit to %d: %w", lim.Max, err)
+	}
+	return nil
+}
+
+func (st *state) addWatches(cfg config) error {
+	root := cfg.dir
+	if root == "" {
+		root = os.TempDir()
+	}
+	// A FROM scratch image has no /tmp: make it (and any missing -dir).
+	if err := os.MkdirAll(root, 0o1777); err != nil {
+		return fmt.Errorf("creating %s: %w", root, err)
+	}
+	dir, err := os.MkdirTemp(root, "hinomi-testload-")
+	if err != nil {
+		return fmt.Errorf("creating a temporary directory: %w", err)
+	}
+	st.tmpDir = dir
+
+	for i := 0; i < cfg.instances; i++ {
+		fd, err := syscall.InotifyInit1(syscall.IN_CLOEXEC)
+		if err != nil {
+			if errors.Is(err, syscall.EMFILE) {
+				return fmt.Errorf("inotify_init1 (instance %d of %d): %w (see fs.inotify.max_user_instances)", i+1, cfg.instances, err)
+			}
+			return fmt.Errorf("inotify_init1 (instance %d of %d): %w", i+1, cfg.instances, err)
+		}
+		st.inotify = append(st.inotify, fd)
+	}
+	for i := 0; i < cfg.watches; i++ {
+		path := filepath.Join(dir, fmt.Sprintf("w%07d", i))
+		f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY, 0o644)
+		if err != nil {
+			return fmt.Errorf("creating watched file: %w", err)
+		}
+		if err := f.Close(); err != nil {
+			return fmt.Errorf("creating watched file: %w", err)
+		}
+		fd := st.inotify[i%len(st.inotify)]
+		if _, err := syscall.InotifyAddWatch(fd, path, watchMask); err != nil {
+			if errors.Is(err, syscall.ENOSPC) {
+				return fmt.Errorf("inotify_add_watch %s (watch %d of %d): %w (see fs.inotify.max_user_watches)", path, i+1, cfg.watches, err)
+			}
+			return fmt.Errorf("inotify_add_watch %s (watch %d of %d): %w", path, i+1, cfg.watches, err)
+		}
+	}
+	return nil
+}
+
+func (st *state) openFiles(n int) error {
+	for i := 0; i < n; i++ {
+		f, err := os.Open(os.DevNull)
+		if err != nil {
+			return fmt.Errorf("opening file descriptor %d of %d: %w", i+1, n, err)
+		}
+		st.files = append(st.files, f)
+	}
+	return nil
+}
+
+func (st *state) startThreads(n int) {
+	for i := 0; i < n; i++ {
+		go func() {
+			// The goroutine never unlocks, so its thread is not reused and
+			// ends with it.
+			runtime.LockOSThread()
+			<-st.threads
+		}()
+	}
+}
+
+func (st *state) startChildren(n int) error {
+	if n == 0 {
+		return nil
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return fmt.Errorf("finding own executable for -children: %w", err)
+	}
+	for i := 0; i < n; i++ {
+		cmd := exec.Command(exe, "-idle")
+		// A small runtime per child, so thousands stay cheap.
+		cmd.Env = append(os.Environ(), "GOMAXPROCS=1", "GOGC=off")
+		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+		if err := cmd.Start(); err != nil {
+			if errors.Is(err, syscall.EAGAIN) {
+				return fmt.Errorf("starting child %d of %d: %w (process or thread limit reached)", i+1, n, err)
+			}
+			return fmt.Errorf("starting child %d of %d: %w", i+1, n, err)
+		}
+		st.children = append(st.children, cmd)
+	}
+	return nil
+}
+
+// release frees everything held: children are killed and reaped, inotify
+// instances and files closed, threads let go, and the temporary directory
+// removed. It returns the first error that matters.
+func (st *state) release() error {
+	var first error
+	keep := func(err error) {
+		if err != nil && first == nil {
+			first = err
+		}
+	}
+	for _, c := range st.children {
+		_ = c.Process.Kill()
+	}
+	for _, c := range st.children {
+		_ = c.Wait() // killed on purpose: the status is not an error
+	}
+	st.children = nil
+	for _, fd := range st.inotify {
+		keep(syscall.Close(fd))
+	}
+	st.inotify = nil
+	for _, f := range st.files {
+		keep(f.Close())
+	}
+	st.files = nil
+	close(st.threads)
+	if st.tmpDir != "" {
+		if err := os.RemoveAll(st.tmpDir); err != nil {
+			keep(fmt.Errorf("removing temporary directory: %w", err))
+		}
+		st.tmpDir = ""
+	}
+	return first
+}
