@@ -92,7 +92,7 @@ func engineContainers(ctx context.Context, engine, socket string) ([]Container, 
 	if _, err := os.Stat(socket); err != nil {
 		return nil, err
 	}
-	c, err := client.New(client.WithHost("unix://"+socket))
+	c, err := client.New(client.WithHost("unix://" + socket))
 	if err != nil {
 		return nil, err
 	}

@@ -11,6 +11,7 @@ import (
 	"io/fs"
 	"os"
 	"runtime"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -47,6 +48,10 @@ type Proc struct {
 	Kernel  bool      `json:"kernel,omitempty"` // a kernel thread
 	Cgroup  string    `json:"cgroup,omitempty"`
 	Owner   Owner     `json:"owner"`
+	// PidsCgroup is the path of the cgroup that holds the process's pids
+	// limit: in the v1 "pids" hierarchy when PidsV1, else in the unified one.
+	PidsCgroup string `json:"pids_cgroup,omitempty"`
+	PidsV1     bool   `json:"pids_v1,omitempty"`
 	// Wchan is the kernel function a D-state process waits in.
 	Wchan string `json:"wchan,omitempty"`
 
@@ -174,6 +179,15 @@ func (s *scanner) proc(pid int) (*Proc, bool) {
 	}
 	if cgs, err := pp.Cgroups(); err == nil {
 		p.Owner, p.Cgroup = ownerOf(cgs)
+		for _, cg := range cgs {
+			if slices.Contains(cg.Controllers, "pids") {
+				p.PidsCgroup, p.PidsV1 = cg.Path, true
+				break
+			}
+			if cg.HierarchyID == 0 {
+				p.PidsCgroup = cg.Path
+			}
+		}
 	}
 	if args, err := pp.CmdLine(); err == nil {
 		p.Cmdline = strings.Join(args, " ")

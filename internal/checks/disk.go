@@ -1,0 +1,254 @@
+package checks
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/procfs"
+	"golang.org/x/sys/unix"
+
+	"github.com/hinomi/hinomi/internal/finding"
+)
+
+// hogDirs are where container hosts usually lose their disk space (FM-C2):
+// the seed's manual hunt was du over /var/lib/docker/overlay2.
+var hogDirs = []string{"/var/log", "/var/lib/docker", "/var/lib/containerd", "/var/lib/containers", "/var/lib/vz", "/var/lib/kubelet"}
+
+// duBudget bounds the directory-size walk that runs only for a full disk.
+const (
+	duBudget   = 3 * time.Second
+	duMaxFiles = 2_000_000
+)
+
+// usage is a statfs result, as kept in snapshots.
+type usage struct {
+	Size, Avail, Used uint64 // bytes
+	Files, FreeFiles  uint64
+}
+
+// localFS reports whether a filesystem type holds data on this host's disks
+// (or memory) and is worth a usage check.
+func localFS(fstype, mountpoint string) bool {
+	switch fstype {
+	case "ext2", "ext3", "ext4", "xfs", "btrfs", "zfs", "f2fs", "vfat", "exfat", "jfs", "reiserfs", "bcachefs", "ntfs3":
+		return true
+	case "tmpfs":
+		return !strings.HasPrefix(mountpoint, "/sys") && !strings.HasPrefix(mountpoint, "/proc") &&
+			(!strings.HasPrefix(mountpoint, "/dev") || mountpoint == "/dev/shm")
+	}
+	return false
+}
+
+// checkDisk is FM-C2: space and inodes of every local filesystem, with the
+// biggest directories under the usual hogs when one is filling up.
+func checkDisk(_ context.Context, env *Env) (Result, error) {
+	var res Result
+	ms, err := mounts(env)
+	if err != nil {
+		return res, fmt.Errorf("mount table: %w", err)
+	}
+	seen := map[string]bool{}
+	var worst *finding.Figure
+	for i, m := range ms {
+		if !localFS(m.FSType, m.MountPoint) || seen[m.MajorMinorVer] || strings.HasPrefix(m.MountPoint, "/var/lib/docker/") && m.FSType != "tmpfs" {
+			continue
+		}
+		if m.Root != "/" && m.FSType != "zfs" && m.FSType != "btrfs" {
+			continue // a bind mount of part of a filesystem seen elsewhere
+		}
+		seen[m.MajorMinorVer] = true
+		var u usage
+		err := env.Src.Probe(fmt.Sprintf("statfs-%d", i), &u, func() error {
+			var st unix.Statfs_t
+			if err := unix.Statfs(env.Src.Path(m.MountPoint), &st); err != nil {
+				return err
+			}
+			bs := uint64(st.Bsize)
+			u = usage{Size: st.Blocks * bs, Avail: st.Bavail * bs, Used: (st.Blocks - st.Bfree) * bs, Files: st.Files, FreeFiles: st.Ffree}
+			return nil
+		})
+		if err != nil {
+			if !errors.Is(err, fs.ErrPermission) {
+				res.Blind = append(res.Blind, "usage of "+m.MountPoint+": "+err.Error())
+			}
+			continue
+		}
+		if u.Size == 0 {
+			continue
+		}
+		// Like df: the reserved blocks count as unavailable, not as free.
+		space := finding.Figure{Name: "disk " + m.MountPoint, Value: float64(u.Used), Limit: float64(u.Used + u.Avail), Unit: "bytes", Source: "statfs " + m.MountPoint}
+		if worst == nil || space.Percent() > worst.Percent() {
+			s := space
+			worst = &s
+		}
+		inodes := finding.Figure{Name: "inodes " + m.MountPoint, Value: float64(u.Files - u.FreeFiles), Limit: float64(u.Files), Source: "statfs " + m.MountPoint}
+		if f, ok := diskFinding(env, m, space, "space"); ok {
+			res.Findings = append(res.Findings, f)
+		}
+		if u.Files > 0 {
+			if f, ok := diskFinding(env, m, inodes, "inodes"); ok {
+				res.Findings = append(res.Findings, f)
+			}
+		}
+	}
+	if worst != nil {
+		worst.Name = "fullest filesystem (" + strings.TrimPrefix(worst.Name, "disk ") + ")"
+		res.Headroom = append(res.Headroom, *worst)
+	}
+	return res, nil
+}
+
+// diskSeverity follows the Zabbix default the seed quotes (used > 80 %).
+func diskSeverity(pct float64) finding.Severity {
+	switch {
+	case pct >= 98:
+		return finding.Catastrophic
+	case pct >= 95:
+		return finding.High
+	case pct >= 90:
+		return finding.Medium
+	case pct >= 80:
+		return finding.Low
+	}
+	return 0
+}
+
+func diskFinding(env *Env, m *procfs.MountInfo, fig finding.Figure, what string) (finding.Finding, bool) {
+	sev := diskSeverity(fig.Percent())
+	if sev == 0 {
+		return finding.Finding{}, false
+	}
+	vars := map[string]string{"mount": m.MountPoint, "device": m.Source, "used_pct": fmt.Sprintf("%.0f", fig.Percent())}
+	f := finding.Finding{
+		Mode: "FM-C2", Severity: sev, Subject: what + " " + m.MountPoint,
+		Evidence: finding.Evidence{Figures: []finding.Figure{fig}, Vars: vars},
+	}
+	if what == "space" {
+		f.Summary = fmt.Sprintf("Filesystem %s (%s) is %.0f%% full, %s left.", m.MountPoint, m.Source, fig.Percent(), human(fig.Limit-fig.Value))
+	} else {
+		f.Summary = fmt.Sprintf("Filesystem %s (%s) has used %.0f%% of its inodes: new files fail with \"No space left on device\" although space remains.", m.MountPoint, m.Source, fig.Percent())
+	}
+	for i, dir := range hogDirs {
+		if mountOf(env, dir) != m.MountPoint {
+			continue
+		}
+		var sizes []dirSize
+		err := env.Src.Probe(fmt.Sprintf("du-%d", i), &sizes, func() error {
+			var err error
+			sizes, err = biggestChildren(env.Src.Path(dir), what == "inodes")
+			return err
+		})
+		if err != nil {
+			if !errors.Is(err, fs.ErrNotExist) && !errors.Is(err, os.ErrNotExist) {
+				f.Evidence.Notes = append(f.Evidence.Notes, "could not size "+dir+": "+err.Error())
+			}
+			continue
+		}
+		for _, s := range sizes[:min(3, len(sizes))] {
+			unit := "bytes"
+			if what == "inodes" {
+				unit = "files"
+			}
+			f.Evidence.Consumers = append(f.Evidence.Consumers, finding.Consumer{Kind: "directory", Name: filepath.Join(dir, s.Name), Value: s.Value, Unit: unit})
+		}
+	}
+	sortConsumers(f.Evidence.Consumers)
+	if len(f.Evidence.Consumers) > 0 {
+		vars["dir"] = f.Evidence.Consumers[0].Name
+	}
+	return f, true
+}
+
+// mountOf returns the mount point holding path on the source.
+func mountOf(env *Env, path string) string {
+	ms, err := mounts(env)
+	if err != nil {
+		return ""
+	}
+	best := ""
+	for _, m := range ms {
+		mp := m.MountPoint
+		if (path == mp || strings.HasPrefix(path, strings.TrimSuffix(mp, "/")+"/")) && len(mp) >= len(best) {
+			best = mp
+		}
+	}
+	return best
+}
+
+type dirSize struct {
+	Name  string  `json:"name"`
+	Value float64 `json:"value"`
+}
+
+// biggestChildren sizes each entry directly under dir (allocated bytes, or
+// file counts when counting inodes) within a time and file budget, staying
+// on dir's filesystem.
+func biggestChildren(dir string, count bool) ([]dirSize, error) {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	var root unix.Stat_t
+	if err := unix.Stat(dir, &root); err != nil {
+		return nil, err
+	}
+	deadline := time.Now().Add(duBudget)
+	files := 0
+	stop := errors.New("budget")
+	var out []dirSize
+	for _, e := range ents {
+		var total float64
+		_ = filepath.WalkDir(filepath.Join(dir, e.Name()), func(p string, d fs.DirEntry, err error) error {
+			if err != nil {
+				return nil
+			}
+			files++
+			if files%1024 == 0 && time.Now().After(deadline) || files > duMaxFiles {
+				return stop
+			}
+			info, err := d.Info()
+			if err != nil {
+				return nil
+			}
+			st, ok := info.Sys().(*syscall.Stat_t)
+			if !ok {
+				return nil
+			}
+			if d.IsDir() && st.Dev != root.Dev {
+				return filepath.SkipDir
+			}
+			if count {
+				total++
+			} else {
+				total += float64(st.Blocks) * 512
+			}
+			return nil
+		})
+		out = append(out, dirSize{Name: e.Name(), Value: total})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Value > out[j].Value })
+	return out, nil
+}
+
+// human prints a byte count the way df -h does.
+func human(b float64) string {
+	units := []string{"B", "KiB", "MiB", "GiB", "TiB", "PiB"}
+	i := 0
+	for b >= 1024 && i < len(units)-1 {
+		b /= 1024
+		i++
+	}
+	if i == 0 {
+		return fmt.Sprintf("%.0f B", b)
+	}
+	return fmt.Sprintf("%.1f %s", b, units[i])
+}

@@ -1,0 +1,215 @@
+package checks
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/procfs"
+	"golang.org/x/sys/unix"
+
+	"github.com/hinomi/hinomi/internal/finding"
+)
+
+// MountProber stats network and FUSE mounts with a deadline. A stat on a
+// dead NFS server blocks in the kernel and cannot be cancelled, so each one
+// runs in its own goroutine that is abandoned at the deadline; a mount whose
+// stat is still pending is not stat'ed again (the agent calls Probe every
+// cycle and must not pile up blocked goroutines), it is reported as still
+// stuck since the first attempt.
+type MountProber struct {
+	Deadline time.Duration
+	mu       sync.Mutex
+	pending  map[string]time.Time
+}
+
+// NewMountProber returns a prober with the given deadline.
+func NewMountProber(deadline time.Duration) *MountProber {
+	return &MountProber{Deadline: deadline, pending: map[string]time.Time{}}
+}
+
+// MountAnswer is the outcome of one probe, as kept in snapshots.
+type MountAnswer struct {
+	Answered bool          `json:"answered"`
+	Took     time.Duration `json:"took_ns"`
+	// StuckSince is when the first unanswered stat began.
+	StuckSince time.Time `json:"stuck_since,omitzero"`
+	Err        string    `json:"error,omitempty"`
+}
+
+// Probe stats mountpoint (stat, then statfs: what ls and df do) and waits at
+// most the deadline.
+func (m *MountProber) Probe(ctx context.Context, mountpoint string) MountAnswer {
+	m.mu.Lock()
+	if since, ok := m.pending[mountpoint]; ok {
+		m.mu.Unlock()
+		return MountAnswer{StuckSince: since, Took: time.Since(since)}
+	}
+	start := time.Now()
+	m.pending[mountpoint] = start
+	m.mu.Unlock()
+
+	done := make(chan error, 1) // buffered: the goroutine never blocks on send
+	go func() {
+		var st unix.Stat_t
+		err := unix.Stat(mountpoint, &st)
+		if err == nil {
+			var sfs unix.Statfs_t
+			err = unix.Statfs(mountpoint, &sfs)
+		}
+		m.mu.Lock()
+		delete(m.pending, mountpoint)
+		m.mu.Unlock()
+		done <- err
+	}()
+	t := time.NewTimer(m.Deadline)
+	defer t.Stop()
+	select {
+	case err := <-done:
+		a := MountAnswer{Answered: true, Took: time.Since(start)}
+		if err != nil {
+			a.Err = err.Error()
+		}
+		return a
+	case <-t.C:
+	case <-ctx.Done():
+	}
+	return MountAnswer{StuckSince: start, Took: time.Since(start)}
+}
+
+// networkFS are the filesystem types whose stat can wait on another machine
+// or on a user-space server.
+func networkFS(fstype string) bool {
+	switch fstype {
+	case "nfs", "nfs4", "cifs", "smb3", "smbfs", "ceph", "glusterfs", "9p", "afs", "lustre", "ocfs2", "gfs2", "fuse", "fuseblk", "davfs":
+		return true
+	}
+	return strings.HasPrefix(fstype, "fuse.")
+}
+
+// mounts reads the host's mount table from PID 1's view (the host's mount
+// namespace even when hinomi runs in a container).
+func mounts(env *Env) ([]*procfs.MountInfo, error) {
+	_, _ = env.Src.ReadFile("/proc/1/mountinfo")
+	pfs, err := env.Src.ProcFS()
+	if err != nil {
+		return nil, err
+	}
+	return pfs.GetProcMounts(1)
+}
+
+// MountServer extracts the server from a mount source: "host:/export"
+// (NFS, sshfs), "//host/share" (CIFS), "mon1,mon2:/path" (Ceph).
+func MountServer(fstype, source string) string {
+	switch {
+	case strings.HasPrefix(source, "//"):
+		h, _, _ := strings.Cut(source[2:], "/")
+		return h
+	case strings.HasPrefix(source, "["):
+		if i := strings.Index(source, "]:"); i > 0 {
+			return source[1:i]
+		}
+	case strings.Contains(source, ":"):
+		h, _, _ := strings.Cut(source, ":")
+		if _, after, ok := strings.Cut(h, "@"); ok {
+			h = after
+		}
+		return h
+	}
+	if strings.HasPrefix(fstype, "fuse") {
+		return "user-space server " + source
+	}
+	return source
+}
+
+// checkMounts is FM-C6: network and FUSE mounts whose stat does not return
+// within the deadline.
+func checkMounts(ctx context.Context, env *Env) (Result, error) {
+	var res Result
+	ms, err := mounts(env)
+	if err != nil {
+		return res, fmt.Errorf("mount table: %w", err)
+	}
+	type probe struct {
+		m *procfs.MountInfo
+		a MountAnswer
+	}
+	var probes []*probe
+	for _, m := range ms {
+		if networkFS(m.FSType) {
+			probes = append(probes, &probe{m: m})
+		}
+	}
+	if len(probes) == 0 {
+		return res, ErrNotApplicable
+	}
+	var wg sync.WaitGroup
+	for i, p := range probes {
+		wg.Go(func() {
+			key := fmt.Sprintf("mount-%d", i)
+			err := env.Src.Probe(key, &p.a, func() error {
+				p.a = env.Mounts.Probe(ctx, env.Src.Path(p.m.MountPoint))
+				return nil
+			})
+			if err != nil {
+				p.a = MountAnswer{Answered: true, Err: err.Error()}
+			}
+		})
+	}
+	wg.Wait()
+	sort.Slice(probes, func(i, j int) bool { return probes[i].m.MountPoint < probes[j].m.MountPoint })
+	answered := 0
+	for _, p := range probes {
+		if p.a.Answered {
+			answered++
+			continue
+		}
+		server := MountServer(p.m.FSType, p.m.Source)
+		stuck := p.a.Took.Round(100 * time.Millisecond)
+		lines := env.Kernel.Matching("server "+server+" not responding", "server "+server+" OK")
+		since := p.a.StuckSince
+		sinceNote := fmt.Sprintf("hinomi's stat got no answer in %s", stuck)
+		for _, l := range lines {
+			if strings.Contains(l.Text, "not responding") && l.Time != nil && l.Time.Before(since) {
+				since, sinceNote = *l.Time, "the kernel first said the server was not responding at "+l.Time.Format(time.RFC3339)
+				break
+			}
+		}
+		var blocked []finding.Consumer
+		for _, pr := range env.Procs.Procs {
+			if pr.State == "D" && (strings.Contains(pr.Wchan, "nfs") || strings.Contains(pr.Wchan, "rpc") || strings.Contains(pr.Wchan, "fuse")) {
+				blocked = append(blocked, finding.Consumer{Kind: "process", Name: pr.Comm, PID: pr.PID, Owner: pr.Owner.Label(), Value: 1})
+			}
+		}
+		s := since
+		res.Findings = append(res.Findings, finding.Finding{
+			Mode: "FM-C6", Severity: finding.High, Subject: p.m.MountPoint,
+			Summary: fmt.Sprintf("%s mount %s from %s does not answer (stat stuck for %s); every process that touches it will hang.",
+				p.m.FSType, p.m.MountPoint, server, stuck),
+			Since: &s,
+			Evidence: finding.Evidence{
+				Figures:   []finding.Figure{{Name: "stat wait", Value: p.a.Took.Seconds(), Limit: env.Mounts.Deadline.Seconds(), Unit: "s"}},
+				Consumers: blocked, Lines: lines,
+				Notes: []string{sinceNote, "Source " + p.m.Source + ", options " + joinOpts(p.m.SuperOptions)},
+				Vars:  map[string]string{"mount": p.m.MountPoint, "server": server, "fstype": p.m.FSType, "stuck_for": stuck.String()},
+			},
+		})
+	}
+	res.Headroom = append(res.Headroom, finding.Figure{Name: "network/FUSE mounts answering", Value: float64(answered), Limit: float64(len(probes))})
+	return res, nil
+}
+
+func joinOpts(o map[string]string) string {
+	keys := make([]string, 0, len(o))
+	for k, v := range o {
+		if v != "" {
+			k += "=" + v
+		}
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return strings.Join(keys, ",")
+}

@@ -1,0 +1,104 @@
+package checks
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/hinomi/hinomi/internal/finding"
+)
+
+// softnetSample is one reading of the per-CPU receive backlog counters.
+type softnetSample struct {
+	Dropped   uint64        `json:"dropped"`
+	Squeezed  uint64        `json:"time_squeezed"`
+	Processed uint64        `json:"processed"`
+	Interval  time.Duration `json:"interval_ns,omitempty"`
+}
+
+// checkSoftnet is FM-B3: packets dropped because a CPU's receive backlog
+// (net.core.netdev_max_backlog) was full. Since-boot totals say it has
+// happened; a second sample, taken while the other checks run, says it is
+// happening now.
+func checkSoftnet(ctx context.Context, env *Env) (Result, error) {
+	var res Result
+	pfs, err := env.Src.ProcFS()
+	if err != nil {
+		return res, err
+	}
+	read := func() (softnetSample, error) {
+		_, _ = env.Src.ReadFile("/proc/net/softnet_stat")
+		st, err := pfs.NetSoftnetStat()
+		if err != nil {
+			return softnetSample{}, err
+		}
+		var s softnetSample
+		for _, c := range st {
+			s.Dropped += uint64(c.Dropped)
+			s.Squeezed += uint64(c.TimeSqueezed)
+			s.Processed += uint64(c.Processed)
+		}
+		return s, nil
+	}
+	total, err := read()
+	if err != nil {
+		return res, fmt.Errorf("softnet: %w", err)
+	}
+	var delta softnetSample
+	if env.SampleFor > 0 {
+		err := env.Src.Probe("softnet-delta", &delta, func() error {
+			t := time.NewTimer(env.SampleFor)
+			defer t.Stop()
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-t.C:
+			}
+			again, err := read()
+			if err != nil {
+				return err
+			}
+			// The counters are 32 bits per CPU and wrap: a smaller second
+			// reading means a wrap, counted as no new drops.
+			delta = softnetSample{Interval: env.SampleFor}
+			if again.Dropped >= total.Dropped {
+				delta.Dropped = again.Dropped - total.Dropped
+			}
+			if again.Processed >= total.Processed {
+				delta.Processed = again.Processed - total.Processed
+			}
+			return nil
+		})
+		if err != nil {
+			res.Blind = append(res.Blind, "receive backlog drop rate (no second sample: "+err.Error()+")")
+		}
+	}
+	backlog, _ := readInt(env.Src, "/proc/sys/net/core/netdev_max_backlog")
+	res.Headroom = append(res.Headroom, finding.Figure{Name: "receive backlog drops since boot", Value: float64(total.Dropped), Source: "/proc/net/softnet_stat"})
+	if total.Dropped == 0 {
+		return res, nil
+	}
+	vars := map[string]string{
+		"dropped": itoa(int64(total.Dropped)), "netdev_max_backlog": itoa(backlog),
+		"netdev_max_backlog_new": itoa(suggest(0, backlog, 4096)),
+	}
+	figs := []finding.Figure{{Name: "packets dropped since boot (backlog full)", Value: float64(total.Dropped), Source: "/proc/net/softnet_stat column 2"}}
+	sev := finding.Low
+	summary := fmt.Sprintf("The kernel has dropped %d received packets since boot because a CPU's backlog (net.core.netdev_max_backlog = %d) was full", total.Dropped, backlog)
+	if delta.Interval > 0 {
+		rate := float64(delta.Dropped) / delta.Interval.Seconds()
+		figs = append(figs, finding.Figure{Name: fmt.Sprintf("drops per second (sampled over %s)", delta.Interval), Value: rate, Source: "two readings of /proc/net/softnet_stat"})
+		if delta.Dropped > 0 {
+			sev = finding.High
+			summary += fmt.Sprintf(", and is dropping %.0f per second now", rate)
+		} else {
+			summary += fmt.Sprintf("; none in a %s sample now", delta.Interval)
+		}
+	}
+	res.Findings = append(res.Findings, finding.Finding{
+		Mode: "FM-B3", Severity: sev, Subject: "softnet backlog",
+		Summary:  summary + ".",
+		Evidence: finding.Evidence{Figures: figs, Vars: vars},
+	})
+	return res, nil
+}
