@@ -32,8 +32,13 @@ func checkPreviousBoot(ctx context.Context, env *Env) (Result, error) {
 	looked := false
 
 	// pstore keeps the kernel's last words across a crash.
-	if names, err := env.Src.ReadDirNames("/sys/fs/pstore"); err == nil {
+	// Without a backend (efi_pstore, ramoops …) pstore keeps nothing, and an
+	// empty directory proves nothing.
+	backend, _ := env.Src.ReadFile("/sys/module/pstore/parameters/backend")
+	if b := strings.TrimSpace(string(backend)); b != "" && b != "(null)" {
 		looked = true
+	}
+	if names, err := env.Src.ReadDirNames("/sys/fs/pstore"); err == nil {
 		sort.Strings(names)
 		var lines []finding.Line
 		for _, n := range names {

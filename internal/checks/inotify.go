@@ -60,8 +60,8 @@ func checkInotify(_ context.Context, env *Env) (Result, error) {
 		}
 	}
 	res.Headroom = append(res.Headroom,
-		finding.Figure{Name: "inotify watches (busiest user " + userLabel(names, worstW.uid) + ")", Value: float64(worstW.watches), Limit: float64(maxWatches), Source: "/proc/*/fdinfo"},
-		finding.Figure{Name: "inotify instances (busiest user " + userLabel(names, worstI.uid) + ")", Value: float64(worstI.instances), Limit: float64(maxInstances), Source: "/proc/*/fd"},
+		finding.Figure{Name: "inotify watches (busiest user: " + userLabel(names, worstW.uid) + ")", Value: float64(worstW.watches), Limit: float64(maxWatches), Source: "/proc/*/fdinfo"},
+		finding.Figure{Name: "inotify instances (busiest user: " + userLabel(names, worstI.uid) + ")", Value: float64(worstI.instances), Limit: float64(maxInstances), Source: "/proc/*/fd"},
 	)
 
 	uids := make([]int, 0, len(users))
@@ -133,7 +133,7 @@ func countContainers(ps []*proctable.Proc) int {
 
 func userLabel(names map[int]string, uid int) string {
 	if uid < 0 {
-		return "none"
+		return "-"
 	}
 	if n := names[uid]; n != "" {
 		return n

@@ -1,0 +1,219 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/hinomi/hinomi/internal/doctor"
+	"github.com/hinomi/hinomi/internal/finding"
+	"github.com/hinomi/hinomi/internal/host"
+	"github.com/hinomi/hinomi/internal/runbook"
+)
+
+// version is set at build time with -ldflags "-X main.version=…".
+var version = "dev"
+
+const usage = `hinomi: diagnose and watch self-hosted infrastructure hosts.
+
+Usage:
+  hinomi doctor [flags]        diagnose this host (or a snapshot) now
+  hinomi runbook [ID]          list the runbooks, or print one (e.g. FM-B2)
+  hinomi snapshot DIR          save what doctor reads on this host into DIR
+  hinomi version               print the version
+
+Run "hinomi <command> -h" for a command's flags.
+`
+
+// run is the whole program; it returns the process exit status.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return doctor.ExitFailed
+	}
+	var err error
+	switch args[0] {
+	case "doctor":
+		err = runDoctor(ctx, args[1:], stdout, stderr)
+	case "runbook", "runbooks":
+		err = runRunbook(args[1:], stdout, stderr)
+	case "snapshot":
+		err = runSnapshot(ctx, args[1:], stdout, stderr)
+	case "version", "--version":
+		fmt.Fprintln(stdout, "hinomi", version)
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+	default:
+		fmt.Fprintf(stderr, "hinomi: unknown command %q\n\n%s", args[0], usage)
+		return doctor.ExitFailed
+	}
+	var ee exitError
+	switch {
+	case err == nil:
+		return doctor.ExitOK
+	case errors.As(err, &ee):
+		return ee.code
+	case errors.Is(err, flag.ErrHelp):
+		return doctor.ExitOK
+	}
+	fmt.Fprintln(stderr, "hinomi:", err)
+	return doctor.ExitFailed
+}
+
+func runbookDir(flagValue string) string {
+	if flagValue != "" {
+		return flagValue
+	}
+	return os.Getenv("HINOMI_RUNBOOKS")
+}
+
+func runDoctor(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("doctor", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	asJSON := fs.Bool("json", false, "print JSON (schema "+doctor.JSONSchema+", see docs/doctor-json.md)")
+	minSev := fs.String("min-severity", "low", "show findings at or above: info, low, medium, high, catastrophic")
+	from := fs.String("from", "", "diagnose a snapshot directory made by `hinomi snapshot` instead of this host")
+	rbDir := fs.String("runbooks", "", "directory of runbook overrides (default $HINOMI_RUNBOOKS)")
+	sample := fs.Duration("sample", 500*time.Millisecond, "second sample for rates such as packet drops (0: since-boot totals only)")
+	mountTimeout := fs.Duration("mount-timeout", 2*time.Second, "how long a network or FUSE mount may take to answer stat")
+	color := fs.String("color", "auto", "colour the output: auto (on a terminal), always, never")
+	verbose := fs.Bool("v", false, "log what each check does on stderr")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("doctor: unexpected argument %q", fs.Arg(0))
+	}
+	min, err := finding.ParseSeverity(*minSev)
+	if err != nil {
+		return fmt.Errorf("doctor: --min-severity: %w", err)
+	}
+	book, err := runbook.Load(runbookDir(*rbDir))
+	if err != nil {
+		return err
+	}
+	level := slog.LevelWarn
+	if *verbose {
+		level = slog.LevelDebug
+	}
+	d, err := doctor.Diagnose(ctx, doctor.Options{
+		From: *from, SampleFor: *sample, MountDeadline: *mountTimeout,
+		Log: slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level})),
+	})
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		err = doctor.WriteJSON(stdout, d, min, book)
+	} else {
+		err = doctor.WriteText(stdout, d, doctor.TextOptions{Min: min, Color: useColor(*color, stdout)}, book)
+	}
+	if err != nil {
+		return err
+	}
+	if len(d.AtLeast(min)) > 0 {
+		return exitError{doctor.ExitFindings}
+	}
+	return nil
+}
+
+func useColor(mode string, w io.Writer) bool {
+	switch mode {
+	case "always":
+		return true
+	case "never":
+		return false
+	}
+	if os.Getenv("NO_COLOR") != "" || os.Getenv("TERM") == "dumb" {
+		return false
+	}
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
+	return err == nil
+}
+
+func runRunbook(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("runbook", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	rbDir := fs.String("runbooks", "", "directory of runbook overrides (default $HINOMI_RUNBOOKS)")
+	var sets multiFlag
+	fs.Var(&sets, "set", "fill a template value, e.g. -set pid=4242 (repeatable)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	book, err := runbook.Load(runbookDir(*rbDir))
+	if err != nil {
+		return err
+	}
+	if fs.NArg() == 0 {
+		for _, rb := range book.All() {
+			src := ""
+			if rb.Source != "built-in" {
+				src = "  [" + rb.Source + "]"
+			}
+			fmt.Fprintf(stdout, "%-7s %-13s %s%s\n", rb.ID, rb.Severity, rb.Title, src)
+		}
+		return nil
+	}
+	rb := book.Get(fs.Arg(0))
+	if rb == nil {
+		return fmt.Errorf("no runbook %q; `hinomi runbook` lists them", fs.Arg(0))
+	}
+	vars := map[string]string{}
+	for _, s := range sets {
+		k, v, ok := strings.Cut(s, "=")
+		if !ok {
+			return fmt.Errorf("-set %q: want name=value", s)
+		}
+		vars[k] = v
+	}
+	text, err := rb.Render(vars)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "# %s: %s (%s)\n\n%s", rb.ID, rb.Title, rb.Severity, text)
+	return nil
+}
+
+type multiFlag []string
+
+func (m *multiFlag) String() string     { return strings.Join(*m, ",") }
+func (m *multiFlag) Set(s string) error { *m = append(*m, s); return nil }
+
+func runSnapshot(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("snapshot", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	sample := fs.Duration("sample", 500*time.Millisecond, "second sample for rates")
+	mountTimeout := fs.Duration("mount-timeout", 2*time.Second, "how long a network or FUSE mount may take to answer stat")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() != 1 {
+		return errors.New("snapshot: want one argument, the directory to create")
+	}
+	dir := fs.Arg(0)
+	rec, err := host.NewRecorder(dir)
+	if err != nil {
+		return err
+	}
+	d, err := doctor.Diagnose(ctx, doctor.Options{SampleFor: *sample, MountDeadline: *mountTimeout, Record: rec})
+	if err != nil {
+		return err
+	}
+	if err := rec.Close(host.Meta{Host: d.Host, Taken: d.Taken, Version: version, UID: os.Geteuid(), Warnings: d.Blind}); err != nil {
+		return fmt.Errorf("snapshot %s: %w", dir, err)
+	}
+	fmt.Fprintf(stdout, "saved a snapshot of %s (%d processes) in %s; diagnose it with: hinomi doctor --from %s\n", d.Host, d.Processes, dir, dir)
+	return nil
+}

@@ -1,0 +1,118 @@
+// Package doctor is `hinomi doctor`: one diagnosis of a host (live or a
+// saved snapshot) rendered for a person or a script. It wires the host
+// seam, the process table, the kernel log and the checks together; the
+// agent reuses Diagnose and only changes what happens to the findings.
+package doctor
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/hinomi/hinomi/internal/checks"
+	"github.com/hinomi/hinomi/internal/finding"
+	"github.com/hinomi/hinomi/internal/host"
+	"github.com/hinomi/hinomi/internal/proctable"
+)
+
+// Exit statuses of `hinomi doctor`.
+const (
+	ExitOK       = 0 // nothing at or above --min-severity
+	ExitFindings = 1 // at least one finding at or above --min-severity
+	ExitFailed   = 2 // the diagnosis could not run (bad flags, unreadable snapshot)
+)
+
+// Options configure one diagnosis.
+type Options struct {
+	// From is a snapshot directory; empty means this host.
+	From string
+	// SampleFor is how long rate checks wait for a second sample.
+	SampleFor time.Duration
+	// MountDeadline bounds each network/FUSE mount's stat.
+	MountDeadline time.Duration
+	// Mounts, when set, is reused across diagnoses (the agent); otherwise a
+	// fresh prober with MountDeadline is made.
+	Mounts *checks.MountProber
+	// Record, when set, copies every input into a snapshot.
+	Record *host.Recorder
+	Log    *slog.Logger
+	Now    func() time.Time
+}
+
+// Diagnosis is the outcome of one run: data first, views elsewhere.
+type Diagnosis struct {
+	Host      string
+	Taken     time.Time
+	Source    string // "live" or the snapshot directory
+	Took      time.Duration
+	Processes int
+	checks.Report
+}
+
+// Diagnose runs every check once.
+func Diagnose(ctx context.Context, o Options) (*Diagnosis, error) {
+	if o.Log == nil {
+		o.Log = slog.New(slog.DiscardHandler)
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	start := time.Now()
+	d := &Diagnosis{Source: "live", Taken: o.Now().UTC()}
+	var src *host.Source
+	if o.From != "" {
+		s, err := host.FromDir(o.From)
+		if err != nil {
+			return nil, err
+		}
+		m, _ := host.ReadMeta(o.From)
+		src, d.Source, d.Host, d.Taken = s, o.From, m.Host, m.Taken
+	} else {
+		src = host.Live()
+		d.Host, _ = os.Hostname()
+		if o.Record != nil {
+			src.Record(o.Record)
+		}
+	}
+	procs, err := proctable.Scan(src)
+	if err != nil {
+		return nil, fmt.Errorf("reading processes: %w", err)
+	}
+	d.Processes = len(procs.Procs)
+	notes := proctable.ResolveNames(ctx, src, procs)
+	mounts := o.Mounts
+	if mounts == nil {
+		mounts = checks.NewMountProber(o.MountDeadline)
+	}
+	env := &checks.Env{
+		Src: src, Host: d.Host, Procs: procs, Now: d.Taken,
+		SampleFor: o.SampleFor, Mounts: mounts, Log: o.Log,
+		Kernel: checks.ReadKernelLog(src, procs.Boot, 5000),
+	}
+	d.Report = checks.Run(ctx, env, checks.All())
+	d.Blind = append(d.Blind, notes...)
+	d.Took = time.Since(start)
+	return d, nil
+}
+
+// Worst is the highest severity among the findings (0 when none).
+func (d *Diagnosis) Worst() finding.Severity {
+	var w finding.Severity
+	for _, f := range d.Findings {
+		w = max(w, f.Severity)
+	}
+	return w
+}
+
+// AtLeast returns the findings at or above min.
+func (d *Diagnosis) AtLeast(min finding.Severity) []finding.Finding {
+	var out []finding.Finding
+	for _, f := range d.Findings {
+		if f.Severity >= min {
+			out = append(out, f)
+		}
+	}
+	return out
+}

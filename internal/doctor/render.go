@@ -1,0 +1,298 @@
+package doctor
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"math"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/hinomi/hinomi/internal/finding"
+	"github.com/hinomi/hinomi/internal/runbook"
+)
+
+// JSONSchema names the layout of `doctor --json`; docs/doctor-json.md
+// describes it. Fields are only ever added under this name.
+const JSONSchema = "hinomi.doctor/v1"
+
+type jsonFinding struct {
+	finding.Finding
+	// Recover are the runbook's recovery commands filled with the evidence.
+	Recover []string `json:"recover"`
+}
+
+type jsonReport struct {
+	Schema      string            `json:"schema"`
+	Host        string            `json:"host"`
+	Taken       time.Time         `json:"taken"`
+	Source      string            `json:"source"`
+	TookSeconds float64           `json:"took_seconds"`
+	Processes   int               `json:"processes"`
+	MinSeverity finding.Severity  `json:"min_severity"`
+	Worst       string            `json:"worst"`
+	Findings    []jsonFinding     `json:"findings"`
+	Headroom    []finding.Figure  `json:"headroom"`
+	Blind       []string          `json:"could_not_see"`
+	Errors      map[string]string `json:"check_errors"`
+}
+
+// WriteJSON writes the diagnosis for scripts.
+func WriteJSON(w io.Writer, d *Diagnosis, min finding.Severity, book *runbook.Book) error {
+	r := jsonReport{
+		Schema: JSONSchema, Host: d.Host, Taken: d.Taken, Source: d.Source,
+		TookSeconds: math.Round(d.Took.Seconds()*1000) / 1000, Processes: d.Processes,
+		MinSeverity: min, Worst: "none", Findings: []jsonFinding{},
+		Headroom: d.Headroom, Blind: d.Blind, Errors: d.Errors,
+	}
+	if w := d.Worst(); w > 0 {
+		r.Worst = w.String()
+	}
+	if r.Headroom == nil {
+		r.Headroom = []finding.Figure{}
+	}
+	if r.Blind == nil {
+		r.Blind = []string{}
+	}
+	for _, f := range d.AtLeast(min) {
+		r.Findings = append(r.Findings, jsonFinding{Finding: f, Recover: recoverCommands(book, f)})
+	}
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(r)
+}
+
+func recoverCommands(book *runbook.Book, f finding.Finding) []string {
+	rb := book.Get(f.Runbook)
+	if rb == nil {
+		return []string{}
+	}
+	sec, err := rb.Section("Recover", f.Evidence.Vars)
+	if err != nil {
+		return []string{}
+	}
+	cmds := runbook.Commands(sec)
+	if cmds == nil {
+		return []string{}
+	}
+	return cmds
+}
+
+// TextOptions shape the human view.
+type TextOptions struct {
+	Min   finding.Severity
+	Color bool
+	// MaxCommands bounds the recovery commands shown per finding.
+	MaxCommands int
+}
+
+var sevColor = map[finding.Severity]string{
+	finding.Info: "\x1b[2m", finding.Low: "\x1b[36m", finding.Medium: "\x1b[33m",
+	finding.High: "\x1b[31m", finding.Catastrophic: "\x1b[1;41;97m",
+}
+
+// WriteText writes the diagnosis for a person: grouped by severity, worst
+// first; a healthy host gets an all-clear with its headroom.
+func WriteText(w io.Writer, d *Diagnosis, o TextOptions, book *runbook.Book) error {
+	p := &printer{w: w}
+	paint := func(s string, sev finding.Severity) string {
+		if !o.Color {
+			return s
+		}
+		return sevColor[sev] + s + "\x1b[0m"
+	}
+	bold := func(s string) string {
+		if !o.Color {
+			return s
+		}
+		return "\x1b[1m" + s + "\x1b[0m"
+	}
+	src := ""
+	if d.Source != "live" {
+		src = " (snapshot " + d.Source + ")"
+	}
+	p.f("hinomi doctor: %s%s at %s, %d processes, %.2f s\n", d.Host, src, d.Taken.Format("2006-01-02 15:04:05 MST"), d.Processes, d.Took.Seconds())
+
+	shown := d.AtLeast(o.Min)
+	if len(shown) == 0 {
+		p.f("\n%s\n", bold("All clear: nothing at or above "+o.Min.String()+"."))
+		if below := len(d.Findings) - len(shown); below > 0 {
+			p.f("(%d finding(s) below %s; --min-severity info shows them.)\n", below, o.Min)
+		}
+		p.f("\nHeadroom:\n")
+		for _, h := range d.Headroom {
+			p.f("  %-52s %s\n", h.Name, figure(h))
+		}
+	} else {
+		var cur finding.Severity = -1
+		for _, f := range shown {
+			if f.Severity != cur {
+				cur = f.Severity
+				n := 0
+				for _, g := range shown {
+					if g.Severity == cur {
+						n++
+					}
+				}
+				p.f("\n%s\n", paint(fmt.Sprintf("%s (%d)", strings.ToUpper(cur.String()), n), cur))
+			}
+			p.f("  %s  %s\n", paint(fmt.Sprintf("%-6s", f.Mode), f.Severity), f.Summary)
+			ind := "          "
+			if f.Since != nil {
+				p.f("%ssince %s (%s ago)\n", ind, f.Since.Local().Format("2006-01-02 15:04:05"), ago(d.Taken.Sub(*f.Since)))
+			}
+			for _, fig := range f.Evidence.Figures {
+				p.f("%s%-40s %s\n", ind, fig.Name, figure(fig))
+			}
+			for i, c := range f.Evidence.Consumers {
+				if i == 0 {
+					p.f("%stop:\n", ind)
+				}
+				p.f("%s  %s\n", ind, consumer(c))
+			}
+			for _, l := range f.Evidence.Lines {
+				ts := ""
+				if l.Time != nil {
+					ts = l.Time.Local().Format("2006-01-02 15:04:05") + "  "
+				}
+				p.f("%s| %s%s\n", ind, ts, clip(l.Text, 160))
+			}
+			for _, n := range f.Evidence.Notes {
+				p.f("%s%s\n", ind, n)
+			}
+			cmds := recoverCommands(book, f)
+			if len(cmds) > 0 {
+				p.f("%srecover:\n", ind)
+				max := o.MaxCommands
+				if max <= 0 {
+					max = 6
+				}
+				for i, c := range cmds {
+					if i == max {
+						p.f("%s  … %d more in the runbook\n", ind, len(cmds)-max)
+						break
+					}
+					p.f("%s  %s\n", ind, bold(c))
+				}
+			}
+			p.f("%srunbook: hinomi runbook %s\n", ind, f.Runbook)
+		}
+		if below := len(d.Findings) - len(shown); below > 0 {
+			p.f("\n(%d more finding(s) below %s.)\n", below, o.Min)
+		}
+	}
+	if len(d.Blind) > 0 || len(d.Errors) > 0 {
+		p.f("\nCould not see:\n")
+		for _, b := range d.Blind {
+			p.f("  - %s\n", b)
+		}
+		for name, e := range d.Errors {
+			p.f("  - check %s failed: %s\n", name, e)
+		}
+	}
+	return p.err
+}
+
+type printer struct {
+	w   io.Writer
+	err error
+}
+
+func (p *printer) f(format string, args ...any) {
+	if p.err == nil {
+		_, p.err = fmt.Fprintf(p.w, format, args...)
+	}
+}
+
+func figure(f finding.Figure) string {
+	v := num(f.Value, f.Unit)
+	if f.Limit > 0 {
+		return fmt.Sprintf("%s of %s (%.1f%%)", v, num(f.Limit, f.Unit), f.Percent())
+	}
+	return v
+}
+
+func num(v float64, unit string) string {
+	switch unit {
+	case "bytes":
+		return humanBytes(v)
+	case "%":
+		return strconv.FormatFloat(v, 'f', 1, 64) + "%"
+	case "s":
+		return strconv.FormatFloat(v, 'f', 1, 64) + " s"
+	}
+	if v != math.Trunc(v) {
+		return strconv.FormatFloat(v, 'f', 1, 64)
+	}
+	return group(int64(v))
+}
+
+// group writes 1234567 as 1,234,567.
+func group(n int64) string {
+	s := strconv.FormatInt(n, 10)
+	neg := strings.HasPrefix(s, "-")
+	s = strings.TrimPrefix(s, "-")
+	var b strings.Builder
+	for i, c := range s {
+		if i > 0 && (len(s)-i)%3 == 0 {
+			b.WriteByte(',')
+		}
+		b.WriteRune(c)
+	}
+	if neg {
+		return "-" + b.String()
+	}
+	return b.String()
+}
+
+func humanBytes(b float64) string {
+	units := []string{"B", "KiB", "MiB", "GiB", "TiB", "PiB"}
+	i := 0
+	for b >= 1024 && i < len(units)-1 {
+		b /= 1024
+		i++
+	}
+	if i == 0 {
+		return fmt.Sprintf("%.0f B", b)
+	}
+	return fmt.Sprintf("%.1f %s", b, units[i])
+}
+
+func consumer(c finding.Consumer) string {
+	var b strings.Builder
+	b.WriteString(c.Kind + " " + c.Name)
+	if c.PID > 0 {
+		b.WriteString(" pid " + strconv.Itoa(c.PID))
+	}
+	if c.UID != nil {
+		b.WriteString(" uid " + strconv.Itoa(*c.UID))
+	}
+	if c.Owner != "" && c.Owner != "host" && c.Kind == "process" {
+		b.WriteString(" in " + c.Owner)
+	}
+	b.WriteString(": " + num(c.Value, c.Unit))
+	if c.Limit > 0 {
+		b.WriteString(" of " + num(c.Limit, c.Unit))
+	}
+	return b.String()
+}
+
+func ago(d time.Duration) string {
+	switch {
+	case d < 0:
+		return "0s"
+	case d < time.Minute:
+		return d.Round(time.Second).String()
+	case d < 48*time.Hour:
+		return d.Round(time.Minute).String()
+	}
+	return fmt.Sprintf("%dd%dh", int(d.Hours())/24, int(d.Hours())%24)
+}
+
+func clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}
