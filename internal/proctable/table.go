@@ -157,7 +157,7 @@ func (s *scanner) proc(pid int) (*Proc, bool) {
 		return nil, false
 	}
 	if rec != nil {
-		for _, f := range []string{"stat", "status", "cgroup", "comm", "cmdline", "limits", "wchan"} {
+		for _, f := range []string{"stat", "status", "cgroup", "comm", "limits", "wchan"} {
 			_, _ = s.src.ReadFile(s.path(pid, f))
 		}
 	}
@@ -190,7 +190,11 @@ func (s *scanner) proc(pid int) (*Proc, bool) {
 		}
 	}
 	if args, err := pp.CmdLine(); err == nil {
+		args = RedactArgs(args)
 		p.Cmdline = strings.Join(args, " ")
+		if rec != nil {
+			rec.Raw(s.path(pid, "cmdline"), []byte(strings.Join(args, "\x00")+"\x00"))
+		}
 	}
 	if p.State == "D" {
 		if b, err := s.src.ReadFile(s.path(pid, "wchan")); err == nil {
@@ -298,3 +302,42 @@ func (t *Table) Name(names Names) {
 
 // Names maps an owner ID (container ID, guest ID) to its human name.
 type Names map[string]string
+
+// secretWords mark command-line arguments whose values must not be shown
+// or saved in a snapshot.
+var secretWords = []string{"pass", "secret", "token", "key", "auth", "credential", "pwd"}
+
+// RedactArgs hides the values of arguments that look like secrets:
+// "--password=x", "--token x", "-pSECRET" (mysql) become "…=<redacted>".
+func RedactArgs(args []string) []string {
+	out := make([]string, len(args))
+	copy(out, args)
+	for i := 1; i < len(out); i++ {
+		a := out[i]
+		lower := strings.ToLower(a)
+		if !strings.HasPrefix(a, "-") {
+			continue
+		}
+		if strings.HasPrefix(a, "-p") && !strings.HasPrefix(a, "--") && len(a) > 2 && !strings.Contains(a, "=") {
+			out[i] = "-p<redacted>"
+			continue
+		}
+		secret := false
+		for _, w := range secretWords {
+			if strings.Contains(lower, w) {
+				secret = true
+				break
+			}
+		}
+		if !secret {
+			continue
+		}
+		if k, _, ok := strings.Cut(a, "="); ok {
+			out[i] = k + "=<redacted>"
+		} else if i+1 < len(out) && !strings.HasPrefix(out[i+1], "-") {
+			out[i+1] = "<redacted>"
+			i++
+		}
+	}
+	return out
+}

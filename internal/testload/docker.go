@@ -213,6 +213,18 @@ func buildImage(ctx context.Context, cli *client.Client, bin, tag string) error 
 // first. It calls RequireDocker first.
 func RunContainer(t testing.TB, image, name string, args ...string) (pid int) {
 	t.Helper()
+	return runContainer(t, image, name, "", args)
+}
+
+// RunContainerAs is RunContainer with the container's process running as
+// user ("4243" or "4243:4243").
+func RunContainerAs(t testing.TB, image, name, user string, args ...string) (pid int) {
+	t.Helper()
+	return runContainer(t, image, name, user, args)
+}
+
+func runContainer(t testing.TB, image, name, user string, args []string) (pid int) {
+	t.Helper()
 	cli := requireDocker(t)
 	ctx := context.Background()
 
@@ -225,6 +237,7 @@ func RunContainer(t testing.TB, image, name string, args ...string) (pid int) {
 		Name: name,
 		Config: &container.Config{
 			Image:        image,
+			User:         user,
 			Cmd:          append([]string{"-stdin=false"}, args...),
 			AttachStdout: true,
 			AttachStderr: true,
@@ -232,6 +245,9 @@ func RunContainer(t testing.TB, image, name string, args ...string) (pid int) {
 		},
 		HostConfig: &container.HostConfig{
 			NetworkMode: "none",
+			// A scratch image has no /tmp, where the program makes the
+			// files it watches.
+			Tmpfs: map[string]string{"/tmp": "rw,mode=1777"},
 		},
 	})
 	cancel()

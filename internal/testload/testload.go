@@ -91,6 +91,10 @@ func buildProgram() (string, error) {
 		return "", err
 	}
 	program.dir = dir
+	// Other users must be able to run it (StartAs).
+	if err := os.Chmod(dir, 0o755); err != nil {
+		return "", err
+	}
 	out := filepath.Join(dir, ProgramName)
 	cmd := exec.Command("go", "build", "-trimpath", "-o", out, programPackage)
 	cmd.Dir = root
@@ -147,9 +151,24 @@ type Proc struct {
 // called Stop itself, the test fails if the program did not exit cleanly.
 func Start(t testing.TB, args ...string) *Proc {
 	t.Helper()
+	return start(t, -1, args)
+}
+
+// StartAs is Start with the program running as uid (and gid uid), so that
+// its inotify watches and instances are charged to a budget of its own.
+func StartAs(t testing.TB, uid int, args ...string) *Proc {
+	t.Helper()
+	return start(t, uid, args)
+}
+
+func start(t testing.TB, uid int, args []string) *Proc {
+	t.Helper()
 	path := Build(t)
 
 	cmd := exec.Command(path, args...)
+	if uid >= 0 {
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(uid)}}
+	}
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
 		t.Fatalf("testload: %v", err)

@@ -64,6 +64,9 @@ type config struct {
 	dir       string
 	idle      bool
 	stdin     bool
+	// nofilePct, when set, lowers RLIMIT_NOFILE once everything is open so
+	// that the open descriptors fill that percentage of it.
+	nofilePct int
 }
 
 func main() {
@@ -76,6 +79,7 @@ func main() {
 	fs.IntVar(&cfg.threads, "threads", 0, "number of extra OS `threads`")
 	fs.StringVar(&cfg.dir, "dir", "", "`directory` in which the temporary directory of watched files is made (default: $TMPDIR or /tmp)")
 	fs.BoolVar(&cfg.idle, "idle", false, "internal: run as an idle child that waits for a signal or its parent's death")
+	fs.IntVar(&cfg.nofilePct, "nofile-percent", 0, "when everything is open, lower RLIMIT_NOFILE so that the open descriptors fill this `percentage` of it")
 	fs.BoolVar(&cfg.stdin, "stdin", true, "also exit when standard input reaches end of file")
 	fs.SetOutput(os.Stderr)
 	if err := fs.Parse(os.Args[1:]); err != nil {
@@ -163,6 +167,12 @@ func run(cfg config, stdin io.Reader, stdout io.Writer) (err error) {
 		return err
 	}
 
+	if cfg.nofilePct > 0 {
+		if err := fillNoFile(cfg.nofilePct); err != nil {
+			return err
+		}
+	}
+
 	w := bufio.NewWriter(stdout)
 	fmt.Fprintf(w, "ready pid=%d watches=%d instances=%d files=%d children=%d\n",
 		os.Getpid(), cfg.watches, cfg.instances, cfg.files, cfg.children)
@@ -181,6 +191,22 @@ func run(cfg config, stdin io.Reader, stdout io.Writer) (err error) {
 	select {
 	case <-eof:
 	case <-sig:
+	}
+	return nil
+}
+
+// fillNoFile sets RLIMIT_NOFILE (soft and hard) so that the descriptors
+// open now are pct percent of it. Later opens fail, which the program does
+// not need.
+func fillNoFile(pct int) error {
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		return err
+	}
+	// ReadDir's own descriptor is counted in ents and closed now.
+	n := uint64((len(ents) - 1) * 100 / pct)
+	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &syscall.Rlimit{Cur: n, Max: n}); err != nil {
+		return fmt.Errorf("setrlimit(RLIMIT_NOFILE, %d): %w", n, err)
 	}
 	return nil
 }

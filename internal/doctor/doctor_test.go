@@ -1,0 +1,267 @@
+package doctor
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/procfs"
+
+	"github.com/hinomi/hinomi/internal/checks"
+	"github.com/hinomi/hinomi/internal/finding"
+	"github.com/hinomi/hinomi/internal/host"
+	"github.com/hinomi/hinomi/internal/testload"
+)
+
+// Test users: each test's load runs under its own UID, so its inotify
+// budget (which the kernel keeps per user) is its own and the host's other
+// users are never starved.
+const (
+	uidProcess   = 4242
+	uidContainer = 4243
+	uidSnapshot  = 4244
+)
+
+func diagnose(t *testing.T, o Options) *Diagnosis {
+	t.Helper()
+	if o.MountDeadline == 0 {
+		o.MountDeadline = 2 * time.Second
+	}
+	d, err := Diagnose(t.Context(), o)
+	if err != nil {
+		t.Fatalf("Diagnose: %v", err)
+	}
+	return d
+}
+
+func findingByKey(t *testing.T, d *Diagnosis, key string) finding.Finding {
+	t.Helper()
+	for _, f := range d.Findings {
+		if f.Key == key {
+			return f
+		}
+	}
+	var keys []string
+	for _, f := range d.Findings {
+		keys = append(keys, f.Key)
+	}
+	t.Fatalf("no finding %s; got %v", key, keys)
+	return finding.Finding{}
+}
+
+// watchesFor returns a watch count that fills 90 % of the per-user limit:
+// enough for a medium finding (85 %) and below the next threshold (95 %).
+func watchesFor(t *testing.T) int {
+	t.Helper()
+	b, err := os.ReadFile("/proc/sys/fs/inotify/max_user_watches")
+	if err != nil {
+		t.Fatal(err)
+	}
+	limit, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if limit > 1<<20 {
+		t.Skipf("fs.inotify.max_user_watches is %d: filling 90%% of it would take too long here", limit)
+	}
+	return limit * 90 / 100
+}
+
+// fdsAndLimit reads a process's descriptor count and RLIMIT_NOFILE soft
+// limit the way an operator would, independently of hinomi.
+func fdsAndLimit(t *testing.T, pid int) (int, uint64) {
+	t.Helper()
+	ents, err := os.ReadDir("/proc/" + strconv.Itoa(pid) + "/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	proc, err := procfs.NewProc(pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lim, err := proc.Limits()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(ents), lim.OpenFiles
+}
+
+func requireRoot(t *testing.T) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		if os.Getenv("CI") != "" {
+			t.Fatal("this test needs root (it runs load under other UIDs); CI runs as root")
+		}
+		t.Skip("needs root")
+	}
+}
+
+func TestInotifyAndFilesAttributedToProcess(t *testing.T) {
+	requireRoot(t)
+	watches := watchesFor(t)
+	const instances, files = 3, 300
+	p := testload.StartAs(t, uidProcess, "-watches", strconv.Itoa(watches), "-instances", strconv.Itoa(instances),
+		"-files", strconv.Itoa(files), "-nofile-percent", "96")
+	fds, soft := fdsAndLimit(t, p.PID)
+	if fds < files+instances {
+		t.Fatalf("test process has %d fds, want at least %d", fds, files+instances)
+	}
+
+	d := diagnose(t, Options{})
+
+	f := findingByKey(t, d, "FM-B2/uid "+strconv.Itoa(uidProcess))
+	if f.Severity != finding.Medium {
+		t.Errorf("severity %s, want medium at 90%%", f.Severity)
+	}
+	if got := f.Evidence.Figures[0].Value; got != float64(watches) {
+		t.Errorf("watches figure %v, want %d", got, watches)
+	}
+	if got := f.Evidence.Figures[1].Value; got != instances {
+		t.Errorf("instances figure %v, want %d", got, instances)
+	}
+	top := f.Evidence.Consumers[0]
+	if top.PID != p.PID || top.Name != "hinomi-testload" || top.Value != float64(watches) {
+		t.Errorf("top consumer %+v, want pid %d comm hinomi-testload with %d watches", top, p.PID, watches)
+	}
+	if f.Evidence.Vars["pid"] != strconv.Itoa(p.PID) || f.Evidence.Vars["uid"] != strconv.Itoa(uidProcess) {
+		t.Errorf("runbook vars %v", f.Evidence.Vars)
+	}
+
+	b1 := findingByKey(t, d, "FM-B1/process hinomi-testload (host)")
+	if b1.Severity != finding.High {
+		t.Errorf("FM-B1 severity %s, want high at 96%%", b1.Severity)
+	}
+	c := b1.Evidence.Consumers[0]
+	if c.PID != p.PID || c.Value != float64(fds) || c.Limit != float64(soft) {
+		t.Errorf("FM-B1 consumer %+v, want pid %d with %d fds of %d", c, p.PID, fds, soft)
+	}
+}
+
+func TestInotifyAttributedToContainerName(t *testing.T) {
+	requireRoot(t)
+	testload.RequireDocker(t)
+	watches := watchesFor(t)
+	image := testload.ScratchImage(t, testload.DefaultImage)
+	const name = "hinomi-test-wiki"
+	pid := testload.RunContainerAs(t, image, name, strconv.Itoa(uidContainer)+":"+strconv.Itoa(uidContainer),
+		"-watches", strconv.Itoa(watches), "-instances", "2", "-files", "50")
+
+	d := diagnose(t, Options{})
+	f := findingByKey(t, d, "FM-B2/uid "+strconv.Itoa(uidContainer))
+	var proc, ctr *finding.Consumer
+	for i, c := range f.Evidence.Consumers {
+		switch c.Kind {
+		case "process":
+			if proc == nil {
+				proc = &f.Evidence.Consumers[i]
+			}
+		case "container":
+			if ctr == nil {
+				ctr = &f.Evidence.Consumers[i]
+			}
+		}
+	}
+	if proc == nil || proc.PID != pid || proc.Owner != name || proc.Value != float64(watches) {
+		t.Errorf("top process %+v, want pid %d in %s with %d watches", proc, pid, name, watches)
+	}
+	if ctr == nil || ctr.Name != name || ctr.Value != float64(watches) {
+		t.Errorf("top container %+v, want %s with %d watches", ctr, name, watches)
+	}
+	if got := f.Evidence.Vars["container"]; got != name {
+		t.Errorf("runbook container %q, want %q", got, name)
+	}
+	if !strings.Contains(f.Summary, "container "+name) {
+		t.Errorf("summary does not name the container: %s", f.Summary)
+	}
+}
+
+func TestHungFUSEMountReportedWithinDeadline(t *testing.T) {
+	requireRoot(t)
+	m := testload.MountHung(t, "nfs-sim.example:/export")
+	m.Hang()
+	const deadline = 300 * time.Millisecond
+	prober := checks.NewMountProber(deadline)
+
+	start := time.Now()
+	d := diagnose(t, Options{Mounts: prober, MountDeadline: deadline})
+	took := time.Since(start)
+
+	f := findingByKey(t, d, "FM-C6/"+m.Dir)
+	if f.Severity != finding.High {
+		t.Errorf("severity %s, want high", f.Severity)
+	}
+	if got := f.Evidence.Vars["mount"]; got != m.Dir {
+		t.Errorf("runbook mount %q, want %q", got, m.Dir)
+	}
+	if got := f.Evidence.Vars["server"]; got != "nfs-sim.example" {
+		t.Errorf("runbook server %q, want nfs-sim.example", got)
+	}
+	if got := f.Evidence.Figures[0].Value; got < deadline.Seconds() {
+		t.Errorf("stat wait %.3f s, want at least the deadline", got)
+	}
+	// Diagnose waits for the deadline once, not once per check.
+	if took > 10*deadline+5*time.Second {
+		t.Errorf("doctor took %s with a %s mount deadline", took, deadline)
+	}
+
+	// The agent asks again while the first stat is still blocked: the
+	// mount is not stat'ed a second time and keeps its first stuck time.
+	d2 := diagnose(t, Options{Mounts: prober, MountDeadline: deadline})
+	f2 := findingByKey(t, d2, "FM-C6/"+m.Dir)
+	if f.Since == nil || f2.Since == nil || !f2.Since.Equal(*f.Since) {
+		t.Errorf("second run since %v, want the first run's %v", f2.Since, f.Since)
+	}
+
+	// Once the server answers, the mount is healthy again.
+	m.Release()
+	d3 := diagnose(t, Options{Mounts: checks.NewMountProber(5 * time.Second), MountDeadline: 5 * time.Second})
+	for _, f := range d3.Findings {
+		if f.Key == "FM-C6/"+m.Dir {
+			t.Errorf("released mount still reported: %s", f.Summary)
+		}
+	}
+}
+
+func TestSnapshotRoundTrip(t *testing.T) {
+	requireRoot(t)
+	p := testload.StartAs(t, uidSnapshot, "-watches", "50", "-files", "400", "-nofile-percent", "90")
+	dir := t.TempDir() + "/snap"
+	rec, err := host.NewRecorder(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	live := diagnose(t, Options{Record: rec, SampleFor: 50 * time.Millisecond})
+	if err := rec.Close(host.Meta{Host: live.Host, Taken: live.Taken}); err != nil {
+		t.Fatalf("closing snapshot: %v", err)
+	}
+	if _, err := os.Stat(dir + "/proc/" + strconv.Itoa(p.PID) + "/environ"); !os.IsNotExist(err) {
+		t.Errorf("snapshot holds the environment of pid %d (err %v)", p.PID, err)
+	}
+	replay := diagnose(t, Options{From: dir})
+	findingByKey(t, replay, "FM-B1/process hinomi-testload (host)")
+	a, _ := json.MarshalIndent(live.Findings, "", " ")
+	b, _ := json.MarshalIndent(replay.Findings, "", " ")
+	if string(a) != string(b) {
+		t.Errorf("replayed findings differ from the live run\nlive:\n%s\nreplay:\n%s", a, b)
+	}
+	if live.Processes != replay.Processes {
+		t.Errorf("replay saw %d processes, live %d", replay.Processes, live.Processes)
+	}
+	ha, _ := json.Marshal(live.Headroom)
+	hb, _ := json.Marshal(replay.Headroom)
+	if string(ha) != string(hb) {
+		t.Errorf("replayed headroom differs:\nlive   %s\nreplay %s", ha, hb)
+	}
+}
+
+func TestDiagnoseCancelled(t *testing.T) {
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	if _, err := Diagnose(ctx, Options{MountDeadline: time.Second}); err != nil {
+		t.Fatalf("a cancelled diagnosis still returns what it has, got %v", err)
+	}
+}

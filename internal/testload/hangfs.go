@@ -1,0 +1,101 @@
+package testload
+
+import (
+	"context"
+	"os"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/hanwen/go-fuse/v2/fs"
+	"github.com/hanwen/go-fuse/v2/fuse"
+)
+
+// HungMount is a FUSE mount whose server stops answering: once Hang is
+// called, every stat or statfs of the mount blocks in the kernel the way a
+// dead NFS server does, until Release (or the end of the test).
+type HungMount struct {
+	Dir string
+	// Source is the mount's source field in /proc/mounts.
+	Source string
+
+	hung    atomic.Bool
+	release chan struct{}
+	once    sync.Once
+}
+
+type hangRoot struct {
+	fs.Inode
+	m *HungMount
+}
+
+var (
+	_ fs.NodeGetattrer = (*hangRoot)(nil)
+	_ fs.NodeStatfser  = (*hangRoot)(nil)
+)
+
+func (r *hangRoot) wait(ctx context.Context) syscall.Errno {
+	if !r.m.hung.Load() {
+		return 0
+	}
+	select {
+	case <-r.m.release:
+	case <-ctx.Done():
+		return syscall.EINTR
+	}
+	return 0
+}
+
+func (r *hangRoot) Getattr(ctx context.Context, _ fs.FileHandle, out *fuse.AttrOut) syscall.Errno {
+	out.Mode = syscall.S_IFDIR | 0o755
+	return r.wait(ctx)
+}
+
+func (r *hangRoot) Statfs(ctx context.Context, out *fuse.StatfsOut) syscall.Errno {
+	return r.wait(ctx)
+}
+
+// MountHung mounts the file system on a new directory (root only: it calls
+// mount(2) directly, no fusermount needed). Attribute caching is off, so
+// every stat reaches the server.
+func MountHung(t testing.TB, source string) *HungMount {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("testload: mounting FUSE needs root; run scripts/test as root")
+	}
+	if _, err := os.Stat("/dev/fuse"); err != nil {
+		t.Fatalf("testload: /dev/fuse: %v", err)
+	}
+	dir := t.TempDir()
+	m := &HungMount{Dir: dir, Source: source, release: make(chan struct{})}
+	zero := time.Duration(0)
+	srv, err := fs.Mount(dir, &hangRoot{m: m}, &fs.Options{
+		AttrTimeout: &zero, EntryTimeout: &zero, NegativeTimeout: &zero,
+		MountOptions: fuse.MountOptions{DirectMount: true, DirectMountStrict: true, FsName: source, Name: "hinomi-hang"},
+	})
+	if err != nil {
+		t.Fatalf("testload: mounting a FUSE file system on %s: %v", dir, err)
+	}
+	t.Cleanup(func() {
+		m.Release()
+		// Lazy: a process may still be inside the mount.
+		if err := syscall.Unmount(dir, syscall.MNT_DETACH); err != nil {
+			t.Errorf("testload: unmounting %s: %v", dir, err)
+		}
+		srv.Wait()
+	})
+	return m
+}
+
+// Hang makes the server stop answering.
+func (m *HungMount) Hang() { m.hung.Store(true) }
+
+// Release answers every pending request and stops hanging.
+func (m *HungMount) Release() {
+	m.once.Do(func() {
+		m.hung.Store(false)
+		close(m.release)
+	})
+}
