@@ -149,14 +149,18 @@ func runRunbook(args []string, stdout, stderr io.Writer) error {
 	rbDir := fs.String("runbooks", "", "directory of runbook overrides (default $HINOMI_RUNBOOKS)")
 	var sets multiFlag
 	fs.Var(&sets, "set", "fill a template value, e.g. -set pid=4242 (repeatable)")
-	if err := fs.Parse(args); err != nil {
+	ids, err := parseInterspersed(fs, args)
+	if err != nil {
 		return err
 	}
 	book, err := runbook.Load(runbookDir(*rbDir))
 	if err != nil {
 		return err
 	}
-	if fs.NArg() == 0 {
+	if len(ids) > 1 {
+		return fmt.Errorf("runbook: want one runbook ID, got %q", ids)
+	}
+	if len(ids) == 0 {
 		for _, rb := range book.All() {
 			src := ""
 			if rb.Source != "built-in" {
@@ -166,9 +170,9 @@ func runRunbook(args []string, stdout, stderr io.Writer) error {
 		}
 		return nil
 	}
-	rb := book.Get(fs.Arg(0))
+	rb := book.Get(ids[0])
 	if rb == nil {
-		return fmt.Errorf("no runbook %q; `hinomi runbook` lists them", fs.Arg(0))
+		return fmt.Errorf("no runbook %q; `hinomi runbook` lists them", ids[0])
 	}
 	vars := map[string]string{}
 	for _, s := range sets {
@@ -184,6 +188,22 @@ func runRunbook(args []string, stdout, stderr io.Writer) error {
 	}
 	fmt.Fprintf(stdout, "# %s: %s (%s)\n\n%s", rb.ID, rb.Title, rb.Severity, text)
 	return nil
+}
+
+// parseInterspersed lets flags follow positional arguments
+// ("hinomi runbook FM-B2 -set pid=1").
+func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		if fs.NArg() == 0 {
+			return pos, nil
+		}
+		pos = append(pos, fs.Arg(0))
+		args = fs.Args()[1:]
+	}
 }
 
 type multiFlag []string
