@@ -71,7 +71,9 @@ func checkMemory(_ context.Context, env *Env) (Result, error) {
 // oomRecent is how recent a kill must be to count as ongoing trouble.
 const oomRecent = time.Hour
 
-var reKilled = regexp.MustCompile(`Killed process (\d+) \(([^)]*)\)`)
+// The comm may itself hold parentheses ("((resolved))"): match up to the
+// ")" that the kernel follows with the memory figures.
+var reKilled = regexp.MustCompile(`Killed process (\d+)(?:, UID \d+,)? \((.+?)\)(?:\s+total-vm|,\s|\s*$)`)
 
 // ParseVmstat reads /proc/vmstat's "name value" lines.
 func ParseVmstat(b []byte) map[string]int64 {
