@@ -35,6 +35,8 @@ type Env struct {
 	// SampleFor is how long rate checks wait for a second sample; 0 makes
 	// them report since-boot totals only.
 	SampleFor time.Duration
+	// Softnet is the first reading for the drop rate, when taken early.
+	Softnet *SoftnetStart
 	// Mounts guards stat calls on network and FUSE mounts.
 	Mounts *MountProber
 	// Kernel is the current boot's kernel log, read once per run.

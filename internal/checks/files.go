@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/hinomi/hinomi/internal/finding"
+	"github.com/hinomi/hinomi/internal/proctable"
 )
 
 // checkFiles is FM-B1: the system-wide open-file table against fs.file-max,
@@ -46,27 +47,45 @@ func checkFiles(_ context.Context, env *Env) (Result, error) {
 		})
 	}
 
-	// Per process: its own limit. The worst few are reported, one finding
-	// per process name and owner so restarts keep the same key.
-	seen := map[string]bool{}
+	// Per process: its own limit. Processes are grouped by name and owner,
+	// so that restarts keep the same key and twenty workers of one service
+	// are one finding naming the worst of them.
+	type group struct {
+		worst *proctable.Proc
+		n     int
+	}
+	groups := map[string]*group{}
+	var order []string
 	for _, p := range env.Procs.Procs {
-		if p.NofileSoft <= 0 || p.FDs <= 0 {
-			continue
-		}
-		sev := finding.ForRatio(float64(p.FDs), float64(p.NofileSoft))
-		if sev == 0 {
+		if p.NofileSoft <= 0 || p.FDs <= 0 || finding.ForRatio(float64(p.FDs), float64(p.NofileSoft)) == 0 {
 			continue
 		}
 		subject := p.Comm + " (" + p.Owner.Label() + ")"
-		if seen[subject] {
-			continue
+		g := groups[subject]
+		if g == nil {
+			g = &group{}
+			groups[subject] = g
+			order = append(order, subject)
 		}
-		seen[subject] = true
-		vars := map[string]string{"fds": itoa(p.FDs), "nofile": itoa(p.NofileSoft)}
+		g.n++
+		if g.worst == nil || ratio(p) > ratio(g.worst) {
+			g.worst = p
+		}
+	}
+	for _, subject := range order {
+		g := groups[subject]
+		p := g.worst
+		sev := finding.ForRatio(float64(p.FDs), float64(p.NofileSoft))
+		vars := map[string]string{"fds": itoa(p.FDs), "nofile": itoa(p.NofileSoft),
+			"nofile_new": itoa(min(suggest(int64(p.FDs), int64(p.NofileSoft), 65536), 1<<20))}
 		varsOfProcess(vars, p)
 		fig := finding.Figure{Name: "open files (process)", Value: float64(p.FDs), Limit: float64(p.NofileSoft),
 			Source: fmt.Sprintf("/proc/%d/fd, /proc/%d/limits", p.PID, p.PID)}
 		uid := p.EUID
+		notes := []string{"Since is when the process started; the descriptors may have piled up later.", "Command: " + clip(p.Cmdline, 200)}
+		if g.n > 1 {
+			notes = append(notes, fmt.Sprintf("%d processes named %s are at 75%% or more of their limit; this is the fullest.", g.n, p.Comm))
+		}
 		res.Findings = append(res.Findings, finding.Finding{
 			Mode: "FM-B1", Severity: sev, Subject: "process " + subject,
 			Summary: fmt.Sprintf("%s (pid %d, %s) holds %d open files of its own limit %d; at the limit it fails with \"Too many open files\".",
@@ -75,7 +94,7 @@ func checkFiles(_ context.Context, env *Env) (Result, error) {
 			Evidence: finding.Evidence{
 				Figures:   []finding.Figure{fig},
 				Consumers: []finding.Consumer{{Kind: "process", Name: p.Comm, PID: p.PID, UID: &uid, Owner: p.Owner.Label(), Value: float64(p.FDs), Limit: float64(p.NofileSoft)}},
-				Notes:     []string{"Since is when the process started; the descriptors may have piled up later.", "Command: " + clip(p.Cmdline, 200)},
+				Notes:     notes,
 				Vars:      vars,
 			},
 		})
@@ -85,6 +104,8 @@ func checkFiles(_ context.Context, env *Env) (Result, error) {
 	}
 	return res, nil
 }
+
+func ratio(p *proctable.Proc) float64 { return float64(p.FDs) / float64(p.NofileSoft) }
 
 // ParseFileNr reads /proc/sys/fs/file-nr: allocated, allocated-but-unused
 // (always 0 since Linux 2.6) and the maximum.

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/hinomi/hinomi/internal/finding"
+	"github.com/hinomi/hinomi/internal/host"
 )
 
 // softnetSample is one reading of the per-CPU receive backlog counters.
@@ -16,51 +17,71 @@ type softnetSample struct {
 	Interval  time.Duration `json:"interval_ns,omitempty"`
 }
 
+// SoftnetStart is the first reading of the receive backlog counters. The
+// doctor takes it before the process scan so that the wait for the second
+// reading overlaps the scan instead of adding to it.
+type SoftnetStart struct {
+	s   softnetSample
+	at  time.Time
+	err error
+}
+
+// StartSoftnetSample takes the first reading now.
+func StartSoftnetSample(src *host.Source) *SoftnetStart {
+	s, err := readSoftnet(src)
+	return &SoftnetStart{s: s, at: time.Now(), err: err}
+}
+
+func readSoftnet(src *host.Source) (softnetSample, error) {
+	_, _ = src.ReadFile("/proc/net/softnet_stat") // recorded for snapshots
+	pfs, err := src.ProcFS()
+	if err != nil {
+		return softnetSample{}, err
+	}
+	st, err := pfs.NetSoftnetStat()
+	if err != nil {
+		return softnetSample{}, err
+	}
+	var s softnetSample
+	for _, c := range st {
+		s.Dropped += uint64(c.Dropped)
+		s.Squeezed += uint64(c.TimeSqueezed)
+		s.Processed += uint64(c.Processed)
+	}
+	return s, nil
+}
+
 // checkSoftnet is FM-B3: packets dropped because a CPU's receive backlog
 // (net.core.netdev_max_backlog) was full. Since-boot totals say it has
 // happened; a second sample, taken while the other checks run, says it is
 // happening now.
 func checkSoftnet(ctx context.Context, env *Env) (Result, error) {
 	var res Result
-	pfs, err := env.Src.ProcFS()
-	if err != nil {
-		return res, err
+	first := env.Softnet
+	if first == nil {
+		first = StartSoftnetSample(env.Src)
 	}
-	read := func() (softnetSample, error) {
-		_, _ = env.Src.ReadFile("/proc/net/softnet_stat")
-		st, err := pfs.NetSoftnetStat()
-		if err != nil {
-			return softnetSample{}, err
-		}
-		var s softnetSample
-		for _, c := range st {
-			s.Dropped += uint64(c.Dropped)
-			s.Squeezed += uint64(c.TimeSqueezed)
-			s.Processed += uint64(c.Processed)
-		}
-		return s, nil
+	if first.err != nil {
+		return res, fmt.Errorf("softnet: %w", first.err)
 	}
-	total, err := read()
-	if err != nil {
-		return res, fmt.Errorf("softnet: %w", err)
-	}
+	total := first.s
 	var delta softnetSample
 	if env.SampleFor > 0 {
 		err := env.Src.Probe("softnet-delta", &delta, func() error {
-			t := time.NewTimer(env.SampleFor)
+			t := time.NewTimer(time.Until(first.at.Add(env.SampleFor)))
 			defer t.Stop()
 			select {
 			case <-ctx.Done():
 				return ctx.Err()
 			case <-t.C:
 			}
-			again, err := read()
+			again, err := readSoftnet(env.Src)
 			if err != nil {
 				return err
 			}
 			// The counters are 32 bits per CPU and wrap: a smaller second
 			// reading means a wrap, counted as no new drops.
-			delta = softnetSample{Interval: env.SampleFor}
+			delta = softnetSample{Interval: time.Since(first.at).Round(time.Millisecond)}
 			if again.Dropped >= total.Dropped {
 				delta.Dropped = again.Dropped - total.Dropped
 			}

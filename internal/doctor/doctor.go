@@ -76,6 +76,9 @@ func Diagnose(ctx context.Context, o Options) (*Diagnosis, error) {
 			src.Record(o.Record)
 		}
 	}
+	// Rate checks take their first sample now; their wait for the second
+	// one then overlaps the process scan.
+	softnet := checks.StartSoftnetSample(src)
 	procs, err := proctable.Scan(src)
 	if err != nil {
 		return nil, fmt.Errorf("reading processes: %w", err)
@@ -88,7 +91,7 @@ func Diagnose(ctx context.Context, o Options) (*Diagnosis, error) {
 	}
 	env := &checks.Env{
 		Src: src, Host: d.Host, Procs: procs, Now: d.Taken,
-		SampleFor: o.SampleFor, Mounts: mounts, Log: o.Log,
+		SampleFor: o.SampleFor, Softnet: softnet, Mounts: mounts, Log: o.Log,
 		Kernel: checks.ReadKernelLog(src, procs.Boot, 5000),
 	}
 	d.Report = checks.Run(ctx, env, checks.All())

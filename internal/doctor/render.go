@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -56,28 +57,38 @@ func WriteJSON(w io.Writer, d *Diagnosis, min finding.Severity, book *runbook.Bo
 		r.Blind = []string{}
 	}
 	for _, f := range d.AtLeast(min) {
-		r.Findings = append(r.Findings, jsonFinding{Finding: f, Recover: recoverCommands(book, f)})
+		all, _ := recoverCommands(book, f)
+		r.Findings = append(r.Findings, jsonFinding{Finding: f, Recover: all})
 	}
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	return enc.Encode(r)
 }
 
-func recoverCommands(book *runbook.Book, f finding.Finding) []string {
+// recoverCommands renders the runbook's recovery commands with the
+// finding's evidence: all of them, and those whose every value is known
+// (no "<placeholder>" left in any line of its step), which the text view
+// shows.
+func recoverCommands(book *runbook.Book, f finding.Finding) (all, filled []string) {
+	all, filled = []string{}, []string{}
 	rb := book.Get(f.Runbook)
 	if rb == nil {
-		return []string{}
+		return all, filled
 	}
 	sec, err := rb.Section("Recover", f.Evidence.Vars)
 	if err != nil {
-		return []string{}
+		return all, filled
 	}
-	cmds := runbook.Commands(sec)
-	if cmds == nil {
-		return []string{}
+	for _, block := range runbook.CommandBlocks(sec) {
+		all = append(all, block...)
+		if !rePlaceholder.MatchString(strings.Join(block, "\n")) {
+			filled = append(filled, block...)
+		}
 	}
-	return cmds
+	return all, filled
 }
+
+var rePlaceholder = regexp.MustCompile(`<[A-Za-z][A-Za-z0-9_ .:/-]*>`)
 
 // TextOptions shape the human view.
 type TextOptions struct {
@@ -161,20 +172,22 @@ func WriteText(w io.Writer, d *Diagnosis, o TextOptions, book *runbook.Book) err
 			for _, n := range f.Evidence.Notes {
 				p.f("%s%s\n", ind, n)
 			}
-			cmds := recoverCommands(book, f)
+			all, cmds := recoverCommands(book, f)
 			if len(cmds) > 0 {
 				p.f("%srecover:\n", ind)
 				max := o.MaxCommands
 				if max <= 0 {
-					max = 6
+					max = 8
 				}
 				for i, c := range cmds {
 					if i == max {
-						p.f("%s  … %d more in the runbook\n", ind, len(cmds)-max)
 						break
 					}
 					p.f("%s  %s\n", ind, bold(c))
 				}
+			}
+			if more := len(all) - min(len(cmds), max(o.MaxCommands, 8)); more > 0 {
+				p.f("%s(%d more command(s) needing values you choose are in the runbook.)\n", ind, more)
 			}
 			p.f("%srunbook: hinomi runbook %s\n", ind, f.Runbook)
 		}

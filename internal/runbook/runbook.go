@@ -214,14 +214,28 @@ func section(md, name string) string {
 // fenced code blocks.
 func Commands(sectionText string) []string {
 	var out []string
+	for _, b := range CommandBlocks(sectionText) {
+		out = append(out, b...)
+	}
+	return out
+}
+
+// CommandBlocks returns the section's fenced code blocks, each as its
+// non-empty lines: one block is one step, whose lines belong together.
+func CommandBlocks(sectionText string) [][]string {
+	var out [][]string
+	var cur []string
 	in := false
 	for _, line := range strings.Split(sectionText, "\n") {
 		if strings.HasPrefix(strings.TrimSpace(line), "```") {
-			in = !in
+			if in && len(cur) > 0 {
+				out = append(out, cur)
+			}
+			in, cur = !in, nil
 			continue
 		}
 		if in && strings.TrimSpace(line) != "" {
-			out = append(out, line)
+			cur = append(cur, line)
 		}
 	}
 	return out
