@@ -96,6 +96,8 @@ type TextOptions struct {
 	Color bool
 	// MaxCommands bounds the recovery commands shown per finding.
 	MaxCommands int
+	// Location is the time zone of printed times; nil is the local one.
+	Location *time.Location
 }
 
 var sevColor = map[finding.Severity]string{
@@ -107,6 +109,10 @@ var sevColor = map[finding.Severity]string{
 // first; a healthy host gets an all-clear with its headroom.
 func WriteText(w io.Writer, d *Diagnosis, o TextOptions, book *runbook.Book) error {
 	p := &printer{w: w}
+	loc := o.Location
+	if loc == nil {
+		loc = time.Local
+	}
 	paint := func(s string, sev finding.Severity) string {
 		if !o.Color {
 			return s
@@ -123,7 +129,7 @@ func WriteText(w io.Writer, d *Diagnosis, o TextOptions, book *runbook.Book) err
 	if d.Source != "live" {
 		src = " (snapshot " + d.Source + ")"
 	}
-	p.f("hinomi doctor: %s%s at %s, %d processes, %.2f s\n", d.Host, src, d.Taken.Format("2006-01-02 15:04:05 MST"), d.Processes, d.Took.Seconds())
+	p.f("hinomi doctor: %s%s at %s, %d processes, %.2f s\n", d.Host, src, d.Taken.In(loc).Format("2006-01-02 15:04:05 MST"), d.Processes, d.Took.Seconds())
 
 	shown := d.AtLeast(o.Min)
 	if len(shown) == 0 {
@@ -151,7 +157,7 @@ func WriteText(w io.Writer, d *Diagnosis, o TextOptions, book *runbook.Book) err
 			p.f("  %s  %s\n", paint(fmt.Sprintf("%-6s", f.Mode), f.Severity), f.Summary)
 			ind := "          "
 			if f.Since != nil {
-				p.f("%ssince %s (%s ago)\n", ind, f.Since.Local().Format("2006-01-02 15:04:05"), ago(d.Taken.Sub(*f.Since)))
+				p.f("%ssince %s (%s ago)\n", ind, f.Since.In(loc).Format("2006-01-02 15:04:05"), ago(d.Taken.Sub(*f.Since)))
 			}
 			for _, fig := range f.Evidence.Figures {
 				p.f("%s%-40s %s\n", ind, fig.Name, figure(fig))
@@ -165,7 +171,7 @@ func WriteText(w io.Writer, d *Diagnosis, o TextOptions, book *runbook.Book) err
 			for _, l := range f.Evidence.Lines {
 				ts := ""
 				if l.Time != nil {
-					ts = l.Time.Local().Format("2006-01-02 15:04:05") + "  "
+					ts = l.Time.In(loc).Format("2006-01-02 15:04:05") + "  "
 				}
 				p.f("%s| %s%s\n", ind, ts, clip(l.Text, 160))
 			}
