@@ -122,9 +122,12 @@ func TestParseFileNr(t *testing.T) {
 }
 
 func TestParseFailedUnits(t *testing.T) {
-	in := "● dnf-makecache.service loaded failed failed dnf makecache\ngetty@tty1.service     loaded failed failed Getty on tty1\n\n"
-	us := ParseFailedUnits([]byte(in))
-	if len(us) != 2 || us[0].Name != "dnf-makecache.service" || us[1].Description != "Getty on tty1" {
+	b, err := os.ReadFile(filepath.Join("testdata", "systemd", "list-units-failed.txt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	us := ParseFailedUnits(b)
+	if len(us) != 1 || us[0].Name != "apache2.service" || us[0].Active != "failed" || us[0].Description != "The Apache Webserver" {
 		t.Errorf("got %+v", us)
 	}
 }
