@@ -108,7 +108,6 @@ func checkInotify(_ context.Context, env *Env) (Result, error) {
 		if containers := countContainers(u.procs); uid == 0 && containers > 0 {
 			notes = append(notes, fmt.Sprintf("Root in each of %d container(s) and root on the host share this one budget: when it runs out, host services such as kubelet and systemd can no longer watch their files either.", containers))
 		}
-		notes = append(notes, "Persistent fix: echo 'fs.inotify.max_user_watches = "+vars["max_user_watches_new"]+"' > /etc/sysctl.d/60-hinomi-inotify.conf")
 		res.Findings = append(res.Findings, finding.Finding{
 			Mode: "FM-B2", Severity: sev, Subject: "uid " + itoa(uid),
 			Summary: fmt.Sprintf("For user %s, %s; %s. At the limit, tools fail with \"inotify resources exhausted\".", who, what, blame),
