@@ -37,6 +37,9 @@ type Env struct {
 	SampleFor time.Duration
 	// Softnet is the first reading for the drop rate, when taken early.
 	Softnet *SoftnetStart
+	// HogDirs are sized when their filesystem fills up; nil means
+	// DefaultHogDirs.
+	HogDirs []string
 	// Mounts guards stat calls on network and FUSE mounts.
 	Mounts *MountProber
 	// Kernel is the current boot's kernel log, read once per run.

@@ -18,9 +18,9 @@ import (
 	"github.com/hinomi/hinomi/internal/finding"
 )
 
-// hogDirs are where container hosts usually lose their disk space (FM-C2):
-// the seed's manual hunt was du over /var/lib/docker/overlay2.
-var hogDirs = []string{"/var/log", "/var/lib/docker", "/var/lib/containerd", "/var/lib/containers", "/var/lib/vz", "/var/lib/kubelet"}
+// DefaultHogDirs are where container hosts usually lose their disk space
+// (FM-C2): the seed's manual hunt was du over /var/lib/docker/overlay2.
+var DefaultHogDirs = []string{"/var/log", "/var/lib/docker", "/var/lib/containerd", "/var/lib/containers", "/var/lib/vz", "/var/lib/kubelet"}
 
 // duBudget bounds the directory-size walk that runs only for a full disk.
 const (
@@ -137,7 +137,11 @@ func diskFinding(env *Env, m *procfs.MountInfo, fig finding.Figure, what string)
 	} else {
 		f.Summary = fmt.Sprintf("Filesystem %s (%s) has used %.0f%% of its inodes: new files fail with \"No space left on device\" although space remains.", m.MountPoint, m.Source, fig.Percent())
 	}
-	for i, dir := range hogDirs {
+	hogs := env.HogDirs
+	if hogs == nil {
+		hogs = DefaultHogDirs
+	}
+	for i, dir := range hogs {
 		if mountOf(env, dir) != m.MountPoint {
 			continue
 		}

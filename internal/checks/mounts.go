@@ -180,7 +180,7 @@ func checkMounts(ctx context.Context, env *Env) (Result, error) {
 		}
 		var blocked []finding.Consumer
 		for _, pr := range env.Procs.Procs {
-			if pr.State == "D" && (strings.Contains(pr.Wchan, "nfs") || strings.Contains(pr.Wchan, "rpc") || strings.Contains(pr.Wchan, "fuse")) {
+			if storageWait(pr.Wchan) {
 				blocked = append(blocked, finding.Consumer{Kind: "process", Name: pr.Comm, PID: pr.PID, Owner: pr.Owner.Label(), Value: 1})
 			}
 		}

@@ -24,12 +24,15 @@ var runtimes = map[string]bool{"dockerd": true, "containerd": true, "podman": tr
 // an LXC guest, which shares and can crash the Proxmox host's kernel).
 func checkRuntime(_ context.Context, env *Env) (Result, error) {
 	var res Result
-	var dstate, runc, stuckRunc []*proctable.Proc
+	var dstate, waiting, runc, stuckRunc []*proctable.Proc
 	shims := 0
 	found := map[string]bool{}
 	for _, p := range env.Procs.Procs {
-		if p.State == "D" {
+		switch {
+		case p.State == "D":
 			dstate = append(dstate, p)
+		case storageWait(p.Wchan):
+			waiting = append(waiting, p)
 		}
 		switch {
 		case p.Comm == "runc" || p.Comm == "crun":
@@ -49,6 +52,7 @@ func checkRuntime(_ context.Context, env *Env) (Result, error) {
 	)
 	figs := []finding.Figure{
 		{Name: "D-state processes", Value: float64(len(dstate))},
+		{Name: "processes waiting on a FUSE or NFS server", Value: float64(len(waiting))},
 		{Name: "runc processes", Value: float64(len(runc))},
 		{Name: "runc processes older than " + runcStuckAfter.String(), Value: float64(len(stuckRunc))},
 		{Name: "containerd-shim processes", Value: float64(shims)},
@@ -61,13 +65,13 @@ func checkRuntime(_ context.Context, env *Env) (Result, error) {
 	// Build-up.
 	sev := finding.Severity(0)
 	switch {
-	case len(stuckRunc) >= 5 || len(dstate) >= 20:
+	case len(stuckRunc) >= 5 || len(dstate)+len(waiting) >= 20:
 		sev = finding.High
-	case len(stuckRunc) > 0 || len(dstate) >= 5:
+	case len(stuckRunc) > 0 || len(dstate)+len(waiting) >= 5:
 		sev = finding.Medium
 	}
 	if sev > 0 {
-		pile := append(stuckRunc, dstate...)
+		pile := append(append(append([]*proctable.Proc(nil), stuckRunc...), dstate...), waiting...)
 		sort.Slice(pile, func(i, j int) bool { return pile[i].Started.Before(pile[j].Started) })
 		var cons []finding.Consumer
 		seen := map[int]bool{}
@@ -82,8 +86,8 @@ func checkRuntime(_ context.Context, env *Env) (Result, error) {
 			}
 			cons = append(cons, finding.Consumer{Kind: "process", Name: name, PID: p.PID, Owner: p.Owner.Label(), Value: env.Now.Sub(p.Started).Seconds(), Unit: "s"})
 		}
-		summary := fmt.Sprintf("%d processes are stuck in uninterruptible sleep and %d runc processes have not exited after %s: a runtime or storage hang is building up (seed 000 ended in a kernel panic).",
-			len(dstate), len(stuckRunc), runcStuckAfter)
+		summary := fmt.Sprintf("%d processes are stuck in uninterruptible sleep, %d wait on a FUSE or NFS server and %d runc processes have not exited after %s: a runtime or storage hang is building up (seed 000 ended in a kernel panic).",
+			len(dstate), len(waiting), len(stuckRunc), runcStuckAfter)
 		f := finding.Finding{
 			Mode: "FM-C1", Severity: sev, Subject: "stuck processes", Summary: summary,
 			Evidence: finding.Evidence{Figures: figs, Consumers: cons, Vars: vars,
@@ -126,4 +130,12 @@ func detectLXC(env *Env) (bool, string) {
 		}
 	}
 	return false, ""
+}
+
+// storageWait reports whether a kernel wait channel is a wait for a network
+// or user-space file server: NFS/RPC waits (D state) and FUSE's
+// request_wait_answer (S state until a signal arrives).
+func storageWait(wchan string) bool {
+	return wchan == "request_wait_answer" || strings.Contains(wchan, "fuse") ||
+		strings.Contains(wchan, "nfs") || strings.Contains(wchan, "rpc_wait")
 }

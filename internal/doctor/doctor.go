@@ -35,6 +35,8 @@ type Options struct {
 	// Mounts, when set, is reused across diagnoses (the agent); otherwise a
 	// fresh prober with MountDeadline is made.
 	Mounts *checks.MountProber
+	// HogDirs overrides the directories sized on a full filesystem.
+	HogDirs []string
 	// Record, when set, copies every input into a snapshot.
 	Record *host.Recorder
 	Log    *slog.Logger
@@ -91,7 +93,7 @@ func Diagnose(ctx context.Context, o Options) (*Diagnosis, error) {
 	}
 	env := &checks.Env{
 		Src: src, Host: d.Host, Procs: procs, Now: d.Taken,
-		SampleFor: o.SampleFor, Softnet: softnet, Mounts: mounts, Log: o.Log,
+		SampleFor: o.SampleFor, Softnet: softnet, Mounts: mounts, Log: o.Log, HogDirs: o.HogDirs,
 		Kernel: checks.ReadKernelLog(src, procs.Boot, 5000),
 	}
 	d.Report = checks.Run(ctx, env, checks.All())

@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -275,4 +277,143 @@ func fastDir() string {
 		return "/dev/shm"
 	}
 	return os.TempDir()
+}
+
+func TestDiskFullNamesBiggestDirectory(t *testing.T) {
+	requireRoot(t)
+	mnt := filepath.Join(t.TempDir(), "data")
+	if err := os.Mkdir(mnt, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Mount("tmpfs", mnt, "tmpfs", 0, "size=4m"); err != nil {
+		t.Fatalf("mounting a 4 MiB tmpfs: %v", err)
+	}
+	t.Cleanup(func() { _ = unix.Unmount(mnt, unix.MNT_DETACH) })
+	write := func(rel string, size int) {
+		p := filepath.Join(mnt, rel)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, make([]byte, size), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("overlay2/3f9a/diff/var/lib/registry/blob", 3700<<10)
+	write("containers/wiki/wiki-json.log", 200<<10)
+
+	d := diagnose(t, Options{HogDirs: []string{mnt}})
+	f := findingByKey(t, d, "FM-C2/space "+mnt)
+	if f.Severity < finding.High {
+		t.Errorf("severity %s at %.0f%%, want high", f.Severity, f.Evidence.Figures[0].Percent())
+	}
+	cs := f.Evidence.Consumers
+	if len(cs) != 2 || cs[0].Name != filepath.Join(mnt, "overlay2") || cs[1].Name != filepath.Join(mnt, "containers") {
+		t.Fatalf("biggest directories %+v, want overlay2 then containers", cs)
+	}
+	if cs[0].Value < 3700<<10 {
+		t.Errorf("overlay2 sized %v bytes, want at least %d", cs[0].Value, 3700<<10)
+	}
+	if f.Evidence.Vars["mount"] != mnt || f.Evidence.Vars["dir"] != cs[0].Name {
+		t.Errorf("runbook vars %v", f.Evidence.Vars)
+	}
+}
+
+// TestStuckProcessesBuildUp blocks real processes in the kernel on a hung
+// FUSE mount and runs a process named runc "two minutes later": doctor
+// reports the build-up of seed 000 (FM-C1) and names the blocked processes
+// under the hung mount (FM-C6).
+func TestStuckProcessesBuildUp(t *testing.T) {
+	requireRoot(t)
+	m := testload.MountHung(t, "nas.example:/tank")
+	m.Hang()
+	const blocked = 6
+	var stats []*exec.Cmd
+	for range blocked {
+		c := exec.Command("stat", m.Dir)
+		if err := c.Start(); err != nil {
+			t.Fatal(err)
+		}
+		stats = append(stats, c)
+	}
+	t.Cleanup(func() {
+		m.Release()
+		for _, c := range stats {
+			_ = c.Wait()
+		}
+	})
+	m.WaitRequests(t, blocked, 10*time.Second)
+	// A FUSE request waits interruptibly (state S) in request_wait_answer;
+	// an NFS one would be in D. Both count as stuck on storage.
+	for _, c := range stats {
+		waitWchan(t, c.Process.Pid, "request_wait_answer")
+	}
+
+	runc := filepath.Join(t.TempDir(), "runc")
+	if err := os.Link(testload.Build(t), runc); err != nil {
+		b, err := os.ReadFile(testload.Build(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(runc, b, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rc := exec.Command(runc, "-stdin=false")
+	if err := rc.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = rc.Process.Kill(); _ = rc.Wait() })
+
+	later := func() time.Time { return time.Now().Add(2 * time.Minute) }
+	d := diagnose(t, Options{Now: later, MountDeadline: 300 * time.Millisecond})
+	f := findingByKey(t, d, "FM-C1/stuck processes")
+	if f.Severity < finding.Medium {
+		t.Errorf("severity %s, want at least medium", f.Severity)
+	}
+	figs := map[string]float64{}
+	for _, fig := range f.Evidence.Figures {
+		figs[fig.Name] = fig.Value
+	}
+	if figs["processes waiting on a FUSE or NFS server"] < blocked || figs["runc processes older than 1m0s"] != 1 {
+		t.Errorf("figures %v, want >= %d waiting on storage and 1 old runc", figs, blocked)
+	}
+	pids := map[int]bool{}
+	for _, c := range f.Evidence.Consumers {
+		pids[c.PID] = true
+	}
+	for _, c := range stats {
+		if !pids[c.Process.Pid] {
+			t.Errorf("blocked stat pid %d not among the consumers %+v", c.Process.Pid, f.Evidence.Consumers)
+		}
+	}
+	if !pids[rc.Process.Pid] {
+		t.Errorf("old runc pid %d not among the consumers", rc.Process.Pid)
+	}
+
+	c6 := findingByKey(t, d, "FM-C6/"+m.Dir)
+	if len(c6.Evidence.Consumers) < blocked {
+		t.Errorf("hung mount names %d blocked processes, want %d: %+v", len(c6.Evidence.Consumers), blocked, c6.Evidence.Consumers)
+	}
+}
+
+// waitWchan waits (bounded) until pid sleeps in the kernel function wchan.
+// The process is known to be on its way there: its request reached the
+// hung server.
+func waitWchan(t *testing.T, pid int, wchan string) {
+	t.Helper()
+	path := "/proc/" + strconv.Itoa(pid) + "/wchan"
+	tick := time.NewTicker(time.Millisecond)
+	defer tick.Stop()
+	deadline := time.After(5 * time.Second)
+	for {
+		b, _ := os.ReadFile(path)
+		if string(b) == wchan {
+			return
+		}
+		select {
+		case <-tick.C:
+		case <-deadline:
+			t.Fatalf("pid %d waits in %q, not %q, after 5s", pid, b, wchan)
+		}
+	}
 }

@@ -52,7 +52,7 @@ type Proc struct {
 	// limit: in the v1 "pids" hierarchy when PidsV1, else in the unified one.
 	PidsCgroup string `json:"pids_cgroup,omitempty"`
 	PidsV1     bool   `json:"pids_v1,omitempty"`
-	// Wchan is the kernel function a D-state process waits in.
+	// Wchan is the kernel function a sleeping (S or D) process waits in.
 	Wchan string `json:"wchan,omitempty"`
 
 	// FDs is -1 when the descriptor table could not be read (permission).
@@ -196,9 +196,13 @@ func (s *scanner) proc(pid int) (*Proc, bool) {
 			rec.Raw(s.path(pid, "cmdline"), []byte(strings.Join(args, "\x00")+"\x00"))
 		}
 	}
-	if p.State == "D" {
+	// Sleeping processes too: a process waiting on a FUSE server sleeps
+	// interruptibly (S), in request_wait_answer, not in D.
+	if p.State == "D" || p.State == "S" {
 		if b, err := s.src.ReadFile(s.path(pid, "wchan")); err == nil {
-			p.Wchan = strings.TrimSpace(string(b))
+			if w := strings.TrimSpace(string(b)); w != "0" {
+				p.Wchan = w
+			}
 		}
 	}
 	hidden := s.fds(p)

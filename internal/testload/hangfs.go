@@ -23,6 +23,8 @@ type HungMount struct {
 
 	hung    atomic.Bool
 	release chan struct{}
+	// arrived gets one value per request that hangs.
+	arrived chan struct{}
 	once    sync.Once
 }
 
@@ -39,6 +41,10 @@ var (
 func (r *hangRoot) wait(ctx context.Context) syscall.Errno {
 	if !r.m.hung.Load() {
 		return 0
+	}
+	select {
+	case r.m.arrived <- struct{}{}:
+	default:
 	}
 	select {
 	case <-r.m.release:
@@ -69,7 +75,7 @@ func MountHung(t testing.TB, source string) *HungMount {
 		t.Fatalf("testload: /dev/fuse: %v", err)
 	}
 	dir := t.TempDir()
-	m := &HungMount{Dir: dir, Source: source, release: make(chan struct{})}
+	m := &HungMount{Dir: dir, Source: source, release: make(chan struct{}), arrived: make(chan struct{}, 1024)}
 	zero := time.Duration(0)
 	srv, err := fs.Mount(dir, &hangRoot{m: m}, &fs.Options{
 		AttrTimeout: &zero, EntryTimeout: &zero, NegativeTimeout: &zero,
@@ -98,4 +104,19 @@ func (m *HungMount) Release() {
 		m.hung.Store(false)
 		close(m.release)
 	})
+}
+
+// WaitRequests waits until n requests hang in the server (the callers are
+// then blocked in the kernel), or fails the test after timeout.
+func (m *HungMount) WaitRequests(t testing.TB, n int, timeout time.Duration) {
+	t.Helper()
+	deadline := time.NewTimer(timeout)
+	defer deadline.Stop()
+	for i := 0; i < n; i++ {
+		select {
+		case <-m.arrived:
+		case <-deadline.C:
+			t.Fatalf("testload: %d of %d requests reached the hung file system within %s", i, n, timeout)
+		}
+	}
 }
