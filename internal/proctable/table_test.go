@@ -1,6 +1,7 @@
 package proctable
 
 import (
+	"os/exec"
 	"slices"
 	"strings"
 	"testing"
@@ -88,4 +89,42 @@ func FuzzRedactArgs(f *testing.F) {
 func FuzzParseCrictlPS(f *testing.F) {
 	f.Add([]byte(`{"containers":[{"id":"a","metadata":{"name":"n"}}]}`))
 	f.Fuzz(func(t *testing.T, b []byte) { _, _ = ParseCrictlPS(b) })
+}
+
+// TestScanWhileProcessesExit scans while short-lived processes start and
+// exit: vanished processes are left out, never an error.
+func TestScanWhileProcessesExit(t *testing.T) {
+	done := make(chan struct{})
+	churned := make(chan int)
+	go func() {
+		n := 0
+		defer func() { churned <- n }()
+		for n < 2000 {
+			select {
+			case <-done:
+				return
+			default:
+			}
+			if err := exec.Command("true").Run(); err != nil {
+				t.Error(err)
+				return
+			}
+			n++
+		}
+	}()
+	for range 20 {
+		tb, err := Scan(host.Live())
+		if err != nil {
+			t.Fatalf("scan during process churn: %v", err)
+		}
+		for _, p := range tb.Procs {
+			if p.Comm == "" || p.PID <= 0 {
+				t.Fatalf("half-read process %+v", p)
+			}
+		}
+	}
+	close(done)
+	if n := <-churned; n == 0 {
+		t.Error("no process was started during the scans")
+	}
 }
