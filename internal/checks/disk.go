@@ -133,7 +133,7 @@ func diskFinding(env *Env, m *procfs.MountInfo, fig finding.Figure, what string)
 		Evidence: finding.Evidence{Figures: []finding.Figure{fig}, Vars: vars},
 	}
 	if what == "space" {
-		f.Summary = fmt.Sprintf("Filesystem %s (%s) is %.0f%% full, %s left.", m.MountPoint, m.Source, fig.Percent(), human(fig.Limit-fig.Value))
+		f.Summary = fmt.Sprintf("Filesystem %s (%s) is %.0f%% full, %s left.", m.MountPoint, m.Source, fig.Percent(), finding.HumanBytes(fig.Limit-fig.Value))
 	} else {
 		f.Summary = fmt.Sprintf("Filesystem %s (%s) has used %.0f%% of its inodes: new files fail with \"No space left on device\" although space remains.", m.MountPoint, m.Source, fig.Percent())
 	}
@@ -241,18 +241,4 @@ func biggestChildren(dir string, count bool) ([]dirSize, error) {
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Value > out[j].Value })
 	return out, nil
-}
-
-// human prints a byte count the way df -h does.
-func human(b float64) string {
-	units := []string{"B", "KiB", "MiB", "GiB", "TiB", "PiB"}
-	i := 0
-	for b >= 1024 && i < len(units)-1 {
-		b /= 1024
-		i++
-	}
-	if i == 0 {
-		return fmt.Sprintf("%.0f B", b)
-	}
-	return fmt.Sprintf("%.1f %s", b, units[i])
 }

@@ -235,7 +235,7 @@ func figure(f finding.Figure) string {
 func num(v float64, unit string) string {
 	switch unit {
 	case "bytes":
-		return humanBytes(v)
+		return finding.HumanBytes(v)
 	case "%":
 		return strconv.FormatFloat(v, 'f', 1, 64) + "%"
 	case "s":
@@ -263,19 +263,6 @@ func group(n int64) string {
 		return "-" + b.String()
 	}
 	return b.String()
-}
-
-func humanBytes(b float64) string {
-	units := []string{"B", "KiB", "MiB", "GiB", "TiB", "PiB"}
-	i := 0
-	for b >= 1024 && i < len(units)-1 {
-		b /= 1024
-		i++
-	}
-	if i == 0 {
-		return fmt.Sprintf("%.0f B", b)
-	}
-	return fmt.Sprintf("%.1f %s", b, units[i])
 }
 
 func consumer(c finding.Consumer) string {

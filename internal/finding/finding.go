@@ -171,3 +171,17 @@ func (e Evidence) MarshalJSON() ([]byte, error) {
 	}
 	return json.Marshal(plain(e))
 }
+
+// HumanBytes prints a byte count the way df -h does: 12.4 GiB.
+func HumanBytes(b float64) string {
+	units := []string{"B", "KiB", "MiB", "GiB", "TiB", "PiB"}
+	i := 0
+	for b >= 1024 && i < len(units)-1 {
+		b /= 1024
+		i++
+	}
+	if i == 0 {
+		return fmt.Sprintf("%.0f B", b)
+	}
+	return fmt.Sprintf("%.1f %s", b, units[i])
+}
