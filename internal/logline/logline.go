@@ -1,0 +1,626 @@
+// Package logline turns one raw log line, in whatever format it arrived
+// (kernel ring buffer, dmesg, syslog, journald, RFC 5424, Docker JSON,
+// logfmt, klog, OpenWrt logread, pasted wall messages), into a normalised
+// entry: when, where, who, and the message itself. Signatures match the
+// message, so they do not care how the line was wrapped.
+package logline
+
+import (
+	"bytes"
+	"encoding/json"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+)
+
+// Format names the layout a line was recognised as.
+type Format string
+
+// The formats Parse recognises.
+const (
+	Plain         Format = "plain"
+	Kmsg          Format = "kmsg"
+	Dmesg         Format = "dmesg"
+	DmesgT        Format = "dmesg-T"
+	Syslog        Format = "syslog"
+	ISO           Format = "iso" // journalctl -o short-iso(-precise), rsyslog RFC 3339
+	RFC5424       Format = "rfc5424"
+	JournalJSON   Format = "journal-json"
+	JournalExport Format = "journal-export"
+	DockerJSON    Format = "docker-json"
+	Logfmt        Format = "logfmt"
+	Klog          Format = "klog"
+	Logread       Format = "openwrt-logread"
+	Wall          Format = "wall"
+)
+
+// Entry is a normalised line.
+type Entry struct {
+	// Time is the absolute time, zero when the line has none.
+	Time time.Time
+	// Uptime is the time since boot for kernel lines that carry one
+	// ("[  123.456789]"); HasUptime says whether it is set.
+	Uptime    time.Duration
+	HasUptime bool
+	Host      string
+	// Source is the program or stream: kernel, corosync, pmxcfs, dockerd.
+	Source  string
+	PID     int
+	Message string
+	Format  Format
+}
+
+// Context supplies what a line may leave out.
+type Context struct {
+	// Year completes syslog and klog timestamps (default: this year, or
+	// last year when the result would lie in the future).
+	Year int
+	// Location is the zone of zone-less timestamps (default time.Local).
+	Location *time.Location
+	// Now is the reference for the year guess (default time.Now()).
+	Now time.Time
+}
+
+func (c Context) loc() *time.Location {
+	if c.Location == nil {
+		return time.Local
+	}
+	return c.Location
+}
+
+// complete fills in the year of a timestamp printed without one.
+func (c Context) complete(t time.Time) time.Time {
+	now := c.Now
+	if now.IsZero() {
+		now = time.Now()
+	}
+	y := c.Year
+	if y == 0 {
+		y = now.Year()
+	}
+	t = time.Date(y, t.Month(), t.Day(), t.Hour(), t.Minute(), t.Second(), t.Nanosecond(), c.loc())
+	if c.Year == 0 && t.After(now.Add(48*time.Hour)) {
+		t = t.AddDate(-1, 0, 0)
+	}
+	return t
+}
+
+// MaxLine is the longest line Parse reads; the rest is ignored. A 10 MB
+// line must not become a 10 MB message in every finding.
+const MaxLine = 64 << 10
+
+// Parse normalises one line. before is the text that precedes the line in
+// its input (may be nil): multi-line formats (journal export, wall
+// messages) keep the line's time and host there.
+func Parse(line, before []byte, ctx Context) Entry {
+	if len(line) > MaxLine {
+		line = line[:MaxLine]
+	}
+	line = bytes.TrimRight(line, "\r\n")
+	trimmed := bytes.TrimLeft(line, " \t")
+	if len(trimmed) == 0 {
+		return Entry{Format: Plain}
+	}
+	switch c := trimmed[0]; {
+	case c == '{':
+		if e, ok := parseJSON(trimmed, ctx); ok {
+			return e
+		}
+	case c == '<':
+		if e, ok := parsePri(trimmed, ctx); ok {
+			return e
+		}
+	case c == '[':
+		if e, ok := parseDmesg(trimmed, ctx); ok {
+			return e
+		}
+	case c >= '0' && c <= '9':
+		if e, ok := parseKmsg(trimmed); ok {
+			return e
+		}
+		if e, ok := parseISO(trimmed); ok {
+			return e
+		}
+	case c == 'I' || c == 'W' || c == 'E' || c == 'F':
+		if e, ok := parseKlog(trimmed, ctx); ok {
+			return e
+		}
+	}
+	if e, ok := parseSyslog(trimmed, ctx); ok {
+		return e
+	}
+	if e, ok := parseLogread(trimmed, ctx); ok {
+		return e
+	}
+	if e, ok := parseExportField(trimmed, before); ok {
+		return e
+	}
+	if e, ok := parseWallBody(line, before, ctx); ok {
+		return e
+	}
+	if e, ok := parseLogfmt(trimmed); ok {
+		return e
+	}
+	return Entry{Format: Plain, Message: string(trimmed)}
+}
+
+// kernelPrefix strips a "[  123.456789] " uptime (and a printk caller
+// "[T123] ") from the start of a message.
+func kernelPrefix(msg string) (rest string, up time.Duration, ok bool) {
+	s := strings.TrimLeft(msg, " ")
+	if !strings.HasPrefix(s, "[") {
+		return msg, 0, false
+	}
+	end := strings.IndexByte(s, ']')
+	if end < 0 {
+		return msg, 0, false
+	}
+	num := strings.TrimSpace(s[1:end])
+	secs, err := strconv.ParseFloat(num, 64)
+	if err != nil || secs < 0 || secs > 1e10 {
+		return msg, 0, false
+	}
+	rest = strings.TrimLeft(s[end+1:], " ")
+	if strings.HasPrefix(rest, "[") {
+		if e := strings.IndexByte(rest, ']'); e > 1 && e < 10 && (rest[1] == 'T' || rest[1] == 'C') {
+			if _, err := strconv.Atoi(strings.TrimSpace(rest[2:e])); err == nil {
+				rest = strings.TrimLeft(rest[e+1:], " ")
+			}
+		}
+	}
+	return rest, time.Duration(secs * float64(time.Second)), true
+}
+
+func parseDmesg(b []byte, ctx Context) (Entry, bool) {
+	s := string(b)
+	if rest, up, ok := kernelPrefix(s); ok {
+		return Entry{Uptime: up, HasUptime: true, Source: "kernel", Message: rest, Format: Dmesg}, true
+	}
+	// dmesg -T: "[Wed Nov 25 21:14:01 2026] msg"
+	end := strings.IndexByte(s, ']')
+	if end < 0 {
+		return Entry{}, false
+	}
+	t, err := time.ParseInLocation("Mon Jan _2 15:04:05 2006", s[1:end], ctx.loc())
+	if err != nil {
+		return Entry{}, false
+	}
+	return Entry{Time: t, Source: "kernel", Message: strings.TrimLeft(s[end+1:], " "), Format: DmesgT}, true
+}
+
+// parseKmsg reads a /dev/kmsg record: "prio,seq,usec,flags;message".
+func parseKmsg(b []byte) (Entry, bool) {
+	semi := bytes.IndexByte(b, ';')
+	if semi < 0 || semi > 64 {
+		return Entry{}, false
+	}
+	f := strings.Split(string(b[:semi]), ",")
+	if len(f) < 3 {
+		return Entry{}, false
+	}
+	for _, x := range f[:3] {
+		if _, err := strconv.ParseUint(x, 10, 64); err != nil {
+			return Entry{}, false
+		}
+	}
+	usec, _ := strconv.ParseUint(f[2], 10, 64)
+	return Entry{Uptime: time.Duration(usec) * time.Microsecond, HasUptime: true, Source: "kernel",
+		Message: string(b[semi+1:]), Format: Kmsg}, true
+}
+
+var isoLayouts = []string{
+	"2006-01-02T15:04:05.999999999Z07:00",
+	"2006-01-02T15:04:05.999999999-0700",
+	"2006-01-02T15:04:05Z07:00",
+	"2006-01-02T15:04:05-0700",
+}
+
+func parseISOTime(s string) (time.Time, bool) {
+	for _, l := range isoLayouts {
+		if t, err := time.Parse(l, s); err == nil {
+			return t, true
+		}
+	}
+	return time.Time{}, false
+}
+
+// parseISO reads "2026-11-25T21:14:01+0000 host tag[pid]: msg", the
+// layout of journalctl -o short-iso and of rsyslog's RFC 3339 template.
+func parseISO(b []byte) (Entry, bool) {
+	s := string(b)
+	ts, rest, ok := strings.Cut(s, " ")
+	if !ok || len(ts) < 19 || ts[4] != '-' || ts[10] != 'T' {
+		return Entry{}, false
+	}
+	t, ok := parseISOTime(ts)
+	if !ok {
+		return Entry{}, false
+	}
+	e := hostTagMessage(rest)
+	e.Time, e.Format = t, ISO
+	return e, true
+}
+
+// hostTagMessage splits "host tag[pid]: message" (the part of a syslog or
+// journal line after the timestamp), and a kernel uptime inside it.
+func hostTagMessage(s string) Entry {
+	var e Entry
+	host, rest, ok := strings.Cut(s, " ")
+	if !ok {
+		e.Message = s
+		return e
+	}
+	e.Host = host
+	tagEnd := strings.Index(rest, ": ")
+	if tagEnd < 0 && strings.HasSuffix(rest, ":") {
+		tagEnd = len(rest) - 1
+	}
+	if tagEnd > 0 && tagEnd < 64 && !strings.ContainsAny(rest[:tagEnd], " ") {
+		tag := rest[:tagEnd]
+		if i := strings.IndexByte(tag, '['); i > 0 && strings.HasSuffix(tag, "]") {
+			e.PID, _ = strconv.Atoi(tag[i+1 : len(tag)-1])
+			tag = tag[:i]
+		}
+		e.Source = tag
+		e.Message = strings.TrimPrefix(rest[tagEnd+1:], " ")
+	} else {
+		e.Message = rest
+	}
+	if e.Source == "kernel" || e.Source == "" {
+		if m, up, ok := kernelPrefix(e.Message); ok {
+			e.Message, e.Uptime, e.HasUptime = m, up, true
+			e.Source = "kernel"
+		}
+	}
+	return e
+}
+
+// parseSyslog reads "Nov 25 21:14:01 host tag[pid]: msg" (RFC 3164 as
+// written to files).
+func parseSyslog(b []byte, ctx Context) (Entry, bool) {
+	if len(b) < 16 || b[3] != ' ' || b[6] != ' ' || b[9] != ':' || b[12] != ':' {
+		return Entry{}, false
+	}
+	t, err := time.Parse("Jan _2 15:04:05", string(b[:15]))
+	if err != nil {
+		return Entry{}, false
+	}
+	rest := string(b[15:])
+	// Fractional seconds from some daemons: "Nov 25 21:14:01.123 host".
+	if strings.HasPrefix(rest, ".") {
+		if i := strings.IndexByte(rest, ' '); i > 0 {
+			if frac, err := strconv.ParseFloat("0"+rest[:i], 64); err == nil {
+				t = t.Add(time.Duration(frac * float64(time.Second)))
+			}
+			rest = rest[i:]
+		}
+	}
+	e := hostTagMessage(strings.TrimLeft(rest, " "))
+	e.Time, e.Format = ctx.complete(t), Syslog
+	return e, true
+}
+
+// parseLogread reads OpenWrt's "Wed Nov 25 21:14:01 2026 kern.err kernel:
+// [ 12.34] msg".
+func parseLogread(b []byte, ctx Context) (Entry, bool) {
+	if len(b) < 26 || b[3] != ' ' {
+		return Entry{}, false
+	}
+	t, err := time.ParseInLocation("Mon Jan _2 15:04:05 2006", string(b[:24]), ctx.loc())
+	if err != nil {
+		return Entry{}, false
+	}
+	rest := strings.TrimLeft(string(b[24:]), " ")
+	if fac, after, ok := strings.Cut(rest, " "); ok && strings.Contains(fac, ".") {
+		rest = after
+	}
+	e := hostTagMessage("- " + rest)
+	e.Host = ""
+	e.Time, e.Format = t, Logread
+	return e, true
+}
+
+var klogLevels = map[byte]bool{'I': true, 'W': true, 'E': true, 'F': true}
+
+// parseKlog reads "E0812 16:26:52.166955   12345 file.go:123] msg".
+func parseKlog(b []byte, ctx Context) (Entry, bool) {
+	if len(b) < 22 || !klogLevels[b[0]] || b[5] != ' ' {
+		return Entry{}, false
+	}
+	clock := strings.Fields(string(b[6:]))
+	if len(clock) == 0 {
+		return Entry{}, false
+	}
+	t, err := time.Parse("0102 15:04:05.999999", string(b[1:5])+" "+clock[0])
+	if err != nil {
+		return Entry{}, false
+	}
+	s := string(b)
+	end := strings.Index(s, "] ")
+	if end < 0 {
+		return Entry{}, false
+	}
+	f := strings.Fields(s[:end])
+	e := Entry{Time: ctx.complete(t), Message: s[end+2:], Format: Klog}
+	if len(f) >= 3 {
+		e.PID, _ = strconv.Atoi(f[2])
+	}
+	return e, true
+}
+
+// parsePri reads lines that start with a syslog priority: RFC 5424
+// ("<34>1 2026-…Z host app procid msgid [sd] msg") or RFC 3164 with its
+// priority ("<13>Nov 25 21:14:01 host tag: msg").
+func parsePri(b []byte, ctx Context) (Entry, bool) {
+	end := bytes.IndexByte(b, '>')
+	if end < 2 || end > 4 {
+		return Entry{}, false
+	}
+	if _, err := strconv.Atoi(string(b[1:end])); err != nil {
+		return Entry{}, false
+	}
+	rest := b[end+1:]
+	if bytes.HasPrefix(rest, []byte("1 ")) {
+		f := strings.SplitN(string(rest[2:]), " ", 6)
+		if len(f) < 6 {
+			return Entry{}, false
+		}
+		e := Entry{Format: RFC5424}
+		if t, ok := parseISOTime(f[0]); ok {
+			e.Time = t
+		}
+		if f[1] != "-" {
+			e.Host = f[1]
+		}
+		if f[2] != "-" {
+			e.Source = f[2]
+		}
+		e.PID, _ = strconv.Atoi(f[3])
+		msg := f[5]
+		// Structured data: "-" or one or more "[id k="v" …]" elements.
+		if strings.HasPrefix(msg, "-") {
+			msg = strings.TrimPrefix(msg[1:], " ")
+		} else if strings.HasPrefix(msg, "[") {
+			msg = skipSD(msg)
+		}
+		e.Message = strings.TrimPrefix(msg, "\ufeff")
+		return e, true
+	}
+	e, ok := parseSyslog(rest, ctx)
+	return e, ok
+}
+
+// skipSD skips RFC 5424 structured-data elements, honouring escaped "]".
+func skipSD(s string) string {
+	for strings.HasPrefix(s, "[") {
+		i, inQuote := 1, false
+		for ; i < len(s); i++ {
+			switch s[i] {
+			case '\\':
+				i++
+			case '"':
+				inQuote = !inQuote
+			case ']':
+				if !inQuote {
+					goto done
+				}
+			}
+		}
+		return ""
+	done:
+		s = s[i+1:]
+	}
+	return strings.TrimPrefix(s, " ")
+}
+
+// parseJSON reads journalctl -o json and Docker json-file lines.
+func parseJSON(b []byte, ctx Context) (Entry, bool) {
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(b, &m); err != nil {
+		return Entry{}, false
+	}
+	str := func(k string) string {
+		var s string
+		if raw, ok := m[k]; ok {
+			_ = json.Unmarshal(raw, &s)
+		}
+		return s
+	}
+	if raw, ok := m["log"]; ok {
+		var inner string
+		if json.Unmarshal(raw, &inner) != nil {
+			return Entry{}, false
+		}
+		inner = strings.TrimRight(inner, "\r\n")
+		e := Parse([]byte(inner), nil, ctx)
+		if e.Format == Plain || e.Time.IsZero() {
+			if t, ok := parseISOTime(str("time")); ok && e.Time.IsZero() {
+				e.Time = t
+			}
+		}
+		if e.Source == "" {
+			e.Source = str("stream")
+		}
+		e.Format = DockerJSON
+		return e, true
+	}
+	if _, ok := m["MESSAGE"]; ok {
+		e := Entry{Format: JournalJSON, Host: str("_HOSTNAME")}
+		e.Message = journalMessage(m["MESSAGE"])
+		if us, err := strconv.ParseInt(str("__REALTIME_TIMESTAMP"), 10, 64); err == nil {
+			e.Time = time.UnixMicro(us).UTC()
+		}
+		e.Source = str("SYSLOG_IDENTIFIER")
+		if e.Source == "" {
+			e.Source = str("_COMM")
+		}
+		if e.Source == "" && str("_TRANSPORT") == "kernel" {
+			e.Source = "kernel"
+		}
+		e.PID, _ = strconv.Atoi(str("_PID"))
+		return e, true
+	}
+	return Entry{}, false
+}
+
+// journalMessage decodes MESSAGE, which journald writes as an array of
+// bytes when it is not valid UTF-8.
+func journalMessage(raw json.RawMessage) string {
+	var s string
+	if json.Unmarshal(raw, &s) == nil {
+		return s
+	}
+	var bs []byte
+	var ints []int
+	if json.Unmarshal(raw, &ints) == nil {
+		for _, i := range ints {
+			bs = append(bs, byte(i))
+		}
+		return string(bs)
+	}
+	return string(raw)
+}
+
+// parseExportField reads a "MESSAGE=…" line of journalctl -o export; the
+// entry's other fields precede it, back to the last empty line.
+func parseExportField(b, before []byte) (Entry, bool) {
+	msg, ok := bytes.CutPrefix(b, []byte("MESSAGE="))
+	if !ok {
+		return Entry{}, false
+	}
+	e := Entry{Format: JournalExport, Message: string(msg)}
+	start := bytes.LastIndex(before, []byte("\n\n"))
+	block := before
+	if start >= 0 {
+		block = before[start+2:]
+	}
+	for _, l := range bytes.Split(block, []byte("\n")) {
+		k, v, ok := bytes.Cut(l, []byte("="))
+		if !ok {
+			continue
+		}
+		switch string(k) {
+		case "__REALTIME_TIMESTAMP":
+			if us, err := strconv.ParseInt(string(v), 10, 64); err == nil {
+				e.Time = time.UnixMicro(us).UTC()
+			}
+		case "_HOSTNAME":
+			e.Host = string(v)
+		case "SYSLOG_IDENTIFIER":
+			e.Source = string(v)
+		case "_PID":
+			e.PID, _ = strconv.Atoi(string(v))
+		case "_TRANSPORT":
+			if string(v) == "kernel" && e.Source == "" {
+				e.Source = "kernel"
+			}
+		}
+	}
+	return e, true
+}
+
+// parseWallBody reads the line after a "Message from syslogd@HOST at TIME
+// ..." wall header: " kernel:[ 123.4] msg".
+func parseWallBody(line, before []byte, ctx Context) (Entry, bool) {
+	prev := before
+	if i := bytes.LastIndexByte(bytes.TrimRight(prev, "\n"), '\n'); i >= 0 {
+		prev = prev[i+1:]
+	}
+	prev = bytes.TrimSpace(prev)
+	rest, ok := bytes.CutPrefix(prev, []byte("Message from syslogd@"))
+	if !ok {
+		return Entry{}, false
+	}
+	host, when, _ := strings.Cut(string(rest), " at ")
+	e := hostTagMessage(host + " " + strings.TrimLeft(string(line), " \t"))
+	e.Format = Wall
+	if len(when) >= 15 {
+		if t, err := time.Parse("Jan _2 15:04:05", when[:15]); err == nil {
+			e.Time = ctx.complete(t)
+		}
+	}
+	if e.Source == "" {
+		if tag, msg, ok := strings.Cut(strings.TrimSpace(string(line)), ":"); ok && !strings.Contains(tag, " ") {
+			e.Source, e.Message = tag, msg
+			if m, up, ok := kernelPrefix(msg); ok {
+				e.Message, e.Uptime, e.HasUptime = m, up, true
+			}
+		}
+	}
+	return e, true
+}
+
+// parseLogfmt reads key=value lines (dockerd, containerd, Go services)
+// that carry at least msg=.
+func parseLogfmt(b []byte) (Entry, bool) {
+	if !bytes.Contains(b, []byte("msg=")) || !bytes.Contains(b, []byte("=")) {
+		return Entry{}, false
+	}
+	kv := ParseLogfmt(string(b))
+	msg, ok := kv["msg"]
+	if !ok {
+		return Entry{}, false
+	}
+	e := Entry{Format: Logfmt, Message: msg}
+	for _, k := range []string{"time", "ts", "t"} {
+		if t, ok := parseISOTime(kv[k]); ok {
+			e.Time = t
+			break
+		}
+	}
+	if errText := kv["error"]; errText != "" {
+		e.Message += ": " + errText
+	}
+	return e, true
+}
+
+// ParseLogfmt splits logfmt text into its keys and values; quoted values
+// are unquoted, bare words become keys with empty values.
+func ParseLogfmt(s string) map[string]string {
+	out := map[string]string{}
+	for i := 0; i < len(s); {
+		for i < len(s) && s[i] == ' ' {
+			i++
+		}
+		ks := i
+		for i < len(s) && s[i] != '=' && s[i] != ' ' {
+			i++
+		}
+		key := s[ks:i]
+		if i >= len(s) || s[i] == ' ' {
+			if key != "" {
+				out[key] = ""
+			}
+			continue
+		}
+		i++ // '='
+		var val string
+		if i < len(s) && s[i] == '"' {
+			j := i + 1
+			for j < len(s) && s[j] != '"' {
+				if s[j] == '\\' {
+					j++
+				}
+				j++
+			}
+			end := min(j+1, len(s))
+			if v, err := strconv.Unquote(s[i:end]); err == nil {
+				val = v
+			} else {
+				val = strings.Trim(s[i:end], `"`)
+			}
+			i = end
+		} else {
+			vs := i
+			for i < len(s) && s[i] != ' ' {
+				i++
+			}
+			val = s[vs:i]
+		}
+		if key != "" && utf8.ValidString(key) {
+			out[key] = val
+		}
+	}
+	return out
+}
