@@ -28,6 +28,7 @@ Usage:
   hinomi doctor [flags]        diagnose this host (or a snapshot) now
   hinomi runbook [ID]          list the runbooks, or print one (e.g. FM-B2)
   hinomi snapshot DIR          save what doctor reads on this host into DIR
+  hinomi logs scan FILE...|-   find known distress in logs, as a timeline
   hinomi version               print the version
 
 Run "hinomi <command> -h" for a command's flags.
@@ -47,6 +48,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = runRunbook(args[1:], stdout, stderr)
 	case "snapshot":
 		err = runSnapshot(ctx, args[1:], stdout, stderr)
+	case "logs":
+		err = runLogs(ctx, args[1:], os.Stdin, stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "hinomi", version)
 	case "help", "-h", "--help":

@@ -1,0 +1,186 @@
+package signatures
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/hinomi/hinomi/internal/finding"
+)
+
+// Incident is what repeats of one signature on one subject add up to: the
+// count, the first and last occurrence, and, for signatures that another
+// one resolves (nfs "not responding" … "OK"), the end of the outage.
+type Incident struct {
+	Sig    *Signature
+	Fields map[string]string
+	Count  int
+	First  Event
+	Last   Event
+	// Ended is the resolving event, nil while open.
+	Ended *Event
+}
+
+// Duration is from the first occurrence to the resolution (or the last
+// occurrence while still open); zero when the times are unknown.
+func (in *Incident) Duration() time.Duration {
+	end := in.Last
+	if in.Ended != nil {
+		end = *in.Ended
+	}
+	a, b := in.First.When(), end.When()
+	if a.IsZero() && b.IsZero() || b.Before(a) {
+		return 0
+	}
+	return b.Sub(a)
+}
+
+// Subject names what the incident is about, from its grouping fields.
+func (in *Incident) Subject() string {
+	var parts []string
+	for _, g := range in.Sig.GroupBy {
+		if v := in.Fields[g]; v != "" {
+			parts = append(parts, g+"="+v)
+		}
+	}
+	return strings.Join(parts, " ")
+}
+
+// Aggregator collects events into incidents.
+type Aggregator struct {
+	open map[string]*Incident
+	all  []*Incident
+}
+
+// NewAggregator returns an empty aggregator.
+func NewAggregator() *Aggregator { return &Aggregator{open: map[string]*Incident{}} }
+
+func groupKey(id string, groupBy []string, fields map[string]string) string {
+	var b strings.Builder
+	b.WriteString(id)
+	for _, g := range groupBy {
+		b.WriteByte(0)
+		b.WriteString(fields[g])
+	}
+	return b.String()
+}
+
+// Add takes the next event (events should come in time order).
+func (a *Aggregator) Add(ev Event) {
+	if target := ev.Sig.Resolves; target != "" {
+		// The resolved signature's group_by names the fields to compare.
+		for k, in := range a.open {
+			if in.Sig.ID == target && groupKey(target, in.Sig.GroupBy, in.Fields) == groupKey(target, in.Sig.GroupBy, ev.Fields) {
+				e := ev
+				in.Ended = &e
+				delete(a.open, k)
+			}
+		}
+		return
+	}
+	k := groupKey(ev.Sig.ID, ev.Sig.GroupBy, ev.Fields)
+	in := a.open[k]
+	if in == nil {
+		in = &Incident{Sig: ev.Sig, Fields: ev.Fields, First: ev}
+		a.open[k] = in
+		a.all = append(a.all, in)
+	}
+	in.Count++
+	in.Last = ev
+}
+
+// Incidents returns every incident in order of first occurrence.
+func (a *Aggregator) Incidents() []*Incident {
+	out := append([]*Incident(nil), a.all...)
+	sort.SliceStable(out, func(i, j int) bool {
+		ti, tj := out[i].First.When(), out[j].First.When()
+		if ti.IsZero() != tj.IsZero() {
+			return !ti.IsZero()
+		}
+		return ti.Before(tj)
+	})
+	return out
+}
+
+// Finding turns an incident into a finding for host, with the lines that
+// show it (first, last, and the first one's trace).
+func (in *Incident) Finding(host string) finding.Finding {
+	sig := in.Sig
+	subject := sig.ID
+	if s := in.Subject(); s != "" {
+		subject += " " + s
+	}
+	summary := sig.Title
+	if s := in.Subject(); s != "" {
+		summary += " (" + s + ")"
+	}
+	if in.Count > 1 {
+		summary += fmt.Sprintf(": %d times", in.Count)
+		if d := in.Last.When().Sub(in.First.When()); d > 0 {
+			summary += fmt.Sprintf(" over %s (%.1f per minute)", roundDur(d), float64(in.Count)/d.Minutes())
+		}
+	}
+	if in.Ended != nil {
+		summary += fmt.Sprintf("; resolved after %s", roundDur(in.Duration()))
+	} else if sig.ID != "" && hasResolver(sig) {
+		summary += "; not resolved in this log"
+	}
+	lines := []finding.Line{lineOf(in.First)}
+	for _, t := range in.First.Trace {
+		lines = append(lines, finding.Line{Source: in.First.Input, Text: t})
+	}
+	if in.Count > 1 {
+		lines = append(lines, lineOf(in.Last))
+	}
+	if in.Ended != nil {
+		lines = append(lines, lineOf(*in.Ended))
+	}
+	vars := map[string]string{"line": in.First.Entry.Message}
+	for k, v := range in.Fields {
+		vars[k] = v
+	}
+	f := finding.Finding{
+		Key:      finding.MakeKey(sig.Mode, subject),
+		Mode:     sig.Mode,
+		Severity: sig.Severity,
+		Host:     host,
+		Subject:  subject,
+		Summary:  summary + ".",
+		Evidence: finding.Evidence{
+			Figures: []finding.Figure{{Name: "occurrences", Value: float64(in.Count), Source: in.First.Input}},
+			Lines:   lines,
+			Vars:    vars,
+		},
+		Runbook: sig.Mode,
+	}
+	if t := in.First.Entry.Time; !t.IsZero() {
+		f.Since = &t
+	}
+	if d := in.Duration(); d > 0 {
+		f.Evidence.Figures = append(f.Evidence.Figures, finding.Figure{Name: "duration", Value: d.Seconds(), Unit: "s"})
+	}
+	return f
+}
+
+// hasResolver is set on signatures some other signature resolves; it is
+// filled by New.
+func hasResolver(s *Signature) bool { return s.resolvedBy }
+
+func lineOf(ev Event) finding.Line {
+	l := finding.Line{Source: fmt.Sprintf("%s:%d", ev.Input, ev.LineNo), Text: ev.Line}
+	if t := ev.Entry.Time; !t.IsZero() {
+		l.Time = &t
+	}
+	return l
+}
+
+func roundDur(d time.Duration) time.Duration {
+	switch {
+	case d > time.Hour:
+		return d.Round(time.Minute)
+	case d > time.Minute:
+		return d.Round(time.Second)
+	}
+	return d.Round(time.Millisecond)
+}

@@ -1,0 +1,214 @@
+// Package signatures recognises distress in logs: a catalogue of
+// declarative signatures (literal anchors, a pattern, the fields to
+// extract, how repeats aggregate), a matcher that finds them in raw log
+// bytes of any format at hundreds of MB/s, and an aggregator that turns
+// the matches into a short timeline of events with counts, durations and
+// runbook references.
+package signatures
+
+import (
+	_ "embed"
+	"errors"
+	"fmt"
+	"os"
+	"regexp"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/hinomi/hinomi/internal/finding"
+)
+
+//go:embed catalogue.yaml
+var builtin []byte
+
+// Signature is one entry of the catalogue.
+type Signature struct {
+	ID       string           `yaml:"id"`
+	Mode     string           `yaml:"mode"`
+	Severity finding.Severity `yaml:"severity"`
+	Title    string           `yaml:"title"`
+	// Anchors are literal substrings; a line is only tested against the
+	// pattern when it contains one of them.
+	Anchors []string `yaml:"anchors"`
+	// Pattern is an RE2 expression searched in the message; its named
+	// groups are the fields. Empty: an anchor alone decides.
+	Pattern string `yaml:"pattern"`
+	// GroupBy are the fields that make two matches the same event.
+	GroupBy []string `yaml:"group_by"`
+	// Continuation: indented and trace lines that follow belong to it.
+	Continuation bool `yaml:"continuation"`
+	// Resolves names the signature whose open event this one ends.
+	Resolves string    `yaml:"resolves"`
+	Examples []Example `yaml:"examples"`
+	// CounterExamples are real lines that must not match.
+	CounterExamples []Example `yaml:"counter_examples"`
+
+	re         *regexp.Regexp
+	resolvedBy bool
+}
+
+// Example is a real log line with where it was found and the fields the
+// signature must extract from it.
+type Example struct {
+	Line   string            `yaml:"line"`
+	Source string            `yaml:"source"`
+	Fields map[string]string `yaml:"fields"`
+}
+
+// Catalogue is a compiled set of signatures.
+type Catalogue struct {
+	Sigs []*Signature
+	byID map[string]*Signature
+}
+
+// Builtin returns the catalogue embedded in hinomi.
+func Builtin() (*Catalogue, error) {
+	sigs, err := Parse(builtin)
+	if err != nil {
+		return nil, fmt.Errorf("built-in catalogue: %w", err)
+	}
+	return New(sigs)
+}
+
+// Load returns the built-in catalogue plus the signatures in the given
+// files (same YAML layout); a user signature with a built-in ID replaces it.
+func Load(files ...string) (*Catalogue, error) {
+	sigs, err := Parse(builtin)
+	if err != nil {
+		return nil, fmt.Errorf("built-in catalogue: %w", err)
+	}
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return nil, err
+		}
+		more, err := Parse(b)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", f, err)
+		}
+		for _, m := range more {
+			replaced := false
+			for i, s := range sigs {
+				if s.ID == m.ID {
+					sigs[i], replaced = m, true
+				}
+			}
+			if !replaced {
+				sigs = append(sigs, m)
+			}
+		}
+	}
+	return New(sigs)
+}
+
+// Parse reads signatures from YAML.
+func Parse(b []byte) ([]*Signature, error) {
+	var sigs []*Signature
+	if err := yaml.Unmarshal(b, &sigs); err != nil {
+		return nil, err
+	}
+	return sigs, nil
+}
+
+var reMode = regexp.MustCompile(`^FM-[A-Z]\d+$`)
+
+// New validates and compiles signatures.
+func New(sigs []*Signature) (*Catalogue, error) {
+	c := &Catalogue{byID: map[string]*Signature{}}
+	var errs []error
+	for _, s := range sigs {
+		if err := s.compile(); err != nil {
+			errs = append(errs, fmt.Errorf("signature %q: %w", s.ID, err))
+			continue
+		}
+		if c.byID[s.ID] != nil {
+			errs = append(errs, fmt.Errorf("signature %q: duplicate id", s.ID))
+			continue
+		}
+		c.byID[s.ID] = s
+		c.Sigs = append(c.Sigs, s)
+	}
+	for _, s := range c.Sigs {
+		if s.Resolves == "" {
+			continue
+		}
+		target := c.byID[s.Resolves]
+		if target == nil {
+			errs = append(errs, fmt.Errorf("signature %q resolves unknown %q", s.ID, s.Resolves))
+			continue
+		}
+		target.resolvedBy = true
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	return c, nil
+}
+
+func (s *Signature) compile() error {
+	switch {
+	case s.ID == "":
+		return errors.New("no id")
+	case !reMode.MatchString(s.Mode):
+		return fmt.Errorf("mode %q is not a failure-mode ID like FM-E1", s.Mode)
+	case s.Severity == 0:
+		return errors.New("no severity")
+	case len(s.Anchors) == 0:
+		return errors.New("no anchors: every signature needs a literal to be found fast")
+	}
+	for _, a := range s.Anchors {
+		if len(a) < 3 {
+			return fmt.Errorf("anchor %q is too short to be selective", a)
+		}
+	}
+	if s.Pattern != "" {
+		re, err := regexp.Compile(s.Pattern)
+		if err != nil {
+			return err
+		}
+		s.re = re
+	}
+	names := map[string]bool{}
+	if s.re != nil {
+		for _, n := range s.re.SubexpNames() {
+			names[n] = true
+		}
+	}
+	for _, g := range s.GroupBy {
+		if !names[g] {
+			return fmt.Errorf("group_by %q is not a named group of the pattern", g)
+		}
+	}
+	return nil
+}
+
+// Get returns the signature with id, or nil.
+func (c *Catalogue) Get(id string) *Signature { return c.byID[id] }
+
+// Match tests a normalised message against the signature and returns the
+// extracted fields.
+func (s *Signature) Match(msg string) (map[string]string, bool) {
+	if s.re == nil {
+		for _, a := range s.Anchors {
+			if strings.Contains(msg, a) {
+				return map[string]string{}, true
+			}
+		}
+		return nil, false
+	}
+	m := s.re.FindStringSubmatchIndex(msg)
+	if m == nil {
+		return nil, false
+	}
+	fields := map[string]string{}
+	for i, n := range s.re.SubexpNames() {
+		if n != "" && m[2*i] >= 0 {
+			fields[n] = msg[m[2*i]:m[2*i+1]]
+		}
+	}
+	return fields, true
+}
+
+// Regexp is the compiled pattern (nil when the anchors decide alone).
+func (s *Signature) Regexp() *regexp.Regexp { return s.re }

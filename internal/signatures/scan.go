@@ -1,0 +1,241 @@
+package signatures
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"strings"
+	"time"
+
+	ahocorasick "github.com/petar-dambovaliev/aho-corasick"
+
+	"github.com/hinomi/hinomi/internal/logline"
+)
+
+// chunkSize is how much input is searched at once. Memory stays flat: one
+// chunk plus the carried partial line, whatever the input size.
+const chunkSize = 1 << 20
+
+// maxTrace bounds the continuation lines kept with an event.
+const maxTrace = 24
+
+// Event is one signature matched on one line.
+type Event struct {
+	Sig    *Signature
+	Entry  logline.Entry
+	Fields map[string]string
+	// Line is the raw line (clipped to logline.MaxLine).
+	Line string
+	// Trace are the continuation lines that followed (call traces …).
+	Trace []string
+	Input string
+	// LineNo is the 1-based line number in Input.
+	LineNo int64
+}
+
+// When is the event's time for ordering: the absolute time, else the
+// time since boot as an offset from the zero time.
+func (e Event) When() time.Time {
+	if !e.Entry.Time.IsZero() {
+		return e.Entry.Time
+	}
+	return time.Time{}.Add(e.Entry.Uptime)
+}
+
+// Matcher finds a catalogue's signatures in raw log bytes. It runs one
+// Aho-Corasick automaton over the input for all anchors at once and looks
+// closer (normalising the line, running patterns) only where an anchor is.
+// A Matcher is safe for concurrent use; Scan keeps its state on the stack.
+type Matcher struct {
+	cat        *Catalogue
+	ac         ahocorasick.AhoCorasick
+	anchorSigs [][]int
+	// Context completes timestamps that leave out the year or zone.
+	Context logline.Context
+}
+
+// NewMatcher compiles the catalogue's anchors.
+func NewMatcher(c *Catalogue) *Matcher {
+	m := &Matcher{cat: c}
+	idx := map[string]int{}
+	var anchors []string
+	for si, s := range c.Sigs {
+		for _, a := range s.Anchors {
+			i, ok := idx[a]
+			if !ok {
+				i = len(anchors)
+				idx[a] = i
+				anchors = append(anchors, a)
+				m.anchorSigs = append(m.anchorSigs, nil)
+			}
+			m.anchorSigs[i] = append(m.anchorSigs[i], si)
+		}
+	}
+	b := ahocorasick.NewAhoCorasickBuilder(ahocorasick.Opts{MatchKind: ahocorasick.StandardMatch, DFA: true})
+	m.ac = b.Build(anchors)
+	return m
+}
+
+// Stats describe a scan.
+type Stats struct {
+	Bytes  int64
+	Lines  int64
+	Events int64
+}
+
+// Scan reads r to the end and calls emit for every signature match, in
+// input order. input names the source in events ("kern.log", "-").
+func (m *Matcher) Scan(r io.Reader, input string, emit func(Event)) (Stats, error) {
+	var st Stats
+	buf := make([]byte, chunkSize)
+	carry := 0
+	var lineNo int64 = 1
+	for {
+		n, err := io.ReadFull(r, buf[carry:])
+		data := buf[:carry+n]
+		st.Bytes += int64(n)
+		eof := errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)
+		if err != nil && !eof {
+			return st, err
+		}
+		end := bytes.LastIndexByte(data, '\n') + 1
+		if eof || end == 0 {
+			// The last line without a newline, or a line longer than a
+			// whole chunk: search what there is as one line.
+			end = len(data)
+		}
+		lineNo = m.chunk(data[:end], input, lineNo, &st, emit)
+		carry = copy(buf, data[end:])
+		if eof {
+			if end > 0 && data[end-1] != '\n' {
+				st.Lines++
+			}
+			return st, nil
+		}
+	}
+}
+
+// chunk searches whole lines; it returns the line number after the chunk.
+func (m *Matcher) chunk(data []byte, input string, lineNo int64, st *Stats, emit func(Event)) int64 {
+	counted := 0 // bytes of data whose newlines are in lineNo
+	pos := 0
+	for pos < len(data) {
+		it := m.ac.IterByte(data[pos:])
+		hit := it.Next()
+		if hit == nil {
+			break
+		}
+		at := pos + hit.Start()
+		ls := bytes.LastIndexByte(data[:at], '\n') + 1
+		le := len(data)
+		if i := bytes.IndexByte(data[at:], '\n'); i >= 0 {
+			le = at + i
+		}
+		lineNo += int64(bytes.Count(data[counted:ls], []byte{'\n'}))
+		counted = ls
+		next := m.line(data, ls, le, input, lineNo, st, emit)
+		lineNo += int64(bytes.Count(data[counted:min(next, len(data))], []byte{'\n'}))
+		counted = min(next, len(data))
+		pos = next
+	}
+	nl := int64(bytes.Count(data[counted:], []byte{'\n'}))
+	lineNo += nl
+	st.Lines += int64(bytes.Count(data, []byte{'\n'}))
+	return lineNo
+}
+
+// line examines one line that holds an anchor; it returns where the search
+// goes on (after the line, or after its continuation lines).
+func (m *Matcher) line(data []byte, ls, le int, input string, lineNo int64, st *Stats, emit func(Event)) int {
+	line := data[ls:le]
+	seen := map[int]bool{}
+	var cands []int
+	it := m.ac.IterOverlappingByte(line)
+	for h := it.Next(); h != nil; h = it.Next() {
+		for _, si := range m.anchorSigs[h.Pattern()] {
+			if !seen[si] {
+				seen[si] = true
+				cands = append(cands, si)
+			}
+		}
+	}
+	next := le + 1
+	if len(cands) == 0 {
+		return next
+	}
+	entry := logline.Parse(line, data[max(0, ls-4096):ls], m.Context)
+	if entry.Message == "" {
+		return next
+	}
+	raw := string(line)
+	if len(raw) > logline.MaxLine {
+		raw = raw[:logline.MaxLine]
+	}
+	for _, si := range sortedInts(cands) {
+		sig := m.cat.Sigs[si]
+		fields, ok := sig.Match(entry.Message)
+		if !ok {
+			continue
+		}
+		ev := Event{Sig: sig, Entry: entry, Fields: fields, Line: strings.TrimRight(raw, "\r"), Input: input, LineNo: lineNo}
+		if sig.Continuation {
+			ev.Trace, next = continuation(data, le+1, m.Context)
+		}
+		st.Events++
+		emit(ev)
+	}
+	return next
+}
+
+func sortedInts(xs []int) []int {
+	for i := 1; i < len(xs); i++ {
+		for j := i; j > 0 && xs[j] < xs[j-1]; j-- {
+			xs[j], xs[j-1] = xs[j-1], xs[j]
+		}
+	}
+	return xs
+}
+
+// traceStarts are how the lines of a kernel report begin after its first
+// line; they belong to that report.
+var traceStarts = []string{
+	"Call Trace:", "<TASK>", "</TASK>", "<IRQ>", "</IRQ>", "Modules linked in:", "CPU:", "Hardware name:",
+	"RIP:", "RSP:", "RAX:", "RDX:", "RBP:", "R10:", "R13:", "FS:", "CS:", "CR2:", "Code:", "Workqueue:",
+	"task:", "Tainted:", "---[ end trace", "Kernel Offset:", "Stack:", "? ", "Mem-Info:", "Node ",
+	"lr :", "pc :", "sp :", "x29:", "Preemption disabled at:", "rcu:", "\t", "(detected by", "Sending NMI",
+	"NMI backtrace", "INFO: lockdep", "[<", "irq event stamp:", "hardirqs last", "softirqs last",
+	"\"echo 0 > /proc/sys/kernel/hung_task_timeout_secs\"",
+}
+
+// continuation collects the lines from start that continue a report: their
+// message is indented or begins like a trace line.
+func continuation(data []byte, start int, ctx logline.Context) ([]string, int) {
+	var out []string
+	pos := start
+	for len(out) < 200 && pos < len(data) {
+		le := len(data)
+		if i := bytes.IndexByte(data[pos:], '\n'); i >= 0 {
+			le = pos + i
+		}
+		line := data[pos:le]
+		e := logline.Parse(line, nil, ctx)
+		msg := e.Message
+		cont := len(msg) > 0 && (msg[0] == ' ' || msg[0] == '\t')
+		if !cont {
+			for _, p := range traceStarts {
+				if strings.HasPrefix(msg, p) {
+					cont = true
+					break
+				}
+			}
+		}
+		if !cont {
+			break
+		}
+		if len(out) < maxTrace {
+			out = append(out, strings.TrimRight(string(line), "\r"))
+		}
+		pos = le + 1
+	}
+	return out, pos
+}
