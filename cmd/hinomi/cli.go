@@ -17,6 +17,7 @@ import (
 	"github.com/hinomi/hinomi/internal/finding"
 	"github.com/hinomi/hinomi/internal/host"
 	"github.com/hinomi/hinomi/internal/runbook"
+	"github.com/hinomi/hinomi/internal/signatures"
 )
 
 // version is set at build time with -ldflags "-X main.version=…".
@@ -89,6 +90,8 @@ func runDoctor(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	mountTimeout := fs.Duration("mount-timeout", 2*time.Second, "how long a network or FUSE mount may take to answer stat")
 	color := fs.String("color", "auto", "colour the output: auto (on a terminal), always, never")
 	verbose := fs.Bool("v", false, "log what each check does on stderr")
+	var sigFiles multiFlag
+	fs.Var(&sigFiles, "signatures", "a YAML file of extra log signatures (repeatable)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -103,12 +106,16 @@ func runDoctor(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return err
 	}
+	cat, err := signatures.Load(sigFiles...)
+	if err != nil {
+		return err
+	}
 	level := slog.LevelWarn
 	if *verbose {
 		level = slog.LevelDebug
 	}
 	d, err := doctor.Diagnose(ctx, doctor.Options{
-		From: *from, SampleFor: *sample, MountDeadline: *mountTimeout,
+		From: *from, SampleFor: *sample, MountDeadline: *mountTimeout, Signatures: signatures.NewMatcher(cat),
 		Log: slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level})),
 	})
 	if err != nil {

@@ -1,8 +1,8 @@
 package checks
 
 import (
+	"bytes"
 	"context"
-	"fmt"
 	"path"
 	"sort"
 	"strings"
@@ -10,6 +10,7 @@ import (
 
 	"github.com/hinomi/hinomi/internal/finding"
 	"github.com/hinomi/hinomi/internal/host"
+	"github.com/hinomi/hinomi/internal/signatures"
 )
 
 // cleanEnd are messages that only a clean shutdown writes near its end.
@@ -21,26 +22,24 @@ var cleanEnd = []string{
 
 // checkPreviousBoot looks back (FM-C1 aftermath, FM-D7, FM-E*): did the last
 // boot end cleanly, and what did the kernel say in its last minutes? It
-// reads the persistent journal and pstore; it also reports distress lines
-// of the current boot's kernel log.
+// reads the persistent journal and pstore through the signature engine;
+// it also reports the distress of the current boot's kernel log.
 func checkPreviousBoot(ctx context.Context, env *Env) (Result, error) {
 	var res Result
-	classify := env.Classify
-	if classify == nil {
-		classify = SeedSignatures
+	if env.Signatures == nil {
+		return res, ErrNotApplicable
 	}
 	looked := false
 
-	// pstore keeps the kernel's last words across a crash.
-	// Without a backend (efi_pstore, ramoops …) pstore keeps nothing, and an
-	// empty directory proves nothing.
+	// pstore keeps the kernel's last words across a crash. Without a
+	// backend (efi_pstore, ramoops …) it keeps nothing, and an empty
+	// directory proves nothing.
 	backend, _ := env.Src.ReadFile("/sys/module/pstore/parameters/backend")
 	if b := strings.TrimSpace(string(backend)); b != "" && b != "(null)" {
 		looked = true
 	}
 	if names, err := env.Src.ReadDirNames("/sys/fs/pstore"); err == nil {
 		sort.Strings(names)
-		var lines []finding.Line
 		for _, n := range names {
 			if !strings.HasPrefix(n, "dmesg-") {
 				continue
@@ -49,19 +48,12 @@ func checkPreviousBoot(ctx context.Context, env *Env) (Result, error) {
 			if err != nil {
 				continue
 			}
-			for _, l := range strings.Split(string(b), "\n") {
-				if _, _, ok := classify(l); ok {
-					lines = append(lines, finding.Line{Source: "pstore " + n, Text: strings.TrimSpace(l)})
-				}
+			looked = true
+			fs := logFindings(env, "pstore "+n, b, "previous boot (pstore): ")
+			for i := range fs {
+				fs[i].Evidence.Notes = append(fs[i].Evidence.Notes, "pstore kept this from a crash of an earlier boot; clear it once read: rm /sys/fs/pstore/"+n)
 			}
-		}
-		if len(lines) > 0 {
-			mode, sev := worst(classify, lines)
-			res.Findings = append(res.Findings, finding.Finding{
-				Mode: mode, Severity: sev, Subject: "previous boot (pstore)",
-				Summary:  "The kernel crashed in an earlier boot; pstore kept its last messages.",
-				Evidence: finding.Evidence{Lines: tail(lines, 10), Vars: map[string]string{"line": lines[0].Text}, Notes: []string{"Clear the records once read: rm /sys/fs/pstore/dmesg-*"}},
-			})
+			res.Findings = append(res.Findings, fs...)
 		}
 	} else if !host.Missing(err) {
 		res.Blind = append(res.Blind, "pstore: "+err.Error())
@@ -80,38 +72,24 @@ func checkPreviousBoot(ctx context.Context, env *Env) (Result, error) {
 				}
 			}
 		}
-		kern, _ := env.Src.Command(ctx, "journal-prev-kernel", "journalctl", "-b", "-1", "-k", "-p", "warning", "-q", "--no-pager", "-o", "short-iso", "-n", "3000")
-		var distress []finding.Line
-		for _, l := range ParseShortISO(kern.Stdout, "kernel, previous boot") {
-			if _, _, ok := classify(l.Text); ok {
-				distress = append(distress, l)
-			}
-		}
-		var end *time.Time
-		if len(tailLines) > 0 {
-			end = tailLines[len(tailLines)-1].Time
-		}
-		if !clean || len(distress) > 0 {
-			mode, sev := "FM-C1", finding.Medium
-			if len(distress) > 0 {
-				mode, sev = worst(classify, distress)
+		kern, _ := env.Src.Command(ctx, "journal-prev-kernel", "journalctl", "-b", "-1", "-k", "-q", "--no-pager", "-o", "short-iso", "-n", "20000")
+		distress := logFindings(env, "journal -b -1 -k", kern.Stdout, "previous boot: ")
+		res.Findings = append(res.Findings, distress...)
+		if !clean {
+			var end *time.Time
+			if len(tailLines) > 0 {
+				end = tailLines[len(tailLines)-1].Time
 			}
 			summary := "The previous boot ended without a clean shutdown (power loss, fencing, watchdog or a kernel crash)"
-			if clean {
-				summary = "The previous boot shut down, but its kernel logged distress first"
-			}
 			if len(distress) > 0 {
-				summary += "; its last kernel distress line: " + clip(distress[len(distress)-1].Text, 120)
-			}
-			ev := finding.Evidence{Lines: tail(distress, 10), Vars: map[string]string{}}
-			if len(distress) == 0 {
-				ev.Lines = tail(tailLines, 5)
-				ev.Notes = append(ev.Notes, "These are the previous boot's last journal lines; none is a shutdown message.")
-			} else {
-				ev.Vars["line"] = distress[len(distress)-1].Text
+				summary += "; its kernel logged distress before it ended (see the findings marked previous boot)"
 			}
 			res.Findings = append(res.Findings, finding.Finding{
-				Mode: mode, Severity: sev, Subject: "previous boot", Summary: summary + ".", Since: end, Evidence: ev,
+				Mode: "FM-C1", Severity: finding.Medium, Subject: "previous boot unclean", Summary: summary + ".", Since: end,
+				Evidence: finding.Evidence{
+					Lines: tail(tailLines, 5),
+					Notes: []string{"These are the previous boot's last journal lines; none is a shutdown message."},
+				},
 			})
 		}
 	}
@@ -120,35 +98,39 @@ func checkPreviousBoot(ctx context.Context, env *Env) (Result, error) {
 	}
 
 	// Distress in the current boot's kernel log.
-	if env.Kernel != nil && env.Kernel.Err != nil && !host.Missing(env.Kernel.Err) {
-		res.Blind = append(res.Blind, "the kernel log (/dev/kmsg: "+env.Kernel.Err.Error()+")")
-	}
-	byMode := map[string][]finding.Line{}
-	for _, l := range env.Kernel.Lines {
-		if mode, _, ok := classify(l.Text); ok {
-			byMode[mode] = append(byMode[mode], l)
+	if env.Kernel != nil {
+		if env.Kernel.Err != nil && !host.Missing(env.Kernel.Err) {
+			res.Blind = append(res.Blind, "the kernel log (/dev/kmsg: "+env.Kernel.Err.Error()+")")
 		}
-	}
-	for mode, lines := range byMode {
-		_, sev := worst(classify, lines)
-		res.Findings = append(res.Findings, finding.Finding{
-			Mode: mode, Severity: sev, Subject: "kernel log",
-			Summary:  fmt.Sprintf("The kernel logged %d distress line(s) of this kind since boot; the latest: %s", len(lines), clip(lines[len(lines)-1].Text, 140)),
-			Since:    lines[0].Time,
-			Evidence: finding.Evidence{Lines: tail(lines, 8), Vars: map[string]string{"line": lines[len(lines)-1].Text}},
-		})
+		var b strings.Builder
+		for _, l := range env.Kernel.Lines {
+			if l.Time != nil {
+				b.WriteString(l.Time.UTC().Format("2006-01-02T15:04:05.000000Z07:00"))
+			} else {
+				b.WriteString("-")
+			}
+			b.WriteString(" " + env.Host + " kernel: " + l.Text + "\n")
+		}
+		res.Findings = append(res.Findings, logFindings(env, "kernel log", []byte(b.String()), "")...)
 	}
 	return res, nil
 }
 
-func worst(classify Classifier, lines []finding.Line) (string, finding.Severity) {
-	mode, sev := "", finding.Severity(0)
-	for _, l := range lines {
-		if m, s, ok := classify(l.Text); ok && s >= sev {
-			mode, sev = m, s
-		}
+// logFindings runs the signature engine over a log and returns one finding
+// per incident, its subject prefixed.
+func logFindings(env *Env, input string, text []byte, prefix string) []finding.Finding {
+	agg := signatures.NewAggregator()
+	if _, err := env.Signatures.Scan(bytes.NewReader(text), input, agg.Add); err != nil {
+		return nil
 	}
-	return mode, sev
+	var out []finding.Finding
+	for _, in := range agg.Incidents() {
+		f := in.Finding(env.Host)
+		f.Subject = prefix + f.Subject
+		f.Key = finding.MakeKey(f.Mode, f.Subject)
+		out = append(out, f)
+	}
+	return out
 }
 
 func tail(ls []finding.Line, n int) []finding.Line {

@@ -20,6 +20,7 @@ import (
 	"github.com/hinomi/hinomi/internal/finding"
 	"github.com/hinomi/hinomi/internal/host"
 	"github.com/hinomi/hinomi/internal/proctable"
+	"github.com/hinomi/hinomi/internal/signatures"
 )
 
 // ErrNotApplicable says a check has nothing to look at on this host (no
@@ -44,10 +45,9 @@ type Env struct {
 	Mounts *MountProber
 	// Kernel is the current boot's kernel log, read once per run.
 	Kernel *KernelLog
-	// Classify names the distress lines of kernel logs; nil uses the
-	// built-in SeedSignatures.
-	Classify Classifier
-	Log      *slog.Logger
+	// Signatures finds distress in logs (previous boot, kernel log).
+	Signatures *signatures.Matcher
+	Log        *slog.Logger
 }
 
 // Result is what one check found.

@@ -8,8 +8,6 @@ import (
 	"testing"
 	"time"
 	"unicode/utf8"
-
-	"github.com/hinomi/hinomi/internal/finding"
 )
 
 // sampleLines reads a testdata sample, dropping its "# source" and "##"
@@ -29,34 +27,6 @@ func sampleLines(t *testing.T, name string) []string {
 		}
 	}
 	return out
-}
-
-func TestSeedSignaturesOnRealLogs(t *testing.T) {
-	tests := []struct {
-		sample string
-		mode   string
-		sev    finding.Severity
-	}{
-		{"kernel-1.txt", "FM-E1", finding.High},
-		{"kernel-3.txt", "FM-E3", finding.Medium},
-		{"kernel-7.txt", "FM-E4", finding.Medium},
-		{"kernel-9.txt", "FM-E1", finding.Catastrophic}, // soft lockup escalating to a panic
-	}
-	for _, tt := range tests {
-		t.Run(tt.sample, func(t *testing.T) {
-			var lines []finding.Line
-			for _, l := range sampleLines(t, tt.sample) {
-				lines = append(lines, finding.Line{Text: l})
-			}
-			mode, sev := worst(SeedSignatures, lines)
-			if mode != tt.mode || sev != tt.sev {
-				t.Errorf("worst line: %s %s; want %s %s", mode, sev, tt.mode, tt.sev)
-			}
-		})
-	}
-	if _, _, ok := SeedSignatures("systemd[1]: Started Session 4 of user root."); ok {
-		t.Error("an ordinary line was classified as distress")
-	}
 }
 
 func TestOOMVictimsFromRealLog(t *testing.T) {

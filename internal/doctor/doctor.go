@@ -15,6 +15,7 @@ import (
 	"github.com/hinomi/hinomi/internal/finding"
 	"github.com/hinomi/hinomi/internal/host"
 	"github.com/hinomi/hinomi/internal/proctable"
+	"github.com/hinomi/hinomi/internal/signatures"
 )
 
 // Exit statuses of `hinomi doctor`.
@@ -35,6 +36,8 @@ type Options struct {
 	// Mounts, when set, is reused across diagnoses (the agent); otherwise a
 	// fresh prober with MountDeadline is made.
 	Mounts *checks.MountProber
+	// Signatures finds distress in logs; nil uses the built-in catalogue.
+	Signatures *signatures.Matcher
 	// HogDirs overrides the directories sized on a full filesystem.
 	HogDirs []string
 	// Record, when set, copies every input into a snapshot.
@@ -87,13 +90,21 @@ func Diagnose(ctx context.Context, o Options) (*Diagnosis, error) {
 	}
 	d.Processes = len(procs.Procs)
 	notes := proctable.ResolveNames(ctx, src, procs)
+	sigs := o.Signatures
+	if sigs == nil {
+		cat, err := signatures.Builtin()
+		if err != nil {
+			return nil, err
+		}
+		sigs = signatures.NewMatcher(cat)
+	}
 	mounts := o.Mounts
 	if mounts == nil {
 		mounts = checks.NewMountProber(o.MountDeadline)
 	}
 	env := &checks.Env{
 		Src: src, Host: d.Host, Procs: procs, Now: d.Taken,
-		SampleFor: o.SampleFor, Softnet: softnet, Mounts: mounts, Log: o.Log, HogDirs: o.HogDirs,
+		Signatures: sigs, SampleFor: o.SampleFor, Softnet: softnet, Mounts: mounts, Log: o.Log, HogDirs: o.HogDirs,
 		Kernel: checks.ReadKernelLog(src, procs.Boot, 5000),
 	}
 	d.Report = checks.Run(ctx, env, checks.All())
