@@ -7,6 +7,7 @@ package logline
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/json"
 	"strconv"
 	"strings"
@@ -23,6 +24,8 @@ const (
 	Kmsg          Format = "kmsg"
 	Dmesg         Format = "dmesg"
 	DmesgT        Format = "dmesg-T"
+	DmesgISO      Format = "dmesg-iso"
+	DmesgX        Format = "dmesg-x" // dmesg -x: "kern  :notice: [ 0.000000] msg"
 	Syslog        Format = "syslog"
 	ISO           Format = "iso" // journalctl -o short-iso(-precise), rsyslog RFC 3339
 	RFC5424       Format = "rfc5424"
@@ -98,6 +101,9 @@ func Parse(line, before []byte, ctx Context) Entry {
 		line = line[:MaxLine]
 	}
 	line = bytes.TrimRight(line, "\r\n")
+	if e, ok := parseExportField(line, before); ok {
+		return e
+	}
 	trimmed := bytes.TrimLeft(line, " \t")
 	if len(trimmed) == 0 {
 		return Entry{Format: Plain}
@@ -127,13 +133,13 @@ func Parse(line, before []byte, ctx Context) Entry {
 			return e
 		}
 	}
+	if e, ok := parseDmesgX(trimmed, ctx); ok {
+		return e
+	}
 	if e, ok := parseSyslog(trimmed, ctx); ok {
 		return e
 	}
 	if e, ok := parseLogread(trimmed, ctx); ok {
-		return e
-	}
-	if e, ok := parseExportField(trimmed, before); ok {
 		return e
 	}
 	if e, ok := parseWallBody(line, before, ctx); ok {
@@ -189,6 +195,25 @@ func parseDmesg(b []byte, ctx Context) (Entry, bool) {
 	return Entry{Time: t, Source: "kernel", Message: strings.TrimLeft(s[end+1:], " "), Format: DmesgT}, true
 }
 
+// parseDmesgX reads dmesg -x: a facility and level before the line.
+func parseDmesgX(b []byte, ctx Context) (Entry, bool) {
+	s := string(b)
+	fac, rest, ok := strings.Cut(s, ":")
+	if !ok || len(fac) > 8 || strings.TrimRight(fac, " ") == "" || strings.ContainsAny(strings.TrimRight(fac, " "), " \t") {
+		return Entry{}, false
+	}
+	lvl, rest, ok := strings.Cut(rest, ":")
+	if !ok || len(lvl) > 8 || strings.ContainsAny(strings.TrimSpace(lvl), " \t") || !strings.HasPrefix(rest, " [") {
+		return Entry{}, false
+	}
+	e, ok := parseDmesg([]byte(strings.TrimLeft(rest, " ")), ctx)
+	if !ok {
+		return Entry{}, false
+	}
+	e.Format = DmesgX
+	return e, true
+}
+
 // parseKmsg reads a /dev/kmsg record: "prio,seq,usec,flags;message".
 func parseKmsg(b []byte) (Entry, bool) {
 	semi := bytes.IndexByte(b, ';')
@@ -232,6 +257,15 @@ func parseISO(b []byte) (Entry, bool) {
 	ts, rest, ok := strings.Cut(s, " ")
 	if !ok || len(ts) < 19 || ts[4] != '-' || ts[10] != 'T' {
 		return Entry{}, false
+	}
+	if strings.Contains(ts, ",") {
+		// dmesg --time-format iso: a comma before the fraction, and the
+		// message follows the time directly.
+		t, ok := parseISOTime(strings.Replace(ts, ",", ".", 1))
+		if !ok {
+			return Entry{}, false
+		}
+		return Entry{Time: t, Source: "kernel", Message: rest, Format: DmesgISO}, true
 	}
 	t, ok := parseISOTime(ts)
 	if !ok {
@@ -482,12 +516,25 @@ func journalMessage(raw json.RawMessage) string {
 	return string(raw)
 }
 
-// parseExportField reads a "MESSAGE=…" line of journalctl -o export; the
-// entry's other fields precede it, back to the last empty line.
+// parseExportField reads the MESSAGE of a journalctl -o export entry: a
+// "MESSAGE=…" line, or the binary form (a "MESSAGE" line, then a 64-bit
+// little-endian length and the bytes) used when the text holds a newline
+// or a control byte. The entry's other fields precede it, back to the
+// last empty line.
 func parseExportField(b, before []byte) (Entry, bool) {
 	msg, ok := bytes.CutPrefix(b, []byte("MESSAGE="))
 	if !ok {
-		return Entry{}, false
+		prev := bytes.TrimSuffix(before, []byte("\n"))
+		i := bytes.LastIndexByte(prev, '\n')
+		if string(prev[i+1:]) != "MESSAGE" || len(b) < 8 {
+			return Entry{}, false
+		}
+		n := binary.LittleEndian.Uint64(b[:8])
+		msg = b[8:]
+		if uint64(len(msg)) > n {
+			msg = msg[:n]
+		}
+		before = prev[:i+1]
 	}
 	e := Entry{Format: JournalExport, Message: string(msg)}
 	start := bytes.LastIndex(before, []byte("\n\n"))
