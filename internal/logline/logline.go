@@ -148,6 +148,18 @@ func Parse(line, before []byte, ctx Context) Entry {
 	if e, ok := parseLogfmt(trimmed); ok {
 		return e
 	}
+	// "tag[pid]: message", as pasted from a log without its time and host.
+	if tag, rest, ok := strings.Cut(string(trimmed), ": "); ok && strings.HasSuffix(tag, "]") && !strings.ContainsAny(tag, " ") {
+		if i := strings.IndexByte(tag, '['); i > 0 {
+			if pid, err := strconv.Atoi(tag[i+1 : len(tag)-1]); err == nil {
+				e := Entry{Format: Plain, Source: tag[:i], PID: pid, Message: rest}
+				if k, ok := parseKlog([]byte(rest), ctx); ok {
+					e.Message = k.Message
+				}
+				return e
+			}
+		}
+	}
 	return Entry{Format: Plain, Message: string(trimmed)}
 }
 
@@ -300,6 +312,10 @@ func hostTagMessage(s string) Entry {
 		e.Message = strings.TrimPrefix(rest[tagEnd+1:], " ")
 	} else {
 		e.Message = rest
+	}
+	// Kubernetes components log klog lines through syslog/journald.
+	if k, ok := parseKlog([]byte(e.Message), Context{}); ok {
+		e.Message = k.Message
 	}
 	if e.Source == "kernel" || e.Source == "" {
 		if m, up, ok := kernelPrefix(e.Message); ok {
@@ -570,17 +586,18 @@ func parseExportField(b, before []byte) (Entry, bool) {
 // parseWallBody reads the line after a "Message from syslogd@HOST at TIME
 // ..." wall header: " kernel:[ 123.4] msg".
 func parseWallBody(line, before []byte, ctx Context) (Entry, bool) {
-	prev := before
-	if i := bytes.LastIndexByte(bytes.TrimRight(prev, "\n"), '\n'); i >= 0 {
+	prev := bytes.TrimRight(before, "\r\n")
+	if i := bytes.LastIndexByte(prev, '\n'); i >= 0 {
 		prev = prev[i+1:]
 	}
-	prev = bytes.TrimSpace(prev)
+	// The terminal bell and carriage returns of a raw wall message.
+	prev = bytes.Trim(prev, " \t\r\a")
 	rest, ok := bytes.CutPrefix(prev, []byte("Message from syslogd@"))
 	if !ok {
 		return Entry{}, false
 	}
 	host, when, _ := strings.Cut(string(rest), " at ")
-	e := hostTagMessage(host + " " + strings.TrimLeft(string(line), " \t"))
+	e := hostTagMessage(host + " " + strings.Trim(string(line), " \t\r"))
 	e.Format = Wall
 	if len(when) >= 15 {
 		if t, err := time.Parse("Jan _2 15:04:05", when[:15]); err == nil {

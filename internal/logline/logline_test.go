@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -58,6 +59,7 @@ func TestFormats(t *testing.T) {
 		{"docker-json-split.txt", DockerJSON, true, false, ""},
 		{"logfmt.txt", Logfmt, true, false, ""},
 		{"logfmt-debug.txt", Logfmt, true, false, ""},
+		{"journal-short-iso-public.txt", ISO, true, false, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.file, func(t *testing.T) {
@@ -78,7 +80,7 @@ func TestFormats(t *testing.T) {
 					t.Errorf("format %s, want %s: %q", e.Format, want, l)
 					continue
 				}
-				if tt.absolute && !strings.Contains(l, "notime") && (e.Time.IsZero() || e.Time.Year() != 2026) {
+				if tt.absolute && !strings.Contains(l, "notime") && (e.Time.IsZero() || e.Time.Year() < 2015) {
 					t.Errorf("time %v: %q", e.Time, l)
 				}
 				if tt.uptime && !e.HasUptime {
@@ -121,6 +123,54 @@ func TestJournalExport(t *testing.T) {
 	}
 	if n == 0 {
 		t.Fatal("no MESSAGE field in the capture")
+	}
+}
+
+func TestKlogAndLogread(t *testing.T) {
+	ctx := Context{Year: 2023, Location: time.UTC}
+	for _, l := range fixtureLines(t, "klog.txt") {
+		e := Parse([]byte(l), nil, ctx)
+		if e.Time.IsZero() && !strings.HasPrefix(strings.TrimSpace(l), "kubelet[") || e.Message == "" || reKlogHead.MatchString(e.Message) {
+			t.Errorf("klog %+v from %q", e, l)
+		}
+	}
+	for _, l := range fixtureLines(t, "openwrt-logread.txt") {
+		e := Parse([]byte(l), nil, ctx)
+		if e.Format != Logread || e.Time.Year() < 2010 {
+			t.Errorf("logread %+v from %q", e, l)
+		}
+		if strings.Contains(l, "kernel: [") && (!e.HasUptime || strings.HasPrefix(e.Message, "[")) {
+			t.Errorf("logread kernel line keeps its uptime in the message: %+v", e)
+		}
+	}
+}
+
+var reKlogHead = regexp.MustCompile(`^[IWEF]\d{4} \d\d:\d\d:\d\d`)
+
+// TestWall reads wall messages as a terminal shows them: the header names
+// the host and time, the next line the source and message.
+func TestWall(t *testing.T) {
+	for _, name := range []string{"wall.txt", "wall-raw.txt"} {
+		b, err := os.ReadFile(filepath.Join("testdata", "formats", name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		lines := strings.Split(string(b), "\n")
+		n := 0
+		for i, l := range lines {
+			if i == 0 || !strings.Contains(lines[i-1], "Message from syslogd@") || strings.HasPrefix(l, "#") {
+				continue
+			}
+			before := strings.Join(lines[:i], "\n") + "\n"
+			e := Parse([]byte(l), []byte(before), Context{Year: 2026, Location: time.UTC})
+			if e.Format != Wall || e.Host == "" || e.Time.IsZero() || e.Source == "" || e.Message == "" {
+				t.Errorf("%s: %+v from %q", name, e, l)
+			}
+			n++
+		}
+		if n == 0 {
+			t.Errorf("%s: no wall message", name)
+		}
 	}
 }
 
