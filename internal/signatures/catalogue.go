@@ -158,8 +158,8 @@ func (s *Signature) compile() error {
 		return errors.New("no anchors: every signature needs a literal to be found fast")
 	}
 	for _, a := range s.Anchors {
-		if len(a) < 3 {
-			return fmt.Errorf("anchor %q is too short to be selective", a)
+		if len(a) < window {
+			return fmt.Errorf("anchor %q is too short: anchors need at least %d bytes to be found fast", a, window)
 		}
 	}
 	if s.Pattern != "" {

@@ -7,8 +7,6 @@ import (
 	"strings"
 	"time"
 
-	ahocorasick "github.com/petar-dambovaliev/aho-corasick"
-
 	"github.com/hinomi/hinomi/internal/logline"
 )
 
@@ -42,13 +40,13 @@ func (e Event) When() time.Time {
 	return time.Time{}.Add(e.Entry.Uptime)
 }
 
-// Matcher finds a catalogue's signatures in raw log bytes. It runs one
-// Aho-Corasick automaton over the input for all anchors at once and looks
-// closer (normalising the line, running patterns) only where an anchor is.
+// Matcher finds a catalogue's signatures in raw log bytes. It searches the
+// input for all anchors at once (see prefilter.go) and looks closer
+// (normalising the line, running patterns) only where an anchor is.
 // A Matcher is safe for concurrent use; Scan keeps its state on the stack.
 type Matcher struct {
 	cat        *Catalogue
-	ac         ahocorasick.AhoCorasick
+	anchors    *anchorSet
 	anchorSigs [][]int
 	// Context completes timestamps that leave out the year or zone.
 	Context logline.Context
@@ -71,8 +69,7 @@ func NewMatcher(c *Catalogue) *Matcher {
 			m.anchorSigs[i] = append(m.anchorSigs[i], si)
 		}
 	}
-	b := ahocorasick.NewAhoCorasickBuilder(ahocorasick.Opts{MatchKind: ahocorasick.StandardMatch, DFA: true})
-	m.ac = b.Build(anchors)
+	m.anchors = newAnchorSet(anchors)
 	return m
 }
 
@@ -120,12 +117,10 @@ func (m *Matcher) chunk(data []byte, input string, lineNo int64, st *Stats, emit
 	counted := 0 // bytes of data whose newlines are in lineNo
 	pos := 0
 	for pos < len(data) {
-		it := m.ac.IterByte(data[pos:])
-		hit := it.Next()
-		if hit == nil {
+		at := m.anchors.next(data, pos)
+		if at < 0 {
 			break
 		}
-		at := pos + hit.Start()
 		ls := bytes.LastIndexByte(data[:at], '\n') + 1
 		le := len(data)
 		if i := bytes.IndexByte(data[at:], '\n'); i >= 0 {
@@ -150,15 +145,14 @@ func (m *Matcher) line(data []byte, ls, le int, input string, lineNo int64, st *
 	line := data[ls:le]
 	seen := map[int]bool{}
 	var cands []int
-	it := m.ac.IterOverlappingByte(line)
-	for h := it.Next(); h != nil; h = it.Next() {
-		for _, si := range m.anchorSigs[h.Pattern()] {
+	m.anchors.each(line, func(a int) {
+		for _, si := range m.anchorSigs[a] {
 			if !seen[si] {
 				seen[si] = true
 				cands = append(cands, si)
 			}
 		}
-	}
+	})
 	next := le + 1
 	if len(cands) == 0 {
 		return next

@@ -134,7 +134,7 @@ func TestAggregationAndResolution(t *testing.T) {
   mode: FM-C6
   severity: info
   title: NFS server OK
-  anchors: [" OK"]
+  anchors: ["nfs: server"]
   pattern: 'nfs: server (?P<server>\S+) OK'
   group_by: [server]
   resolves: nfs-down
