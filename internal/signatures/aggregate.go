@@ -18,8 +18,11 @@ type Incident struct {
 	Count  int
 	First  Event
 	Last   Event
-	// Ended is the resolving event, nil while open.
+	// Ended is the last resolving event, nil while open.
 	Ended *Event
+	// Resolutions counts how often it was resolved and came back: a link
+	// that flaps is one incident, not one per flap.
+	Resolutions int
 }
 
 // Duration is from the first occurrence to the resolution (or the last
@@ -29,11 +32,23 @@ func (in *Incident) Duration() time.Duration {
 	if in.Ended != nil {
 		end = *in.Ended
 	}
-	a, b := in.First.When(), end.When()
-	if a.IsZero() && b.IsZero() || b.Before(a) {
-		return 0
+	return span(in.First, end)
+}
+
+// span is the time between two events, when both carry the same kind of
+// time (absolute, or since the same boot); zero otherwise.
+func span(a, b Event) time.Duration {
+	switch {
+	case !a.Entry.Time.IsZero() && !b.Entry.Time.IsZero():
+		if d := b.Entry.Time.Sub(a.Entry.Time); d > 0 {
+			return d
+		}
+	case a.Entry.Time.IsZero() && b.Entry.Time.IsZero() && a.Entry.HasUptime && b.Entry.HasUptime && a.Input == b.Input:
+		if d := b.Entry.Uptime - a.Entry.Uptime; d > 0 {
+			return d
+		}
 	}
-	return b.Sub(a)
+	return 0
 }
 
 // Subject names what the incident is about, from its grouping fields.
@@ -49,12 +64,12 @@ func (in *Incident) Subject() string {
 
 // Aggregator collects events into incidents.
 type Aggregator struct {
-	open map[string]*Incident
-	all  []*Incident
+	byKey map[string]*Incident
+	all   []*Incident
 }
 
 // NewAggregator returns an empty aggregator.
-func NewAggregator() *Aggregator { return &Aggregator{open: map[string]*Incident{}} }
+func NewAggregator() *Aggregator { return &Aggregator{byKey: map[string]*Incident{}} }
 
 func groupKey(id string, groupBy []string, fields map[string]string) string {
 	var b strings.Builder
@@ -70,22 +85,23 @@ func groupKey(id string, groupBy []string, fields map[string]string) string {
 func (a *Aggregator) Add(ev Event) {
 	if target := ev.Sig.Resolves; target != "" {
 		// The resolved signature's group_by names the fields to compare.
-		for k, in := range a.open {
-			if in.Sig.ID == target && groupKey(target, in.Sig.GroupBy, in.Fields) == groupKey(target, in.Sig.GroupBy, ev.Fields) {
+		for _, in := range a.all {
+			if in.Ended == nil && in.Sig.ID == target && groupKey(target, in.Sig.GroupBy, in.Fields) == groupKey(target, in.Sig.GroupBy, ev.Fields) {
 				e := ev
 				in.Ended = &e
-				delete(a.open, k)
+				in.Resolutions++
 			}
 		}
 		return
 	}
 	k := groupKey(ev.Sig.ID, ev.Sig.GroupBy, ev.Fields)
-	in := a.open[k]
+	in := a.byKey[k]
 	if in == nil {
 		in = &Incident{Sig: ev.Sig, Fields: ev.Fields, First: ev}
-		a.open[k] = in
+		a.byKey[k] = in
 		a.all = append(a.all, in)
 	}
+	in.Ended = nil // it is back, if it had been resolved
 	in.Count++
 	in.Last = ev
 }
@@ -117,13 +133,18 @@ func (in *Incident) Finding(host string) finding.Finding {
 	}
 	if in.Count > 1 {
 		summary += fmt.Sprintf(": %d times", in.Count)
-		if d := in.Last.When().Sub(in.First.When()); d > 0 {
+		if d := span(in.First, in.Last); d > 0 {
 			summary += fmt.Sprintf(" over %s (%.1f per minute)", roundDur(d), float64(in.Count)/d.Minutes())
 		}
 	}
-	if in.Ended != nil {
+	switch {
+	case in.Ended != nil && in.Resolutions > 1:
+		summary += fmt.Sprintf("; came back %d times, resolved at the end", in.Resolutions)
+	case in.Ended != nil && in.Duration() > 0:
 		summary += fmt.Sprintf("; resolved after %s", roundDur(in.Duration()))
-	} else if sig.ID != "" && hasResolver(sig) {
+	case in.Ended != nil:
+		summary += "; resolved"
+	case hasResolver(sig):
 		summary += "; not resolved in this log"
 	}
 	lines := []finding.Line{lineOf(in.First)}

@@ -173,7 +173,7 @@ func (m *Matcher) line(data []byte, ls, le int, input string, lineNo int64, st *
 		}
 		ev := Event{Sig: sig, Entry: entry, Fields: fields, Line: strings.TrimRight(raw, "\r"), Input: input, LineNo: lineNo}
 		if sig.Continuation {
-			ev.Trace, next = continuation(data, le+1, m.Context)
+			ev.Trace, next = m.continuation(data, le+1)
 		}
 		st.Events++
 		emit(ev)
@@ -202,8 +202,9 @@ var traceStarts = []string{
 }
 
 // continuation collects the lines from start that continue a report: their
-// message is indented or begins like a trace line.
-func continuation(data []byte, start int, ctx logline.Context) ([]string, int) {
+// message is indented or begins like a trace line. A line that holds an
+// anchor starts an event of its own and ends the report.
+func (m *Matcher) continuation(data []byte, start int) ([]string, int) {
 	var out []string
 	pos := start
 	for len(out) < 200 && pos < len(data) {
@@ -212,7 +213,10 @@ func continuation(data []byte, start int, ctx logline.Context) ([]string, int) {
 			le = pos + i
 		}
 		line := data[pos:le]
-		e := logline.Parse(line, nil, ctx)
+		if m.anchors.next(line, 0) >= 0 {
+			break
+		}
+		e := logline.Parse(line, nil, m.Context)
 		msg := e.Message
 		cont := len(msg) > 0 && (msg[0] == ' ' || msg[0] == '\t')
 		if !cont {

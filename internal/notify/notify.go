@@ -1,0 +1,306 @@
+// Package notify sends hinomi's alert notifications: one Message about one
+// alert, rendered by Text into words a tired operator believes (when it
+// started, how long it has lasted, how long it was down: FM-A2), and
+// delivered by a Sender to a webhook, Discord, Slack, Telegram, ntfy or
+// e-mail. A Send is one attempt: it never retries, and its error says
+// whether the tower's outbox should try again (Retryable, RetryAfter).
+package notify
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+)
+
+// State is where an alert stands when a message about it is sent.
+type State int
+
+// The states. Repeat is a reminder that an alert is still firing; it is
+// rendered so that nobody takes it for a new blip.
+const (
+	Firing State = iota + 1
+	Repeat
+	Resolved
+)
+
+var stateNames = [...]string{Firing: "firing", Repeat: "repeat", Resolved: "resolved"}
+
+func (s State) String() string {
+	if s >= Firing && s <= Resolved {
+		return stateNames[s]
+	}
+	return fmt.Sprintf("state(%d)", int(s))
+}
+
+// MarshalText encodes the state by name, so a queued message reads "firing".
+func (s State) MarshalText() ([]byte, error) {
+	if s < Firing || s > Resolved {
+		return nil, fmt.Errorf("unknown notification state %d", int(s))
+	}
+	return []byte(s.String()), nil
+}
+
+// UnmarshalText is the inverse of MarshalText.
+func (s *State) UnmarshalText(b []byte) error {
+	for v := Firing; v <= Resolved; v++ {
+		if strings.EqualFold(string(b), stateNames[v]) {
+			*s = v
+			return nil
+		}
+	}
+	return fmt.Errorf("unknown notification state %q (want firing, repeat or resolved)", b)
+}
+
+// Message is one notification about one alert.
+type Message struct {
+	Key      string    // stable alert key, e.g. "heartbeat/pve1"
+	Host     string    // the host the alert is about
+	Title    string    // e.g. "Host pve1 is silent"
+	State    State     // Firing, Repeat (still firing) or Resolved
+	Severity string    // info|low|medium|high|catastrophic
+	Started  time.Time // when the problem started, not when it was noticed
+	Now      time.Time // when this message is sent; firing duration = Now-Started
+	Ended    time.Time // resolved: when it ended; downtime = Ended-Started
+	Summary  string    // one sentence
+	Details  []string  // evidence lines, e.g. the host's last log lines
+	Runbook  string    // failure mode ID, e.g. "FM-A1"
+	URL      string    // the tower's page about the alert; may be empty
+	Labels   map[string]string
+}
+
+// Sender delivers messages to one configured channel. Send makes exactly
+// one attempt and honours ctx; a failure is a *SendError.
+type Sender interface {
+	Name() string
+	Send(ctx context.Context, m Message) error
+}
+
+// The channel types.
+const (
+	TypeWebhook  = "webhook"
+	TypeDiscord  = "discord"
+	TypeSlack    = "slack"
+	TypeTelegram = "telegram"
+	TypeNtfy     = "ntfy"
+	TypeSMTP     = "smtp"
+)
+
+// Default service addresses, used when a channel leaves its base URL empty.
+const (
+	DefaultTelegramAPI = "https://api.telegram.org"
+	DefaultNtfyServer  = "https://ntfy.sh"
+)
+
+// The SMTP transport security modes.
+const (
+	SMTPStartTLS = "starttls" // plain connection upgraded with STARTTLS, which must succeed
+	SMTPTLS      = "tls"      // implicit TLS from the first byte (usually port 465)
+	SMTPNone     = "none"     // no encryption at all; only for a local relay
+)
+
+// Channel is one notification channel as written in the tower's YAML.
+// Which fields apply depends on Type; New rejects a field that the type
+// does not use, so a typo cannot silently drop alerts.
+type Channel struct {
+	Name string `yaml:"name"`
+	Type string `yaml:"type"`
+
+	// URL is where webhook, discord and slack POST (for discord and slack
+	// the webhook URL the service gave you; it is a secret).
+	URL string `yaml:"url,omitempty"`
+	// Headers are extra HTTP headers for a webhook.
+	Headers map[string]string `yaml:"headers,omitempty"`
+	// BearerToken is sent as "Authorization: Bearer ..." by webhook.
+	BearerToken string `yaml:"bearer_token,omitempty"`
+
+	// Telegram: the bot's token, the chat to write to (numeric id or
+	// @channelname), an optional forum topic, and the Bot API base URL.
+	BotToken string `yaml:"bot_token,omitempty"`
+	ChatID   string `yaml:"chat_id,omitempty"`
+	ThreadID int64  `yaml:"thread_id,omitempty"`
+	APIURL   string `yaml:"api_url,omitempty"`
+
+	// ntfy: the server (default https://ntfy.sh), the topic, and an
+	// optional access token.
+	Server string `yaml:"server,omitempty"`
+	Topic  string `yaml:"topic,omitempty"`
+	Token  string `yaml:"token,omitempty"`
+
+	// SMTP.
+	Host     string   `yaml:"host,omitempty"`
+	Port     int      `yaml:"port,omitempty"` // default 587 (starttls), 465 (tls), 25 (none)
+	Username string   `yaml:"username,omitempty"`
+	Password string   `yaml:"password,omitempty"`
+	From     string   `yaml:"from,omitempty"`
+	To       []string `yaml:"to,omitempty"`
+	TLS      string   `yaml:"tls,omitempty"`     // starttls (default), tls or none
+	CAFile   string   `yaml:"ca_file,omitempty"` // PEM roots for a private mail server
+}
+
+// New checks ch and returns its sender. client carries the HTTP channels'
+// requests (nil: a client with a 30 s timeout); it is not used by smtp.
+// Errors name the channel and the offending YAML field.
+func New(ch Channel, client *http.Client) (Sender, error) {
+	if err := ch.Validate(); err != nil {
+		return nil, err
+	}
+	if client == nil {
+		client = &http.Client{Timeout: 30 * time.Second}
+	}
+	switch ch.Type {
+	case TypeWebhook:
+		return newWebhook(ch, client), nil
+	case TypeDiscord:
+		return newDiscord(ch, client), nil
+	case TypeSlack:
+		return newSlack(ch, client), nil
+	case TypeTelegram:
+		return newTelegram(ch, client), nil
+	case TypeNtfy:
+		return newNtfy(ch, client), nil
+	case TypeSMTP:
+		return newSMTP(ch)
+	}
+	panic("unreachable: Validate accepted type " + ch.Type)
+}
+
+// Validate reports the first thing wrong with ch, naming the field.
+func (ch Channel) Validate() error {
+	if strings.TrimSpace(ch.Name) == "" {
+		return fmt.Errorf("notify channel (type %q): name is required", ch.Type)
+	}
+	fail := func(format string, args ...any) error {
+		return fmt.Errorf("notify channel %q (%s): %s", ch.Name, ch.Type, fmt.Sprintf(format, args...))
+	}
+	allowed := fieldsOf(ch.Type)
+	if allowed == "" {
+		return fail("type must be one of webhook, discord, slack, telegram, ntfy, smtp")
+	}
+	for _, f := range ch.setFields() {
+		if !strings.Contains(" "+allowed+" ", " "+f+" ") {
+			return fail("field %s is not used by type %s (its fields: %s)", f, ch.Type, allowed)
+		}
+	}
+	var err error
+	switch ch.Type {
+	case TypeWebhook, TypeDiscord, TypeSlack:
+		err = checkURL("url", ch.URL, true)
+		if err == nil && ch.Type == TypeWebhook {
+			err = checkHeaders(ch.Headers)
+		}
+	case TypeTelegram:
+		switch {
+		case ch.BotToken == "":
+			err = fmt.Errorf("bot_token is required")
+		case strings.ContainsAny(ch.BotToken, "/?#% \t\r\n"):
+			err = fmt.Errorf("bot_token has characters a Telegram token never has")
+		case strings.TrimSpace(ch.ChatID) == "":
+			err = fmt.Errorf("chat_id is required")
+		default:
+			err = checkURL("api_url", ch.APIURL, false)
+		}
+	case TypeNtfy:
+		switch {
+		case ch.Topic == "":
+			err = fmt.Errorf("topic is required")
+		case strings.ContainsAny(ch.Topic, "/?#% \t\r\n"):
+			err = fmt.Errorf("topic %q must be a single path segment", ch.Topic)
+		default:
+			err = checkURL("server", ch.Server, false)
+		}
+	case TypeSMTP:
+		err = ch.validateSMTP()
+	}
+	if err != nil {
+		return fail("%v", err)
+	}
+	return nil
+}
+
+// fieldsOf lists the YAML fields a type reads (besides name and type);
+// "" for an unknown type.
+func fieldsOf(typ string) string {
+	switch typ {
+	case TypeWebhook:
+		return "url headers bearer_token"
+	case TypeDiscord, TypeSlack:
+		return "url"
+	case TypeTelegram:
+		return "bot_token chat_id thread_id api_url"
+	case TypeNtfy:
+		return "server topic token"
+	case TypeSMTP:
+		return "host port username password from to tls ca_file"
+	}
+	return ""
+}
+
+// setFields returns the YAML names of the per-type fields that are set.
+func (ch Channel) setFields() []string {
+	var out []string
+	add := func(name string, set bool) {
+		if set {
+			out = append(out, name)
+		}
+	}
+	add("url", ch.URL != "")
+	add("headers", len(ch.Headers) > 0)
+	add("bearer_token", ch.BearerToken != "")
+	add("bot_token", ch.BotToken != "")
+	add("chat_id", ch.ChatID != "")
+	add("thread_id", ch.ThreadID != 0)
+	add("api_url", ch.APIURL != "")
+	add("server", ch.Server != "")
+	add("topic", ch.Topic != "")
+	add("token", ch.Token != "")
+	add("host", ch.Host != "")
+	add("port", ch.Port != 0)
+	add("username", ch.Username != "")
+	add("password", ch.Password != "")
+	add("from", ch.From != "")
+	add("to", len(ch.To) > 0)
+	add("tls", ch.TLS != "")
+	add("ca_file", ch.CAFile != "")
+	return out
+}
+
+// checkURL requires an absolute http(s) URL with a host; an empty one is
+// fine when the field has a default.
+func checkURL(field, raw string, required bool) error {
+	if raw == "" {
+		if required {
+			return fmt.Errorf("%s is required", field)
+		}
+		return nil
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		return fmt.Errorf("%s is not a URL", field) // the parse error would echo a secret
+	}
+	if u.Scheme != "http" && u.Scheme != "https" {
+		return fmt.Errorf("%s must start with https:// or http://", field)
+	}
+	if u.Host == "" {
+		return fmt.Errorf("%s has no host", field)
+	}
+	return nil
+}
+
+func checkHeaders(h map[string]string) error {
+	for k, v := range h {
+		if k == "" || strings.ContainsAny(k, " \t\r\n:") {
+			return fmt.Errorf("headers: %q is not a valid header name", k)
+		}
+		if strings.ContainsAny(v, "\r\n") {
+			return fmt.Errorf("headers: the value of %s has a line break", k)
+		}
+		switch http.CanonicalHeaderKey(k) {
+		case "Content-Type", "Content-Length", "Host":
+			return fmt.Errorf("headers: %s is set by hinomi and cannot be overridden", k)
+		}
+	}
+	return nil
+}
