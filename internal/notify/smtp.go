@@ -20,8 +20,8 @@ import (
 	mail "github.com/wneessen/go-mail"
 )
 
-// smtpTimeout bounds each step of the SMTP dialogue when ctx has no
-// sooner deadline.
+// smtpTimeout bounds each step of the SMTP dialogue; ctx's deadline, if
+// sooner, ends it by closing the connection.
 const smtpTimeout = 30 * time.Second
 
 // smtpSender mails the text through an SMTP server with go-mail. The
@@ -137,13 +137,9 @@ func (s *smtpSender) Send(ctx context.Context, m Message) error {
 		return conn, nil
 	}
 
-	timeout := smtpTimeout
-	if dl, ok := ctx.Deadline(); ok {
-		timeout = max(min(timeout, time.Until(dl)), time.Millisecond)
-	}
 	opts := []mail.Option{
 		mail.WithPort(s.port),
-		mail.WithTimeout(timeout),
+		mail.WithTimeout(smtpTimeout),
 		mail.WithDialContextFunc(dial),
 		mail.WithTLSConfig(s.tlsConf),
 	}

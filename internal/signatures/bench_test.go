@@ -17,8 +17,8 @@ import (
 
 // corpus builds a log of at least size bytes from real benign lines (the
 // captures under ../logline/testdata/benign) with the catalogue's real
-// distress examples mixed in, one every 20,000 lines.
-func corpus(tb testing.TB, c *Catalogue, size int) string {
+// distress examples mixed in, one every `every` lines.
+func corpus(tb testing.TB, c *Catalogue, size, every int) string {
 	tb.Helper()
 	var benign [][]byte
 	err := filepath.WalkDir("../logline/testdata/benign", func(p string, d fs.DirEntry, err error) error {
@@ -54,8 +54,8 @@ func corpus(tb testing.TB, c *Catalogue, size int) string {
 	written, n := 0, 0
 	for written < size {
 		var l []byte
-		if n%20_000 == 19_999 {
-			l = []byte(distress[(n/20_000)%len(distress)])
+		if n%every == every-1 {
+			l = []byte(distress[(n/every)%len(distress)])
 		} else {
 			l = benign[n%len(benign)]
 		}
@@ -104,7 +104,7 @@ func BenchmarkScanCorpus(b *testing.B) {
 	c := loadBuiltin(b)
 	m := NewMatcher(c)
 	const size, naiveSize = 200 << 20, 20 << 20
-	path := corpus(b, c, size)
+	path := corpus(b, c, size, 20_000)
 	f, err := os.Open(path)
 	if err != nil {
 		b.Fatal(err)

@@ -1,6 +1,7 @@
 package signatures
 
 import (
+	"bufio"
 	"bytes"
 	"io/fs"
 	"os"
@@ -242,4 +243,48 @@ func FuzzScan(f *testing.F) {
 			t.Error(err)
 		}
 	})
+}
+
+// TestMatcherAgreesWithNaive: the fast path (anchors first, patterns only
+// on lines holding one) finds exactly what testing every pattern on every
+// line finds, on a corpus of real benign lines with every example mixed in.
+func TestMatcherAgreesWithNaive(t *testing.T) {
+	c := loadBuiltin(t)
+	m := NewMatcher(c)
+	path := corpus(t, c, 2<<20, 40)
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	fast := map[string]int{}
+	if _, err := m.Scan(f, "corpus", func(e Event) { fast[e.Sig.ID]++ }); err != nil {
+		t.Fatal(err)
+	}
+	slow := map[string]int{}
+	g, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+	sc := bufio.NewScanner(g)
+	sc.Buffer(make([]byte, 1<<20), logline.MaxLine)
+	for sc.Scan() {
+		e := logline.Parse(sc.Bytes(), nil, logline.Context{})
+		for _, s := range c.Sigs {
+			if _, ok := s.Match(e.Message); ok {
+				slow[s.ID]++
+			}
+		}
+	}
+	for id, n := range slow {
+		if fast[id] != n {
+			t.Errorf("%s: matcher found %d, every-pattern-on-every-line %d", id, fast[id], n)
+		}
+	}
+	for id, n := range fast {
+		if slow[id] == 0 {
+			t.Errorf("%s: matcher found %d the naive scan did not", id, n)
+		}
+	}
 }
