@@ -1,0 +1,238 @@
+// Package store is the tower's embedded SQLite database: what agents sent
+// (each record once, by agent and sequence number), hosts, findings, alert
+// states and the notification outbox. One writer goroutine batches writes
+// into transactions (group commit); readers use the pool in parallel (WAL).
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	_ "modernc.org/sqlite" // the pure-Go SQLite driver: CGO_ENABLED=0 builds
+)
+
+const schema = `
+CREATE TABLE IF NOT EXISTS records (
+	agent TEXT NOT NULL, seq INTEGER NOT NULL, kind TEXT NOT NULL,
+	time INTEGER NOT NULL, received INTEGER NOT NULL, data BLOB NOT NULL,
+	PRIMARY KEY (agent, seq)) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS records_received ON records(received);
+CREATE TABLE IF NOT EXISTS hosts (
+	name TEXT PRIMARY KEY, first_seen INTEGER NOT NULL, last_seen INTEGER NOT NULL,
+	boot_id TEXT NOT NULL DEFAULT '', version TEXT NOT NULL DEFAULT '', addr TEXT NOT NULL DEFAULT '',
+	interval_ns INTEGER NOT NULL DEFAULT 0, dropped INTEGER NOT NULL DEFAULT 0, acked INTEGER NOT NULL DEFAULT 0);
+CREATE TABLE IF NOT EXISTS findings (
+	host TEXT NOT NULL, key TEXT NOT NULL, state TEXT NOT NULL, severity TEXT NOT NULL,
+	mode TEXT NOT NULL, summary TEXT NOT NULL, since INTEGER NOT NULL, opened INTEGER NOT NULL,
+	updated INTEGER NOT NULL, resolved INTEGER NOT NULL DEFAULT 0, data BLOB NOT NULL,
+	PRIMARY KEY (host, key)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS alerts (
+	key TEXT PRIMARY KEY, host TEXT NOT NULL, kind TEXT NOT NULL, title TEXT NOT NULL,
+	severity TEXT NOT NULL, status TEXT NOT NULL, state BLOB NOT NULL, updated INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS outbox (
+	id INTEGER PRIMARY KEY AUTOINCREMENT, channel TEXT NOT NULL, alert_key TEXT NOT NULL,
+	created INTEGER NOT NULL, message BLOB NOT NULL, state TEXT NOT NULL DEFAULT 'due',
+	attempts INTEGER NOT NULL DEFAULT 0, next_attempt INTEGER NOT NULL, last_error TEXT NOT NULL DEFAULT '',
+	delivered INTEGER NOT NULL DEFAULT 0);
+CREATE INDEX IF NOT EXISTS outbox_due ON outbox(channel, state, next_attempt, id);
+`
+
+// Store is an open database.
+type Store struct {
+	DB     *sql.DB
+	writes chan *write
+	wg     sync.WaitGroup
+	mu     sync.Mutex
+	closed bool
+	// MaxBatch bounds the writes committed in one transaction.
+	MaxBatch int
+}
+
+type write struct {
+	fn   func(*sql.Tx) error
+	done chan error
+}
+
+// Open opens (creating) the database in dir.
+func Open(dir string) (*Store, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	path := filepath.Join(dir, "tower.db")
+	dsn := "file:" + path + "?_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_pragma=busy_timeout(10000)&_pragma=foreign_keys(ON)"
+	db, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		return nil, err
+	}
+	db.SetMaxOpenConns(8)
+	if _, err := db.Exec(schema); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	s := &Store{DB: db, writes: make(chan *write, 4096), MaxBatch: 512}
+	s.wg.Add(1)
+	go s.writer()
+	return s, nil
+}
+
+// ErrClosed is returned by Write after Close.
+var ErrClosed = errors.New("store is closed")
+
+// Write runs fn in a write transaction, batched with other writes, and
+// returns when the transaction committed (fn's error fails only fn's own
+// part: the batch uses a savepoint per write).
+func (s *Store) Write(ctx context.Context, fn func(*sql.Tx) error) error {
+	w := &write{fn: fn, done: make(chan error, 1)}
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return ErrClosed
+	}
+	select {
+	case s.writes <- w:
+	case <-ctx.Done():
+		s.mu.Unlock()
+		return ctx.Err()
+	}
+	s.mu.Unlock()
+	select {
+	case err := <-w.done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (s *Store) writer() {
+	defer s.wg.Done()
+	for first := range s.writes {
+		batch := []*write{first}
+	more:
+		for len(batch) < s.MaxBatch {
+			select {
+			case w, ok := <-s.writes:
+				if !ok {
+					break more
+				}
+				batch = append(batch, w)
+			default:
+				break more
+			}
+		}
+		s.commit(batch)
+	}
+}
+
+func (s *Store) commit(batch []*write) {
+	errs := make([]error, len(batch))
+	tx, err := s.DB.Begin()
+	if err != nil {
+		for _, w := range batch {
+			w.done <- err
+		}
+		return
+	}
+	for i, w := range batch {
+		if _, err := tx.Exec("SAVEPOINT w"); err != nil {
+			errs[i] = err
+			continue
+		}
+		if err := w.fn(tx); err != nil {
+			errs[i] = err
+			_, _ = tx.Exec("ROLLBACK TO w")
+		}
+		_, _ = tx.Exec("RELEASE w")
+	}
+	if err := tx.Commit(); err != nil {
+		for _, w := range batch {
+			w.done <- err
+		}
+		return
+	}
+	for i, w := range batch {
+		w.done <- errs[i]
+	}
+}
+
+// Close waits for pending writes and closes the database.
+func (s *Store) Close() error {
+	s.mu.Lock()
+	if !s.closed {
+		s.closed = true
+		close(s.writes)
+	}
+	s.mu.Unlock()
+	s.wg.Wait()
+	return s.DB.Close()
+}
+
+// Retention bounds what is kept.
+type Retention struct {
+	MaxAge   time.Duration
+	MaxBytes int64
+}
+
+// Prune deletes records older than MaxAge and, while the database is over
+// MaxBytes, the oldest records; delivered outbox rows go after MaxAge too.
+// Alerts, findings and hosts are small and kept.
+func (s *Store) Prune(ctx context.Context, r Retention, now time.Time) (deleted int64, err error) {
+	if r.MaxAge > 0 {
+		cut := now.Add(-r.MaxAge).UnixNano()
+		err = s.Write(ctx, func(tx *sql.Tx) error {
+			res, err := tx.Exec("DELETE FROM records WHERE received < ?", cut)
+			if err != nil {
+				return err
+			}
+			deleted, _ = res.RowsAffected()
+			_, err = tx.Exec("DELETE FROM outbox WHERE state IN ('delivered','failed') AND created < ?", cut)
+			return err
+		})
+		if err != nil {
+			return deleted, err
+		}
+	}
+	for r.MaxBytes > 0 {
+		size, err := s.Size(ctx)
+		if err != nil || size <= r.MaxBytes {
+			return deleted, err
+		}
+		var n int64
+		err = s.Write(ctx, func(tx *sql.Tx) error {
+			res, err := tx.Exec(`DELETE FROM records WHERE (agent, seq) IN (SELECT agent, seq FROM records ORDER BY received LIMIT 10000)`)
+			if err != nil {
+				return err
+			}
+			n, _ = res.RowsAffected()
+			return nil
+		})
+		if err != nil {
+			return deleted, err
+		}
+		deleted += n
+		if n == 0 {
+			return deleted, nil
+		}
+	}
+	return deleted, nil
+}
+
+// Size is the database's size in bytes (pages in use).
+func (s *Store) Size(ctx context.Context) (int64, error) {
+	var pages, free, size int64
+	if err := s.DB.QueryRowContext(ctx, "PRAGMA page_count").Scan(&pages); err != nil {
+		return 0, err
+	}
+	if err := s.DB.QueryRowContext(ctx, "PRAGMA freelist_count").Scan(&free); err != nil {
+		return 0, err
+	}
+	if err := s.DB.QueryRowContext(ctx, "PRAGMA page_size").Scan(&size); err != nil {
+		return 0, err
+	}
+	return (pages - free) * size, nil
+}

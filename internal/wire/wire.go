@@ -1,0 +1,115 @@
+// Package wire is what an agent sends a tower: a batch of sequenced records
+// (findings that opened, changed or resolved; log lines that matched a
+// signature; the agent's own status) in one JSON envelope. Every record has
+// the agent's sequence number, so a tower stores each exactly once however
+// often a batch is resent.
+package wire
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/hinomi/hinomi/internal/finding"
+)
+
+// Path is where a tower accepts batches.
+const Path = "/api/v1/ingest"
+
+// MaxBody is the largest batch a tower accepts.
+const MaxBody = 4 << 20
+
+// Envelope is one POST.
+type Envelope struct {
+	Agent   string    `json:"agent"`
+	BootID  string    `json:"boot_id,omitempty"`
+	Version string    `json:"version,omitempty"`
+	Sent    time.Time `json:"sent"`
+	// Interval is how often the agent promises to report.
+	Interval time.Duration `json:"interval_ns,omitempty"`
+	// Dropped counts records the agent's spool lost to its size bound.
+	Dropped uint64   `json:"dropped,omitempty"`
+	Records []Record `json:"records"`
+}
+
+// Record kinds.
+const (
+	KindFindings = "findings" // the findings that opened, changed or resolved
+	KindLog      = "log"      // a log line that matched a signature
+	KindStatus   = "status"   // the agent's status: started, cycle took, what it could not see
+)
+
+// Record is one sequenced item.
+type Record struct {
+	Seq  uint64          `json:"seq"`
+	Kind string          `json:"kind"`
+	Time time.Time       `json:"time"`
+	Data json.RawMessage `json:"data"`
+}
+
+// Findings is a KindFindings record. With Full set, Open is every finding
+// the host has now and any other open finding the tower holds for it is
+// resolved (the agent sends one at start and after a gap).
+type Findings struct {
+	Full     bool              `json:"full,omitempty"`
+	Open     []finding.Finding `json:"open,omitempty"`
+	Resolved []string          `json:"resolved,omitempty"`
+}
+
+// Log is a KindLog record.
+type Log struct {
+	Signature string            `json:"signature"`
+	Mode      string            `json:"mode"`
+	Severity  finding.Severity  `json:"severity"`
+	Title     string            `json:"title"`
+	Source    string            `json:"source"`
+	Line      string            `json:"line"`
+	Fields    map[string]string `json:"fields,omitempty"`
+	// Previous marks lines of the boot before this one: the host's last
+	// words before it went silent.
+	Previous bool `json:"previous_boot,omitempty"`
+}
+
+// Status is a KindStatus record.
+type Status struct {
+	Event   string        `json:"event"` // started, cycle
+	Took    time.Duration `json:"took_ns,omitempty"`
+	Blind   []string      `json:"could_not_see,omitempty"`
+	Uptime  time.Duration `json:"uptime_ns,omitempty"`
+	Message string        `json:"message,omitempty"`
+}
+
+// Reply is a tower's answer to a batch.
+type Reply struct {
+	// Acked is the highest sequence number the tower has stored for the
+	// agent: the agent may forget everything up to it.
+	Acked uint64 `json:"acked"`
+	Error string `json:"error,omitempty"`
+}
+
+// Validate checks an envelope a tower received.
+func (e *Envelope) Validate() error {
+	if e.Agent == "" {
+		return errors.New("agent is empty")
+	}
+	var prev uint64
+	for i, r := range e.Records {
+		if r.Seq == 0 {
+			return fmt.Errorf("records[%d]: seq must be > 0", i)
+		}
+		if r.Seq <= prev {
+			return fmt.Errorf("records[%d]: seq %d does not follow %d", i, r.Seq, prev)
+		}
+		prev = r.Seq
+		switch r.Kind {
+		case KindFindings, KindLog, KindStatus:
+		default:
+			return fmt.Errorf("records[%d]: unknown kind %q", i, r.Kind)
+		}
+		if len(r.Data) == 0 || !json.Valid(r.Data) {
+			return fmt.Errorf("records[%d]: data is not JSON", i)
+		}
+	}
+	return nil
+}
