@@ -19,14 +19,15 @@ import (
 
 const schema = `
 CREATE TABLE IF NOT EXISTS records (
-	agent TEXT NOT NULL, seq INTEGER NOT NULL, kind TEXT NOT NULL,
+	agent TEXT NOT NULL, spool TEXT NOT NULL, seq INTEGER NOT NULL, kind TEXT NOT NULL,
 	time INTEGER NOT NULL, received INTEGER NOT NULL, data BLOB NOT NULL,
-	PRIMARY KEY (agent, seq)) WITHOUT ROWID;
+	PRIMARY KEY (agent, spool, seq)) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS records_received ON records(received);
 CREATE TABLE IF NOT EXISTS hosts (
 	name TEXT PRIMARY KEY, first_seen INTEGER NOT NULL, last_seen INTEGER NOT NULL,
 	boot_id TEXT NOT NULL DEFAULT '', version TEXT NOT NULL DEFAULT '', addr TEXT NOT NULL DEFAULT '',
-	interval_ns INTEGER NOT NULL DEFAULT 0, dropped INTEGER NOT NULL DEFAULT 0, acked INTEGER NOT NULL DEFAULT 0);
+	interval_ns INTEGER NOT NULL DEFAULT 0, dropped INTEGER NOT NULL DEFAULT 0,
+	spool TEXT NOT NULL DEFAULT '', acked INTEGER NOT NULL DEFAULT 0);
 CREATE TABLE IF NOT EXISTS findings (
 	host TEXT NOT NULL, key TEXT NOT NULL, state TEXT NOT NULL, severity TEXT NOT NULL,
 	mode TEXT NOT NULL, summary TEXT NOT NULL, since INTEGER NOT NULL, opened INTEGER NOT NULL,
@@ -204,7 +205,7 @@ func (s *Store) Prune(ctx context.Context, r Retention, now time.Time) (deleted 
 		}
 		var n int64
 		err = s.Write(ctx, func(tx *sql.Tx) error {
-			res, err := tx.Exec(`DELETE FROM records WHERE (agent, seq) IN (SELECT agent, seq FROM records ORDER BY received LIMIT 10000)`)
+			res, err := tx.Exec(`DELETE FROM records WHERE (agent, spool, seq) IN (SELECT agent, spool, seq FROM records ORDER BY received LIMIT 10000)`)
 			if err != nil {
 				return err
 			}

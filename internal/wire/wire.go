@@ -22,7 +22,10 @@ const MaxBody = 4 << 20
 
 // Envelope is one POST.
 type Envelope struct {
-	Agent   string    `json:"agent"`
+	Agent string `json:"agent"`
+	// Spool identifies the agent's spool; sequence numbers count within
+	// it (a reinstalled agent starts a new spool at 1).
+	Spool   string    `json:"spool"`
 	BootID  string    `json:"boot_id,omitempty"`
 	Version string    `json:"version,omitempty"`
 	Sent    time.Time `json:"sent"`
@@ -92,6 +95,9 @@ type Reply struct {
 func (e *Envelope) Validate() error {
 	if e.Agent == "" {
 		return errors.New("agent is empty")
+	}
+	if e.Spool == "" {
+		return errors.New("spool is empty")
 	}
 	var prev uint64
 	for i, r := range e.Records {

@@ -1,0 +1,125 @@
+package tower
+
+import (
+	"encoding/json"
+	"net/http"
+	"sort"
+	"strings"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/hinomi/hinomi/internal/wire"
+)
+
+// Handler is the tower's HTTP API:
+//
+//	POST /api/v1/ingest     agents' batches (agent token)
+//	GET  /api/v1/hosts      hosts and when each last reported
+//	GET  /api/v1/findings   open findings (?host=)
+//	GET  /api/v1/alerts     alerts (?key=, ?status=)
+//	GET  /metrics           Prometheus metrics
+//	GET  /healthz           200 when the tower runs
+//
+// The read endpoints require api_token when one is configured.
+func (t *Tower) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc(wire.Path, t.handleIngest)
+	mux.HandleFunc("GET /api/v1/hosts", t.read(t.handleHosts))
+	mux.HandleFunc("GET /api/v1/findings", t.read(t.handleFindings))
+	mux.HandleFunc("GET /api/v1/alerts", t.read(t.handleAlerts))
+	mux.Handle("GET /metrics", promhttp.HandlerFor(t.Registry, promhttp.HandlerOpts{}))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
+	return mux
+}
+
+func (t *Tower) read(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if tok := t.cfg.Load().APIToken; tok != "" {
+			got, _ := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+			if !constantTimeEqual(got, tok) {
+				writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "api token required"})
+				return
+			}
+		}
+		h(w, r)
+	}
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v)
+}
+
+// HostView is a host as the API shows it.
+type HostView struct {
+	Host
+	Silent bool   `json:"silent"`
+	Status string `json:"status"` // ok, silent, unknown
+}
+
+func (t *Tower) handleHosts(w http.ResponseWriter, _ *http.Request) {
+	cfg := t.cfg.Load()
+	t.mu.Lock()
+	var out []HostView
+	for _, a := range cfg.Agents {
+		v := HostView{Host: Host{Name: a.Name}, Status: "unknown"}
+		if h := t.hosts[a.Name]; h != nil {
+			v.Host = *h
+			v.Status = "ok"
+			if al := t.alerts["heartbeat/"+a.Name]; al != nil && al.State.Status == "firing" {
+				v.Silent, v.Status = true, "silent"
+			}
+		}
+		out = append(out, v)
+	}
+	t.mu.Unlock()
+	writeJSON(w, http.StatusOK, map[string]any{"hosts": out})
+}
+
+func (t *Tower) handleFindings(w http.ResponseWriter, r *http.Request) {
+	host := r.URL.Query().Get("host")
+	t.mu.Lock()
+	out := []Finding{}
+	for h, fs := range t.findings {
+		if host != "" && h != host {
+			continue
+		}
+		for _, f := range fs {
+			out = append(out, *f)
+		}
+	}
+	t.mu.Unlock()
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Finding.Severity != out[j].Finding.Severity {
+			return out[i].Finding.Severity > out[j].Finding.Severity
+		}
+		return out[i].Host+out[i].Finding.Key < out[j].Host+out[j].Finding.Key
+	})
+	writeJSON(w, http.StatusOK, map[string]any{"findings": out})
+}
+
+func (t *Tower) handleAlerts(w http.ResponseWriter, r *http.Request) {
+	key, status := r.URL.Query().Get("key"), r.URL.Query().Get("status")
+	now := t.now()
+	type view struct {
+		Alert
+		DurationSeconds float64 `json:"duration_seconds"`
+	}
+	t.mu.Lock()
+	out := []view{}
+	for _, a := range t.alerts {
+		if key != "" && a.Key != key || status != "" && string(a.State.Status) != status {
+			continue
+		}
+		if key == "" && status == "" && a.State.Status == "ok" {
+			continue
+		}
+		out = append(out, view{Alert: *a, DurationSeconds: a.State.Downtime(now).Seconds()})
+	}
+	t.mu.Unlock()
+	sort.Slice(out, func(i, j int) bool { return out[i].Key < out[j].Key })
+	writeJSON(w, http.StatusOK, map[string]any{"alerts": out})
+}

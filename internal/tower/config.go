@@ -1,0 +1,249 @@
+package tower
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/hinomi/hinomi/internal/finding"
+	"github.com/hinomi/hinomi/internal/notify"
+)
+
+// Config is the tower's YAML configuration (docs/tower.md).
+type Config struct {
+	Listen  string `yaml:"listen"`
+	DataDir string `yaml:"data_dir"`
+	// URL is how people reach this tower (links in notifications).
+	URL string `yaml:"url"`
+	// Grace is how long a host may be silent before it is reported.
+	Grace     Duration         `yaml:"grace"`
+	Agents    []AgentConfig    `yaml:"agents"`
+	APIToken  string           `yaml:"api_token"`
+	Alerts    AlertConfig      `yaml:"alerts"`
+	Channels  []notify.Channel `yaml:"channels"`
+	Retention RetentionConfig  `yaml:"retention"`
+
+	path string
+}
+
+// AgentConfig is one agent allowed to report.
+type AgentConfig struct {
+	Name      string   `yaml:"name"`
+	Token     string   `yaml:"token"`
+	TokenFile string   `yaml:"token_file"`
+	Grace     Duration `yaml:"grace"`
+}
+
+// AlertConfig says what becomes a notification.
+type AlertConfig struct {
+	// MinSeverity: agent findings below it are stored but not notified.
+	MinSeverity    string   `yaml:"min_severity"`
+	For            Duration `yaml:"for"`
+	RepeatInterval Duration `yaml:"repeat_interval"`
+}
+
+// RetentionConfig bounds the stored records.
+type RetentionConfig struct {
+	MaxAge   Duration `yaml:"max_age"`
+	MaxBytes ByteSize `yaml:"max_bytes"`
+}
+
+// Duration reads "90s", "5m", "4h".
+type Duration time.Duration
+
+// UnmarshalYAML parses a Go duration string.
+func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	v, err := time.ParseDuration(n.Value)
+	if err != nil {
+		return fmt.Errorf("line %d: %q is not a duration such as 90s, 5m or 4h", n.Line, n.Value)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// ByteSize reads "512MiB", "2GiB", "1000000".
+type ByteSize int64
+
+// UnmarshalYAML parses a size with an optional KiB/MiB/GiB/KB/MB/GB unit.
+func (b *ByteSize) UnmarshalYAML(n *yaml.Node) error {
+	s := strings.TrimSpace(n.Value)
+	mult := int64(1)
+	for _, u := range []struct {
+		suffix string
+		mult   int64
+	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"KB", 1e3}, {"MB", 1e6}, {"GB", 1e9}, {"B", 1}} {
+		if strings.HasSuffix(s, u.suffix) {
+			s, mult = strings.TrimSpace(strings.TrimSuffix(s, u.suffix)), u.mult
+			break
+		}
+	}
+	var v int64
+	if _, err := fmt.Sscan(s, &v); err != nil || v < 0 {
+		return fmt.Errorf("line %d: %q is not a size such as 512MiB", n.Line, n.Value)
+	}
+	*b = ByteSize(v * mult)
+	return nil
+}
+
+// LoadConfig reads and validates a configuration file. Errors name the
+// file, the line and the field.
+func LoadConfig(path string) (*Config, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	c, err := ParseConfig(b, path)
+	if err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// ParseConfig parses and validates configuration text; name is used in
+// errors.
+func ParseConfig(b []byte, name string) (*Config, error) {
+	var root yaml.Node
+	if err := yaml.Unmarshal(b, &root); err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	c := &Config{path: name}
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	if err := dec.Decode(c); err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	c.path = name
+	if err := c.validate(&root); err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	return c, nil
+}
+
+// lineOf finds the line of a field by its path ("agents", 2, "token").
+func lineOf(root *yaml.Node, path ...any) int {
+	n := root
+	if n.Kind == yaml.DocumentNode && len(n.Content) > 0 {
+		n = n.Content[0]
+	}
+	line := n.Line
+	for _, p := range path {
+		switch p := p.(type) {
+		case string:
+			if n.Kind != yaml.MappingNode {
+				return line
+			}
+			found := false
+			for i := 0; i+1 < len(n.Content); i += 2 {
+				if n.Content[i].Value == p {
+					line, n, found = n.Content[i].Line, n.Content[i+1], true
+					break
+				}
+			}
+			if !found {
+				return line
+			}
+		case int:
+			if n.Kind != yaml.SequenceNode || p >= len(n.Content) {
+				return line
+			}
+			n = n.Content[p]
+			line = n.Line
+		}
+	}
+	return line
+}
+
+func (c *Config) validate(root *yaml.Node) error {
+	var errs []error
+	bad := func(msg string, path ...any) {
+		field := make([]string, 0, len(path))
+		for _, p := range path {
+			field = append(field, fmt.Sprint(p))
+		}
+		errs = append(errs, fmt.Errorf("line %d: %s: %s", lineOf(root, path...), strings.Join(field, "."), msg))
+	}
+	if c.Listen == "" {
+		c.Listen = "127.0.0.1:7450"
+	}
+	if c.DataDir == "" {
+		bad("required: a directory for the database", "data_dir")
+	}
+	if c.Grace == 0 {
+		c.Grace = Duration(60 * time.Second)
+	}
+	if c.Grace < Duration(time.Second) {
+		bad("must be at least 1s", "grace")
+	}
+	if len(c.Agents) == 0 {
+		bad("list at least one agent (name and token)", "agents")
+	}
+	names := map[string]bool{}
+	tokens := map[string]bool{}
+	for i := range c.Agents {
+		a := &c.Agents[i]
+		if a.Name == "" {
+			bad("required", "agents", i, "name")
+		}
+		if names[a.Name] {
+			bad(fmt.Sprintf("agent %q is listed twice", a.Name), "agents", i, "name")
+		}
+		names[a.Name] = true
+		if a.TokenFile != "" {
+			t, err := os.ReadFile(a.TokenFile)
+			if err != nil {
+				bad(err.Error(), "agents", i, "token_file")
+			}
+			a.Token = strings.TrimSpace(string(t))
+		}
+		switch {
+		case a.Token == "":
+			bad("required (or token_file)", "agents", i, "token")
+		case len(a.Token) < 16:
+			bad("too short: use at least 16 random characters (openssl rand -hex 16)", "agents", i, "token")
+		case tokens[a.Token]:
+			bad("the same token is used by two agents", "agents", i, "token")
+		}
+		tokens[a.Token] = true
+		if a.Grace == 0 {
+			a.Grace = c.Grace
+		}
+	}
+	if c.Alerts.MinSeverity == "" {
+		c.Alerts.MinSeverity = "medium"
+	}
+	if _, err := finding.ParseSeverity(c.Alerts.MinSeverity); err != nil {
+		bad(err.Error(), "alerts", "min_severity")
+	}
+	if c.Alerts.RepeatInterval == 0 {
+		c.Alerts.RepeatInterval = Duration(4 * time.Hour)
+	}
+	chNames := map[string]bool{}
+	for i, ch := range c.Channels {
+		if chNames[ch.Name] {
+			bad(fmt.Sprintf("channel %q is listed twice", ch.Name), "channels", i, "name")
+		}
+		chNames[ch.Name] = true
+		if _, err := notify.New(ch, nil); err != nil {
+			bad(err.Error(), "channels", i)
+		}
+	}
+	if c.Retention.MaxAge == 0 {
+		c.Retention.MaxAge = Duration(30 * 24 * time.Hour)
+	}
+	return errors.Join(errs...)
+}
+
+// agent returns the agent a token belongs to.
+func (c *Config) agentByToken(token string) *AgentConfig {
+	for i := range c.Agents {
+		if constantTimeEqual(c.Agents[i].Token, token) {
+			return &c.Agents[i]
+		}
+	}
+	return nil
+}

@@ -1,0 +1,205 @@
+package tower
+
+import (
+	"compress/gzip"
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/hinomi/hinomi/internal/wire"
+)
+
+// handleIngest takes one batch from an agent. Every record is stored once
+// (INSERT OR IGNORE on agent, spool and sequence), so a batch resent after
+// a timeout or a tower restart changes nothing. The reply comes after the
+// commit: an acknowledged record is on disk.
+func (t *Tower) handleIngest(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	result := "ok"
+	defer func() { t.metrics.ingest.WithLabelValues(result).Observe(time.Since(start).Seconds()) }()
+	fail := func(code int, msg string) {
+		result = strings.ToLower(strings.ReplaceAll(http.StatusText(code), " ", "_"))
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(code)
+		_ = json.NewEncoder(w).Encode(wire.Reply{Error: msg})
+	}
+	if r.Method != http.MethodPost {
+		fail(http.StatusMethodNotAllowed, "POST a batch")
+		return
+	}
+	cfg := t.cfg.Load()
+	token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	agent := cfg.agentByToken(token)
+	if !ok || agent == nil {
+		fail(http.StatusUnauthorized, "unknown or missing agent token")
+		return
+	}
+	body := http.MaxBytesReader(w, r.Body, wire.MaxBody)
+	var rd io.Reader = body
+	if r.Header.Get("Content-Encoding") == "gzip" {
+		zr, err := gzip.NewReader(body)
+		if err != nil {
+			fail(http.StatusBadRequest, "body is not gzip: "+err.Error())
+			return
+		}
+		// Bound the decompressed size too.
+		rd = io.LimitReader(zr, 4*wire.MaxBody+1)
+	}
+	var env wire.Envelope
+	dec := json.NewDecoder(rd)
+	if err := dec.Decode(&env); err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			fail(http.StatusRequestEntityTooLarge, fmt.Sprintf("batch larger than %d bytes", wire.MaxBody))
+			return
+		}
+		fail(http.StatusBadRequest, "malformed batch: "+err.Error())
+		return
+	}
+	if err := env.Validate(); err != nil {
+		fail(http.StatusBadRequest, "invalid batch: "+err.Error())
+		return
+	}
+	if env.Agent != agent.Name {
+		fail(http.StatusForbidden, fmt.Sprintf("this token belongs to agent %q, not %q", agent.Name, env.Agent))
+		return
+	}
+	now := t.now()
+	addr, _, _ := net.SplitHostPort(r.RemoteAddr)
+	acked, err := t.ingest(r.Context(), &env, addr, now)
+	if err != nil {
+		t.log.Error("storing a batch", "agent", env.Agent, "err", err)
+		fail(http.StatusServiceUnavailable, "could not store the batch; resend it")
+		return
+	}
+	t.metrics.records.Add(float64(len(env.Records)))
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(wire.Reply{Acked: acked})
+	t.kick()
+}
+
+// ingest stores a batch and updates the tower's view of the host.
+func (t *Tower) ingest(ctx context.Context, env *wire.Envelope, addr string, now time.Time) (uint64, error) {
+	var acked uint64
+	var applied []func()
+	err := t.store.Write(ctx, func(tx *sql.Tx) error {
+		applied = applied[:0]
+		var maxSeq uint64
+		for _, r := range env.Records {
+			res, err := tx.Exec(`INSERT OR IGNORE INTO records(agent, spool, seq, kind, time, received, data) VALUES(?,?,?,?,?,?,?)`,
+				env.Agent, env.Spool, r.Seq, r.Kind, r.Time.UnixNano(), now.UnixNano(), []byte(r.Data))
+			if err != nil {
+				return err
+			}
+			maxSeq = max(maxSeq, r.Seq)
+			if n, _ := res.RowsAffected(); n == 0 {
+				continue // seen before: already applied
+			}
+			if r.Kind == wire.KindFindings {
+				var f wire.Findings
+				if err := json.Unmarshal(r.Data, &f); err != nil {
+					continue // kept as a record; nothing to apply
+				}
+				fn, err := t.applyFindings(tx, env.Agent, f, now)
+				if err != nil {
+					return err
+				}
+				applied = append(applied, fn)
+			}
+		}
+		// The acknowledged sequence only grows within a spool.
+		_, err := tx.Exec(`INSERT INTO hosts(name, first_seen, last_seen, boot_id, version, addr, interval_ns, dropped, spool, acked)
+			VALUES(?,?,?,?,?,?,?,?,?,?)
+			ON CONFLICT(name) DO UPDATE SET last_seen=excluded.last_seen, boot_id=excluded.boot_id, version=excluded.version,
+				addr=excluded.addr, interval_ns=excluded.interval_ns, dropped=excluded.dropped,
+				acked=CASE WHEN hosts.spool = excluded.spool THEN max(hosts.acked, excluded.acked) ELSE excluded.acked END,
+				spool=excluded.spool`,
+			env.Agent, now.UnixNano(), now.UnixNano(), env.BootID, env.Version, addr, int64(env.Interval), env.Dropped, env.Spool, maxSeq)
+		if err != nil {
+			return err
+		}
+		return tx.QueryRow("SELECT acked FROM hosts WHERE name = ?", env.Agent).Scan(&acked)
+	})
+	if err != nil {
+		return 0, err
+	}
+	t.mu.Lock()
+	h := t.hosts[env.Agent]
+	if h == nil {
+		h = &Host{Name: env.Agent, FirstSeen: now}
+		t.hosts[env.Agent] = h
+	}
+	h.LastSeen, h.BootID, h.Version, h.Addr, h.Interval, h.Dropped, h.Spool, h.Acked =
+		now, env.BootID, env.Version, addr, env.Interval, env.Dropped, env.Spool, acked
+	for _, fn := range applied {
+		fn()
+	}
+	t.mu.Unlock()
+	return acked, nil
+}
+
+// applyFindings writes a findings record into the findings table and
+// returns the change to make to the in-memory view once committed.
+func (t *Tower) applyFindings(tx *sql.Tx, host string, f wire.Findings, now time.Time) (func(), error) {
+	open := map[string]bool{}
+	for _, fd := range f.Open {
+		open[fd.Key] = true
+		data, _ := json.Marshal(fd)
+		since := now
+		if fd.Since != nil {
+			since = *fd.Since
+		}
+		if _, err := tx.Exec(`INSERT INTO findings(host, key, state, severity, mode, summary, since, opened, updated, data)
+			VALUES(?,?,'open',?,?,?,?,?,?,?)
+			ON CONFLICT(host, key) DO UPDATE SET state='open', severity=excluded.severity, summary=excluded.summary,
+				since=excluded.since, updated=excluded.updated, data=excluded.data, resolved=0,
+				opened=CASE WHEN findings.state = 'open' THEN findings.opened ELSE excluded.opened END`,
+			host, fd.Key, fd.Severity.String(), fd.Mode, fd.Summary, since.UnixNano(), now.UnixNano(), now.UnixNano(), data); err != nil {
+			return nil, err
+		}
+	}
+	resolve := append([]string(nil), f.Resolved...)
+	if f.Full {
+		rows, err := tx.Query("SELECT key FROM findings WHERE host = ? AND state = 'open'", host)
+		if err != nil {
+			return nil, err
+		}
+		for rows.Next() {
+			var k string
+			if err := rows.Scan(&k); err == nil && !open[k] {
+				resolve = append(resolve, k)
+			}
+		}
+		rows.Close()
+	}
+	for _, k := range resolve {
+		if _, err := tx.Exec("UPDATE findings SET state='resolved', resolved=?, updated=? WHERE host=? AND key=?", now.UnixNano(), now.UnixNano(), host, k); err != nil {
+			return nil, err
+		}
+	}
+	return func() {
+		fs := t.findings[host]
+		if fs == nil {
+			fs = map[string]*Finding{}
+			t.findings[host] = fs
+		}
+		for _, fd := range f.Open {
+			cur := fs[fd.Key]
+			if cur == nil {
+				cur = &Finding{Host: host, Opened: now}
+				fs[fd.Key] = cur
+			}
+			cur.Finding, cur.Updated = fd, now
+		}
+		for _, k := range resolve {
+			delete(fs, k)
+		}
+	}, nil
+}

@@ -1,0 +1,145 @@
+package tower
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"strconv"
+	"time"
+
+	"github.com/hinomi/hinomi/internal/notify"
+)
+
+// Delivery: one goroutine per channel works through that channel's due
+// outbox rows in order, so a receiver that hangs only holds up itself.
+// A row is marked delivered after the receiver accepted it; a crash between
+// the two would send it again on restart (each message carries its key and
+// outbox id so receivers can tell). On shutdown the in-flight send is let
+// finish so a clean restart never repeats a message.
+
+const (
+	sendTimeout = 10 * time.Second
+	maxBackoff  = 5 * time.Minute
+)
+
+func (t *Tower) startDispatchers(ctx context.Context) {
+	t.wakeMu.Lock()
+	defer t.wakeMu.Unlock()
+	for _, ch := range t.cfg.Load().Channels {
+		wake := make(chan struct{}, 1)
+		t.wakers = append(t.wakers, wake)
+		t.dispatchW.Add(1)
+		go func() {
+			defer t.dispatchW.Done()
+			t.dispatch(ctx, ch.Name, wake)
+		}()
+	}
+}
+
+// wakeDispatchers tells every channel's goroutine that rows are due.
+func (t *Tower) wakeDispatchers() {
+	t.wakeMu.Lock()
+	defer t.wakeMu.Unlock()
+	for _, w := range t.wakers {
+		select {
+		case w <- struct{}{}:
+		default:
+		}
+	}
+}
+
+func (t *Tower) dispatch(ctx context.Context, channel string, wake <-chan struct{}) {
+	poll := time.NewTicker(500 * time.Millisecond)
+	defer poll.Stop()
+	for {
+		for {
+			sent, err := t.sendNext(ctx, channel)
+			if err != nil && ctx.Err() == nil {
+				t.log.Error("outbox", "channel", channel, "err", err)
+			}
+			if !sent || ctx.Err() != nil {
+				break
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-poll.C:
+		case <-wake:
+		}
+	}
+}
+
+type outboxRow struct {
+	id       int64
+	attempts int
+	msg      notify.Message
+}
+
+// sendNext sends the channel's oldest due message, if any; it reports
+// whether it tried one.
+func (t *Tower) sendNext(ctx context.Context, channel string) (bool, error) {
+	senders := *t.senders.Load()
+	s := senders[channel]
+	if s == nil {
+		return false, nil // channel removed by a reload
+	}
+	now := t.now()
+	var row outboxRow
+	var raw []byte
+	err := t.store.DB.QueryRowContext(ctx, `SELECT id, attempts, message FROM outbox
+		WHERE channel = ? AND state = 'due' AND next_attempt <= ? ORDER BY id LIMIT 1`, channel, now.UnixNano()).
+		Scan(&row.id, &row.attempts, &raw)
+	if errors.Is(err, sql.ErrNoRows) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	if err := json.Unmarshal(raw, &row.msg); err != nil {
+		return true, t.finish(row.id, "failed", 0, now, "stored message unreadable: "+err.Error())
+	}
+	if row.msg.Labels == nil {
+		row.msg.Labels = map[string]string{}
+	}
+	row.msg.Labels["outbox_id"] = strconv.FormatInt(row.id, 10)
+	// The send gets its own deadline and is not cancelled by shutdown:
+	// a message half-sent at exit would be sent again.
+	sctx, cancel := context.WithTimeout(context.Background(), sendTimeout)
+	start := time.Now()
+	err = s.Send(sctx, row.msg)
+	cancel()
+	t.metrics.sendSeconds.WithLabelValues(channel).Observe(time.Since(start).Seconds())
+	if err == nil {
+		t.metrics.sends.WithLabelValues(channel, "delivered").Inc()
+		return true, t.finish(row.id, "delivered", row.attempts+1, t.now(), "")
+	}
+	if !notify.Retryable(err) {
+		t.metrics.sends.WithLabelValues(channel, "failed").Inc()
+		t.log.Error("notification failed for good", "channel", channel, "alert", row.msg.Key, "err", err)
+		return true, t.finish(row.id, "failed", row.attempts+1, t.now(), err.Error())
+	}
+	t.metrics.sends.WithLabelValues(channel, "retry").Inc()
+	backoff := time.Second << min(row.attempts, 12)
+	backoff = min(backoff, maxBackoff)
+	if ra := notify.RetryAfter(err); ra > backoff {
+		backoff = min(ra, time.Hour)
+	}
+	next := t.now().Add(backoff)
+	t.log.Warn("notification will be retried", "channel", channel, "alert", row.msg.Key, "attempt", row.attempts+1, "in", backoff, "err", err)
+	werr := t.store.Write(context.Background(), func(tx *sql.Tx) error {
+		_, err := tx.Exec("UPDATE outbox SET attempts = attempts + 1, next_attempt = ?, last_error = ? WHERE id = ?", next.UnixNano(), err.Error(), row.id)
+		return err
+	})
+	// Not "sent": wait for the next poll before trying this channel again.
+	return false, werr
+}
+
+func (t *Tower) finish(id int64, state string, attempts int, now time.Time, errText string) error {
+	return t.store.Write(context.Background(), func(tx *sql.Tx) error {
+		_, err := tx.Exec("UPDATE outbox SET state = ?, attempts = ?, delivered = ?, last_error = ? WHERE id = ?",
+			state, attempts, now.UnixNano(), errText, id)
+		return err
+	})
+}

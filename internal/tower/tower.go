@@ -1,0 +1,496 @@
+// Package tower is `hinomi tower`: the out-of-band server in another
+// failure domain. It takes batches from agents (token per agent, each
+// record stored once), notices hosts that fall silent, keeps a persisted
+// alert state per signal, and delivers notifications from a persisted
+// outbox without ever making the checking wait for the sending.
+package tower
+
+import (
+	"context"
+	"crypto/subtle"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/hinomi/hinomi/internal/alerting"
+	"github.com/hinomi/hinomi/internal/finding"
+	"github.com/hinomi/hinomi/internal/notify"
+	"github.com/hinomi/hinomi/internal/store"
+)
+
+// Tower is a running tower.
+type Tower struct {
+	cfg   atomic.Pointer[Config]
+	store *store.Store
+	log   *slog.Logger
+	now   func() time.Time
+
+	mu       sync.Mutex
+	hosts    map[string]*Host
+	findings map[string]map[string]*Finding // host → key → open finding
+	alerts   map[string]*Alert
+
+	senders   atomic.Pointer[map[string]notify.Sender]
+	wakeMu    sync.Mutex
+	wakers    []chan struct{} // one per channel dispatcher
+	evaluate  chan struct{}   // something changed: evaluate now
+	metrics   *metrics
+	Registry  *prometheus.Registry
+	listener  net.Listener
+	httpSrv   *http.Server
+	dispatchW sync.WaitGroup
+}
+
+// Host is what the tower knows about an agent's host.
+type Host struct {
+	Name      string        `json:"name"`
+	FirstSeen time.Time     `json:"first_seen"`
+	LastSeen  time.Time     `json:"last_seen"`
+	BootID    string        `json:"boot_id,omitempty"`
+	Version   string        `json:"version,omitempty"`
+	Addr      string        `json:"addr,omitempty"`
+	Interval  time.Duration `json:"interval_ns,omitempty"`
+	Dropped   uint64        `json:"dropped,omitempty"`
+	Spool     string        `json:"spool,omitempty"`
+	Acked     uint64        `json:"acked"`
+}
+
+// Finding is an agent's finding as the tower keeps it.
+type Finding struct {
+	Host     string          `json:"host"`
+	Opened   time.Time       `json:"opened"`
+	Updated  time.Time       `json:"updated"`
+	Resolved time.Time       `json:"resolved,omitzero"`
+	Finding  finding.Finding `json:"finding"`
+}
+
+// Alert is one signal's alert.
+type Alert struct {
+	Key      string         `json:"key"`
+	Host     string         `json:"host"`
+	Kind     string         `json:"kind"` // heartbeat, finding
+	Title    string         `json:"title"`
+	Severity string         `json:"severity"`
+	Summary  string         `json:"summary,omitempty"`
+	Runbook  string         `json:"runbook,omitempty"`
+	State    alerting.State `json:"state"`
+}
+
+// Options are what New needs besides the configuration.
+type Options struct {
+	Log *slog.Logger
+	// Now is the clock (tests pass their own); default time.Now.
+	Now func() time.Time
+	// HTTPClient sends notifications; default a client with a 10 s timeout.
+	HTTPClient *http.Client
+}
+
+// New opens the tower's store and loads its state.
+func New(cfg *Config, o Options) (*Tower, error) {
+	if o.Log == nil {
+		o.Log = slog.New(slog.DiscardHandler)
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	st, err := store.Open(cfg.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	t := &Tower{
+		store: st, log: o.Log, now: o.Now,
+		hosts: map[string]*Host{}, findings: map[string]map[string]*Finding{}, alerts: map[string]*Alert{},
+		evaluate: make(chan struct{}, 1),
+		Registry: prometheus.NewRegistry(),
+	}
+	t.metrics = newMetrics(t.Registry, t)
+	client := o.HTTPClient
+	if client == nil {
+		client = &http.Client{Timeout: 10 * time.Second}
+	}
+	if err := t.setConfig(cfg, client); err != nil {
+		st.Close()
+		return nil, err
+	}
+	if err := t.load(); err != nil {
+		st.Close()
+		return nil, fmt.Errorf("loading state: %w", err)
+	}
+	return t, nil
+}
+
+func (t *Tower) setConfig(cfg *Config, client *http.Client) error {
+	senders := map[string]notify.Sender{}
+	for _, ch := range cfg.Channels {
+		s, err := notify.New(ch, client)
+		if err != nil {
+			return fmt.Errorf("channel %s: %w", ch.Name, err)
+		}
+		senders[ch.Name] = s
+	}
+	t.cfg.Store(cfg)
+	t.senders.Store(&senders)
+	return nil
+}
+
+// Reload replaces the configuration; on error the old one stays.
+func (t *Tower) Reload(path string) error {
+	cfg, err := LoadConfig(path)
+	if err != nil {
+		return err
+	}
+	if cfg.DataDir != t.cfg.Load().DataDir {
+		return errors.New("data_dir cannot change on reload; restart the tower")
+	}
+	if err := t.setConfig(cfg, &http.Client{Timeout: 10 * time.Second}); err != nil {
+		return err
+	}
+	t.kick()
+	return nil
+}
+
+func (t *Tower) load() error {
+	rows, err := t.store.DB.Query("SELECT name, first_seen, last_seen, boot_id, version, addr, interval_ns, dropped, spool, acked FROM hosts")
+	if err != nil {
+		return err
+	}
+	for rows.Next() {
+		var h Host
+		var first, last, interval int64
+		if err := rows.Scan(&h.Name, &first, &last, &h.BootID, &h.Version, &h.Addr, &interval, &h.Dropped, &h.Spool, &h.Acked); err != nil {
+			rows.Close()
+			return err
+		}
+		h.FirstSeen, h.LastSeen, h.Interval = time.Unix(0, first).UTC(), time.Unix(0, last).UTC(), time.Duration(interval)
+		t.hosts[h.Name] = &h
+	}
+	rows.Close()
+	rows, err = t.store.DB.Query("SELECT host, opened, updated, data FROM findings WHERE state = 'open'")
+	if err != nil {
+		return err
+	}
+	for rows.Next() {
+		var f Finding
+		var opened, updated int64
+		var data []byte
+		if err := rows.Scan(&f.Host, &opened, &updated, &data); err != nil {
+			rows.Close()
+			return err
+		}
+		if err := json.Unmarshal(data, &f.Finding); err != nil {
+			continue
+		}
+		f.Opened, f.Updated = time.Unix(0, opened).UTC(), time.Unix(0, updated).UTC()
+		if t.findings[f.Host] == nil {
+			t.findings[f.Host] = map[string]*Finding{}
+		}
+		t.findings[f.Host][f.Finding.Key] = &f
+	}
+	rows.Close()
+	rows, err = t.store.DB.Query("SELECT state FROM alerts")
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var data []byte
+		if err := rows.Scan(&data); err != nil {
+			return err
+		}
+		var a Alert
+		if err := json.Unmarshal(data, &a); err == nil {
+			t.alerts[a.Key] = &a
+		}
+	}
+	return rows.Err()
+}
+
+// kick asks the engine to evaluate now.
+func (t *Tower) kick() {
+	select {
+	case t.evaluate <- struct{}{}:
+	default:
+	}
+}
+
+// Listen binds the HTTP address (so that callers know it before Run).
+func (t *Tower) Listen() (net.Addr, error) {
+	l, err := net.Listen("tcp", t.cfg.Load().Listen)
+	if err != nil {
+		return nil, err
+	}
+	t.listener = l
+	return l.Addr(), nil
+}
+
+// Run serves until ctx is done, then shuts down: in-flight requests and
+// notification sends finish, the store is closed.
+func (t *Tower) Run(ctx context.Context) error {
+	if t.listener == nil {
+		if _, err := t.Listen(); err != nil {
+			return err
+		}
+	}
+	t.httpSrv = &http.Server{Handler: t.Handler(), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 60 * time.Second}
+	errc := make(chan error, 1)
+	go func() { errc <- t.httpSrv.Serve(t.listener) }()
+
+	dctx, stopDispatch := context.WithCancel(context.Background())
+	t.startDispatchers(dctx)
+
+	engineDone := make(chan struct{})
+	go func() {
+		defer close(engineDone)
+		t.engine(ctx)
+	}()
+
+	var err error
+	select {
+	case <-ctx.Done():
+	case err = <-errc:
+	}
+	shut, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	_ = t.httpSrv.Shutdown(shut)
+	cancel()
+	<-engineDone
+	stopDispatch()
+	t.dispatchW.Wait()
+	if cerr := t.store.Close(); err == nil {
+		err = cerr
+	}
+	if errors.Is(err, http.ErrServerClosed) {
+		err = nil
+	}
+	return err
+}
+
+// engine evaluates every signal on a short tick and whenever ingest says
+// something changed, and prunes old records hourly.
+func (t *Tower) engine(ctx context.Context) {
+	tick := time.NewTicker(250 * time.Millisecond)
+	defer tick.Stop()
+	prune := time.NewTicker(time.Hour)
+	defer prune.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		case <-t.evaluate:
+		case <-prune.C:
+			cfg := t.cfg.Load()
+			if n, err := t.store.Prune(ctx, store.Retention{MaxAge: time.Duration(cfg.Retention.MaxAge), MaxBytes: int64(cfg.Retention.MaxBytes)}, t.now()); err != nil {
+				t.log.Error("pruning records", "err", err)
+			} else if n > 0 {
+				t.log.Info("pruned records", "deleted", n)
+			}
+		}
+		if err := t.Evaluate(ctx, t.now()); err != nil && ctx.Err() == nil {
+			t.log.Error("evaluating alerts", "err", err)
+		}
+	}
+}
+
+// signal is one observation for the state machine.
+type signal struct {
+	alert *Alert
+	obs   alerting.Observation
+	rule  alerting.Rule
+}
+
+// Evaluate steps every signal to now and persists and notifies what
+// changed. Tests call it directly with their own time.
+func (t *Tower) Evaluate(ctx context.Context, now time.Time) error {
+	cfg := t.cfg.Load()
+	minSev, _ := finding.ParseSeverity(cfg.Alerts.MinSeverity)
+	rule := alerting.Rule{For: time.Duration(cfg.Alerts.For), RepeatInterval: time.Duration(cfg.Alerts.RepeatInterval)}
+
+	t.mu.Lock()
+	var sigs []signal
+	for _, a := range cfg.Agents {
+		h := t.hosts[a.Name]
+		if h == nil {
+			continue // never reported: nothing to miss yet
+		}
+		key := "heartbeat/" + a.Name
+		al := t.alertFor(key, a.Name, "heartbeat", "Host "+a.Name+" is silent", "catastrophic", "FM-A1")
+		silent := now.Sub(h.LastSeen) > time.Duration(a.Grace)
+		al.Summary = fmt.Sprintf("No report from %s since %s (it reports every %s; grace %s).",
+			a.Name, h.LastSeen.UTC().Format("2006-01-02 15:04:05 MST"), orDefault(h.Interval, "?"), time.Duration(a.Grace))
+		sigs = append(sigs, signal{alert: al, obs: alerting.Observation{Bad: silent, BadSince: h.LastSeen},
+			rule: alerting.Rule{RepeatInterval: rule.RepeatInterval}})
+	}
+	seen := map[string]bool{}
+	for host, fs := range t.findings {
+		for _, f := range fs {
+			if f.Finding.Severity < minSev {
+				continue
+			}
+			key := "finding/" + host + "/" + f.Finding.Key
+			seen[key] = true
+			al := t.alertFor(key, host, "finding", host+": "+f.Finding.Summary, f.Finding.Severity.String(), f.Finding.Runbook)
+			al.Summary = f.Finding.Summary
+			since := f.Opened
+			if f.Finding.Since != nil && f.Finding.Since.Before(since) {
+				since = *f.Finding.Since
+			}
+			sigs = append(sigs, signal{alert: al, obs: alerting.Observation{Bad: true, BadSince: since}, rule: rule})
+		}
+	}
+	for key, al := range t.alerts {
+		if al.Kind == "finding" && !seen[key] && (al.State.Status == alerting.Firing || al.State.Status == alerting.Pending) {
+			sigs = append(sigs, signal{alert: al, obs: alerting.Observation{Bad: false}, rule: rule})
+		}
+	}
+	type change struct {
+		alert Alert
+		event alerting.Event
+		msg   *notify.Message
+	}
+	var changes []change
+	for _, s := range sigs {
+		next, ev := alerting.Step(s.alert.State, s.obs, now, s.rule)
+		if next == s.alert.State {
+			continue
+		}
+		s.alert.State = next
+		c := change{alert: *s.alert, event: ev}
+		if m := t.message(s.alert, ev, now); m != nil {
+			c.msg = m
+		}
+		changes = append(changes, c)
+	}
+	t.mu.Unlock()
+	if len(changes) == 0 {
+		return nil
+	}
+	channels := cfg.Channels
+	err := t.store.Write(ctx, func(tx *sql.Tx) error {
+		for _, c := range changes {
+			data, _ := json.Marshal(c.alert)
+			if _, err := tx.Exec(`INSERT INTO alerts(key, host, kind, title, severity, status, state, updated) VALUES(?,?,?,?,?,?,?,?)
+				ON CONFLICT(key) DO UPDATE SET title=excluded.title, severity=excluded.severity, status=excluded.status, state=excluded.state, updated=excluded.updated`,
+				c.alert.Key, c.alert.Host, c.alert.Kind, c.alert.Title, c.alert.Severity, string(c.alert.State.Status), data, now.UnixNano()); err != nil {
+				return err
+			}
+			if c.msg == nil {
+				continue
+			}
+			msg, _ := json.Marshal(c.msg)
+			for _, ch := range channels {
+				if _, err := tx.Exec(`INSERT INTO outbox(channel, alert_key, created, message, next_attempt) VALUES(?,?,?,?,?)`,
+					ch.Name, c.alert.Key, now.UnixNano(), msg, now.UnixNano()); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for _, c := range changes {
+		t.log.Info("alert", "key", c.alert.Key, "event", string(c.event), "status", string(c.alert.State.Status))
+		t.metrics.transitions.WithLabelValues(c.alert.Kind, string(c.event)).Inc()
+	}
+	t.wakeDispatchers()
+	return nil
+}
+
+func orDefault(d time.Duration, s string) string {
+	if d == 0 {
+		return s
+	}
+	return d.String()
+}
+
+func (t *Tower) alertFor(key, host, kind, title, severity, runbook string) *Alert {
+	a := t.alerts[key]
+	if a == nil {
+		a = &Alert{Key: key, Host: host, Kind: kind, State: alerting.State{Status: alerting.OK}}
+		t.alerts[key] = a
+	}
+	a.Title, a.Severity, a.Runbook = title, severity, runbook
+	return a
+}
+
+// message builds the notification for an event (nil: none).
+func (t *Tower) message(a *Alert, ev alerting.Event, now time.Time) *notify.Message {
+	m := &notify.Message{
+		Key: a.Key, Host: a.Host, Title: a.Title, Severity: a.Severity, Started: a.State.BadSince,
+		Now: now, Summary: a.Summary, Runbook: a.Runbook, Labels: map[string]string{"kind": a.Kind},
+	}
+	if u := t.cfg.Load().URL; u != "" {
+		m.URL = strings.TrimRight(u, "/") + "/api/v1/alerts?key=" + a.Key
+	}
+	switch ev {
+	case alerting.Fire:
+		m.State = notify.Firing
+	case alerting.Repeat:
+		m.State = notify.Repeat
+	case alerting.Resolve:
+		m.State, m.Ended = notify.Resolved, a.State.ResolvedAt
+		if a.Kind == "heartbeat" {
+			m.Title = "Host " + a.Host + " is back"
+			m.Details = t.lastWords(a.Host)
+			if len(m.Details) > 0 {
+				m.Summary = fmt.Sprintf("%s reports again. Last words before it went silent: %s", a.Host, m.Details[0])
+			} else {
+				m.Summary = a.Host + " reports again."
+			}
+		}
+	default:
+		return nil
+	}
+	if a.Kind == "finding" {
+		if fs := t.findings[a.Host]; fs != nil {
+			for _, f := range fs {
+				if "finding/"+a.Host+"/"+f.Finding.Key == a.Key {
+					for _, l := range f.Finding.Evidence.Lines {
+						m.Details = append(m.Details, l.Text)
+					}
+				}
+			}
+		}
+	}
+	return m
+}
+
+// lastWords are the distress lines a host's agent backfilled from the
+// boot that ended in silence (findings about the previous boot).
+func (t *Tower) lastWords(host string) []string {
+	var out []string
+	var fs []*Finding
+	for _, f := range t.findings[host] {
+		if strings.HasPrefix(f.Finding.Subject, "previous boot") {
+			fs = append(fs, f)
+		}
+	}
+	sort.Slice(fs, func(i, j int) bool { return fs[i].Finding.Severity > fs[j].Finding.Severity })
+	for _, f := range fs {
+		for _, l := range f.Finding.Evidence.Lines {
+			text := l.Text
+			if l.Time != nil {
+				text += " (at " + l.Time.UTC().Format("15:04:05 MST") + ")"
+			}
+			out = append(out, text)
+			break
+		}
+	}
+	return out
+}
+
+func constantTimeEqual(a, b string) bool {
+	return subtle.ConstantTimeCompare([]byte(a), []byte(b)) == 1
+}
