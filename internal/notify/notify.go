@@ -26,11 +26,14 @@ const (
 	Resolved
 )
 
-var stateNames = [...]string{Firing: "firing", Repeat: "repeat", Resolved: "resolved"}
-
 func (s State) String() string {
-	if s >= Firing && s <= Resolved {
-		return stateNames[s]
+	switch s {
+	case Firing:
+		return "firing"
+	case Repeat:
+		return "repeat"
+	case Resolved:
+		return "resolved"
 	}
 	return fmt.Sprintf("state(%d)", int(s))
 }
@@ -46,7 +49,7 @@ func (s State) MarshalText() ([]byte, error) {
 // UnmarshalText is the inverse of MarshalText.
 func (s *State) UnmarshalText(b []byte) error {
 	for v := Firing; v <= Resolved; v++ {
-		if strings.EqualFold(string(b), stateNames[v]) {
+		if strings.EqualFold(string(b), v.String()) {
 			*s = v
 			return nil
 		}
@@ -162,9 +165,19 @@ func New(ch Channel, client *http.Client) (Sender, error) {
 	case TypeNtfy:
 		return newNtfy(ch, client), nil
 	case TypeSMTP:
-		return newSMTP(ch)
+		s, err := newSMTP(ch)
+		if err != nil {
+			return nil, err // not a typed nil inside the interface
+		}
+		return s, nil
 	}
 	panic("unreachable: Validate accepted type " + ch.Type)
+}
+
+// String names the channel without its secrets, so logging a Channel
+// with %v or %+v cannot leak a token, password or webhook URL.
+func (ch Channel) String() string {
+	return fmt.Sprintf("notify channel %q (%s)", ch.Name, ch.Type)
 }
 
 // Validate reports the first thing wrong with ch, naming the field.

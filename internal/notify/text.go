@@ -212,12 +212,14 @@ func evidence(details []string) []string {
 	total := 0
 	for _, d := range details {
 		for l := range strings.SplitSeq(d, "\n") {
-			l = oneLine(l, maxDetailLine)
-			if l == "" {
+			if len(lines) == maxDetails { // past the bound, only count
+				if strings.TrimFunc(l, isBlank) != "" {
+					total++
+				}
 				continue
 			}
-			total++
-			if len(lines) < maxDetails {
+			if l = oneLine(l, maxDetailLine); l != "" {
+				total++
 				lines = append(lines, l)
 			}
 		}
@@ -304,21 +306,29 @@ func later(a, b time.Time) time.Time {
 // characters as spaces, runs of space collapsed, at most n runes (the last
 // one "…" when clipped).
 func oneLine(s string, n int) string {
-	s = strings.ToValidUTF8(s, "\uFFFD")
 	var b strings.Builder
 	space := false
+	kept := 0
 	for _, r := range s {
-		if unicode.IsControl(r) || unicode.IsSpace(r) || r == '\u2028' || r == '\u2029' {
+		if isBlank(r) {
 			space = true
 			continue
 		}
 		if space && b.Len() > 0 {
 			b.WriteByte(' ')
+			kept++
 		}
 		space = false
 		b.WriteRune(r)
+		if kept++; kept > n { // enough to know it gets clipped
+			break
+		}
 	}
 	return clipRunes(b.String(), n)
+}
+
+func isBlank(r rune) bool {
+	return unicode.IsControl(r) || unicode.IsSpace(r)
 }
 
 // clipRunes keeps at most n runes of s, ending in "…" when it cut.
