@@ -30,6 +30,9 @@ Usage:
   hinomi runbook [ID]          list the runbooks, or print one (e.g. FM-B2)
   hinomi snapshot DIR          save what doctor reads on this host into DIR
   hinomi logs scan FILE...|-   find known distress in logs, as a timeline
+  hinomi agent --tower URL     watch this host and report to towers
+  hinomi tower --config FILE   the out-of-band server: heartbeats, alerts, notifications
+  hinomi status --tower URL    hosts and firing alerts, as the tower sees them
   hinomi version               print the version
 
 Run "hinomi <command> -h" for a command's flags.
@@ -49,6 +52,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = runRunbook(args[1:], stdout, stderr)
 	case "snapshot":
 		err = runSnapshot(ctx, args[1:], stdout, stderr)
+	case "agent":
+		err = runAgent(ctx, args[1:], stderr)
+	case "tower":
+		err = runTower(ctx, args[1:], stdout, stderr)
+	case "status":
+		err = runStatus(ctx, args[1:], stdout, stderr)
 	case "logs":
 		err = runLogs(ctx, args[1:], os.Stdin, stdout, stderr)
 	case "version", "--version":

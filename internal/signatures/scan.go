@@ -237,3 +237,14 @@ func (m *Matcher) continuation(data []byte, start int) ([]string, int) {
 	}
 	return out, pos
 }
+
+// Line matches one line (a live reader's record) and calls emit for every
+// signature it holds. It does not look at following lines, so a live
+// event carries no trace.
+func (m *Matcher) Line(line []byte, input string, emit func(Event)) {
+	if m.anchors.next(line, 0) < 0 {
+		return
+	}
+	var st Stats
+	m.line(line, 0, len(line), input, 0, &st, emit)
+}

@@ -1,0 +1,186 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/hinomi/hinomi/internal/agent"
+	"github.com/hinomi/hinomi/internal/signatures"
+	"github.com/hinomi/hinomi/internal/tower"
+)
+
+func runTower(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("tower", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	config := fs.String("config", envOr("HINOMI_TOWER_CONFIG", "/etc/hinomi/tower.yaml"), "the tower's YAML configuration (docs/tower.md)")
+	check := fs.Bool("check", false, "validate the configuration and exit")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	cfg, err := tower.LoadConfig(*config)
+	if err != nil {
+		return err
+	}
+	if *check {
+		fmt.Fprintf(stdout, "%s: ok (%d agents, %d channels)\n", *config, len(cfg.Agents), len(cfg.Channels))
+		return nil
+	}
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	t, err := tower.New(cfg, tower.Options{Log: log})
+	if err != nil {
+		return err
+	}
+	addr, err := t.Listen()
+	if err != nil {
+		return err
+	}
+	log.Info("tower listening", "addr", addr.String(), "agents", len(cfg.Agents), "channels", len(cfg.Channels), "data_dir", cfg.DataDir)
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	go func() {
+		for range hup {
+			if err := t.Reload(*config); err != nil {
+				log.Error("reload failed; the old configuration stays", "err", err)
+			} else {
+				log.Info("configuration reloaded", "config", *config)
+			}
+		}
+	}()
+	return t.Run(ctx)
+}
+
+func envOr(key, def string) string {
+	if v := os.Getenv(key); v != "" {
+		return v
+	}
+	return def
+}
+
+func runAgent(ctx context.Context, args []string, stderr io.Writer) error {
+	fs := flag.NewFlagSet("agent", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var towers multiFlag
+	fs.Var(&towers, "tower", "a tower's URL, e.g. http://tower.lan:7450 (repeatable; default $HINOMI_TOWER, comma-separated)")
+	token := fs.String("token", os.Getenv("HINOMI_TOKEN"), "this agent's token, as listed in the tower's config (default $HINOMI_TOKEN)")
+	tokenFile := fs.String("token-file", os.Getenv("HINOMI_TOKEN_FILE"), "read the token from this file")
+	name := fs.String("name", os.Getenv("HINOMI_NAME"), "the name the tower knows this host by (default: the host name)")
+	state := fs.String("state-dir", envOr("HINOMI_STATE_DIR", "/var/lib/hinomi-agent"), "where the spool and the agent's state live")
+	interval := fs.Duration("interval", 15*time.Second, "how often to diagnose and report")
+	spoolMax := fs.Int64("spool-max-bytes", 64<<20, "bound on each tower's on-disk spool")
+	kmsg := fs.String("kmsg", "", "kernel log device (default /dev/kmsg; - to not read the kernel log)")
+	var sigFiles multiFlag
+	fs.Var(&sigFiles, "signatures", "a YAML file of extra log signatures (repeatable)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if len(towers) == 0 && os.Getenv("HINOMI_TOWER") != "" {
+		towers = strings.Split(os.Getenv("HINOMI_TOWER"), ",")
+	}
+	if *tokenFile != "" {
+		b, err := os.ReadFile(*tokenFile)
+		if err != nil {
+			return err
+		}
+		*token = strings.TrimSpace(string(b))
+	}
+	cat, err := signatures.Load(sigFiles...)
+	if err != nil {
+		return err
+	}
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	a, err := agent.New(agent.Config{
+		Towers: towers, Token: *token, Name: *name, StateDir: *state, Interval: *interval,
+		SpoolBytes: *spoolMax, Kmsg: *kmsg, Signatures: cat, Version: version, Log: log,
+	})
+	if err != nil {
+		return err
+	}
+	log.Info("agent started", "towers", strings.Join(towers, ","), "interval", *interval, "state_dir", *state)
+	return a.Run(ctx)
+}
+
+func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("status", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	url := fs.String("tower", envOr("HINOMI_TOWER", "http://127.0.0.1:7450"), "the tower's URL")
+	token := fs.String("token", os.Getenv("HINOMI_API_TOKEN"), "the tower's api_token, if it has one")
+	asJSON := fs.Bool("json", false, "print the tower's JSON")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	get := func(path string, v any) error {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimRight(*url, "/")+path, nil)
+		if err != nil {
+			return err
+		}
+		if *token != "" {
+			req.Header.Set("Authorization", "Bearer "+*token)
+		}
+		resp, err := (&http.Client{Timeout: 10 * time.Second}).Do(req)
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+			return fmt.Errorf("%s%s: %s: %s", *url, path, resp.Status, strings.TrimSpace(string(b)))
+		}
+		return json.NewDecoder(resp.Body).Decode(v)
+	}
+	var hosts struct {
+		Hosts []tower.HostView `json:"hosts"`
+	}
+	var alerts struct {
+		Alerts []struct {
+			tower.Alert
+			DurationSeconds float64 `json:"duration_seconds"`
+		} `json:"alerts"`
+	}
+	if err := get("/api/v1/hosts", &hosts); err != nil {
+		return err
+	}
+	if err := get("/api/v1/alerts?status=firing", &alerts); err != nil {
+		return err
+	}
+	if *asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(map[string]any{"hosts": hosts.Hosts, "alerts": alerts.Alerts})
+	}
+	tw := tabwriter.NewWriter(stdout, 2, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "HOST\tSTATUS\tLAST REPORT\tVERSION")
+	now := time.Now()
+	for _, h := range hosts.Hosts {
+		last := "never"
+		if !h.LastSeen.IsZero() {
+			last = fmt.Sprintf("%s (%s ago)", h.LastSeen.Local().Format("2006-01-02 15:04:05"), now.Sub(h.LastSeen).Round(time.Second))
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", h.Name, strings.ToUpper(h.Status), last, h.Version)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if len(alerts.Alerts) == 0 {
+		fmt.Fprintln(stdout, "\nNo alert is firing.")
+		return nil
+	}
+	fmt.Fprintln(stdout, "\nFiring:")
+	for _, a := range alerts.Alerts {
+		fmt.Fprintf(stdout, "  %-12s %s — since %s (%s)\n", strings.ToUpper(a.Severity), a.Title,
+			a.State.BadSince.Local().Format("2006-01-02 15:04:05"), (time.Duration(a.DurationSeconds) * time.Second).Round(time.Second))
+	}
+	return exitError{1}
+}

@@ -1,0 +1,62 @@
+package alerting
+
+import (
+	"testing"
+	"time"
+)
+
+func TestStep(t *testing.T) {
+	t0 := time.Date(2026, 11, 25, 3, 0, 0, 0, time.UTC)
+	rule := Rule{For: time.Minute, RepeatInterval: time.Hour}
+	at := func(d time.Duration) time.Time { return t0.Add(d) }
+	bad := func(since time.Duration) Observation { return Observation{Bad: true, BadSince: at(since)} }
+	good := Observation{}
+	steps := []struct {
+		obs    Observation
+		now    time.Duration
+		status Status
+		event  Event
+	}{
+		{good, 0, "", None},
+		{bad(10 * time.Second), 20 * time.Second, Pending, None},
+		{bad(10 * time.Second), 69 * time.Second, Pending, None},
+		{bad(10 * time.Second), 70 * time.Second, Firing, Fire},
+		{bad(10 * time.Second), 30 * time.Minute, Firing, None},
+		{bad(10 * time.Second), 70*time.Second + time.Hour, Firing, Repeat},
+		{good, 2 * time.Hour, Resolved, Resolve},
+		{good, 3 * time.Hour, Resolved, None},
+		{bad(4 * time.Hour), 4 * time.Hour, Pending, None},
+		{good, 4*time.Hour + time.Second, OK, Cancelled}, // a blip shorter than For never fires
+	}
+	var s State
+	for i, st := range steps {
+		var ev Event
+		s, ev = Step(s, st.obs, at(st.now), rule)
+		if s.Status != st.status || ev != st.event {
+			t.Fatalf("step %d at +%s: %s/%q, want %s/%q", i, st.now, s.Status, ev, st.status, st.event)
+		}
+		if i == 6 {
+			if got := s.Downtime(at(5 * time.Hour)); got != 2*time.Hour-10*time.Second {
+				t.Errorf("downtime %s, want 1h59m50s", got)
+			}
+			if s.Notifications != 2 {
+				t.Errorf("notifications %d, want 2", s.Notifications)
+			}
+		}
+	}
+}
+
+func TestStepFiresAtOnceWhenAlreadyLongBad(t *testing.T) {
+	t0 := time.Date(2026, 11, 25, 3, 0, 0, 0, time.UTC)
+	// The tower learns of a problem that started an hour ago: it fires now
+	// and keeps the real start.
+	s, ev := Step(State{}, Observation{Bad: true, BadSince: t0.Add(-time.Hour)}, t0, Rule{For: time.Minute})
+	if ev != Fire || !s.BadSince.Equal(t0.Add(-time.Hour)) {
+		t.Errorf("got %s since %v", ev, s.BadSince)
+	}
+	// A start in the future (clock skew) is taken as now.
+	s, _ = Step(State{}, Observation{Bad: true, BadSince: t0.Add(time.Hour)}, t0, Rule{For: time.Minute})
+	if !s.BadSince.Equal(t0) {
+		t.Errorf("future start kept: %v", s.BadSince)
+	}
+}
