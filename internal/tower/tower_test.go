@@ -26,7 +26,7 @@ type clock struct {
 	now time.Time
 }
 
-func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
+func (c *clock) Now() time.Time  { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
 func (c *clock) Set(t time.Time) { c.mu.Lock(); c.now = t; c.mu.Unlock() }
 
 // receiver is a webhook endpoint that records what it gets.
@@ -321,4 +321,3 @@ func TestConfigErrorsNameLineAndField(t *testing.T) {
 		t.Errorf("unknown field: %v", err)
 	}
 }
-
