@@ -321,3 +321,93 @@ func TestConfigErrorsNameLineAndField(t *testing.T) {
 		t.Errorf("unknown field: %v", err)
 	}
 }
+
+// TestHangingReceiverDoesNotDelayOthers runs the tower's real dispatchers:
+// one channel's receiver never answers, the other gets its message at
+// once.
+func TestHangingReceiverDoesNotDelayOthers(t *testing.T) {
+	release := make(chan struct{})
+	hung := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	}))
+	defer hung.Close()
+	r := newReceiver(t)
+	t0 := time.Now()
+	c := &clock{now: t0}
+	tw := newTower(t, c, "channels:\n  - name: hung\n    type: webhook\n    url: "+hung.URL+"\n  - name: ops\n    type: webhook\n    url: "+r.srv.URL+"\n")
+	ctx, cancel := context.WithCancel(context.Background())
+	tw.startDispatchers(ctx)
+	defer func() { cancel(); close(release); tw.dispatchW.Wait() }()
+	if rec, _ := post(t, tw.Handler(), tokenA, batch("pve1", "s1")); rec.Code != 200 {
+		t.Fatal(rec.Body.String())
+	}
+	// A first message gets the hung channel stuck in its send.
+	c.Set(t0.Add(time.Minute))
+	if err := tw.Evaluate(ctx, c.Now()); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-r.seen:
+	case <-time.After(time.Second):
+		t.Fatal("the healthy channel did not get the message within 1 s while the other hangs")
+	}
+	// And a second one, while the hung channel is still stuck.
+	if rec, _ := post(t, tw.Handler(), tokenA, batch("pve1", "s1")); rec.Code != 200 {
+		t.Fatal(rec.Body.String())
+	}
+	if err := tw.Evaluate(ctx, c.Now()); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-r.seen:
+	case <-time.After(time.Second):
+		t.Fatal("the recovery did not reach the healthy channel within 1 s")
+	}
+}
+
+// TestLastWords: an agent back after a crash reports findings about the
+// boot that ended; the recovery message quotes them.
+func TestLastWords(t *testing.T) {
+	r := newReceiver(t)
+	t0 := time.Date(2026, 11, 25, 3, 0, 0, 0, time.UTC)
+	c := &clock{now: t0}
+	tw := newTower(t, c, "channels:\n  - name: ops\n    type: webhook\n    url: "+r.srv.URL+"\n")
+	h := tw.Handler()
+	if rec, _ := post(t, h, tokenA, batch("pve1", "s1")); rec.Code != 200 {
+		t.Fatal(rec.Body.String())
+	}
+	c.Set(t0.Add(5 * time.Hour))
+	if err := tw.Evaluate(context.Background(), c.Now()); err != nil {
+		t.Fatal(err)
+	}
+	// Seed 000's previous-boot line, as the agent's first cycle sends it.
+	at := t0.Add(-time.Minute)
+	f := finding.Finding{Key: "FM-E1/previous boot: kernel-sched-atomic comm=dockerd", Mode: "FM-E1", Severity: finding.High,
+		Subject: "previous boot: kernel-sched-atomic comm=dockerd", Summary: "Kernel BUG, scheduling while atomic (comm=dockerd).",
+		Evidence: finding.Evidence{Lines: []finding.Line{{Time: &at, Text: "BUG: scheduling while atomic: dockerd/579097/0x00000000"}}}}
+	data, _ := json.Marshal(wire.Findings{Full: true, Open: []finding.Finding{f}})
+	env, _ := json.Marshal(wire.Envelope{Agent: "pve1", Spool: "s2", Records: []wire.Record{{Seq: 1, Kind: wire.KindFindings, Time: c.Now(), Data: data}}})
+	if rec, _ := post(t, h, tokenA, env); rec.Code != 200 {
+		t.Fatal(rec.Body.String())
+	}
+	if err := tw.Evaluate(context.Background(), c.Now()); err != nil {
+		t.Fatal(err)
+	}
+	drain(t, tw, "ops")
+	var resolved map[string]any
+	for _, m := range r.messages() {
+		if m["status"] == "resolved" {
+			resolved = m
+		}
+	}
+	if resolved == nil {
+		t.Fatal("no recovery message")
+	}
+	text := annotation(resolved, "summary") + annotation(resolved, "description")
+	if !strings.Contains(text, "scheduling while atomic: dockerd/579097") || !strings.Contains(text, "02:59:00") {
+		t.Errorf("recovery message does not quote the last words with their time:\n%s", text)
+	}
+}
