@@ -32,7 +32,7 @@ var (
 
 // hinomiBinary builds the real binary once per test run, in a directory
 // every user may read (tests also run it as another user).
-func hinomiBinary(t *testing.T) string {
+func hinomiBinary(t testing.TB) string {
 	t.Helper()
 	binOnce.Do(func() {
 		dir, err := os.MkdirTemp("", "hinomi-bin-")
@@ -89,7 +89,7 @@ func (l *lockedBuffer) String() string {
 	return l.b.String()
 }
 
-func start(t *testing.T, args ...string) *proc {
+func start(t testing.TB, args ...string) *proc {
 	t.Helper()
 	cmd := exec.Command(hinomiBinary(t), args...)
 	p := &proc{cmd: cmd, stderr: &lockedBuffer{}, done: make(chan error, 1)}
@@ -128,7 +128,7 @@ func start(t *testing.T, args ...string) *proc {
 	return p
 }
 
-func (p *proc) kill(t *testing.T) {
+func (p *proc) kill(t testing.TB) {
 	t.Helper()
 	if err := p.cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
@@ -137,7 +137,7 @@ func (p *proc) kill(t *testing.T) {
 }
 
 // waitLine waits for a log line matching re.
-func (p *proc) waitLine(t *testing.T, re *regexp.Regexp, timeout time.Duration) []string {
+func (p *proc) waitLine(t testing.TB, re *regexp.Regexp, timeout time.Duration) []string {
 	t.Helper()
 	deadline := time.After(timeout)
 	for {
@@ -204,7 +204,7 @@ func (h *hook) wait(t *testing.T, sub, status string, timeout time.Duration) hoo
 	}
 }
 
-func freePort(t *testing.T) string {
+func freePort(t testing.TB) string {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
