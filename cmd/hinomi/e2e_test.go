@@ -91,7 +91,13 @@ func (l *lockedBuffer) String() string {
 
 func start(t testing.TB, args ...string) *proc {
 	t.Helper()
-	cmd := exec.Command(hinomiBinary(t), args...)
+	return startCmd(t, exec.Command(hinomiBinary(t), args...))
+}
+
+// startCmd starts a prepared command (e.g. under ip netns exec).
+func startCmd(t testing.TB, cmd *exec.Cmd) *proc {
+	t.Helper()
+	args := cmd.Args[1:]
 	p := &proc{cmd: cmd, stderr: &lockedBuffer{}, done: make(chan error, 1)}
 	pr, pw := io.Pipe()
 	cmd.Stderr = io.MultiWriter(p.stderr, pw)
@@ -122,10 +128,17 @@ func start(t testing.TB, args ...string) *proc {
 			}
 		}
 		if t.Failed() {
-			t.Logf("%s stderr:\n%s", strings.Join(args[:1], " "), p.stderr.String())
+			t.Logf("%s stderr:\n%s", strings.Join(args[:min(len(args), 4)], " "), p.stderr.String())
 		}
 	})
 	return p
+}
+
+// stop ends the process with SIGTERM and waits.
+func (p *proc) stop(t testing.TB) {
+	t.Helper()
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	<-p.done
 }
 
 func (p *proc) kill(t testing.TB) {

@@ -92,7 +92,9 @@ func New(cfg Config) (*Agent, error) {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
 	if cfg.HTTPClient == nil {
-		cfg.HTTPClient = &http.Client{Timeout: 15 * time.Second}
+		// A tower behind a cut link swallows packets: do not wait longer
+		// than an interval (at least 5 s) for an answer.
+		cfg.HTTPClient = &http.Client{Timeout: max(5*time.Second, cfg.Interval)}
 	}
 	if cfg.Signatures == nil {
 		c, err := signatures.Builtin()
@@ -299,7 +301,9 @@ func (a *Agent) ship(ctx context.Context, t *tower) {
 			a.cfg.Log.Warn("tower unreachable; records stay in the spool", "tower", t.url, "err", err,
 				"pending", t.spool.Stats().Pending, "retry_in", backoff)
 			wait = backoff
-			backoff = min(2*backoff, 30*time.Second)
+			// Never wait longer than an interval: a tower that comes back
+			// must hear from the host within one.
+			backoff = min(2*backoff, 30*time.Second, a.cfg.Interval)
 		} else {
 			backoff = time.Second
 		}
