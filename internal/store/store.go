@@ -205,7 +205,7 @@ func (s *Store) Prune(ctx context.Context, r Retention, now time.Time) (deleted 
 		}
 		var n int64
 		err = s.Write(ctx, func(tx *sql.Tx) error {
-			res, err := tx.Exec(`DELETE FROM records WHERE (agent, spool, seq) IN (SELECT agent, spool, seq FROM records ORDER BY received LIMIT 10000)`)
+			res, err := tx.Exec(`DELETE FROM records WHERE (agent, spool, seq) IN (SELECT agent, spool, seq FROM records ORDER BY received LIMIT 200)`)
 			if err != nil {
 				return err
 			}

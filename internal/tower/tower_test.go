@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -409,5 +410,31 @@ func TestLastWords(t *testing.T) {
 	text := annotation(resolved, "summary") + annotation(resolved, "description")
 	if !strings.Contains(text, "scheduling while atomic: dockerd/579097") || !strings.Contains(text, "02:59:00") {
 		t.Errorf("recovery message does not quote the last words with their time:\n%s", text)
+	}
+}
+
+func TestReloadKeepsOldConfigOnError(t *testing.T) {
+	c := &clock{now: time.Now()}
+	tw := newTower(t, c, "")
+	old := tw.cfg.Load()
+	path := t.TempDir() + "/tower.yaml"
+	if err := os.WriteFile(path, []byte("data_dir: "+old.DataDir+"\nagents: []\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := tw.Reload(path); err == nil || !strings.Contains(err.Error(), "agents") {
+		t.Fatalf("bad reload: %v", err)
+	}
+	if tw.cfg.Load() != old {
+		t.Error("a failed reload replaced the configuration")
+	}
+	good := "data_dir: " + old.DataDir + "\nagents:\n  - {name: pve9, token: " + tokenA + "}\n"
+	if err := os.WriteFile(path, []byte(good), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := tw.Reload(path); err != nil {
+		t.Fatal(err)
+	}
+	if got := tw.cfg.Load().Agents[0].Name; got != "pve9" {
+		t.Errorf("after reload agent %q", got)
 	}
 }

@@ -1,0 +1,89 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"testing"
+	"time"
+)
+
+func TestWriteBatchesAndIsolatesFailures(t *testing.T) {
+	s, err := Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ctx := context.Background()
+	bad := errors.New("this write fails")
+	errs := make(chan error, 3)
+	for i, fail := range []bool{false, true, false} {
+		go func() {
+			errs <- s.Write(ctx, func(tx *sql.Tx) error {
+				if _, err := tx.Exec("INSERT INTO records(agent, spool, seq, kind, time, received, data) VALUES('a','s',?,'status',0,0,'{}')", i+1); err != nil {
+					return err
+				}
+				if fail {
+					return bad
+				}
+				return nil
+			})
+		}()
+	}
+	var failed int
+	for range 3 {
+		if err := <-errs; errors.Is(err, bad) {
+			failed++
+		} else if err != nil {
+			t.Fatal(err)
+		}
+	}
+	var n int
+	if err := s.DB.QueryRow("SELECT count(*) FROM records").Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	if failed != 1 || n != 2 {
+		t.Errorf("%d writes failed and %d records stored; want 1 and 2 (a failing write rolls back only itself)", failed, n)
+	}
+}
+
+func TestPruneByAgeAndSize(t *testing.T) {
+	s, err := Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ctx := context.Background()
+	now := time.Date(2026, 11, 25, 0, 0, 0, 0, time.UTC)
+	payload := make([]byte, 1000)
+	err = s.Write(ctx, func(tx *sql.Tx) error {
+		for i := range 3000 {
+			received := now.Add(-time.Duration(3000-i) * time.Hour) // oldest first
+			if _, err := tx.Exec("INSERT INTO records(agent, spool, seq, kind, time, received, data) VALUES('a','s',?,'status',0,?,?)", i+1, received.UnixNano(), payload); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	deleted, err := s.Prune(ctx, Retention{MaxAge: 1000 * time.Hour}, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if deleted != 2000 {
+		t.Errorf("age: deleted %d, want the 2000 records older than 1000 h", deleted)
+	}
+	size, _ := s.Size(ctx)
+	if _, err := s.Prune(ctx, Retention{MaxBytes: size / 2}, now); err != nil {
+		t.Fatal(err)
+	}
+	var n, oldest int64
+	if err := s.DB.QueryRow("SELECT count(*), min(seq) FROM records").Scan(&n, &oldest); err != nil {
+		t.Fatal(err)
+	}
+	if after, _ := s.Size(ctx); after > size/2 || n == 0 || oldest <= 2001 {
+		t.Errorf("size: %d records left from seq %d, %d bytes; want under %d bytes with the newest kept", n, oldest, after, size/2)
+	}
+}
