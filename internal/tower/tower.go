@@ -479,14 +479,15 @@ func (t *Tower) lastWords(host string) []string {
 	}
 	sort.Slice(fs, func(i, j int) bool { return fs[i].Finding.Severity > fs[j].Finding.Severity })
 	for _, f := range fs {
-		for _, l := range f.Finding.Evidence.Lines {
-			text := l.Text
-			if l.Time != nil {
-				text += " (at " + l.Time.UTC().Format("15:04:05 MST") + ")"
-			}
-			out = append(out, text)
-			break
+		if len(f.Finding.Evidence.Lines) == 0 {
+			continue
 		}
+		l := f.Finding.Evidence.Lines[0] // the first distress line of each
+		text := l.Text
+		if l.Time != nil {
+			text += " (at " + l.Time.UTC().Format("15:04:05 MST") + ")"
+		}
+		out = append(out, text)
 	}
 	return out
 }
