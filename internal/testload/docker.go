@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"sort"
 	"strings"
 	"sync"
 	"testing"
@@ -141,17 +142,76 @@ func buildImage(ctx context.Context, cli *client.Client, bin, tag string) error 
 	dockerfile := []byte("FROM scratch\n" +
 		"COPY " + ProgramName + " /" + ProgramName + "\n" +
 		`ENTRYPOINT ["/` + ProgramName + `"]` + "\n")
+	return buildContext(ctx, cli, tag, map[string][]byte{"Dockerfile": dockerfile, ProgramName: exe})
+}
 
+// BuildImage builds an image tagged tag from a Dockerfile and the files it
+// copies (name → content; executables get mode 0755 when their name has no
+// dot), with the classic builder and no registry.
+func BuildImage(t testing.TB, tag string, files map[string][]byte) {
+	t.Helper()
+	cli := requireDocker(t)
+	if err := buildContext(context.Background(), cli, tag, files); err != nil {
+		t.Fatalf("testload: building image %s: %v", tag, err)
+	}
+}
+
+// RunToExit runs a container from image with args, in the host's PID
+// namespace with the given extra capabilities when hostPID is set, waits
+// (bounded) for it to exit and returns its output and exit code; the
+// container is removed.
+func RunToExit(t testing.TB, image string, hostPID bool, capAdd []string, args ...string) (stdout, stderr string, code int) {
+	t.Helper()
+	cli := requireDocker(t)
+	ctx := context.Background()
+	hc := &container.HostConfig{NetworkMode: "none", CapAdd: capAdd}
+	if hostPID {
+		hc.PidMode = "host"
+	}
+	created, err := cli.ContainerCreate(ctx, client.ContainerCreateOptions{
+		Config:     &container.Config{Image: image, Cmd: args, Labels: map[string]string{ContainerLabel: "1"}},
+		HostConfig: hc,
+	})
+	if err != nil {
+		t.Fatalf("testload: creating a container from %s: %v", image, err)
+	}
+	defer func() { _ = removeContainer(context.Background(), cli, created.ID) }()
+	wait := cli.ContainerWait(ctx, created.ID, client.ContainerWaitOptions{Condition: container.WaitConditionNextExit})
+	if _, err := cli.ContainerStart(ctx, created.ID, client.ContainerStartOptions{}); err != nil {
+		t.Fatalf("testload: starting a container from %s: %v", image, err)
+	}
+	select {
+	case res := <-wait.Result:
+		code = int(res.StatusCode)
+	case err := <-wait.Error:
+		t.Fatalf("testload: waiting for the container: %v", err)
+	case <-time.After(ReadyTimeout):
+		t.Fatalf("testload: the container from %s did not exit within %s", image, ReadyTimeout)
+	}
+	stdout, stderr, err = containerLogs(ctx, cli, created.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return stdout, stderr, code
+}
+
+func buildContext(ctx context.Context, cli *client.Client, tag string, files map[string][]byte) error {
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)
-	for _, f := range []struct {
-		name string
-		mode int64
-		data []byte
-	}{
-		{"Dockerfile", 0o644, dockerfile},
-		{ProgramName, 0o755, exe},
-	} {
+	names := make([]string, 0, len(files))
+	for n := range files {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		f := struct {
+			name string
+			mode int64
+			data []byte
+		}{name, 0o644, files[name]}
+		if !strings.Contains(name, ".") && name != "Dockerfile" {
+			f.mode = 0o755
+		}
 		hdr := &tar.Header{Name: f.name, Mode: f.mode, Size: int64(len(f.data)), ModTime: time.Unix(0, 0), Typeflag: tar.TypeReg}
 		if err := tw.WriteHeader(hdr); err != nil {
 			return err
