@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"os/exec"
 	"os/signal"
 	"strings"
 	"syscall"
@@ -81,6 +82,7 @@ func runAgent(ctx context.Context, args []string, stderr io.Writer) error {
 	interval := fs.Duration("interval", 15*time.Second, "how often to diagnose and report")
 	spoolMax := fs.Int64("spool-max-bytes", 64<<20, "bound on each tower's on-disk spool")
 	kmsg := fs.String("kmsg", "", "kernel log device (default /dev/kmsg; - to not read the kernel log)")
+	journal := fs.String("journal", "auto", "follow the systemd journal for service logs: auto (when journald runs), yes, no")
 	var sigFiles multiFlag
 	fs.Var(&sigFiles, "signatures", "a YAML file of extra log signatures (repeatable)")
 	if err := fs.Parse(args); err != nil {
@@ -101,8 +103,15 @@ func runAgent(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	followJournal := *journal == "yes"
+	if *journal == "auto" {
+		_, errTool := exec.LookPath("journalctl")
+		_, errSock := os.Stat("/run/systemd/journal/socket")
+		followJournal = errTool == nil && errSock == nil
+	}
 	a, err := agent.New(agent.Config{
-		Towers: towers, Token: *token, Name: *name, StateDir: *state, Interval: *interval,
+		Journal: followJournal,
+		Towers:  towers, Token: *token, Name: *name, StateDir: *state, Interval: *interval,
 		SpoolBytes: *spoolMax, Kmsg: *kmsg, Signatures: cat, Version: version, Log: log,
 	})
 	if err != nil {

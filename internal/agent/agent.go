@@ -46,7 +46,9 @@ type Config struct {
 	// SpoolBytes bounds each tower's spool on disk.
 	SpoolBytes int64
 	// Kmsg is the kernel log device ("" for /dev/kmsg; "-" to not read it).
-	Kmsg       string
+	Kmsg string
+	// Journal follows the systemd journal (service logs) with journalctl.
+	Journal    bool
 	Signatures *signatures.Catalogue
 	Version    string
 	HTTPClient *http.Client
@@ -157,6 +159,9 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 	if a.cfg.Kmsg != "-" {
 		wg.Go(func() { a.watchKernel(ctx) })
+	}
+	if a.cfg.Journal {
+		wg.Go(func() { a.watchJournal(ctx) })
 	}
 	a.status(wire.Status{Event: "started", Message: "hinomi agent " + a.cfg.Version})
 	a.cycles(ctx)
@@ -276,6 +281,45 @@ func (a *Agent) watchKernel(ctx context.Context) {
 			return
 		}
 		a.cfg.Log.Warn("kernel log reader stopped; retrying", "err", err, "in", backoff)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, time.Minute)
+	}
+}
+
+// watchJournal follows the systemd journal (services' logs; the kernel's
+// come from /dev/kmsg) and spools every line that matches a signature.
+// The cursor is kept so a restarted agent resumes after the last line.
+func (a *Agent) watchJournal(ctx context.Context) {
+	curFile := filepath.Join(a.cfg.StateDir, "journal-cursor")
+	backoff := time.Second
+	for ctx.Err() == nil {
+		cursor := ""
+		if b, err := os.ReadFile(curFile); err == nil {
+			cursor = strings.TrimSpace(string(b))
+		}
+		err := logsource.Journal(ctx, "", cursor, func(l logsource.Line) error {
+			if bytes.Contains(l.Text, []byte(`"_TRANSPORT":"kernel"`)) {
+				return nil // read from /dev/kmsg already
+			}
+			a.matcher.Line(l.Text, "journal", func(ev signatures.Event) {
+				a.append(wire.KindLog, wire.Log{
+					Signature: ev.Sig.ID, Mode: ev.Sig.Mode, Severity: ev.Sig.Severity, Title: ev.Sig.Title,
+					Source: ev.Entry.Source, Line: ev.Entry.Message, Fields: ev.Fields,
+				})
+			})
+			if l.Cursor != "" {
+				_ = os.WriteFile(curFile, []byte(l.Cursor+"\n"), 0o600)
+			}
+			return nil
+		})
+		if ctx.Err() != nil {
+			return
+		}
+		a.cfg.Log.Warn("journal reader stopped; retrying", "err", err, "in", backoff)
 		select {
 		case <-ctx.Done():
 			return
