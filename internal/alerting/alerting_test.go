@@ -1,6 +1,7 @@
 package alerting
 
 import (
+	"fmt"
 	"testing"
 	"time"
 )
@@ -58,5 +59,59 @@ func TestStepFiresAtOnceWhenAlreadyLongBad(t *testing.T) {
 	s, _ = Step(State{}, Observation{Bad: true, BadSince: t0.Add(time.Hour)}, t0, Rule{For: time.Minute})
 	if !s.BadSince.Equal(t0) {
 		t.Errorf("future start kept: %v", s.BadSince)
+	}
+}
+
+// TestFlapping: bad spells shorter than For never page; the fourth spell in
+// an hour reports flapping once; more spells say nothing; it is stable
+// again after 30 min good; a long spell while flapping is a real outage.
+func TestFlapping(t *testing.T) {
+	t0 := time.Date(2026, 11, 25, 3, 0, 0, 0, time.UTC)
+	rule := Rule{For: time.Minute, Flap: FlapRule{Window: time.Hour, Spells: 4, Stable: 30 * time.Minute}}
+	var s State
+	var events []Event
+	step := func(bad bool, at time.Duration) {
+		var ev Event
+		s, ev = Step(s, Observation{Bad: bad, BadSince: t0.Add(at)}, t0.Add(at), rule)
+		if ev != None {
+			events = append(events, ev)
+		}
+	}
+	// Six 40-second blips, ten minutes apart.
+	for i := range 6 {
+		start := time.Duration(i) * 10 * time.Minute
+		step(true, start)
+		step(true, start+30*time.Second)
+		step(false, start+40*time.Second)
+	}
+	want := []Event{Cancelled, Cancelled, Cancelled, FlapStart, Cancelled, Cancelled, Cancelled}
+	if fmt.Sprint(events) != fmt.Sprint(want) {
+		t.Fatalf("events %v, want %v", events, want)
+	}
+	if got := s.BlipSummary(); got != "6 blips of 40s in the last 7 days" {
+		t.Errorf("summary %q", got)
+	}
+	events = nil
+	step(false, 50*time.Minute+40*time.Second+29*time.Minute)
+	step(false, 50*time.Minute+40*time.Second+30*time.Minute)
+	if fmt.Sprint(events) != fmt.Sprint([]Event{FlapEnd}) || s.Flapping {
+		t.Fatalf("after 30 min stable: %v flapping=%v", events, s.Flapping)
+	}
+
+	// Flapping again, then a spell that lasts: it fires once, as an outage.
+	s, events = State{}, nil
+	for i := range 4 {
+		start := time.Duration(i) * 5 * time.Minute
+		step(true, start)
+		step(false, start+10*time.Second)
+	}
+	step(true, 30*time.Minute)
+	step(true, 40*time.Minute)
+	step(true, 61*time.Minute)
+	if fmt.Sprint(events) != fmt.Sprint([]Event{Cancelled, Cancelled, Cancelled, FlapStart, Cancelled, Fire}) {
+		t.Fatalf("events %v", events)
+	}
+	if s.Flapping || s.Status != Firing || !s.BadSince.Equal(t0.Add(30*time.Minute)) {
+		t.Errorf("state %+v", s)
 	}
 }

@@ -43,8 +43,17 @@ type AgentConfig struct {
 type AlertConfig struct {
 	// MinSeverity: agent findings below it are stored but not notified.
 	MinSeverity    string   `yaml:"min_severity"`
-	For            Duration `yaml:"for"`
-	RepeatInterval Duration `yaml:"repeat_interval"`
+	For            Duration   `yaml:"for"`
+	RepeatInterval Duration   `yaml:"repeat_interval"`
+	Flap           FlapConfig `yaml:"flap"`
+}
+
+// FlapConfig: a signal with `spells` bad spells within `window` is
+// reported once as flapping, and again only when stable for `stable`.
+type FlapConfig struct {
+	Window Duration `yaml:"window"`
+	Spells int      `yaml:"spells"`
+	Stable Duration `yaml:"stable"`
 }
 
 // RetentionConfig bounds the stored records.
@@ -221,6 +230,18 @@ func (c *Config) validate(root *yaml.Node) error {
 	}
 	if c.Alerts.RepeatInterval == 0 {
 		c.Alerts.RepeatInterval = Duration(4 * time.Hour)
+	}
+	if c.Alerts.Flap.Window == 0 {
+		c.Alerts.Flap.Window = Duration(time.Hour)
+	}
+	if c.Alerts.Flap.Spells == 0 {
+		c.Alerts.Flap.Spells = 4
+	}
+	if c.Alerts.Flap.Spells < 2 {
+		bad("must be at least 2 (or leave it out for 4)", "alerts", "flap", "spells")
+	}
+	if c.Alerts.Flap.Stable == 0 {
+		c.Alerts.Flap.Stable = Duration(30 * time.Minute)
 	}
 	chNames := map[string]bool{}
 	for i, ch := range c.Channels {

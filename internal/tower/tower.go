@@ -314,7 +314,8 @@ type signal struct {
 func (t *Tower) Evaluate(ctx context.Context, now time.Time) error {
 	cfg := t.cfg.Load()
 	minSev, _ := finding.ParseSeverity(cfg.Alerts.MinSeverity)
-	rule := alerting.Rule{For: time.Duration(cfg.Alerts.For), RepeatInterval: time.Duration(cfg.Alerts.RepeatInterval)}
+	flap := alerting.FlapRule{Window: time.Duration(cfg.Alerts.Flap.Window), Spells: cfg.Alerts.Flap.Spells, Stable: time.Duration(cfg.Alerts.Flap.Stable)}
+	rule := alerting.Rule{For: time.Duration(cfg.Alerts.For), RepeatInterval: time.Duration(cfg.Alerts.RepeatInterval), Flap: flap}
 
 	t.mu.Lock()
 	var sigs []signal
@@ -329,7 +330,7 @@ func (t *Tower) Evaluate(ctx context.Context, now time.Time) error {
 		al.Summary = fmt.Sprintf("No report from %s since %s (it reports every %s; grace %s).",
 			a.Name, h.LastSeen.UTC().Format("2006-01-02 15:04:05 MST"), orDefault(h.Interval, "?"), time.Duration(a.Grace))
 		sigs = append(sigs, signal{alert: al, obs: alerting.Observation{Bad: silent, BadSince: h.LastSeen},
-			rule: alerting.Rule{RepeatInterval: rule.RepeatInterval}})
+			rule: alerting.Rule{RepeatInterval: rule.RepeatInterval, Flap: flap}})
 	}
 	seen := map[string]bool{}
 	for host, fs := range t.findings {
@@ -361,7 +362,7 @@ func (t *Tower) Evaluate(ctx context.Context, now time.Time) error {
 	var changes []change
 	for _, s := range sigs {
 		next, ev := alerting.Step(s.alert.State, s.obs, now, s.rule)
-		if next == s.alert.State {
+		if next.Same(s.alert.State) {
 			continue
 		}
 		s.alert.State = next
@@ -437,6 +438,29 @@ func (t *Tower) message(a *Alert, ev alerting.Event, now time.Time) *notify.Mess
 	switch ev {
 	case alerting.Fire:
 		m.State = notify.Firing
+		if b := a.State.BlipSummary(); b != "" {
+			m.Details = append(m.Details, "Before this: "+b+". This one is still going on.")
+		}
+	case alerting.FlapStart:
+		m.State = notify.Firing
+		m.Title = a.Title + " (flapping)"
+		m.Started = a.State.Spells[0]
+		m.Labels["flapping"] = "true"
+		cfg := t.cfg.Load()
+		m.Summary = fmt.Sprintf("It went bad %d times in the last %s; instead of a message each time, the next one comes when it has been stable for %s or a spell lasts that long.",
+			len(a.State.Spells), time.Duration(cfg.Alerts.Flap.Window), time.Duration(cfg.Alerts.Flap.Stable))
+		if b := a.State.BlipSummary(); b != "" {
+			m.Details = append(m.Details, b+".")
+		}
+	case alerting.FlapEnd:
+		m.State = notify.Resolved
+		m.Title = a.Title + " (stable again)"
+		m.Started, m.Ended = a.State.FlapSince, now
+		m.Labels["flapping"] = "false"
+		m.Summary = "It has been stable for " + time.Duration(t.cfg.Load().Alerts.Flap.Stable).String() + " after flapping."
+		if b := a.State.BlipSummary(); b != "" {
+			m.Details = append(m.Details, b+".")
+		}
 	case alerting.Repeat:
 		m.State = notify.Repeat
 	case alerting.Resolve:
