@@ -45,12 +45,22 @@ func newNetHost(t *testing.T, n int) *netHost {
 	return h
 }
 
-// TestAgentsInNetworkNamespaces runs each agent on its own network (a
-// namespace reaching the tower over a veth link) and cuts one host's link:
-// the tower reports the silence within grace + 1 s of the host's last
-// report, the agent keeps spooling, and when the link is back it delivers
-// everything in order and the recovery states the downtime.
-func TestAgentsInNetworkNamespaces(t *testing.T) {
+// netTower is a tower with agents in their own network namespaces.
+type netTower struct {
+	hosts  []*netHost
+	agents []*proc
+	hook   *hook
+	tower  *proc
+	url    string
+}
+
+const (
+	nsGrace    = 2 * time.Second
+	nsInterval = 500 * time.Millisecond
+)
+
+func startNetTower(t *testing.T, n int, grace time.Duration, extra string) *netTower {
+	t.Helper()
 	if testing.Short() {
 		t.Skip("multi-process test")
 	}
@@ -63,49 +73,127 @@ func TestAgentsInNetworkNamespaces(t *testing.T) {
 	if _, err := exec.LookPath("ip"); err != nil {
 		t.Fatalf("iproute2 is not installed (scripts/test installs it): %v", err)
 	}
-	hosts := []*netHost{newNetHost(t, 1), newNetHost(t, 2)}
-	hook := newHook(t)
+	nt := &netTower{hook: newHook(t)}
 	dir := t.TempDir()
 	port := strings.Split(freePort(t), ":")[1]
-	const grace, interval = 2 * time.Second, 500 * time.Millisecond
-	tokens := []string{"tok-ns-agent1-aaaaaaaaaa", "tok-ns-agent2-bbbbbbbbbb"}
-	cfg := fmt.Sprintf("listen: 0.0.0.0:%s\ndata_dir: %s\ngrace: %s\nagents:\n  - {name: ns1, token: %s}\n  - {name: ns2, token: %s}\nchannels:\n  - {name: hook, type: webhook, url: %s}\n",
-		port, filepath.Join(dir, "tower"), grace, tokens[0], tokens[1], hook.srv.URL)
+	var cfg strings.Builder
+	fmt.Fprintf(&cfg, "listen: 0.0.0.0:%s\ndata_dir: %s\ngrace: %s\nchannels:\n  - {name: hook, type: webhook, url: %s}\n%sagents:\n",
+		port, filepath.Join(dir, "tower"), grace, nt.hook.srv.URL, extra)
+	var tokens []string
+	for i := range n {
+		nt.hosts = append(nt.hosts, newNetHost(t, i+1))
+		tokens = append(tokens, fmt.Sprintf("tok-ns-agent%d-%010d", i+1, i))
+		fmt.Fprintf(&cfg, "  - {name: ns%d, token: %s}\n", i+1, tokens[i])
+	}
 	cfgPath := filepath.Join(dir, "tower.yaml")
-	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
+	if err := os.WriteFile(cfgPath, []byte(cfg.String()), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	tower := start(t, "tower", "--config", cfgPath)
-	tower.waitLine(t, regexp.MustCompile(`tower listening`), 20*time.Second)
-
+	nt.tower = start(t, "tower", "--config", cfgPath)
+	nt.tower.waitLine(t, regexp.MustCompile(`tower listening`), 20*time.Second)
 	bin := hinomiBinary(t)
-	var agents []*proc
-	for i, h := range hosts {
-		p := startCmd(t, exec.Command("ip", "netns", "exec", h.ns, bin, "agent",
+	for i, h := range nt.hosts {
+		nt.agents = append(nt.agents, startCmd(t, exec.Command("ip", "netns", "exec", h.ns, bin, "agent",
 			"--tower", "http://"+h.towerIP+":"+port, "--token", tokens[i], "--name", fmt.Sprintf("ns%d", i+1),
-			"--state-dir", filepath.Join(dir, fmt.Sprintf("ns%d", i+1)), "--interval", interval.String(), "--kmsg", "-"))
-		agents = append(agents, p)
+			"--state-dir", filepath.Join(dir, fmt.Sprintf("ns%d", i+1)), "--interval", nsInterval.String(), "--kmsg", "-")))
 	}
-	url := "http://127.0.0.1:" + port
-	waitHosts(t, url, 2, 30*time.Second)
+	nt.url = "http://127.0.0.1:" + port
+	waitHosts(t, nt.url, n, 30*time.Second)
+	t.Cleanup(func() {
+		for _, a := range nt.agents {
+			a.stop(t)
+		}
+	})
+	return nt
+}
 
-	// Cut host 2's link: the process lives on, the tower hears nothing.
+// TestAgentsInNetworkNamespaces runs each agent on its own network (a
+// namespace reaching the tower over a veth link) and cuts one host's link:
+// the tower reports the silence within grace + 1 s of the host's last
+// report, the agent keeps spooling, and when the link is back it delivers
+// everything in order and the recovery states the downtime.
+func TestAgentsInNetworkNamespaces(t *testing.T) {
+	nt := startNetTower(t, 2, nsGrace, "")
 	cut := time.Now()
-	ipCmd(t, "link", "set", hosts[1].veth, "down")
-	fire := hook.wait(t, "ns2", "firing", grace+10*time.Second)
-	if lat := fire.at.Sub(cut); lat > grace+interval+time.Second {
-		t.Errorf("silence reported %s after the link was cut, want within grace %s + interval + 1 s", lat, grace)
+	ipCmd(t, "link", "set", nt.hosts[1].veth, "down")
+	fire := nt.hook.wait(t, "ns2", "firing", nsGrace+10*time.Second)
+	if lat := fire.at.Sub(cut); lat > nsGrace+nsInterval+time.Second {
+		t.Errorf("silence reported %s after the link was cut, want within grace %s + interval + 1 s", lat, nsGrace)
 	}
 	if !strings.Contains(fire.description, "since") {
 		t.Errorf("firing message without its start:\n%s", fire.description)
 	}
-	ipCmd(t, "link", "set", hosts[1].veth, "up")
-	res := hook.wait(t, "ns2", "resolved", 30*time.Second)
+	ipCmd(t, "link", "set", nt.hosts[1].veth, "up")
+	res := nt.hook.wait(t, "ns2", "resolved", 30*time.Second)
 	if !strings.Contains(strings.ToLower(res.description), "down") {
 		t.Errorf("recovery without downtime:\n%s", res.description)
 	}
 	t.Logf("cut link: %s\nrecovery: %s", fire.description, res.description)
-	for _, a := range agents {
-		a.stop(t)
+}
+
+// hold keeps a link down for d: the stimulus, not a wait for a state.
+func hold(t *testing.T, h *netHost, d time.Duration) {
+	t.Helper()
+	ipCmd(t, "link", "set", h.veth, "down")
+	<-time.After(d)
+	ipCmd(t, "link", "set", h.veth, "up")
+}
+
+// TestFlappingNetwork cuts a host's link repeatedly: cuts shorter than the
+// grace page nobody; longer ones page until the third in the window, which
+// is reported once as flapping; later ones page nobody. (A cut of one
+// second silences a host for up to three: TCP retransmits back off. The
+// grace here is 5 s.)
+func TestFlappingNetwork(t *testing.T) {
+	const grace = 5 * time.Second
+	nt := startNetTower(t, 1, grace, "alerts: {flap: {window: 10m, spells: 3, stable: 5m}}\n")
+	h := nt.hosts[0]
+	for range 3 {
+		hold(t, h, time.Second)
+		waitHosts(t, nt.url, 1, 30*time.Second)
+	}
+	// Wait out one grace with the host up: a short cut would have paged by now.
+	<-time.After(grace + time.Second)
+	if m, ok := nt.hook.heartbeat(); ok {
+		t.Fatalf("a cut shorter than the grace paged: %s %s", m.status, m.description)
+	}
+	for i := range 5 {
+		ipCmd(t, "link", "set", h.veth, "down")
+		switch {
+		case i < 2:
+			nt.hook.wait(t, "ns1", "firing", grace+10*time.Second)
+			ipCmd(t, "link", "set", h.veth, "up")
+			nt.hook.wait(t, "ns1", "resolved", 30*time.Second)
+		case i == 2:
+			m := nt.hook.wait(t, "ns1", "firing", grace+10*time.Second)
+			if !strings.Contains(m.description, "flapping") {
+				t.Errorf("third long cut: %s, want the flapping report", m.description)
+			}
+			t.Logf("flapping report:\n%s", m.description)
+			ipCmd(t, "link", "set", h.veth, "up")
+		default:
+			<-time.After(grace + 2*time.Second)
+			ipCmd(t, "link", "set", h.veth, "up")
+		}
+		waitHosts(t, nt.url, 1, 30*time.Second)
+	}
+	<-time.After(grace)
+	if m, ok := nt.hook.heartbeat(); ok {
+		t.Errorf("a message while flapping: %s %s", m.status, m.description)
+	}
+}
+
+// heartbeat returns a pending message about a host's silence, if any (the
+// agents also report real findings of this machine, which do not count).
+func (h *hook) heartbeat() (hookMsg, bool) {
+	for {
+		select {
+		case m := <-h.msgs:
+			if strings.Contains(m.key, "heartbeat/") {
+				return m, true
+			}
+		default:
+			return hookMsg{}, false
+		}
 	}
 }
