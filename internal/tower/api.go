@@ -17,16 +17,21 @@ import (
 //	GET  /api/v1/hosts      hosts and when each last reported
 //	GET  /api/v1/findings   open findings (?host=)
 //	GET  /api/v1/alerts     alerts (?key=, ?status=)
+//	POST /api/v1/alerts/ack {key, by, comment}
+//	GET, POST /api/v1/silences; DELETE /api/v1/silences/{id}
 //	GET  /metrics           Prometheus metrics
 //	GET  /healthz           200 when the tower runs
 //
-// The read endpoints require api_token when one is configured.
+// The other endpoints require api_token when one is configured.
 func (t *Tower) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc(wire.Path, t.handleIngest)
 	mux.HandleFunc("GET /api/v1/hosts", t.read(t.handleHosts))
 	mux.HandleFunc("GET /api/v1/findings", t.read(t.handleFindings))
 	mux.HandleFunc("GET /api/v1/alerts", t.read(t.handleAlerts))
+	mux.HandleFunc("POST /api/v1/alerts/ack", t.read(t.handleAck))
+	mux.HandleFunc("/api/v1/silences", t.read(t.handleSilences))
+	mux.HandleFunc("DELETE /api/v1/silences/{id}", t.read(t.handleSilenceDelete))
 	mux.Handle("GET /metrics", promhttp.HandlerFor(t.Registry, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
 	return mux

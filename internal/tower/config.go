@@ -21,12 +21,15 @@ type Config struct {
 	// URL is how people reach this tower (links in notifications).
 	URL string `yaml:"url"`
 	// Grace is how long a host may be silent before it is reported.
-	Grace     Duration         `yaml:"grace"`
-	Agents    []AgentConfig    `yaml:"agents"`
-	APIToken  string           `yaml:"api_token"`
-	Alerts    AlertConfig      `yaml:"alerts"`
-	Channels  []notify.Channel `yaml:"channels"`
-	Retention RetentionConfig  `yaml:"retention"`
+	Grace        Duration            `yaml:"grace"`
+	Agents       []AgentConfig       `yaml:"agents"`
+	APIToken     string              `yaml:"api_token"`
+	Alerts       AlertConfig         `yaml:"alerts"`
+	Channels     []notify.Channel    `yaml:"channels"`
+	Routes       []RouteConfig       `yaml:"routes"`
+	Maintenance  []MaintenanceConfig `yaml:"maintenance"`
+	Dependencies []DependencyConfig  `yaml:"dependencies"`
+	Retention    RetentionConfig     `yaml:"retention"`
 
 	path string
 }
@@ -42,7 +45,7 @@ type AgentConfig struct {
 // AlertConfig says what becomes a notification.
 type AlertConfig struct {
 	// MinSeverity: agent findings below it are stored but not notified.
-	MinSeverity    string   `yaml:"min_severity"`
+	MinSeverity    string     `yaml:"min_severity"`
 	For            Duration   `yaml:"for"`
 	RepeatInterval Duration   `yaml:"repeat_interval"`
 	Flap           FlapConfig `yaml:"flap"`
@@ -251,6 +254,45 @@ func (c *Config) validate(root *yaml.Node) error {
 		chNames[ch.Name] = true
 		if _, err := notify.New(ch, nil); err != nil {
 			bad(err.Error(), "channels", i)
+		}
+	}
+	known := func(name string) bool { return chNames[name] }
+	for i, r := range c.Routes {
+		if len(r.Channels) == 0 {
+			bad("a route needs at least one channel", "routes", i, "channels")
+		}
+		for j, ch := range r.Channels {
+			if !known(ch) {
+				bad(fmt.Sprintf("no channel named %q", ch), "routes", i, "channels", j)
+			}
+		}
+		for j, ch := range r.Fallback {
+			if !known(ch) {
+				bad(fmt.Sprintf("no channel named %q", ch), "routes", i, "fallback", j)
+			}
+		}
+		if r.Escalate != nil {
+			if r.Escalate.After <= 0 {
+				bad("required: how long unacknowledged before escalating", "routes", i, "escalate", "after")
+			}
+			for j, ch := range r.Escalate.Channels {
+				if !known(ch) {
+					bad(fmt.Sprintf("no channel named %q", ch), "routes", i, "escalate", "channels", j)
+				}
+			}
+		}
+		if err := r.Match.validate(); err != nil {
+			bad(err.Error(), "routes", i, "match")
+		}
+	}
+	for i := range c.Maintenance {
+		if err := c.Maintenance[i].compile(); err != nil {
+			bad(err.Error(), "maintenance", i)
+		}
+	}
+	for i, d := range c.Dependencies {
+		if d.Host == "" || len(d.Dependents) == 0 {
+			bad("needs host and dependents", "dependencies", i)
 		}
 	}
 	if c.Retention.MaxAge == 0 {

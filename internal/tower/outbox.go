@@ -5,7 +5,9 @@ import (
 	"database/sql"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/hinomi/hinomi/internal/notify"
@@ -72,10 +74,16 @@ func (t *Tower) dispatch(ctx context.Context, channel string, wake <-chan struct
 }
 
 type outboxRow struct {
-	id       int64
-	attempts int
-	msg      notify.Message
+	id           int64
+	attempts     int
+	msg          notify.Message
+	fallback     string
+	fallbackSent bool
 }
+
+// fallbackAfter is how many failed attempts hand a message to the route's
+// fallback channels (while the channel keeps retrying).
+const fallbackAfter = 5
 
 // sendNext sends the channel's oldest due message, if any; it reports
 // whether it tried one.
@@ -88,9 +96,9 @@ func (t *Tower) sendNext(ctx context.Context, channel string) (bool, error) {
 	now := t.now()
 	var row outboxRow
 	var raw []byte
-	err := t.store.DB.QueryRowContext(ctx, `SELECT id, attempts, message FROM outbox
+	err := t.store.DB.QueryRowContext(ctx, `SELECT id, attempts, message, fallback, fallback_sent FROM outbox
 		WHERE channel = ? AND state = 'due' AND next_attempt <= ? ORDER BY id LIMIT 1`, channel, now.UnixNano()).
-		Scan(&row.id, &row.attempts, &raw)
+		Scan(&row.id, &row.attempts, &raw, &row.fallback, &row.fallbackSent)
 	if errors.Is(err, sql.ErrNoRows) {
 		return false, nil
 	}
@@ -118,7 +126,15 @@ func (t *Tower) sendNext(ctx context.Context, channel string) (bool, error) {
 	if !notify.Retryable(err) {
 		t.metrics.sends.WithLabelValues(channel, "failed").Inc()
 		t.log.Error("notification failed for good", "channel", channel, "alert", row.msg.Key, "err", err)
+		if ferr := t.toFallback(row, channel, err); ferr != nil {
+			return true, ferr
+		}
 		return true, t.finish(row.id, "failed", row.attempts+1, t.now(), err.Error())
+	}
+	if row.attempts+1 >= fallbackAfter {
+		if ferr := t.toFallback(row, channel, err); ferr != nil {
+			return false, ferr
+		}
 	}
 	t.metrics.sends.WithLabelValues(channel, "retry").Inc()
 	backoff := time.Second << min(row.attempts, 12)
@@ -134,6 +150,33 @@ func (t *Tower) sendNext(ctx context.Context, channel string) (bool, error) {
 	})
 	// Not "sent": wait for the next poll before trying this channel again.
 	return false, werr
+}
+
+// toFallback queues the message once for the route's fallback channels,
+// saying which channel could not deliver it.
+func (t *Tower) toFallback(row outboxRow, channel string, cause error) error {
+	if row.fallback == "" || row.fallbackSent {
+		return nil
+	}
+	m := row.msg
+	m.Details = append([]string{fmt.Sprintf("Sent here because channel %q could not deliver it: %v", channel, cause)}, m.Details...)
+	var chans []string
+	for _, c := range strings.Split(row.fallback, ",") {
+		if c != channel {
+			chans = append(chans, c)
+		}
+	}
+	now := t.now()
+	err := t.store.Write(context.Background(), func(tx *sql.Tx) error {
+		if _, err := tx.Exec("UPDATE outbox SET fallback_sent = 1 WHERE id = ?", row.id); err != nil {
+			return err
+		}
+		return enqueue(tx, outMsg{msg: &m, channels: chans}, m.Key, now)
+	})
+	if err == nil {
+		t.wakeDispatchers()
+	}
+	return err
 }
 
 func (t *Tower) finish(id int64, state string, attempts int, now time.Time, errText string) error {

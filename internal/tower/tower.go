@@ -40,6 +40,7 @@ type Tower struct {
 	hosts    map[string]*Host
 	findings map[string]map[string]*Finding // host → key → open finding
 	alerts   map[string]*Alert
+	silences []Silence
 
 	senders   atomic.Pointer[map[string]notify.Sender]
 	wakeMu    sync.Mutex
@@ -77,14 +78,23 @@ type Finding struct {
 
 // Alert is one signal's alert.
 type Alert struct {
-	Key      string         `json:"key"`
-	Host     string         `json:"host"`
-	Kind     string         `json:"kind"` // heartbeat, finding
-	Title    string         `json:"title"`
-	Severity string         `json:"severity"`
-	Summary  string         `json:"summary,omitempty"`
-	Runbook  string         `json:"runbook,omitempty"`
-	State    alerting.State `json:"state"`
+	Key      string            `json:"key"`
+	Host     string            `json:"host"`
+	Kind     string            `json:"kind"` // heartbeat, finding
+	Title    string            `json:"title"`
+	Severity string            `json:"severity"`
+	Summary  string            `json:"summary,omitempty"`
+	Runbook  string            `json:"runbook,omitempty"`
+	State    alerting.State    `json:"state"`
+	Labels   map[string]string `json:"labels,omitempty"`
+	// Notified: the current outage's firing was sent (so its end is too).
+	Notified bool `json:"notified,omitempty"`
+	// Suppressed says why it is not notified now (silence, maintenance,
+	// dependency), empty when it is.
+	Suppressed  string    `json:"suppressed,omitempty"`
+	Ack         *Ack      `json:"ack,omitempty"`
+	EscalatedAt time.Time `json:"escalated_at,omitzero"`
+	LastRepeat  time.Time `json:"last_repeat,omitzero"`
 }
 
 // Options are what New needs besides the configuration.
@@ -126,6 +136,10 @@ func New(cfg *Config, o Options) (*Tower, error) {
 	if err := t.load(); err != nil {
 		st.Close()
 		return nil, fmt.Errorf("loading state: %w", err)
+	}
+	if err := t.loadSilences(o.Now()); err != nil {
+		st.Close()
+		return nil, fmt.Errorf("loading silences: %w", err)
 	}
 	return t, nil
 }
@@ -357,26 +371,29 @@ func (t *Tower) Evaluate(ctx context.Context, now time.Time) error {
 	type change struct {
 		alert Alert
 		event alerting.Event
-		msg   *notify.Message
+		out   []outMsg
 	}
 	var changes []change
 	for _, s := range sigs {
+		// Repeats follow the routes (decide), not the state machine.
+		s.rule.RepeatInterval = 0
 		next, ev := alerting.Step(s.alert.State, s.obs, now, s.rule)
-		if next.Same(s.alert.State) {
+		changed := !next.Same(s.alert.State)
+		if !changed && next.Status != alerting.Firing && !next.Flapping {
 			continue
 		}
+		before := *s.alert
 		s.alert.State = next
-		c := change{alert: *s.alert, event: ev}
-		if m := t.message(s.alert, ev, now); m != nil {
-			c.msg = m
+		out := t.decide(s.alert, ev, now, cfg)
+		if !changed && len(out) == 0 && before.Notified == s.alert.Notified && before.Suppressed == s.alert.Suppressed {
+			continue
 		}
-		changes = append(changes, c)
+		changes = append(changes, change{alert: *s.alert, event: ev, out: out})
 	}
 	t.mu.Unlock()
 	if len(changes) == 0 {
 		return nil
 	}
-	channels := cfg.Channels
 	err := t.store.Write(ctx, func(tx *sql.Tx) error {
 		for _, c := range changes {
 			data, _ := json.Marshal(c.alert)
@@ -385,13 +402,8 @@ func (t *Tower) Evaluate(ctx context.Context, now time.Time) error {
 				c.alert.Key, c.alert.Host, c.alert.Kind, c.alert.Title, c.alert.Severity, string(c.alert.State.Status), data, now.UnixNano()); err != nil {
 				return err
 			}
-			if c.msg == nil {
-				continue
-			}
-			msg, _ := json.Marshal(c.msg)
-			for _, ch := range channels {
-				if _, err := tx.Exec(`INSERT INTO outbox(channel, alert_key, created, message, next_attempt) VALUES(?,?,?,?,?)`,
-					ch.Name, c.alert.Key, now.UnixNano(), msg, now.UnixNano()); err != nil {
+			for _, o := range c.out {
+				if err := enqueue(tx, o, c.alert.Key, now); err != nil {
 					return err
 				}
 			}
@@ -402,8 +414,10 @@ func (t *Tower) Evaluate(ctx context.Context, now time.Time) error {
 		return err
 	}
 	for _, c := range changes {
-		t.log.Info("alert", "key", c.alert.Key, "event", string(c.event), "status", string(c.alert.State.Status))
-		t.metrics.transitions.WithLabelValues(c.alert.Kind, string(c.event)).Inc()
+		if c.event != alerting.None {
+			t.log.Info("alert", "key", c.alert.Key, "event", string(c.event), "status", string(c.alert.State.Status), "suppressed", c.alert.Suppressed)
+			t.metrics.transitions.WithLabelValues(c.alert.Kind, string(c.event)).Inc()
+		}
 	}
 	t.wakeDispatchers()
 	return nil
@@ -423,6 +437,10 @@ func (t *Tower) alertFor(key, host, kind, title, severity, runbook string) *Aler
 		t.alerts[key] = a
 	}
 	a.Title, a.Severity, a.Runbook = title, severity, runbook
+	if a.Labels == nil {
+		a.Labels = map[string]string{}
+	}
+	a.Labels["host"], a.Labels["kind"], a.Labels["severity"] = host, kind, severity
 	return a
 }
 

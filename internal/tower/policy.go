@@ -1,0 +1,368 @@
+package tower
+
+import (
+	"fmt"
+	"path"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/hinomi/hinomi/internal/alerting"
+	"github.com/hinomi/hinomi/internal/finding"
+	"github.com/hinomi/hinomi/internal/notify"
+)
+
+// What happens to an alert's state change: who hears of it (routes), who
+// hears of it later (escalation), and who hears nothing for now (silences,
+// maintenance windows, dependencies). Suppressed alerts keep their state
+// and are visible in the API; a firing alert whose suppression ends is
+// notified then; a resolution is notified whenever the firing was.
+
+// Match selects alerts. Empty fields match everything; host and key take
+// shell patterns (pve*, finding/*/FM-B2*).
+type Match struct {
+	Host     string            `yaml:"host" json:"host,omitempty"`
+	Key      string            `yaml:"key" json:"key,omitempty"`
+	Kind     []string          `yaml:"kind" json:"kind,omitempty"`         // heartbeat, finding
+	Severity []string          `yaml:"severity" json:"severity,omitempty"` // at least one of
+	Labels   map[string]string `yaml:"labels" json:"labels,omitempty"`
+}
+
+// Matches reports whether the alert is selected.
+func (m Match) Matches(a *Alert) bool {
+	if m.Host != "" && !glob(m.Host, a.Host) || m.Key != "" && !glob(m.Key, a.Key) {
+		return false
+	}
+	if len(m.Kind) > 0 && !slices.Contains(m.Kind, a.Kind) {
+		return false
+	}
+	if len(m.Severity) > 0 && !slices.Contains(m.Severity, a.Severity) {
+		return false
+	}
+	for k, v := range m.Labels {
+		if a.Labels[k] != v {
+			return false
+		}
+	}
+	return true
+}
+
+func glob(pattern, s string) bool {
+	ok, err := path.Match(pattern, s)
+	return err == nil && ok
+}
+
+func (m Match) validate() error {
+	for _, p := range []string{m.Host, m.Key} {
+		if _, err := path.Match(p, ""); err != nil {
+			return fmt.Errorf("bad pattern %q: %w", p, err)
+		}
+	}
+	for _, s := range m.Severity {
+		if _, err := finding.ParseSeverity(s); err != nil {
+			return err
+		}
+	}
+	for _, k := range m.Kind {
+		if k != "heartbeat" && k != "finding" && k != "probe" {
+			return fmt.Errorf("kind %q: want heartbeat, finding or probe", k)
+		}
+	}
+	return nil
+}
+
+// RouteConfig sends matching alerts to channels.
+type RouteConfig struct {
+	Name           string   `yaml:"name"`
+	Match          Match    `yaml:"match"`
+	Channels       []string `yaml:"channels"`
+	RepeatInterval Duration `yaml:"repeat_interval"`
+	// Escalate: still firing and not acknowledged after After, tell these
+	// channels too (once per outage).
+	Escalate *struct {
+		After    Duration `yaml:"after"`
+		Channels []string `yaml:"channels"`
+	} `yaml:"escalate"`
+	// Fallback channels get a message that a route channel could not
+	// deliver (failed for good, or still failing after 5 attempts).
+	Fallback []string `yaml:"fallback"`
+	// Continue: also try the routes after this one.
+	Continue bool `yaml:"continue"`
+}
+
+// MaintenanceConfig is a recurring window in which matching alerts are
+// recorded but not notified.
+type MaintenanceConfig struct {
+	Name     string   `yaml:"name"`
+	Match    Match    `yaml:"match"`
+	Days     []string `yaml:"days"`  // mon … sun; empty: every day
+	Start    string   `yaml:"start"` // HH:MM in TimeZone
+	Duration Duration `yaml:"duration"`
+	TimeZone string   `yaml:"time_zone"`
+	loc      *time.Location
+	startMin int
+}
+
+var weekdays = map[string]time.Weekday{"sun": time.Sunday, "mon": time.Monday, "tue": time.Tuesday, "wed": time.Wednesday,
+	"thu": time.Thursday, "fri": time.Friday, "sat": time.Saturday}
+
+func (w *MaintenanceConfig) compile() error {
+	loc := time.Local
+	if w.TimeZone != "" {
+		l, err := time.LoadLocation(w.TimeZone)
+		if err != nil {
+			return fmt.Errorf("time_zone: %w", err)
+		}
+		loc = l
+	}
+	w.loc = loc
+	var h, m int
+	if _, err := fmt.Sscanf(w.Start, "%d:%d", &h, &m); err != nil || h < 0 || h > 23 || m < 0 || m > 59 {
+		return fmt.Errorf("start %q: want HH:MM", w.Start)
+	}
+	w.startMin = h*60 + m
+	if w.Duration <= 0 || w.Duration > Duration(7*24*time.Hour) {
+		return fmt.Errorf("duration must be between 1s and 168h")
+	}
+	for _, d := range w.Days {
+		if _, ok := weekdays[strings.ToLower(d)]; !ok {
+			return fmt.Errorf("day %q: want mon, tue, wed, thu, fri, sat or sun", d)
+		}
+	}
+	return w.Match.validate()
+}
+
+// Active reports whether the window covers t. Start times are wall-clock
+// times in the window's zone, so a window at 02:00 stays at 02:00 across
+// daylight-saving changes (on the day a 02:30 start does not exist, the
+// window starts at 03:30, as time.Date normalises it).
+func (w *MaintenanceConfig) Active(t time.Time) bool {
+	lt := t.In(w.loc)
+	for back := 0; back <= 7; back++ {
+		day := lt.AddDate(0, 0, -back)
+		start := time.Date(day.Year(), day.Month(), day.Day(), w.startMin/60, w.startMin%60, 0, 0, w.loc)
+		if start.After(t) || !t.Before(start.Add(time.Duration(w.Duration))) {
+			continue
+		}
+		if len(w.Days) == 0 {
+			return true
+		}
+		for _, d := range w.Days {
+			if weekdays[strings.ToLower(d)] == start.Weekday() {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// DependencyConfig: while Host is silent, alerts of the dependents do not
+// open (their resolutions still go out).
+type DependencyConfig struct {
+	Host       string   `yaml:"host"`
+	Dependents []string `yaml:"dependents"` // host names or patterns
+}
+
+// Silence is a temporary mute made through the API.
+type Silence struct {
+	ID        string    `json:"id"`
+	Match     Match     `json:"match"`
+	Starts    time.Time `json:"starts"`
+	Ends      time.Time `json:"ends"`
+	CreatedBy string    `json:"created_by"`
+	Comment   string    `json:"comment,omitempty"`
+}
+
+// Active reports whether the silence is in force at t.
+func (s Silence) Active(t time.Time) bool { return !t.Before(s.Starts) && t.Before(s.Ends) }
+
+// Ack is an acknowledgement of a firing alert.
+type Ack struct {
+	By      string    `json:"by"`
+	At      time.Time `json:"at"`
+	Comment string    `json:"comment,omitempty"`
+}
+
+// suppression says why an alert must not be notified now ("" if it may).
+// t.mu is held.
+func (t *Tower) suppression(a *Alert, now time.Time, cfg *Config) string {
+	for _, s := range t.silences {
+		if s.Active(now) && s.Match.Matches(a) {
+			return "silence " + s.ID
+		}
+	}
+	for i := range cfg.Maintenance {
+		w := &cfg.Maintenance[i]
+		if w.Match.Matches(a) && w.Active(now) {
+			return "maintenance " + w.Name
+		}
+	}
+	if a.Kind != "heartbeat" {
+		// Inferred: what a silent host's agent reported cannot be trusted
+		// to open anew; declared: its dependents.
+		if hb := t.alerts["heartbeat/"+a.Host]; hb != nil && hb.State.Status == alerting.Firing {
+			return "host " + a.Host + " is silent"
+		}
+	}
+	for _, d := range cfg.Dependencies {
+		if hb := t.alerts["heartbeat/"+d.Host]; hb != nil && hb.State.Status == alerting.Firing && d.Host != a.Host {
+			for _, dep := range d.Dependents {
+				if glob(dep, a.Host) {
+					return "depends on " + d.Host + ", which is silent"
+				}
+			}
+		}
+	}
+	return ""
+}
+
+// route is where one alert's messages go.
+type route struct {
+	channels, fallback []string
+	repeat             time.Duration
+	escalateAfter      time.Duration
+	escalate           []string
+}
+
+// routeFor collects the routes matching an alert; with no routes
+// configured, every channel gets everything.
+func routeFor(a *Alert, cfg *Config) route {
+	var r route
+	r.repeat = time.Duration(cfg.Alerts.RepeatInterval)
+	if len(cfg.Routes) == 0 {
+		for _, ch := range cfg.Channels {
+			r.channels = append(r.channels, ch.Name)
+		}
+		return r
+	}
+	matched := false
+	for _, rc := range cfg.Routes {
+		if !rc.Match.Matches(a) {
+			continue
+		}
+		if !matched && rc.RepeatInterval > 0 {
+			r.repeat = time.Duration(rc.RepeatInterval)
+		} else if rc.RepeatInterval > 0 {
+			r.repeat = min(r.repeat, time.Duration(rc.RepeatInterval))
+		}
+		matched = true
+		r.channels = appendNew(r.channels, rc.Channels...)
+		r.fallback = appendNew(r.fallback, rc.Fallback...)
+		if rc.Escalate != nil && (r.escalateAfter == 0 || time.Duration(rc.Escalate.After) < r.escalateAfter) {
+			r.escalateAfter = time.Duration(rc.Escalate.After)
+			r.escalate = appendNew(r.escalate, rc.Escalate.Channels...)
+		}
+		if !rc.Continue {
+			break
+		}
+	}
+	return r
+}
+
+func appendNew(list []string, more ...string) []string {
+	for _, m := range more {
+		if !slices.Contains(list, m) {
+			list = append(list, m)
+		}
+	}
+	return list
+}
+
+// outMsg is a message for some channels.
+type outMsg struct {
+	msg      *notify.Message
+	channels []string
+	fallback []string
+}
+
+// decide turns a step's event into messages, applying suppression, acks,
+// escalation and late notification. t.mu is held.
+func (t *Tower) decide(a *Alert, ev alerting.Event, now time.Time, cfg *Config) []outMsg {
+	sup := t.suppression(a, now, cfg)
+	a.Suppressed = sup
+	r := routeFor(a, cfg)
+	send := func(ev alerting.Event, channels []string) []outMsg {
+		m := t.message(a, ev, now)
+		if m == nil || len(channels) == 0 {
+			return nil
+		}
+		if a.Ack != nil {
+			m.Details = append([]string{fmt.Sprintf("Acknowledged by %s at %s%s", a.Ack.By,
+				a.Ack.At.UTC().Format("2006-01-02 15:04:05 MST"), commentSuffix(a.Ack.Comment))}, m.Details...)
+		}
+		return []outMsg{{msg: m, channels: channels, fallback: r.fallback}}
+	}
+	firing := a.State.Status == alerting.Firing || a.State.Flapping
+	switch ev {
+	case alerting.Fire, alerting.FlapStart:
+		if sup != "" {
+			a.Notified = false
+			return nil
+		}
+		a.Notified = true
+		return send(ev, r.channels)
+	case alerting.Resolve, alerting.FlapEnd:
+		out := []outMsg(nil)
+		if a.Notified {
+			out = send(ev, appendNew(slices.Clone(r.channels), escalatedChannels(a, r)...))
+		}
+		a.Notified, a.Ack, a.EscalatedAt = false, nil, time.Time{}
+		return out
+	case alerting.Repeat:
+		if sup != "" || a.Ack != nil || !a.Notified {
+			return nil
+		}
+		if r.repeat > 0 && now.Sub(a.LastRepeat) < r.repeat {
+			return nil
+		}
+		a.LastRepeat = now
+		return send(ev, r.channels)
+	}
+	if !firing {
+		return nil
+	}
+	// No event: a firing alert whose suppression ended is announced now;
+	// an unacknowledged one escalates once.
+	var out []outMsg
+	if !a.Notified && sup == "" && a.State.Status == alerting.Firing {
+		a.Notified = true
+		out = append(out, send(alerting.Fire, r.channels)...)
+	}
+	if a.Notified && sup == "" && a.Ack == nil && r.escalateAfter > 0 && a.EscalatedAt.IsZero() &&
+		now.Sub(a.State.FiredAt) >= r.escalateAfter {
+		a.EscalatedAt = now
+		esc := send(alerting.Repeat, r.escalate)
+		for i := range esc {
+			esc[i].msg.Title = "ESCALATED: " + esc[i].msg.Title
+			esc[i].msg.Labels["escalated"] = "true"
+		}
+		out = append(out, esc...)
+	}
+	if a.Notified && sup == "" && a.Ack == nil && r.repeat > 0 && a.State.Status == alerting.Firing &&
+		now.Sub(maxTime(a.LastRepeat, a.State.FiredAt)) >= r.repeat {
+		a.LastRepeat = now
+		out = append(out, send(alerting.Repeat, r.channels)...)
+	}
+	return out
+}
+
+func escalatedChannels(a *Alert, r route) []string {
+	if a.EscalatedAt.IsZero() {
+		return nil
+	}
+	return r.escalate
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
+}
+
+func commentSuffix(c string) string {
+	if c == "" {
+		return ""
+	}
+	return ": " + c
+}

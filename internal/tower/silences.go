@@ -1,0 +1,193 @@
+package tower
+
+import (
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/hinomi/hinomi/internal/alerting"
+)
+
+// enqueue writes one message's outbox rows, one per channel.
+func enqueue(tx *sql.Tx, o outMsg, key string, now time.Time) error {
+	msg, err := json.Marshal(o.msg)
+	if err != nil {
+		return err
+	}
+	fallback := strings.Join(o.fallback, ",")
+	for _, ch := range o.channels {
+		if _, err := tx.Exec(`INSERT INTO outbox(channel, alert_key, created, message, next_attempt, fallback) VALUES(?,?,?,?,?,?)`,
+			ch, key, now.UnixNano(), msg, now.UnixNano(), fallback); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (t *Tower) loadSilences(now time.Time) error {
+	rows, err := t.store.DB.Query("SELECT data FROM silences WHERE ends > ?", now.UnixNano())
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var b []byte
+		if err := rows.Scan(&b); err != nil {
+			return err
+		}
+		var s Silence
+		if json.Unmarshal(b, &s) == nil {
+			t.silences = append(t.silences, s)
+		}
+	}
+	return rows.Err()
+}
+
+// AddSilence stores a silence and applies it from the next evaluation.
+func (t *Tower) AddSilence(ctx context.Context, s Silence) (Silence, error) {
+	now := t.now()
+	if s.Starts.IsZero() {
+		s.Starts = now
+	}
+	switch {
+	case s.CreatedBy == "":
+		return s, errors.New("created_by: say who silences")
+	case !s.Ends.After(s.Starts):
+		return s, errors.New("ends must be after starts")
+	case s.Ends.Sub(s.Starts) > 90*24*time.Hour:
+		return s, errors.New("a silence may last 90 days at most; use a maintenance window for a recurring one")
+	}
+	if err := s.Match.validate(); err != nil {
+		return s, err
+	}
+	if s.Match.Host == "" && s.Match.Key == "" && len(s.Match.Kind) == 0 && len(s.Match.Severity) == 0 && len(s.Match.Labels) == 0 {
+		return s, errors.New("match: a silence must select something (host, key, kind, severity or labels)")
+	}
+	var r [8]byte
+	_, _ = rand.Read(r[:])
+	s.ID = hex.EncodeToString(r[:])
+	data, _ := json.Marshal(s)
+	if err := t.store.Write(ctx, func(tx *sql.Tx) error {
+		_, err := tx.Exec("INSERT INTO silences(id, data, ends) VALUES(?,?,?)", s.ID, data, s.Ends.UnixNano())
+		return err
+	}); err != nil {
+		return s, err
+	}
+	t.mu.Lock()
+	t.silences = append(t.silences, s)
+	t.mu.Unlock()
+	t.kick()
+	return s, nil
+}
+
+// ExpireSilence ends a silence now.
+func (t *Tower) ExpireSilence(ctx context.Context, id string) error {
+	now := t.now()
+	t.mu.Lock()
+	var found *Silence
+	for i := range t.silences {
+		if t.silences[i].ID == id {
+			t.silences[i].Ends = now
+			found = &t.silences[i]
+		}
+	}
+	t.mu.Unlock()
+	if found == nil {
+		return fmt.Errorf("no silence %q", id)
+	}
+	data, _ := json.Marshal(found)
+	if err := t.store.Write(ctx, func(tx *sql.Tx) error {
+		_, err := tx.Exec("UPDATE silences SET data = ?, ends = ? WHERE id = ?", data, now.UnixNano(), id)
+		return err
+	}); err != nil {
+		return err
+	}
+	t.kick()
+	return nil
+}
+
+// Acknowledge records who took a firing alert: it stops repeats and
+// escalation and is shown on the alert's later messages.
+func (t *Tower) Acknowledge(ctx context.Context, key, by, comment string) (Alert, error) {
+	if by == "" {
+		return Alert{}, errors.New("by: say who acknowledges")
+	}
+	t.mu.Lock()
+	a := t.alerts[key]
+	if a == nil || (a.State.Status != alerting.Firing && !a.State.Flapping) {
+		t.mu.Unlock()
+		return Alert{}, fmt.Errorf("no firing alert %q", key)
+	}
+	a.Ack = &Ack{By: by, At: t.now(), Comment: comment}
+	cp := *a
+	t.mu.Unlock()
+	data, _ := json.Marshal(cp)
+	err := t.store.Write(ctx, func(tx *sql.Tx) error {
+		_, err := tx.Exec("UPDATE alerts SET state = ? WHERE key = ?", data, key)
+		return err
+	})
+	return cp, err
+}
+
+func (t *Tower) handleSilences(w http.ResponseWriter, r *http.Request) {
+	switch r.Method {
+	case http.MethodGet:
+		now := t.now()
+		t.mu.Lock()
+		out := []Silence{}
+		for _, s := range t.silences {
+			if s.Ends.After(now) {
+				out = append(out, s)
+			}
+		}
+		t.mu.Unlock()
+		writeJSON(w, http.StatusOK, map[string]any{"silences": out})
+	case http.MethodPost:
+		var s Silence
+		if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 64<<10)).Decode(&s); err != nil {
+			writeJSON(w, http.StatusBadRequest, map[string]string{"error": "malformed silence: " + err.Error()})
+			return
+		}
+		s, err := t.AddSilence(r.Context(), s)
+		if err != nil {
+			writeJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
+			return
+		}
+		writeJSON(w, http.StatusCreated, s)
+	default:
+		writeJSON(w, http.StatusMethodNotAllowed, map[string]string{"error": "GET or POST"})
+	}
+}
+
+func (t *Tower) handleSilenceDelete(w http.ResponseWriter, r *http.Request) {
+	if err := t.ExpireSilence(r.Context(), r.PathValue("id")); err != nil {
+		writeJSON(w, http.StatusNotFound, map[string]string{"error": err.Error()})
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"expired": r.PathValue("id")})
+}
+
+func (t *Tower) handleAck(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		Key     string `json:"key"`
+		By      string `json:"by"`
+		Comment string `json:"comment"`
+	}
+	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 64<<10)).Decode(&req); err != nil {
+		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "malformed: " + err.Error()})
+		return
+	}
+	a, err := t.Acknowledge(r.Context(), req.Key, req.By, req.Comment)
+	if err != nil {
+		writeJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
+		return
+	}
+	writeJSON(w, http.StatusOK, a)
+}
