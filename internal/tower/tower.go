@@ -495,6 +495,17 @@ func (t *Tower) message(a *Alert, ev alerting.Event, now time.Time) *notify.Mess
 	default:
 		return nil
 	}
+	if a.Kind == "heartbeat" {
+		held := 0
+		for _, o := range t.alerts {
+			if o.Suppressed != "" && strings.Contains(o.Suppressed, a.Host+" is silent") || strings.Contains(o.Suppressed, "depends on "+a.Host+",") {
+				held++
+			}
+		}
+		if held > 0 {
+			m.Details = append(m.Details, fmt.Sprintf("%d alert(s) of %s and of hosts that depend on it are held back while it is silent.", held, a.Host))
+		}
+	}
 	if a.Kind == "finding" {
 		if fs := t.findings[a.Host]; fs != nil {
 			for _, f := range fs {

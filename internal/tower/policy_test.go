@@ -1,0 +1,299 @@
+package tower
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hinomi/hinomi/internal/finding"
+	"github.com/hinomi/hinomi/internal/wire"
+)
+
+// policyTower is a tower with three webhook receivers (ops, boss, mail),
+// the extra YAML given, and agents pve1, pve2 and nas1.
+type policyTower struct {
+	t               *testing.T
+	tw              *Tower
+	c               *clock
+	ops, boss, mail *receiver
+	t0              time.Time
+	dir             string
+	cfg             string
+}
+
+func newPolicyTower(t *testing.T, extra string) *policyTower {
+	p := &policyTower{t: t, ops: newReceiver(t), boss: newReceiver(t), mail: newReceiver(t),
+		t0: time.Date(2026, 11, 25, 3, 0, 0, 0, time.UTC), dir: t.TempDir()}
+	p.c = &clock{now: p.t0}
+	p.cfg = `data_dir: ` + p.dir + `
+grace: 30s
+agents:
+  - {name: pve1, token: ` + tokenA + `}
+  - {name: pve2, token: ` + tokenB + `}
+  - {name: nas1, token: token-nnnnnnnnnnnnnnnn}
+channels:
+  - {name: ops, type: webhook, url: ` + p.ops.srv.URL + `}
+  - {name: boss, type: webhook, url: ` + p.boss.srv.URL + `}
+  - {name: mail, type: webhook, url: ` + p.mail.srv.URL + `}
+` + extra
+	p.open()
+	return p
+}
+
+func (p *policyTower) open() {
+	cfg, err := ParseConfig([]byte(p.cfg), "policy.yaml")
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	tw, err := New(cfg, Options{Now: p.c.Now})
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	p.tw = tw
+	p.t.Cleanup(func() { tw.store.Close() })
+}
+
+// restart closes the tower and opens a new one on the same database.
+func (p *policyTower) restart() {
+	if err := p.tw.store.Close(); err != nil {
+		p.t.Fatal(err)
+	}
+	p.open()
+}
+
+var tokens = map[string]string{"pve1": tokenA, "pve2": tokenB, "nas1": "token-nnnnnnnnnnnnnnnn"}
+
+// report sends a batch from an agent at the current time (with findings,
+// if any, as a full set).
+func (p *policyTower) report(agent string, fs ...finding.Finding) {
+	p.t.Helper()
+	env := wire.Envelope{Agent: agent, Spool: "s", Sent: p.c.Now()}
+	if fs != nil {
+		data, _ := json.Marshal(wire.Findings{Full: true, Open: fs})
+		env.Records = []wire.Record{{Seq: uint64(p.c.Now().UnixNano()), Kind: wire.KindFindings, Time: p.c.Now(), Data: data}}
+	}
+	b, _ := json.Marshal(env)
+	req := httptest.NewRequest(http.MethodPost, wire.Path, strings.NewReader(string(b)))
+	req.Header.Set("Authorization", "Bearer "+tokens[agent])
+	rec := httptest.NewRecorder()
+	p.tw.Handler().ServeHTTP(rec, req)
+	if rec.Code != 200 {
+		p.t.Fatalf("report %s: %d %s", agent, rec.Code, rec.Body.String())
+	}
+}
+
+// at moves the clock to t0+d, evaluates and delivers everything due.
+func (p *policyTower) at(d time.Duration) {
+	p.t.Helper()
+	p.c.Set(p.t0.Add(d))
+	if err := p.tw.Evaluate(context.Background(), p.c.Now()); err != nil {
+		p.t.Fatal(err)
+	}
+	for _, ch := range []string{"ops", "boss", "mail"} {
+		drain(p.t, p.tw, ch)
+	}
+}
+
+func statuses(r *receiver) []string {
+	var out []string
+	for _, m := range r.messages() {
+		s, _ := m["status"].(string)
+		alerts, _ := m["alerts"].([]any)
+		a, _ := alerts[0].(map[string]any)
+		labels, _ := a["labels"].(map[string]any)
+		out = append(out, s+" "+labels["key"].(string))
+	}
+	return out
+}
+
+func TestEscalationAndAck(t *testing.T) {
+	p := newPolicyTower(t, `routes:
+  - match: {kind: [heartbeat]}
+    channels: [ops]
+    repeat_interval: 1h
+    escalate: {after: 15m, channels: [boss]}
+`)
+	p.report("pve1")
+	p.report("pve2")
+	p.at(31 * time.Second) // both silent: fire
+	p.at(14 * time.Minute)
+	if got := len(p.boss.messages()); got != 0 {
+		t.Fatalf("escalated before 15 min: %v", statuses(p.boss))
+	}
+	// pve2 is acknowledged: no escalation, no repeat for it.
+	if _, err := p.tw.Acknowledge(context.Background(), "heartbeat/pve2", "mika", "on it"); err != nil {
+		t.Fatal(err)
+	}
+	p.at(15*time.Minute + 31*time.Second)
+	p.at(30 * time.Minute)
+	if got := statuses(p.boss); len(got) != 1 || got[0] != "firing heartbeat/pve1" {
+		t.Fatalf("boss got %v, want one escalation of pve1", got)
+	}
+	if !strings.Contains(annotation(p.boss.messages()[0], "summary"), "ESCALATED") {
+		t.Errorf("escalation not marked: %v", p.boss.messages()[0])
+	}
+	p.at(time.Hour + 31*time.Second) // repeat for pve1 only
+	want := []string{"firing heartbeat/pve1", "firing heartbeat/pve2", "firing heartbeat/pve1"}
+	if got := statuses(p.ops); strings.Join(got, ",") != strings.Join(want, ",") {
+		t.Fatalf("ops got %v, want %v", got, want)
+	}
+	p.report("pve2")
+	p.at(time.Hour + time.Minute)
+	msgs := p.ops.messages()
+	last := annotation(msgs[len(msgs)-1], "description")
+	if !strings.Contains(last, "Acknowledged by mika") || !strings.Contains(last, "on it") {
+		t.Errorf("recovery of an acknowledged alert does not show the ack:\n%s", last)
+	}
+}
+
+func TestEscalationSurvivesRestart(t *testing.T) {
+	p := newPolicyTower(t, `routes:
+  - match: {kind: [heartbeat]}
+    channels: [ops]
+    escalate: {after: 15m, channels: [boss]}
+`)
+	p.report("pve1")
+	p.at(31 * time.Second)
+	p.at(10 * time.Minute)
+	p.restart()
+	p.at(16 * time.Minute)
+	p.restart()
+	p.at(20 * time.Minute)
+	if got := statuses(p.boss); len(got) != 1 {
+		t.Fatalf("boss got %v across restarts, want exactly one escalation", got)
+	}
+	if got := statuses(p.ops); len(got) != 1 {
+		t.Fatalf("ops got %v across restarts, want the one firing message", got)
+	}
+}
+
+func TestSilenceNotifiesAtExpiryIfStillFiring(t *testing.T) {
+	p := newPolicyTower(t, "")
+	p.report("pve1")
+	p.report("pve2")
+	if _, err := p.tw.AddSilence(context.Background(), Silence{Match: Match{Host: "pve*"}, Ends: p.t0.Add(time.Hour), CreatedBy: "mika", Comment: "rack move"}); err != nil {
+		t.Fatal(err)
+	}
+	p.at(31 * time.Second)
+	if got := statuses(p.ops); len(got) != 0 {
+		t.Fatalf("silenced alerts notified: %v", got)
+	}
+	p.c.Set(p.t0.Add(35 * time.Second))
+	p.report("pve2") // pve2 comes back during the silence: nothing to say
+	p.at(35 * time.Second)
+	if a := p.tw.alerts["heartbeat/pve1"]; a.State.Status != "firing" || !strings.HasPrefix(a.Suppressed, "silence ") {
+		t.Fatalf("a silenced alert must still be recorded as firing and say why: %+v", a)
+	}
+	p.c.Set(p.t0.Add(time.Hour + time.Second))
+	p.report("pve2")
+	p.at(time.Hour + time.Second)
+	if got := statuses(p.ops); strings.Join(got, ",") != "firing heartbeat/pve1" {
+		t.Fatalf("at expiry: %v, want pve1's firing (still down) and nothing for pve2", got)
+	}
+	if d := annotation(p.ops.messages()[0], "description"); !strings.Contains(d, "03:00:00") {
+		t.Errorf("late notification does not keep the real start:\n%s", d)
+	}
+}
+
+func TestMaintenanceWindowAcrossDST(t *testing.T) {
+	w := MaintenanceConfig{Name: "backup", Start: "01:30", Duration: Duration(2 * time.Hour), TimeZone: "Europe/Berlin", Days: []string{"sun"}}
+	if err := w.compile(); err != nil {
+		t.Fatal(err)
+	}
+	berlin, _ := time.LoadLocation("Europe/Berlin")
+	for _, tt := range []struct {
+		at     time.Time
+		active bool
+	}{
+		// Sunday 2026-03-29: clocks go from 02:00 CET to 03:00 CEST. The
+		// window starts at 01:30 CET (00:30 UTC) and lasts two real hours.
+		{time.Date(2026, 3, 29, 0, 29, 0, 0, time.UTC), false},
+		{time.Date(2026, 3, 29, 0, 30, 0, 0, time.UTC), true},
+		{time.Date(2026, 3, 29, 2, 29, 0, 0, time.UTC), true},
+		{time.Date(2026, 3, 29, 2, 30, 0, 0, time.UTC), false},
+		// The Sunday before: 01:30 CET is 00:30 UTC too.
+		{time.Date(2026, 3, 22, 1, 0, 0, 0, time.UTC), true},
+		// The Sunday after: 01:30 CEST is 23:30 UTC on Saturday.
+		{time.Date(2026, 4, 4, 23, 30, 0, 0, time.UTC), true},
+		{time.Date(2026, 4, 4, 23, 29, 0, 0, time.UTC), false},
+		// Sunday 2026-10-25: clocks go back; 01:30 CEST is 23:30 UTC Saturday.
+		{time.Date(2026, 10, 24, 23, 30, 0, 0, time.UTC), true},
+		{time.Date(2026, 10, 25, 1, 29, 0, 0, time.UTC), true},
+		{time.Date(2026, 10, 25, 1, 30, 0, 0, time.UTC), false},
+		// A Monday at 01:30 local: not a window day.
+		{time.Date(2026, 3, 30, 1, 30, 0, 0, berlin), false},
+	} {
+		if got := w.Active(tt.at); got != tt.active {
+			t.Errorf("at %s (%s): active %v, want %v", tt.at.UTC().Format(time.RFC3339), tt.at.In(berlin).Format("Mon 15:04 MST"), got, tt.active)
+		}
+	}
+}
+
+func TestMaintenanceSuppresses(t *testing.T) {
+	// Every day 03:00–04:00 UTC for pve1.
+	p := newPolicyTower(t, "maintenance:\n  - {name: nightly, match: {host: pve1}, start: \"03:00\", duration: 1h, time_zone: UTC}\n")
+	p.report("pve1")
+	p.at(31 * time.Second)
+	if got := statuses(p.ops); len(got) != 0 {
+		t.Fatalf("notified during maintenance: %v", got)
+	}
+	p.at(time.Hour)
+	if got := statuses(p.ops); strings.Join(got, ",") != "firing heartbeat/pve1" {
+		t.Fatalf("after the window: %v", got)
+	}
+}
+
+// TestDependencySuppression: while nas1 is silent, pve1's new finding does
+// not open; pve2's finding that was open before still resolves.
+func TestDependencySuppression(t *testing.T) {
+	p := newPolicyTower(t, "dependencies:\n  - {host: nas1, dependents: [\"pve*\"]}\n")
+	f := func(key string) finding.Finding {
+		return finding.Finding{Key: key, Mode: "FM-C6", Severity: finding.High, Subject: key, Summary: key + " hangs", Runbook: "FM-C6"}
+	}
+	p.report("nas1")
+	p.report("pve1")
+	p.report("pve2", f("FM-C6//mnt/a"))
+	p.at(time.Second)
+	if got := statuses(p.ops); strings.Join(got, ",") != "firing finding/pve2/FM-C6//mnt/a" {
+		t.Fatalf("before: %v", got)
+	}
+	p.at(29 * time.Second)
+	p.report("pve1")
+	p.report("pve2", f("FM-C6//mnt/a"))
+	p.at(31 * time.Second) // nas1 silent now
+	p.report("pve1", f("FM-C6//mnt/b"))
+	p.report("pve2", f("FM-C6//mnt/c")) // mnt/a resolved, mnt/c opened
+	p.at(32 * time.Second)
+	got := strings.Join(statuses(p.ops), ",")
+	if strings.Contains(got, "pve1/FM-C6//mnt/b") {
+		t.Errorf("a dependent's alert opened while nas1 is silent: %s", got)
+	}
+	if !strings.Contains(got, "resolved finding/pve2/FM-C6//mnt/a") {
+		t.Errorf("a resolution was suppressed: %s", got)
+	}
+	if a := p.tw.alerts["finding/pve1/FM-C6//mnt/b"]; a == nil || a.State.Status != "firing" || !strings.Contains(a.Suppressed, "nas1") {
+		t.Errorf("the suppressed alert must be recorded with its reason: %+v", a)
+	}
+}
+
+func TestFallbackChannel(t *testing.T) {
+	broken := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, "no such hook", http.StatusNotFound)
+	}))
+	defer broken.Close()
+	p := newPolicyTower(t, "")
+	p.cfg = strings.Replace(p.cfg, "  - {name: ops, type: webhook, url: "+p.ops.srv.URL+"}", "  - {name: ops, type: webhook, url: "+broken.URL+"}", 1) +
+		"routes:\n  - {match: {}, channels: [ops], fallback: [mail]}\n"
+	p.restart()
+	p.report("pve1")
+	p.at(31 * time.Second)
+	p.at(32 * time.Second)
+	msgs := p.mail.messages()
+	if len(msgs) != 1 || !strings.Contains(annotation(msgs[0], "description"), `channel "ops" could not deliver`) {
+		t.Fatalf("fallback got %v", msgs)
+	}
+}
