@@ -33,6 +33,8 @@ Usage:
   hinomi agent --tower URL     watch this host and report to towers
   hinomi tower --config FILE   the out-of-band server: heartbeats, alerts, notifications
   hinomi status --tower URL    hosts and firing alerts, as the tower sees them
+  hinomi ack KEY               acknowledge a firing alert (stops repeats, escalation)
+  hinomi silence add|list|expire   mute matching alerts for a while
   hinomi version               print the version
 
 Run "hinomi <command> -h" for a command's flags.
@@ -58,6 +60,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = runTower(ctx, args[1:], stdout, stderr)
 	case "status":
 		err = runStatus(ctx, args[1:], stdout, stderr)
+	case "ack":
+		err = runAck(ctx, args[1:], stdout, stderr)
+	case "silence", "silences":
+		err = runSilence(ctx, args[1:], stdout, stderr)
 	case "logs":
 		err = runLogs(ctx, args[1:], os.Stdin, stdout, stderr)
 	case "version", "--version":

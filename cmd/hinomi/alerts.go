@@ -1,0 +1,171 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/user"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/hinomi/hinomi/internal/tower"
+)
+
+// towerClient talks to a tower's API for the thin CLI commands.
+type towerClient struct {
+	url, token string
+}
+
+func towerFlags(fs *flag.FlagSet) *towerClient {
+	c := &towerClient{}
+	fs.StringVar(&c.url, "tower", envOr("HINOMI_TOWER", "http://127.0.0.1:7450"), "the tower's URL")
+	fs.StringVar(&c.token, "token", os.Getenv("HINOMI_API_TOKEN"), "the tower's api_token, if it has one")
+	return c
+}
+
+func (c *towerClient) do(ctx context.Context, method, path string, in, out any) error {
+	var body io.Reader
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return err
+		}
+		body = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, strings.TrimRight(c.url, "/")+path, body)
+	if err != nil {
+		return err
+	}
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := (&http.Client{Timeout: 10 * time.Second}).Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if resp.StatusCode/100 != 2 {
+		var e struct {
+			Error string `json:"error"`
+		}
+		_ = json.Unmarshal(b, &e)
+		if e.Error == "" {
+			e.Error = strings.TrimSpace(string(b))
+		}
+		return fmt.Errorf("%s %s: %s: %s", method, path, resp.Status, e.Error)
+	}
+	if out != nil {
+		return json.Unmarshal(b, out)
+	}
+	return nil
+}
+
+func whoami() string {
+	if u, err := user.Current(); err == nil {
+		h, _ := os.Hostname()
+		return u.Username + "@" + h
+	}
+	return "unknown"
+}
+
+func runAck(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("ack", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	c := towerFlags(fs)
+	by := fs.String("by", whoami(), "who takes it")
+	comment := fs.String("comment", "", "what you are doing about it")
+	keys, err := parseInterspersed(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(keys) != 1 {
+		return errors.New("ack: name one alert key (hinomi status lists them), e.g. heartbeat/pve1")
+	}
+	var a tower.Alert
+	if err := c.do(ctx, http.MethodPost, "/api/v1/alerts/ack", map[string]string{"key": keys[0], "by": *by, "comment": *comment}, &a); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "acknowledged %s (%s) as %s: no more repeats or escalation for this outage\n", a.Key, a.Title, a.Ack.By)
+	return nil
+}
+
+func runSilence(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	sub := "list"
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		sub, args = args[0], args[1:]
+	}
+	fs := flag.NewFlagSet("silence "+sub, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	c := towerFlags(fs)
+	switch sub {
+	case "list":
+		if err := fs.Parse(args); err != nil {
+			return err
+		}
+		var r struct {
+			Silences []tower.Silence `json:"silences"`
+		}
+		if err := c.do(ctx, http.MethodGet, "/api/v1/silences", nil, &r); err != nil {
+			return err
+		}
+		if len(r.Silences) == 0 {
+			fmt.Fprintln(stdout, "No silence is in force.")
+			return nil
+		}
+		tw := tabwriter.NewWriter(stdout, 2, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "ID\tMATCH\tUNTIL\tBY\tCOMMENT")
+		for _, s := range r.Silences {
+			m, _ := json.Marshal(s.Match)
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", s.ID, m, s.Ends.Local().Format("2006-01-02 15:04"), s.CreatedBy, s.Comment)
+		}
+		return tw.Flush()
+	case "add":
+		var m tower.Match
+		fs.StringVar(&m.Host, "host", "", "hosts to silence (shell pattern, e.g. pve*)")
+		fs.StringVar(&m.Key, "key", "", "alert keys to silence (shell pattern)")
+		kind := fs.String("kind", "", "heartbeat, finding (comma-separated)")
+		severity := fs.String("severity", "", "severities to silence (comma-separated)")
+		dur := fs.Duration("for", time.Hour, "how long")
+		by := fs.String("by", whoami(), "who silences")
+		comment := fs.String("comment", "", "why")
+		if err := fs.Parse(args); err != nil {
+			return err
+		}
+		if *kind != "" {
+			m.Kind = strings.Split(*kind, ",")
+		}
+		if *severity != "" {
+			m.Severity = strings.Split(*severity, ",")
+		}
+		var s tower.Silence
+		in := tower.Silence{Match: m, Starts: time.Now(), Ends: time.Now().Add(*dur), CreatedBy: *by, Comment: *comment}
+		if err := c.do(ctx, http.MethodPost, "/api/v1/silences", in, &s); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "silence %s until %s\n", s.ID, s.Ends.Local().Format("2006-01-02 15:04:05"))
+		return nil
+	case "expire":
+		ids, err := parseInterspersed(fs, args)
+		if err != nil {
+			return err
+		}
+		if len(ids) != 1 {
+			return errors.New("silence expire: name one silence ID (hinomi silence list)")
+		}
+		if err := c.do(ctx, http.MethodDelete, "/api/v1/silences/"+ids[0], nil, nil); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "silence %s expired\n", ids[0])
+		return nil
+	}
+	return fmt.Errorf("silence: unknown command %q (list, add, expire)", sub)
+}
