@@ -186,8 +186,17 @@ type Ack struct {
 // suppression says why an alert must not be notified now ("" if it may).
 // t.mu is held.
 func (t *Tower) suppression(a *Alert, now time.Time, cfg *Config) string {
-	for _, s := range t.silences {
-		if s.Active(now) && s.Match.Matches(a) {
+	if a.silGen != t.silGen+1 || a.rtSev != a.Severity {
+		a.silMatch = a.silMatch[:0]
+		for i := range t.silences {
+			if t.silences[i].Match.Matches(a) {
+				a.silMatch = append(a.silMatch, i)
+			}
+		}
+		a.silGen = t.silGen + 1
+	}
+	for _, i := range a.silMatch {
+		if s := t.silences[i]; s.Active(now) {
 			return "silence " + s.ID
 		}
 	}
@@ -280,7 +289,10 @@ type outMsg struct {
 func (t *Tower) decide(a *Alert, ev alerting.Event, now time.Time, cfg *Config) []outMsg {
 	sup := t.suppression(a, now, cfg)
 	a.Suppressed = sup
-	r := routeFor(a, cfg)
+	if a.rtCfg != cfg || a.rtSev != a.Severity {
+		a.rt, a.rtCfg, a.rtSev = routeFor(a, cfg), cfg, a.Severity
+	}
+	r := a.rt
 	send := func(ev alerting.Event, channels []string) []outMsg {
 		m := t.message(a, ev, now)
 		if m == nil || len(channels) == 0 {

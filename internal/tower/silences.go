@@ -82,6 +82,7 @@ func (t *Tower) AddSilence(ctx context.Context, s Silence) (Silence, error) {
 	}
 	t.mu.Lock()
 	t.silences = append(t.silences, s)
+	t.silGen++
 	t.mu.Unlock()
 	t.kick()
 	return s, nil
@@ -98,6 +99,7 @@ func (t *Tower) ExpireSilence(ctx context.Context, id string) error {
 			found = &t.silences[i]
 		}
 	}
+	t.silGen++
 	t.mu.Unlock()
 	if found == nil {
 		return fmt.Errorf("no silence %q", id)

@@ -41,6 +41,8 @@ type Tower struct {
 	findings map[string]map[string]*Finding // host → key → open finding
 	alerts   map[string]*Alert
 	silences []Silence
+	// silGen changes whenever silences are added or expired.
+	silGen uint64
 
 	senders   atomic.Pointer[map[string]notify.Sender]
 	wakeMu    sync.Mutex
@@ -95,6 +97,16 @@ type Alert struct {
 	Ack         *Ack      `json:"ack,omitempty"`
 	EscalatedAt time.Time `json:"escalated_at,omitzero"`
 	LastRepeat  time.Time `json:"last_repeat,omitzero"`
+
+	// Caches of what matches this alert, valid while the silences and the
+	// configuration are the ones they were computed for: an evaluation
+	// cycle over 10,000 firing alerts must not match each against every
+	// silence and route.
+	silGen   uint64
+	silMatch []int
+	rtCfg    *Config
+	rtSev    string
+	rt       route
 }
 
 // Options are what New needs besides the configuration.
