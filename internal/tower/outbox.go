@@ -79,6 +79,7 @@ type outboxRow struct {
 	msg          notify.Message
 	fallback     string
 	fallbackSent bool
+	group        string
 }
 
 // fallbackAfter is how many failed attempts hand a message to the route's
@@ -96,9 +97,9 @@ func (t *Tower) sendNext(ctx context.Context, channel string) (bool, error) {
 	now := t.now()
 	var row outboxRow
 	var raw []byte
-	err := t.store.DB.QueryRowContext(ctx, `SELECT id, attempts, message, fallback, fallback_sent FROM outbox
+	err := t.store.DB.QueryRowContext(ctx, `SELECT id, attempts, message, fallback, fallback_sent, group_key FROM outbox
 		WHERE channel = ? AND state = 'due' AND next_attempt <= ? ORDER BY id LIMIT 1`, channel, now.UnixNano()).
-		Scan(&row.id, &row.attempts, &raw, &row.fallback, &row.fallbackSent)
+		Scan(&row.id, &row.attempts, &raw, &row.fallback, &row.fallbackSent, &row.group)
 	if errors.Is(err, sql.ErrNoRows) {
 		return false, nil
 	}
@@ -107,6 +108,11 @@ func (t *Tower) sendNext(ctx context.Context, channel string) (bool, error) {
 	}
 	if err := json.Unmarshal(raw, &row.msg); err != nil {
 		return true, t.finish(row.id, "failed", 0, now, "stored message unreadable: "+err.Error())
+	}
+	if row.group != "" && row.attempts == 0 {
+		if err := t.mergeGroup(ctx, channel, &row, now); err != nil {
+			return false, err
+		}
 	}
 	if row.msg.Labels == nil {
 		row.msg.Labels = map[string]string{}
@@ -150,6 +156,79 @@ func (t *Tower) sendNext(ctx context.Context, channel string) (bool, error) {
 	})
 	// Not "sent": wait for the next poll before trying this channel again.
 	return false, werr
+}
+
+// mergeGroup folds the other due messages of the row's group (same
+// channel, host and state) into the row: twenty findings of one host in one
+// minute become one message listing them.
+func (t *Tower) mergeGroup(ctx context.Context, channel string, row *outboxRow, now time.Time) error {
+	rows, err := t.store.DB.QueryContext(ctx, `SELECT id, message FROM outbox WHERE channel = ? AND state = 'due'
+		AND group_key = ? AND attempts = 0 AND id != ? AND next_attempt <= ? ORDER BY id`, channel, row.group, row.id, now.UnixNano())
+	if err != nil {
+		return err
+	}
+	var ids []int64
+	msgs := []notify.Message{row.msg}
+	for rows.Next() {
+		var id int64
+		var raw []byte
+		var m notify.Message
+		if err := rows.Scan(&id, &raw); err != nil {
+			rows.Close()
+			return err
+		}
+		if json.Unmarshal(raw, &m) == nil {
+			ids = append(ids, id)
+			msgs = append(msgs, m)
+		}
+	}
+	rows.Close()
+	if len(ids) == 0 {
+		return nil
+	}
+	row.msg = groupMessage(msgs, now)
+	merged, _ := json.Marshal(row.msg)
+	return t.store.Write(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.Exec("UPDATE outbox SET message = ? WHERE id = ?", merged, row.id); err != nil {
+			return err
+		}
+		for _, id := range ids {
+			if _, err := tx.Exec("UPDATE outbox SET state = 'merged', delivered = ? WHERE id = ?", row.id, id); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// groupMessage is one message for several about the same host and state.
+func groupMessage(ms []notify.Message, now time.Time) notify.Message {
+	sevRank := map[string]int{"info": 1, "low": 2, "medium": 3, "high": 4, "catastrophic": 5}
+	g := notify.Message{Key: "group/" + ms[0].Host, Host: ms[0].Host, State: ms[0].State, Now: now,
+		Labels: map[string]string{"grouped": strconv.Itoa(len(ms))}}
+	for _, m := range ms {
+		if sevRank[m.Severity] > sevRank[g.Severity] {
+			g.Severity = m.Severity
+		}
+		if g.Started.IsZero() || m.Started.Before(g.Started) {
+			g.Started = m.Started
+		}
+		if m.Ended.After(g.Ended) {
+			g.Ended = m.Ended
+		}
+		line := fmt.Sprintf("[%s] %s — since %s", strings.ToUpper(m.Severity), m.Title, m.Started.UTC().Format("2006-01-02 15:04:05 MST"))
+		if !m.Ended.IsZero() {
+			line += fmt.Sprintf(", ended %s (%s)", m.Ended.UTC().Format("15:04:05 MST"), m.Ended.Sub(m.Started).Round(time.Second))
+		}
+		g.Details = append(g.Details, line)
+	}
+	what := "problems"
+	if g.State == notify.Resolved {
+		what = "problems resolved"
+	}
+	g.Title = fmt.Sprintf("%d %s on %s", len(ms), what, g.Host)
+	g.Summary = fmt.Sprintf("%d alerts about %s within the grouping window; each is listed below.", len(ms), g.Host)
+	return g
 }
 
 // toFallback queues the message once for the route's fallback channels,

@@ -86,9 +86,16 @@ type RouteConfig struct {
 	// Fallback channels get a message that a route channel could not
 	// deliver (failed for good, or still failing after 5 attempts).
 	Fallback []string `yaml:"fallback"`
+	// GroupWait holds a route's messages about one host this long, so that
+	// what happens together arrives as one message listing it all.
+	GroupWait Duration `yaml:"group_wait"`
 	// Continue: also try the routes after this one.
 	Continue bool `yaml:"continue"`
 }
+
+// defaultGroupWait applies to finding alerts when no routes are configured;
+// a host's silence is never held back.
+const defaultGroupWait = 30 * time.Second
 
 // MaintenanceConfig is a recurring window in which matching alerts are
 // recorded but not notified.
@@ -229,6 +236,7 @@ func (t *Tower) suppression(a *Alert, now time.Time, cfg *Config) string {
 type route struct {
 	channels, fallback []string
 	repeat             time.Duration
+	groupWait          time.Duration
 	escalateAfter      time.Duration
 	escalate           []string
 }
@@ -241,6 +249,9 @@ func routeFor(a *Alert, cfg *Config) route {
 	if len(cfg.Routes) == 0 {
 		for _, ch := range cfg.Channels {
 			r.channels = append(r.channels, ch.Name)
+		}
+		if a.Kind == "finding" {
+			r.groupWait = defaultGroupWait
 		}
 		return r
 	}
@@ -255,6 +266,7 @@ func routeFor(a *Alert, cfg *Config) route {
 			r.repeat = min(r.repeat, time.Duration(rc.RepeatInterval))
 		}
 		matched = true
+		r.groupWait = max(r.groupWait, time.Duration(rc.GroupWait))
 		r.channels = appendNew(r.channels, rc.Channels...)
 		r.fallback = appendNew(r.fallback, rc.Fallback...)
 		if rc.Escalate != nil && (r.escalateAfter == 0 || time.Duration(rc.Escalate.After) < r.escalateAfter) {
@@ -279,9 +291,10 @@ func appendNew(list []string, more ...string) []string {
 
 // outMsg is a message for some channels.
 type outMsg struct {
-	msg      *notify.Message
-	channels []string
-	fallback []string
+	msg       *notify.Message
+	channels  []string
+	fallback  []string
+	groupWait time.Duration
 }
 
 // decide turns a step's event into messages, applying suppression, acks,
@@ -302,7 +315,11 @@ func (t *Tower) decide(a *Alert, ev alerting.Event, now time.Time, cfg *Config) 
 			m.Details = append([]string{fmt.Sprintf("Acknowledged by %s at %s%s", a.Ack.By,
 				a.Ack.At.UTC().Format("2006-01-02 15:04:05 MST"), commentSuffix(a.Ack.Comment))}, m.Details...)
 		}
-		return []outMsg{{msg: m, channels: channels, fallback: r.fallback}}
+		wait := r.groupWait
+		if a.Kind == "heartbeat" {
+			wait = 0
+		}
+		return []outMsg{{msg: m, channels: channels, fallback: r.fallback, groupWait: wait}}
 	}
 	firing := a.State.Status == alerting.Firing || a.State.Flapping
 	switch ev {

@@ -250,7 +250,7 @@ func TestMaintenanceSuppresses(t *testing.T) {
 // TestDependencySuppression: while nas1 is silent, pve1's new finding does
 // not open; pve2's finding that was open before still resolves.
 func TestDependencySuppression(t *testing.T) {
-	p := newPolicyTower(t, "dependencies:\n  - {host: nas1, dependents: [\"pve*\"]}\n")
+	p := newPolicyTower(t, "dependencies:\n  - {host: nas1, dependents: [\"pve*\"]}\nroutes:\n  - {match: {}, channels: [ops]}\n")
 	f := func(key string) finding.Finding {
 		return finding.Finding{Key: key, Mode: "FM-C6", Severity: finding.High, Subject: key, Summary: key + " hangs", Runbook: "FM-C6"}
 	}
@@ -295,5 +295,41 @@ func TestFallbackChannel(t *testing.T) {
 	msgs := p.mail.messages()
 	if len(msgs) != 1 || !strings.Contains(annotation(msgs[0], "description"), `channel "ops" could not deliver`) {
 		t.Fatalf("fallback got %v", msgs)
+	}
+}
+
+// TestGrouping: twenty findings of one host within the grouping window
+// arrive as one message listing them.
+func TestGrouping(t *testing.T) {
+	p := newPolicyTower(t, "routes:\n  - {match: {kind: [finding]}, channels: [ops], group_wait: 1m}\n  - {match: {}, channels: [ops]}\n")
+	var fs []finding.Finding
+	for i := range 20 {
+		key := "FM-C2/space /srv" + string(rune('a'+i))
+		fs = append(fs, finding.Finding{Key: key, Mode: "FM-C2", Severity: finding.High, Subject: key, Summary: key + " full", Runbook: "FM-C2"})
+	}
+	p.report("pve1", fs...)
+	p.at(time.Second)
+	p.c.Set(p.t0.Add(29 * time.Second))
+	p.report("pve1", fs...)
+	p.at(59 * time.Second)
+	if got := len(p.ops.messages()); got != 0 {
+		t.Fatalf("%d messages inside the grouping window", got)
+	}
+	p.c.Set(p.t0.Add(61 * time.Second))
+	p.report("pve1", fs...)
+	p.at(61 * time.Second)
+	msgs := p.ops.messages()
+	if len(msgs) != 1 {
+		t.Fatalf("%d messages, want one for the group", len(msgs))
+	}
+	sum := annotation(msgs[0], "summary")
+	desc := annotation(msgs[0], "description")
+	if !strings.Contains(sum, "20 problems on pve1") || strings.Count(desc, "[HIGH]") != 20 {
+		t.Errorf("group message:\n%s\n%s", sum, desc)
+	}
+	var merged int
+	_ = p.tw.store.DB.QueryRow("SELECT count(*) FROM outbox WHERE state = 'merged'").Scan(&merged)
+	if merged != 19 {
+		t.Errorf("%d outbox rows merged, want 19", merged)
 	}
 }

@@ -22,9 +22,13 @@ func enqueue(tx *sql.Tx, o outMsg, key string, now time.Time) error {
 		return err
 	}
 	fallback := strings.Join(o.fallback, ",")
+	group := ""
+	if o.groupWait > 0 {
+		group = o.msg.Host + "|" + o.msg.State.String()
+	}
 	for _, ch := range o.channels {
-		if _, err := tx.Exec(`INSERT INTO outbox(channel, alert_key, created, message, next_attempt, fallback) VALUES(?,?,?,?,?,?)`,
-			ch, key, now.UnixNano(), msg, now.UnixNano(), fallback); err != nil {
+		if _, err := tx.Exec(`INSERT INTO outbox(channel, alert_key, created, message, next_attempt, fallback, group_key) VALUES(?,?,?,?,?,?,?)`,
+			ch, key, now.UnixNano(), msg, now.Add(o.groupWait).UnixNano(), fallback, group); err != nil {
 			return err
 		}
 	}
