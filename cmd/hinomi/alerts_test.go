@@ -48,7 +48,7 @@ func TestAckAndSilenceCLI(t *testing.T) {
 	if code, _, _ = cli("silence", "expire", id); code != 0 {
 		t.Fatalf("silence expire: %d", code)
 	}
-	if code, out, _ = cli("silence", "list"); !strings.Contains(out, "No silence") {
+	if _, out, _ = cli("silence", "list"); !strings.Contains(out, "No silence") {
 		t.Errorf("expired silence still listed:\n%s", out)
 	}
 	if code, _, errs = cli("silence", "add", "--for", "1h"); code != 2 || !strings.Contains(errs, "must select something") {
