@@ -1,0 +1,31 @@
+package tower
+
+import (
+	"os"
+	"strings"
+	"testing"
+)
+
+// TestREADMEExampleConfig: the routing example in the README works as
+// written.
+func TestREADMEExampleConfig(t *testing.T) {
+	b, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	readme := string(b)
+	i := strings.Index(readme, "### Routing, silences, maintenance windows, dependencies")
+	if i < 0 {
+		t.Fatal("README lacks the routing section")
+	}
+	block := readme[i:]
+	start := strings.Index(block, "```yaml\n") + len("```yaml\n")
+	end := strings.Index(block[start:], "```")
+	cfg, err := ParseConfig([]byte(block[start:start+end]), "README.md")
+	if err != nil {
+		t.Fatalf("the README's example config does not load: %v", err)
+	}
+	if len(cfg.Routes) != 2 || len(cfg.Maintenance) != 1 || len(cfg.Dependencies) != 1 || len(cfg.Channels) != 3 {
+		t.Errorf("parsed %+v", cfg)
+	}
+}
