@@ -43,6 +43,10 @@ CREATE TABLE IF NOT EXISTS outbox (
 	delivered INTEGER NOT NULL DEFAULT 0, fallback TEXT NOT NULL DEFAULT '', fallback_sent INTEGER NOT NULL DEFAULT 0,
 	group_key TEXT NOT NULL DEFAULT '');
 CREATE TABLE IF NOT EXISTS silences (id TEXT PRIMARY KEY, data BLOB NOT NULL, ends INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS incidents (id INTEGER PRIMARY KEY, opened INTEGER NOT NULL, closed INTEGER NOT NULL DEFAULT 0, data BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS alert_events (time INTEGER NOT NULL, key TEXT NOT NULL, host TEXT NOT NULL,
+	incident INTEGER NOT NULL DEFAULT 0, event TEXT NOT NULL, text TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS alert_events_incident ON alert_events(incident, time);
 CREATE INDEX IF NOT EXISTS outbox_due ON outbox(channel, state, next_attempt, id);
 `
 

@@ -19,6 +19,7 @@ import (
 //	GET  /api/v1/alerts     alerts (?key=, ?status=)
 //	POST /api/v1/alerts/ack {key, by, comment}
 //	GET, POST /api/v1/silences; DELETE /api/v1/silences/{id}
+//	GET  /api/v1/incidents[/{id}[/postmortem]]; POST /api/v1/incidents/{id}/notes
 //	GET  /metrics           Prometheus metrics
 //	GET  /healthz           200 when the tower runs
 //
@@ -32,6 +33,10 @@ func (t *Tower) Handler() http.Handler {
 	mux.HandleFunc("POST /api/v1/alerts/ack", t.read(t.handleAck))
 	mux.HandleFunc("/api/v1/silences", t.read(t.handleSilences))
 	mux.HandleFunc("DELETE /api/v1/silences/{id}", t.read(t.handleSilenceDelete))
+	mux.HandleFunc("GET /api/v1/incidents", t.read(t.handleIncidents))
+	mux.HandleFunc("GET /api/v1/incidents/{id}", t.read(t.handleIncident))
+	mux.HandleFunc("GET /api/v1/incidents/{id}/postmortem", t.read(t.handleIncident))
+	mux.HandleFunc("POST /api/v1/incidents/{id}/notes", t.read(t.handleIncident))
 	mux.Handle("GET /metrics", promhttp.HandlerFor(t.Registry, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
 	return mux

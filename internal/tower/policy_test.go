@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -331,5 +332,78 @@ func TestGrouping(t *testing.T) {
 	_ = p.tw.store.DB.QueryRow("SELECT count(*) FROM outbox WHERE state = 'merged'").Scan(&merged)
 	if merged != 19 {
 		t.Errorf("%d outbox rows merged, want 19", merged)
+	}
+}
+
+// TestIncidentPostmortem replays the shape of seed 004: the NFS server
+// hangs, a host that mounts it reports the hung mount and the kernel's
+// "not responding"; one incident gathers both hosts, a person adds a note,
+// and the export reads as a timeline with the impact and detection delay.
+func TestIncidentPostmortem(t *testing.T) {
+	p := newPolicyTower(t, "dependencies:\n  - {host: nas1, dependents: [\"pve*\"]}\nroutes:\n  - {match: {}, channels: [ops]}\n")
+	p.report("nas1")
+	p.report("pve1")
+	p.at(time.Second)
+	// nas1 stops answering at +0; pve1 keeps reporting.
+	for _, s := range []time.Duration{20 * time.Second, 40 * time.Second} {
+		p.c.Set(p.t0.Add(s))
+		p.report("pve1")
+		p.at(s)
+	}
+	hung := finding.Finding{Key: "FM-C6//mnt/pve/nfs", Mode: "FM-C6", Severity: finding.High, Subject: "/mnt/pve/nfs",
+		Summary: "nfs4 mount /mnt/pve/nfs from nas1 does not answer (stat stuck for 2s)", Runbook: "FM-C6"}
+	p.c.Set(p.t0.Add(50 * time.Second))
+	p.report("pve1", hung)
+	logLine, _ := json.Marshal(wire.Log{Signature: "nfs-not-responding", Mode: "FM-C6", Severity: finding.High, Title: "NFS server not responding",
+		Source: "kernel", Line: "nfs: server nas1 not responding, still trying"})
+	env, _ := json.Marshal(wire.Envelope{Agent: "pve1", Spool: "log", Records: []wire.Record{{Seq: 1, Kind: wire.KindLog, Time: p.t0.Add(45 * time.Second), Data: logLine}}})
+	req := httptest.NewRequest(http.MethodPost, wire.Path, strings.NewReader(string(env)))
+	req.Header.Set("Authorization", "Bearer "+tokenA)
+	rec := httptest.NewRecorder()
+	p.tw.Handler().ServeHTTP(rec, req)
+	if rec.Code != 200 {
+		t.Fatal(rec.Body.String())
+	}
+	p.at(50 * time.Second)
+	list, err := p.tw.Incidents(context.Background(), 10)
+	if err != nil || len(list) != 1 {
+		t.Fatalf("incidents %+v, %v; want one", list, err)
+	}
+	id := list[0].ID
+	if err := p.tw.AddNote(context.Background(), id, "sksat", "NFS server does not answer on the console; forced reboot"); err != nil {
+		t.Fatal(err)
+	}
+	// nas1 is back at +10 min, pve1's mount answers again.
+	p.c.Set(p.t0.Add(10 * time.Minute))
+	p.report("nas1")
+	p.report("pve1", finding.Finding{Key: "FM-B1/system", Mode: "FM-B1", Severity: finding.Low, Summary: "fine", Runbook: "FM-B1"})
+	p.at(10 * time.Minute)
+	list, _ = p.tw.Incidents(context.Background(), 10)
+	if len(list) != 1 || list[0].Closed.IsZero() || !slices.Equal(list[0].Hosts, []string{"nas1", "pve1"}) {
+		t.Fatalf("incident after recovery: %+v", list)
+	}
+	md, err := p.tw.Postmortem(context.Background(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		"# Incident 1: Host nas1 is silent",
+		"| Impact began | 2026-11-25 03:00:00 |",
+		"| Detected (first alert fired) | 2026-11-25 03:00:40 |",
+		"| Impact duration | 10m0s |",
+		"| Detection delay | 40s |",
+		"| 2026-11-25 03:00:40 | nas1 | FIRING: Host nas1 is silent, bad since 03:00:00 |",
+		"| 2026-11-25 03:00:45 | pve1 | kernel: nfs: server nas1 not responding, still trying |",
+		"| pve1 | finding (high): nfs4 mount /mnt/pve/nfs from nas1 does not answer",
+		"(not sent: depends on nas1, which is silent)",
+		"sksat: NFS server does not answer on the console; forced reboot |",
+		"| 2026-11-25 03:10:00 | nas1 | RESOLVED: Host nas1 is silent after 10m0s |",
+	} {
+		if !strings.Contains(md, want) {
+			t.Errorf("postmortem lacks %q", want)
+		}
+	}
+	if t.Failed() {
+		t.Logf("postmortem:\n%s", md)
 	}
 }

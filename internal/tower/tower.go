@@ -42,7 +42,9 @@ type Tower struct {
 	alerts   map[string]*Alert
 	silences []Silence
 	// silGen changes whenever silences are added or expired.
-	silGen uint64
+	silGen       uint64
+	incidents    map[int64]*Incident // open ones (and closed this run)
+	nextIncident int64
 
 	senders   atomic.Pointer[map[string]notify.Sender]
 	wakeMu    sync.Mutex
@@ -97,6 +99,8 @@ type Alert struct {
 	Ack         *Ack      `json:"ack,omitempty"`
 	EscalatedAt time.Time `json:"escalated_at,omitzero"`
 	LastRepeat  time.Time `json:"last_repeat,omitzero"`
+	// Incident is the incident the current outage belongs to.
+	Incident int64 `json:"incident,omitempty"`
 
 	// Caches of what matches this alert, valid while the silences and the
 	// configuration are the ones they were computed for: an evaluation
@@ -133,8 +137,9 @@ func New(cfg *Config, o Options) (*Tower, error) {
 	t := &Tower{
 		store: st, log: o.Log, now: o.Now,
 		hosts: map[string]*Host{}, findings: map[string]map[string]*Finding{}, alerts: map[string]*Alert{},
-		evaluate: make(chan struct{}, 1),
-		Registry: prometheus.NewRegistry(),
+		incidents: map[int64]*Incident{},
+		evaluate:  make(chan struct{}, 1),
+		Registry:  prometheus.NewRegistry(),
 	}
 	t.metrics = newMetrics(t.Registry, t)
 	client := o.HTTPClient
@@ -153,6 +158,11 @@ func New(cfg *Config, o Options) (*Tower, error) {
 		st.Close()
 		return nil, fmt.Errorf("loading silences: %w", err)
 	}
+	if err := t.loadIncidents(); err != nil {
+		st.Close()
+		return nil, fmt.Errorf("loading incidents: %w", err)
+	}
+	_ = st.DB.QueryRow("SELECT coalesce(max(id), 0) FROM incidents").Scan(&t.nextIncident)
 	return t, nil
 }
 
@@ -381,9 +391,10 @@ func (t *Tower) Evaluate(ctx context.Context, now time.Time) error {
 		}
 	}
 	type change struct {
-		alert Alert
-		event alerting.Event
-		out   []outMsg
+		alert    Alert
+		event    alerting.Event
+		out      []outMsg
+		incident *Incident
 	}
 	var changes []change
 	for _, s := range sigs {
@@ -400,7 +411,13 @@ func (t *Tower) Evaluate(ctx context.Context, now time.Time) error {
 		if !changed && len(out) == 0 && before.Notified == s.alert.Notified && before.Suppressed == s.alert.Suppressed {
 			continue
 		}
-		changes = append(changes, change{alert: *s.alert, event: ev, out: out})
+		in := t.recordIncidents(s.alert, ev, now, cfg)
+		var snap *Incident
+		if in != nil {
+			cp := *in
+			snap = &cp
+		}
+		changes = append(changes, change{alert: *s.alert, event: ev, out: out, incident: snap})
 	}
 	t.mu.Unlock()
 	if len(changes) == 0 {
@@ -419,6 +436,17 @@ func (t *Tower) Evaluate(ctx context.Context, now time.Time) error {
 					return err
 				}
 			}
+			if text := eventText(&c.alert, c.event, now); text != "" {
+				if _, err := tx.Exec("INSERT INTO alert_events(time, key, host, incident, event, text) VALUES(?,?,?,?,?,?)",
+					now.UnixNano(), c.alert.Key, c.alert.Host, c.alert.Incident, string(c.event), text); err != nil {
+					return err
+				}
+			}
+			if c.incident != nil {
+				if err := saveIncident(tx, c.incident); err != nil {
+					return err
+				}
+			}
 		}
 		return nil
 	})
@@ -433,6 +461,25 @@ func (t *Tower) Evaluate(ctx context.Context, now time.Time) error {
 	}
 	t.wakeDispatchers()
 	return nil
+}
+
+// eventText is an alert event as a timeline line.
+func eventText(a *Alert, ev alerting.Event, now time.Time) string {
+	note := ""
+	if a.Suppressed != "" {
+		note = " (not sent: " + a.Suppressed + ")"
+	}
+	switch ev {
+	case alerting.Fire:
+		return fmt.Sprintf("FIRING: %s, bad since %s%s", a.Title, a.State.BadSince.UTC().Format("15:04:05"), note)
+	case alerting.Resolve:
+		return fmt.Sprintf("RESOLVED: %s after %s", a.Title, a.State.Downtime(now).Round(time.Second))
+	case alerting.FlapStart:
+		return fmt.Sprintf("FLAPPING: %s (%d bad spells)%s", a.Title, len(a.State.Spells), note)
+	case alerting.FlapEnd:
+		return "stable again: " + a.Title
+	}
+	return ""
 }
 
 func orDefault(d time.Duration, s string) string {

@@ -1,0 +1,413 @@
+package tower
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/hinomi/hinomi/internal/alerting"
+	"github.com/hinomi/hinomi/internal/wire"
+)
+
+// Incidents group alerts that belong together: those of one host, or of
+// hosts linked by a declared dependency, that fire while an incident is
+// open or within incidentGap of its last activity. Every alert event,
+// finding and matched log line of the hosts involved makes its timeline.
+
+const (
+	incidentGap = 30 * time.Minute
+	// timelineMargin widens the window of findings and log lines before the
+	// first alert and after the last: the causes come first.
+	timelineMargin = 15 * time.Minute
+)
+
+// Incident is a group of related alerts.
+type Incident struct {
+	ID       int64     `json:"id"`
+	Title    string    `json:"title"`
+	Opened   time.Time `json:"opened"`
+	Closed   time.Time `json:"closed,omitzero"`
+	Hosts    []string  `json:"hosts"`
+	Alerts   []string  `json:"alerts"`
+	Notes    []Note    `json:"notes,omitempty"`
+	Last     time.Time `json:"last_activity"`
+	Severity string    `json:"severity"`
+}
+
+// Note is a person's remark on an incident.
+type Note struct {
+	At   time.Time `json:"at"`
+	By   string    `json:"by"`
+	Text string    `json:"text"`
+}
+
+// Event is one line of an incident's timeline.
+type Event struct {
+	At   time.Time `json:"at"`
+	Host string    `json:"host"`
+	Kind string    `json:"kind"` // alert, finding, log, note
+	Text string    `json:"text"`
+}
+
+func (t *Tower) loadIncidents() error {
+	rows, err := t.store.DB.Query("SELECT data FROM incidents WHERE closed = 0")
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var b []byte
+		if err := rows.Scan(&b); err != nil {
+			return err
+		}
+		var in Incident
+		if json.Unmarshal(b, &in) == nil {
+			t.incidents[in.ID] = &in
+		}
+	}
+	return rows.Err()
+}
+
+// related reports whether two hosts are the same or linked by a declared
+// dependency.
+func related(a, b string, cfg *Config) bool {
+	if a == b {
+		return true
+	}
+	for _, d := range cfg.Dependencies {
+		for _, dep := range d.Dependents {
+			if d.Host == a && glob(dep, b) || d.Host == b && glob(dep, a) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// incidentFor finds or opens the incident a firing alert belongs to. t.mu
+// is held; the caller persists it.
+func (t *Tower) incidentFor(a *Alert, now time.Time, cfg *Config) (*Incident, bool) {
+	for _, in := range t.incidents {
+		if !in.Closed.IsZero() || now.Sub(in.Last) > incidentGap {
+			continue
+		}
+		for _, h := range in.Hosts {
+			if related(h, a.Host, cfg) {
+				return in, false
+			}
+		}
+	}
+	t.nextIncident++
+	in := &Incident{ID: t.nextIncident, Title: a.Title, Opened: now, Last: now, Severity: a.Severity}
+	t.incidents[in.ID] = in
+	return in, true
+}
+
+// recordIncidents attaches the alert events of an evaluation to incidents
+// and writes them with the alert events. t.mu is held.
+func (t *Tower) recordIncidents(a *Alert, ev alerting.Event, now time.Time, cfg *Config) (touched *Incident) {
+	switch ev {
+	case alerting.Fire, alerting.FlapStart:
+		in, _ := t.incidentFor(a, now, cfg)
+		if !slices.Contains(in.Hosts, a.Host) {
+			in.Hosts = append(in.Hosts, a.Host)
+		}
+		if !slices.Contains(in.Alerts, a.Key) {
+			in.Alerts = append(in.Alerts, a.Key)
+		}
+		if sevRank(a.Severity) > sevRank(in.Severity) {
+			in.Severity = a.Severity
+			in.Title = a.Title
+		}
+		in.Last = now
+		a.Incident = in.ID
+		return in
+	case alerting.Resolve, alerting.FlapEnd, alerting.Cancelled:
+		in := t.incidents[a.Incident]
+		if in == nil || !in.Closed.IsZero() {
+			return nil
+		}
+		in.Last = now
+		open := false
+		for _, k := range in.Alerts {
+			if o := t.alerts[k]; o != nil && o.Key != a.Key && (o.State.Status == alerting.Firing || o.State.Flapping) {
+				open = true
+			}
+		}
+		if !open {
+			in.Closed = now
+		}
+		return in
+	}
+	return nil
+}
+
+func sevRank(s string) int {
+	return map[string]int{"info": 1, "low": 2, "medium": 3, "high": 4, "catastrophic": 5}[s]
+}
+
+func saveIncident(tx *sql.Tx, in *Incident) error {
+	data, _ := json.Marshal(in)
+	closed := int64(0)
+	if !in.Closed.IsZero() {
+		closed = in.Closed.UnixNano()
+	}
+	_, err := tx.Exec(`INSERT INTO incidents(id, opened, closed, data) VALUES(?,?,?,?)
+		ON CONFLICT(id) DO UPDATE SET closed=excluded.closed, data=excluded.data`, in.ID, in.Opened.UnixNano(), closed, data)
+	return err
+}
+
+// Timeline assembles an incident's events: alert changes, findings opened
+// and resolved, matched log lines of every host involved, and notes.
+func (t *Tower) Timeline(ctx context.Context, id int64) (*Incident, []Event, error) {
+	in, err := t.incident(ctx, id)
+	if err != nil {
+		return nil, nil, err
+	}
+	end := in.Closed
+	if end.IsZero() {
+		end = t.now()
+	}
+	from, to := in.Opened.Add(-timelineMargin), end.Add(timelineMargin)
+	var evs []Event
+	rows, err := t.store.DB.QueryContext(ctx, "SELECT time, host, text FROM alert_events WHERE incident = ? ORDER BY time", id)
+	if err != nil {
+		return nil, nil, err
+	}
+	for rows.Next() {
+		var at int64
+		var e Event
+		if err := rows.Scan(&at, &e.Host, &e.Text); err != nil {
+			rows.Close()
+			return nil, nil, err
+		}
+		e.At, e.Kind = time.Unix(0, at).UTC(), "alert"
+		evs = append(evs, e)
+	}
+	rows.Close()
+	for _, h := range in.Hosts {
+		rows, err := t.store.DB.QueryContext(ctx, `SELECT opened, resolved, summary, severity FROM findings WHERE host = ?
+			AND ((opened BETWEEN ? AND ?) OR (resolved BETWEEN ? AND ?))`, h, from.UnixNano(), to.UnixNano(), from.UnixNano(), to.UnixNano())
+		if err != nil {
+			return nil, nil, err
+		}
+		for rows.Next() {
+			var opened, resolved int64
+			var summary, sev string
+			if err := rows.Scan(&opened, &resolved, &summary, &sev); err != nil {
+				rows.Close()
+				return nil, nil, err
+			}
+			if o := time.Unix(0, opened).UTC(); !o.Before(from) && !o.After(to) {
+				evs = append(evs, Event{At: o, Host: h, Kind: "finding", Text: fmt.Sprintf("finding (%s): %s", sev, summary)})
+			}
+			if resolved > 0 {
+				if r := time.Unix(0, resolved).UTC(); !r.Before(from) && !r.After(to) {
+					evs = append(evs, Event{At: r, Host: h, Kind: "finding", Text: "finding resolved: " + summary})
+				}
+			}
+		}
+		rows.Close()
+		rows, err = t.store.DB.QueryContext(ctx, `SELECT time, data FROM records WHERE agent = ? AND kind = ? AND time BETWEEN ? AND ? ORDER BY time`,
+			h, wire.KindLog, from.UnixNano(), to.UnixNano())
+		if err != nil {
+			return nil, nil, err
+		}
+		for rows.Next() {
+			var at int64
+			var data []byte
+			if err := rows.Scan(&at, &data); err != nil {
+				rows.Close()
+				return nil, nil, err
+			}
+			var l wire.Log
+			if json.Unmarshal(data, &l) == nil {
+				evs = append(evs, Event{At: time.Unix(0, at).UTC(), Host: h, Kind: "log", Text: fmt.Sprintf("%s: %s", l.Source, l.Line)})
+			}
+		}
+		rows.Close()
+	}
+	for _, n := range in.Notes {
+		evs = append(evs, Event{At: n.At, Host: "", Kind: "note", Text: n.By + ": " + n.Text})
+	}
+	sort.SliceStable(evs, func(i, j int) bool { return evs[i].At.Before(evs[j].At) })
+	return in, evs, nil
+}
+
+func (t *Tower) incident(ctx context.Context, id int64) (*Incident, error) {
+	t.mu.Lock()
+	if in := t.incidents[id]; in != nil {
+		cp := *in
+		t.mu.Unlock()
+		return &cp, nil
+	}
+	t.mu.Unlock()
+	var data []byte
+	err := t.store.DB.QueryRowContext(ctx, "SELECT data FROM incidents WHERE id = ?", id).Scan(&data)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("no incident %d", id)
+	}
+	if err != nil {
+		return nil, err
+	}
+	var in Incident
+	if err := json.Unmarshal(data, &in); err != nil {
+		return nil, err
+	}
+	return &in, nil
+}
+
+// AddNote records a person's note on an incident.
+func (t *Tower) AddNote(ctx context.Context, id int64, by, text string) error {
+	if by == "" || strings.TrimSpace(text) == "" {
+		return errors.New("a note needs by and text")
+	}
+	in, err := t.incident(ctx, id)
+	if err != nil {
+		return err
+	}
+	t.mu.Lock()
+	if live := t.incidents[id]; live != nil {
+		in = live
+	}
+	in.Notes = append(in.Notes, Note{At: t.now(), By: by, Text: text})
+	cp := *in
+	t.mu.Unlock()
+	return t.store.Write(ctx, func(tx *sql.Tx) error { return saveIncident(tx, &cp) })
+}
+
+// Postmortem renders an incident as a markdown postmortem draft.
+func (t *Tower) Postmortem(ctx context.Context, id int64) (string, error) {
+	in, evs, err := t.Timeline(ctx, id)
+	if err != nil {
+		return "", err
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "# Incident %d: %s\n\n", in.ID, in.Title)
+	end := in.Closed
+	state := "resolved"
+	if end.IsZero() {
+		end, state = t.now(), "still open"
+	}
+	// The impact starts when the first alert went bad, not when it fired.
+	start, fired := in.Opened, in.Opened
+	var what []string
+	t.mu.Lock()
+	for _, k := range in.Alerts {
+		if a := t.alerts[k]; a != nil {
+			if !a.State.BadSince.IsZero() && a.State.BadSince.Before(start) {
+				start = a.State.BadSince
+			}
+			line := fmt.Sprintf("- **%s** %s — bad since %s", strings.ToUpper(a.Severity), a.Title, a.State.BadSince.UTC().Format("2006-01-02 15:04:05 MST"))
+			if a.Suppressed != "" {
+				line += " (not sent: " + a.Suppressed + ")"
+			}
+			what = append(what, line)
+		}
+	}
+	t.mu.Unlock()
+	fmt.Fprintf(&b, "*Draft written by hinomi from the tower's records. All times UTC.*\n\n## Summary\n\n")
+	fmt.Fprintf(&b, "| | |\n|---|---|\n")
+	fmt.Fprintf(&b, "| Status | %s |\n", state)
+	fmt.Fprintf(&b, "| Hosts | %s |\n", strings.Join(in.Hosts, ", "))
+	fmt.Fprintf(&b, "| Impact began | %s |\n", start.UTC().Format("2006-01-02 15:04:05"))
+	fmt.Fprintf(&b, "| Detected (first alert fired) | %s |\n", fired.UTC().Format("2006-01-02 15:04:05"))
+	if state == "resolved" {
+		fmt.Fprintf(&b, "| Resolved | %s |\n", end.UTC().Format("2006-01-02 15:04:05"))
+	}
+	fmt.Fprintf(&b, "| Impact duration | %s |\n", end.Sub(start).Round(time.Second))
+	fmt.Fprintf(&b, "| Detection delay | %s |\n\n", fired.Sub(start).Round(time.Second))
+	fmt.Fprintf(&b, "## What fired\n\n%s\n\n## Timeline\n\n| Time (UTC) | Host | What happened |\n|---|---|---|\n", strings.Join(what, "\n"))
+	for _, e := range evs {
+		text := strings.ReplaceAll(e.Text, "|", "\\|")
+		host := e.Host
+		if host == "" {
+			host = "—"
+		}
+		fmt.Fprintf(&b, "| %s | %s | %s |\n", e.At.UTC().Format("2006-01-02 15:04:05"), host, text)
+	}
+	fmt.Fprintf(&b, "\n## Root cause\n\n_To be written._\n\n## What we change\n\n_To be written._\n")
+	return b.String(), nil
+}
+
+// Incidents lists incidents, newest first.
+func (t *Tower) Incidents(ctx context.Context, limit int) ([]Incident, error) {
+	rows, err := t.store.DB.QueryContext(ctx, "SELECT data FROM incidents ORDER BY id DESC LIMIT ?", limit)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []Incident
+	for rows.Next() {
+		var b []byte
+		if err := rows.Scan(&b); err != nil {
+			return nil, err
+		}
+		var in Incident
+		if json.Unmarshal(b, &in) == nil {
+			t.mu.Lock()
+			if live := t.incidents[in.ID]; live != nil {
+				in = *live
+			}
+			t.mu.Unlock()
+			out = append(out, in)
+		}
+	}
+	return out, rows.Err()
+}
+
+func (t *Tower) handleIncidents(w http.ResponseWriter, r *http.Request) {
+	list, err := t.Incidents(r.Context(), 100)
+	if err != nil {
+		writeJSON(w, http.StatusInternalServerError, map[string]string{"error": err.Error()})
+		return
+	}
+	if list == nil {
+		list = []Incident{}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"incidents": list})
+}
+
+func (t *Tower) handleIncident(w http.ResponseWriter, r *http.Request) {
+	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
+	if err != nil {
+		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "incident id is a number"})
+		return
+	}
+	switch {
+	case r.Method == http.MethodPost:
+		var n Note
+		if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 64<<10)).Decode(&n); err != nil {
+			writeJSON(w, http.StatusBadRequest, map[string]string{"error": "malformed note: " + err.Error()})
+			return
+		}
+		if err := t.AddNote(r.Context(), id, n.By, n.Text); err != nil {
+			writeJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
+			return
+		}
+		writeJSON(w, http.StatusCreated, map[string]string{"noted": strconv.FormatInt(id, 10)})
+	case strings.HasSuffix(r.URL.Path, "/postmortem"):
+		md, err := t.Postmortem(r.Context(), id)
+		if err != nil {
+			writeJSON(w, http.StatusNotFound, map[string]string{"error": err.Error()})
+			return
+		}
+		w.Header().Set("Content-Type", "text/markdown; charset=utf-8")
+		_, _ = w.Write([]byte(md))
+	default:
+		in, evs, err := t.Timeline(r.Context(), id)
+		if err != nil {
+			writeJSON(w, http.StatusNotFound, map[string]string{"error": err.Error()})
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]any{"incident": in, "timeline": evs})
+	}
+}
