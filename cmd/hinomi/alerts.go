@@ -169,3 +169,82 @@ func runSilence(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	return fmt.Errorf("silence: unknown command %q (list, add, expire)", sub)
 }
+
+func runIncidents(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("incidents", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	c := towerFlags(fs)
+	postmortem := fs.Bool("postmortem", false, "print the incident as a markdown postmortem draft")
+	note := fs.String("note", "", "add this note to the incident")
+	by := fs.String("by", whoami(), "who writes the note")
+	ids, err := parseInterspersed(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(ids) == 0 {
+		var r struct {
+			Incidents []tower.Incident `json:"incidents"`
+		}
+		if err := c.do(ctx, http.MethodGet, "/api/v1/incidents", nil, &r); err != nil {
+			return err
+		}
+		if len(r.Incidents) == 0 {
+			fmt.Fprintln(stdout, "No incident.")
+			return nil
+		}
+		tw := tabwriter.NewWriter(stdout, 2, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "ID\tOPENED\tSTATUS\tSEVERITY\tHOSTS\tTITLE")
+		for _, in := range r.Incidents {
+			status := "open"
+			if !in.Closed.IsZero() {
+				status = "closed after " + in.Closed.Sub(in.Opened).Round(time.Second).String()
+			}
+			fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\n", in.ID, in.Opened.Local().Format("2006-01-02 15:04"), status,
+				strings.ToUpper(in.Severity), strings.Join(in.Hosts, ","), in.Title)
+		}
+		return tw.Flush()
+	}
+	if len(ids) != 1 {
+		return errors.New("incidents: name one incident ID")
+	}
+	id := ids[0]
+	if *note != "" {
+		if err := c.do(ctx, http.MethodPost, "/api/v1/incidents/"+id+"/notes", map[string]string{"by": *by, "text": *note}, nil); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "note added to incident %s\n", id)
+		return nil
+	}
+	if *postmortem {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimRight(c.url, "/")+"/api/v1/incidents/"+id+"/postmortem", nil)
+		if err != nil {
+			return err
+		}
+		if c.token != "" {
+			req.Header.Set("Authorization", "Bearer "+c.token)
+		}
+		resp, err := (&http.Client{Timeout: 10 * time.Second}).Do(req)
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+			return fmt.Errorf("incident %s: %s: %s", id, resp.Status, strings.TrimSpace(string(b)))
+		}
+		_, err = io.Copy(stdout, resp.Body)
+		return err
+	}
+	var r struct {
+		Incident tower.Incident `json:"incident"`
+		Timeline []tower.Event  `json:"timeline"`
+	}
+	if err := c.do(ctx, http.MethodGet, "/api/v1/incidents/"+id, nil, &r); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "Incident %d: %s (%s)\n\n", r.Incident.ID, r.Incident.Title, strings.Join(r.Incident.Hosts, ", "))
+	for _, e := range r.Timeline {
+		fmt.Fprintf(stdout, "%s  %-10s %s\n", e.At.Local().Format("2006-01-02 15:04:05"), e.Host, e.Text)
+	}
+	return nil
+}

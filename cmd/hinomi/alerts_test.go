@@ -75,6 +75,15 @@ func TestAckAndSilenceCLI(t *testing.T) {
 	if code != 1 || !strings.Contains(out, "SILENT") {
 		t.Errorf("status: %d\n%s", code, out)
 	}
+	if code, out, _ = cli("incidents"); code != 0 || !strings.Contains(out, "Host pve1 is silent") {
+		t.Fatalf("incidents: %d\n%s", code, out)
+	}
+	if code, _, errs = cli("incidents", "1", "--note", "power cut in rack 2", "--by", "mika"); code != 0 {
+		t.Fatalf("note: %d %s", code, errs)
+	}
+	if code, out, _ = cli("incidents", "1", "--postmortem"); code != 0 || !strings.Contains(out, "| Detection delay |") || !strings.Contains(out, "mika: power cut in rack 2") {
+		t.Errorf("postmortem: %d\n%s", code, out)
+	}
 }
 
 func waitFiring(t *testing.T, url, key string, timeout time.Duration) {

@@ -35,6 +35,7 @@ Usage:
   hinomi status --tower URL    hosts and firing alerts, as the tower sees them
   hinomi ack KEY               acknowledge a firing alert (stops repeats, escalation)
   hinomi silence add|list|expire   mute matching alerts for a while
+  hinomi incidents [ID]        incidents, one's timeline, --postmortem, --note
   hinomi version               print the version
 
 Run "hinomi <command> -h" for a command's flags.
@@ -64,6 +65,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = runAck(ctx, args[1:], stdout, stderr)
 	case "silence", "silences":
 		err = runSilence(ctx, args[1:], stdout, stderr)
+	case "incidents", "incident":
+		err = runIncidents(ctx, args[1:], stdout, stderr)
 	case "logs":
 		err = runLogs(ctx, args[1:], os.Stdin, stdout, stderr)
 	case "version", "--version":
