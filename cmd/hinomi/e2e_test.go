@@ -391,3 +391,77 @@ func waitHosts(t *testing.T, url string, n int, timeout time.Duration) {
 		<-tick.C
 	}
 }
+
+// TestTwoTowersWatchEachOther: two towers share an agent and a webhook
+// receiver. Both up: a silent agent is one message, not two. One tower
+// stops: the other reports it through its own channel.
+func TestTwoTowersWatchEachOther(t *testing.T) {
+	if testing.Short() {
+		t.Skip("multi-process test")
+	}
+	hook := newHook(t)
+	dir := t.TempDir()
+	addrA, addrB := freePort(t), freePort(t)
+	const agentToken, peerA, peerB = "tok-shared-agent-aaaaaa", "peer-token-aaaaaaaaaaaa", "peer-token-bbbbbbbbbbbb"
+	conf := func(name, addr, own, peerName, peerAddr, peerToken string) string {
+		path := filepath.Join(dir, name+".yaml")
+		cfg := fmt.Sprintf(`name: %s
+listen: %s
+data_dir: %s
+grace: 2s
+peer_token: %s
+peer_grace: 3s
+peers:
+  - {name: %s, url: http://%s, token: %s}
+agents:
+  - {name: shared, token: %s}
+channels:
+  - {name: hook, type: webhook, url: %s}
+`, name, addr, filepath.Join(dir, name), own, peerName, peerAddr, peerToken, agentToken, hook.srv.URL)
+		if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return path
+	}
+	towerA := start(t, "tower", "--config", conf("tower-a", addrA, peerA, "tower-b", addrB, peerB))
+	towerB := start(t, "tower", "--config", conf("tower-b", addrB, peerB, "tower-a", addrA, peerA))
+	towerA.waitLine(t, regexp.MustCompile(`tower listening`), 20*time.Second)
+	towerB.waitLine(t, regexp.MustCompile(`tower listening`), 20*time.Second)
+	agent := start(t, "agent", "--tower", "http://"+addrA, "--tower", "http://"+addrB, "--token", agentToken, "--name", "shared",
+		"--state-dir", filepath.Join(dir, "agent"), "--interval", "500ms", "--kmsg", "-")
+	waitHosts(t, "http://"+addrA, 1, 30*time.Second)
+	waitHosts(t, "http://"+addrB, 1, 30*time.Second)
+	// Both towers must have heard each other before the test goes on.
+	for _, addr := range []string{addrA, addrB} {
+		deadline := time.Now().Add(20 * time.Second)
+		for {
+			var r struct {
+				Peers []struct {
+					Healthy bool `json:"healthy"`
+				} `json:"peers"`
+			}
+			getJSON(t, "http://"+addr+"/api/v1/peers", &r)
+			if len(r.Peers) == 1 && r.Peers[0].Healthy {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s never heard its peer", addr)
+			}
+			<-time.After(100 * time.Millisecond)
+		}
+	}
+
+	agent.kill(t)
+	hook.wait(t, "heartbeat/shared", "firing", 15*time.Second)
+	// Give the other tower every chance to page too: two of its ticks and a
+	// grace; nothing more may come.
+	<-time.After(3 * time.Second)
+	if m, ok := hook.heartbeat(); ok {
+		t.Errorf("the silent agent was paged twice: %s %s", m.status, m.description)
+	}
+	towerA.kill(t)
+	m := hook.wait(t, "peer/tower-a", "firing", 20*time.Second)
+	if !strings.Contains(m.description, "tower-a") {
+		t.Errorf("peer alert: %s", m.description)
+	}
+}

@@ -38,6 +38,8 @@ func (t *Tower) Handler() http.Handler {
 	mux.HandleFunc("GET /api/v1/incidents/{id}/postmortem", t.read(t.handleIncident))
 	mux.HandleFunc("POST /api/v1/incidents/{id}/notes", t.read(t.handleIncident))
 	mux.Handle("GET /metrics", promhttp.HandlerFor(t.Registry, promhttp.HandlerOpts{}))
+	mux.HandleFunc("GET /api/v1/peer", t.handlePeer)
+	mux.HandleFunc("GET /api/v1/peers", t.read(t.handlePeers))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
 	return mux
 }

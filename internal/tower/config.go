@@ -30,6 +30,11 @@ type Config struct {
 	Maintenance  []MaintenanceConfig `yaml:"maintenance"`
 	Dependencies []DependencyConfig  `yaml:"dependencies"`
 	Retention    RetentionConfig     `yaml:"retention"`
+	// Name is this tower's name among its peers.
+	Name      string       `yaml:"name"`
+	Peers     []PeerConfig `yaml:"peers"`
+	PeerToken string       `yaml:"peer_token"`
+	PeerGrace Duration     `yaml:"peer_grace"`
 
 	path string
 }
@@ -294,6 +299,27 @@ func (c *Config) validate(root *yaml.Node) error {
 		if d.Host == "" || len(d.Dependents) == 0 {
 			bad("needs host and dependents", "dependencies", i)
 		}
+	}
+	if len(c.Peers) > 0 {
+		if c.Name == "" {
+			bad("required with peers: this tower's name", "name")
+		}
+		if len(c.PeerToken) < 16 {
+			bad("required with peers: at least 16 characters the peers present", "peer_token")
+		}
+	}
+	for i, p := range c.Peers {
+		switch {
+		case p.Name == "" || p.Name == c.Name:
+			bad("a peer needs its own name, not this tower's", "peers", i, "name")
+		case p.URL == "":
+			bad("required", "peers", i, "url")
+		case p.Token == "":
+			bad("required: the peer's peer_token", "peers", i, "token")
+		}
+	}
+	if c.PeerGrace == 0 {
+		c.PeerGrace = Duration(30 * time.Second)
 	}
 	if c.Retention.MaxAge == 0 {
 		c.Retention.MaxAge = Duration(30 * 24 * time.Hour)

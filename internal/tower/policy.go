@@ -64,8 +64,8 @@ func (m Match) validate() error {
 		}
 	}
 	for _, k := range m.Kind {
-		if k != "heartbeat" && k != "finding" && k != "probe" {
-			return fmt.Errorf("kind %q: want heartbeat, finding or probe", k)
+		if k != "heartbeat" && k != "finding" && k != "probe" && k != "peer" {
+			return fmt.Errorf("kind %q: want heartbeat, finding, probe or peer", k)
 		}
 	}
 	return nil
@@ -193,6 +193,11 @@ type Ack struct {
 // suppression says why an alert must not be notified now ("" if it may).
 // t.mu is held.
 func (t *Tower) suppression(a *Alert, now time.Time, cfg *Config) string {
+	if a.Kind != "peer" {
+		if p := t.senderPeer(now, cfg); p != "" {
+			return "peer " + p + " sends the messages"
+		}
+	}
 	if a.silGen != t.silGen+1 || a.rtSev != a.Severity {
 		a.silMatch = a.silMatch[:0]
 		for i := range t.silences {

@@ -45,6 +45,8 @@ type Tower struct {
 	silGen       uint64
 	incidents    map[int64]*Incident // open ones (and closed this run)
 	nextIncident int64
+	peers        peerState
+	started      time.Time
 
 	senders   atomic.Pointer[map[string]notify.Sender]
 	wakeMu    sync.Mutex
@@ -137,9 +139,9 @@ func New(cfg *Config, o Options) (*Tower, error) {
 	t := &Tower{
 		store: st, log: o.Log, now: o.Now,
 		hosts: map[string]*Host{}, findings: map[string]map[string]*Finding{}, alerts: map[string]*Alert{},
-		incidents: map[int64]*Incident{},
-		evaluate:  make(chan struct{}, 1),
-		Registry:  prometheus.NewRegistry(),
+		incidents: map[int64]*Incident{}, peers: peerState{lastOK: map[string]time.Time{}}, started: o.Now(),
+		evaluate: make(chan struct{}, 1),
+		Registry: prometheus.NewRegistry(),
 	}
 	t.metrics = newMetrics(t.Registry, t)
 	client := o.HTTPClient
@@ -285,6 +287,7 @@ func (t *Tower) Run(ctx context.Context) error {
 	dctx, stopDispatch := context.WithCancel(context.Background())
 	t.startDispatchers(dctx)
 
+	go t.pollPeers(dctx)
 	engineDone := make(chan struct{})
 	go func() {
 		defer close(engineDone)
@@ -368,6 +371,7 @@ func (t *Tower) Evaluate(ctx context.Context, now time.Time) error {
 		sigs = append(sigs, signal{alert: al, obs: alerting.Observation{Bad: silent, BadSince: h.LastSeen},
 			rule: alerting.Rule{RepeatInterval: rule.RepeatInterval, Flap: flap}})
 	}
+	sigs = append(sigs, t.peerSignals(now, cfg, flap)...)
 	seen := map[string]bool{}
 	for host, fs := range t.findings {
 		for _, f := range fs {
