@@ -36,6 +36,7 @@ Usage:
   hinomi ack KEY               acknowledge a firing alert (stops repeats, escalation)
   hinomi silence add|list|expire   mute matching alerts for a while
   hinomi incidents [ID]        incidents, one's timeline, --postmortem, --note
+  hinomi hash-password         bcrypt a console password read from standard input
   hinomi version               print the version
 
 Run "hinomi <command> -h" for a command's flags.
@@ -65,6 +66,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = runAck(ctx, args[1:], stdout, stderr)
 	case "silence", "silences":
 		err = runSilence(ctx, args[1:], stdout, stderr)
+	case "hash-password":
+		err = runHashPassword(os.Stdin, stdout)
 	case "incidents", "incident":
 		err = runIncidents(ctx, args[1:], stdout, stderr)
 	case "logs":

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 
 	"flag"
 	"fmt"
@@ -17,9 +18,12 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"golang.org/x/crypto/bcrypt"
+
 	"github.com/hinomi/hinomi/internal/agent"
 	"github.com/hinomi/hinomi/internal/signatures"
 	"github.com/hinomi/hinomi/internal/tower"
+	"github.com/hinomi/hinomi/internal/web"
 )
 
 func runTower(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -43,6 +47,11 @@ func runTower(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
+	site, err := web.New(t.Web(), web.Options{Title: cfg.Console.Title, Users: cfg.Console.Users, SecureCookie: cfg.Console.SecureCookies, Log: log})
+	if err != nil {
+		return err
+	}
+	t.SetUI(site.Handler())
 	addr, err := t.Listen()
 	if err != nil {
 		return err
@@ -192,4 +201,23 @@ func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) err
 			a.State.BadSince.Local().Format("2006-01-02 15:04:05"), (time.Duration(a.DurationSeconds) * time.Second).Round(time.Second))
 	}
 	return exitError{1}
+}
+
+// runHashPassword prints the bcrypt hash of a password read from standard
+// input, for the console's users in the tower's config.
+func runHashPassword(stdin io.Reader, stdout io.Writer) error {
+	b, err := io.ReadAll(io.LimitReader(stdin, 1024))
+	if err != nil {
+		return err
+	}
+	pw := strings.TrimRight(string(b), "\r\n")
+	if len(pw) < 10 {
+		return errors.New("hash-password: give a password of at least 10 characters on standard input")
+	}
+	h, err := bcrypt.GenerateFromPassword([]byte(pw), 12)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(stdout, string(h))
+	return nil
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/hinomi/hinomi/internal/finding"
 	"github.com/hinomi/hinomi/internal/notify"
+	"github.com/hinomi/hinomi/internal/web"
 )
 
 // Config is the tower's YAML configuration (docs/tower.md).
@@ -30,6 +31,7 @@ type Config struct {
 	Maintenance  []MaintenanceConfig `yaml:"maintenance"`
 	Dependencies []DependencyConfig  `yaml:"dependencies"`
 	Retention    RetentionConfig     `yaml:"retention"`
+	Console      ConsoleConfig       `yaml:"console"`
 	// Name is this tower's name among its peers.
 	Name      string       `yaml:"name"`
 	Peers     []PeerConfig `yaml:"peers"`
@@ -37,6 +39,13 @@ type Config struct {
 	PeerGrace Duration     `yaml:"peer_grace"`
 
 	path string
+}
+
+// ConsoleConfig: the status page's title and who may use the console.
+type ConsoleConfig struct {
+	Title         string     `yaml:"title"`
+	Users         []web.User `yaml:"users"`
+	SecureCookies bool       `yaml:"secure_cookies"`
 }
 
 // AgentConfig is one agent allowed to report.
@@ -316,6 +325,14 @@ func (c *Config) validate(root *yaml.Node) error {
 			bad("required", "peers", i, "url")
 		case p.Token == "":
 			bad("required: the peer's peer_token", "peers", i, "token")
+		}
+	}
+	for i, u := range c.Console.Users {
+		if u.Name == "" {
+			bad("required", "console", "users", i, "name")
+		}
+		if !strings.HasPrefix(u.PasswordHash, "$2") {
+			bad("a bcrypt hash ($2a$/$2b$/$2y$…), e.g. from htpasswd -nbBC 12 NAME PASSWORD or hinomi hash-password", "console", "users", i, "password_hash")
 		}
 	}
 	if c.PeerGrace == 0 {

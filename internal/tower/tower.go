@@ -47,6 +47,10 @@ type Tower struct {
 	nextIncident int64
 	peers        peerState
 	started      time.Time
+	services     services
+	ui           http.Handler
+	probes       map[string]ProbeResult // latest result per probe
+	probeSince   map[string]time.Time
 
 	senders   atomic.Pointer[map[string]notify.Sender]
 	wakeMu    sync.Mutex
@@ -139,7 +143,7 @@ func New(cfg *Config, o Options) (*Tower, error) {
 	t := &Tower{
 		store: st, log: o.Log, now: o.Now,
 		hosts: map[string]*Host{}, findings: map[string]map[string]*Finding{}, alerts: map[string]*Alert{},
-		incidents: map[int64]*Incident{}, peers: peerState{lastOK: map[string]time.Time{}}, started: o.Now(),
+		incidents: map[int64]*Incident{}, probes: map[string]ProbeResult{}, probeSince: map[string]time.Time{}, peers: peerState{lastOK: map[string]time.Time{}}, started: o.Now(),
 		evaluate: make(chan struct{}, 1),
 		Registry: prometheus.NewRegistry(),
 	}
@@ -254,6 +258,30 @@ func (t *Tower) load() error {
 	return rows.Err()
 }
 
+// RecordProbe takes one probe result: the status page's history and the
+// probe's alert signal.
+func (t *Tower) RecordProbe(r ProbeResult) {
+	t.services.record(r)
+	t.mu.Lock()
+	prev, seen := t.probes[r.Name]
+	if !seen || prev.Status != r.Status {
+		t.probeSince[r.Name] = r.Started
+	}
+	t.probes[r.Name] = r
+	t.mu.Unlock()
+}
+
+// probeDownSince is when the probe's current state began. t.mu is held.
+func (t *Tower) probeDownSince(name string, r ProbeResult) time.Time {
+	if s, ok := t.probeSince[name]; ok {
+		return s
+	}
+	return r.Started
+}
+
+// SetUI mounts the pages (status page, console) beside the API.
+func (t *Tower) SetUI(h http.Handler) { t.ui = h }
+
 // kick asks the engine to evaluate now.
 func (t *Tower) kick() {
 	select {
@@ -281,6 +309,14 @@ func (t *Tower) Run(ctx context.Context) error {
 		}
 	}
 	t.httpSrv = &http.Server{Handler: t.Handler(), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 60 * time.Second}
+	if t.ui != nil {
+		mux := http.NewServeMux()
+		mux.Handle("/api/", t.Handler())
+		mux.Handle("/metrics", t.Handler())
+		mux.Handle("/healthz", t.Handler())
+		mux.Handle("/", t.ui)
+		t.httpSrv.Handler = mux
+	}
 	errc := make(chan error, 1)
 	go func() { errc <- t.httpSrv.Serve(t.listener) }()
 
@@ -372,6 +408,17 @@ func (t *Tower) Evaluate(ctx context.Context, now time.Time) error {
 			rule: alerting.Rule{RepeatInterval: rule.RepeatInterval, Flap: flap}})
 	}
 	sigs = append(sigs, t.peerSignals(now, cfg, flap)...)
+	for name, r := range t.probes {
+		host := r.Host
+		if host == "" {
+			host = "service:" + name
+		}
+		sev := "high"
+		al := t.alertFor("probe/"+name, host, "probe", "Service "+name+" is down", sev, "FM-A3")
+		al.Labels["group"] = r.Group
+		al.Summary = "The probe of " + name + " fails: " + r.Message
+		sigs = append(sigs, signal{alert: al, obs: alerting.Observation{Bad: r.Status == "down", BadSince: t.probeDownSince(name, r)}, rule: rule})
+	}
 	seen := map[string]bool{}
 	for host, fs := range t.findings {
 		for _, f := range fs {

@@ -1,0 +1,335 @@
+// Package probe runs deep checks of services from the outside — HTTP(S), TCP, DNS, TLS and
+// ICMP — and judges each answer with a small condition language ("[STATUS] == 200",
+// "[BODY] not contains \"Something went wrong\"", "[BODY].status == up") so that a page that
+// answers 200 with an error banner is DOWN, not green (failure mode FM-A3). It also holds the
+// scheduler that runs many probes on time and the rule that merges several locations'
+// verdicts. The language, the YAML and the rules are documented in docs/probes.md.
+package probe
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"reflect"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/miekg/dns"
+)
+
+// Type is the kind of probe.
+type Type string
+
+// The probe types.
+const (
+	HTTP Type = "http"
+	TCP  Type = "tcp"
+	DNS  Type = "dns"
+	TLS  Type = "tls"
+	ICMP Type = "icmp"
+)
+
+// Types lists every probe type, in a stable order.
+var Types = []Type{HTTP, TCP, DNS, TLS, ICMP}
+
+// Status is a probe's verdict.
+type Status string
+
+// The verdicts. Unknown is only returned by Consensus when no location could vote.
+const (
+	Up       Status = "up"
+	Degraded Status = "degraded"
+	Down     Status = "down"
+	Unknown  Status = "unknown"
+)
+
+// Defaults applied by Validate.
+const (
+	DefaultInterval = 60 * time.Second
+	DefaultTimeout  = 10 * time.Second
+)
+
+// Spec is one probe as written in YAML (docs/probes.md). Call Validate before using it: it
+// fills the defaults and compiles the conditions.
+type Spec struct {
+	Name  string `yaml:"name"`
+	Group string `yaml:"group,omitempty"`
+	Type  Type   `yaml:"type"`
+	// Target: a URL for http, host:port for tcp and tls, a name for dns, a host for icmp.
+	Target   string        `yaml:"target"`
+	Interval time.Duration `yaml:"interval,omitempty"`
+	Timeout  time.Duration `yaml:"timeout,omitempty"`
+
+	// HTTP only.
+	Method  string            `yaml:"method,omitempty"`
+	Headers map[string]string `yaml:"headers,omitempty"`
+	Body    string            `yaml:"body,omitempty"`
+	// FollowRedirects defaults to true; a pointer so that an explicit false is kept.
+	FollowRedirects *bool `yaml:"follow_redirects,omitempty"`
+	// InsecureSkipVerify (http and tls): accept any certificate; its expiry is still read.
+	InsecureSkipVerify bool `yaml:"insecure_skip_verify,omitempty"`
+
+	// DNS only.
+	RecordType string `yaml:"record_type,omitempty"`
+	Resolver   string `yaml:"resolver,omitempty"`
+
+	// Conditions must all hold, or the probe is DOWN.
+	Conditions []string `yaml:"conditions,omitempty"`
+	// Degraded conditions must hold too, but their failure only makes the probe DEGRADED.
+	Degraded []string `yaml:"degraded,omitempty"`
+	// Public: the probe may be shown on the public status page.
+	Public bool `yaml:"public,omitempty"`
+
+	compiled *plan
+}
+
+// plan is a Spec's compiled conditions.
+type plan struct {
+	conditions []*condition
+	degraded   []*condition
+	// connected: some condition reads [CONNECTED], so a failed connection is left for the
+	// conditions to judge instead of making the probe DOWN by itself.
+	connected bool
+}
+
+// Result is the outcome of one run of a probe.
+type Result struct {
+	Status   Status        `json:"status"`
+	Started  time.Time     `json:"started"`
+	Duration time.Duration `json:"duration"`
+	// Error is why the probe could not get an answer (refused, timed out, bad certificate).
+	Error string `json:"error,omitempty"`
+	// Failed holds each failed condition with the value seen, e.g.
+	// `[RESPONSE_TIME] < 500ms: was 812ms`.
+	Failed []string `json:"failed,omitempty"`
+	// Values holds what was measured; the keys are listed in docs/probes.md.
+	Values map[string]string `json:"values,omitempty"`
+}
+
+// FollowsRedirects reports whether an HTTP probe follows redirects (the default).
+func (s *Spec) FollowsRedirects() bool { return s.FollowRedirects == nil || *s.FollowRedirects }
+
+// ConditionError is an invalid condition. Field is "conditions" or "degraded", Index the
+// position in that list (so the caller can point at the YAML line), Column the 1-based
+// column (in characters) of the fault within the condition text.
+type ConditionError struct {
+	Field     string
+	Index     int
+	Column    int
+	Condition string
+	Msg       string
+}
+
+func (e *ConditionError) Error() string {
+	return fmt.Sprintf("%s[%d]: %q: %s at column %d", e.Field, e.Index, e.Condition, e.Msg, e.Column)
+}
+
+// Validate checks the spec, fills in its defaults and compiles its conditions. It reports
+// every problem it finds (errors.Join); a bad condition is a *ConditionError, which
+// errors.As finds.
+func (s *Spec) Validate() error {
+	var errs []error
+	bad := func(format string, args ...any) {
+		errs = append(errs, fmt.Errorf("probe %q: "+format, append([]any{s.Name}, args...)...))
+	}
+	if strings.TrimSpace(s.Name) == "" {
+		bad("name is required")
+	}
+	s.Type = Type(strings.ToLower(string(s.Type)))
+	known := false
+	for _, t := range Types {
+		known = known || s.Type == t
+	}
+	if !known {
+		bad("type %q is not one of http, tcp, dns, tls, icmp", s.Type)
+	}
+	if s.Interval == 0 {
+		s.Interval = DefaultInterval
+	}
+	if s.Timeout == 0 {
+		s.Timeout = min(DefaultTimeout, s.Interval)
+	}
+	switch {
+	case s.Interval < time.Second:
+		bad("interval %s is shorter than 1s", s.Interval)
+	case s.Timeout < 0:
+		bad("timeout %s is negative", s.Timeout)
+	case s.Timeout > s.Interval:
+		bad("timeout %s is longer than the interval %s: runs would overlap", s.Timeout, s.Interval)
+	}
+	if err := s.validateTarget(); err != nil {
+		bad("%v", err)
+	}
+	if s.Type != HTTP {
+		for field, set := range map[string]bool{"method": s.Method != "", "headers": len(s.Headers) > 0,
+			"body": s.Body != "", "follow_redirects": s.FollowRedirects != nil} {
+			if set {
+				bad("%s is only for http probes", field)
+			}
+		}
+	}
+	if s.InsecureSkipVerify && s.Type != HTTP && s.Type != TLS {
+		bad("insecure_skip_verify is only for http and tls probes")
+	}
+	if s.Type != DNS && (s.RecordType != "" || s.Resolver != "") {
+		bad("record_type and resolver are only for dns probes")
+	}
+	if s.Type == HTTP {
+		if s.Method == "" {
+			s.Method = "GET"
+		}
+		s.Method = strings.ToUpper(s.Method)
+		if strings.ContainsAny(s.Method, " \t/:") {
+			bad("method %q is not an HTTP method", s.Method)
+		}
+	}
+	if s.Type == DNS {
+		if s.RecordType == "" {
+			s.RecordType = "A"
+		}
+		s.RecordType = strings.ToUpper(s.RecordType)
+		if _, ok := recordTypes[s.RecordType]; !ok {
+			bad("record_type %q is not one of A, AAAA, CNAME, MX, TXT, NS", s.RecordType)
+		}
+		if s.Resolver != "" {
+			if _, err := hostPort(s.Resolver); err != nil {
+				bad("resolver: %v", err)
+			}
+		}
+	}
+	p := &plan{}
+	for field, list := range map[string][]string{"conditions": s.Conditions, "degraded": s.Degraded} {
+		for i, text := range list {
+			c, err := parseCondition(text, s.Type, s.Target)
+			if err != nil {
+				var ce *ConditionError
+				if errors.As(err, &ce) {
+					ce.Field, ce.Index = field, i
+				}
+				errs = append(errs, fmt.Errorf("probe %q: %w", s.Name, err))
+				continue
+			}
+			p.connected = p.connected || c.subject.name == phConnected
+			if field == "conditions" {
+				p.conditions = append(p.conditions, c)
+			} else {
+				p.degraded = append(p.degraded, c)
+			}
+		}
+	}
+	// Map iteration above is unordered; keep conditions in their written order.
+	sortConditions(p.conditions, s.Conditions)
+	sortConditions(p.degraded, s.Degraded)
+	if len(errs) > 0 {
+		s.compiled = nil
+		return errors.Join(errs...)
+	}
+	if len(p.conditions) == 0 && len(p.degraded) == 0 {
+		c, err := parseCondition(defaultCondition[s.Type], s.Type, s.Target)
+		if err != nil {
+			return fmt.Errorf("probe %q: default condition: %w", s.Name, err)
+		}
+		p.conditions = []*condition{c}
+	}
+	s.compiled = p
+	return nil
+}
+
+// defaultCondition is what a probe without conditions checks.
+var defaultCondition = map[Type]string{
+	HTTP: "[STATUS] < 400",
+	TCP:  "[CONNECTED] == true",
+	TLS:  "[CONNECTED] == true",
+	ICMP: "[CONNECTED] == true",
+	DNS:  "[DNS_RCODE] == NOERROR",
+}
+
+func sortConditions(cs []*condition, order []string) {
+	pos := make(map[*condition]int, len(cs))
+	for _, c := range cs {
+		for i, t := range order {
+			if t == c.text {
+				pos[c] = i
+				break
+			}
+		}
+	}
+	for i := 1; i < len(cs); i++ {
+		for j := i; j > 0 && pos[cs[j]] < pos[cs[j-1]]; j-- {
+			cs[j], cs[j-1] = cs[j-1], cs[j]
+		}
+	}
+}
+
+var recordTypes = map[string]uint16{
+	"A": dns.TypeA, "AAAA": dns.TypeAAAA, "CNAME": dns.TypeCNAME,
+	"MX": dns.TypeMX, "TXT": dns.TypeTXT, "NS": dns.TypeNS,
+}
+
+func (s *Spec) validateTarget() error {
+	t := strings.TrimSpace(s.Target)
+	if t == "" {
+		return errors.New("target is required")
+	}
+	switch s.Type {
+	case HTTP:
+		u, err := url.Parse(t)
+		if err != nil {
+			return fmt.Errorf("target: %w", err)
+		}
+		if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return fmt.Errorf("target %q is not an http:// or https:// URL", t)
+		}
+	case TCP, TLS:
+		if _, err := hostPort(t); err != nil {
+			return fmt.Errorf("target: %w", err)
+		}
+	case DNS:
+		if _, ok := dns.IsDomainName(t); !ok {
+			return fmt.Errorf("target %q is not a domain name", t)
+		}
+	case ICMP:
+		if strings.ContainsAny(t, "/ ") || (strings.Count(t, ":") == 1) {
+			return fmt.Errorf("target %q is not a host name or address (no port for icmp)", t)
+		}
+	}
+	return nil
+}
+
+// hostPort checks a host:port with a numeric port.
+func hostPort(s string) (string, error) {
+	host, port, err := net.SplitHostPort(s)
+	if err != nil {
+		return "", fmt.Errorf("%q is not host:port: %w", s, err)
+	}
+	if n, err := strconv.Atoi(port); err != nil || n <= 0 || n > 65535 {
+		return "", fmt.Errorf("%q: port %q is not a number from 1 to 65535", s, port)
+	}
+	if host == "" {
+		return "", fmt.Errorf("%q has no host", s)
+	}
+	return s, nil
+}
+
+// compiledPlan returns the spec's conditions, compiling a copy when Validate was not called
+// (so that concurrent runs never write to a shared Spec).
+func (s *Spec) compiledPlan() (*plan, error) {
+	if s.compiled != nil {
+		return s.compiled, nil
+	}
+	c := *s
+	c.compiled = nil
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	return c.compiled, nil
+}
+
+// sameConfig reports whether two specs describe the same probe (compiled state ignored).
+func sameConfig(a, b *Spec) bool {
+	x, y := *a, *b
+	x.compiled, y.compiled = nil, nil
+	return reflect.DeepEqual(x, y)
+}

@@ -1,0 +1,173 @@
+package tower
+
+import (
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/hinomi/hinomi/internal/web"
+)
+
+// Service state for the status page, kept in memory and fed by every
+// probe result: the current state, day-by-day uptime for 90 days and
+// recent response times. Rendering the page never queries the database.
+
+const (
+	historyDays   = 90
+	latencyPoints = 96 // the last 24 h in 15-minute buckets
+	latencyBucket = 15 * time.Minute
+)
+
+// ProbeResult is one probe run as the tower records it.
+type ProbeResult struct {
+	Name, Group string
+	// Host is the host the service runs on, when known: while that host is
+	// silent, the probe's alert does not open (dependency).
+	Host     string
+	Public   bool
+	Status   string // up, degraded, down
+	Started  time.Time
+	Duration time.Duration
+	Message  string
+}
+
+type dayAgg struct {
+	date            time.Time
+	up, degraded, n int
+	worst           string
+}
+
+type serviceState struct {
+	name, group string
+	public      bool
+	status      string
+	since       time.Time
+	last        time.Time
+	message     string
+	days        []dayAgg // oldest first, at most historyDays
+	lat         [latencyPoints]struct {
+		start time.Time
+		sum   float64
+		n     int
+	}
+}
+
+type services struct {
+	mu sync.Mutex
+	m  map[string]*serviceState
+}
+
+func rank(s string) int { return map[string]int{"up": 0, "degraded": 1, "down": 2}[s] }
+
+// record folds a probe result into the service's state.
+func (s *services) record(r ProbeResult) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.m == nil {
+		s.m = map[string]*serviceState{}
+	}
+	st := s.m[r.Name]
+	if st == nil {
+		st = &serviceState{name: r.Name, since: r.Started}
+		s.m[r.Name] = st
+	}
+	st.group, st.public = r.Group, r.Public
+	if st.status != r.Status {
+		st.status, st.since = r.Status, r.Started
+	}
+	st.last, st.message = r.Started, r.Message
+	day := time.Date(r.Started.Year(), r.Started.Month(), r.Started.Day(), 0, 0, 0, 0, time.UTC)
+	if n := len(st.days); n == 0 || st.days[n-1].date.Before(day) {
+		st.days = append(st.days, dayAgg{date: day})
+		if len(st.days) > historyDays {
+			st.days = st.days[len(st.days)-historyDays:]
+		}
+	}
+	d := &st.days[len(st.days)-1]
+	if d.date.Equal(day) {
+		d.n++
+		switch r.Status {
+		case "up":
+			d.up++
+		case "degraded":
+			d.degraded++
+		}
+		if rank(r.Status) > rank(d.worst) || d.worst == "" {
+			d.worst = r.Status
+		}
+	}
+	b := r.Started.Truncate(latencyBucket)
+	i := int(b.Unix()/int64(latencyBucket.Seconds())) % latencyPoints
+	if !st.lat[i].start.Equal(b) {
+		st.lat[i].start, st.lat[i].sum, st.lat[i].n = b, 0, 0
+	}
+	st.lat[i].sum += float64(r.Duration.Microseconds()) / 1000
+	st.lat[i].n++
+}
+
+// view renders the service for the pages.
+func (st *serviceState) view(now time.Time) web.Service {
+	v := web.Service{Name: st.name, Group: st.group, Status: st.status, Since: st.since, LastCheck: st.last, Uptime: map[string]float64{}}
+	if st.status != "up" {
+		v.Message = st.message
+	}
+	today := time.Date(now.Year(), now.Month(), now.Day(), 0, 0, 0, 0, time.UTC)
+	byDate := map[time.Time]dayAgg{}
+	for _, d := range st.days {
+		byDate[d.date] = d
+	}
+	for i := historyDays - 1; i >= 0; i-- {
+		date := today.AddDate(0, 0, -i)
+		d, ok := byDate[date]
+		day := web.Day{Date: date, Uptime: -1}
+		if ok && d.n > 0 {
+			// Degraded counts as up for uptime; the bar's colour shows it.
+			day.Uptime, day.Worst = float64(d.up+d.degraded)/float64(d.n), d.worst
+		}
+		v.Days = append(v.Days, day)
+	}
+	for _, span := range []struct {
+		key  string
+		days int
+	}{{"24h", 1}, {"7d", 7}, {"30d", 30}, {"90d", 90}} {
+		up, n := 0, 0
+		for _, d := range st.days {
+			if !d.date.Before(today.AddDate(0, 0, -(span.days - 1))) {
+				up += d.up + d.degraded
+				n += d.n
+			}
+		}
+		if n == 0 {
+			v.Uptime[span.key] = -1
+		} else {
+			v.Uptime[span.key] = float64(up) / float64(n)
+		}
+	}
+	for k := 0; k < latencyPoints; k++ {
+		b := now.Truncate(latencyBucket).Add(-time.Duration(latencyPoints-1-k) * latencyBucket)
+		i := int(b.Unix()/int64(latencyBucket.Seconds())) % latencyPoints
+		if st.lat[i].start.Equal(b) && st.lat[i].n > 0 {
+			v.Latency = append(v.Latency, web.Point{At: b, Ms: st.lat[i].sum / float64(st.lat[i].n)})
+		}
+	}
+	return v
+}
+
+func (s *services) list(now time.Time, publicOnly bool) []web.Service {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []web.Service
+	for _, st := range s.m {
+		if publicOnly && !st.public {
+			continue
+		}
+		out = append(out, st.view(now))
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Group != out[j].Group {
+			return out[i].Group < out[j].Group
+		}
+		return out[i].Name < out[j].Name
+	})
+	return out
+}

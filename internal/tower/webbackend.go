@@ -1,0 +1,164 @@
+package tower
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/hinomi/hinomi/internal/alerting"
+	"github.com/hinomi/hinomi/internal/web"
+)
+
+// Web is the tower as the pages see it.
+func (t *Tower) Web() web.Backend { return webBackend{t} }
+
+type webBackend struct{ t *Tower }
+
+func (b webBackend) Services(_ context.Context, now time.Time, publicOnly bool) ([]web.Service, error) {
+	return b.t.services.list(now, publicOnly), nil
+}
+
+// Incidents lists recent incidents; the public view keeps only those that
+// touched public services and names nothing but those services.
+func (b webBackend) Incidents(ctx context.Context, publicOnly bool) ([]web.Incident, error) {
+	list, err := b.t.Incidents(ctx, 50)
+	if err != nil {
+		return nil, err
+	}
+	public := map[string]bool{}
+	if publicOnly {
+		for _, s := range b.t.services.list(b.t.now(), true) {
+			public["probe/"+s.Name] = true
+		}
+	}
+	var out []web.Incident
+	for _, in := range list {
+		v := web.Incident{ID: in.ID, Title: in.Title, Severity: in.Severity, Opened: in.Opened, Closed: in.Closed}
+		for _, k := range in.Alerts {
+			if name, ok := strings.CutPrefix(k, "probe/"); ok && (!publicOnly || public[k]) {
+				v.Services = append(v.Services, name)
+			}
+		}
+		if publicOnly {
+			if len(v.Services) == 0 {
+				continue
+			}
+			// Written for the public: which services, not which hosts.
+			v.Title = fmt.Sprintf("%s unavailable", strings.Join(v.Services, ", "))
+			if in.Closed.IsZero() && b.t.now().Sub(in.Opened) > 0 {
+				v.Title = fmt.Sprintf("%s not working", strings.Join(v.Services, ", "))
+			}
+		} else {
+			v.Hosts = in.Hosts
+		}
+		if publicOnly && !in.Closed.IsZero() && b.t.now().Sub(in.Closed) > 7*24*time.Hour {
+			continue
+		}
+		out = append(out, v)
+	}
+	return out, nil
+}
+
+func (b webBackend) Timeline(ctx context.Context, id int64) (web.Incident, []web.TimelineEvent, error) {
+	in, evs, err := b.t.Timeline(ctx, id)
+	if err != nil {
+		return web.Incident{}, nil, err
+	}
+	v := web.Incident{ID: in.ID, Title: in.Title, Severity: in.Severity, Opened: in.Opened, Closed: in.Closed, Hosts: in.Hosts}
+	var out []web.TimelineEvent
+	for _, e := range evs {
+		out = append(out, web.TimelineEvent{At: e.At, Host: e.Host, Kind: e.Kind, Text: e.Text})
+	}
+	return v, out, nil
+}
+
+func (b webBackend) Postmortem(ctx context.Context, id int64) (string, error) {
+	return b.t.Postmortem(ctx, id)
+}
+
+func (b webBackend) Hosts(_ context.Context, now time.Time) ([]web.Host, error) {
+	t := b.t
+	cfg := t.cfg.Load()
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var out []web.Host
+	for _, a := range cfg.Agents {
+		h := web.Host{Name: a.Name, Status: "unknown"}
+		if hs := t.hosts[a.Name]; hs != nil {
+			h.LastSeen, h.Status = hs.LastSeen, "ok"
+			if al := t.alerts["heartbeat/"+a.Name]; al != nil && al.State.Status == alerting.Firing {
+				h.Status = "silent"
+			}
+		}
+		for _, f := range t.findings[a.Name] {
+			since := f.Opened
+			if f.Finding.Since != nil {
+				since = *f.Finding.Since
+			}
+			h.Findings = append(h.Findings, web.Finding{Severity: f.Finding.Severity.String(), Summary: f.Finding.Summary, Mode: f.Finding.Runbook, Since: since})
+		}
+		sort.Slice(h.Findings, func(i, j int) bool { return rank(h.Findings[i].Severity) > rank(h.Findings[j].Severity) })
+		out = append(out, h)
+	}
+	return out, nil
+}
+
+func (b webBackend) Alerts(_ context.Context, _ time.Time) ([]web.Alert, error) {
+	t := b.t
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var out []web.Alert
+	for _, a := range t.alerts {
+		if a.State.Status != alerting.Firing && !a.State.Flapping {
+			continue
+		}
+		v := web.Alert{Key: a.Key, Title: a.Title, Severity: a.Severity, Status: string(a.State.Status), Suppressed: a.Suppressed, Since: a.State.BadSince}
+		if a.State.Flapping {
+			v.Status = "flapping"
+		}
+		if a.Ack != nil {
+			v.AckedBy = a.Ack.By
+		}
+		out = append(out, v)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if sevRank(out[i].Severity) != sevRank(out[j].Severity) {
+			return sevRank(out[i].Severity) > sevRank(out[j].Severity)
+		}
+		return out[i].Key < out[j].Key
+	})
+	return out, nil
+}
+
+// Maintenance lists windows in force now or starting within a day, for
+// notices on the status page.
+func (b webBackend) Maintenance(now time.Time) []web.Notice {
+	cfg := b.t.cfg.Load()
+	var out []web.Notice
+	for i := range cfg.Maintenance {
+		w := &cfg.Maintenance[i]
+		for step := time.Duration(0); step <= 24*time.Hour; step += 15 * time.Minute {
+			if w.Active(now.Add(step)) {
+				start := now.Add(step)
+				for w.Active(start.Add(-time.Minute)) && now.Sub(start) < time.Duration(w.Duration) {
+					start = start.Add(-time.Minute)
+				}
+				out = append(out, web.Notice{Name: w.Name, Start: start, End: start.Add(time.Duration(w.Duration))})
+				break
+			}
+		}
+	}
+	return out
+}
+
+func (b webBackend) Ack(ctx context.Context, key, by, comment string) error {
+	_, err := b.t.Acknowledge(ctx, key, by, comment)
+	return err
+}
+
+func (b webBackend) Silence(ctx context.Context, host, key string, d time.Duration, by, comment string) error {
+	_, err := b.t.AddSilence(ctx, Silence{Match: Match{Host: host, Key: key}, Ends: b.t.now().Add(d), CreatedBy: by, Comment: comment})
+	return err
+}

@@ -1,0 +1,97 @@
+// Package web is the tower's pages: the public status page (services,
+// uptime, day-by-day bars, response-time charts, incidents written for
+// people, maintenance notices, SVG badges) and the console for operators
+// (hosts, findings with runbooks, alerts with ack and silence, incidents
+// with the cross-host timeline and the postmortem). Pages are rendered on
+// the server from embedded templates; charts are server-rendered SVG; the
+// only script refreshes the status page.
+package web
+
+import (
+	"context"
+	"time"
+)
+
+// Backend is what the pages read and do; the tower implements it.
+type Backend interface {
+	// Services lists probed services; publicOnly keeps those marked public.
+	Services(ctx context.Context, now time.Time, publicOnly bool) ([]Service, error)
+	Incidents(ctx context.Context, publicOnly bool) ([]Incident, error)
+	Timeline(ctx context.Context, id int64) (Incident, []TimelineEvent, error)
+	Postmortem(ctx context.Context, id int64) (string, error)
+	Hosts(ctx context.Context, now time.Time) ([]Host, error)
+	Alerts(ctx context.Context, now time.Time) ([]Alert, error)
+	Maintenance(now time.Time) []Notice
+	Ack(ctx context.Context, key, by, comment string) error
+	Silence(ctx context.Context, host, key string, d time.Duration, by, comment string) error
+}
+
+// Service is one probed service on the status page.
+type Service struct {
+	Name, Group string
+	Status      string // up, degraded, down, unknown
+	Since       time.Time
+	LastCheck   time.Time
+	Message     string // why it is not up, written for people
+	Uptime      map[string]float64
+	Days        []Day
+	Latency     []Point
+}
+
+// Day is one day's bar.
+type Day struct {
+	Date   time.Time
+	Uptime float64 // 0..1, negative when there is no data
+	Worst  string
+}
+
+// Point is a response-time sample.
+type Point struct {
+	At time.Time
+	Ms float64
+}
+
+// Incident is an incident as pages show it.
+type Incident struct {
+	ID             int64
+	Title          string
+	Severity       string
+	Opened, Closed time.Time
+	Hosts          []string
+	Services       []string
+}
+
+// TimelineEvent is one line of an incident's timeline.
+type TimelineEvent struct {
+	At   time.Time
+	Host string
+	Kind string
+	Text string
+}
+
+// Host is a watched host in the console.
+type Host struct {
+	Name     string
+	Status   string
+	LastSeen time.Time
+	Findings []Finding
+}
+
+// Finding is an open finding with its runbook.
+type Finding struct {
+	Severity, Summary, Mode string
+	Since                   time.Time
+}
+
+// Alert is an alert in the console.
+type Alert struct {
+	Key, Title, Severity, Status, Suppressed string
+	Since                                    time.Time
+	AckedBy                                  string
+}
+
+// Notice is a maintenance window in force or coming.
+type Notice struct {
+	Name       string
+	Start, End time.Time
+}

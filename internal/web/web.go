@@ -1,0 +1,335 @@
+package web
+
+import (
+	"bytes"
+	"embed"
+	"fmt"
+	"html/template"
+	"io/fs"
+	"log/slog"
+	"net/http"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+)
+
+//go:embed templates/*.html static/*
+var assets embed.FS
+
+// Options configure the pages.
+type Options struct {
+	Title        string
+	Users        []User
+	SessionTTL   time.Duration
+	SecureCookie bool
+	Now          func() time.Time
+	Log          *slog.Logger
+}
+
+// Site serves the pages.
+type Site struct {
+	b    Backend
+	o    Options
+	auth *auth
+	tmpl *template.Template
+}
+
+// New builds the site.
+func New(b Backend, o Options) (*Site, error) {
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Title == "" {
+		o.Title = "Status"
+	}
+	if o.SessionTTL <= 0 {
+		o.SessionTTL = 12 * time.Hour
+	}
+	if o.Log == nil {
+		o.Log = slog.New(slog.DiscardHandler)
+	}
+	t, err := template.New("").Funcs(funcs).ParseFS(assets, "templates/*.html")
+	if err != nil {
+		return nil, err
+	}
+	return &Site{b: b, o: o, auth: newAuth(o.Users, o.SessionTTL, o.SecureCookie, o.Now), tmpl: t}, nil
+}
+
+var funcs = template.FuncMap{
+	"pct": func(v float64) string {
+		if v < 0 {
+			return "—"
+		}
+		return strconv.FormatFloat(100*v, 'f', 2, 64) + "%"
+	},
+	"when": func(t time.Time) string {
+		if t.IsZero() {
+			return "—"
+		}
+		return t.UTC().Format("2006-01-02 15:04 UTC")
+	},
+	"ago": func(now, t time.Time) string {
+		if t.IsZero() {
+			return "never"
+		}
+		return human(now.Sub(t)) + " ago"
+	},
+	"dur": func(a, b time.Time) string { return human(b.Sub(a)) },
+	"upper": strings.ToUpper,
+	"bars":  daysSVG,
+	"spark": latencySVG,
+	"join":  strings.Join,
+}
+
+// human writes a duration the way people say it: 42s, 5h 12m, 2d 3h.
+func human(d time.Duration) string {
+	switch {
+	case d < time.Minute:
+		return fmt.Sprintf("%ds", int(d.Seconds()))
+	case d < time.Hour:
+		return fmt.Sprintf("%dm", int(d.Minutes()))
+	case d < 48*time.Hour:
+		return fmt.Sprintf("%dh %dm", int(d.Hours()), int(d.Minutes())%60)
+	}
+	return fmt.Sprintf("%dd %dh", int(d.Hours())/24, int(d.Hours())%24)
+}
+
+// Handler serves the status page at /, badges at /badge/, the console at
+// /console/ and static files at /static/.
+func (s *Site) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /{$}", s.statusPage)
+	mux.HandleFunc("GET /badge/{name}", s.badge)
+	static, _ := fs.Sub(assets, "static")
+	mux.Handle("GET /static/", http.StripPrefix("/static/", http.FileServerFS(static)))
+	mux.HandleFunc("GET /console/login", s.loginPage)
+	mux.HandleFunc("POST /console/login", s.loginPost)
+	mux.HandleFunc("POST /console/logout", s.signedIn(s.logoutPost))
+	mux.HandleFunc("GET /console/{$}", s.signedIn(s.consolePage))
+	mux.HandleFunc("GET /console/incidents/{id}", s.signedIn(s.incidentPage))
+	mux.HandleFunc("GET /console/incidents/{id}/postmortem", s.signedIn(s.postmortem))
+	mux.HandleFunc("POST /console/ack", s.signedIn(s.ackPost))
+	mux.HandleFunc("POST /console/silence", s.signedIn(s.silencePost))
+	return securityHeaders(mux)
+}
+
+func securityHeaders(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Security-Policy", "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; frame-ancestors 'none'; form-action 'self'")
+		w.Header().Set("X-Content-Type-Options", "nosniff")
+		w.Header().Set("Referrer-Policy", "same-origin")
+		h.ServeHTTP(w, r)
+	})
+}
+
+func (s *Site) render(w http.ResponseWriter, name string, data any) {
+	var buf bytes.Buffer
+	if err := s.tmpl.ExecuteTemplate(&buf, name, data); err != nil {
+		s.o.Log.Error("rendering a page", "page", name, "err", err)
+		http.Error(w, "the page could not be rendered", http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	_, _ = w.Write(buf.Bytes())
+}
+
+type groupView struct {
+	Name     string
+	Services []Service
+}
+
+type statusView struct {
+	Title       string
+	Now         time.Time
+	Overall     string
+	Groups      []groupView
+	Incidents   []Incident
+	Maintenance []Notice
+	Refresh     int
+}
+
+// StatusData gathers what the status page shows (public services only).
+func (s *Site) StatusData(r *http.Request) (statusView, error) {
+	now := s.o.Now()
+	svcs, err := s.b.Services(r.Context(), now, true)
+	if err != nil {
+		return statusView{}, err
+	}
+	incs, err := s.b.Incidents(r.Context(), true)
+	if err != nil {
+		return statusView{}, err
+	}
+	v := statusView{Title: s.o.Title, Now: now, Overall: "up", Incidents: incs, Maintenance: s.b.Maintenance(now), Refresh: 60}
+	byGroup := map[string]*groupView{}
+	for _, sv := range svcs {
+		g := byGroup[sv.Group]
+		if g == nil {
+			g = &groupView{Name: sv.Group}
+			byGroup[sv.Group] = g
+		}
+		g.Services = append(g.Services, sv)
+		switch {
+		case sv.Status == "down":
+			v.Overall = "down"
+		case sv.Status == "degraded" && v.Overall == "up":
+			v.Overall = "degraded"
+		}
+	}
+	for _, g := range byGroup {
+		v.Groups = append(v.Groups, *g)
+	}
+	sort.Slice(v.Groups, func(i, j int) bool { return v.Groups[i].Name < v.Groups[j].Name })
+	return v, nil
+}
+
+func (s *Site) statusPage(w http.ResponseWriter, r *http.Request) {
+	v, err := s.StatusData(r)
+	if err != nil {
+		http.Error(w, "status unavailable: "+err.Error(), http.StatusServiceUnavailable)
+		return
+	}
+	s.render(w, "status.html", v)
+}
+
+// badge is an SVG shield for one public service.
+func (s *Site) badge(w http.ResponseWriter, r *http.Request) {
+	name := strings.TrimSuffix(r.PathValue("name"), ".svg")
+	svcs, err := s.b.Services(r.Context(), s.o.Now(), true)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusServiceUnavailable)
+		return
+	}
+	for _, sv := range svcs {
+		if sv.Name == name {
+			w.Header().Set("Content-Type", "image/svg+xml")
+			w.Header().Set("Cache-Control", "no-cache, max-age=30")
+			_, _ = w.Write([]byte(badgeSVG(sv.Name, sv.Status)))
+			return
+		}
+	}
+	http.NotFound(w, r)
+}
+
+type consoleView struct {
+	Title     string
+	Now       time.Time
+	User      string
+	CSRF      string
+	Hosts     []Host
+	Alerts    []Alert
+	Incidents []Incident
+	Services  []Service
+	Flash     string
+}
+
+func (s *Site) signedIn(h func(http.ResponseWriter, *http.Request, *session)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		sess := s.auth.session(r)
+		if sess == nil {
+			if r.Method == http.MethodGet {
+				http.Redirect(w, r, "/console/login", http.StatusSeeOther)
+				return
+			}
+			http.Error(w, "sign in first", http.StatusUnauthorized)
+			return
+		}
+		if r.Method == http.MethodPost && !checkPost(r, sess) {
+			http.Error(w, "this request did not come from the console (CSRF check failed)", http.StatusForbidden)
+			return
+		}
+		h(w, r, sess)
+	}
+}
+
+func (s *Site) loginPage(w http.ResponseWriter, r *http.Request) {
+	s.render(w, "login.html", map[string]any{"Title": s.o.Title, "Error": r.URL.Query().Get("e")})
+}
+
+func (s *Site) loginPost(w http.ResponseWriter, r *http.Request) {
+	ok, allowed := s.auth.login(w, r, r.PostFormValue("name"), r.PostFormValue("password"))
+	switch {
+	case !allowed:
+		w.WriteHeader(http.StatusTooManyRequests)
+		s.render(w, "login.html", map[string]any{"Title": s.o.Title, "Error": "Too many failed attempts; wait a few minutes."})
+	case !ok:
+		w.WriteHeader(http.StatusUnauthorized)
+		s.render(w, "login.html", map[string]any{"Title": s.o.Title, "Error": "Wrong name or password."})
+	default:
+		http.Redirect(w, r, "/console/", http.StatusSeeOther)
+	}
+}
+
+func (s *Site) logoutPost(w http.ResponseWriter, r *http.Request, _ *session) {
+	s.auth.logout(w, r)
+	http.Redirect(w, r, "/console/login", http.StatusSeeOther)
+}
+
+func (s *Site) consolePage(w http.ResponseWriter, r *http.Request, sess *session) {
+	now := s.o.Now()
+	v := consoleView{Title: s.o.Title, Now: now, User: sess.user, CSRF: sess.csrf, Flash: r.URL.Query().Get("done")}
+	var err error
+	if v.Hosts, err = s.b.Hosts(r.Context(), now); err == nil {
+		if v.Alerts, err = s.b.Alerts(r.Context(), now); err == nil {
+			if v.Incidents, err = s.b.Incidents(r.Context(), false); err == nil {
+				v.Services, err = s.b.Services(r.Context(), now, false)
+			}
+		}
+	}
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusServiceUnavailable)
+		return
+	}
+	s.render(w, "console.html", v)
+}
+
+func (s *Site) incidentPage(w http.ResponseWriter, r *http.Request, sess *session) {
+	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
+	if err != nil {
+		http.NotFound(w, r)
+		return
+	}
+	in, evs, err := s.b.Timeline(r.Context(), id)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusNotFound)
+		return
+	}
+	md, _ := s.b.Postmortem(r.Context(), id)
+	s.render(w, "incident.html", map[string]any{"Title": s.o.Title, "User": sess.user, "CSRF": sess.csrf, "Incident": in, "Timeline": evs, "Postmortem": md, "Now": s.o.Now()})
+}
+
+func (s *Site) postmortem(w http.ResponseWriter, r *http.Request, _ *session) {
+	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
+	if err != nil {
+		http.NotFound(w, r)
+		return
+	}
+	md, err := s.b.Postmortem(r.Context(), id)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusNotFound)
+		return
+	}
+	w.Header().Set("Content-Type", "text/markdown; charset=utf-8")
+	_, _ = w.Write([]byte(md))
+}
+
+func (s *Site) ackPost(w http.ResponseWriter, r *http.Request, sess *session) {
+	if err := s.b.Ack(r.Context(), r.PostFormValue("key"), sess.user, r.PostFormValue("comment")); err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	http.Redirect(w, r, "/console/?done=acknowledged", http.StatusSeeOther)
+}
+
+func (s *Site) silencePost(w http.ResponseWriter, r *http.Request, sess *session) {
+	d, err := time.ParseDuration(r.PostFormValue("for"))
+	if err != nil || d <= 0 {
+		http.Error(w, "for: a duration such as 2h", http.StatusBadRequest)
+		return
+	}
+	if err := s.b.Silence(r.Context(), r.PostFormValue("host"), r.PostFormValue("key"), d, sess.user, r.PostFormValue("comment")); err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	http.Redirect(w, r, "/console/?done=silenced", http.StatusSeeOther)
+}
