@@ -163,10 +163,13 @@ func (s *Spec) Validate() error {
 		bad("%v", err)
 	}
 	if s.Type != HTTP {
-		for field, set := range map[string]bool{"method": s.Method != "", "headers": len(s.Headers) > 0,
-			"body": s.Body != "", "follow_redirects": s.FollowRedirects != nil} {
-			if set {
-				bad("%s is only for http probes", field)
+		for _, f := range []struct {
+			name string
+			set  bool
+		}{{"method", s.Method != ""}, {"headers", len(s.Headers) > 0}, {"body", s.Body != ""},
+			{"follow_redirects", s.FollowRedirects != nil}} {
+			if f.set {
+				bad("%s is only for http probes", f.name)
 			}
 		}
 	}
@@ -200,28 +203,26 @@ func (s *Spec) Validate() error {
 		}
 	}
 	p := &plan{}
-	for field, list := range map[string][]string{"conditions": s.Conditions, "degraded": s.Degraded} {
-		for i, text := range list {
+	lists := []struct {
+		field string
+		texts []string
+		dst   *[]*condition
+	}{{"conditions", s.Conditions, &p.conditions}, {"degraded", s.Degraded, &p.degraded}}
+	for _, l := range lists {
+		for i, text := range l.texts {
 			c, err := parseCondition(text, s.Type, s.Target)
 			if err != nil {
 				var ce *ConditionError
 				if errors.As(err, &ce) {
-					ce.Field, ce.Index = field, i
+					ce.Field, ce.Index = l.field, i
 				}
 				errs = append(errs, fmt.Errorf("probe %q: %w", s.Name, err))
 				continue
 			}
 			p.connected = p.connected || c.subject.name == phConnected
-			if field == "conditions" {
-				p.conditions = append(p.conditions, c)
-			} else {
-				p.degraded = append(p.degraded, c)
-			}
+			*l.dst = append(*l.dst, c)
 		}
 	}
-	// Map iteration above is unordered; keep conditions in their written order.
-	sortConditions(p.conditions, s.Conditions)
-	sortConditions(p.degraded, s.Degraded)
 	if len(errs) > 0 {
 		s.compiled = nil
 		return errors.Join(errs...)
@@ -244,23 +245,6 @@ var defaultCondition = map[Type]string{
 	TLS:  "[CONNECTED] == true",
 	ICMP: "[CONNECTED] == true",
 	DNS:  "[DNS_RCODE] == NOERROR",
-}
-
-func sortConditions(cs []*condition, order []string) {
-	pos := make(map[*condition]int, len(cs))
-	for _, c := range cs {
-		for i, t := range order {
-			if t == c.text {
-				pos[c] = i
-				break
-			}
-		}
-	}
-	for i := 1; i < len(cs); i++ {
-		for j := i; j > 0 && pos[cs[j]] < pos[cs[j-1]]; j-- {
-			cs[j], cs[j-1] = cs[j-1], cs[j]
-		}
-	}
 }
 
 var recordTypes = map[string]uint16{
@@ -313,18 +297,17 @@ func hostPort(s string) (string, error) {
 	return s, nil
 }
 
-// compiledPlan returns the spec's conditions, compiling a copy when Validate was not called
-// (so that concurrent runs never write to a shared Spec).
-func (s *Spec) compiledPlan() (*plan, error) {
+// ready returns the spec itself when Validate has compiled it, else a validated copy, so
+// that concurrent runs of a shared Spec never write to it.
+func (s *Spec) ready() (*Spec, error) {
 	if s.compiled != nil {
-		return s.compiled, nil
+		return s, nil
 	}
 	c := *s
-	c.compiled = nil
 	if err := c.Validate(); err != nil {
 		return nil, err
 	}
-	return c.compiled, nil
+	return &c, nil
 }
 
 // sameConfig reports whether two specs describe the same probe (compiled state ignored).

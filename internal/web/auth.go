@@ -94,7 +94,7 @@ func (a *auth) login(w http.ResponseWriter, r *http.Request, name, password stri
 	a.sessions[id] = &session{user: name, csrf: randomToken(), expires: now.Add(a.ttl)}
 	a.mu.Unlock()
 	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: id, Path: "/console", HttpOnly: true,
-		Secure: a.secure || r.TLS != nil, SameSite: http.SameSiteStrictMode, Expires: now.Add(a.ttl)})
+		Secure: a.secure || r.TLS != nil, SameSite: http.SameSiteStrictMode, MaxAge: int(a.ttl.Seconds())})
 	return true, true
 }
 
