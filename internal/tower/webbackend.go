@@ -46,8 +46,8 @@ func (b webBackend) Incidents(ctx context.Context, publicOnly bool) ([]web.Incid
 				continue
 			}
 			// Written for the public: which services, not which hosts.
-			v.Title = fmt.Sprintf("%s unavailable", strings.Join(v.Services, ", "))
-			if in.Closed.IsZero() && b.t.now().Sub(in.Opened) > 0 {
+			v.Title = fmt.Sprintf("%s was unavailable", strings.Join(v.Services, ", "))
+			if in.Closed.IsZero() {
 				v.Title = fmt.Sprintf("%s not working", strings.Join(v.Services, ", "))
 			}
 		} else {

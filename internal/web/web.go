@@ -75,7 +75,7 @@ var funcs = template.FuncMap{
 		}
 		return human(now.Sub(t)) + " ago"
 	},
-	"dur": func(a, b time.Time) string { return human(b.Sub(a)) },
+	"dur":   func(a, b time.Time) string { return human(b.Sub(a)) },
 	"upper": strings.ToUpper,
 	"bars":  daysSVG,
 	"spark": latencySVG,

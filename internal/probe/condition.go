@@ -1,0 +1,599 @@
+package probe
+
+import (
+	"fmt"
+	"net"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/miekg/dns"
+)
+
+// The condition language (docs/probes.md): a placeholder, optionally followed by a JSON path
+// for [BODY], an operator and a value. Unlike Gatus, which splits the text on " == " and
+// silently compares a mistyped placeholder as a literal string, every condition is parsed
+// and type-checked when the spec is validated, and errors carry a column.
+
+const (
+	phStatus       = "STATUS"
+	phBody         = "BODY"
+	phResponseTime = "RESPONSE_TIME"
+	phCert         = "CERTIFICATE_EXPIRATION"
+	phConnected    = "CONNECTED"
+	phIP           = "IP"
+	phRcode        = "DNS_RCODE"
+)
+
+type kind int
+
+const (
+	kindNumber kind = iota
+	kindText
+	kindDuration
+	kindBool
+	kindIP
+	kindRcode
+	kindJSON
+)
+
+var placeholders = map[string]struct {
+	kind  kind
+	types []Type
+}{
+	phStatus:       {kindNumber, []Type{HTTP}},
+	phBody:         {kindText, []Type{HTTP, DNS}},
+	phResponseTime: {kindDuration, Types},
+	phCert:         {kindDuration, []Type{HTTP, TLS}},
+	phConnected:    {kindBool, Types},
+	phIP:           {kindIP, Types},
+	phRcode:        {kindRcode, []Type{DNS}},
+}
+
+// placeholderOrder is how the placeholders are listed in error messages.
+var placeholderOrder = []string{phStatus, phBody, phResponseTime, phCert, phConnected, phIP, phRcode}
+
+type operator int
+
+const (
+	opEq operator = iota
+	opNe
+	opLt
+	opLe
+	opGt
+	opGe
+	opContains
+	opMatches
+	opIn
+)
+
+var opNames = map[operator]string{opEq: "==", opNe: "!=", opLt: "<", opLe: "<=", opGt: ">", opGe: ">=",
+	opContains: "contains", opMatches: "matches", opIn: "in"}
+
+type pathElem struct {
+	key     string
+	index   int
+	isIndex bool
+}
+
+func (e pathElem) String() string {
+	if e.isIndex {
+		return "[" + strconv.Itoa(e.index) + "]"
+	}
+	return "." + e.key
+}
+
+type subject struct {
+	name string
+	path []pathElem
+}
+
+func (s subject) kind() kind {
+	if len(s.path) > 0 {
+		return kindJSON
+	}
+	return placeholders[s.name].kind
+}
+
+type literal struct {
+	text   string
+	quoted bool
+	col    int
+	num    float64
+	isNum  bool
+	dur    time.Duration
+	b      bool
+	ip     net.IP
+}
+
+type condition struct {
+	text    string
+	subject subject
+	op      operator
+	negate  bool
+	values  []literal
+	re      *regexp.Regexp
+}
+
+type parser struct {
+	src string
+	pos int
+}
+
+func (p *parser) col(pos int) int { return utf8.RuneCountInString(p.src[:pos]) + 1 }
+
+func (p *parser) errAt(pos int, format string, args ...any) error {
+	return &ConditionError{Column: p.col(pos), Condition: p.src, Msg: fmt.Sprintf(format, args...)}
+}
+
+func (p *parser) eof() bool { return p.pos >= len(p.src) }
+
+func (p *parser) skipSpace() {
+	for !p.eof() && (p.src[p.pos] == ' ' || p.src[p.pos] == '\t') {
+		p.pos++
+	}
+}
+
+func (p *parser) hasPrefix(s string) bool { return strings.HasPrefix(p.src[p.pos:], s) }
+
+// token returns the text of the token at pos, for messages.
+func (p *parser) token(pos int) string {
+	rest := p.src[pos:]
+	if rest == "" {
+		return ""
+	}
+	if strings.ContainsRune("()[],\"/", rune(rest[0])) {
+		return rest[:1]
+	}
+	for _, op := range []string{"==", "!=", "<=", ">=", "&&", "||"} {
+		if strings.HasPrefix(rest, op) {
+			return op
+		}
+	}
+	if strings.ContainsRune("<>=!&|", rune(rest[0])) {
+		return rest[:1]
+	}
+	end := strings.IndexAny(rest, " \t()[],\"")
+	if end < 0 {
+		end = len(rest)
+	}
+	return rest[:end]
+}
+
+// isWordEnd reports whether a bare word ends at byte c.
+func isWordEnd(c byte) bool { return strings.IndexByte(" \t(),\"", c) >= 0 }
+
+// isFieldEnd reports whether a JSON field name ends at byte c.
+func isFieldEnd(c byte) bool { return strings.IndexByte(" \t.[]()=!<>,\"", c) >= 0 }
+
+// parseCondition parses and type-checks one condition for a probe of type t aimed at target.
+func parseCondition(text string, t Type, target string) (*condition, error) {
+	p := &parser{src: text}
+	c := &condition{text: text}
+	p.skipSpace()
+	if p.eof() {
+		return nil, p.errAt(p.pos, "empty condition")
+	}
+	if p.src[p.pos] != '[' {
+		return nil, p.errAt(p.pos, "a condition starts with a placeholder such as [STATUS], not %q", p.token(p.pos))
+	}
+	start := p.pos
+	end := strings.IndexByte(p.src[start:], ']')
+	if end < 0 {
+		return nil, p.errAt(start, "unterminated placeholder: missing ]")
+	}
+	name := p.src[start+1 : start+end]
+	p.pos = start + end + 1
+	ph, ok := placeholders[name]
+	if !ok {
+		if _, ok := placeholders[strings.ToUpper(name)]; ok {
+			return nil, p.errAt(start, "placeholders are written in capitals: [%s]", strings.ToUpper(name))
+		}
+		known := make([]string, len(placeholderOrder))
+		for i, n := range placeholderOrder {
+			known[i] = "[" + n + "]"
+		}
+		return nil, p.errAt(start, "unknown placeholder [%s] (known: %s)", name, strings.Join(known, ", "))
+	}
+	if !slices.Contains(ph.types, t) {
+		return nil, p.errAt(start, "[%s] is not measured by %s probes", name, t)
+	}
+	if name == phCert && t == HTTP && !strings.HasPrefix(strings.ToLower(strings.TrimSpace(target)), "https://") {
+		return nil, p.errAt(start, "[%s] needs an https:// target", name)
+	}
+	c.subject.name = name
+	for !p.eof() && (p.src[p.pos] == '.' || p.src[p.pos] == '[') {
+		if name != phBody || t != HTTP {
+			return nil, p.errAt(p.pos, "[%s] has no fields: only [BODY] of an http probe takes a JSON path", name)
+		}
+		if p.src[p.pos] == '.' {
+			p.pos++
+			fs := p.pos
+			for !p.eof() && !isFieldEnd(p.src[p.pos]) {
+				p.pos++
+			}
+			if fs == p.pos {
+				return nil, p.errAt(fs, "expected a field name after \".\"")
+			}
+			c.subject.path = append(c.subject.path, pathElem{key: p.src[fs:p.pos]})
+			continue
+		}
+		bs := p.pos
+		p.pos++
+		ds := p.pos
+		for !p.eof() && p.src[p.pos] >= '0' && p.src[p.pos] <= '9' {
+			p.pos++
+		}
+		if ds == p.pos || p.eof() || p.src[p.pos] != ']' {
+			return nil, p.errAt(bs, "expected an array index such as [0]")
+		}
+		n, err := strconv.Atoi(p.src[ds:p.pos])
+		if err != nil {
+			return nil, p.errAt(ds, "array index too large")
+		}
+		p.pos++
+		c.subject.path = append(c.subject.path, pathElem{index: n, isIndex: true})
+	}
+
+	p.skipSpace()
+	if p.eof() {
+		return nil, p.errAt(p.pos, "missing operator after %s (one of ==, !=, <, <=, >, >=, contains, not contains, matches, not matches, in, not in)", text[start:p.pos])
+	}
+	opPos := p.pos
+	if err := p.parseOperator(c); err != nil {
+		return nil, err
+	}
+	k := c.subject.kind()
+	if err := checkOperator(p, opPos, c, k); err != nil {
+		return nil, err
+	}
+
+	switch c.op {
+	case opMatches:
+		if err := p.parseRegex(c); err != nil {
+			return nil, err
+		}
+	case opIn:
+		p.skipSpace()
+		if p.eof() || p.src[p.pos] != '(' {
+			return nil, p.errAt(p.pos, "in takes a list in parentheses, e.g. in (200, 204)")
+		}
+		open := p.pos
+		p.pos++
+		p.skipSpace()
+		if !p.eof() && p.src[p.pos] == ')' {
+			return nil, p.errAt(open, "empty list")
+		}
+		for {
+			v, err := p.parseValue(c.op)
+			if err != nil {
+				return nil, err
+			}
+			c.values = append(c.values, v)
+			p.skipSpace()
+			if p.eof() {
+				return nil, p.errAt(open, "unclosed list: missing )")
+			}
+			if p.src[p.pos] == ')' {
+				p.pos++
+				break
+			}
+			if p.src[p.pos] != ',' {
+				return nil, p.errAt(p.pos, "unexpected %q: expected , or )", p.token(p.pos))
+			}
+			p.pos++
+		}
+	default:
+		v, err := p.parseValue(c.op)
+		if err != nil {
+			return nil, err
+		}
+		c.values = []literal{v}
+	}
+
+	p.skipSpace()
+	if !p.eof() {
+		tok := p.token(p.pos)
+		hint := ""
+		switch strings.ToLower(tok) {
+		case "&&", "||", "and", "or", "&", "|":
+			hint = " (write one condition per line; all of them must hold)"
+		}
+		return nil, p.errAt(p.pos, "unexpected %q%s", tok, hint)
+	}
+	for i := range c.values {
+		if err := checkValue(p, c, k, &c.values[i]); err != nil {
+			return nil, err
+		}
+	}
+	return c, nil
+}
+
+func (p *parser) parseOperator(c *condition) error {
+	opPos := p.pos
+	for _, o := range []struct {
+		s  string
+		op operator
+	}{{"==", opEq}, {"!=", opNe}, {"<=", opLe}, {">=", opGe}, {"<", opLt}, {">", opGt}} {
+		if p.hasPrefix(o.s) {
+			p.pos += len(o.s)
+			c.op = o.op
+			return nil
+		}
+	}
+	switch p.src[p.pos] {
+	case '=':
+		return p.errAt(opPos, "\"=\" is not an operator: write ==")
+	case '!':
+		return p.errAt(opPos, "\"!\" is not an operator: write != or not contains")
+	}
+	word := func() string {
+		s := p.pos
+		for !p.eof() && (p.src[p.pos]|0x20) >= 'a' && (p.src[p.pos]|0x20) <= 'z' {
+			p.pos++
+		}
+		return strings.ToLower(p.src[s:p.pos])
+	}
+	w := word()
+	if w == "not" {
+		p.skipSpace()
+		wp := p.pos
+		w = word()
+		if w != "contains" && w != "matches" && w != "in" {
+			return p.errAt(wp, "expected contains, matches or in after \"not\", not %q", p.token(wp))
+		}
+		c.negate = true
+	}
+	switch w {
+	case "contains":
+		c.op = opContains
+	case "matches":
+		c.op = opMatches
+	case "in":
+		c.op = opIn
+	default:
+		return p.errAt(opPos, "unexpected %q: expected an operator (==, !=, <, <=, >, >=, contains, not contains, matches, not matches, in, not in)", p.token(opPos))
+	}
+	if !p.eof() && !isWordEnd(p.src[p.pos]) {
+		return p.errAt(opPos, "unexpected %q: expected an operator", p.token(opPos))
+	}
+	return nil
+}
+
+func checkOperator(p *parser, opPos int, c *condition, k kind) error {
+	name := "[" + c.subject.name + "]"
+	if k == kindJSON {
+		return nil
+	}
+	ordered := c.op >= opLt && c.op <= opGe
+	switch k {
+	case kindNumber:
+		if c.op == opContains || c.op == opMatches {
+			return p.errAt(opPos, "%s is a number: use ==, !=, <, <=, >, >= or in", name)
+		}
+	case kindDuration:
+		if !ordered && c.op != opEq && c.op != opNe {
+			return p.errAt(opPos, "%s is a duration: use <, <=, >, >=, == or !=", name)
+		}
+	case kindBool:
+		if c.op != opEq && c.op != opNe {
+			return p.errAt(opPos, "%s is true or false: use == or !=", name)
+		}
+	case kindText, kindIP, kindRcode:
+		if ordered {
+			return p.errAt(opPos, "%s is text: %s compares numbers and durations", name, opNames[c.op])
+		}
+		if k == kindRcode && (c.op == opContains || c.op == opMatches) {
+			return p.errAt(opPos, "%s is a response code: use ==, != or in", name)
+		}
+	}
+	return nil
+}
+
+func (p *parser) parseRegex(c *condition) error {
+	p.skipSpace()
+	if p.eof() || p.src[p.pos] != '/' {
+		return p.errAt(p.pos, "matches takes a /regular expression/")
+	}
+	open := p.pos
+	p.pos++
+	var b strings.Builder
+	closed := false
+	for !p.eof() {
+		ch := p.src[p.pos]
+		if ch == '\\' && p.pos+1 < len(p.src) && p.src[p.pos+1] == '/' {
+			b.WriteByte('/')
+			p.pos += 2
+			continue
+		}
+		if ch == '\\' && p.pos+1 < len(p.src) {
+			b.WriteString(p.src[p.pos : p.pos+2])
+			p.pos += 2
+			continue
+		}
+		p.pos++
+		if ch == '/' {
+			closed = true
+			break
+		}
+		b.WriteByte(ch)
+	}
+	if !closed {
+		return p.errAt(open, "unterminated regular expression: missing closing /")
+	}
+	expr := b.String()
+	for !p.eof() && p.src[p.pos] >= 'a' && p.src[p.pos] <= 'z' {
+		if p.src[p.pos] != 'i' {
+			return p.errAt(p.pos, "unknown regular expression flag %q (only i, ignore case)", p.src[p.pos:p.pos+1])
+		}
+		expr = "(?i)" + expr
+		p.pos++
+	}
+	re, err := regexp.Compile(expr)
+	if err != nil {
+		return p.errAt(open, "invalid regular expression: %v", strings.TrimPrefix(err.Error(), "error parsing regexp: "))
+	}
+	c.re = re
+	c.values = []literal{{text: b.String(), col: p.col(open)}}
+	return nil
+}
+
+func (p *parser) parseValue(op operator) (literal, error) {
+	p.skipSpace()
+	if p.eof() {
+		return literal{}, p.errAt(p.pos, "missing value after %s", opNames[op])
+	}
+	start := p.pos
+	if p.src[p.pos] == '"' {
+		p.pos++
+		var b strings.Builder
+		for {
+			if p.eof() {
+				return literal{}, p.errAt(start, "unterminated string: missing closing \"")
+			}
+			ch := p.src[p.pos]
+			p.pos++
+			if ch == '"' {
+				break
+			}
+			if ch == '\\' {
+				if p.eof() {
+					return literal{}, p.errAt(start, "unterminated string: missing closing \"")
+				}
+				e := p.src[p.pos]
+				p.pos++
+				switch e {
+				case 'n':
+					b.WriteByte('\n')
+				case 't':
+					b.WriteByte('\t')
+				case 'r':
+					b.WriteByte('\r')
+				case '\\', '"':
+					b.WriteByte(e)
+				default:
+					return literal{}, p.errAt(p.pos-2, "unknown escape \\%c in string (use \\\" \\\\ \\n \\t \\r)", e)
+				}
+				continue
+			}
+			b.WriteByte(ch)
+		}
+		return literal{text: b.String(), quoted: true, col: p.col(start)}, nil
+	}
+	for !p.eof() && !isWordEnd(p.src[p.pos]) {
+		p.pos++
+	}
+	if start == p.pos {
+		return literal{}, p.errAt(start, "unexpected %q: expected a value", p.token(start))
+	}
+	text := p.src[start:p.pos]
+	if strings.EqualFold(text, "any") && !p.eof() && p.src[p.pos] == '(' {
+		return literal{}, p.errAt(start, "any(...) is written as a list here: [STATUS] in (200, 204)")
+	}
+	return literal{text: text, col: p.col(start)}, nil
+}
+
+// checkValue type-checks one literal against the subject and fills its parsed forms.
+func checkValue(p *parser, c *condition, k kind, v *literal) error {
+	name := "[" + c.subject.name + "]"
+	bad := func(format string, args ...any) error {
+		return &ConditionError{Column: v.col, Condition: p.src, Msg: fmt.Sprintf(format, args...)}
+	}
+	if f, err := strconv.ParseFloat(v.text, 64); err == nil && !v.quoted && isDecimal(v.text) {
+		v.num, v.isNum = f, true
+	}
+	if c.op == opMatches || c.op == opContains {
+		if v.text == "" {
+			return bad("empty text")
+		}
+		return nil
+	}
+	switch k {
+	case kindNumber:
+		if !isDecimal(v.text) {
+			return bad("%s is compared with a number, not %q", name, v.text)
+		}
+		v.num, v.isNum = mustFloat(v.text), true
+	case kindDuration:
+		d, err := parseDuration(v.text)
+		if err != nil {
+			if isDecimal(v.text) {
+				return bad("%q needs a unit, e.g. 500ms, 2s, 48h or 14d", v.text)
+			}
+			return bad("%q is not a duration (e.g. 500ms, 2s, 48h, 14d)", v.text)
+		}
+		v.dur = d
+	case kindBool:
+		switch strings.ToLower(v.text) {
+		case "true":
+			v.b = true
+		case "false":
+		default:
+			return bad("%s is compared with true or false, not %q", name, v.text)
+		}
+	case kindIP:
+		v.ip = net.ParseIP(v.text)
+		if v.ip == nil {
+			return bad("%q is not an IP address", v.text)
+		}
+	case kindRcode:
+		if _, ok := dns.StringToRcode[strings.ToUpper(v.text)]; !ok {
+			return bad("%q is not a DNS response code (NOERROR, NXDOMAIN, SERVFAIL, REFUSED, ...)", v.text)
+		}
+		v.text = strings.ToUpper(v.text)
+	case kindJSON:
+		if c.op >= opLt && c.op <= opGe && !v.isNum {
+			return bad("%s compares numbers, not %q", opNames[c.op], v.text)
+		}
+	}
+	return nil
+}
+
+// isDecimal accepts what a person writes as a number: digits, an optional sign and point.
+func isDecimal(s string) bool {
+	s = strings.TrimPrefix(strings.TrimPrefix(s, "-"), "+")
+	digits, dots := 0, 0
+	for _, r := range s {
+		switch {
+		case r >= '0' && r <= '9':
+			digits++
+		case r == '.':
+			dots++
+		default:
+			return false
+		}
+	}
+	return digits > 0 && dots <= 1
+}
+
+func mustFloat(s string) float64 {
+	f, _ := strconv.ParseFloat(s, 64)
+	return f
+}
+
+// parseDuration is time.ParseDuration plus a leading whole or decimal number of days: 14d,
+// 1.5d, 1d12h.
+func parseDuration(s string) (time.Duration, error) {
+	i := strings.IndexByte(s, 'd')
+	if i < 0 {
+		return time.ParseDuration(s)
+	}
+	if !isDecimal(s[:i]) {
+		return 0, fmt.Errorf("bad duration %q", s)
+	}
+	days := time.Duration(mustFloat(s[:i]) * float64(24*time.Hour))
+	if s[i+1:] == "" {
+		return days, nil
+	}
+	rest, err := time.ParseDuration(s[i+1:])
+	if err != nil || strings.HasPrefix(s[i+1:], "-") || strings.HasPrefix(s[i+1:], "+") {
+		return 0, fmt.Errorf("bad duration %q", s)
+	}
+	if days < 0 {
+		return days - rest, nil
+	}
+	return days + rest, nil
+}
