@@ -3,11 +3,15 @@ package tower
 import (
 	"context"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/hinomi/hinomi/internal/finding"
+	"github.com/hinomi/hinomi/internal/web"
 )
 
 // BenchmarkEvaluate is one alert evaluation cycle with 10,000 firing
@@ -89,4 +93,56 @@ func BenchmarkEvaluate(b *testing.B) {
 	per := time.Since(start) / time.Duration(n)
 	b.ReportMetric(float64(per.Microseconds())/1000, "ms/cycle")
 	b.Logf("%d firing alerts, %d heartbeats, %d silences, %d routes: %s per evaluation cycle (target < 50 ms)", firing, hosts, silences, routes, per)
+}
+
+// BenchmarkStatusPage renders the public status page for 500 services with
+// 90 days of history (a result every hour) and reports p50/p95.
+//
+//	go test -run '^$' -bench StatusPage -benchtime 200x ./internal/tower
+func BenchmarkStatusPage(b *testing.B) {
+	const services, days = 500, 90
+	c := &clock{now: time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)}
+	cfg, err := ParseConfig([]byte("data_dir: "+b.TempDir()+"\nagents:\n  - {name: h, token: tok-bench-aaaaaaaaaaaa}\n"), "bench.yaml")
+	if err != nil {
+		b.Fatal(err)
+	}
+	tw, err := New(cfg, Options{Now: c.Now})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer tw.store.Close()
+	start := c.now.AddDate(0, 0, -days)
+	for i := range services {
+		name := fmt.Sprintf("svc-%03d", i)
+		for at := start; at.Before(c.now); at = at.Add(time.Hour) {
+			status := "up"
+			if (i+at.Hour())%97 == 0 {
+				status = "down"
+			}
+			tw.RecordProbe(ProbeResult{Name: name, Group: fmt.Sprintf("group %d", i%10), Public: true, Status: status, Started: at, Duration: time.Duration(20+i%30) * time.Millisecond})
+		}
+	}
+	site, err := web.New(tw.Web(), web.Options{Now: c.Now})
+	if err != nil {
+		b.Fatal(err)
+	}
+	h := site.Handler()
+	var times []time.Duration
+	size := 0
+	b.ResetTimer()
+	for b.Loop() {
+		rec := httptest.NewRecorder()
+		t0 := time.Now()
+		h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/", nil))
+		times = append(times, time.Since(t0))
+		if rec.Code != 200 {
+			b.Fatalf("status %d", rec.Code)
+		}
+		size = rec.Body.Len()
+	}
+	slices.Sort(times)
+	p50, p95 := times[len(times)/2], times[len(times)*95/100]
+	b.ReportMetric(float64(p50.Microseconds())/1000, "p50-ms")
+	b.ReportMetric(float64(p95.Microseconds())/1000, "p95-ms")
+	b.Logf("%d services × %d days: page of %d KiB rendered in p50 %s, p95 %s (target p95 < 100 ms)", services, days, size>>10, p50, p95)
 }

@@ -3,18 +3,25 @@ package web
 import (
 	"fmt"
 	"html/template"
-	"strings"
+	"strconv"
 )
 
 // daysSVG draws one bar per day: its colour says the day's worst state,
-// its title the uptime.
+// its title the uptime. It appends with strconv rather than fmt: the
+// status page draws one of these per service, 45,000 bars for 500 services.
 func daysSVG(days []Day) template.HTML {
-	const w, gap, h = 6, 2, 28
-	var b strings.Builder
-	fmt.Fprintf(&b, `<svg class="bars" viewBox="0 0 %d %d" width="%d" height="%d" role="img" aria-label="uptime per day, last %d days">`,
-		len(days)*(w+gap), h, len(days)*(w+gap), h, len(days))
+	const w, gap = 6, 2
+	b := make([]byte, 0, 120+len(days)*110)
+	width := strconv.Itoa(len(days) * (w + gap))
+	b = append(b, `<svg class="bars" viewBox="0 0 `...)
+	b = append(b, width...)
+	b = append(b, ` 28" width="`...)
+	b = append(b, width...)
+	b = append(b, `" height="28" role="img" aria-label="uptime per day, last `...)
+	b = strconv.AppendInt(b, int64(len(days)), 10)
+	b = append(b, ` days">`...)
 	for i, d := range days {
-		class, label := "nodata", "no data"
+		class := "nodata"
 		if d.Uptime >= 0 {
 			class = "up"
 			switch {
@@ -23,13 +30,24 @@ func daysSVG(days []Day) template.HTML {
 			case d.Uptime < 0.9999 || d.Worst == "degraded":
 				class = "degraded"
 			}
-			label = fmt.Sprintf("%.2f%% up", 100*d.Uptime)
 		}
-		fmt.Fprintf(&b, `<rect class="%s" x="%d" y="0" width="%d" height="%d" rx="1"><title>%s: %s</title></rect>`,
-			class, i*(w+gap), w, h, d.Date.Format("2006-01-02"), label)
+		b = append(b, `<rect class="`...)
+		b = append(b, class...)
+		b = append(b, `" x="`...)
+		b = strconv.AppendInt(b, int64(i*(w+gap)), 10)
+		b = append(b, `" width="6" height="28"><title>`...)
+		b = d.Date.AppendFormat(b, "2006-01-02")
+		if d.Uptime >= 0 {
+			b = append(b, ": "...)
+			b = strconv.AppendFloat(b, 100*d.Uptime, 'f', 2, 64)
+			b = append(b, "% up"...)
+		} else {
+			b = append(b, ": no data"...)
+		}
+		b = append(b, `</title></rect>`...)
 	}
-	b.WriteString(`</svg>`)
-	return template.HTML(b.String())
+	b = append(b, `</svg>`...)
+	return template.HTML(b)
 }
 
 // latencySVG draws response times as a line.
@@ -42,19 +60,26 @@ func latencySVG(pts []Point) template.HTML {
 	for _, p := range pts {
 		maxMs = max(maxMs, p.Ms)
 	}
-	var path strings.Builder
+	b := make([]byte, 0, 200+len(pts)*16)
+	b = append(b, `<svg class="spark" viewBox="0 0 300 40" width="300" height="40" role="img" aria-label="response time, last `...)
+	b = strconv.AppendFloat(b, pts[len(pts)-1].Ms, 'f', 0, 64)
+	b = append(b, ` ms, peak `...)
+	b = strconv.AppendFloat(b, maxMs, 'f', 0, 64)
+	b = append(b, ` ms"><path d="`...)
 	for i, p := range pts {
 		x := float64(i) * float64(w) / float64(len(pts)-1)
 		y := float64(h) - 2 - p.Ms/maxMs*float64(h-4)
 		if i == 0 {
-			fmt.Fprintf(&path, "M%.1f %.1f", x, y)
+			b = append(b, 'M')
 		} else {
-			fmt.Fprintf(&path, " L%.1f %.1f", x, y)
+			b = append(b, " L"...)
 		}
+		b = strconv.AppendFloat(b, x, 'f', 1, 64)
+		b = append(b, ' ')
+		b = strconv.AppendFloat(b, y, 'f', 1, 64)
 	}
-	last := pts[len(pts)-1].Ms
-	return template.HTML(fmt.Sprintf(`<svg class="spark" viewBox="0 0 %d %d" width="%d" height="%d" role="img" aria-label="response time, last %.0f ms, peak %.0f ms"><path d="%s"/></svg>`,
-		w, h, w, h, last, maxMs, path.String()))
+	b = append(b, `"/></svg>`...)
+	return template.HTML(b)
 }
 
 // badgeSVG is a small shield: name and state.

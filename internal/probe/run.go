@@ -1,0 +1,160 @@
+package probe
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+)
+
+// Env is what probes need from their surroundings. The zero value works; one Env may be
+// shared by any number of concurrent runs. Do not copy an Env after first use.
+type Env struct {
+	// Now is the clock: Result.Started, certificate lifetimes and the scheduler's plan read
+	// it. Default time.Now.
+	Now func() time.Time
+	// HTTPTransport, when set, carries every HTTP probe (a proxy, a test double). The default
+	// opens a new connection for each run, so [RESPONSE_TIME] includes connecting and the TLS
+	// handshake as a first-time visitor sees them, and honours RootCAs and each spec's
+	// InsecureSkipVerify.
+	HTTPTransport http.RoundTripper
+	// RootCAs verifies certificates for http and tls probes; nil means the system pool.
+	RootCAs *x509.CertPool
+	// Resolver (host:port), when set, answers every dns probe instead of its own resolver.
+	Resolver string
+	// ResolvConf is read for the default DNS resolver; default /etc/resolv.conf.
+	ResolvConf string
+	// ICMP forces "unprivileged" or "raw" echo sockets; empty tries unprivileged, then raw.
+	ICMP string
+
+	once       sync.Once
+	transports [2]*http.Transport // [0] verifying, [1] InsecureSkipVerify
+}
+
+func (e *Env) now() time.Time {
+	if e.Now != nil {
+		return e.Now()
+	}
+	return time.Now()
+}
+
+func (e *Env) transport(insecure bool) http.RoundTripper {
+	if e.HTTPTransport != nil {
+		return e.HTTPTransport
+	}
+	e.once.Do(func() {
+		for i := range e.transports {
+			e.transports[i] = &http.Transport{
+				DialContext:            (&net.Dialer{}).DialContext,
+				TLSClientConfig:        &tls.Config{RootCAs: e.RootCAs, InsecureSkipVerify: i == 1},
+				DisableKeepAlives:      true,
+				ForceAttemptHTTP2:      true,
+				MaxResponseHeaderBytes: 64 << 10,
+			}
+		}
+	})
+	if insecure {
+		return e.transports[1]
+	}
+	return e.transports[0]
+}
+
+// Run executes one probe within its timeout and judges the answer. It never panics on a
+// bad spec: an invalid one is reported as DOWN with the validation error.
+func Run(ctx context.Context, s *Spec, env *Env) Result {
+	if env == nil {
+		env = &Env{}
+	}
+	r := Result{Started: env.now(), Values: map[string]string{}}
+	t0 := time.Now()
+	rs, err := s.ready()
+	if err != nil {
+		r.Status, r.Error = Down, "invalid probe: "+err.Error()
+		return r
+	}
+	runCtx, cancel := context.WithTimeout(ctx, rs.Timeout)
+	defer cancel()
+	o := &observation{}
+	switch rs.Type {
+	case HTTP:
+		err = runHTTP(runCtx, rs, env, o, r.Values)
+	case TCP:
+		err = runTCP(runCtx, rs, o, r.Values)
+	case TLS:
+		err = runTLS(runCtx, rs, env, o, r.Values)
+	case DNS:
+		err = runDNS(runCtx, rs, env, o, r.Values)
+	case ICMP:
+		err = runICMP(runCtx, rs, env, o, r.Values)
+	}
+	r.Duration = time.Since(t0)
+	if err != nil {
+		r.Error = describe(ctx, runCtx, err, rs.Timeout)
+		o.missing = r.Error
+	}
+	if o.hasRT {
+		r.Values["response_time"] = formatDuration(o.responseTime)
+	}
+	if o.ip != "" {
+		r.Values["ip"] = o.ip
+	}
+	if o.hasCert {
+		r.Values["cert_not_after"] = o.certNotAfter.UTC().Format(time.RFC3339)
+		r.Values["cert_days"] = strconv.FormatFloat(o.certLeft.Hours()/24, 'f', 1, 64)
+	}
+	r.Status, r.Failed = judge(rs.compiled, o, r.Error)
+	return r
+}
+
+// describe turns a run error into the sentence shown to people: a timeout says so plainly
+// instead of Go's "context deadline exceeded".
+func describe(parent, run context.Context, err error, timeout time.Duration) string {
+	switch {
+	case parent.Err() != nil:
+		return "canceled"
+	case errors.Is(run.Err(), context.DeadlineExceeded), errors.Is(err, context.DeadlineExceeded):
+		return fmt.Sprintf("timed out after %s", timeout)
+	}
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return fmt.Sprintf("timed out after %s: %v", timeout, err)
+	}
+	return err.Error()
+}
+
+// certLeft records a peer certificate's lifetime.
+func recordCert(o *observation, certs []*x509.Certificate, now time.Time, values map[string]string) {
+	if len(certs) == 0 {
+		return
+	}
+	leaf := certs[0]
+	o.hasCert = true
+	o.certNotAfter = leaf.NotAfter
+	o.certLeft = leaf.NotAfter.Sub(now)
+	values["cert_subject"] = leaf.Subject.String()
+}
+
+func remoteIP(a net.Addr) string {
+	switch x := a.(type) {
+	case *net.TCPAddr:
+		return x.IP.String()
+	case *net.UDPAddr:
+		return x.IP.String()
+	case *net.IPAddr:
+		return x.IP.String()
+	}
+	if a == nil {
+		return ""
+	}
+	host, _, err := net.SplitHostPort(a.String())
+	if err != nil {
+		return a.String()
+	}
+	return host
+}
