@@ -145,7 +145,7 @@ func (p *parser) token(pos int) string {
 	if rest == "" {
 		return ""
 	}
-	if strings.ContainsRune("()[],\"/", rune(rest[0])) {
+	if strings.ContainsRune("()[],;\"/", rune(rest[0])) {
 		return rest[:1]
 	}
 	for _, op := range []string{"==", "!=", "<=", ">=", "&&", "||"} {
@@ -164,7 +164,7 @@ func (p *parser) token(pos int) string {
 }
 
 // isWordEnd reports whether a bare word ends at byte c.
-func isWordEnd(c byte) bool { return strings.IndexByte(" \t(),\"", c) >= 0 }
+func isWordEnd(c byte) bool { return strings.IndexByte(" \t(),;\"", c) >= 0 }
 
 // isFieldEnd reports whether a JSON field name ends at byte c.
 func isFieldEnd(c byte) bool { return strings.IndexByte(" \t.[]()=!<>,\"", c) >= 0 }

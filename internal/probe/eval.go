@@ -248,7 +248,7 @@ func resolveJSON(path []pathElem, o *observation) (v value, why string) {
 				return v, fmt.Sprintf("%s is %s, not an array", where, jsonKind(cur))
 			}
 			if e.index >= len(arr) {
-				return v, fmt.Sprintf("%s has %d elements, no [%d]", where, len(arr), e.index)
+				return v, fmt.Sprintf("%s has %d element(s), no [%d]", where, len(arr), e.index)
 			}
 			cur = arr[e.index]
 		} else {
@@ -372,7 +372,7 @@ func formatDuration(d time.Duration) string {
 	case abs >= 10*time.Millisecond:
 		return d.Round(time.Millisecond).String()
 	}
-	return d.Round(10 * time.Microsecond).String()
+	return d.Round(time.Microsecond).String()
 }
 
 // judge evaluates a plan: failed conditions make DOWN, failed degraded conditions DEGRADED.

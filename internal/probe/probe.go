@@ -9,9 +9,11 @@ package probe
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"net/url"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -123,7 +125,11 @@ type ConditionError struct {
 }
 
 func (e *ConditionError) Error() string {
-	return fmt.Sprintf("%s[%d]: %q: %s at column %d", e.Field, e.Index, e.Condition, e.Msg, e.Column)
+	field := e.Field
+	if field == "" {
+		field = "condition"
+	}
+	return fmt.Sprintf("%s[%d]: %q: %s at column %d", field, e.Index, e.Condition, e.Msg, e.Column)
 }
 
 // Validate checks the spec, fills in its defaults and compiles its conditions. It reports
@@ -197,7 +203,7 @@ func (s *Spec) Validate() error {
 			bad("record_type %q is not one of A, AAAA, CNAME, MX, TXT, NS", s.RecordType)
 		}
 		if s.Resolver != "" {
-			if _, err := hostPort(s.Resolver); err != nil {
+			if err := checkHostPort(s.Resolver); err != nil {
 				bad("resolver: %v", err)
 			}
 		}
@@ -267,7 +273,7 @@ func (s *Spec) validateTarget() error {
 			return fmt.Errorf("target %q is not an http:// or https:// URL", t)
 		}
 	case TCP, TLS:
-		if _, err := hostPort(t); err != nil {
+		if err := checkHostPort(t); err != nil {
 			return fmt.Errorf("target: %w", err)
 		}
 	case DNS:
@@ -282,19 +288,19 @@ func (s *Spec) validateTarget() error {
 	return nil
 }
 
-// hostPort checks a host:port with a numeric port.
-func hostPort(s string) (string, error) {
+// checkHostPort checks a host:port with a numeric port.
+func checkHostPort(s string) error {
 	host, port, err := net.SplitHostPort(s)
 	if err != nil {
-		return "", fmt.Errorf("%q is not host:port: %w", s, err)
+		return fmt.Errorf("%q is not host:port: %w", s, err)
 	}
 	if n, err := strconv.Atoi(port); err != nil || n <= 0 || n > 65535 {
-		return "", fmt.Errorf("%q: port %q is not a number from 1 to 65535", s, port)
+		return fmt.Errorf("%q: port %q is not a number from 1 to 65535", s, port)
 	}
 	if host == "" {
-		return "", fmt.Errorf("%q has no host", s)
+		return fmt.Errorf("%q has no host", s)
 	}
-	return s, nil
+	return nil
 }
 
 // ready returns the spec itself when Validate has compiled it, else a validated copy, so
@@ -308,6 +314,21 @@ func (s *Spec) ready() (*Spec, error) {
 		return nil, err
 	}
 	return &c, nil
+}
+
+// clone copies a spec deeply, without its compiled state, so that the caller may keep
+// changing its own.
+func (s *Spec) clone() Spec {
+	c := *s
+	c.compiled = nil
+	c.Headers = maps.Clone(s.Headers)
+	c.Conditions = slices.Clone(s.Conditions)
+	c.Degraded = slices.Clone(s.Degraded)
+	if s.FollowRedirects != nil {
+		f := *s.FollowRedirects
+		c.FollowRedirects = &f
+	}
+	return c
 }
 
 // sameConfig reports whether two specs describe the same probe (compiled state ignored).
