@@ -12,6 +12,7 @@ import (
 
 	"github.com/hinomi/hinomi/internal/finding"
 	"github.com/hinomi/hinomi/internal/notify"
+	"github.com/hinomi/hinomi/internal/probe"
 	"github.com/hinomi/hinomi/internal/web"
 )
 
@@ -32,6 +33,10 @@ type Config struct {
 	Dependencies []DependencyConfig  `yaml:"dependencies"`
 	Retention    RetentionConfig     `yaml:"retention"`
 	Console      ConsoleConfig       `yaml:"console"`
+	Probes       []ProbeConfig       `yaml:"probes"`
+	// ProbeQuorum is the share of locations (this tower and its peers)
+	// that must see a probe down before the service is down.
+	ProbeQuorum float64 `yaml:"probe_quorum"`
 	// Name is this tower's name among its peers.
 	Name      string       `yaml:"name"`
 	Peers     []PeerConfig `yaml:"peers"`
@@ -335,6 +340,30 @@ func (c *Config) validate(root *yaml.Node) error {
 			bad("a bcrypt hash ($2a$/$2b$/$2y$…), e.g. from htpasswd -nbBC 12 NAME PASSWORD or hinomi hash-password", "console", "users", i, "password_hash")
 		}
 	}
+	probeNames := map[string]bool{}
+	for i := range c.Probes {
+		p := &c.Probes[i]
+		if probeNames[p.Name] {
+			bad(fmt.Sprintf("probe %q is listed twice", p.Name), "probes", i, "name")
+		}
+		probeNames[p.Name] = true
+		if err := p.Spec.Validate(); err != nil {
+			for _, e := range unjoin(err) {
+				var ce *probe.ConditionError
+				if errors.As(e, &ce) {
+					bad(e.Error(), "probes", i, ce.Field, ce.Index)
+				} else {
+					bad(e.Error(), "probes", i)
+				}
+			}
+		}
+	}
+	if c.ProbeQuorum == 0 {
+		c.ProbeQuorum = 0.5
+	}
+	if c.ProbeQuorum < 0 || c.ProbeQuorum > 1 {
+		bad("a share between 0 and 1, e.g. 0.5 (at least half of the locations)", "probe_quorum")
+	}
 	if c.PeerGrace == 0 {
 		c.PeerGrace = Duration(30 * time.Second)
 	}
@@ -342,6 +371,14 @@ func (c *Config) validate(root *yaml.Node) error {
 		c.Retention.MaxAge = Duration(30 * 24 * time.Hour)
 	}
 	return errors.Join(errs...)
+}
+
+// unjoin splits an errors.Join.
+func unjoin(err error) []error {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		return j.Unwrap()
+	}
+	return []error{err}
 }
 
 // agent returns the agent a token belongs to.

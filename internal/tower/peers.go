@@ -2,6 +2,8 @@ package tower
 
 import (
 	"context"
+	"encoding/json"
+	"io"
 	"net/http"
 	"strings"
 	"sync"
@@ -57,10 +59,14 @@ func (t *Tower) pollPeers(ctx context.Context) {
 			req.Header.Set("Authorization", "Bearer "+p.Token)
 			resp, err := client.Do(req)
 			if err == nil {
-				resp.Body.Close()
-				if resp.StatusCode == http.StatusOK {
-					t.peers.seen(p.Name, t.now())
+				var body struct {
+					Probes map[string]probeVerdict `json:"probes"`
 				}
+				if resp.StatusCode == http.StatusOK && json.NewDecoder(io.LimitReader(resp.Body, 4<<20)).Decode(&body) == nil {
+					t.peers.seen(p.Name, t.now())
+					t.setPeerVerdicts(p.Name, body.Probes)
+				}
+				resp.Body.Close()
 			}
 		}
 		select {
@@ -79,7 +85,7 @@ func (t *Tower) handlePeer(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "peer token required"})
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"name": cfg.Name, "time": t.now()})
+	writeJSON(w, http.StatusOK, map[string]any{"name": cfg.Name, "time": t.now(), "probes": t.ownVerdicts()})
 }
 
 // peerSignals are the alerts about silent peers. t.mu is held.

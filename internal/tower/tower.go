@@ -26,6 +26,7 @@ import (
 	"github.com/hinomi/hinomi/internal/alerting"
 	"github.com/hinomi/hinomi/internal/finding"
 	"github.com/hinomi/hinomi/internal/notify"
+	"github.com/hinomi/hinomi/internal/probe"
 	"github.com/hinomi/hinomi/internal/store"
 )
 
@@ -51,6 +52,9 @@ type Tower struct {
 	ui           http.Handler
 	probes       map[string]ProbeResult // latest result per probe
 	probeSince   map[string]time.Time
+	ownProbes    map[string]probeVerdict
+	peerProbes   map[string]map[string]probeVerdict
+	probeSched   *probe.Scheduler
 
 	senders   atomic.Pointer[map[string]notify.Sender]
 	wakeMu    sync.Mutex
@@ -143,7 +147,8 @@ func New(cfg *Config, o Options) (*Tower, error) {
 	t := &Tower{
 		store: st, log: o.Log, now: o.Now,
 		hosts: map[string]*Host{}, findings: map[string]map[string]*Finding{}, alerts: map[string]*Alert{},
-		incidents: map[int64]*Incident{}, probes: map[string]ProbeResult{}, probeSince: map[string]time.Time{}, peers: peerState{lastOK: map[string]time.Time{}}, started: o.Now(),
+		incidents: map[int64]*Incident{}, probes: map[string]ProbeResult{}, probeSince: map[string]time.Time{},
+		ownProbes: map[string]probeVerdict{}, peerProbes: map[string]map[string]probeVerdict{}, peers: peerState{lastOK: map[string]time.Time{}}, started: o.Now(),
 		evaluate: make(chan struct{}, 1),
 		Registry: prometheus.NewRegistry(),
 	}
@@ -324,6 +329,7 @@ func (t *Tower) Run(ctx context.Context) error {
 	t.startDispatchers(dctx)
 
 	go t.pollPeers(dctx)
+	go t.runProbes(dctx)
 	engineDone := make(chan struct{})
 	go func() {
 		defer close(engineDone)

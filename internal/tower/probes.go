@@ -1,0 +1,167 @@
+package tower
+
+import (
+	"context"
+	"errors"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/hinomi/hinomi/internal/probe"
+)
+
+// Probes: the tower runs the configured probes on its scheduler; each
+// result is merged with what peer towers (other locations) last saw of the
+// same probe, and only when enough locations agree is the service down.
+
+// ProbeConfig is a probe in the tower's YAML.
+type ProbeConfig struct {
+	probe.Spec `yaml:",inline"`
+	// Host is where the service runs: while that host is silent, the
+	// probe's alert does not open (dependency).
+	Host string `yaml:"host"`
+}
+
+// probeVerdict is one location's latest result, as peers exchange them.
+type probeVerdict struct {
+	Status   probe.Status `json:"status"`
+	At       time.Time    `json:"at"`
+	Isolated bool         `json:"isolated,omitempty"`
+	Message  string       `json:"message,omitempty"`
+}
+
+// runProbes schedules the probes until ctx is done.
+func (t *Tower) runProbes(ctx context.Context) {
+	results := make(chan probe.Delivery, 4096)
+	sched := probe.NewScheduler(probe.SchedulerConfig{
+		Env: &probe.Env{Now: t.now},
+		Deliver: func(d probe.Delivery) {
+			select {
+			case results <- d:
+			default:
+				t.log.Warn("probe result queue full; result dropped", "probe", d.Spec.Name)
+			}
+		},
+	})
+	specs := func() []probe.Spec {
+		var out []probe.Spec
+		for _, p := range t.cfg.Load().Probes {
+			out = append(out, p.Spec)
+		}
+		return out
+	}
+	if err := sched.Update(specs()); err != nil {
+		t.log.Error("probes", "err", err)
+	}
+	t.probeSched = sched
+	go func() {
+		if err := sched.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
+			t.log.Error("probe scheduler stopped", "err", err)
+		}
+	}()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case d := <-results:
+			t.probeDelivered(d)
+		}
+	}
+}
+
+// probeDelivered records one of this tower's results and the verdict of
+// all locations.
+func (t *Tower) probeDelivered(d probe.Delivery) {
+	cfg := t.cfg.Load()
+	var pc *ProbeConfig
+	for i := range cfg.Probes {
+		if cfg.Probes[i].Name == d.Spec.Name {
+			pc = &cfg.Probes[i]
+		}
+	}
+	if pc == nil {
+		return // removed by a reload
+	}
+	msg := d.Result.Error
+	if len(d.Result.Failed) > 0 {
+		msg = strings.Join(d.Result.Failed, "; ")
+	}
+	t.mu.Lock()
+	mine := probeVerdict{Status: d.Result.Status, At: d.Result.Started, Message: msg}
+	t.ownProbes[pc.Name] = mine
+	// This tower is cut off when every one of its probes fails at once and
+	// nothing else reaches it: no agent reported and no peer answered.
+	var round []probe.Status
+	for _, v := range t.ownProbes {
+		round = append(round, v.Status)
+	}
+	now := t.now()
+	heard := false
+	for _, h := range t.hosts {
+		if now.Sub(h.LastSeen) < 2*time.Duration(cfg.Grace) {
+			heard = true
+		}
+	}
+	for _, p := range cfg.Peers {
+		if now.Sub(t.peers.last(p.Name)) <= time.Duration(cfg.PeerGrace) {
+			heard = true
+		}
+	}
+	allDown := len(round) > 0
+	for _, st := range round {
+		if st != probe.Down {
+			allDown = false
+		}
+	}
+	// probe.Isolated needs three probes to tell; a tower with peers that
+	// hears none of them and sees every probe fail is cut off too.
+	isolated := (probe.Isolated(round) || allDown && len(cfg.Peers) > 0) && !heard
+	mine.Isolated = isolated
+	t.ownProbes[pc.Name] = mine
+	votes := []probe.LocationResult{{Location: cfg.Name, Status: mine.Status, At: mine.At, Isolated: isolated}}
+	maxAge := 3 * max(pc.Interval, time.Minute)
+	for peer, vs := range t.peerProbes {
+		if v, ok := vs[pc.Name]; ok {
+			votes = append(votes, probe.LocationResult{Location: peer, Status: v.Status, At: v.At, Isolated: v.Isolated})
+		}
+	}
+	votes = probe.Recent(votes, now, maxAge)
+	status := probe.Consensus(votes, cfg.ProbeQuorum)
+	t.mu.Unlock()
+	if isolated && len(votes) == 1 {
+		// Alone and cut off: say nothing about the service.
+		return
+	}
+	if status != mine.Status && msg == "" {
+		msg = "other locations see it " + string(status)
+	}
+	t.RecordProbe(ProbeResult{Name: pc.Name, Group: pc.Group, Public: pc.Public, Status: string(status),
+		Started: d.Result.Started, Duration: d.Result.Duration, Message: msg, Host: pc.Host})
+}
+
+// ownVerdicts are this tower's latest probe results, for its peers.
+func (t *Tower) ownVerdicts() map[string]probeVerdict {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	out := make(map[string]probeVerdict, len(t.ownProbes))
+	for k, v := range t.ownProbes {
+		out[k] = v
+	}
+	return out
+}
+
+func (t *Tower) setPeerVerdicts(peer string, vs map[string]probeVerdict) {
+	t.mu.Lock()
+	t.peerProbes[peer] = vs
+	t.mu.Unlock()
+}
+
+// probeNames lists the configured probes (for errors and tests).
+func (c *Config) probeNames() []string {
+	var out []string
+	for _, p := range c.Probes {
+		out = append(out, p.Name)
+	}
+	sort.Strings(out)
+	return out
+}
