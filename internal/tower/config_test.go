@@ -29,3 +29,30 @@ func TestREADMEExampleConfig(t *testing.T) {
 		t.Errorf("parsed %+v", cfg)
 	}
 }
+
+func TestProbeConfigErrorsNameLine(t *testing.T) {
+	cfg := `data_dir: /tmp/x
+agents:
+  - {name: pve1, token: aaaaaaaaaaaaaaaaaaaa}
+probes:
+  - name: web
+    type: http
+    target: http://127.0.0.1:9/
+    conditions:
+      - "[STATUS] == 200"
+      - "[BODY].status == up)"
+  - name: dns
+    type: dns
+    target: example.lan
+    record_type: BOGUS
+`
+	_, err := ParseConfig([]byte(cfg), "tower.yaml")
+	if err == nil {
+		t.Fatal("bad probes accepted")
+	}
+	for _, want := range []string{"tower.yaml", "line 10: probes.0.conditions.1:", `unexpected ")"`, "line 11: probes.1"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q lacks %q", err, want)
+		}
+	}
+}
