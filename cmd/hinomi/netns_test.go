@@ -1,7 +1,11 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
+	"io"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -190,6 +194,146 @@ func (h *hook) heartbeat() (hookMsg, bool) {
 		select {
 		case m := <-h.msgs:
 			if strings.Contains(m.key, "heartbeat/") {
+				return m, true
+			}
+		default:
+			return hookMsg{}, false
+		}
+	}
+}
+
+// TestProbeFromTwoLocations: two towers probe one service; the tower whose
+// network is cut does not declare the service down, and neither does the
+// other; when the service really stops, it is declared down.
+func TestProbeFromTwoLocations(t *testing.T) {
+	if testing.Short() {
+		t.Skip("multi-process test")
+	}
+	if os.Geteuid() != 0 {
+		if os.Getenv("CI") != "" {
+			t.Fatal("this test needs root for network namespaces; CI runs as root")
+		}
+		t.Skip("needs root for network namespaces")
+	}
+	h := newNetHost(t, 7)
+	// The service runs on this side of B's link.
+	l, err := net.Listen("tcp", h.towerIP+":0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, "Welcome") })}
+	go svc.Serve(l)
+	defer svc.Close()
+	hook := newHook(t)
+	dir := t.TempDir()
+	portA := strings.Split(freePort(t), ":")[1]
+	portB := strings.Split(freePort(t), ":")[1]
+	nsIP := "198.18.7.2"
+	const tokA, tokB = "peer-token-aaaaaaaaaaaa", "peer-token-bbbbbbbbbbbb"
+	probeYAML := fmt.Sprintf(`probes:
+  - {name: svc, type: http, target: "http://%s/", interval: 1s, timeout: 900ms, public: true, conditions: ['[BODY] contains "Welcome"']}
+`, l.Addr())
+	write := func(name, cfg string) string {
+		p := filepath.Join(dir, name+".yaml")
+		if err := os.WriteFile(p, []byte(cfg), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	cfgA := write("a", fmt.Sprintf("name: tower-a\nlisten: 0.0.0.0:%s\ndata_dir: %s\npeer_token: %s\npeer_grace: 3s\npeers: [{name: tower-b, url: \"http://%s:%s\", token: %s}]\nagents: [{name: x, token: tok-agent-xxxxxxxxxxxx}]\nchannels: [{name: hook, type: webhook, url: %s}]\n%s",
+		portA, filepath.Join(dir, "a"), tokA, nsIP, portB, tokB, hook.srv.URL, probeYAML))
+	cfgB := write("b", fmt.Sprintf("name: tower-b\nlisten: 0.0.0.0:%s\ndata_dir: %s\npeer_token: %s\npeer_grace: 3s\npeers: [{name: tower-a, url: \"http://%s:%s\", token: %s}]\nagents: [{name: x, token: tok-agent-xxxxxxxxxxxx}]\n%s",
+		portB, filepath.Join(dir, "b"), tokB, h.towerIP, portA, tokA, probeYAML))
+	a := start(t, "tower", "--config", cfgA)
+	a.waitLine(t, regexp.MustCompile(`tower listening`), 20*time.Second)
+	b := startCmd(t, exec.Command("ip", "netns", "exec", h.ns, hinomiBinary(t), "tower", "--config", cfgB))
+	b.waitLine(t, regexp.MustCompile(`tower listening`), 20*time.Second)
+	urlA, urlB := "http://127.0.0.1:"+portA, "http://"+nsIP+":"+portB
+	waitService := func(url, status string) {
+		t.Helper()
+		deadline := time.Now().Add(20 * time.Second)
+		re := regexp.MustCompile(`id="svc-svc"[\s\S]*?<span class="pill ` + status + `">`)
+		for {
+			resp, err := http.Get(url + "/")
+			if err == nil {
+				body, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if re.Match(body) {
+					return
+				}
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s never showed svc %s", url, status)
+			}
+			<-time.After(100 * time.Millisecond)
+		}
+	}
+	waitService(urlA, "up")
+	waitService(urlB, "up")
+	// B must have A's verdict before A's can count during the cut.
+	for deadline := time.Now().Add(20 * time.Second); ; {
+		var r struct {
+			Verdicts map[string]map[string]json.RawMessage `json:"probe_verdicts"`
+		}
+		getJSON(t, urlB+"/api/v1/peers", &r)
+		if _, ok := r.Verdicts["tower-a"]["svc"]; ok {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("tower-b never got tower-a's verdict")
+		}
+		<-time.After(100 * time.Millisecond)
+	}
+
+	// Cut B off for longer than its peer grace and several probe intervals.
+	ipCmd(t, "link", "set", h.veth, "down")
+	<-time.After(6 * time.Second) // the cut, not a wait for a state
+	ipCmd(t, "link", "set", h.veth, "up")
+	waitService(urlA, "up")
+	for _, url := range []string{urlA, urlB} {
+		var r struct {
+			Alerts []struct {
+				Key   string `json:"key"`
+				State struct {
+					FiredAt time.Time `json:"fired_at"`
+				} `json:"state"`
+			} `json:"alerts"`
+		}
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			resp, err := http.Get(url + "/api/v1/alerts?key=probe/svc")
+			if err == nil {
+				_ = json.NewDecoder(resp.Body).Decode(&r)
+				resp.Body.Close()
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s unreachable after the link came back: %v", url, err)
+			}
+			<-time.After(100 * time.Millisecond)
+		}
+		for _, al := range r.Alerts {
+			if !al.State.FiredAt.IsZero() {
+				t.Errorf("%s: %s fired at %s during the cut of one location", url, al.Key, al.State.FiredAt)
+			}
+		}
+	}
+	if m, ok := hook.any("probe/svc"); ok {
+		t.Errorf("a notification about the service while only B was cut off: %s", m.description)
+	}
+
+	// Control: the service really stops; both locations agree.
+	svc.Close()
+	m := hook.wait(t, "probe/svc", "firing", 20*time.Second)
+	t.Logf("real outage: %s", m.description)
+}
+
+// any returns a pending message whose key contains sub, if any.
+func (h *hook) any(sub string) (hookMsg, bool) {
+	for {
+		select {
+		case m := <-h.msgs:
+			if strings.Contains(m.key, sub) {
 				return m, true
 			}
 		default:

@@ -359,10 +359,12 @@ func (c *Config) validate(root *yaml.Node) error {
 		}
 	}
 	if c.ProbeQuorum == 0 {
-		c.ProbeQuorum = 0.5
+		// A strict majority: with two locations both must agree, so one
+		// tower's own network trouble never declares an outage.
+		c.ProbeQuorum = 0.51
 	}
 	if c.ProbeQuorum < 0 || c.ProbeQuorum > 1 {
-		bad("a share between 0 and 1, e.g. 0.5 (at least half of the locations)", "probe_quorum")
+		bad("a share between 0 and 1, e.g. 0.51 (more than half of the locations)", "probe_quorum")
 	}
 	if c.PeerGrace == 0 {
 		c.PeerGrace = Duration(30 * time.Second)

@@ -131,5 +131,11 @@ func (t *Tower) handlePeers(w http.ResponseWriter, _ *http.Request) {
 		last := t.peers.last(p.Name)
 		out = append(out, view{Name: p.Name, URL: p.URL, LastOK: last, Healthy: !last.IsZero() && now.Sub(last) <= time.Duration(cfg.PeerGrace)})
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"name": cfg.Name, "peers": out, "sender": t.senderPeer(now, cfg) == ""})
+	t.mu.Lock()
+	verdicts := map[string]map[string]probeVerdict{}
+	for k, v := range t.peerProbes {
+		verdicts[k] = v
+	}
+	t.mu.Unlock()
+	writeJSON(w, http.StatusOK, map[string]any{"name": cfg.Name, "peers": out, "sender": t.senderPeer(now, cfg) == "", "probe_verdicts": verdicts})
 }

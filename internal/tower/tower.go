@@ -569,6 +569,9 @@ func (t *Tower) message(a *Alert, ev alerting.Event, now time.Time) *notify.Mess
 	if u := t.cfg.Load().URL; u != "" {
 		m.URL = strings.TrimRight(u, "/") + "/api/v1/alerts?key=" + a.Key
 	}
+	if strings.HasPrefix(m.Host, "service:") {
+		m.Host = "" // a probe of a service with no host declared
+	}
 	switch ev {
 	case alerting.Fire:
 		m.State = notify.Firing
