@@ -98,7 +98,7 @@ func TestBrowserStatusPageAndConsole(t *testing.T) {
 	w.at(2 * time.Second)
 	do(chromedp.Navigate(w.srv.URL+"/"), chromedp.WaitVisible(chromedp.CSS(`ul.incidents`)))
 	shot("status-page-incident.png")
-	if inc, h := text(`ul.incidents`), text(`header.top`); !contains(inc, "web not working") || !contains(h, "Some services are down") {
+	if inc, h := text(`ul.incidents`), text(`header.top`); !contains(inc, "web not working") || !contains(inc, "web stopped working.") || !contains(h, "Some services are down") {
 		t.Errorf("after the failure: header %q, incidents %q", h, inc)
 	}
 

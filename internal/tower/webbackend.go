@@ -56,6 +56,9 @@ func (b webBackend) Incidents(ctx context.Context, publicOnly bool) ([]web.Incid
 		if publicOnly && !in.Closed.IsZero() && b.t.now().Sub(in.Closed) > 7*24*time.Hour {
 			continue
 		}
+		if publicOnly {
+			v.Updates = b.publicUpdates(ctx, in.ID, public)
+		}
 		out = append(out, v)
 	}
 	return out, nil
@@ -161,4 +164,39 @@ func (b webBackend) Ack(ctx context.Context, key, by, comment string) error {
 func (b webBackend) Silence(ctx context.Context, host, key string, d time.Duration, by, comment string) error {
 	_, err := b.t.AddSilence(ctx, Silence{Match: Match{Host: host, Key: key}, Ends: b.t.now().Add(d), CreatedBy: by, Comment: comment})
 	return err
+}
+
+// publicUpdates tells a public incident's story from its probe alerts
+// only: when each public service stopped and started working again.
+func (b webBackend) publicUpdates(ctx context.Context, id int64, public map[string]bool) []web.TimelineEvent {
+	rows, err := b.t.store.DB.QueryContext(ctx, "SELECT time, key, event FROM alert_events WHERE incident = ? ORDER BY time", id)
+	if err != nil {
+		return nil
+	}
+	defer rows.Close()
+	var out []web.TimelineEvent
+	down := map[string]time.Time{}
+	for rows.Next() {
+		var at int64
+		var key, ev string
+		if rows.Scan(&at, &key, &ev) != nil || !public[key] {
+			continue
+		}
+		when := time.Unix(0, at).UTC()
+		name := strings.TrimPrefix(key, "probe/")
+		switch alerting.Event(ev) {
+		case alerting.Fire:
+			down[name] = when
+			out = append(out, web.TimelineEvent{At: when, Text: name + " stopped working."})
+		case alerting.Resolve:
+			text := name + " works again."
+			if d, ok := down[name]; ok {
+				text = fmt.Sprintf("%s works again after %s.", name, when.Sub(d).Round(time.Minute))
+			}
+			out = append(out, web.TimelineEvent{At: when, Text: text})
+		case alerting.FlapStart:
+			out = append(out, web.TimelineEvent{At: when, Text: name + " keeps failing and recovering."})
+		}
+	}
+	return out
 }

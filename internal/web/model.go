@@ -59,6 +59,8 @@ type Incident struct {
 	Opened, Closed time.Time
 	Hosts          []string
 	Services       []string
+	// Updates are the public timeline, in plain words.
+	Updates []TimelineEvent
 }
 
 // TimelineEvent is one line of an incident's timeline.
