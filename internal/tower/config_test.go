@@ -56,3 +56,26 @@ probes:
 		}
 	}
 }
+
+// TestREADMEProbeConfig: the probes example in the README loads.
+func TestREADMEProbeConfig(t *testing.T) {
+	b, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	readme := string(b)
+	i := strings.Index(readme, "### Deep probes and the status page")
+	if i < 0 {
+		t.Fatal("README lacks the probes section")
+	}
+	block := readme[i:]
+	start := strings.Index(block, "```yaml\n") + len("```yaml\n")
+	end := strings.Index(block[start:], "```")
+	cfg, err := ParseConfig([]byte("data_dir: /tmp/x\nagents: [{name: pve1, token: aaaaaaaaaaaaaaaaaaaa}]\n"+block[start:start+end]), "README.md")
+	if err != nil {
+		t.Fatalf("the README's probe example does not load: %v", err)
+	}
+	if len(cfg.Probes) != 3 || cfg.Probes[2].Host != "pve1" || !cfg.Probes[0].Public {
+		t.Errorf("parsed %+v", cfg.Probes)
+	}
+}
