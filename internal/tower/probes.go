@@ -3,7 +3,6 @@ package tower
 import (
 	"context"
 	"errors"
-	"sort"
 	"strings"
 	"time"
 
@@ -154,14 +153,4 @@ func (t *Tower) setPeerVerdicts(peer string, vs map[string]probeVerdict) {
 	t.mu.Lock()
 	t.peerProbes[peer] = vs
 	t.mu.Unlock()
-}
-
-// probeNames lists the configured probes (for errors and tests).
-func (c *Config) probeNames() []string {
-	var out []string
-	for _, p := range c.Probes {
-		out = append(out, p.Name)
-	}
-	sort.Strings(out)
-	return out
 }
