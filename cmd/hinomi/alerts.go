@@ -39,9 +39,22 @@ func (c *towerClient) do(ctx context.Context, method, path string, in, out any) 
 		}
 		body = bytes.NewReader(b)
 	}
+	b, err := c.request(ctx, method, path, body)
+	if err != nil || out == nil {
+		return err
+	}
+	return json.Unmarshal(b, out)
+}
+
+// raw GETs a path and returns its body as it is (markdown, text).
+func (c *towerClient) raw(ctx context.Context, path string) ([]byte, error) {
+	return c.request(ctx, http.MethodGet, path, nil)
+}
+
+func (c *towerClient) request(ctx context.Context, method, path string, body io.Reader) ([]byte, error) {
 	req, err := http.NewRequestWithContext(ctx, method, strings.TrimRight(c.url, "/")+path, body)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if c.token != "" {
 		req.Header.Set("Authorization", "Bearer "+c.token)
@@ -49,10 +62,10 @@ func (c *towerClient) do(ctx context.Context, method, path string, in, out any) 
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := (&http.Client{Timeout: 10 * time.Second}).Do(req)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer resp.Body.Close()
-	b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
 	if resp.StatusCode/100 != 2 {
 		var e struct {
 			Error string `json:"error"`
@@ -61,12 +74,9 @@ func (c *towerClient) do(ctx context.Context, method, path string, in, out any) 
 		if e.Error == "" {
 			e.Error = strings.TrimSpace(string(b))
 		}
-		return fmt.Errorf("%s %s: %s: %s", method, path, resp.Status, e.Error)
+		return nil, fmt.Errorf("%s %s: %s: %s", method, path, resp.Status, e.Error)
 	}
-	if out != nil {
-		return json.Unmarshal(b, out)
-	}
-	return nil
+	return b, nil
 }
 
 func whoami() string {
@@ -216,23 +226,11 @@ func runIncidents(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		return nil
 	}
 	if *postmortem {
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimRight(c.url, "/")+"/api/v1/incidents/"+id+"/postmortem", nil)
+		md, err := c.raw(ctx, "/api/v1/incidents/"+id+"/postmortem")
 		if err != nil {
 			return err
 		}
-		if c.token != "" {
-			req.Header.Set("Authorization", "Bearer "+c.token)
-		}
-		resp, err := (&http.Client{Timeout: 10 * time.Second}).Do(req)
-		if err != nil {
-			return err
-		}
-		defer resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
-			return fmt.Errorf("incident %s: %s: %s", id, resp.Status, strings.TrimSpace(string(b)))
-		}
-		_, err = io.Copy(stdout, resp.Body)
+		_, err = stdout.Write(md)
 		return err
 	}
 	var r struct {

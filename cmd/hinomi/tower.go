@@ -139,25 +139,8 @@ func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	get := func(path string, v any) error {
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimRight(*url, "/")+path, nil)
-		if err != nil {
-			return err
-		}
-		if *token != "" {
-			req.Header.Set("Authorization", "Bearer "+*token)
-		}
-		resp, err := (&http.Client{Timeout: 10 * time.Second}).Do(req)
-		if err != nil {
-			return err
-		}
-		defer resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
-			return fmt.Errorf("%s%s: %s: %s", *url, path, resp.Status, strings.TrimSpace(string(b)))
-		}
-		return json.NewDecoder(resp.Body).Decode(v)
-	}
+	c := &towerClient{url: *url, token: *token}
+	get := func(path string, v any) error { return c.do(ctx, http.MethodGet, path, nil, v) }
 	var hosts struct {
 		Hosts []tower.HostView `json:"hosts"`
 	}
