@@ -292,8 +292,16 @@ channels:
 		} `json:"alerts"`
 	}
 	getJSON(t, url+"/api/v1/alerts?status=firing", &alerts)
-	if len(alerts.Alerts) != 1 || alerts.Alerts[0].Key != "heartbeat/agent2" {
-		t.Errorf("firing alerts after the tower restart: %+v, want heartbeat/agent2", alerts.Alerts)
+	// The agents also report this machine's real findings (other tests
+	// run load beside this one): only silences count here.
+	var silent []string
+	for _, a := range alerts.Alerts {
+		if strings.HasPrefix(a.Key, "heartbeat/") {
+			silent = append(silent, a.Key)
+		}
+	}
+	if len(silent) != 1 || silent[0] != "heartbeat/agent2" {
+		t.Errorf("silent hosts after the tower restart: %v, want heartbeat/agent2", silent)
 	}
 
 	// agent2 comes back (same state: its spool resends in order).
