@@ -194,6 +194,9 @@ func newHook(t *testing.T) *hook {
 			return
 		}
 		a := p.Alerts[0]
+		if strings.HasPrefix(a.Labels["key"], "finding/") || strings.HasPrefix(a.Labels["key"], "group/") {
+			return // the machine's real findings: other tests load it
+		}
 		h.msgs <- hookMsg{at: time.Now(), status: p.Status, key: a.Labels["alertname"] + "|" + a.Labels["key"], description: a.Annotations["summary"] + "\n" + a.Annotations["description"]}
 	}))
 	t.Cleanup(h.srv.Close)
@@ -271,7 +274,7 @@ channels:
 	// the last heartbeat it missed.
 	killed := time.Now()
 	agents[1].kill(t)
-	fire := hook.wait(t, "agent2", "firing", grace+5*time.Second)
+	fire := hook.wait(t, "heartbeat/agent2", "firing", grace+5*time.Second)
 	if lat := fire.at.Sub(killed); lat > grace+interval+time.Second {
 		t.Errorf("silence reported %s after the kill, want within grace %s + interval + 1 s", lat, grace)
 	}
@@ -306,14 +309,14 @@ channels:
 
 	// agent2 comes back (same state: its spool resends in order).
 	agents[1] = agent(1)
-	res := hook.wait(t, "agent2", "resolved", 30*time.Second)
+	res := hook.wait(t, "heartbeat/agent2", "resolved", 30*time.Second)
 	t.Logf("recovery message:\n%s", res.description)
 	if !regexp.MustCompile(`\d+s|\d+m`).MatchString(res.description) || !strings.Contains(strings.ToLower(res.description), "down") {
 		t.Errorf("recovery does not state the downtime:\n%s", res.description)
 	}
 	select {
 	case m := <-hook.msgs:
-		if strings.Contains(m.key, "agent2") && m.status == "firing" {
+		if strings.Contains(m.key, "heartbeat/agent2") && m.status == "firing" {
 			t.Errorf("the firing message was sent again after the tower restart")
 		}
 	default:

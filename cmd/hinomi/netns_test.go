@@ -120,7 +120,7 @@ func TestAgentsInNetworkNamespaces(t *testing.T) {
 	nt := startNetTower(t, 2, nsGrace, "")
 	cut := time.Now()
 	ipCmd(t, "link", "set", nt.hosts[1].veth, "down")
-	fire := nt.hook.wait(t, "ns2", "firing", nsGrace+10*time.Second)
+	fire := nt.hook.wait(t, "heartbeat/ns2", "firing", nsGrace+10*time.Second)
 	if lat := fire.at.Sub(cut); lat > nsGrace+nsInterval+time.Second {
 		t.Errorf("silence reported %s after the link was cut, want within grace %s + interval + 1 s", lat, nsGrace)
 	}
@@ -128,7 +128,7 @@ func TestAgentsInNetworkNamespaces(t *testing.T) {
 		t.Errorf("firing message without its start:\n%s", fire.description)
 	}
 	ipCmd(t, "link", "set", nt.hosts[1].veth, "up")
-	res := nt.hook.wait(t, "ns2", "resolved", 30*time.Second)
+	res := nt.hook.wait(t, "heartbeat/ns2", "resolved", 30*time.Second)
 	if !strings.Contains(strings.ToLower(res.description), "down") {
 		t.Errorf("recovery without downtime:\n%s", res.description)
 	}
@@ -165,11 +165,11 @@ func TestFlappingNetwork(t *testing.T) {
 		ipCmd(t, "link", "set", h.veth, "down")
 		switch {
 		case i < 2:
-			nt.hook.wait(t, "ns1", "firing", grace+10*time.Second)
+			nt.hook.wait(t, "heartbeat/ns1", "firing", grace+10*time.Second)
 			ipCmd(t, "link", "set", h.veth, "up")
-			nt.hook.wait(t, "ns1", "resolved", 30*time.Second)
+			nt.hook.wait(t, "heartbeat/ns1", "resolved", 30*time.Second)
 		case i == 2:
-			m := nt.hook.wait(t, "ns1", "firing", grace+10*time.Second)
+			m := nt.hook.wait(t, "heartbeat/ns1", "firing", grace+10*time.Second)
 			if !strings.Contains(m.description, "flapping") {
 				t.Errorf("third long cut: %s, want the flapping report", m.description)
 			}
