@@ -28,7 +28,14 @@ const (
 func (t *Tower) startDispatchers(ctx context.Context) {
 	t.wakeMu.Lock()
 	defer t.wakeMu.Unlock()
+	if t.dispatching == nil {
+		t.dispatching = map[string]bool{}
+	}
 	for _, ch := range t.cfg.Load().Channels {
+		if t.dispatching[ch.Name] {
+			continue // already has its goroutine (a reload keeps it)
+		}
+		t.dispatching[ch.Name] = true
 		wake := make(chan struct{}, 1)
 		t.wakers = append(t.wakers, wake)
 		t.dispatchW.Add(1)

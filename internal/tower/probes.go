@@ -52,7 +52,9 @@ func (t *Tower) runProbes(ctx context.Context) {
 	if err := sched.Update(specs()); err != nil {
 		t.log.Error("probes", "err", err)
 	}
+	t.mu.Lock()
 	t.probeSched = sched
+	t.mu.Unlock()
 	go func() {
 		if err := sched.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
 			t.log.Error("probe scheduler stopped", "err", err)
@@ -153,4 +155,10 @@ func (t *Tower) setPeerVerdicts(peer string, vs map[string]probeVerdict) {
 	t.mu.Lock()
 	t.peerProbes[peer] = vs
 	t.mu.Unlock()
+}
+
+func (t *Tower) probeScheduler() *probe.Scheduler {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.probeSched
 }

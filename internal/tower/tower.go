@@ -55,16 +55,20 @@ type Tower struct {
 	ownProbes    map[string]probeVerdict
 	peerProbes   map[string]map[string]probeVerdict
 	probeSched   *probe.Scheduler
+	// startNewDispatchers starts dispatchers for channels a reload added;
+	// Run sets it.
+	startNewDispatchers func()
 
-	senders   atomic.Pointer[map[string]notify.Sender]
-	wakeMu    sync.Mutex
-	wakers    []chan struct{} // one per channel dispatcher
-	evaluate  chan struct{}   // something changed: evaluate now
-	metrics   *metrics
-	Registry  *prometheus.Registry
-	listener  net.Listener
-	httpSrv   *http.Server
-	dispatchW sync.WaitGroup
+	senders     atomic.Pointer[map[string]notify.Sender]
+	wakeMu      sync.Mutex
+	wakers      []chan struct{} // one per channel dispatcher
+	dispatching map[string]bool
+	evaluate    chan struct{} // something changed: evaluate now
+	metrics     *metrics
+	Registry    *prometheus.Registry
+	listener    net.Listener
+	httpSrv     *http.Server
+	dispatchW   sync.WaitGroup
 }
 
 // Host is what the tower knows about an agent's host.
@@ -203,6 +207,22 @@ func (t *Tower) Reload(path string) error {
 	if err := t.setConfig(cfg, &http.Client{Timeout: 10 * time.Second}); err != nil {
 		return err
 	}
+	// New channels get their dispatcher; probes their new schedule.
+	t.mu.Lock()
+	startNew := t.startNewDispatchers
+	t.mu.Unlock()
+	if startNew != nil {
+		startNew()
+	}
+	if sched := t.probeScheduler(); sched != nil {
+		var specs []probe.Spec
+		for _, p := range cfg.Probes {
+			specs = append(specs, p.Spec)
+		}
+		if err := sched.Update(specs); err != nil {
+			return fmt.Errorf("probes: %w", err)
+		}
+	}
 	t.kick()
 	return nil
 }
@@ -326,6 +346,9 @@ func (t *Tower) Run(ctx context.Context) error {
 	go func() { errc <- t.httpSrv.Serve(t.listener) }()
 
 	dctx, stopDispatch := context.WithCancel(context.Background())
+	t.mu.Lock()
+	t.startNewDispatchers = func() { t.startDispatchers(dctx) }
+	t.mu.Unlock()
 	t.startDispatchers(dctx)
 
 	go t.pollPeers(dctx)
