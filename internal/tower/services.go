@@ -16,6 +16,7 @@ const (
 	historyDays   = 90
 	latencyPoints = 96 // the last 24 h in 15-minute buckets
 	latencyBucket = 15 * time.Minute
+	recentChecks  = 20
 )
 
 // ProbeResult is one probe run as the tower records it.
@@ -44,7 +45,8 @@ type serviceState struct {
 	since       time.Time
 	last        time.Time
 	message     string
-	days        []dayAgg // oldest first, at most historyDays
+	days        []dayAgg    // oldest first, at most historyDays
+	recent      []web.Check // newest last, at most recentChecks
 	lat         [latencyPoints]struct {
 		start time.Time
 		sum   float64
@@ -76,6 +78,10 @@ func (s *services) record(r ProbeResult) {
 		st.status, st.since = r.Status, r.Started
 	}
 	st.last, st.message = r.Started, r.Message
+	st.recent = append(st.recent, web.Check{At: r.Started, Status: r.Status, Ms: float64(r.Duration.Microseconds()) / 1000, Message: r.Message})
+	if len(st.recent) > recentChecks {
+		st.recent = st.recent[len(st.recent)-recentChecks:]
+	}
 	day := time.Date(r.Started.Year(), r.Started.Month(), r.Started.Day(), 0, 0, 0, 0, time.UTC)
 	if n := len(st.days); n == 0 || st.days[n-1].date.Before(day) {
 		st.days = append(st.days, dayAgg{date: day})
@@ -110,6 +116,9 @@ func (st *serviceState) view(now time.Time) web.Service {
 	v := web.Service{Name: st.name, Group: st.group, Status: st.status, Since: st.since, LastCheck: st.last, Uptime: map[string]float64{}}
 	if st.status != "up" {
 		v.Message = st.message
+	}
+	for i := len(st.recent) - 1; i >= 0; i-- {
+		v.Recent = append(v.Recent, st.recent[i])
 	}
 	today := time.Date(now.Year(), now.Month(), now.Day(), 0, 0, 0, 0, time.UTC)
 	byDate := map[time.Time]dayAgg{}

@@ -36,6 +36,16 @@ type Service struct {
 	Uptime      map[string]float64
 	Days        []Day
 	Latency     []Point
+	// Recent are the last results, newest first (console only).
+	Recent []Check
+}
+
+// Check is one probe result.
+type Check struct {
+	At      time.Time
+	Status  string
+	Ms      float64
+	Message string
 }
 
 // Day is one day's bar.
