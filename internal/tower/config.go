@@ -336,8 +336,8 @@ func (c *Config) validate(root *yaml.Node) error {
 		if u.Name == "" {
 			bad("required", "console", "users", i, "name")
 		}
-		if !strings.HasPrefix(u.PasswordHash, "$2") {
-			bad("a bcrypt hash ($2a$/$2b$/$2y$…), e.g. from htpasswd -nbBC 12 NAME PASSWORD or hinomi hash-password", "console", "users", i, "password_hash")
+		if err := web.ValidHash(u.PasswordHash); err != nil {
+			bad(err.Error()+"; make one with hinomi hash-password (bcrypt) or the argon2 tool (argon2id)", "console", "users", i, "password_hash")
 		}
 	}
 	probeNames := map[string]bool{}

@@ -83,7 +83,7 @@ func (a *auth) login(w http.ResponseWriter, r *http.Request, name, password stri
 	if !known {
 		_ = bcrypt.CompareHashAndPassword(dummyHash, []byte(password))
 	}
-	if !known || bcrypt.CompareHashAndPassword([]byte(hash), []byte(password)) != nil {
+	if !known || !checkPassword(hash, password) {
 		a.mu.Lock()
 		a.failures[ip] = append(a.failures[ip], now)
 		a.mu.Unlock()
