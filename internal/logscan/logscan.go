@@ -14,6 +14,7 @@ import (
 	"math"
 	"os"
 	"os/exec"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -235,6 +236,9 @@ func WriteText(w io.Writer, r *Report, loc *time.Location) error {
 	var b strings.Builder
 	fmt.Fprintf(&b, "hinomi logs scan: %s, %d lines (%s) in %.2f s: %d incident(s)\n",
 		strings.Join(r.Inputs, ", "), r.Stats.Lines, finding.HumanBytes(float64(r.Stats.Bytes)), r.Took.Seconds(), len(r.Incidents))
+	if len(r.Incidents) > 3 {
+		writeSummary(&b, r)
+	}
 	worst := map[finding.Severity]int{}
 	for _, in := range r.Incidents {
 		worst[in.Sig.Severity]++
@@ -266,6 +270,37 @@ func WriteText(w io.Writer, r *Report, loc *time.Location) error {
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// writeSummary is the short version first: one line per failure mode,
+// worst first, with its runbook.
+func writeSummary(b *strings.Builder, r *Report) {
+	type modeSum struct {
+		mode   string
+		worst  finding.Severity
+		n      int
+		titles []string
+	}
+	byMode := map[string]*modeSum{}
+	var order []*modeSum
+	for _, in := range r.Incidents {
+		m := byMode[in.Sig.Mode]
+		if m == nil {
+			m = &modeSum{mode: in.Sig.Mode}
+			byMode[in.Sig.Mode] = m
+			order = append(order, m)
+		}
+		m.n++
+		m.worst = max(m.worst, in.Sig.Severity)
+		if !slices.Contains(m.titles, in.Sig.Title) && len(m.titles) < 4 {
+			m.titles = append(m.titles, in.Sig.Title)
+		}
+	}
+	sort.SliceStable(order, func(i, j int) bool { return order[i].worst > order[j].worst })
+	b.WriteString("\nIn short:\n")
+	for _, m := range order {
+		fmt.Fprintf(b, "  %-12s %-6s %d incident(s): %s (hinomi runbook %s)\n", strings.ToUpper(m.worst.String()), m.mode, m.n, strings.Join(m.titles, "; "), m.mode)
+	}
 }
 
 func when(ev signatures.Event, loc *time.Location) string {
