@@ -64,6 +64,10 @@ type Agent struct {
 
 	mu   sync.Mutex
 	sent map[string]string // finding key → fingerprint of what the towers have
+	// resync: send the whole set next cycle (a spool refused or dropped
+	// records); dropped is the spools' drop count seen last.
+	resync  bool
+	dropped uint64
 }
 
 type tower struct {
@@ -180,6 +184,16 @@ func (a *Agent) cycles(ctx context.Context) {
 		if err != nil {
 			a.cfg.Log.Error("diagnosis failed", "err", err)
 		} else {
+			var dropped uint64
+			for _, t := range a.towers {
+				dropped += t.spool.Stats().Dropped
+			}
+			a.mu.Lock()
+			if dropped > a.dropped || a.resync {
+				full = true // the towers may have missed changes
+			}
+			a.dropped, a.resync = dropped, false
+			a.mu.Unlock()
 			a.findings(d, full)
 			full = false
 		}
@@ -214,26 +228,34 @@ func (a *Agent) findings(d *doctor.Diagnosis, full bool) {
 			rec.Resolved = append(rec.Resolved, k)
 		}
 	}
-	a.sent = now
 	if !full && len(rec.Open) == 0 && len(rec.Resolved) == 0 {
+		a.sent = now
 		return
 	}
-	a.append(wire.KindFindings, rec)
+	if a.append(wire.KindFindings, rec) {
+		a.sent = now
+	} else {
+		// Not spooled everywhere: the next cycle sends the whole set.
+		a.sent = map[string]string{}
+		a.resync = true
+	}
 }
 
 func (a *Agent) status(s wire.Status) { a.append(wire.KindStatus, s) }
 
-// append spools one record for every tower.
-func (a *Agent) append(kind string, v any) {
+// append spools one record for every tower; false when a spool refused it.
+func (a *Agent) append(kind string, v any) bool {
 	data, err := json.Marshal(v)
 	if err != nil {
 		a.cfg.Log.Error("encoding a record", "kind", kind, "err", err)
-		return
+		return false
 	}
 	item, _ := json.Marshal(spooled{Kind: kind, Time: time.Now().UTC(), Data: data})
+	ok := true
 	for _, t := range a.towers {
 		if _, err := t.spool.Append(item); err != nil {
 			a.cfg.Log.Error("spooling a record", "tower", t.url, "err", err)
+			ok = false
 			continue
 		}
 		select {
@@ -241,6 +263,7 @@ func (a *Agent) append(kind string, v any) {
 		default:
 		}
 	}
+	return ok
 }
 
 // spooled is a record as kept in the spool (the sequence number is the

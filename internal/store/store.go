@@ -92,7 +92,8 @@ func Open(dir string) (*Store, error) {
 var ErrClosed = errors.New("store is closed")
 
 // Write runs fn in a write transaction, batched with other writes, and
-// returns when the transaction committed (fn's error fails only fn's own
+// returns when the transaction committed; ctx bounds only the wait for a
+// place in the queue (fn's error fails only fn's own
 // part: the batch uses a savepoint per write).
 func (s *Store) Write(ctx context.Context, fn func(*sql.Tx) error) error {
 	w := &write{fn: fn, done: make(chan error, 1)}
@@ -108,12 +109,9 @@ func (s *Store) Write(ctx context.Context, fn func(*sql.Tx) error) error {
 		return ctx.Err()
 	}
 	s.mu.Unlock()
-	select {
-	case err := <-w.done:
-		return err
-	case <-ctx.Done():
-		return ctx.Err()
-	}
+	// Once queued the write will be committed (or fail) whatever ctx says:
+	// wait for it, so that a caller never believes a committed write lost.
+	return <-w.done
 }
 
 func (s *Store) writer() {

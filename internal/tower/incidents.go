@@ -274,6 +274,8 @@ func (t *Tower) AddNote(ctx context.Context, id int64, by, text string) error {
 	if err != nil {
 		return err
 	}
+	t.persistMu.Lock()
+	defer t.persistMu.Unlock()
 	t.mu.Lock()
 	if live := t.incidents[id]; live != nil {
 		in = live

@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/hinomi/hinomi/internal/wire"
@@ -71,6 +72,10 @@ func (t *Tower) handleIngest(w http.ResponseWriter, r *http.Request) {
 		fail(http.StatusForbidden, fmt.Sprintf("this token belongs to agent %q, not %q", agent.Name, env.Agent))
 		return
 	}
+	// One batch of an agent at a time: a resend that overlaps a slow
+	// original must not apply its changes out of order.
+	unlock := t.lockAgent(env.Agent)
+	defer unlock()
 	now := t.now()
 	addr, _, _ := net.SplitHostPort(r.RemoteAddr)
 	acked, err := t.ingest(r.Context(), &env, addr, now)
@@ -203,4 +208,20 @@ func (t *Tower) applyFindings(tx *sql.Tx, host string, f wire.Findings, now time
 			delete(fs, k)
 		}
 	}, nil
+}
+
+// lockAgent serialises the batches of one agent.
+func (t *Tower) lockAgent(name string) func() {
+	t.agentLocksMu.Lock()
+	if t.agentLocks == nil {
+		t.agentLocks = map[string]*sync.Mutex{}
+	}
+	m := t.agentLocks[name]
+	if m == nil {
+		m = &sync.Mutex{}
+		t.agentLocks[name] = m
+	}
+	t.agentLocksMu.Unlock()
+	m.Lock()
+	return m.Unlock
 }

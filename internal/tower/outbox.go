@@ -169,8 +169,10 @@ func (t *Tower) sendNext(ctx context.Context, channel string) (bool, error) {
 // channel, host and state) into the row: twenty findings of one host in one
 // minute become one message listing them.
 func (t *Tower) mergeGroup(ctx context.Context, channel string, row *outboxRow, now time.Time) error {
+	// Everything queued for the group so far goes with the first one, even
+	// if its own wait has not ended: that is what the wait was for.
 	rows, err := t.store.DB.QueryContext(ctx, `SELECT id, message FROM outbox WHERE channel = ? AND state = 'due'
-		AND group_key = ? AND attempts = 0 AND id != ? AND next_attempt <= ? ORDER BY id`, channel, row.group, row.id, now.UnixNano())
+		AND group_key = ? AND attempts = 0 AND id != ? AND created <= ? ORDER BY id`, channel, row.group, row.id, now.UnixNano())
 	if err != nil {
 		return err
 	}

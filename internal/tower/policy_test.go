@@ -308,8 +308,12 @@ func TestGrouping(t *testing.T) {
 		key := "FM-C2/space /srv" + string(rune('a'+i))
 		fs = append(fs, finding.Finding{Key: key, Mode: "FM-C2", Severity: finding.High, Subject: key, Summary: key + " full", Runbook: "FM-C2"})
 	}
-	p.report("pve1", fs...)
+	// Half of them first, the other half 20 s later: still one message.
+	p.report("pve1", fs[:10]...)
 	p.at(time.Second)
+	p.c.Set(p.t0.Add(21 * time.Second))
+	p.report("pve1", fs...)
+	p.at(21 * time.Second)
 	p.c.Set(p.t0.Add(29 * time.Second))
 	p.report("pve1", fs...)
 	p.at(59 * time.Second)

@@ -95,12 +95,15 @@ func (t *Tower) AddSilence(ctx context.Context, s Silence) (Silence, error) {
 // ExpireSilence ends a silence now.
 func (t *Tower) ExpireSilence(ctx context.Context, id string) error {
 	now := t.now()
+	t.persistMu.Lock()
+	defer t.persistMu.Unlock()
 	t.mu.Lock()
 	var found *Silence
 	for i := range t.silences {
 		if t.silences[i].ID == id {
 			t.silences[i].Ends = now
-			found = &t.silences[i]
+			cp := t.silences[i]
+			found = &cp
 		}
 	}
 	t.silGen++
@@ -125,6 +128,10 @@ func (t *Tower) Acknowledge(ctx context.Context, key, by, comment string) (Alert
 	if by == "" {
 		return Alert{}, errors.New("by: say who acknowledges")
 	}
+	// Copy and write under persistMu, as Evaluate does, so that neither
+	// overwrites the other's newer state in the database.
+	t.persistMu.Lock()
+	defer t.persistMu.Unlock()
 	t.mu.Lock()
 	a := t.alerts[key]
 	if a == nil || (a.State.Status != alerting.Firing && !a.State.Flapping) {

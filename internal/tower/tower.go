@@ -37,11 +37,18 @@ type Tower struct {
 	log   *slog.Logger
 	now   func() time.Time
 
-	mu       sync.Mutex
-	hosts    map[string]*Host
-	findings map[string]map[string]*Finding // host → key → open finding
-	alerts   map[string]*Alert
-	silences []Silence
+	mu sync.Mutex
+	// persistMu orders the writes of in-memory state to the database
+	// (Evaluate, acks, notes): each copies under mu and writes under
+	// persistMu, so an older copy never overwrites a newer one.
+	persistMu sync.Mutex
+	// agentLocks serialise each agent's batches (lockAgent).
+	agentLocksMu sync.Mutex
+	agentLocks   map[string]*sync.Mutex
+	hosts        map[string]*Host
+	findings     map[string]map[string]*Finding // host → key → open finding
+	alerts       map[string]*Alert
+	silences     []Silence
 	// silGen changes whenever silences are added or expired.
 	silGen       uint64
 	incidents    map[int64]*Incident // open ones (and closed this run)
@@ -416,6 +423,8 @@ type signal struct {
 // Evaluate steps every signal to now and persists and notifies what
 // changed. Tests call it directly with their own time.
 func (t *Tower) Evaluate(ctx context.Context, now time.Time) error {
+	t.persistMu.Lock()
+	defer t.persistMu.Unlock()
 	cfg := t.cfg.Load()
 	minSev, _ := finding.ParseSeverity(cfg.Alerts.MinSeverity)
 	flap := alerting.FlapRule{Window: time.Duration(cfg.Alerts.Flap.Window), Spells: cfg.Alerts.Flap.Spells, Stable: time.Duration(cfg.Alerts.Flap.Stable)}
@@ -437,6 +446,28 @@ func (t *Tower) Evaluate(ctx context.Context, now time.Time) error {
 			rule: alerting.Rule{RepeatInterval: rule.RepeatInterval, Flap: flap}})
 	}
 	sigs = append(sigs, t.peerSignals(now, cfg, flap)...)
+	configured := map[string]bool{}
+	for _, a := range cfg.Agents {
+		configured["heartbeat/"+a.Name] = true
+	}
+	for _, p := range cfg.Probes {
+		configured["probe/"+p.Name] = true
+	}
+	for _, p := range cfg.Peers {
+		configured["peer/"+p.Name] = true
+	}
+	for name := range t.probes {
+		if !configured["probe/"+name] {
+			delete(t.probes, name) // removed by a reload
+		}
+	}
+	for key, al := range t.alerts {
+		// Removed by a reload: what still fires resolves.
+		if (al.Kind == "heartbeat" || al.Kind == "probe" || al.Kind == "peer") && !configured[key] &&
+			(al.State.Status == alerting.Firing || al.State.Status == alerting.Pending) {
+			sigs = append(sigs, signal{alert: al, obs: alerting.Observation{Bad: false}, rule: rule})
+		}
+	}
 	for name, r := range t.probes {
 		host := r.Host
 		if host == "" {
@@ -472,6 +503,7 @@ func (t *Tower) Evaluate(ctx context.Context, now time.Time) error {
 	}
 	type change struct {
 		alert    Alert
+		before   Alert
 		event    alerting.Event
 		out      []outMsg
 		incident *Incident
@@ -497,7 +529,7 @@ func (t *Tower) Evaluate(ctx context.Context, now time.Time) error {
 			cp := *in
 			snap = &cp
 		}
-		changes = append(changes, change{alert: *s.alert, event: ev, out: out, incident: snap})
+		changes = append(changes, change{alert: *s.alert, before: before, event: ev, out: out, incident: snap})
 	}
 	t.mu.Unlock()
 	if len(changes) == 0 {
@@ -531,6 +563,15 @@ func (t *Tower) Evaluate(ctx context.Context, now time.Time) error {
 		return nil
 	})
 	if err != nil {
+		// Nothing was written: put the alerts back as they were, so that the
+		// next evaluation decides (and notifies) again.
+		t.mu.Lock()
+		for _, c := range changes {
+			if a := t.alerts[c.alert.Key]; a != nil {
+				*a = c.before
+			}
+		}
+		t.mu.Unlock()
 		return err
 	}
 	for _, c := range changes {

@@ -30,7 +30,10 @@ func newWebTower(t *testing.T) *webTower {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := newPolicyTower(t, "console:\n  title: Example status\n  users:\n    - {name: mika, password_hash: '"+string(hash)+"'}\nroutes:\n  - {match: {}, channels: [ops]}\n")
+	p := newPolicyTower(t, "console:\n  title: Example status\n  users:\n    - {name: mika, password_hash: '"+string(hash)+"'}\nroutes:\n  - {match: {}, channels: [ops]}\n"+
+		// The tests feed results by hand (RecordProbe); the probes are
+		// configured so that the tower keeps their alerts.
+		"probes:\n  - {name: web, type: tcp, target: \"127.0.0.1:9\"}\n  - {name: api, type: tcp, target: \"127.0.0.1:9\"}\n  - {name: db-internal, type: tcp, target: \"127.0.0.1:9\"}\n")
 	site, err := web.New(p.tw.Web(), web.Options{Title: "Example status", Users: p.tw.cfg.Load().Console.Users, Now: p.c.Now})
 	if err != nil {
 		t.Fatal(err)

@@ -59,7 +59,8 @@ func randomToken() string {
 
 // dummyHash keeps the time of a login with an unknown name equal to one
 // with a wrong password.
-var dummyHash, _ = bcrypt.GenerateFromPassword([]byte("hinomi-not-a-user"), bcrypt.DefaultCost)
+// Cost 12 is what hinomi hash-password makes.
+var dummyHash, _ = bcrypt.GenerateFromPassword([]byte("hinomi-not-a-user"), 12)
 
 // login checks a name and password; allowed is false when the client is
 // rate-limited.
@@ -78,19 +79,22 @@ func (a *auth) login(w http.ResponseWriter, r *http.Request, name, password stri
 		a.mu.Unlock()
 		return false, false
 	}
+	// Count the attempt as a failure before the slow check, so parallel
+	// guesses cannot all pass the limit; a success takes it back.
+	a.failures[ip] = append(a.failures[ip], now)
 	hash, known := a.users[name]
 	a.mu.Unlock()
 	if !known {
 		_ = bcrypt.CompareHashAndPassword(dummyHash, []byte(password))
 	}
 	if !known || !checkPassword(hash, password) {
-		a.mu.Lock()
-		a.failures[ip] = append(a.failures[ip], now)
-		a.mu.Unlock()
 		return false, true
 	}
 	id := randomToken()
 	a.mu.Lock()
+	if f := a.failures[ip]; len(f) > 0 {
+		a.failures[ip] = f[:len(f)-1]
+	}
 	a.sessions[id] = &session{user: name, csrf: randomToken(), expires: now.Add(a.ttl)}
 	a.mu.Unlock()
 	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: id, Path: "/console", HttpOnly: true,
