@@ -1,0 +1,89 @@
+package agent
+
+import (
+	"encoding/json"
+	"testing"
+
+	"github.com/hinomi/hinomi/internal/checks"
+	"github.com/hinomi/hinomi/internal/doctor"
+	"github.com/hinomi/hinomi/internal/finding"
+	"github.com/hinomi/hinomi/internal/wire"
+)
+
+func newTestAgent(t *testing.T) *Agent {
+	t.Helper()
+	a, err := New(Config{Towers: []string{"http://127.0.0.1:9"}, Token: "tok", Name: "pve1", StateDir: t.TempDir(), Kmsg: "-"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { a.towers[0].spool.Close() })
+	return a
+}
+
+// spooledFindings reads back the findings records the agent spooled.
+func spooledFindings(t *testing.T, a *Agent) []wire.Findings {
+	t.Helper()
+	recs, err := a.towers[0].spool.Peek(100, 1<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []wire.Findings
+	for _, r := range recs {
+		var s spooled
+		if err := json.Unmarshal(r.Data, &s); err != nil {
+			t.Fatal(err)
+		}
+		if s.Kind != wire.KindFindings {
+			continue
+		}
+		var f wire.Findings
+		if err := json.Unmarshal(s.Data, &f); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, f)
+	}
+	return out
+}
+
+func diag(fs ...finding.Finding) *doctor.Diagnosis {
+	return &doctor.Diagnosis{Report: checks.Report{Findings: fs}}
+}
+
+func TestFindingChanges(t *testing.T) {
+	a := newTestAgent(t)
+	b2 := finding.Finding{Key: "FM-B2/uid 0", Severity: finding.Medium, Summary: "inotify 88%"}
+	c2 := finding.Finding{Key: "FM-C2/space /", Severity: finding.Low, Summary: "/ 81%"}
+	a.findings(diag(b2, c2), true) // start: the whole set
+	b2.Summary = "inotify 89%"     // figures move: not a change
+	a.findings(diag(b2, c2), false)
+	b2.Severity = finding.High // severity changes: sent
+	a.findings(diag(b2, c2), false)
+	a.findings(diag(b2), false) // c2 resolved
+	got := spooledFindings(t, a)
+	if len(got) != 3 {
+		t.Fatalf("%d findings records, want 3 (start, severity change, resolution): %+v", len(got), got)
+	}
+	if !got[0].Full || len(got[0].Open) != 2 {
+		t.Errorf("first record %+v, want the full set", got[0])
+	}
+	if got[1].Full || len(got[1].Open) != 1 || got[1].Open[0].Severity != finding.High {
+		t.Errorf("second record %+v, want the severity change", got[1])
+	}
+	if len(got[2].Resolved) != 1 || got[2].Resolved[0] != "FM-C2/space /" {
+		t.Errorf("third record %+v, want c2 resolved", got[2])
+	}
+}
+
+// TestFindingsResyncAfterSpoolRefusal: when the spool cannot take a record,
+// the agent forgets what it sent and the next cycle sends the whole set.
+func TestFindingsResyncAfterSpoolRefusal(t *testing.T) {
+	a := newTestAgent(t)
+	f := finding.Finding{Key: "FM-B2/uid 0", Severity: finding.Medium}
+	if err := a.towers[0].spool.Close(); err != nil { // a spool that refuses appends
+		t.Fatal(err)
+	}
+	a.findings(diag(f), true)
+	if !a.resync || len(a.sent) != 0 {
+		t.Fatalf("after a refused append: resync %v, sent %v", a.resync, a.sent)
+	}
+}
