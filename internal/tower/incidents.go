@@ -58,22 +58,9 @@ type Event struct {
 }
 
 func (t *Tower) loadIncidents() error {
-	rows, err := t.store.DB.Query("SELECT data FROM incidents WHERE closed = 0")
-	if err != nil {
-		return err
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var b []byte
-		if err := rows.Scan(&b); err != nil {
-			return err
-		}
-		var in Incident
-		if json.Unmarshal(b, &in) == nil {
-			t.incidents[in.ID] = &in
-		}
-	}
-	return rows.Err()
+	return eachJSON(context.Background(), t.store.DB, "SELECT data FROM incidents WHERE closed = 0", nil, func(in Incident) {
+		t.incidents[in.ID] = &in
+	})
 }
 
 // related reports whether two hosts are the same or linked by a declared
@@ -342,28 +329,16 @@ func (t *Tower) Postmortem(ctx context.Context, id int64) (string, error) {
 
 // Incidents lists incidents, newest first.
 func (t *Tower) Incidents(ctx context.Context, limit int) ([]Incident, error) {
-	rows, err := t.store.DB.QueryContext(ctx, "SELECT data FROM incidents ORDER BY id DESC LIMIT ?", limit)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
 	var out []Incident
-	for rows.Next() {
-		var b []byte
-		if err := rows.Scan(&b); err != nil {
-			return nil, err
+	err := eachJSON(ctx, t.store.DB, "SELECT data FROM incidents ORDER BY id DESC LIMIT ?", []any{limit}, func(in Incident) {
+		t.mu.Lock()
+		if live := t.incidents[in.ID]; live != nil {
+			in = *live
 		}
-		var in Incident
-		if json.Unmarshal(b, &in) == nil {
-			t.mu.Lock()
-			if live := t.incidents[in.ID]; live != nil {
-				in = *live
-			}
-			t.mu.Unlock()
-			out = append(out, in)
-		}
-	}
-	return out, rows.Err()
+		t.mu.Unlock()
+		out = append(out, in)
+	})
+	return out, err
 }
 
 func (t *Tower) handleIncidents(w http.ResponseWriter, r *http.Request) {

@@ -36,22 +36,9 @@ func enqueue(tx *sql.Tx, o outMsg, key string, now time.Time) error {
 }
 
 func (t *Tower) loadSilences(now time.Time) error {
-	rows, err := t.store.DB.Query("SELECT data FROM silences WHERE ends > ?", now.UnixNano())
-	if err != nil {
-		return err
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var b []byte
-		if err := rows.Scan(&b); err != nil {
-			return err
-		}
-		var s Silence
-		if json.Unmarshal(b, &s) == nil {
-			t.silences = append(t.silences, s)
-		}
-	}
-	return rows.Err()
+	return eachJSON(context.Background(), t.store.DB, "SELECT data FROM silences WHERE ends > ?", []any{now.UnixNano()}, func(s Silence) {
+		t.silences = append(t.silences, s)
+	})
 }
 
 // AddSilence stores a silence and applies it from the next evaluation.

@@ -272,19 +272,27 @@ func (t *Tower) load() error {
 		t.findings[f.Host][f.Finding.Key] = &f
 	}
 	rows.Close()
-	rows, err = t.store.DB.Query("SELECT state FROM alerts")
+	return eachJSON(context.Background(), t.store.DB, "SELECT state FROM alerts", nil, func(a Alert) {
+		t.alerts[a.Key] = &a
+	})
+}
+
+// eachJSON calls fn for every row of a one-column query whose values are
+// JSON documents of T; rows that do not decode are skipped.
+func eachJSON[T any](ctx context.Context, db *sql.DB, query string, args []any, fn func(T)) error {
+	rows, err := db.QueryContext(ctx, query, args...)
 	if err != nil {
 		return err
 	}
 	defer rows.Close()
 	for rows.Next() {
-		var data []byte
-		if err := rows.Scan(&data); err != nil {
+		var b []byte
+		if err := rows.Scan(&b); err != nil {
 			return err
 		}
-		var a Alert
-		if err := json.Unmarshal(data, &a); err == nil {
-			t.alerts[a.Key] = &a
+		var v T
+		if json.Unmarshal(b, &v) == nil {
+			fn(v)
 		}
 	}
 	return rows.Err()
