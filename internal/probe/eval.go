@@ -2,6 +2,7 @@ package probe
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -110,45 +111,35 @@ func evaluate(c *condition, o *observation) (ok bool, reason string) {
 		return false, "was " + v.show
 	}
 	// Ordered comparisons: durations, or numbers.
-	var cmp int
+	var order int
 	l := c.values[0]
 	switch {
 	case v.isDur:
-		cmp = compare(float64(v.dur), float64(l.dur))
+		order = cmp.Compare(v.dur, l.dur)
 	case v.isNum:
-		cmp = compare(v.num, l.num)
+		order = cmp.Compare(v.num, l.num)
 	default:
 		f, err := strconv.ParseFloat(strings.TrimSpace(v.str), 64)
 		if err != nil {
 			return false, "was " + v.show + ", not a number"
 		}
-		cmp = compare(f, l.num)
+		order = cmp.Compare(f, l.num)
 	}
 	var pass bool
 	switch c.op {
 	case opLt:
-		pass = cmp < 0
+		pass = order < 0
 	case opLe:
-		pass = cmp <= 0
+		pass = order <= 0
 	case opGt:
-		pass = cmp > 0
+		pass = order > 0
 	case opGe:
-		pass = cmp >= 0
+		pass = order >= 0
 	}
 	if pass {
 		return true, ""
 	}
 	return false, "was " + v.show
-}
-
-func compare(a, b float64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 func equal(v value, l literal, s subject) bool {

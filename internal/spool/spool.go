@@ -7,6 +7,7 @@
 package spool
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"io"
@@ -320,7 +321,7 @@ func (s *Spool) seek() {
 // earlier position; readers skip what lies below the floor.
 func (s *Spool) after(g *segment, seq uint64) cursor {
 	if i, ok := slices.BinarySearchFunc(s.hint, seq, func(h hintEntry, seq uint64) int {
-		return cmpUint(h.seq, seq)
+		return cmp.Compare(h.seq, seq)
 	}); ok && s.hint[i].seg == g {
 		return cursor{g, s.hint[i].end, seq + 1}
 	}
@@ -340,16 +341,6 @@ func (s *Spool) after(g *segment, seq uint64) cursor {
 		}
 	}
 	return cursor{g, sc.off, sc.seq}
-}
-
-func cmpUint(a, b uint64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // Peek returns the oldest pending records in order: at most maxRecords of
