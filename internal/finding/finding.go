@@ -185,3 +185,25 @@ func HumanBytes(b float64) string {
 	}
 	return fmt.Sprintf("%.1f %s", b, units[i])
 }
+
+// HumanDuration writes d in at most two units, rounded down: "42s", "12m 5s",
+// "5h 12m", "2d 3h". Never nanoseconds.
+func HumanDuration(d time.Duration) string {
+	s := int64(max(d, 0) / time.Second)
+	const minute, hour, day = 60, 3600, 86400
+	two := func(a int64, ua string, b int64, ub string) string {
+		if b == 0 {
+			return fmt.Sprintf("%d%s", a, ua)
+		}
+		return fmt.Sprintf("%d%s %d%s", a, ua, b, ub)
+	}
+	switch {
+	case s < minute:
+		return fmt.Sprintf("%ds", s)
+	case s < hour:
+		return two(s/minute, "m", s%minute, "s")
+	case s < day:
+		return two(s/hour, "h", s%hour/minute, "m")
+	}
+	return two(s/day, "d", s%day/hour, "h")
+}

@@ -2,6 +2,7 @@ package notify
 
 import (
 	"fmt"
+	"github.com/hinomi/hinomi/internal/finding"
 	"maps"
 	"slices"
 	"strings"
@@ -246,27 +247,8 @@ func labelLine(labels map[string]string) string {
 	return oneLine(strings.Join(parts, ", "), maxLabelLine)
 }
 
-// human writes d in at most two units, rounded down: "42s", "12m 5s",
-// "5h 12m", "2d 3h". Never nanoseconds.
-func human(d time.Duration) string {
-	s := int64(max(d, 0) / time.Second)
-	const minute, hour, day = 60, 3600, 86400
-	two := func(a int64, ua string, b int64, ub string) string {
-		if b == 0 {
-			return fmt.Sprintf("%d%s", a, ua)
-		}
-		return fmt.Sprintf("%d%s %d%s", a, ua, b, ub)
-	}
-	switch {
-	case s < minute:
-		return fmt.Sprintf("%ds", s)
-	case s < hour:
-		return two(s/minute, "m", s%minute, "s")
-	case s < day:
-		return two(s/hour, "h", s%hour/minute, "m")
-	}
-	return two(s/day, "d", s%day/hour, "h")
-}
+// human writes d in at most two units: see finding.HumanDuration.
+func human(d time.Duration) string { return finding.HumanDuration(d) }
 
 // clock writes t as "03:00:12 UTC", with the date in front when t is not
 // on now's day.

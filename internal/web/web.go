@@ -3,7 +3,6 @@ package web
 import (
 	"bytes"
 	"embed"
-	"fmt"
 	"html/template"
 	"io/fs"
 	"log/slog"
@@ -12,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/hinomi/hinomi/internal/finding"
 )
 
 //go:embed templates/*.html static/*
@@ -73,26 +74,13 @@ var funcs = template.FuncMap{
 		if t.IsZero() {
 			return "never"
 		}
-		return human(now.Sub(t)) + " ago"
+		return finding.HumanDuration(now.Sub(t)) + " ago"
 	},
-	"dur":   func(a, b time.Time) string { return human(b.Sub(a)) },
+	"dur":   func(a, b time.Time) string { return finding.HumanDuration(b.Sub(a)) },
 	"upper": strings.ToUpper,
 	"bars":  daysSVG,
 	"spark": latencySVG,
 	"join":  strings.Join,
-}
-
-// human writes a duration the way people say it: 42s, 5h 12m, 2d 3h.
-func human(d time.Duration) string {
-	switch {
-	case d < time.Minute:
-		return fmt.Sprintf("%ds", int(d.Seconds()))
-	case d < time.Hour:
-		return fmt.Sprintf("%dm", int(d.Minutes()))
-	case d < 48*time.Hour:
-		return fmt.Sprintf("%dh %dm", int(d.Hours()), int(d.Minutes())%60)
-	}
-	return fmt.Sprintf("%dd %dh", int(d.Hours())/24, int(d.Hours())%24)
 }
 
 // Handler serves the status page at /, badges at /badge/, the console at
