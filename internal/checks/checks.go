@@ -17,6 +17,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/procfs"
+
 	"github.com/hinomi/hinomi/internal/finding"
 	"github.com/hinomi/hinomi/internal/host"
 	"github.com/hinomi/hinomi/internal/proctable"
@@ -48,6 +50,11 @@ type Env struct {
 	// Signatures finds distress in logs (previous boot, kernel log).
 	Signatures *signatures.Matcher
 	Log        *slog.Logger
+
+	// The mount table, read once per run (see mounts).
+	mountsOnce sync.Once
+	mountList  []*procfs.MountInfo
+	mountsErr  error
 }
 
 // Result is what one check found.

@@ -92,13 +92,18 @@ func networkFS(fstype string) bool {
 
 // mounts reads the host's mount table from PID 1's view (the host's mount
 // namespace even when hinomi runs in a container).
+// It is read once per run: the disk, mount and runtime checks share it.
 func mounts(env *Env) ([]*procfs.MountInfo, error) {
-	_, _ = env.Src.ReadFile("/proc/1/mountinfo")
-	pfs, err := env.Src.ProcFS()
-	if err != nil {
-		return nil, err
-	}
-	return pfs.GetProcMounts(1)
+	env.mountsOnce.Do(func() {
+		_, _ = env.Src.ReadFile("/proc/1/mountinfo") // recorded for snapshots
+		pfs, err := env.Src.ProcFS()
+		if err != nil {
+			env.mountsErr = err
+			return
+		}
+		env.mountList, env.mountsErr = pfs.GetProcMounts(1)
+	})
+	return env.mountList, env.mountsErr
 }
 
 // MountServer extracts the server from a mount source: "host:/export"
