@@ -125,6 +125,7 @@ func TestSuggest(t *testing.T) {
 	}
 }
 
+// fuzz budget: 20000x (scripts/test runs each target for a count of executions)
 func FuzzParseKmsg(f *testing.F) {
 	f.Add([]byte("6,1234,5000000,-;nfs: server x not responding\n K=v\n"))
 	f.Add([]byte("0,0,0,c;"))
@@ -163,6 +164,7 @@ func FuzzParseVmstat(f *testing.F) {
 	})
 }
 
+// fuzz budget: 50000x (scripts/test runs each target for a count of executions)
 func FuzzParsePasswd(f *testing.F) {
 	f.Add([]byte("root:x:0:0:root:/root:/bin/bash\n#c\nbad\n"))
 	f.Fuzz(func(t *testing.T, b []byte) { _ = ParsePasswd(b) })

@@ -247,6 +247,7 @@ func golden(t *testing.T, path, got string) {
 	}
 }
 
+// fuzz budget: 20000x (scripts/test runs each target for a count of executions)
 func FuzzText(f *testing.F) {
 	f.Add("Host pve1 is silent", "pve1", "heartbeat/pve1", "high", "summary", "a\nb", "FM-A1", "https://x", int64(-3600), int64(60), uint8(1))
 	f.Add("", "", "", "", "", "", "", "", int64(0), int64(0), uint8(0))

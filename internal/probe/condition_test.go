@@ -242,6 +242,7 @@ func TestParseDuration(t *testing.T) {
 	}
 }
 
+// fuzz budget: 50000x (scripts/test runs each target for a count of executions)
 func FuzzParseCondition(f *testing.F) {
 	for _, s := range []string{
 		"[STATUS] == 200", `[BODY] not contains "Something went wrong"`, "[BODY].data[0].name == a",

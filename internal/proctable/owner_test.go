@@ -30,6 +30,7 @@ func TestOwnerOfPath(t *testing.T) {
 	}
 }
 
+// fuzz budget: 60000x (scripts/test runs each target for a count of executions)
 func FuzzOwnerOfPath(f *testing.F) {
 	f.Add("/system.slice/docker-0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef.scope")
 	f.Add("/lxc/105/ns")

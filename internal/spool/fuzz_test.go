@@ -9,6 +9,7 @@ import (
 
 // FuzzOpen opens a spool whose only segment file holds arbitrary bytes.
 // Open must not panic, and what it reports must match what it hands out.
+// fuzz budget: 3000x (scripts/test runs each target for a count of executions)
 func FuzzOpen(f *testing.F) {
 	dir := f.TempDir()
 	s, err := Open(dir, Options{MaxBytes: 1 << 20, SegmentSize: 1 << 19})
