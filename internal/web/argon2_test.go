@@ -48,3 +48,18 @@ func FuzzCheckPassword(f *testing.F) {
 		_ = checkPassword(hash, pw)
 	})
 }
+
+// The stand-in hash for unknown names must cost what a real one costs, or a
+// login's duration tells whether the name exists.
+func TestDummyHashCost(t *testing.T) {
+	cost, err := bcrypt.Cost(dummyHash)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cost != 12 {
+		t.Errorf("dummy hash cost %d, hinomi hash-password makes 12", cost)
+	}
+	if err := bcrypt.CompareHashAndPassword(dummyHash, []byte("hinomi-not-a-user")); err != nil {
+		t.Errorf("dummy hash is not a valid bcrypt hash: %v", err)
+	}
+}
