@@ -59,7 +59,15 @@ type services struct {
 	m  map[string]*serviceState
 }
 
-func rank(s string) int { return map[string]int{"up": 0, "degraded": 1, "down": 2}[s] }
+func rank(s string) int {
+	switch s {
+	case "degraded":
+		return 1
+	case "down":
+		return 2
+	}
+	return 0
+}
 
 // record folds a probe result into the service's state.
 func (s *services) record(r ProbeResult) {
@@ -117,39 +125,44 @@ func (st *serviceState) view(now time.Time) web.Service {
 	if st.status != "up" {
 		v.Message = st.message
 	}
+	v.Recent = make([]web.Check, 0, len(st.recent))
 	for i := len(st.recent) - 1; i >= 0; i-- {
 		v.Recent = append(v.Recent, st.recent[i])
 	}
+	// Days are UTC midnights (see record), so whole days apart are exact
+	// multiples of 24 h: no calendar arithmetic per day per service.
 	today := time.Date(now.Year(), now.Month(), now.Day(), 0, 0, 0, 0, time.UTC)
-	byDate := map[time.Time]dayAgg{}
-	for _, d := range st.days {
-		byDate[d.date] = d
+	v.Days = make([]web.Day, historyDays)
+	for i := range v.Days {
+		v.Days[i] = web.Day{Date: today.Add(-time.Duration(historyDays-1-i) * 24 * time.Hour), Uptime: -1}
 	}
-	for i := historyDays - 1; i >= 0; i-- {
-		date := today.AddDate(0, 0, -i)
-		d, ok := byDate[date]
-		day := web.Day{Date: date, Uptime: -1}
-		if ok && d.n > 0 {
+	spans := [...]struct {
+		key   string
+		days  int
+		up, n int
+	}{{key: "24h", days: 1}, {key: "7d", days: 7}, {key: "30d", days: 30}, {key: "90d", days: 90}}
+	for _, d := range st.days {
+		ago := int(today.Sub(d.date) / (24 * time.Hour))
+		if ago < 0 || ago >= historyDays {
+			continue
+		}
+		if d.n > 0 {
 			// Degraded counts as up for uptime; the bar's colour shows it.
+			day := &v.Days[historyDays-1-ago]
 			day.Uptime, day.Worst = float64(d.up+d.degraded)/float64(d.n), d.worst
 		}
-		v.Days = append(v.Days, day)
-	}
-	for _, span := range []struct {
-		key  string
-		days int
-	}{{"24h", 1}, {"7d", 7}, {"30d", 30}, {"90d", 90}} {
-		up, n := 0, 0
-		for _, d := range st.days {
-			if !d.date.Before(today.AddDate(0, 0, -(span.days - 1))) {
-				up += d.up + d.degraded
-				n += d.n
+		for i := range spans {
+			if ago < spans[i].days {
+				spans[i].up += d.up + d.degraded
+				spans[i].n += d.n
 			}
 		}
-		if n == 0 {
+	}
+	for _, span := range spans {
+		if span.n == 0 {
 			v.Uptime[span.key] = -1
 		} else {
-			v.Uptime[span.key] = float64(up) / float64(n)
+			v.Uptime[span.key] = float64(span.up) / float64(span.n)
 		}
 	}
 	for k := 0; k < latencyPoints; k++ {
@@ -162,10 +175,24 @@ func (st *serviceState) view(now time.Time) web.Service {
 	return v
 }
 
+// publicNames is the set of services marked public, without building their
+// views.
+func (s *services) publicNames() map[string]bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make(map[string]bool, len(s.m))
+	for name, st := range s.m {
+		if st.public {
+			out[name] = true
+		}
+	}
+	return out
+}
+
 func (s *services) list(now time.Time, publicOnly bool) []web.Service {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	var out []web.Service
+	out := make([]web.Service, 0, len(s.m))
 	for _, st := range s.m {
 		if publicOnly && !st.public {
 			continue

@@ -29,8 +29,8 @@ func (b webBackend) Incidents(ctx context.Context, publicOnly bool) ([]web.Incid
 	}
 	public := map[string]bool{}
 	if publicOnly {
-		for _, s := range b.t.services.list(b.t.now(), true) {
-			public["probe/"+s.Name] = true
+		for name := range b.t.services.publicNames() {
+			public["probe/"+name] = true
 		}
 	}
 	var out []web.Incident
