@@ -54,11 +54,14 @@ func (m *MountProber) Probe(ctx context.Context, mountpoint string) MountAnswer 
 
 	done := make(chan error, 1) // buffered: the goroutine never blocks on send
 	go func() {
+		// A signal to this thread (Go's preemption included) can end a
+		// FUSE or soft-mounted NFS call with EINTR: that is no answer
+		// from the server, so ask again.
 		var st unix.Stat_t
-		err := unix.Stat(mountpoint, &st)
+		err := ignoringEINTR(func() error { return unix.Stat(mountpoint, &st) })
 		if err == nil {
 			var sfs unix.Statfs_t
-			err = unix.Statfs(mountpoint, &sfs)
+			err = ignoringEINTR(func() error { return unix.Statfs(mountpoint, &sfs) })
 		}
 		m.mu.Lock()
 		delete(m.pending, mountpoint)
@@ -78,6 +81,14 @@ func (m *MountProber) Probe(ctx context.Context, mountpoint string) MountAnswer 
 	case <-ctx.Done():
 	}
 	return MountAnswer{StuckSince: start, Took: time.Since(start)}
+}
+
+func ignoringEINTR(call func() error) error {
+	for {
+		if err := call(); err != unix.EINTR {
+			return err
+		}
+	}
 }
 
 // networkFS are the filesystem types whose stat can wait on another machine

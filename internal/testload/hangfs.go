@@ -38,7 +38,7 @@ var (
 	_ fs.NodeStatfser  = (*hangRoot)(nil)
 )
 
-func (r *hangRoot) wait(ctx context.Context) syscall.Errno {
+func (r *hangRoot) wait(context.Context) syscall.Errno {
 	if !r.m.hung.Load() {
 		return 0
 	}
@@ -46,11 +46,10 @@ func (r *hangRoot) wait(ctx context.Context) syscall.Errno {
 	case r.m.arrived <- struct{}{}:
 	default:
 	}
-	select {
-	case <-r.m.release:
-	case <-ctx.Done():
-		return syscall.EINTR
-	}
+	// Like a hard NFS mount, the wait ignores the kernel's interrupt
+	// (ctx is cancelled when the caller gets any signal, Go's own
+	// preemption signals included): only Release ends it.
+	<-r.m.release
 	return 0
 }
 
