@@ -60,8 +60,8 @@ func checkInotify(_ context.Context, env *Env) (Result, error) {
 		}
 	}
 	res.Headroom = append(res.Headroom,
-		finding.Figure{Name: "inotify watches (busiest user: " + userLabel(names, worstW.uid) + ")", Value: float64(worstW.watches), Limit: float64(maxWatches), Source: "/proc/*/fdinfo"},
-		finding.Figure{Name: "inotify instances (busiest user: " + userLabel(names, worstI.uid) + ")", Value: float64(worstI.instances), Limit: float64(maxInstances), Source: "/proc/*/fd"},
+		finding.Figure{Name: "inotify watches" + busiest(names, worstW.uid), Value: float64(worstW.watches), Limit: float64(maxWatches), Source: "/proc/*/fdinfo"},
+		finding.Figure{Name: "inotify instances" + busiest(names, worstI.uid), Value: float64(worstI.instances), Limit: float64(maxInstances), Source: "/proc/*/fd"},
 	)
 
 	uids := make([]int, 0, len(users))
@@ -128,6 +128,15 @@ func countContainers(ps []*proctable.Proc) int {
 		}
 	}
 	return len(seen)
+}
+
+// busiest names the user a per-user figure is about; with no user holding
+// any, the figure is just per user.
+func busiest(names map[int]string, uid int) string {
+	if uid < 0 {
+		return " (per user)"
+	}
+	return " (busiest user: " + userLabel(names, uid) + ")"
 }
 
 func userLabel(names map[int]string, uid int) string {
