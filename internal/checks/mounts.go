@@ -38,6 +38,22 @@ type MountAnswer struct {
 	// StuckSince is when the first unanswered stat began.
 	StuckSince time.Time `json:"stuck_since,omitzero"`
 	Err        string    `json:"error,omitempty"`
+	// Errno is the error's name (ENOTCONN, ESTALE …) when stat failed.
+	Errno string `json:"errno,omitempty"`
+}
+
+// deadErrno are the answers of a mount that is gone rather than slow: a
+// FUSE server that died (ENOTCONN), an NFS handle the server no longer
+// knows (ESTALE), a server that is down or unreachable. Permission errors
+// are not among them: root is refused by other users' FUSE mounts.
+var deadErrno = map[string]string{
+	"ENOTCONN":     "its user-space server is gone",
+	"ESTALE":       "the server no longer knows its file handle",
+	"EIO":          "reading it fails with an I/O error",
+	"EHOSTDOWN":    "its server is down",
+	"EHOSTUNREACH": "its server is unreachable",
+	"ETIMEDOUT":    "its server timed out",
+	"ECONNREFUSED": "its server refuses connections",
 }
 
 // Probe stats mountpoint (stat, then statfs: what ls and df do) and waits at
@@ -75,6 +91,9 @@ func (m *MountProber) Probe(ctx context.Context, mountpoint string) MountAnswer 
 		a := MountAnswer{Answered: true, Took: time.Since(start)}
 		if err != nil {
 			a.Err = err.Error()
+			if errno, ok := err.(unix.Errno); ok {
+				a.Errno = unix.ErrnoName(errno)
+			}
 		}
 		return a
 	case <-t.C:
@@ -179,6 +198,10 @@ func checkMounts(ctx context.Context, env *Env) (Result, error) {
 	sort.Slice(probes, func(i, j int) bool { return probes[i].m.MountPoint < probes[j].m.MountPoint })
 	answered := 0
 	for _, p := range probes {
+		if why, dead := deadErrno[p.a.Errno]; p.a.Answered && dead {
+			res.Findings = append(res.Findings, deadMount(env, p.m, p.a, why))
+			continue
+		}
 		if p.a.Answered {
 			answered++
 			continue
@@ -194,12 +217,7 @@ func checkMounts(ctx context.Context, env *Env) (Result, error) {
 				break
 			}
 		}
-		var blocked []finding.Consumer
-		for _, pr := range env.Procs.Procs {
-			if storageWait(pr.Wchan) {
-				blocked = append(blocked, finding.Consumer{Kind: "process", Name: pr.Comm, PID: pr.PID, Owner: pr.Owner.Label(), Value: 1})
-			}
-		}
+		blocked := storageWaiters(env)
 		s := since
 		res.Findings = append(res.Findings, finding.Finding{
 			Mode: "FM-C6", Severity: finding.High, Subject: p.m.MountPoint,
@@ -216,6 +234,44 @@ func checkMounts(ctx context.Context, env *Env) (Result, error) {
 	}
 	res.Headroom = append(res.Headroom, finding.Figure{Name: "network/FUSE mounts answering", Value: float64(answered), Limit: float64(len(probes))})
 	return res, nil
+}
+
+// storageWaiters are the processes waiting in the kernel on a FUSE or NFS
+// server.
+func storageWaiters(env *Env) []finding.Consumer {
+	var out []finding.Consumer
+	for _, pr := range env.Procs.Procs {
+		if storageWait(pr.Wchan) {
+			out = append(out, finding.Consumer{Kind: "process", Name: pr.Comm, PID: pr.PID, Owner: pr.Owner.Label(), Value: 1})
+		}
+	}
+	return out
+}
+
+// deadMount is FM-C6 for a mount that answers at once, with an error that
+// means the storage behind it is gone: Proxmox's storage "with a question
+// mark", an sshfs or rclone mount whose process died.
+func deadMount(env *Env, m *procfs.MountInfo, a MountAnswer, why string) finding.Finding {
+	server := MountServer(m.FSType, m.Source)
+	lines := env.Kernel.Matching("server "+server+" not responding", "server "+server+" OK")
+	var since *time.Time
+	for _, l := range lines {
+		if strings.Contains(l.Text, "not responding") && l.Time != nil {
+			since = l.Time
+			break
+		}
+	}
+	return finding.Finding{
+		Mode: "FM-C6", Severity: finding.High, Subject: m.MountPoint,
+		Summary: fmt.Sprintf("%s mount %s from %s is dead: stat fails at once with %s (%s); every program that reads it gets errors.",
+			m.FSType, m.MountPoint, server, a.Errno, why),
+		Since: since,
+		Evidence: finding.Evidence{
+			Consumers: storageWaiters(env), Lines: lines,
+			Notes: []string{"stat: " + a.Err, "Source " + m.Source + ", options " + joinOpts(m.SuperOptions)},
+			Vars:  map[string]string{"mount": m.MountPoint, "server": server, "fstype": m.FSType, "error": a.Errno + " (" + a.Err + ")"},
+		},
+	}
 }
 
 func joinOpts(o map[string]string) string {

@@ -229,6 +229,33 @@ func TestHungFUSEMountReportedWithinDeadline(t *testing.T) {
 	}
 }
 
+// A mount whose FUSE server is gone answers at once with ENOTCONN: dead,
+// not hung, and reported as such without waiting for the deadline.
+func TestDeadFUSEMountReported(t *testing.T) {
+	requireRoot(t)
+	m := testload.MountHung(t, "backup.example:/srv/backup")
+	m.Abort(t)
+	d := diagnose(t, Options{MountDeadline: time.Minute})
+	f := findingByKey(t, d, "FM-C6/"+m.Dir)
+	if f.Severity != finding.High {
+		t.Errorf("severity %s, want high", f.Severity)
+	}
+	if !strings.Contains(f.Summary, "is dead") || !strings.Contains(f.Summary, "ENOTCONN") {
+		t.Errorf("summary does not say the mount is dead with ENOTCONN: %s", f.Summary)
+	}
+	if got := f.Evidence.Vars["server"]; got != "backup.example" {
+		t.Errorf("runbook server %q, want backup.example", got)
+	}
+	if got := f.Evidence.Vars["error"]; !strings.HasPrefix(got, "ENOTCONN") {
+		t.Errorf("runbook error %q, want ENOTCONN …", got)
+	}
+	for _, h := range d.Headroom {
+		if h.Name == "network/FUSE mounts answering" && h.Value >= h.Limit {
+			t.Errorf("the dead mount counts as answering: %+v", h)
+		}
+	}
+}
+
 func TestSnapshotRoundTrip(t *testing.T) {
 	requireRoot(t)
 	p := testload.StartAs(t, uidSnapshot, "-watches", "50", "-files", "400", "-nofile-percent", "90")

@@ -73,3 +73,27 @@ func FuzzParse(f *testing.F) {
 		_, _ = rb.Render(map[string]string{"a": "1"})
 	})
 }
+
+// FM-C6 explains a dead mount (an error at once) differently from a hung
+// one (no answer).
+func TestMountRunbookDeadOrHung(t *testing.T) {
+	b, err := Load("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rb := b.Get("FM-C6")
+	dead, err := rb.Render(map[string]string{"mount": "/mnt/pve/nas", "fstype": "nfs4", "server": "nas", "error": "ESTALE (stale NFS file handle)"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(dead, "/mnt/pve/nas from nas is dead: `stat` fails at once with ESTALE") || strings.Contains(dead, "has not answered for") {
+		t.Errorf("dead mount runbook:\n%s", dead)
+	}
+	hung, err := rb.Render(map[string]string{"mount": "/mnt/pve/nas", "fstype": "nfs4", "server": "nas", "stuck_for": "3m0s"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(hung, "has not answered for 3m0s") || strings.Contains(hung, "is dead") {
+		t.Errorf("hung mount runbook:\n%s", hung)
+	}
+}

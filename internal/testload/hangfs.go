@@ -3,6 +3,7 @@ package testload
 import (
 	"context"
 	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -117,5 +118,37 @@ func (m *HungMount) WaitRequests(t testing.TB, n int, timeout time.Duration) {
 		case <-deadline.C:
 			t.Fatalf("testload: %d of %d requests reached the hung file system within %s", i, n, timeout)
 		}
+	}
+}
+
+// Abort cuts the mount's FUSE connection through the fusectl file system,
+// as when the server process dies: the mount stays in the table and every
+// call on it fails at once with ENOTCONN (Proxmox's storage "with a
+// question mark"). fusectl is mounted for the call when it is not already.
+func (m *HungMount) Abort(t testing.TB) {
+	t.Helper()
+	minor := ""
+	b, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		t.Fatalf("testload: %v", err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) > 4 && f[4] == m.Dir {
+			_, minor, _ = strings.Cut(f[2], ":")
+		}
+	}
+	if minor == "" {
+		t.Fatalf("testload: %s is not in /proc/self/mountinfo", m.Dir)
+	}
+	const ctl = "/sys/fs/fuse/connections"
+	if _, err := os.Stat(ctl + "/" + minor); os.IsNotExist(err) {
+		if err := syscall.Mount("fusectl", ctl, "fusectl", 0, ""); err != nil {
+			t.Fatalf("testload: mounting fusectl on %s: %v", ctl, err)
+		}
+		t.Cleanup(func() { _ = syscall.Unmount(ctl, syscall.MNT_DETACH) })
+	}
+	if err := os.WriteFile(ctl+"/"+minor+"/abort", []byte("1"), 0o200); err != nil {
+		t.Fatalf("testload: aborting the FUSE connection of %s: %v", m.Dir, err)
 	}
 }
