@@ -114,9 +114,16 @@ func (t *Tower) probeDelivered(d probe.Delivery) {
 			allDown = false
 		}
 	}
-	// probe.Isolated needs three probes to tell; a tower with peers that
-	// hears none of them and sees every probe fail is cut off too.
-	isolated := (probe.Isolated(round) || allDown && len(cfg.Peers) > 0) && !heard
+	// Isolation only matters where another location can speak instead: a
+	// tower with peers that hears nothing and sees its probes all fail
+	// (probe.Isolated wants three; with peers, all failing is enough) is
+	// cut off. A tower alone reports what it sees: staying quiet would
+	// leave the status page green and page nobody.
+	isolated := len(cfg.Peers) > 0 && !heard && (probe.Isolated(round) || allDown)
+	if isolated && !t.isolated {
+		t.log.Warn("every probe fails and no agent or peer tower is heard: this tower looks cut off, its probe results do not vote", "probes", len(round))
+	}
+	t.isolated = isolated
 	mine.Isolated = isolated
 	t.ownProbes[pc.Name] = mine
 	votes := []probe.LocationResult{{Location: cfg.Name, Status: mine.Status, At: mine.At, Isolated: isolated}}

@@ -60,6 +60,7 @@ type Tower struct {
 	probes       map[string]ProbeResult // latest result per probe
 	probeSince   map[string]time.Time
 	ownProbes    map[string]probeVerdict
+	isolated     bool // its probes looked cut off in the latest round
 	peerProbes   map[string]map[string]probeVerdict
 	probeSched   *probe.Scheduler
 	// startNewDispatchers starts dispatchers for channels a reload added;
