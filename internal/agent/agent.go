@@ -365,8 +365,13 @@ func (a *Agent) ship(ctx context.Context, t *tower) {
 			if ctx.Err() != nil {
 				return
 			}
-			a.cfg.Log.Warn("tower unreachable; records stay in the spool", "tower", t.url, "err", err,
-				"pending", t.spool.Stats().Pending, "retry_in", backoff)
+			if refused := (*refusedError)(nil); errors.As(err, &refused) {
+				a.cfg.Log.Error("the tower refused this agent (check --token and --name against the tower's agents list); records stay in the spool",
+					"tower", t.url, "err", err, "name", a.cfg.Name, "pending", t.spool.Stats().Pending, "retry_in", backoff)
+			} else {
+				a.cfg.Log.Warn("tower unreachable; records stay in the spool", "tower", t.url, "err", err,
+					"pending", t.spool.Stats().Pending, "retry_in", backoff)
+			}
 			wait = backoff
 			// Never wait longer than an interval: a tower that comes back
 			// must hear from the host within one.
@@ -461,7 +466,17 @@ func (a *Agent) post(ctx context.Context, t *tower, env *wire.Envelope) (*wire.R
 		if msg == "" {
 			msg = strings.TrimSpace(string(b))
 		}
-		return nil, fmt.Errorf("%s: %s: %s", t.url, resp.Status, msg)
+		err := fmt.Errorf("%s: %s: %s", t.url, resp.Status, msg)
+		if resp.StatusCode >= 400 && resp.StatusCode < 500 && resp.StatusCode != http.StatusRequestTimeout && resp.StatusCode != http.StatusTooManyRequests {
+			return nil, &refusedError{err}
+		}
+		return nil, err
 	}
 	return &reply, nil
 }
+
+// refusedError is a tower that answered and refused the batch: a wrong
+// token or agent name, not a network problem.
+type refusedError struct{ error }
+
+func (e *refusedError) Unwrap() error { return e.error }

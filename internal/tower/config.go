@@ -68,6 +68,10 @@ type AlertConfig struct {
 	For            Duration   `yaml:"for"`
 	RepeatInterval Duration   `yaml:"repeat_interval"`
 	Flap           FlapConfig `yaml:"flap"`
+	// NeverReported (default true): a configured agent that has not
+	// reported within its grace of the tower starting (or of a reload
+	// adding it) is a silent host, so a host nobody watches is noticed.
+	NeverReported *bool `yaml:"never_reported"`
 }
 
 // FlapConfig: a signal with `spells` bad spells within `window` is

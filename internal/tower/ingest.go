@@ -10,6 +10,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -27,6 +28,7 @@ func (t *Tower) handleIngest(w http.ResponseWriter, r *http.Request) {
 	defer func() { t.metrics.ingest.WithLabelValues(result).Observe(time.Since(start).Seconds()) }()
 	fail := func(code int, msg string) {
 		result = strings.ToLower(strings.ReplaceAll(http.StatusText(code), " ", "_"))
+		t.logRefusal(r.RemoteAddr, code, msg)
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(code)
 		_ = json.NewEncoder(w).Encode(wire.Reply{Error: msg})
@@ -69,7 +71,7 @@ func (t *Tower) handleIngest(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if env.Agent != agent.Name {
-		fail(http.StatusForbidden, fmt.Sprintf("this token belongs to agent %q, not %q", agent.Name, env.Agent))
+		fail(http.StatusForbidden, fmt.Sprintf("this token belongs to agent %q, not %q (start the agent with --name %s)", agent.Name, env.Agent, agent.Name))
 		return
 	}
 	// One batch of an agent at a time: a resend that overlaps a slow
@@ -224,4 +226,30 @@ func (t *Tower) lockAgent(name string) func() {
 	t.agentLocksMu.Unlock()
 	m.Lock()
 	return m.Unlock
+}
+
+// logRefusal logs a refused batch, once a minute per client address and
+// reason: an agent with a wrong token or name must show in the tower's
+// log, a client retrying every second must not flood it.
+func (t *Tower) logRefusal(remote string, code int, msg string) {
+	addr, _, err := net.SplitHostPort(remote)
+	if err != nil {
+		addr = remote
+	}
+	key := addr + " " + strconv.Itoa(code) + " " + msg
+	now := time.Now()
+	t.refusedMu.Lock()
+	if t.refused == nil || len(t.refused) > 10000 {
+		t.refused = map[string]time.Time{}
+	}
+	last, seen := t.refused[key]
+	quiet := seen && now.Sub(last) < time.Minute
+	if !quiet {
+		t.refused[key] = now
+	}
+	t.refusedMu.Unlock()
+	if quiet {
+		return
+	}
+	t.log.Warn("agent batch refused", "remote", addr, "status", code, "reason", msg)
 }

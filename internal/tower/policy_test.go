@@ -32,6 +32,7 @@ func newPolicyTower(t *testing.T, extra string) *policyTower {
 	p.c = &clock{now: p.t0}
 	p.cfg = `data_dir: ` + p.dir + `
 grace: 30s
+alerts: {never_reported: false}
 agents:
   - {name: pve1, token: ` + tokenA + `}
   - {name: pve2, token: ` + tokenB + `}

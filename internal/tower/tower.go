@@ -61,6 +61,9 @@ type Tower struct {
 	probeSince   map[string]time.Time
 	ownProbes    map[string]probeVerdict
 	isolated     bool // its probes looked cut off in the latest round
+	refusedMu    sync.Mutex
+	refused      map[string]time.Time // refused batches logged, by client and reason
+	expecting    map[string]time.Time // configured agents never heard from: since when expected
 	peerProbes   map[string]map[string]probeVerdict
 	probeSched   *probe.Scheduler
 	// startNewDispatchers starts dispatchers for channels a reload added;
@@ -441,12 +444,33 @@ func (t *Tower) Evaluate(ctx context.Context, now time.Time) error {
 
 	t.mu.Lock()
 	var sigs []signal
+	if t.expecting == nil {
+		t.expecting = map[string]time.Time{}
+	}
 	for _, a := range cfg.Agents {
+		key := "heartbeat/" + a.Name
 		h := t.hosts[a.Name]
 		if h == nil {
-			continue // never reported: nothing to miss yet
+			// Configured but never heard from since this tower began
+			// expecting it (start or reload): after a grace that is a
+			// silent host too, or a host nobody watches goes unnoticed.
+			since, ok := t.expecting[a.Name]
+			if !ok || (cfg.Alerts.NeverReported != nil && !*cfg.Alerts.NeverReported) {
+				if !ok {
+					t.expecting[a.Name] = now
+				}
+				continue
+			}
+			if now.Sub(since) <= time.Duration(a.Grace) {
+				continue
+			}
+			al := t.alertFor(key, a.Name, "heartbeat", "Host "+a.Name+" is silent", "catastrophic", "FM-A1")
+			al.Summary = fmt.Sprintf("%s has never reported since this tower began expecting it at %s (grace %s): is its agent running, with --name %s and its token?",
+				a.Name, since.UTC().Format("2006-01-02 15:04:05 MST"), time.Duration(a.Grace), a.Name)
+			sigs = append(sigs, signal{alert: al, obs: alerting.Observation{Bad: true, BadSince: since},
+				rule: alerting.Rule{RepeatInterval: rule.RepeatInterval, Flap: flap}})
+			continue
 		}
-		key := "heartbeat/" + a.Name
 		al := t.alertFor(key, a.Name, "heartbeat", "Host "+a.Name+" is silent", "catastrophic", "FM-A1")
 		silent := now.Sub(h.LastSeen) > time.Duration(a.Grace)
 		al.Summary = fmt.Sprintf("No report from %s since %s (it reports every %s; grace %s).",

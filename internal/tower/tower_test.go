@@ -77,6 +77,7 @@ agents:
     token: `+tokenB+`
 alerts:
   min_severity: medium
+  never_reported: false
 `+channels), "test.yaml")
 	if err != nil {
 		t.Fatal(err)
@@ -436,5 +437,63 @@ func TestReloadKeepsOldConfigOnError(t *testing.T) {
 	}
 	if got := tw.cfg.Load().Agents[0].Name; got != "pve9" {
 		t.Errorf("after reload agent %q", got)
+	}
+}
+
+// TestNeverReportedAgentAlerts: a configured agent that never reports (not
+// started, or started with the wrong name or token) is a silent host once
+// its grace has passed since the tower began expecting it.
+func TestNeverReportedAgentAlerts(t *testing.T) {
+	r := newReceiver(t)
+	t0 := time.Date(2026, 11, 25, 3, 0, 0, 0, time.UTC)
+	c := &clock{now: t0}
+	cfg, err := ParseConfig([]byte("data_dir: "+t.TempDir()+"\ngrace: 30s\nagents:\n  - {name: pve1, token: "+tokenA+"}\n  - {name: pve2, token: "+tokenB+"}\nchannels:\n  - {name: ops, type: webhook, url: "+r.srv.URL+"}\n"), "tower.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tw, err := New(cfg, Options{Now: c.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { tw.store.Close() })
+	ctx := context.Background()
+	step := func(at time.Duration) {
+		t.Helper()
+		c.Set(t0.Add(at))
+		if at > 0 {
+			if rec, _ := post(t, tw.Handler(), tokenB, batch("pve2", "s1")); rec.Code != 200 {
+				t.Fatal(rec.Body.String())
+			}
+		}
+		if err := tw.Evaluate(ctx, c.Now()); err != nil {
+			t.Fatal(err)
+		}
+		drain(t, tw, "ops")
+	}
+	step(0)
+	step(29 * time.Second)
+	if n := len(r.messages()); n != 0 {
+		t.Fatalf("%d messages within the grace", n)
+	}
+	step(31 * time.Second)
+	msgs := r.messages()
+	if len(msgs) != 1 || !strings.Contains(annotation(msgs[0], "summary"), "pve1") {
+		t.Fatalf("after the grace: %v, want pve1 silent", msgs)
+	}
+	desc := annotation(msgs[0], "description")
+	if !strings.Contains(desc, "never reported") || !strings.Contains(desc, "03:00:00") || !strings.Contains(desc, "--name pve1") {
+		t.Errorf("message does not say pve1 never reported since 03:00:00 and how to check: %s", desc)
+	}
+	// It starts: resolved.
+	c.Set(t0.Add(2 * time.Minute))
+	if rec, _ := post(t, tw.Handler(), tokenA, batch("pve1", "s1")); rec.Code != 200 {
+		t.Fatal(rec.Body.String())
+	}
+	step(2 * time.Minute)
+	if a := tw.alerts["heartbeat/pve1"]; a == nil || a.State.Status != "resolved" {
+		t.Errorf("pve1 reported, alert %+v, want resolved", a)
+	}
+	if msgs := r.messages(); len(msgs) != 2 || msgs[1]["status"] != "resolved" {
+		t.Errorf("messages %v, want the firing and its resolution", msgs)
 	}
 }
