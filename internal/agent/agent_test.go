@@ -1,7 +1,12 @@
 package agent
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"strings"
 	"testing"
 
 	"github.com/hinomi/hinomi/internal/checks"
@@ -85,5 +90,32 @@ func TestFindingsResyncAfterSpoolRefusal(t *testing.T) {
 	a.findings(diag(f), true)
 	if !a.resync || len(a.sent) != 0 {
 		t.Fatalf("after a refused append: resync %v, sent %v", a.resync, a.sent)
+	}
+}
+
+// A tower that answers and refuses (wrong token or name) is not an
+// unreachable tower: the error says which, and nothing leaves the spool.
+func TestRefusedIsNotUnreachable(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusForbidden)
+		_ = json.NewEncoder(w).Encode(wire.Reply{Error: `this token belongs to agent "pve1", not "vm"`})
+	}))
+	defer srv.Close()
+	a := newTestAgent(t)
+	a.towers[0].url = srv.URL
+	a.cfg.HTTPClient = srv.Client()
+	a.status(wire.Status{Event: "started"})
+	err := a.deliver(context.Background(), a.towers[0])
+	var refused *refusedError
+	if !errors.As(err, &refused) || !strings.Contains(err.Error(), `not "vm"`) {
+		t.Errorf("deliver: %v, want a refusal carrying the tower's reason", err)
+	}
+	if n := a.towers[0].spool.Stats().Pending; n != 1 {
+		t.Errorf("%d records pending after the refusal, want 1", n)
+	}
+
+	srv.Close() // nothing answers now
+	if err := a.deliver(context.Background(), a.towers[0]); err == nil || errors.As(err, &refused) {
+		t.Errorf("deliver to a closed port: %v, want an error that is not a refusal", err)
 	}
 }
