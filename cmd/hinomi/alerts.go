@@ -15,6 +15,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/hinomi/hinomi/internal/finding"
 	"github.com/hinomi/hinomi/internal/tower"
 )
 
@@ -203,13 +204,15 @@ func runIncidents(ctx context.Context, args []string, stdout, stderr io.Writer) 
 			return nil
 		}
 		tw := tabwriter.NewWriter(stdout, 2, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "ID\tOPENED\tSTATUS\tSEVERITY\tHOSTS\tTITLE")
+		// BEGAN is when the impact began (the first alert went bad), not
+		// when it was detected.
+		fmt.Fprintln(tw, "ID\tBEGAN\tSTATUS\tSEVERITY\tHOSTS\tTITLE")
 		for _, in := range r.Incidents {
 			status := "open"
 			if !in.Closed.IsZero() {
-				status = "closed after " + in.Closed.Sub(in.Opened).Round(time.Second).String()
+				status = "resolved, lasted " + finding.HumanDuration(in.Closed.Sub(in.ImpactStart()))
 			}
-			fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\n", in.ID, in.Opened.Local().Format("2006-01-02 15:04"), status,
+			fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\n", in.ID, in.ImpactStart().Local().Format("2006-01-02 15:04:05 MST"), status,
 				strings.ToUpper(in.Severity), strings.Join(in.Hosts, ","), in.Title)
 		}
 		return tw.Flush()

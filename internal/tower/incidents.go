@@ -40,6 +40,20 @@ type Incident struct {
 	Notes    []Note    `json:"notes,omitempty"`
 	Last     time.Time `json:"last_activity"`
 	Severity string    `json:"severity"`
+	// Began is when the impact began: the earliest time one of its alerts
+	// went bad (a silent host's last report), before Opened (it fired).
+	Began time.Time `json:"began,omitzero"`
+	// BadSince is, per alert, when it went bad as it fired in this
+	// incident (the alert's live state moves on with later outages).
+	BadSince map[string]time.Time `json:"bad_since,omitempty"`
+}
+
+// ImpactStart is when the incident's impact began, as far as known.
+func (in *Incident) ImpactStart() time.Time {
+	if !in.Began.IsZero() && in.Began.Before(in.Opened) {
+		return in.Began
+	}
+	return in.Opened
 }
 
 // Note is a person's remark on an incident.
@@ -110,6 +124,17 @@ func (t *Tower) recordIncidents(a *Alert, ev alerting.Event, now time.Time, cfg 
 		if !slices.Contains(in.Alerts, a.Key) {
 			in.Alerts = append(in.Alerts, a.Key)
 		}
+		if bad := a.State.BadSince; !bad.IsZero() {
+			if in.BadSince == nil {
+				in.BadSince = map[string]time.Time{}
+			}
+			if _, ok := in.BadSince[a.Key]; !ok {
+				in.BadSince[a.Key] = bad
+			}
+			if in.Began.IsZero() || bad.Before(in.Began) {
+				in.Began = bad
+			}
+		}
 		if sevRank(a.Severity) > sevRank(in.Severity) {
 			in.Severity = a.Severity
 			in.Title = a.Title
@@ -163,7 +188,7 @@ func (t *Tower) Timeline(ctx context.Context, id int64) (*Incident, []Event, err
 	if end.IsZero() {
 		end = t.now()
 	}
-	from, to := in.Opened.Add(-timelineMargin), end.Add(timelineMargin)
+	from, to := in.ImpactStart().Add(-timelineMargin), end.Add(timelineMargin)
 	var evs []Event
 	rows, err := t.store.DB.QueryContext(ctx, "SELECT time, host, text FROM alert_events WHERE incident = ? ORDER BY time", id)
 	if err != nil {
@@ -287,15 +312,16 @@ func (t *Tower) Postmortem(ctx context.Context, id int64) (string, error) {
 		end, state = t.now(), "still open"
 	}
 	// The impact starts when the first alert went bad, not when it fired.
-	start, fired := in.Opened, in.Opened
+	start, fired := in.ImpactStart(), in.Opened
 	var what []string
 	t.mu.Lock()
 	for _, k := range in.Alerts {
 		if a := t.alerts[k]; a != nil {
-			if !a.State.BadSince.IsZero() && a.State.BadSince.Before(start) {
-				start = a.State.BadSince
+			bad, ok := in.BadSince[k]
+			if !ok {
+				bad = a.State.BadSince // an incident recorded before bad_since was kept
 			}
-			line := fmt.Sprintf("- **%s** %s — bad since %s", strings.ToUpper(a.Severity), a.Title, a.State.BadSince.UTC().Format("2006-01-02 15:04:05 MST"))
+			line := fmt.Sprintf("- **%s** %s — bad since %s", strings.ToUpper(a.Severity), a.Title, bad.UTC().Format("2006-01-02 15:04:05 MST"))
 			if a.Suppressed != "" {
 				line += " (not sent: " + a.Suppressed + ")"
 			}

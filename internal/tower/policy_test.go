@@ -378,6 +378,10 @@ func TestIncidentPostmortem(t *testing.T) {
 	if err := p.tw.AddNote(context.Background(), id, "sksat", "NFS server does not answer on the console; forced reboot"); err != nil {
 		t.Fatal(err)
 	}
+	p.c.Set(p.t0.Add(2 * time.Minute))
+	if _, err := p.tw.Acknowledge(context.Background(), "heartbeat/nas1", "sksat", "rebooting the NAS"); err != nil {
+		t.Fatal(err)
+	}
 	// nas1 is back at +10 min, pve1's mount answers again.
 	p.c.Set(p.t0.Add(10 * time.Minute))
 	p.report("nas1")
@@ -387,12 +391,26 @@ func TestIncidentPostmortem(t *testing.T) {
 	if len(list) != 1 || list[0].Closed.IsZero() || !slices.Equal(list[0].Hosts, []string{"nas1", "pve1"}) {
 		t.Fatalf("incident after recovery: %+v", list)
 	}
+	// A later outage of the same host is another incident; this one's
+	// record keeps its own times.
+	p.c.Set(p.t0.Add(3 * time.Hour))
+	p.report("nas1")
+	p.report("pve1")
+	p.at(3 * time.Hour)
+	p.c.Set(p.t0.Add(3*time.Hour + time.Minute))
+	p.report("pve1")
+	p.at(3*time.Hour + time.Minute)
+	if list, _ = p.tw.Incidents(context.Background(), 10); len(list) != 2 {
+		t.Fatalf("after a second outage: %+v, want two incidents", list)
+	}
 	md, err := p.tw.Postmortem(context.Background(), id)
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, want := range []string{
 		"# Incident 1: Host nas1 is silent",
+		"Host nas1 is silent — bad since 2026-11-25 03:00:00 UTC",
+		"| 2026-11-25 03:02:00 | nas1 | ACKNOWLEDGED: Host nas1 is silent by sksat: rebooting the NAS |",
 		"| Impact began | 2026-11-25 03:00:00 |",
 		"| Detected (first alert fired) | 2026-11-25 03:00:40 |",
 		"| Impact duration | 10m0s |",

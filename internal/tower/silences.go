@@ -129,8 +129,17 @@ func (t *Tower) Acknowledge(ctx context.Context, key, by, comment string) (Alert
 	cp := *a
 	t.mu.Unlock()
 	data, _ := json.Marshal(cp)
+	text := "ACKNOWLEDGED: " + cp.Title + " by " + by
+	if comment != "" {
+		text += ": " + comment
+	}
 	err := t.store.Write(ctx, func(tx *sql.Tx) error {
-		_, err := tx.Exec("UPDATE alerts SET state = ? WHERE key = ?", data, key)
+		if _, err := tx.Exec("UPDATE alerts SET state = ? WHERE key = ?", data, key); err != nil {
+			return err
+		}
+		// On the incident's timeline: who took it, when.
+		_, err := tx.Exec("INSERT INTO alert_events(time, key, host, incident, event, text) VALUES(?,?,?,?,?,?)",
+			cp.Ack.At.UnixNano(), key, cp.Host, cp.Incident, "ack", text)
 		return err
 	})
 	return cp, err

@@ -35,7 +35,7 @@ func (b webBackend) Incidents(ctx context.Context, publicOnly bool) ([]web.Incid
 	}
 	var out []web.Incident
 	for _, in := range list {
-		v := web.Incident{ID: in.ID, Title: in.Title, Severity: in.Severity, Opened: in.Opened, Closed: in.Closed}
+		v := web.Incident{ID: in.ID, Title: in.Title, Severity: in.Severity, Opened: in.ImpactStart(), Closed: in.Closed}
 		for _, k := range in.Alerts {
 			if name, ok := strings.CutPrefix(k, "probe/"); ok && (!publicOnly || public[k]) {
 				v.Services = append(v.Services, name)
@@ -69,7 +69,7 @@ func (b webBackend) Timeline(ctx context.Context, id int64) (web.Incident, []web
 	if err != nil {
 		return web.Incident{}, nil, err
 	}
-	v := web.Incident{ID: in.ID, Title: in.Title, Severity: in.Severity, Opened: in.Opened, Closed: in.Closed, Hosts: in.Hosts}
+	v := web.Incident{ID: in.ID, Title: in.Title, Severity: in.Severity, Opened: in.ImpactStart(), Closed: in.Closed, Hosts: in.Hosts}
 	var out []web.TimelineEvent
 	for _, e := range evs {
 		out = append(out, web.TimelineEvent{At: e.At, Host: e.Host, Kind: e.Kind, Text: e.Text})

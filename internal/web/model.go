@@ -63,9 +63,10 @@ type Point struct {
 
 // Incident is an incident as pages show it.
 type Incident struct {
-	ID             int64
-	Title          string
-	Severity       string
+	ID       int64
+	Title    string
+	Severity string
+	// Opened is when the impact began (the first alert went bad).
 	Opened, Closed time.Time
 	Hosts          []string
 	Services       []string
