@@ -116,6 +116,16 @@ func runSilence(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	fs := flag.NewFlagSet("silence "+sub, flag.ContinueOnError)
 	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, `Usage:
+  hinomi silence [list]          the silences in force
+  hinomi silence add FLAGS       mute the alerts that match every flag given, for a while
+  hinomi silence expire ID       end a silence now
+
+Flags of "hinomi silence %s":
+`, sub)
+		fs.PrintDefaults()
+	}
 	c := towerFlags(fs)
 	switch sub {
 	case "list":
@@ -136,14 +146,14 @@ func runSilence(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		fmt.Fprintln(tw, "ID\tMATCH\tUNTIL\tBY\tCOMMENT")
 		for _, s := range r.Silences {
 			m, _ := json.Marshal(s.Match)
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", s.ID, m, s.Ends.Local().Format("2006-01-02 15:04"), s.CreatedBy, s.Comment)
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", s.ID, m, s.Ends.Local().Format("2006-01-02 15:04 MST"), s.CreatedBy, s.Comment)
 		}
 		return tw.Flush()
 	case "add":
 		var m tower.Match
 		fs.StringVar(&m.Host, "host", "", "hosts to silence (shell pattern, e.g. pve*)")
 		fs.StringVar(&m.Key, "key", "", "alert keys to silence (shell pattern)")
-		kind := fs.String("kind", "", "heartbeat, finding (comma-separated)")
+		kind := fs.String("kind", "", "heartbeat, finding, probe, peer (comma-separated)")
 		severity := fs.String("severity", "", "severities to silence (comma-separated)")
 		dur := fs.Duration("for", time.Hour, "how long")
 		by := fs.String("by", whoami(), "who silences")

@@ -72,8 +72,8 @@ func TestAckAndSilenceCLI(t *testing.T) {
 		t.Errorf("ack of an unknown alert: %d %q", code, errs)
 	}
 	code, out, _ = cli("status")
-	if code != 1 || !strings.Contains(out, "SILENT") {
-		t.Errorf("status: %d\n%s", code, out)
+	if code != 1 || !strings.Contains(out, "SILENT") || !strings.Contains(out, "heartbeat/pve1") || !strings.Contains(out, "acknowledged by mika") {
+		t.Errorf("status does not show the alert's key and its acknowledgement: %d\n%s", code, out)
 	}
 	if code, out, _ = cli("incidents"); code != 0 || !strings.Contains(out, "Host pve1 is silent") {
 		t.Fatalf("incidents: %d\n%s", code, out)

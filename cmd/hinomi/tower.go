@@ -21,6 +21,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/hinomi/hinomi/internal/agent"
+	"github.com/hinomi/hinomi/internal/finding"
 	"github.com/hinomi/hinomi/internal/signatures"
 	"github.com/hinomi/hinomi/internal/tower"
 	"github.com/hinomi/hinomi/internal/web"
@@ -178,10 +179,20 @@ func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		fmt.Fprintln(stdout, "\nNo alert is firing.")
 		return nil
 	}
-	fmt.Fprintln(stdout, "\nFiring:")
+	fmt.Fprintln(stdout, "\nFiring (hinomi ack KEY; hinomi silence add --key KEY --for 1h):")
 	for _, a := range alerts.Alerts {
-		fmt.Fprintf(stdout, "  %-12s %s — since %s (%s)\n", strings.ToUpper(a.Severity), a.Title,
-			a.State.BadSince.Local().Format("2006-01-02 15:04:05"), (time.Duration(a.DurationSeconds) * time.Second).Round(time.Second))
+		fmt.Fprintf(stdout, "  %-12s %s\n  %-12s %s — since %s (%s)\n", strings.ToUpper(a.Severity), a.Key, "", a.Title,
+			a.State.BadSince.Local().Format("2006-01-02 15:04:05 MST"), finding.HumanDuration(time.Duration(a.DurationSeconds)*time.Second))
+		if a.Suppressed != "" {
+			fmt.Fprintf(stdout, "  %-12s not notified: %s\n", "", a.Suppressed)
+		}
+		if a.Ack != nil {
+			ack := "acknowledged by " + a.Ack.By + " at " + a.Ack.At.Local().Format("2006-01-02 15:04:05 MST")
+			if a.Ack.Comment != "" {
+				ack += ": " + a.Ack.Comment
+			}
+			fmt.Fprintf(stdout, "  %-12s %s\n", "", ack)
+		}
 	}
 	return exitError{1}
 }
