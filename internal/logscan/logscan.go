@@ -200,6 +200,15 @@ func occurrence(ev signatures.Event) jsonOccurrence {
 	return o
 }
 
+// hostOf is the host an incident is about: the one its lines name, else
+// the host that scanned them.
+func (r *Report) hostOf(in *signatures.Incident) string {
+	if h := in.Host(); h != "" {
+		return h
+	}
+	return r.Host
+}
+
 // WriteJSON writes the report for scripts.
 func WriteJSON(w io.Writer, r *Report) error {
 	out := struct {
@@ -215,7 +224,7 @@ func WriteJSON(w io.Writer, r *Report) error {
 		ji := jsonIncident{
 			Signature: in.Sig.ID, Title: in.Sig.Title, Fields: in.Fields, Count: in.Count,
 			First: occurrence(in.First), Last: occurrence(in.Last), Seconds: in.Duration().Seconds(),
-			Trace: in.First.Trace, Finding: in.Finding(r.Host),
+			Trace: in.First.Trace, Finding: in.Finding(r.hostOf(in)),
 		}
 		if in.Ended != nil {
 			o := occurrence(*in.Ended)
@@ -242,7 +251,7 @@ func WriteText(w io.Writer, r *Report, loc *time.Location) error {
 	worst := map[finding.Severity]int{}
 	for _, in := range r.Incidents {
 		worst[in.Sig.Severity]++
-		f := in.Finding(r.Host)
+		f := in.Finding(r.hostOf(in))
 		fmt.Fprintf(&b, "\n%s  %-12s %-6s %s\n", when(in.First, loc), strings.ToUpper(in.Sig.Severity.String()), in.Sig.Mode, f.Summary)
 		const ind = "                        "
 		for _, l := range f.Evidence.Lines {
@@ -251,6 +260,9 @@ func WriteText(w io.Writer, r *Report, loc *time.Location) error {
 		fmt.Fprintf(&b, "%sat %s:%d", ind, in.First.Input, in.First.LineNo)
 		if in.Count > 1 {
 			fmt.Fprintf(&b, ", last %s:%d", in.Last.Input, in.Last.LineNo)
+		}
+		if h := in.Host(); h != "" && h != r.Host {
+			fmt.Fprintf(&b, " (host %s)", h)
 		}
 		fmt.Fprintf(&b, "; runbook: hinomi runbook %s\n", in.Sig.Mode)
 	}

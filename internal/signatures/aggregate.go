@@ -86,7 +86,8 @@ func (a *Aggregator) Add(ev Event) {
 	if target := ev.Sig.Resolves; target != "" {
 		// The resolved signature's group_by names the fields to compare.
 		for _, in := range a.all {
-			if in.Ended == nil && in.Sig.ID == target && groupKey(target, in.Sig.GroupBy, in.Fields) == groupKey(target, in.Sig.GroupBy, ev.Fields) {
+			if in.Ended == nil && in.Sig.ID == target && in.First.Entry.Host == ev.Entry.Host &&
+				groupKey(target, in.Sig.GroupBy, in.Fields) == groupKey(target, in.Sig.GroupBy, ev.Fields) {
 				e := ev
 				in.Ended = &e
 				in.Resolutions++
@@ -94,7 +95,9 @@ func (a *Aggregator) Add(ev Event) {
 		}
 		return
 	}
-	k := groupKey(ev.Sig.ID, ev.Sig.GroupBy, ev.Fields)
+	// Lines from different hosts (a syslog server's files, pasted logs)
+	// are different incidents.
+	k := groupKey(ev.Sig.ID, ev.Sig.GroupBy, ev.Fields) + "\x00" + ev.Entry.Host
 	in := a.byKey[k]
 	if in == nil {
 		in = &Incident{Sig: ev.Sig, Fields: ev.Fields, First: ev}
@@ -105,6 +108,10 @@ func (a *Aggregator) Add(ev Event) {
 	in.Count++
 	in.Last = ev
 }
+
+// Host is the host the incident's lines name, empty when they name none
+// (kmsg, dmesg, a container's log).
+func (in *Incident) Host() string { return in.First.Entry.Host }
 
 // Incidents returns every incident in order of first occurrence.
 func (a *Aggregator) Incidents() []*Incident {
