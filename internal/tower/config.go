@@ -351,6 +351,13 @@ func (c *Config) validate(root *yaml.Node) error {
 			bad(fmt.Sprintf("probe %q is listed twice", p.Name), "probes", i, "name")
 		}
 		probeNames[p.Name] = true
+		if p.FailureThreshold < 0 {
+			bad("a count of consecutive failed runs, at least 1", "probes", i, "failure_threshold")
+		}
+		if p.SuccessThreshold < 0 {
+			bad("a count of consecutive good runs, at least 1", "probes", i, "success_threshold")
+		}
+		p.FailureThreshold, p.SuccessThreshold = max(p.FailureThreshold, 1), max(p.SuccessThreshold, 1)
 		if err := p.Spec.Validate(); err != nil {
 			for _, e := range unjoin(err) {
 				var ce *probe.ConditionError

@@ -430,3 +430,49 @@ func TestIncidentPostmortem(t *testing.T) {
 		t.Logf("postmortem:\n%s", md)
 	}
 }
+
+// TestProbeThresholds: a probe alert opens only after failure_threshold
+// failed runs in a row, dated from the first of them, and resolves only
+// after success_threshold good runs; a single blip pages nobody.
+func TestProbeThresholds(t *testing.T) {
+	p := newPolicyTower(t, "routes:\n  - {match: {}, channels: [ops]}\nprobes:\n  - {name: shop, type: tcp, target: \"127.0.0.1:9\", failure_threshold: 3, success_threshold: 2}\n")
+	run := func(sec int, status string) {
+		t.Helper()
+		p.c.Set(p.t0.Add(time.Duration(sec) * time.Second))
+		p.tw.RecordProbe(ProbeResult{Name: "shop", Status: status, Started: p.c.Now()})
+		p.at(time.Duration(sec) * time.Second)
+	}
+	firing := func() bool {
+		a := p.tw.alerts["probe/shop"]
+		return a != nil && a.State.Status == "firing"
+	}
+	run(0, "up")
+	run(10, "down") // a blip
+	run(20, "up")
+	run(30, "down")
+	run(40, "down")
+	if firing() || len(p.ops.messages()) != 0 {
+		t.Fatalf("fired before three failed runs in a row: %v", statuses(p.ops))
+	}
+	run(50, "down")
+	if !firing() {
+		t.Fatal("not firing after three failed runs in a row")
+	}
+	if a := p.tw.alerts["probe/shop"]; !a.State.BadSince.Equal(p.t0.Add(30 * time.Second)) {
+		t.Errorf("bad since %s, want the first failed run of the streak (+30s)", a.State.BadSince)
+	}
+	run(60, "up")
+	if !firing() {
+		t.Error("resolved after one good run; success_threshold is 2")
+	}
+	run(70, "up")
+	if firing() {
+		t.Error("still firing after two good runs")
+	}
+	if got := statuses(p.ops); !slices.Equal(got, []string{"firing probe/shop", "resolved probe/shop"}) {
+		t.Errorf("messages %v, want one firing and its resolution", got)
+	}
+	if _, err := ParseConfig([]byte("data_dir: /tmp/x\nagents: []\nprobes:\n  - {name: a, type: tcp, target: \"127.0.0.1:9\", failure_threshold: -1}\n"), "t.yaml"); err == nil || !strings.Contains(err.Error(), "failure_threshold") {
+		t.Errorf("a negative threshold: %v", err)
+	}
+}

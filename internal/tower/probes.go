@@ -19,6 +19,17 @@ type ProbeConfig struct {
 	// Host is where the service runs: while that host is silent, the
 	// probe's alert does not open (dependency).
 	Host string `yaml:"host"`
+	// FailureThreshold: consecutive failed runs before the alert opens
+	// (default 1); SuccessThreshold: consecutive good runs before it
+	// resolves (default 1). The status page shows every run regardless.
+	FailureThreshold int `yaml:"failure_threshold"`
+	SuccessThreshold int `yaml:"success_threshold"`
+}
+
+// probeStreak counts a probe's consecutive results of one kind.
+type probeStreak struct {
+	down, good int
+	downSince  time.Time // first run of the current failing streak
 }
 
 // probeVerdict is one location's latest result, as peers exchange them.

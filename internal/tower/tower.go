@@ -59,6 +59,7 @@ type Tower struct {
 	ui           http.Handler
 	probes       map[string]ProbeResult // latest result per probe
 	probeSince   map[string]time.Time
+	probeStreaks map[string]probeStreak // consecutive results, for the thresholds
 	ownProbes    map[string]probeVerdict
 	isolated     bool // its probes looked cut off in the latest round
 	refusedMu    sync.Mutex
@@ -162,7 +163,7 @@ func New(cfg *Config, o Options) (*Tower, error) {
 	t := &Tower{
 		store: st, log: o.Log, now: o.Now,
 		hosts: map[string]*Host{}, findings: map[string]map[string]*Finding{}, alerts: map[string]*Alert{},
-		incidents: map[int64]*Incident{}, probes: map[string]ProbeResult{}, probeSince: map[string]time.Time{},
+		incidents: map[int64]*Incident{}, probes: map[string]ProbeResult{}, probeSince: map[string]time.Time{}, probeStreaks: map[string]probeStreak{},
 		ownProbes: map[string]probeVerdict{}, peerProbes: map[string]map[string]probeVerdict{}, peers: peerState{lastOK: map[string]time.Time{}}, started: o.Now(),
 		evaluate: make(chan struct{}, 1),
 		Registry: prometheus.NewRegistry(),
@@ -312,6 +313,16 @@ func (t *Tower) RecordProbe(r ProbeResult) {
 		t.probeSince[r.Name] = r.Started
 	}
 	t.probes[r.Name] = r
+	st := t.probeStreaks[r.Name]
+	if r.Status == "down" {
+		if st.down == 0 {
+			st.downSince = r.Started
+		}
+		st.down, st.good = st.down+1, 0
+	} else {
+		st.down, st.good = 0, st.good+1
+	}
+	t.probeStreaks[r.Name] = st
 	t.mu.Unlock()
 }
 
@@ -501,6 +512,10 @@ func (t *Tower) Evaluate(ctx context.Context, now time.Time) error {
 			sigs = append(sigs, signal{alert: al, obs: alerting.Observation{Bad: false}, rule: rule})
 		}
 	}
+	thresholds := map[string]ProbeConfig{}
+	for _, p := range cfg.Probes {
+		thresholds[p.Name] = p
+	}
 	for name, r := range t.probes {
 		host := r.Host
 		if host == "" {
@@ -510,7 +525,16 @@ func (t *Tower) Evaluate(ctx context.Context, now time.Time) error {
 		al := t.alertFor("probe/"+name, host, "probe", "Service "+name+" is down", sev, "FM-A3")
 		al.Labels["group"] = r.Group
 		al.Summary = "The probe of " + name + " fails: " + r.Message
-		sigs = append(sigs, signal{alert: al, obs: alerting.Observation{Bad: r.Status == "down", BadSince: t.probeDownSince(name, r)}, rule: rule})
+		// Opens after failure_threshold failed runs in a row, from the
+		// first of them; resolves after success_threshold good ones.
+		st, pc := t.probeStreaks[name], thresholds[name]
+		wasBad := al.State.Status == alerting.Firing || al.State.Status == alerting.Pending
+		bad := st.down >= max(pc.FailureThreshold, 1) || wasBad && st.good < max(pc.SuccessThreshold, 1)
+		since := st.downSince
+		if since.IsZero() {
+			since = t.probeDownSince(name, r)
+		}
+		sigs = append(sigs, signal{alert: al, obs: alerting.Observation{Bad: bad, BadSince: since}, rule: rule})
 	}
 	seen := map[string]bool{}
 	for host, fs := range t.findings {
