@@ -157,12 +157,36 @@ func scanJournal(ctx context.Context, o Options, scan func(string, io.Reader) er
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("journal: %w", err)
 	}
-	scanErr := scan("journal", out)
+	var lines int64
+	scanErr := scan("journal", countLines(out, &lines))
 	if err := cmd.Wait(); err != nil {
 		return fmt.Errorf("journal: %s %s: %w: %s", tool, strings.Join(args, " "), err, strings.TrimSpace(stderr.String()))
 	}
+	if scanErr == nil && lines == 0 {
+		// No journal (no journald, or a volatile one without that boot)
+		// and an empty window look alike: either way nothing was read,
+		// which must not pass for an all-clear.
+		msg := strings.TrimSpace(stderr.String())
+		if msg == "" {
+			msg = "no journal files, or no entries in that window"
+		}
+		return fmt.Errorf("journal: %s %s gave no lines (%s): nothing was scanned", tool, strings.Join(args, " "), msg)
+	}
 	return scanErr
 }
+
+// countLines counts the newlines read through it.
+func countLines(r io.Reader, n *int64) io.Reader {
+	return readerFunc(func(p []byte) (int, error) {
+		k, err := r.Read(p)
+		*n += int64(bytes.Count(p[:k], []byte{'\n'}))
+		return k, err
+	})
+}
+
+type readerFunc func([]byte) (int, error)
+
+func (f readerFunc) Read(p []byte) (int, error) { return f(p) }
 
 // JSONSchema names the layout of `logs scan --json`.
 const JSONSchema = "hinomi.logscan/v1"

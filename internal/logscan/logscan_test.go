@@ -3,6 +3,7 @@ package logscan
 import (
 	"bytes"
 	"compress/gzip"
+	"context"
 	"encoding/json"
 	"flag"
 	"os"
@@ -178,5 +179,23 @@ func TestMissingInput(t *testing.T) {
 	_, err := Run(t.Context(), Options{Inputs: []string{filepath.Join(t.TempDir(), "nope.log")}, Catalogue: catalogue(t)})
 	if err == nil || !strings.Contains(err.Error(), "nope.log") {
 		t.Errorf("err %v, want one naming the file", err)
+	}
+}
+
+// A journal that yields nothing (no journald, a volatile journal without
+// the previous boot) is an error, not an all-clear.
+func TestEmptyJournalIsNotAllClear(t *testing.T) {
+	cat, err := signatures.Builtin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = Run(context.Background(), Options{Journal: []string{"-b", "-1"}, JournalTool: "true", Catalogue: cat})
+	if err == nil || !strings.Contains(err.Error(), "gave no lines") {
+		t.Errorf("empty journal: %v, want an error saying nothing was scanned", err)
+	}
+	// echo prints its arguments: one line, scanned, no error.
+	rep, err := Run(context.Background(), Options{Journal: []string{"-b"}, JournalTool: "echo", Catalogue: cat})
+	if err != nil || rep.Stats.Lines != 1 {
+		t.Errorf("a journal with one line: %+v, %v", rep, err)
 	}
 }
