@@ -43,6 +43,7 @@ type serviceState struct {
 	public      bool
 	status      string
 	since       time.Time
+	first       time.Time // the first result kept
 	last        time.Time
 	message     string
 	days        []dayAgg    // oldest first, at most historyDays
@@ -78,7 +79,7 @@ func (s *services) record(r ProbeResult) {
 	}
 	st := s.m[r.Name]
 	if st == nil {
-		st = &serviceState{name: r.Name, since: r.Started}
+		st = &serviceState{name: r.Name, since: r.Started, first: r.Started}
 		s.m[r.Name] = st
 	}
 	st.group, st.public = r.Group, r.Public
@@ -125,6 +126,9 @@ func (st *serviceState) view(now time.Time) web.Service {
 	if st.status != "up" {
 		v.Message = st.message
 	}
+	if now.Sub(st.first) < historyDays*24*time.Hour {
+		v.Watched = st.first
+	}
 	v.Recent = make([]web.Check, 0, len(st.recent))
 	for i := len(st.recent) - 1; i >= 0; i-- {
 		v.Recent = append(v.Recent, st.recent[i])
@@ -170,6 +174,14 @@ func (st *serviceState) view(now time.Time) web.Service {
 		i := int(b.Unix()/int64(latencyBucket.Seconds())) % latencyPoints
 		if st.lat[i].start.Equal(b) && st.lat[i].n > 0 {
 			v.Latency = append(v.Latency, web.Point{At: b, Ms: st.lat[i].sum / float64(st.lat[i].n)})
+		}
+	}
+	if len(v.Latency) < 2 && len(st.recent) >= 2 {
+		// Less than two 15-minute buckets (a new service): its last runs
+		// one by one, so the chart is not empty for the first half hour.
+		v.Latency = v.Latency[:0]
+		for _, c := range st.recent {
+			v.Latency = append(v.Latency, web.Point{At: c.At, Ms: c.Ms})
 		}
 	}
 	return v

@@ -47,3 +47,23 @@ func TestServiceViewUptime(t *testing.T) {
 		}
 	}
 }
+
+// A new service's chart shows its runs one by one until there are two
+// 15-minute buckets, and the page says how long it has been watched.
+func TestNewServiceChartAndWatched(t *testing.T) {
+	now := time.Date(2026, 11, 25, 12, 3, 0, 0, time.UTC)
+	var s services
+	for i := range 5 {
+		s.record(ProbeResult{Name: "web", Status: "up", Started: now.Add(-time.Duration(5-i) * 10 * time.Second), Duration: time.Duration(10+i) * time.Millisecond})
+	}
+	v := s.list(now, false)[0]
+	if len(v.Latency) != 5 || v.Latency[0].Ms != 10 || v.Latency[4].Ms != 14 {
+		t.Errorf("latency points %+v, want the five runs oldest first", v.Latency)
+	}
+	if !v.Watched.Equal(now.Add(-50 * time.Second)) {
+		t.Errorf("watched since %s, want the first run", v.Watched)
+	}
+	if v := s.list(now.Add(100*24*time.Hour), false)[0]; !v.Watched.IsZero() {
+		t.Errorf("after 100 days watched is still %s, want zero (the spans are full)", v.Watched)
+	}
+}

@@ -34,8 +34,11 @@ type Service struct {
 	LastCheck   time.Time
 	Message     string // why it is not up, written for people
 	Uptime      map[string]float64
-	Days        []Day
-	Latency     []Point
+	// Watched is the first result, set only when it is less than 90 days
+	// old: the longer spans then cover only what came since.
+	Watched time.Time
+	Days    []Day
+	Latency []Point
 	// Recent are the last results, newest first (console only).
 	Recent []Check
 }
