@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
@@ -30,6 +31,7 @@ func (t *Tower) Handler() http.Handler {
 	mux.HandleFunc("GET /api/v1/hosts", t.read(t.handleHosts))
 	mux.HandleFunc("GET /api/v1/findings", t.read(t.handleFindings))
 	mux.HandleFunc("GET /api/v1/alerts", t.read(t.handleAlerts))
+	mux.HandleFunc("GET /api/v1/probes", t.read(t.handleProbes))
 	mux.HandleFunc("POST /api/v1/alerts/ack", t.read(t.handleAck))
 	mux.HandleFunc("/api/v1/silences", t.read(t.handleSilences))
 	mux.HandleFunc("DELETE /api/v1/silences/{id}", t.read(t.handleSilenceDelete))
@@ -134,4 +136,41 @@ func (t *Tower) handleAlerts(w http.ResponseWriter, r *http.Request) {
 	t.mu.Unlock()
 	sort.Slice(out, func(i, j int) bool { return out[i].Key < out[j].Key })
 	writeJSON(w, http.StatusOK, map[string]any{"alerts": out})
+}
+
+// ProbeView is one configured probe and its latest result.
+type ProbeView struct {
+	Name     string    `json:"name"`
+	Group    string    `json:"group,omitempty"`
+	Type     string    `json:"type"`
+	Target   string    `json:"target"`
+	Interval string    `json:"interval"`
+	Public   bool      `json:"public"`
+	Host     string    `json:"host,omitempty"`
+	Status   string    `json:"status"` // up, degraded, down; unknown before the first run
+	Since    time.Time `json:"since,omitzero"`
+	LastRun  time.Time `json:"last_run,omitzero"`
+	Millis   float64   `json:"duration_ms"`
+	Message  string    `json:"message,omitempty"`
+	Failing  int       `json:"failed_runs_in_a_row"`
+	Good     int       `json:"good_runs_in_a_row"`
+	AlertKey string    `json:"alert_key"`
+}
+
+func (t *Tower) handleProbes(w http.ResponseWriter, _ *http.Request) {
+	cfg := t.cfg.Load()
+	out := make([]ProbeView, 0, len(cfg.Probes))
+	t.mu.Lock()
+	for _, p := range cfg.Probes {
+		v := ProbeView{Name: p.Name, Group: p.Group, Type: string(p.Type), Target: p.Target, Interval: p.Interval.String(),
+			Public: p.Public, Host: p.Host, Status: "unknown", AlertKey: "probe/" + p.Name}
+		if r, ok := t.probes[p.Name]; ok {
+			v.Status, v.Since, v.LastRun, v.Millis, v.Message = r.Status, t.probeSince[p.Name], r.Started, float64(r.Duration.Microseconds())/1000, r.Message
+			st := t.probeStreaks[p.Name]
+			v.Failing, v.Good = st.down, st.good
+		}
+		out = append(out, v)
+	}
+	t.mu.Unlock()
+	writeJSON(w, http.StatusOK, map[string]any{"probes": out})
 }

@@ -46,6 +46,7 @@ func newMetrics(reg *prometheus.Registry, t *Tower) *metrics {
 		}
 		return float64(n)
 	}))
+	reg.MustRegister(probeCollector{t})
 	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "hinomi_tower_outbox_due", Help: "Notifications waiting in the outbox.",
 	}, func() float64 {
@@ -54,4 +55,40 @@ func newMetrics(reg *prometheus.Registry, t *Tower) *metrics {
 		return n
 	}))
 	return m
+}
+
+// probeCollector exports each probe's latest result, as blackbox_exporter
+// users expect: up (1 up or degraded, 0 down), degraded, duration, time.
+type probeCollector struct{ t *Tower }
+
+var (
+	probeUpDesc       = prometheus.NewDesc("hinomi_probe_up", "1 when the probe's latest run passed (up or degraded), 0 when it failed.", []string{"probe", "group"}, nil)
+	probeDegradedDesc = prometheus.NewDesc("hinomi_probe_degraded", "1 when the probe's latest run was degraded.", []string{"probe", "group"}, nil)
+	probeSecondsDesc  = prometheus.NewDesc("hinomi_probe_duration_seconds", "How long the probe's latest run took.", []string{"probe", "group"}, nil)
+	probeLastDesc     = prometheus.NewDesc("hinomi_probe_last_run_timestamp_seconds", "When the probe's latest run started (Unix time).", []string{"probe", "group"}, nil)
+)
+
+func (c probeCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- probeUpDesc
+	ch <- probeDegradedDesc
+	ch <- probeSecondsDesc
+	ch <- probeLastDesc
+}
+
+func (c probeCollector) Collect(ch chan<- prometheus.Metric) {
+	c.t.mu.Lock()
+	defer c.t.mu.Unlock()
+	for name, r := range c.t.probes {
+		up, degraded := 0.0, 0.0
+		if r.Status != "down" {
+			up = 1
+		}
+		if r.Status == "degraded" {
+			degraded = 1
+		}
+		ch <- prometheus.MustNewConstMetric(probeUpDesc, prometheus.GaugeValue, up, name, r.Group)
+		ch <- prometheus.MustNewConstMetric(probeDegradedDesc, prometheus.GaugeValue, degraded, name, r.Group)
+		ch <- prometheus.MustNewConstMetric(probeSecondsDesc, prometheus.GaugeValue, r.Duration.Seconds(), name, r.Group)
+		ch <- prometheus.MustNewConstMetric(probeLastDesc, prometheus.GaugeValue, float64(r.Started.UnixNano())/1e9, name, r.Group)
+	}
 }

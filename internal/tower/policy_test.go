@@ -461,6 +461,21 @@ func TestProbeThresholds(t *testing.T) {
 	if a := p.tw.alerts["probe/shop"]; !a.State.BadSince.Equal(p.t0.Add(30 * time.Second)) {
 		t.Errorf("bad since %s, want the first failed run of the streak (+30s)", a.State.BadSince)
 	}
+	// The API and /metrics show the probe as it stands.
+	rec := httptest.NewRecorder()
+	p.tw.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/api/v1/probes", nil))
+	var pr struct{ Probes []ProbeView }
+	if err := json.Unmarshal(rec.Body.Bytes(), &pr); err != nil || len(pr.Probes) != 1 {
+		t.Fatalf("/api/v1/probes: %d %s", rec.Code, rec.Body)
+	}
+	if v := pr.Probes[0]; v.Status != "down" || v.Failing != 3 || v.AlertKey != "probe/shop" || !v.Since.Equal(p.t0.Add(30*time.Second)) {
+		t.Errorf("probe view %+v, want down for 3 runs since +30s", v)
+	}
+	rec = httptest.NewRecorder()
+	p.tw.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
+	if !strings.Contains(rec.Body.String(), `hinomi_probe_up{group="",probe="shop"} 0`) {
+		t.Errorf("/metrics lacks the probe's up gauge at 0:\n%s", rec.Body)
+	}
 	run(60, "up")
 	if !firing() {
 		t.Error("resolved after one good run; success_threshold is 2")
@@ -474,5 +489,27 @@ func TestProbeThresholds(t *testing.T) {
 	}
 	if _, err := ParseConfig([]byte("data_dir: /tmp/x\nagents: []\nprobes:\n  - {name: a, type: tcp, target: \"127.0.0.1:9\", failure_threshold: -1}\n"), "t.yaml"); err == nil || !strings.Contains(err.Error(), "failure_threshold") {
 		t.Errorf("a negative threshold: %v", err)
+	}
+}
+
+// A notification links to what a person can open: the incident's page on
+// the console when the console has users, the API otherwise.
+func TestNotificationLinks(t *testing.T) {
+	for _, c := range []struct{ extra, want string }{
+		{"console:\n  users: [{name: mika, password_hash: '$2a$12$lFQuyhQDLHP.qa8qrfrjru7NNRnqPL1KPSTCGk2PW77OdWtEuajzS'}]\n", "https://tower.example/console/incidents/1"},
+		{"", "https://tower.example/api/v1/alerts?key=heartbeat%2Fpve1"},
+	} {
+		p := newPolicyTower(t, "url: https://tower.example/\nroutes:\n  - {match: {}, channels: [ops]}\n"+c.extra)
+		p.report("pve1")
+		p.at(time.Minute)
+		msgs := p.ops.messages()
+		if len(msgs) != 1 {
+			t.Fatalf("messages %v, want pve1's firing", statuses(p.ops))
+		}
+		alerts, _ := msgs[0]["alerts"].([]any)
+		a, _ := alerts[0].(map[string]any)
+		if got := a["generatorURL"]; got != c.want {
+			t.Errorf("link %v, want %s", got, c.want)
+		}
 	}
 }

@@ -15,7 +15,9 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -576,11 +578,12 @@ func (t *Tower) Evaluate(ctx context.Context, now time.Time) error {
 		}
 		before := *s.alert
 		s.alert.State = next
+		// The incident first, so that the messages link to it.
+		in := t.recordIncidents(s.alert, ev, now, cfg)
 		out := t.decide(s.alert, ev, now, cfg)
-		if !changed && len(out) == 0 && before.Notified == s.alert.Notified && before.Suppressed == s.alert.Suppressed {
+		if in == nil && !changed && len(out) == 0 && before.Notified == s.alert.Notified && before.Suppressed == s.alert.Suppressed {
 			continue
 		}
-		in := t.recordIncidents(s.alert, ev, now, cfg)
 		var snap *Incident
 		if in != nil {
 			cp := *in
@@ -687,8 +690,18 @@ func (t *Tower) message(a *Alert, ev alerting.Event, now time.Time) *notify.Mess
 		Key: a.Key, Host: a.Host, Title: a.Title, Severity: a.Severity, Started: a.State.BadSince,
 		Now: now, Summary: a.Summary, Runbook: a.Runbook, Labels: map[string]string{"kind": a.Kind},
 	}
-	if u := t.cfg.Load().URL; u != "" {
-		m.URL = strings.TrimRight(u, "/") + "/api/v1/alerts?key=" + a.Key
+	if cfg := t.cfg.Load(); cfg.URL != "" {
+		// A person follows the link: to the console when it has users
+		// (the incident's timeline when there is one), else to the API.
+		base := strings.TrimRight(cfg.URL, "/")
+		switch {
+		case len(cfg.Console.Users) > 0 && a.Incident != 0:
+			m.URL = base + "/console/incidents/" + strconv.FormatInt(a.Incident, 10)
+		case len(cfg.Console.Users) > 0:
+			m.URL = base + "/console/#alerts-h"
+		default:
+			m.URL = base + "/api/v1/alerts?key=" + url.QueryEscape(a.Key)
+		}
 	}
 	if strings.HasPrefix(m.Host, "service:") {
 		m.Host = "" // a probe of a service with no host declared
