@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"regexp"
 	"strings"
 	"time"
 
@@ -150,13 +151,59 @@ func ParseConfig(b []byte, name string) (*Config, error) {
 	dec := yaml.NewDecoder(bytes.NewReader(b))
 	dec.KnownFields(true)
 	if err := dec.Decode(c); err != nil {
-		return nil, fmt.Errorf("%s: %w", name, err)
+		return nil, fmt.Errorf("%s: %w", name, plainYAMLError(err))
 	}
 	c.path = name
 	if err := c.validate(&root); err != nil {
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}
 	return c, nil
+}
+
+var (
+	yamlUnknownField = regexp.MustCompile(`^(line \d+): field (\S+) not found in type (\S+)$`)
+	yamlWrongType    = regexp.MustCompile("^(line \\d+): cannot unmarshal !!(\\w+) `(.*)` into (\\S+)$")
+)
+
+// yamlPlaces names the config's parts for people, not by their Go types.
+var yamlPlaces = map[string]string{
+	"tower.Config": "at the top level", "tower.AgentConfig": "in an agent", "tower.ProbeConfig": "in a probe",
+	"probe.Spec": "in a probe", "tower.AlertConfig": "under alerts", "tower.FlapConfig": "under alerts.flap",
+	"notify.Channel": "in a channel", "tower.ConsoleConfig": "under console", "web.User": "in a console user",
+	"tower.RetentionConfig": "under retention", "tower.PeerConfig": "in a peer", "tower.RouteConfig": "in a route",
+	"tower.MaintenanceConfig": "in a maintenance window", "tower.DependencyConfig": "in a dependency",
+}
+
+// plainYAMLError rewrites the YAML decoder's type errors in the config's
+// terms: "unknown field colour in an agent", "30 is not a duration".
+func plainYAMLError(err error) error {
+	var te *yaml.TypeError
+	if !errors.As(err, &te) {
+		return err
+	}
+	var out []string
+	for _, e := range te.Errors {
+		if m := yamlUnknownField.FindStringSubmatch(e); m != nil {
+			place := yamlPlaces[m[3]]
+			if place == "" {
+				place = "here"
+			}
+			e = fmt.Sprintf("%s: unknown field %q %s (docs/tower.md lists the fields)", m[1], m[2], place)
+		} else if m := yamlWrongType.FindStringSubmatch(e); m != nil {
+			switch m[4] {
+			case "time.Duration":
+				e = fmt.Sprintf("%s: %s is not a duration: give a unit, e.g. %ss or 5m", m[1], m[3], m[3])
+			case "int", "int64", "float64":
+				e = fmt.Sprintf("%s: %s is not a number", m[1], m[3])
+			case "bool":
+				e = fmt.Sprintf("%s: %s is not true or false", m[1], m[3])
+			default:
+				e = fmt.Sprintf("%s: a %s (%s) does not fit here", m[1], m[2], m[3])
+			}
+		}
+		out = append(out, e)
+	}
+	return errors.New(strings.Join(out, "\n"))
 }
 
 // lineOf finds the line of a field by its path ("agents", 2, "token").

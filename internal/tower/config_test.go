@@ -79,3 +79,23 @@ func TestREADMEProbeConfig(t *testing.T) {
 		t.Errorf("parsed %+v", cfg.Probes)
 	}
 }
+
+// The decoder's type errors are told in the config's terms, not Go's.
+func TestConfigTypeErrorsInPlainWords(t *testing.T) {
+	_, err := ParseConfig([]byte("data_dir: /tmp/x\nbogus: 1\nagents:\n  - {name: a, token: aaaaaaaaaaaaaaaaaaaa, colour: red}\nprobes:\n  - {name: p, type: tcp, target: \"127.0.0.1:9\", interval: 30}\n"), "t.yaml")
+	if err == nil {
+		t.Fatal("accepted")
+	}
+	for _, want := range []string{
+		`t.yaml: line 2: unknown field "bogus" at the top level`,
+		`line 4: unknown field "colour" in an agent`,
+		`line 6: 30 is not a duration: give a unit, e.g. 30s or 5m`,
+	} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error lacks %q:\n%v", want, err)
+		}
+	}
+	if strings.Contains(err.Error(), "in type") || strings.Contains(err.Error(), "!!int") {
+		t.Errorf("error speaks Go: %v", err)
+	}
+}
