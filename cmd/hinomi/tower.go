@@ -70,7 +70,22 @@ func runTower(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			}
 		}
 	}()
-	return t.Run(ctx)
+	err = t.Run(ctx)
+	logStopped(ctx, log, "tower stopped", err)
+	return err
+}
+
+// logStopped says that a long-running command ended, and why: a stopped
+// monitor must not look like a quiet one in its own log.
+func logStopped(ctx context.Context, log *slog.Logger, msg string, err error) {
+	switch {
+	case err != nil:
+		log.Error(msg, "err", err)
+	case ctx.Err() != nil:
+		log.Info(msg, "reason", "signal")
+	default:
+		log.Info(msg)
+	}
 }
 
 func envOr(key, def string) string {
@@ -128,7 +143,9 @@ func runAgent(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 	log.Info("agent started", "towers", strings.Join(towers, ","), "interval", *interval, "state_dir", *state)
-	return a.Run(ctx)
+	err = a.Run(ctx)
+	logStopped(ctx, log, "agent stopped", err)
+	return err
 }
 
 func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) error {
