@@ -280,6 +280,24 @@ func TestDependencySuppression(t *testing.T) {
 	if a := p.tw.alerts["finding/pve1/FM-C6//mnt/b"]; a == nil || a.State.Status != "firing" || !strings.Contains(a.Suppressed, "nas1") {
 		t.Errorf("the suppressed alert must be recorded with its reason: %+v", a)
 	}
+	// nas1 comes back: its recovery says what it releases, in the past tense.
+	p.c.Set(p.t0.Add(5 * time.Minute))
+	p.report("nas1")
+	p.report("pve1", f("FM-C6//mnt/b"))
+	p.report("pve2", f("FM-C6//mnt/c"))
+	p.at(5 * time.Minute)
+	found := false
+	for _, m := range p.ops.messages() {
+		if m["status"] == "resolved" && strings.Contains(annotation(m, "summary"), "nas1") {
+			found = true
+			if d := annotation(m, "description"); !strings.Contains(d, "were held back while it was silent; they are released now") {
+				t.Errorf("nas1's recovery does not say it releases the held alerts:\n%s", d)
+			}
+		}
+	}
+	if !found {
+		t.Errorf("no recovery message for nas1: %v", statuses(p.ops))
+	}
 }
 
 func TestFallbackChannel(t *testing.T) {

@@ -755,7 +755,10 @@ func (t *Tower) message(a *Alert, ev alerting.Event, now time.Time) *notify.Mess
 				held++
 			}
 		}
-		if held > 0 {
+		switch {
+		case held > 0 && m.State == notify.Resolved:
+			m.Details = append(m.Details, fmt.Sprintf("%d alert(s) of %s and of hosts that depend on it were held back while it was silent; they are released now.", held, a.Host))
+		case held > 0:
 			m.Details = append(m.Details, fmt.Sprintf("%d alert(s) of %s and of hosts that depend on it are held back while it is silent.", held, a.Host))
 		}
 	}
