@@ -211,6 +211,14 @@ func runRunbook(args []string, stdout, stderr io.Writer) error {
 		if !ok {
 			return fmt.Errorf("-set %q: want name=value", s)
 		}
+		// A name the runbook does not use is a typo, not a no-op.
+		probe, err := rb.Render(map[string]string{k: "\x00hinomi-probe\x00"})
+		if err != nil {
+			return err
+		}
+		if !strings.Contains(probe, "\x00hinomi-probe\x00") {
+			return fmt.Errorf("-set %s: %s has no value named %q", s, rb.ID, k)
+		}
 		vars[k] = v
 	}
 	text, err := rb.Render(vars)

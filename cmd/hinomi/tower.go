@@ -40,7 +40,11 @@ func runTower(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	if *check {
-		fmt.Fprintf(stdout, "%s: ok (%d agents, %d channels)\n", *config, len(cfg.Agents), len(cfg.Channels))
+		fmt.Fprintf(stdout, "%s: ok (%d agents, %d probes, %d channels, %d routes, %d peers)\n", *config,
+			len(cfg.Agents), len(cfg.Probes), len(cfg.Channels), len(cfg.Routes), len(cfg.Peers))
+		if len(cfg.Channels) == 0 {
+			fmt.Fprintln(stdout, "warning: no channels: alerts are recorded and shown, but nobody is notified")
+		}
 		return nil
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
