@@ -26,17 +26,18 @@ func day(date, hms string) time.Time {
 	return t
 }
 
-// pve1 is the seed 000 outage: pve1's kernel panicked at 03:00 and the
-// tower noticed its silence.
+// pve1 is modelled on a real outage: pve1's kernel panicked at 03:00 and
+// the tower noticed its silence.
 func pve1(state State, started, now, ended time.Time) Message {
-	summary := "pve1 has sent no heartbeat to the tower; its last log lines are below."
+	title, summary := "Host pve1 is silent", "pve1 has sent no heartbeat to the tower; its last log lines are below."
 	if state == Resolved {
-		summary = "pve1 is sending heartbeats again; its last log lines before the silence are below."
+		// As the tower titles a silent host's recovery.
+		title, summary = "Host pve1 is back", "pve1 is sending heartbeats again; its last log lines before the silence are below."
 	}
 	return Message{
 		Key:      "heartbeat/pve1",
 		Host:     "pve1",
-		Title:    "Host pve1 is silent",
+		Title:    title,
 		State:    state,
 		Severity: "high",
 		Started:  started,
@@ -49,7 +50,7 @@ func pve1(state State, started, now, ended time.Time) Message {
 			"kernel: Fixing recursive fault but reboot is needed!",
 		},
 		Runbook: "FM-A1",
-		URL:     "https://tower.example.net/alerts/heartbeat/pve1",
+		URL:     "https://tower.example.net/console/incidents/7",
 	}
 }
 
@@ -80,25 +81,25 @@ func TestSubjects(t *testing.T) {
 			"[STILL FIRING] LONG OUTAGE: Host pve1 is silent — for 2d 3h, since 2025-03-13 05:00:00 UTC"},
 		{"resolved blip",
 			pve1(Resolved, at("03:00:12"), at("03:00:55"), at("03:00:54")),
-			"[RESOLVED] (brief) Host pve1 is silent — was down 42s (03:00:12 → 03:00:54 UTC)"},
+			"[RESOLVED] (brief) Host pve1 is back — was down 42s (03:00:12 → 03:00:54 UTC)"},
 		{"resolved, neither brief nor long",
 			pve1(Resolved, at("03:00:12"), at("03:12:20"), at("03:12:17")),
-			"[RESOLVED] Host pve1 is silent — was down 12m 5s (03:00:12 → 03:12:17 UTC)"},
+			"[RESOLVED] Host pve1 is back — was down 12m 5s (03:00:12 → 03:12:17 UTC)"},
 		{"resolved long outage",
 			pve1(Resolved, at("03:00:12"), at("08:12:52"), at("08:12:40")),
-			"[RESOLVED] LONG OUTAGE: Host pve1 is silent — was down 5h 12m (03:00:12 → 08:12:40 UTC)"},
+			"[RESOLVED] LONG OUTAGE: Host pve1 is back — was down 5h 12m (03:00:12 → 08:12:40 UTC)"},
 		{"resolved across midnight dates both ends",
 			pve1(Resolved, day("2025-03-14", "23:59:40"), at("00:00:30"), at("00:00:20")),
-			"[RESOLVED] (brief) Host pve1 is silent — was down 40s (2025-03-14 23:59:40 → 2025-03-15 00:00:20 UTC)"},
+			"[RESOLVED] (brief) Host pve1 is back — was down 40s (2025-03-14 23:59:40 → 2025-03-15 00:00:20 UTC)"},
 		{"resolved without an end time ends now",
 			pve1(Resolved, at("03:00:12"), at("03:00:54"), zero),
-			"[RESOLVED] (brief) Host pve1 is silent — was down 42s (03:00:12 → 03:00:54 UTC)"},
+			"[RESOLVED] (brief) Host pve1 is back — was down 42s (03:00:12 → 03:00:54 UTC)"},
 		{"firing with unknown start",
 			pve1(Firing, zero, at("03:00:54"), zero),
 			"[FIRING] Host pve1 is silent — start time unknown"},
 		{"resolved with unknown start",
 			pve1(Resolved, zero, at("03:00:54"), at("03:00:50")),
-			"[RESOLVED] Host pve1 is silent — downtime unknown (ended 03:00:50 UTC)"},
+			"[RESOLVED] Host pve1 is back — downtime unknown (ended 03:00:50 UTC)"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
