@@ -358,7 +358,7 @@ func TestGrouping(t *testing.T) {
 	}
 }
 
-// TestIncidentPostmortem replays the shape of seed 004: the NFS server
+// TestIncidentPostmortem replays the shape of a real outage: the NFS server
 // hangs, a host that mounts it reports the hung mount and the kernel's
 // "not responding"; one incident gathers both hosts, a person adds a note,
 // and the export reads as a timeline with the impact and detection delay.
@@ -504,6 +504,8 @@ func TestProbeThresholds(t *testing.T) {
 	}
 	if got := statuses(p.ops); !slices.Equal(got, []string{"firing probe/shop", "resolved probe/shop"}) {
 		t.Errorf("messages %v, want one firing and its resolution", got)
+	} else if sub := annotation(p.ops.messages()[1], "summary"); !strings.Contains(sub, "Service shop is up again") {
+		t.Errorf("the recovery reads %q, want it to say the service is up again", sub)
 	}
 	if _, err := ParseConfig([]byte("data_dir: /tmp/x\nagents: []\nprobes:\n  - {name: a, type: tcp, target: \"127.0.0.1:9\", failure_threshold: -1}\n"), "t.yaml"); err == nil || !strings.Contains(err.Error(), "failure_threshold") {
 		t.Errorf("a negative threshold: %v", err)

@@ -526,7 +526,10 @@ func (t *Tower) Evaluate(ctx context.Context, now time.Time) error {
 		sev := "high"
 		al := t.alertFor("probe/"+name, host, "probe", "Service "+name+" is down", sev, "FM-A3")
 		al.Labels["group"] = r.Group
-		al.Summary = "The probe of " + name + " fails: " + r.Message
+		al.Summary = "The probe of " + name + " fails."
+		if r.Message != "" {
+			al.Summary = "The probe of " + name + " fails: " + r.Message
+		}
 		// Opens after failure_threshold failed runs in a row, from the
 		// first of them; resolves after success_threshold good ones.
 		st, pc := t.probeStreaks[name], thresholds[name]
@@ -736,6 +739,11 @@ func (t *Tower) message(a *Alert, ev alerting.Event, now time.Time) *notify.Mess
 		m.State = notify.Repeat
 	case alerting.Resolve:
 		m.State, m.Ended = notify.Resolved, a.State.ResolvedAt
+		if a.Kind == "probe" {
+			name := strings.TrimPrefix(a.Key, "probe/")
+			m.Title = "Service " + name + " is up again"
+			m.Summary = "The probe of " + name + " passes again."
+		}
 		if a.Kind == "heartbeat" {
 			m.Title = "Host " + a.Host + " is back"
 			m.Details = t.lastWords(a.Host)

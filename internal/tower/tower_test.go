@@ -385,7 +385,8 @@ func TestLastWords(t *testing.T) {
 	if err := tw.Evaluate(context.Background(), c.Now()); err != nil {
 		t.Fatal(err)
 	}
-	// Seed 000's previous-boot line, as the agent's first cycle sends it.
+	// The previous-boot line of a real host crash, as the agent's first cycle
+	// sends it.
 	at := t0.Add(-time.Minute)
 	f := finding.Finding{Key: "FM-E1/previous boot: kernel-sched-atomic comm=dockerd", Mode: "FM-E1", Severity: finding.High,
 		Subject: "previous boot: kernel-sched-atomic comm=dockerd", Summary: "Kernel BUG, scheduling while atomic (comm=dockerd).",
