@@ -14,7 +14,12 @@ import (
 // checkPassword verifies a password against a bcrypt hash ($2a$, $2b$,
 // $2y$) or an argon2id hash in the PHC string format that the argon2 tool
 // and most libraries print: $argon2id$v=19$m=65536,t=3,p=4$SALT$HASH.
+// A hash that is not valid (ValidHash) never matches: its parameters
+// could ask for minutes of work or gigabytes of memory per login.
 func checkPassword(hash, password string) bool {
+	if ValidHash(hash) != nil {
+		return false
+	}
 	if strings.HasPrefix(hash, "$argon2id$") {
 		ok, err := checkArgon2id(hash, password)
 		return err == nil && ok
@@ -22,15 +27,35 @@ func checkPassword(hash, password string) bool {
 	return bcrypt.CompareHashAndPassword([]byte(hash), []byte(password)) == nil
 }
 
+// The work one login may cost: bcrypt cost 14 is about a second here
+// (hinomi hash-password makes 12); argon2id at most 1 GiB and 10 passes.
+const (
+	maxBcryptCost   = 14
+	maxArgon2Memory = 1 << 20 // KiB
+	maxArgon2Passes = 10
+)
+
 // ValidHash reports whether a configured password hash can be used.
 func ValidHash(hash string) error {
 	switch {
 	case strings.HasPrefix(hash, "$2"):
-		_, err := bcrypt.Cost([]byte(hash))
-		return err
+		cost, err := bcrypt.Cost([]byte(hash))
+		if err != nil {
+			return err
+		}
+		if cost > maxBcryptCost {
+			return fmt.Errorf("bcrypt cost %d would make every login take %d times as long as hinomi hash-password's 12; use at most %d", cost, 1<<(cost-12), maxBcryptCost)
+		}
+		return nil
 	case strings.HasPrefix(hash, "$argon2id$"):
-		_, _, _, _, _, err := parseArgon2id(hash)
-		return err
+		mem, iters, _, _, _, err := parseArgon2id(hash)
+		if err != nil {
+			return err
+		}
+		if mem > maxArgon2Memory || iters > maxArgon2Passes {
+			return fmt.Errorf("argon2id m=%d,t=%d: at most m=%d (1 GiB) and t=%d, or every login costs that much", mem, iters, maxArgon2Memory, maxArgon2Passes)
+		}
+		return nil
 	}
 	return errors.New("not a bcrypt ($2b$…) or argon2id ($argon2id$…) hash")
 }

@@ -41,12 +41,32 @@ func FuzzCheckPassword(f *testing.F) {
 		if len(hash) > 200 {
 			return
 		}
-		// Huge memory parameters must not be honoured from a fuzzed hash.
-		if _, _, _, _, _, err := parseArgon2id(hash); err == nil {
+		// A valid hash is expensive by design (and bounded by ValidHash);
+		// anything else must be refused, at once.
+		if ValidHash(hash) == nil {
 			return
 		}
-		_ = checkPassword(hash, pw)
+		if checkPassword(hash, pw) {
+			t.Errorf("an invalid hash %q matched", hash)
+		}
 	})
+}
+
+// A hash asking for too much work is refused at load and never checked.
+func TestHashWorkIsBounded(t *testing.T) {
+	for _, h := range []string{
+		"$000200000000000000000000000000000000$000000000000000000000", // bcrypt cost 20, found by fuzzing
+		"$2a$16$lFQuyhQDLHP.qa8qrfrjru7NNRnqPL1KPSTCGk2PW77OdWtEuajzS",
+		"$argon2id$v=19$m=4194304,t=2,p=2$MDEyMzQ1Njc4OWFiY2RlZg$MDEyMzQ1Njc4OWFiY2RlZg",
+		"$argon2id$v=19$m=65536,t=1000,p=2$MDEyMzQ1Njc4OWFiY2RlZg$MDEyMzQ1Njc4OWFiY2RlZg",
+	} {
+		if err := ValidHash(h); err == nil {
+			t.Errorf("ValidHash(%q) accepted it", h)
+		}
+		if checkPassword(h, "x") {
+			t.Errorf("checkPassword(%q) matched", h)
+		}
+	}
 }
 
 // The stand-in hash for unknown names must cost what a real one costs, or a
