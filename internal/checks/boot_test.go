@@ -50,11 +50,11 @@ func writeSnapshot(t *testing.T, files map[string][]byte) *host.Source {
 	return src
 }
 
-// TestPreviousBootFromJournalAndPstore replays seed 000's previous-boot
-// journal (its three kernel lines, no shutdown) and a pstore record holding
+// TestPreviousBootFromJournalAndPstore replays the previous-boot journal of
+// a real host crash (its three kernel lines, no shutdown) and a pstore record holding
 // a real soft lockup that ended in a panic.
 func TestPreviousBootFromJournalAndPstore(t *testing.T) {
-	journal := capture(t, "boot/seed000-previous-boot.txt")
+	journal := capture(t, "boot/lxc-docker-crash-previous-boot.txt")
 	ok, _ := json.Marshal(map[string]any{"argv": []string{"journalctl"}, "exit_code": 0})
 	src := writeSnapshot(t, map[string][]byte{
 		"commands/journal-prev-tail.json":      ok,
@@ -94,7 +94,7 @@ func TestPreviousBootFromJournalAndPstore(t *testing.T) {
 	}
 	for _, m := range []string{"FM-E1", "FM-E2"} {
 		if !strings.Contains(strings.Join(prevModes, ","), m) {
-			t.Errorf("previous boot journal: no %s finding (seed 000's lines); got %v", m, got)
+			t.Errorf("previous boot journal: no %s finding (the crash report's lines); got %v", m, got)
 		}
 	}
 	for _, m := range []string{"FM-E1", "FM-E2"} {

@@ -19,7 +19,8 @@ import (
 )
 
 // DefaultHogDirs are where container hosts usually lose their disk space
-// (FM-C2): the seed's manual hunt was du over /var/lib/docker/overlay2.
+// (FM-C2): on a Docker host the usual manual hunt is du over
+// /var/lib/docker/overlay2.
 var DefaultHogDirs = []string{"/var/log", "/var/lib/docker", "/var/lib/containerd", "/var/lib/containers", "/var/lib/vz", "/var/lib/kubelet"}
 
 // duBudget bounds the directory-size walk that runs only for a full disk.
@@ -107,7 +108,7 @@ func checkDisk(_ context.Context, env *Env) (Result, error) {
 	return res, nil
 }
 
-// diskSeverity follows the Zabbix default the seed quotes (used > 80 %).
+// diskSeverity follows Zabbix's default disk-space trigger (used > 80 %).
 func diskSeverity(pct float64) finding.Severity {
 	switch {
 	case pct >= 98:

@@ -15,8 +15,8 @@ import (
 // stuck: runc starts or stops a container in milliseconds and exits.
 const runcStuckAfter = time.Minute
 
-// runtimes are the container engines whose presence inside an LXC guest is
-// the seed-000 risk.
+// runtimes are the container engines whose presence inside an LXC guest
+// puts the Proxmox host's kernel at risk: a hung runc there can panic it.
 var runtimes = map[string]bool{"dockerd": true, "containerd": true, "podman": true, "crio": true, "k3s-server": true, "k3s-agent": true}
 
 // checkRuntime is FM-C1: the build-up (processes in uninterruptible sleep,
@@ -86,7 +86,7 @@ func checkRuntime(_ context.Context, env *Env) (Result, error) {
 			}
 			cons = append(cons, finding.Consumer{Kind: "process", Name: name, PID: p.PID, Owner: p.Owner.Label(), Value: env.Now.Sub(p.Started).Seconds(), Unit: "s"})
 		}
-		summary := fmt.Sprintf("%d processes are stuck in uninterruptible sleep, %d wait on a FUSE or NFS server and %d runc processes have not exited after %s: a runtime or storage hang is building up (seed 000 ended in a kernel panic).",
+		summary := fmt.Sprintf("%d processes are stuck in uninterruptible sleep, %d wait on a FUSE or NFS server and %d runc processes have not exited after %s: a runtime or storage hang is building up, and left alone such a pile-up can end in a kernel panic.",
 			len(dstate), len(waiting), len(stuckRunc), runcStuckAfter)
 		f := finding.Finding{
 			Mode: "FM-C1", Severity: sev, Subject: "stuck processes", Summary: summary,
@@ -108,7 +108,7 @@ func checkRuntime(_ context.Context, env *Env) (Result, error) {
 		sort.Strings(names)
 		res.Findings = append(res.Findings, finding.Finding{
 			Mode: "FM-C1", Severity: finding.High, Subject: "runtime in LXC",
-			Summary: fmt.Sprintf("This is an LXC guest running %s: its containers share the Proxmox host's kernel, and a hung runc here can take the whole host down (seed 000).", strings.Join(names, ", ")),
+			Summary: fmt.Sprintf("This is an LXC guest running %s: its containers share the Proxmox host's kernel, and a hung runc here can panic that kernel and take the whole host down.", strings.Join(names, ", ")),
 			Evidence: finding.Evidence{Figures: figs, Vars: vars,
 				Notes: []string{"LXC detected from " + how + ".", "Run container engines in a VM (qm) instead of an LXC guest."}},
 		})

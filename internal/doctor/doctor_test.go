@@ -347,7 +347,8 @@ func TestDiskFullNamesBiggestDirectory(t *testing.T) {
 
 // TestStuckProcessesBuildUp blocks real processes in the kernel on a hung
 // FUSE mount and runs a process named runc "two minutes later": doctor
-// reports the build-up of seed 000 (FM-C1) and names the blocked processes
+// reports the build-up that precedes a runtime-induced kernel panic (FM-C1)
+// and names the blocked processes
 // under the hung mount (FM-C6).
 func TestStuckProcessesBuildUp(t *testing.T) {
 	requireRoot(t)

@@ -43,8 +43,8 @@ func run(t *testing.T, o Options) *Report {
 	return r
 }
 
-// TestTimelines scans real logs (the project's samples and seed 003's
-// corosync excerpt) and compares the timeline with its golden file
+// TestTimelines scans real logs (the project's samples and a corosync
+// excerpt of a Proxmox cluster losing quorum) and compares the timeline with its golden file
 // (testdata/NAME.timeline). Rewrite them with -update and read the diff.
 func TestTimelines(t *testing.T) {
 	files, _ := filepath.Glob("testdata/*.txt")
@@ -81,7 +81,7 @@ func TestTimelines(t *testing.T) {
 // TestCompressedAndStdin: gzip, zstd and standard input give the same
 // incidents as the plain file.
 func TestCompressedAndStdin(t *testing.T) {
-	src := "testdata/seed003-corosync.txt"
+	src := "testdata/pve-corosync-quorum-loss.txt"
 	plain, err := os.ReadFile(src)
 	if err != nil {
 		t.Fatal(err)
