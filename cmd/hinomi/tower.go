@@ -189,7 +189,7 @@ func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	for _, h := range hosts.Hosts {
 		last := "never"
 		if !h.LastSeen.IsZero() {
-			last = fmt.Sprintf("%s (%s ago)", h.LastSeen.Local().Format("2006-01-02 15:04:05"), now.Sub(h.LastSeen).Round(time.Second))
+			last = fmt.Sprintf("%s (%s ago)", h.LastSeen.Local().Format("2006-01-02 15:04:05"), finding.HumanDuration(now.Sub(h.LastSeen)))
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", h.Name, strings.ToUpper(h.Status), last, h.Version)
 	}

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/hinomi/hinomi/internal/alerting"
+	"github.com/hinomi/hinomi/internal/finding"
 	"github.com/hinomi/hinomi/internal/wire"
 )
 
@@ -338,8 +339,8 @@ func (t *Tower) Postmortem(ctx context.Context, id int64) (string, error) {
 	if state == "resolved" {
 		fmt.Fprintf(&b, "| Resolved | %s |\n", end.UTC().Format("2006-01-02 15:04:05"))
 	}
-	fmt.Fprintf(&b, "| Impact duration | %s |\n", end.Sub(start).Round(time.Second))
-	fmt.Fprintf(&b, "| Detection delay | %s |\n\n", fired.Sub(start).Round(time.Second))
+	fmt.Fprintf(&b, "| Impact duration | %s |\n", finding.HumanDuration(end.Sub(start)))
+	fmt.Fprintf(&b, "| Detection delay | %s |\n\n", finding.HumanDuration(fired.Sub(start)))
 	fmt.Fprintf(&b, "## What fired\n\n%s\n\n## Timeline\n\n| Time (UTC) | Host | What happened |\n|---|---|---|\n", strings.Join(what, "\n"))
 	for _, e := range evs {
 		text := strings.ReplaceAll(e.Text, "|", "\\|")

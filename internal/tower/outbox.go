@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/hinomi/hinomi/internal/finding"
 	"github.com/hinomi/hinomi/internal/notify"
 )
 
@@ -227,7 +228,7 @@ func groupMessage(ms []notify.Message, now time.Time) notify.Message {
 		}
 		line := fmt.Sprintf("[%s] %s — since %s", strings.ToUpper(m.Severity), m.Title, m.Started.UTC().Format("2006-01-02 15:04:05 MST"))
 		if !m.Ended.IsZero() {
-			line += fmt.Sprintf(", ended %s (%s)", m.Ended.UTC().Format("15:04:05 MST"), m.Ended.Sub(m.Started).Round(time.Second))
+			line += fmt.Sprintf(", ended %s (%s)", m.Ended.UTC().Format("15:04:05 MST"), finding.HumanDuration(m.Ended.Sub(m.Started)))
 		}
 		g.Details = append(g.Details, line)
 	}

@@ -431,14 +431,14 @@ func TestIncidentPostmortem(t *testing.T) {
 		"| 2026-11-25 03:02:00 | nas1 | ACKNOWLEDGED: Host nas1 is silent by sksat: rebooting the NAS |",
 		"| Impact began | 2026-11-25 03:00:00 |",
 		"| Detected (first alert fired) | 2026-11-25 03:00:40 |",
-		"| Impact duration | 10m0s |",
+		"| Impact duration | 10m |",
 		"| Detection delay | 40s |",
 		"| 2026-11-25 03:00:40 | nas1 | FIRING: Host nas1 is silent, bad since 03:00:00 |",
 		"| 2026-11-25 03:00:45 | pve1 | kernel: nfs: server nas1 not responding, still trying |",
 		"| pve1 | finding (high): nfs4 mount /mnt/pve/nfs from nas1 does not answer",
 		"(not sent: depends on nas1, which is silent)",
 		"sksat: NFS server does not answer on the console; forced reboot |",
-		"| 2026-11-25 03:10:00 | nas1 | RESOLVED: Host nas1 is silent after 10m0s |",
+		"| 2026-11-25 03:10:00 | nas1 | RESOLVED: Host nas1 is silent after 10m |",
 	} {
 		if !strings.Contains(md, want) {
 			t.Errorf("postmortem lacks %q", want)

@@ -657,7 +657,7 @@ func eventText(a *Alert, ev alerting.Event, now time.Time) string {
 	case alerting.Fire:
 		return fmt.Sprintf("FIRING: %s, bad since %s%s", a.Title, a.State.BadSince.UTC().Format("15:04:05"), note)
 	case alerting.Resolve:
-		return fmt.Sprintf("RESOLVED: %s after %s", a.Title, a.State.Downtime(now).Round(time.Second))
+		return fmt.Sprintf("RESOLVED: %s after %s", a.Title, finding.HumanDuration(a.State.Downtime(now)))
 	case alerting.FlapStart:
 		return fmt.Sprintf("FLAPPING: %s (%d bad spells)%s", a.Title, len(a.State.Spells), note)
 	case alerting.FlapEnd:
