@@ -68,7 +68,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = runSilence(ctx, args[1:], stdout, stderr)
 	case "hash-password":
 		if len(args) > 1 {
-			fmt.Fprint(stderr, "Usage: printf '%s' 'a long password' | hinomi hash-password\n\nPrints the bcrypt hash (cost 12) of the password read from standard input,\nfor password_hash in the tower's console.users. At least 10 characters.\n")
+			_, _ = io.WriteString(stderr, "Usage: printf '%s' 'a long password' | hinomi hash-password\n\nPrints the bcrypt hash (cost 12) of the password read from standard input,\nfor password_hash in the tower's console.users. At least 10 characters.\n")
 			if args[1] == "-h" || args[1] == "-help" || args[1] == "--help" {
 				return 0
 			}
