@@ -23,6 +23,9 @@ type Incident struct {
 	// Resolutions counts how often it was resolved and came back: a link
 	// that flaps is one incident, not one per flap.
 	Resolutions int
+	// Completion is the line that completed the first event (see
+	// Signature.Completes), nil when none did.
+	Completion *Event
 }
 
 // Duration is from the first occurrence to the resolution (or the last
@@ -97,6 +100,9 @@ func (a *Aggregator) Add(ev Event) {
 	}
 	// Lines from different hosts (a syslog server's files, pasted logs)
 	// are different incidents.
+	if ev.Sig.Completes != "" && a.complete(ev) {
+		return
+	}
 	k := groupKey(ev.Sig.ID, ev.Sig.GroupBy, ev.Fields) + "\x00" + ev.Entry.Host
 	in := a.byKey[k]
 	if in == nil {
@@ -107,6 +113,27 @@ func (a *Aggregator) Add(ev Event) {
 	in.Ended = nil // it is back, if it had been resolved
 	in.Count++
 	in.Last = ev
+}
+
+// complete joins ev to the latest event it completes, if any.
+func (a *Aggregator) complete(ev Event) bool {
+	for i := len(a.all) - 1; i >= 0; i-- {
+		in := a.all[i]
+		if in.Sig.ID != ev.Sig.Completes || in.First.Entry.Host != ev.Entry.Host {
+			continue
+		}
+		for _, f := range ev.Sig.Same {
+			if in.Last.Fields[f] != ev.Fields[f] {
+				return false
+			}
+		}
+		if in.Count == 1 && in.Completion == nil {
+			e := ev
+			in.Completion = &e
+		}
+		return true
+	}
+	return false
 }
 
 // Host is the host the incident's lines name, empty when they name none
@@ -155,6 +182,9 @@ func (in *Incident) Finding(host string) finding.Finding {
 		summary += "; not resolved in this log"
 	}
 	lines := []finding.Line{lineOf(in.First)}
+	if in.Completion != nil {
+		lines = append(lines, lineOf(*in.Completion))
+	}
 	for _, t := range in.First.Trace {
 		lines = append(lines, finding.Line{Source: in.First.Input, Text: t})
 	}

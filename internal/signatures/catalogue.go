@@ -39,8 +39,14 @@ type Signature struct {
 	// Continuation: indented and trace lines that follow belong to it.
 	Continuation bool `yaml:"continuation"`
 	// Resolves names the signature whose open event this one ends.
-	Resolves string    `yaml:"resolves"`
-	Examples []Example `yaml:"examples"`
+	Resolves string `yaml:"resolves"`
+	// Completes names the signature whose latest event (same host, equal
+	// Same fields) this line is the second half of, as the kernel's old
+	// two-line OOM report: it joins that event's evidence instead of
+	// making an incident of its own. Alone, it is its own incident.
+	Completes string    `yaml:"completes"`
+	Same      []string  `yaml:"same"`
+	Examples  []Example `yaml:"examples"`
 	// CounterExamples are real lines that must not match.
 	CounterExamples []Example `yaml:"counter_examples"`
 
@@ -130,6 +136,9 @@ func New(sigs []*Signature) (*Catalogue, error) {
 		c.Sigs = append(c.Sigs, s)
 	}
 	for _, s := range c.Sigs {
+		if s.Completes != "" && c.byID[s.Completes] == nil {
+			errs = append(errs, fmt.Errorf("signature %q completes unknown %q", s.ID, s.Completes))
+		}
 		if s.Resolves == "" {
 			continue
 		}

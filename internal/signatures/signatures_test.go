@@ -288,3 +288,36 @@ func TestMatcherAgreesWithNaive(t *testing.T) {
 		}
 	}
 }
+
+// The second line of the old two-line OOM report joins the first when the
+// pid matches; with another pid, or alone, it is an incident of its own.
+func TestCompletesJoinsTheEventItFollows(t *testing.T) {
+	c, err := Builtin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// ../shared/samples/kernel-7.txt, and the same second line with
+	// another pid.
+	log := "Apr 15 20:56:15 wordpress-nyc kernel: [ 3454.697831] Out of memory: Kill process 1312 (java) score 497 or sacrifice child\n" +
+		"Apr 15 20:56:15 wordpress-nyc kernel: [ 3454.698319] Killed process 1312 (java) total-vm:2133696kB, anon-rss:256140kB, file-rss:0kB\n" +
+		"Apr 15 20:56:15 wordpress-nyc kernel: [ 3454.698319] Killed process 1313 (java) total-vm:2133696kB, anon-rss:256140kB, file-rss:0kB\n"
+	m := NewMatcher(c)
+	m.Context = logline.Context{Year: 2024}
+	agg := NewAggregator()
+	for _, e := range scanText(t, m, log) {
+		agg.Add(e)
+	}
+	ins := agg.Incidents()
+	if len(ins) != 2 || ins[0].Sig.ID != "oom-killed-process" || ins[1].Sig.ID != "oom-victim-killed" {
+		for _, in := range ins {
+			t.Logf("%s %v", in.Sig.ID, in.Fields)
+		}
+		t.Fatalf("%d incidents, want the kill (completed) and the other pid's line", len(ins))
+	}
+	if ins[0].Completion == nil || ins[0].Completion.Fields["pid"] != "1312" {
+		t.Errorf("the kill was not completed by pid 1312's line: %+v", ins[0].Completion)
+	}
+	if f := ins[0].Finding("h"); len(f.Evidence.Lines) != 2 || !strings.Contains(f.Evidence.Lines[1].Text, "total-vm:2133696kB") {
+		t.Errorf("the completed finding's lines %+v, want both halves", f.Evidence.Lines)
+	}
+}
