@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"database/sql"
 	"encoding/json"
 	"fmt"
@@ -474,5 +475,34 @@ channels:
 	m := hook.wait(t, "peer/tower-a", "firing", 20*time.Second)
 	if !strings.Contains(m.description, "tower-a") {
 		t.Errorf("peer alert: %s", m.description)
+	}
+}
+
+// TestDoctorExitsDespiteHungMount: a thread waiting on a FUSE server that
+// has read its request cannot be killed, so the real binary stats mounts
+// in child processes: it reports the hung mount and exits, and the child
+// left behind holds none of its output.
+func TestDoctorExitsDespiteHungMount(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("mounting FUSE needs root")
+	}
+	m := testload.MountHung(t, "nas.example:/export")
+	m.Hang()
+	cmd := exec.Command(hinomiBinary(t), "doctor", "--sample", "0", "--mount-timeout", "300ms", "--min-severity", "high")
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		_ = cmd.Process.Kill()
+		t.Fatalf("doctor did not exit within 30 s with a hung mount; output so far:\n%s", out.String())
+	}
+	if !strings.Contains(out.String(), m.Dir) || !strings.Contains(out.String(), "does not answer") {
+		t.Errorf("the hung mount is not reported:\n%s", out.String())
 	}
 }

@@ -8,13 +8,25 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/hinomi/hinomi/internal/checks"
 )
 
+// statHelperArg runs hinomi as the child that stats one mount point.
+const statHelperArg = "__stat-mount"
+
 func main() {
+	if len(os.Args) == 3 && os.Args[1] == statHelperArg {
+		os.Exit(checks.ServeStatHelper(os.Args[2], os.Stdout))
+	}
+	if exe, err := os.Executable(); err == nil {
+		checks.SetStatHelper(exe, statHelperArg)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()
-	// os.Exit also ends goroutines still blocked on a hung mount's stat.
+	// A hung mount's stat runs in a child that is left behind (a thread
+	// waiting on a FUSE server cannot be killed): this process exits.
 	os.Exit(code)
 }
 

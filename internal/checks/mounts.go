@@ -1,11 +1,16 @@
 package checks
 
 import (
+	"bytes"
 	"context"
+	"errors"
 	"fmt"
+	"io"
+	"os/exec"
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/procfs"
@@ -69,27 +74,52 @@ func (m *MountProber) Probe(ctx context.Context, mountpoint string) MountAnswer 
 	m.mu.Unlock()
 
 	done := make(chan error, 1) // buffered: the goroutine never blocks on send
-	go func() {
-		// A signal to this thread (Go's preemption included) can end a
-		// FUSE or soft-mounted NFS call with EINTR: that is no answer
-		// from the server, so ask again.
-		var st unix.Stat_t
-		err := ignoringEINTR(func() error { return unix.Stat(mountpoint, &st) })
-		if err == nil {
-			var sfs unix.Statfs_t
-			err = ignoringEINTR(func() error { return unix.Statfs(mountpoint, &sfs) })
+	helper := statHelper.Load()
+	var child *exec.Cmd
+	if helper != nil {
+		// In a child process: a thread waiting on a FUSE server that has
+		// read the request cannot be killed, not even by exit, so a stat
+		// in this process would keep it from ever exiting.
+		child = exec.Command((*helper)[0], append((*helper)[1:], mountpoint)...)
+		var out bytes.Buffer
+		child.Stdout = &out
+		if err := child.Start(); err != nil {
+			child = nil // stat here instead
+		} else {
+			go func() {
+				err := child.Wait()
+				if err != nil {
+					if name, msg, ok := strings.Cut(strings.TrimSpace(out.String()), "\t"); ok {
+						err = &statError{errno: name, msg: msg}
+					}
+				}
+				m.mu.Lock()
+				delete(m.pending, mountpoint)
+				m.mu.Unlock()
+				done <- err
+			}()
 		}
-		m.mu.Lock()
-		delete(m.pending, mountpoint)
-		m.mu.Unlock()
-		done <- err
-	}()
+	}
+	if child == nil {
+		go func() {
+			err := StatMount(mountpoint)
+			m.mu.Lock()
+			delete(m.pending, mountpoint)
+			m.mu.Unlock()
+			done <- err
+		}()
+	}
 	t := time.NewTimer(m.Deadline)
 	defer t.Stop()
 	select {
 	case err := <-done:
 		a := MountAnswer{Answered: true, Took: time.Since(start)}
-		if err != nil {
+		var se *statError
+		switch {
+		case err == nil:
+		case errors.As(err, &se):
+			a.Err, a.Errno = se.msg, se.errno
+		default:
 			a.Err = err.Error()
 			if errno, ok := err.(unix.Errno); ok {
 				a.Errno = unix.ErrnoName(errno)
@@ -99,7 +129,56 @@ func (m *MountProber) Probe(ctx context.Context, mountpoint string) MountAnswer 
 	case <-t.C:
 	case <-ctx.Done():
 	}
+	if child != nil {
+		// It stays blocked in the kernel until the server answers; this
+		// process is free to go on and to exit.
+		_ = child.Process.Kill()
+	}
 	return MountAnswer{StuckSince: start, Took: time.Since(start)}
+}
+
+// statHelper is the command that stats one mount in a child process
+// (SetStatHelper); nil: stat in this process.
+var statHelper atomic.Pointer[[]string]
+
+// SetStatHelper makes every mount probe run argv plus the mount point in a
+// child process, which must stat it as StatMount does and report an error
+// as "ERRNO\tmessage" on standard output with a non-zero exit status
+// (ServeStatHelper). hinomi runs itself this way.
+func SetStatHelper(argv ...string) { statHelper.Store(&argv) }
+
+// ServeStatHelper is the child's side: it stats path and returns the exit
+// status, writing an error to w.
+func ServeStatHelper(path string, w io.Writer) int {
+	err := StatMount(path)
+	if err == nil {
+		return 0
+	}
+	name := "EUNKNOWN"
+	if errno, ok := err.(unix.Errno); ok {
+		name = unix.ErrnoName(errno)
+	}
+	fmt.Fprintf(w, "%s\t%s\n", name, err)
+	return 3
+}
+
+// statError is an error reported by the stat helper.
+type statError struct{ errno, msg string }
+
+func (e *statError) Error() string { return e.msg }
+
+// StatMount does what ls and df do to a mount point: stat, then statfs.
+// A signal to the thread (Go's preemption included) can end a FUSE or
+// soft-mounted NFS call with EINTR: that is no answer from the server, so
+// it asks again.
+func StatMount(mountpoint string) error {
+	var st unix.Stat_t
+	err := ignoringEINTR(func() error { return unix.Stat(mountpoint, &st) })
+	if err == nil {
+		var sfs unix.Statfs_t
+		err = ignoringEINTR(func() error { return unix.Statfs(mountpoint, &sfs) })
+	}
+	return err
 }
 
 func ignoringEINTR(call func() error) error {
