@@ -211,9 +211,32 @@ func mounts(env *Env) ([]*procfs.MountInfo, error) {
 			return
 		}
 		env.mountList, env.mountsErr = pfs.GetProcMounts(1)
+		for _, m := range env.mountList {
+			m.MountPoint, m.Source = unescapeMount(m.MountPoint), unescapeMount(m.Source)
+		}
 	})
 	return env.mountList, env.mountsErr
 }
+
+// unescapeMount decodes the octal escapes the kernel writes in mountinfo
+// for space, tab, newline and backslash ("/mnt/my\\040disk").
+func unescapeMount(s string) string {
+	if !strings.Contains(s, "\\") {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\\' && i+3 < len(s) && isOctal(s[i+1]) && isOctal(s[i+2]) && isOctal(s[i+3]) {
+			b.WriteByte((s[i+1]-'0')<<6 | (s[i+2]-'0')<<3 | (s[i+3] - '0'))
+			i += 3
+			continue
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
+}
+
+func isOctal(c byte) bool { return c >= '0' && c <= '7' }
 
 // MountServer extracts the server from a mount source: "host:/export"
 // (NFS, sshfs), "//host/share" (CIFS), "mon1,mon2:/path" (Ceph).

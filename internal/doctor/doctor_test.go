@@ -233,7 +233,8 @@ func TestHungFUSEMountReportedWithinDeadline(t *testing.T) {
 // not hung, and reported as such without waiting for the deadline.
 func TestDeadFUSEMountReported(t *testing.T) {
 	requireRoot(t)
-	m := testload.MountHung(t, "backup.example:/srv/backup")
+	// A space in the path: the kernel writes it as \040 in mountinfo.
+	m := testload.MountHungOn(t, filepath.Join(t.TempDir(), "dead mnt"), "backup.example:/srv/backup")
 	m.Abort(t)
 	d := diagnose(t, Options{MountDeadline: time.Minute})
 	f := findingByKey(t, d, "FM-C6/"+m.Dir)

@@ -68,13 +68,24 @@ func (r *hangRoot) Statfs(ctx context.Context, out *fuse.StatfsOut) syscall.Errn
 // every stat reaches the server.
 func MountHung(t testing.TB, source string) *HungMount {
 	t.Helper()
+	return MountHungOn(t, "", source)
+}
+
+// MountHungOn is MountHung on dir (made when missing; a new temporary
+// directory when empty).
+func MountHungOn(t testing.TB, dir, source string) *HungMount {
+	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("testload: mounting FUSE needs root; run scripts/test as root")
 	}
 	if _, err := os.Stat("/dev/fuse"); err != nil {
 		t.Fatalf("testload: /dev/fuse: %v", err)
 	}
-	dir := t.TempDir()
+	if dir == "" {
+		dir = t.TempDir()
+	} else if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
 	m := &HungMount{Dir: dir, Source: source, release: make(chan struct{}), arrived: make(chan struct{}, 1024)}
 	zero := time.Duration(0)
 	srv, err := fs.Mount(dir, &hangRoot{m: m}, &fs.Options{
@@ -134,7 +145,8 @@ func (m *HungMount) Abort(t testing.TB) {
 	}
 	for _, line := range strings.Split(string(b), "\n") {
 		f := strings.Fields(line)
-		if len(f) > 4 && f[4] == m.Dir {
+		// mountinfo writes a space in a path as \040.
+		if len(f) > 4 && f[4] == strings.ReplaceAll(m.Dir, " ", `\040`) {
 			_, minor, _ = strings.Cut(f[2], ":")
 		}
 	}
