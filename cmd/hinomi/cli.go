@@ -218,12 +218,21 @@ func runRunbook(args []string, stdout, stderr io.Writer) error {
 		if !ok {
 			return fmt.Errorf("-set %q: want name=value", s)
 		}
-		// A name the runbook does not use is a typo, not a no-op.
-		probe, err := rb.Render(map[string]string{k: "\x00hinomi-probe\x00"})
+		// A name the runbook does not use is a typo, not a no-op: setting
+		// it changes nothing (a condition such as holds_docker=no does).
+		base, err := rb.Render(nil)
 		if err != nil {
 			return err
 		}
-		if !strings.Contains(probe, "\x00hinomi-probe\x00") {
+		probe, err := rb.Render(map[string]string{k: "no"})
+		if err != nil {
+			return err
+		}
+		probe2, err := rb.Render(map[string]string{k: "\x00hinomi-probe\x00"})
+		if err != nil {
+			return err
+		}
+		if probe == base && probe2 == base {
 			return fmt.Errorf("-set %s: %s has no value named %q", s, rb.ID, k)
 		}
 		vars[k] = v

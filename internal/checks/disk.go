@@ -128,7 +128,12 @@ func diskFinding(env *Env, m *procfs.MountInfo, fig finding.Figure, what string)
 	if sev == 0 {
 		return finding.Finding{}, false
 	}
-	vars := map[string]string{"mount": m.MountPoint, "device": m.Source, "used_pct": fmt.Sprintf("%.0f", fig.Percent())}
+	vars := map[string]string{"mount": m.MountPoint, "device": m.Source, "used_pct": fmt.Sprintf("%.0f", fig.Percent()),
+		// The runbook shows the journal and Docker steps only for the
+		// filesystem that holds them.
+		"holds_journal": yesNo(holds(env, m, "/var/log/journal")),
+		"holds_docker":  yesNo(holds(env, m, "/var/lib/docker") || holds(env, m, "/var/lib/containerd")),
+	}
 	f := finding.Finding{
 		Mode: "FM-C2", Severity: sev, Subject: what + " " + m.MountPoint,
 		Evidence: finding.Evidence{Figures: []finding.Figure{fig}, Vars: vars},
@@ -242,4 +247,28 @@ func biggestChildren(dir string, count bool) ([]dirSize, error) {
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Value > out[j].Value })
 	return out, nil
+}
+
+// holds reports whether path lives on the filesystem mounted at m: m is
+// the mount with the longest mount point above it.
+func holds(env *Env, m *procfs.MountInfo, path string) bool {
+	ms, err := mounts(env)
+	if err != nil {
+		return true // unknown: show the steps
+	}
+	best := ""
+	for _, o := range ms {
+		mp := o.MountPoint
+		if (path == mp || strings.HasPrefix(path, strings.TrimSuffix(mp, "/")+"/")) && len(mp) >= len(best) {
+			best = mp
+		}
+	}
+	return best == m.MountPoint
+}
+
+func yesNo(b bool) string {
+	if b {
+		return "yes"
+	}
+	return "no"
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/hinomi/hinomi/internal/checks"
 	"github.com/hinomi/hinomi/internal/finding"
 	"github.com/hinomi/hinomi/internal/host"
+	"github.com/hinomi/hinomi/internal/runbook"
 	"github.com/hinomi/hinomi/internal/testload"
 )
 
@@ -343,6 +344,18 @@ func TestDiskFullNamesBiggestDirectory(t *testing.T) {
 	}
 	if f.Evidence.Vars["mount"] != mnt || f.Evidence.Vars["dir"] != cs[0].Name {
 		t.Errorf("runbook vars %v", f.Evidence.Vars)
+	}
+	// This tmpfs holds neither the journal nor Docker: their clean-up
+	// commands are not offered for it.
+	book, err := runbook.Load("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	all, _ := recoverCommands(book, f)
+	for _, c := range all {
+		if strings.Contains(c, "docker") || strings.Contains(c, "journalctl") {
+			t.Errorf("recovery for a plain tmpfs offers %q", c)
+		}
 	}
 }
 
