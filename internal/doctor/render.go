@@ -133,9 +133,15 @@ func WriteText(w io.Writer, d *Diagnosis, o TextOptions, book *runbook.Book) err
 
 	shown := d.AtLeast(o.Min)
 	if len(shown) == 0 {
-		p.f("\n%s\n", bold("All clear: nothing at or above "+o.Min.String()+"."))
-		if below := len(d.Findings) - len(shown); below > 0 {
-			p.f("(%d finding(s) below %s; --min-severity info shows them.)\n", below, o.Min)
+		below := len(d.Findings) - len(shown)
+		switch {
+		case below > 0:
+			// Not "all clear": there are findings, only below the bar.
+			p.f("\n%s\n", bold(fmt.Sprintf("Nothing at or above %s; %d finding(s) below it (--min-severity info shows them).", o.Min, below)))
+		case len(d.Blind) > 0:
+			p.f("\n%s\n", bold("All clear in what doctor could see: nothing at or above "+o.Min.String()+" (see \"Could not see\" below)."))
+		default:
+			p.f("\n%s\n", bold("All clear: nothing at or above "+o.Min.String()+"."))
 		}
 		p.f("\nHeadroom:\n")
 		for _, h := range d.Headroom {
