@@ -99,6 +99,8 @@ func checkInotify(_ context.Context, env *Env) (Result, error) {
 		}
 		top := env.Procs.ByPID(consumers[0].PID)
 		varsOfProcess(vars, top)
+		// Restarting kubelet is offered only where one runs.
+		vars["kubelet"] = yesNo(env.Procs.HasComm("kubelet", "k3s-server", "k3s-agent", "k3s", "k0s"))
 		blame := fmt.Sprintf("%s (pid %d", top.Comm, top.PID)
 		if top.Owner.IsContainer() {
 			blame += ", container " + containerRef(top.Owner)
@@ -110,7 +112,7 @@ func checkInotify(_ context.Context, env *Env) (Result, error) {
 		}
 		res.Findings = append(res.Findings, finding.Finding{
 			Mode: "FM-B2", Severity: sev, Subject: "uid " + itoa(uid),
-			Summary: fmt.Sprintf("For user %s, %s; %s. At the limit, tools fail with \"inotify resources exhausted\".", who, what, blame),
+			Summary: fmt.Sprintf("For user %s, %s; %s. %s", who, what, blame, inotifyConsequence(sevW >= sevI)),
 			Since:   timePtr(top.Started),
 			Evidence: finding.Evidence{
 				Figures: []finding.Figure{fw, fi}, Consumers: consumers, Notes: notes, Vars: vars,
@@ -174,4 +176,12 @@ func ParsePasswd(b []byte) map[int]string {
 		}
 	}
 	return out
+}
+
+// inotifyConsequence says how tools fail once the budget is spent.
+func inotifyConsequence(watches bool) string {
+	if watches {
+		return "Out of watches, tools fail with \"inotify resources exhausted\" or \"no space left on device\"."
+	}
+	return "Out of instances, inotify_init fails with \"Too many open files\" (\"failed to create fsnotify watcher\")."
 }

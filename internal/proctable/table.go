@@ -295,6 +295,16 @@ func (t *Table) ByPID(pid int) *Proc {
 	return nil
 }
 
+// HasComm reports whether a process runs under one of the names.
+func (t *Table) HasComm(names ...string) bool {
+	for _, p := range t.Procs {
+		if slices.Contains(names, p.Comm) {
+			return true
+		}
+	}
+	return false
+}
+
 // Name resolves owners' human names with the given resolver results.
 func (t *Table) Name(names Names) {
 	for _, p := range t.Procs {
