@@ -147,10 +147,12 @@ func diskFinding(env *Env, m *procfs.MountInfo, fig finding.Figure, what string)
 	if hogs == nil {
 		hogs = DefaultHogDirs
 	}
+	sized := false // a hog directory lives on this filesystem
 	for i, dir := range hogs {
 		if mountOf(env, dir) != m.MountPoint {
 			continue
 		}
+		sized = true
 		var sizes []dirSize
 		err := env.Src.Probe(fmt.Sprintf("du-%d", i), &sizes, func() error {
 			var err error
@@ -169,6 +171,27 @@ func diskFinding(env *Env, m *procfs.MountInfo, fig finding.Figure, what string)
 				unit = "files"
 			}
 			f.Evidence.Consumers = append(f.Evidence.Consumers, finding.Consumer{Kind: "directory", Name: filepath.Join(dir, s.Name), Value: s.Value, Unit: unit})
+		}
+	}
+	if !sized && len(f.Evidence.Consumers) == 0 {
+		// None of the usual hogs lives here: the biggest entries at the
+		// top of the filesystem itself.
+		var sizes []dirSize
+		err := env.Src.Probe("du-top-"+m.MountPoint, &sizes, func() error {
+			var err error
+			sizes, err = biggestChildren(env.Src.Path(m.MountPoint), what == "inodes")
+			return err
+		})
+		if err == nil {
+			unit := "bytes"
+			if what == "inodes" {
+				unit = "files"
+			}
+			for _, s := range sizes[:min(3, len(sizes))] {
+				if s.Value > 0 {
+					f.Evidence.Consumers = append(f.Evidence.Consumers, finding.Consumer{Kind: "directory", Name: filepath.Join(m.MountPoint, s.Name), Value: s.Value, Unit: unit})
+				}
+			}
 		}
 	}
 	sortConsumers(f.Evidence.Consumers)
@@ -249,21 +272,10 @@ func biggestChildren(dir string, count bool) ([]dirSize, error) {
 	return out, nil
 }
 
-// holds reports whether path lives on the filesystem mounted at m: m is
-// the mount with the longest mount point above it.
+// holds reports whether path lives on the filesystem mounted at m.
 func holds(env *Env, m *procfs.MountInfo, path string) bool {
-	ms, err := mounts(env)
-	if err != nil {
-		return true // unknown: show the steps
-	}
-	best := ""
-	for _, o := range ms {
-		mp := o.MountPoint
-		if (path == mp || strings.HasPrefix(path, strings.TrimSuffix(mp, "/")+"/")) && len(mp) >= len(best) {
-			best = mp
-		}
-	}
-	return best == m.MountPoint
+	mp := mountOf(env, path)
+	return mp == "" || mp == m.MountPoint // unknown: show the steps
 }
 
 func yesNo(b bool) string {

@@ -459,3 +459,25 @@ func waitWchan(t *testing.T, pid int, wchan string) {
 		}
 	}
 }
+
+// A full filesystem that holds none of the usual hog directories still
+// names what fills it: its own biggest entries.
+func TestDiskFullElsewhereNamesBiggestEntry(t *testing.T) {
+	requireRoot(t)
+	mnt := filepath.Join(t.TempDir(), "scratch")
+	if err := os.Mkdir(mnt, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Mount("tmpfs", mnt, "tmpfs", 0, "size=4m"); err != nil {
+		t.Fatalf("mounting a 4 MiB tmpfs: %v", err)
+	}
+	t.Cleanup(func() { _ = unix.Unmount(mnt, unix.MNT_DETACH) })
+	if err := os.WriteFile(filepath.Join(mnt, "dump.bin"), make([]byte, 3900<<10), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	d := diagnose(t, Options{HogDirs: []string{"/nonexistent-hog"}})
+	f := findingByKey(t, d, "FM-C2/space "+mnt)
+	if cs := f.Evidence.Consumers; len(cs) == 0 || cs[0].Name != filepath.Join(mnt, "dump.bin") {
+		t.Errorf("consumers %+v, want %s first", cs, filepath.Join(mnt, "dump.bin"))
+	}
+}
