@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"os/exec"
 	"sort"
 	"strings"
@@ -319,7 +320,7 @@ func checkMounts(ctx context.Context, env *Env) (Result, error) {
 				break
 			}
 		}
-		blocked := storageWaiters(env)
+		blocked := storageWaiters(env, p.m.MountPoint)
 		s := since
 		res.Findings = append(res.Findings, finding.Finding{
 			Mode: "FM-C6", Severity: finding.High, Subject: p.m.MountPoint,
@@ -339,15 +340,33 @@ func checkMounts(ctx context.Context, env *Env) (Result, error) {
 }
 
 // storageWaiters are the processes waiting in the kernel on a FUSE or NFS
-// server.
-func storageWaiters(env *Env) []finding.Consumer {
-	var out []finding.Consumer
+// server: those whose command line or working directory is on mountpoint,
+// or every one when none can be tied to a mount.
+func storageWaiters(env *Env, mountpoint string) []finding.Consumer {
+	var all, here []finding.Consumer
+	prefix := strings.TrimSuffix(mountpoint, "/") + "/"
 	for _, pr := range env.Procs.Procs {
-		if storageWait(pr.Wchan) {
-			out = append(out, finding.Consumer{Kind: "process", Name: pr.Comm, PID: pr.PID, Owner: pr.Owner.Label(), Value: 1})
+		if !storageWait(pr.Wchan) {
+			continue
+		}
+		c := finding.Consumer{Kind: "process", Name: pr.Comm, PID: pr.PID, Owner: pr.Owner.Label(), Value: 1}
+		all = append(all, c)
+		var cwd string
+		// readlink of /proc/PID/cwd names the path without asking the
+		// file system, so it cannot hang.
+		_ = env.Src.Probe(fmt.Sprintf("cwd-%d", pr.PID), &cwd, func() error {
+			var err error
+			cwd, err = os.Readlink(env.Src.Path(fmt.Sprintf("/proc/%d/cwd", pr.PID)))
+			return err
+		})
+		if strings.Contains(pr.Cmdline, mountpoint) || cwd == mountpoint || strings.HasPrefix(cwd, prefix) {
+			here = append(here, c)
 		}
 	}
-	return out
+	if len(here) > 0 {
+		return here
+	}
+	return all
 }
 
 // deadMount is FM-C6 for a mount that answers at once, with an error that
@@ -369,7 +388,7 @@ func deadMount(env *Env, m *procfs.MountInfo, a MountAnswer, why string) finding
 			m.FSType, m.MountPoint, server, a.Errno, why),
 		Since: since,
 		Evidence: finding.Evidence{
-			Consumers: storageWaiters(env), Lines: lines,
+			Consumers: storageWaiters(env, m.MountPoint), Lines: lines,
 			Notes: []string{"stat: " + a.Err, "Source " + m.Source + ", options " + joinOpts(m.SuperOptions)},
 			Vars:  map[string]string{"mount": m.MountPoint, "server": server, "fstype": m.FSType, "error": a.Errno + " (" + a.Err + ")"},
 		},

@@ -481,3 +481,31 @@ func TestDiskFullElsewhereNamesBiggestEntry(t *testing.T) {
 		t.Errorf("consumers %+v, want %s first", cs, filepath.Join(mnt, "dump.bin"))
 	}
 }
+
+// With two hung mounts, each names the processes stuck on it, not every
+// process stuck on any mount.
+func TestHungMountsNameTheirOwnWaiters(t *testing.T) {
+	requireRoot(t)
+	stuck := map[string]int{}
+	var mounts []*testload.HungMount
+	for _, src := range []string{"nas-a.example:/a", "nas-b.example:/b"} {
+		m := testload.MountHung(t, src)
+		m.Hang()
+		c := exec.Command("stat", m.Dir)
+		if err := c.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { m.Release(); _ = c.Wait() })
+		m.WaitRequests(t, 1, 10*time.Second)
+		waitWchan(t, c.Process.Pid, "request_wait_answer")
+		stuck[m.Dir] = c.Process.Pid
+		mounts = append(mounts, m)
+	}
+	d := diagnose(t, Options{MountDeadline: 300 * time.Millisecond})
+	for _, m := range mounts {
+		f := findingByKey(t, d, "FM-C6/"+m.Dir)
+		if cs := f.Evidence.Consumers; len(cs) != 1 || cs[0].PID != stuck[m.Dir] {
+			t.Errorf("%s names %+v, want only pid %d", m.Dir, cs, stuck[m.Dir])
+		}
+	}
+}
