@@ -310,14 +310,7 @@ func fastDir() string {
 
 func TestDiskFullNamesBiggestDirectory(t *testing.T) {
 	requireRoot(t)
-	mnt := filepath.Join(t.TempDir(), "data")
-	if err := os.Mkdir(mnt, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := unix.Mount("tmpfs", mnt, "tmpfs", 0, "size=4m"); err != nil {
-		t.Fatalf("mounting a 4 MiB tmpfs: %v", err)
-	}
-	t.Cleanup(func() { _ = unix.Unmount(mnt, unix.MNT_DETACH) })
+	mnt := mountTmpfs(t, "data")
 	write := func(rel string, size int) {
 		p := filepath.Join(mnt, rel)
 		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
@@ -464,14 +457,7 @@ func waitWchan(t *testing.T, pid int, wchan string) {
 // names what fills it: its own biggest entries.
 func TestDiskFullElsewhereNamesBiggestEntry(t *testing.T) {
 	requireRoot(t)
-	mnt := filepath.Join(t.TempDir(), "scratch")
-	if err := os.Mkdir(mnt, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := unix.Mount("tmpfs", mnt, "tmpfs", 0, "size=4m"); err != nil {
-		t.Fatalf("mounting a 4 MiB tmpfs: %v", err)
-	}
-	t.Cleanup(func() { _ = unix.Unmount(mnt, unix.MNT_DETACH) })
+	mnt := mountTmpfs(t, "scratch")
 	if err := os.WriteFile(filepath.Join(mnt, "dump.bin"), make([]byte, 3900<<10), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -508,4 +494,18 @@ func TestHungMountsNameTheirOwnWaiters(t *testing.T) {
 			t.Errorf("%s names %+v, want only pid %d", m.Dir, cs, stuck[m.Dir])
 		}
 	}
+}
+
+// mountTmpfs mounts a 4 MiB tmpfs on a new directory named name.
+func mountTmpfs(t *testing.T, name string) string {
+	t.Helper()
+	mnt := filepath.Join(t.TempDir(), name)
+	if err := os.Mkdir(mnt, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Mount("tmpfs", mnt, "tmpfs", 0, "size=4m"); err != nil {
+		t.Fatalf("mounting a 4 MiB tmpfs: %v", err)
+	}
+	t.Cleanup(func() { _ = unix.Unmount(mnt, unix.MNT_DETACH) })
+	return mnt
 }

@@ -154,13 +154,7 @@ func TestAggregationAndResolution(t *testing.T) {
 		"Oct 11 06:07:36 h kernel: nfs: server fs1 not responding, still trying\n" +
 		"Oct 11 06:07:40 h kernel: nfs: server fs2 not responding, still trying\n" +
 		"Oct 11 06:08:06 h kernel: nfs: server fs1 OK\n"
-	m := NewMatcher(c)
-	m.Context = logline.Context{Year: 2017}
-	agg := NewAggregator()
-	for _, e := range scanText(t, m, log) {
-		agg.Add(e)
-	}
-	ins := agg.Incidents()
+	ins := aggregate(t, c, log, 2017)
 	if len(ins) != 2 {
 		t.Fatalf("%d incidents, want 2", len(ins))
 	}
@@ -301,13 +295,7 @@ func TestCompletesJoinsTheEventItFollows(t *testing.T) {
 	log := "Apr 15 20:56:15 wordpress-nyc kernel: [ 3454.697831] Out of memory: Kill process 1312 (java) score 497 or sacrifice child\n" +
 		"Apr 15 20:56:15 wordpress-nyc kernel: [ 3454.698319] Killed process 1312 (java) total-vm:2133696kB, anon-rss:256140kB, file-rss:0kB\n" +
 		"Apr 15 20:56:15 wordpress-nyc kernel: [ 3454.698319] Killed process 1313 (java) total-vm:2133696kB, anon-rss:256140kB, file-rss:0kB\n"
-	m := NewMatcher(c)
-	m.Context = logline.Context{Year: 2024}
-	agg := NewAggregator()
-	for _, e := range scanText(t, m, log) {
-		agg.Add(e)
-	}
-	ins := agg.Incidents()
+	ins := aggregate(t, c, log, 2024)
 	if len(ins) != 2 || ins[0].Sig.ID != "oom-killed-process" || ins[1].Sig.ID != "oom-victim-killed" {
 		for _, in := range ins {
 			t.Logf("%s %v", in.Sig.ID, in.Fields)
@@ -320,4 +308,17 @@ func TestCompletesJoinsTheEventItFollows(t *testing.T) {
 	if f := ins[0].Finding("h"); len(f.Evidence.Lines) != 2 || !strings.Contains(f.Evidence.Lines[1].Text, "total-vm:2133696kB") {
 		t.Errorf("the completed finding's lines %+v, want both halves", f.Evidence.Lines)
 	}
+}
+
+// aggregate scans log (with year for lines that lack one) and returns its
+// incidents.
+func aggregate(t *testing.T, c *Catalogue, log string, year int) []*Incident {
+	t.Helper()
+	m := NewMatcher(c)
+	m.Context = logline.Context{Year: year}
+	agg := NewAggregator()
+	for _, e := range scanText(t, m, log) {
+		agg.Add(e)
+	}
+	return agg.Incidents()
 }

@@ -67,7 +67,7 @@ func (r *receiver) messages() []map[string]any {
 
 func newTower(t *testing.T, c *clock, channels string) *Tower {
 	t.Helper()
-	cfg, err := ParseConfig([]byte(`
+	return openTower(t, c, `
 data_dir: `+t.TempDir()+`
 grace: 30s
 agents:
@@ -78,7 +78,13 @@ agents:
 alerts:
   min_severity: medium
   never_reported: false
-`+channels), "test.yaml")
+`+channels)
+}
+
+// openTower opens a tower on the configuration text, on the test's clock.
+func openTower(t *testing.T, c *clock, config string) *Tower {
+	t.Helper()
+	cfg, err := ParseConfig([]byte(config), "test.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -448,15 +454,7 @@ func TestNeverReportedAgentAlerts(t *testing.T) {
 	r := newReceiver(t)
 	t0 := time.Date(2026, 11, 25, 3, 0, 0, 0, time.UTC)
 	c := &clock{now: t0}
-	cfg, err := ParseConfig([]byte("data_dir: "+t.TempDir()+"\ngrace: 30s\nagents:\n  - {name: pve1, token: "+tokenA+"}\n  - {name: pve2, token: "+tokenB+"}\nchannels:\n  - {name: ops, type: webhook, url: "+r.srv.URL+"}\n"), "tower.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	tw, err := New(cfg, Options{Now: c.Now})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { tw.store.Close() })
+	tw := openTower(t, c, "data_dir: "+t.TempDir()+"\ngrace: 30s\nagents:\n  - {name: pve1, token: "+tokenA+"}\n  - {name: pve2, token: "+tokenB+"}\nchannels:\n  - {name: ops, type: webhook, url: "+r.srv.URL+"}\n")
 	ctx := context.Background()
 	step := func(at time.Duration) {
 		t.Helper()
