@@ -2,9 +2,11 @@ package doctor
 
 import (
 	"bytes"
+	"encoding/json"
 	"flag"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
@@ -59,5 +61,44 @@ func TestReplaySnapshots(t *testing.T) {
 	}
 	if n == 0 {
 		t.Fatal("no snapshots under testdata/snapshots")
+	}
+}
+
+// In the JSON, recover_ready holds only steps with every value known, and
+// they are also in recover.
+func TestJSONRecoverReady(t *testing.T) {
+	book, err := runbook.Load("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := Diagnose(t.Context(), Options{From: filepath.Join("testdata", "snapshots", "vm-fd-limit")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	if err := WriteJSON(&buf, d, finding.Info, book); err != nil {
+		t.Fatal(err)
+	}
+	var r struct {
+		Findings []struct {
+			Key          string   `json:"key"`
+			Recover      []string `json:"recover"`
+			RecoverReady []string `json:"recover_ready"`
+		} `json:"findings"`
+	}
+	if err := json.Unmarshal(buf.Bytes(), &r); err != nil {
+		t.Fatal(err)
+	}
+	ready := 0
+	for _, f := range r.Findings {
+		for _, c := range f.RecoverReady {
+			ready++
+			if rePlaceholder.MatchString(c) || !slices.Contains(f.Recover, c) {
+				t.Errorf("%s: ready step %q has a placeholder or is not in recover", f.Key, c)
+			}
+		}
+	}
+	if ready == 0 {
+		t.Error("no ready step in any finding of the snapshot")
 	}
 }

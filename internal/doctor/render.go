@@ -22,6 +22,9 @@ type jsonFinding struct {
 	finding.Finding
 	// Recover are the runbook's recovery commands filled with the evidence.
 	Recover []string `json:"recover"`
+	// RecoverReady are the steps among them whose every value is known
+	// (what the text view prints): no <placeholder> left to choose.
+	RecoverReady []string `json:"recover_ready"`
 }
 
 type jsonReport struct {
@@ -57,8 +60,8 @@ func WriteJSON(w io.Writer, d *Diagnosis, min finding.Severity, book *runbook.Bo
 		r.Blind = []string{}
 	}
 	for _, f := range d.AtLeast(min) {
-		all, _ := recoverCommands(book, f)
-		r.Findings = append(r.Findings, jsonFinding{Finding: f, Recover: all})
+		all, ready := recoverCommands(book, f)
+		r.Findings = append(r.Findings, jsonFinding{Finding: f, Recover: all, RecoverReady: ready})
 	}
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
