@@ -93,6 +93,17 @@ func recoverCommands(book *runbook.Book, f finding.Finding) (all, filled []strin
 
 var rePlaceholder = regexp.MustCompile(`<[A-Za-z][A-Za-z0-9_ .:/-]*>`)
 
+// blindNow reports whether something about the host's present state went
+// unseen (not only the previous boot's end), so an all-clear is partial.
+func blindNow(blind []string) bool {
+	for _, b := range blind {
+		if !strings.HasPrefix(b, "how the previous boot ended") && !strings.HasPrefix(b, "pstore:") {
+			return true
+		}
+	}
+	return false
+}
+
 // TextOptions shape the human view.
 type TextOptions struct {
 	Min   finding.Severity
@@ -141,7 +152,7 @@ func WriteText(w io.Writer, d *Diagnosis, o TextOptions, book *runbook.Book) err
 		case below > 0:
 			// Not "all clear": there are findings, only below the bar.
 			p.f("\n%s\n", bold(fmt.Sprintf("Nothing at or above %s; %d finding(s) below it (--min-severity info shows them).", o.Min, below)))
-		case len(d.Blind) > 0:
+		case blindNow(d.Blind):
 			p.f("\n%s\n", bold("All clear in what doctor could see: nothing at or above "+o.Min.String()+" (see \"Could not see\" below)."))
 		default:
 			p.f("\n%s\n", bold("All clear: nothing at or above "+o.Min.String()+"."))
