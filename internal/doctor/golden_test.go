@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -100,5 +101,30 @@ func TestJSONRecoverReady(t *testing.T) {
 	}
 	if ready == 0 {
 		t.Error("no ready step in any finding of the snapshot")
+	}
+}
+
+// The all-clear is partial only when the present went partly unseen.
+func TestAllClearWording(t *testing.T) {
+	book, err := runbook.Load("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		blind []string
+		want  string
+	}{
+		{[]string{"how the previous boot ended (no persistent journal and no pstore records)"}, "All clear: nothing at or above low."},
+		{[]string{"open files and inotify use of 8 processes of other users (run as root to see them)"}, "All clear in what doctor could see"},
+	} {
+		d := &Diagnosis{}
+		d.Blind = c.blind
+		var buf bytes.Buffer
+		if err := WriteText(&buf, d, TextOptions{Min: finding.Low, Location: time.UTC}, book); err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(buf.String(), c.want) {
+			t.Errorf("blind %q: want %q in\n%s", c.blind, c.want, buf.String())
+		}
 	}
 }
