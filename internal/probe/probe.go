@@ -266,11 +266,12 @@ func (s *Spec) validateTarget() error {
 	switch s.Type {
 	case HTTP:
 		u, err := url.Parse(t)
-		if err != nil {
-			return fmt.Errorf("target: %w", err)
-		}
-		if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return fmt.Errorf("target %q is not an http:// or https:// URL", t)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			example := "https://shop.example.lan/"
+			if !strings.Contains(t, "://") {
+				example = "https://" + strings.TrimLeft(t, "/")
+			}
+			return fmt.Errorf("target %q is not an http:// or https:// URL (e.g. %s)", t, example)
 		}
 	case TCP, TLS:
 		if err := checkHostPort(t); err != nil {

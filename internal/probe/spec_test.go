@@ -68,7 +68,8 @@ func TestSpecValidateErrors(t *testing.T) {
 	}{
 		{Spec{Type: TCP, Target: "h:1"}, "name is required"},
 		{Spec{Name: "x", Type: "smtp", Target: "h:1"}, `type "smtp" is not one of`},
-		{Spec{Name: "x", Type: HTTP, Target: "shop.example.org"}, "not an http:// or https:// URL"},
+		{Spec{Name: "x", Type: HTTP, Target: "shop.example.org"}, "not an http:// or https:// URL (e.g. https://shop.example.org)"},
+		{Spec{Name: "x", Type: HTTP, Target: "shop.lan:8080/health"}, "not an http:// or https:// URL (e.g. https://shop.lan:8080/health)"},
 		{Spec{Name: "x", Type: HTTP}, "target is required"},
 		{Spec{Name: "x", Type: TCP, Target: "db1"}, "is not host:port"},
 		{Spec{Name: "x", Type: TLS, Target: "db1:https"}, "not a number from 1 to 65535"},
