@@ -409,8 +409,8 @@ func TestStuckProcessesBuildUp(t *testing.T) {
 	for _, fig := range f.Evidence.Figures {
 		figs[fig.Name] = fig.Value
 	}
-	if figs["processes waiting on a FUSE or NFS server"] < blocked || figs["runc processes older than 1m0s"] != 1 {
-		t.Errorf("figures %v, want >= %d waiting on storage and 1 old runc", figs, blocked)
+	if figs["processes waiting on a FUSE or NFS server"] < blocked || figs["runc processes older than 1m0s"] < 1 {
+		t.Errorf("figures %v, want >= %d waiting on storage and at least our old runc (other tests may run containers meanwhile)", figs, blocked)
 	}
 	pids := map[int]bool{}
 	for _, c := range f.Evidence.Consumers {
