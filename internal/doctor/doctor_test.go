@@ -17,7 +17,6 @@ import (
 	"github.com/hinomi/hinomi/internal/checks"
 	"github.com/hinomi/hinomi/internal/finding"
 	"github.com/hinomi/hinomi/internal/host"
-	"github.com/hinomi/hinomi/internal/runbook"
 	"github.com/hinomi/hinomi/internal/testload"
 )
 
@@ -340,10 +339,7 @@ func TestDiskFullNamesBiggestDirectory(t *testing.T) {
 	}
 	// This tmpfs holds neither the journal nor Docker: their clean-up
 	// commands are not offered for it.
-	book, err := runbook.Load("")
-	if err != nil {
-		t.Fatal(err)
-	}
+	book := builtinBook(t)
 	all, _ := recoverCommands(book, f)
 	for _, c := range all {
 		if strings.Contains(c, "docker") || strings.Contains(c, "journalctl") {

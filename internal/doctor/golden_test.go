@@ -25,10 +25,7 @@ func TestReplaySnapshots(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	book, err := runbook.Load("")
-	if err != nil {
-		t.Fatal(err)
-	}
+	book := builtinBook(t)
 	n := 0
 	for _, dir := range dirs {
 		if st, err := os.Stat(dir); err != nil || !st.IsDir() {
@@ -68,10 +65,7 @@ func TestReplaySnapshots(t *testing.T) {
 // In the JSON, recover_ready holds only steps with every value known, and
 // they are also in recover.
 func TestJSONRecoverReady(t *testing.T) {
-	book, err := runbook.Load("")
-	if err != nil {
-		t.Fatal(err)
-	}
+	book := builtinBook(t)
 	d, err := Diagnose(t.Context(), Options{From: filepath.Join("testdata", "snapshots", "vm-fd-limit")})
 	if err != nil {
 		t.Fatal(err)
@@ -106,10 +100,7 @@ func TestJSONRecoverReady(t *testing.T) {
 
 // The all-clear is partial only when the present went partly unseen.
 func TestAllClearWording(t *testing.T) {
-	book, err := runbook.Load("")
-	if err != nil {
-		t.Fatal(err)
-	}
+	book := builtinBook(t)
 	for _, c := range []struct {
 		blind []string
 		want  string
@@ -127,4 +118,14 @@ func TestAllClearWording(t *testing.T) {
 			t.Errorf("blind %q: want %q in\n%s", c.blind, c.want, buf.String())
 		}
 	}
+}
+
+// builtinBook is the built-in runbooks.
+func builtinBook(t *testing.T) *runbook.Book {
+	t.Helper()
+	book, err := runbook.Load("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return book
 }
