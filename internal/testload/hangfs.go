@@ -2,6 +2,7 @@ package testload
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"strings"
 	"sync"
@@ -27,6 +28,7 @@ type HungMount struct {
 	// arrived gets one value per request that hangs.
 	arrived chan struct{}
 	once    sync.Once
+	conn    string // the FUSE connection number, for fusectl
 }
 
 type hangRoot struct {
@@ -101,9 +103,68 @@ func MountHungOn(t testing.TB, dir, source string) *HungMount {
 		if err := syscall.Unmount(dir, syscall.MNT_DETACH); err != nil {
 			t.Errorf("testload: unmounting %s: %v", dir, err)
 		}
-		srv.Wait()
+		// The server ends once the kernel drops the connection; a mount
+		// still referenced elsewhere (another process stuck in it, a
+		// lazy unmount) can keep it: then cut the connection.
+		done := make(chan struct{})
+		go func() { srv.Wait(); close(done) }()
+		select {
+		case <-done:
+			return
+		case <-time.After(5 * time.Second):
+		}
+		if err := m.abortConn(); err != nil {
+			t.Errorf("testload: %v", err)
+			return
+		}
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			t.Errorf("testload: the FUSE server of %s did not stop after its connection was aborted", dir)
+		}
 	})
+	m.conn = connOf(dir)
 	return m
+}
+
+// connOf is the FUSE connection number of the mount on dir (its device's
+// minor number), "" when not found.
+func connOf(dir string) string {
+	b, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return ""
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		// mountinfo writes a space in a path as \040.
+		if len(f) > 4 && f[4] == strings.ReplaceAll(dir, " ", `\040`) {
+			_, minor, _ := strings.Cut(f[2], ":")
+			return minor
+		}
+	}
+	return ""
+}
+
+// abortConn cuts the mount's FUSE connection through fusectl, mounted for
+// the call on a private directory (fusectl has one instance; mounting it
+// again elsewhere disturbs no one).
+func (m *HungMount) abortConn() error {
+	if m.conn == "" {
+		return fmt.Errorf("no FUSE connection known for %s", m.Dir)
+	}
+	ctl, err := os.MkdirTemp("", "hinomi-fusectl-")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(ctl)
+	if err := syscall.Mount("fusectl", ctl, "fusectl", 0, ""); err != nil {
+		return fmt.Errorf("mounting fusectl: %w", err)
+	}
+	defer func() { _ = syscall.Unmount(ctl, syscall.MNT_DETACH) }()
+	if err := os.WriteFile(ctl+"/"+m.conn+"/abort", []byte("1"), 0o200); err != nil {
+		return fmt.Errorf("aborting the FUSE connection of %s: %w", m.Dir, err)
+	}
+	return nil
 }
 
 // Hang makes the server stop answering.
@@ -138,29 +199,7 @@ func (m *HungMount) WaitRequests(t testing.TB, n int, timeout time.Duration) {
 // question mark"). fusectl is mounted for the call when it is not already.
 func (m *HungMount) Abort(t testing.TB) {
 	t.Helper()
-	minor := ""
-	b, err := os.ReadFile("/proc/self/mountinfo")
-	if err != nil {
+	if err := m.abortConn(); err != nil {
 		t.Fatalf("testload: %v", err)
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		f := strings.Fields(line)
-		// mountinfo writes a space in a path as \040.
-		if len(f) > 4 && f[4] == strings.ReplaceAll(m.Dir, " ", `\040`) {
-			_, minor, _ = strings.Cut(f[2], ":")
-		}
-	}
-	if minor == "" {
-		t.Fatalf("testload: %s is not in /proc/self/mountinfo", m.Dir)
-	}
-	const ctl = "/sys/fs/fuse/connections"
-	if _, err := os.Stat(ctl + "/" + minor); os.IsNotExist(err) {
-		if err := syscall.Mount("fusectl", ctl, "fusectl", 0, ""); err != nil {
-			t.Fatalf("testload: mounting fusectl on %s: %v", ctl, err)
-		}
-		t.Cleanup(func() { _ = syscall.Unmount(ctl, syscall.MNT_DETACH) })
-	}
-	if err := os.WriteFile(ctl+"/"+minor+"/abort", []byte("1"), 0o200); err != nil {
-		t.Fatalf("testload: aborting the FUSE connection of %s: %v", m.Dir, err)
 	}
 }
