@@ -57,6 +57,15 @@ type Tower struct {
 	nextIncident int64
 	peers        peerState
 	started      time.Time
+	// watchFrom is when this tower last began watching: its start, or its
+	// resume after a gap it could not have seen reports in (suspend, a
+	// clock jump, a stall). A host that is not already firing is judged
+	// silent only after its grace from then. t.mu guards it.
+	watchFrom time.Time
+	// mono is the monotonic time the engine measures its own gaps with.
+	mono func() time.Duration
+	// lastEval is the time (Unix ns) of the latest evaluation.
+	lastEval     atomic.Int64
 	services     services
 	ui           http.Handler
 	probes       map[string]ProbeResult // latest result per probe
@@ -170,6 +179,9 @@ func New(cfg *Config, o Options) (*Tower, error) {
 		evaluate: make(chan struct{}, 1),
 		Registry: prometheus.NewRegistry(),
 	}
+	t.watchFrom = t.started
+	base := time.Now()
+	t.mono = func() time.Duration { return time.Since(base) }
 	t.metrics = newMetrics(t.Registry, t)
 	client := o.HTTPClient
 	if client == nil {
@@ -412,30 +424,97 @@ func (t *Tower) Run(ctx context.Context) error {
 }
 
 // engine evaluates every signal on a short tick and whenever ingest says
-// something changed, and prunes old records hourly.
+// something changed, and prunes old records hourly. It also notices when
+// it could not have watched: see watchGap.
 func (t *Tower) engine(ctx context.Context) {
-	tick := time.NewTicker(250 * time.Millisecond)
+	tick := time.NewTicker(engineTick)
 	defer tick.Stop()
 	prune := time.NewTicker(time.Hour)
 	defer prune.Stop()
 	for {
+		// The gap is measured over the wait alone, so a slow evaluation or
+		// prune is not taken for a stall.
+		wall0, mono0 := t.now(), t.mono()
 		select {
 		case <-ctx.Done():
 			return
 		case <-tick.C:
 		case <-t.evaluate:
 		case <-prune.C:
+		}
+		now := t.now()
+		if why := watchGapReason(now.Round(0).Sub(wall0.Round(0)), t.mono()-mono0); why != "" {
+			t.resumeWatch(now, why)
+		}
+		select {
+		case <-prune.C:
 			cfg := t.cfg.Load()
-			if n, err := t.store.Prune(ctx, store.Retention{MaxAge: time.Duration(cfg.Retention.MaxAge), MaxBytes: int64(cfg.Retention.MaxBytes)}, t.now()); err != nil {
+			if n, err := t.store.Prune(ctx, store.Retention{MaxAge: time.Duration(cfg.Retention.MaxAge), MaxBytes: int64(cfg.Retention.MaxBytes)}, now); err != nil {
 				t.log.Error("pruning records", "err", err)
 			} else if n > 0 {
 				t.log.Info("pruned records", "deleted", n)
 			}
+		default:
 		}
-		if err := t.Evaluate(ctx, t.now()); err != nil && ctx.Err() == nil {
+		if err := t.Evaluate(ctx, now); err != nil && ctx.Err() == nil {
 			t.log.Error("evaluating alerts", "err", err)
 		}
 	}
+}
+
+const (
+	engineTick = 250 * time.Millisecond
+	// watchGap is how far the engine's wait may overrun its tick, or the
+	// wall clock move apart from the monotonic clock, before the tower
+	// counts itself as not having watched: a suspended machine (Linux's
+	// monotonic clock stops while the wall clock goes on), a stepped clock,
+	// a stopped or starved process. Reports that arrived meanwhile were
+	// not seen, or are dated on another time line, so every host that is
+	// not already firing gets its grace again from the resume.
+	watchGap = 10 * time.Second
+)
+
+// watchGapReason says why the engine could not have watched over a wait
+// that took wall on the wall clock and mono on the monotonic one ("" if it
+// could).
+func watchGapReason(wall, mono time.Duration) string {
+	switch {
+	case wall-mono > watchGap:
+		return fmt.Sprintf("the wall clock moved %s further than the monotonic clock: the machine was suspended or the clock jumped forward", wall-mono)
+	case mono-wall > watchGap:
+		return fmt.Sprintf("the wall clock went back %s: the clock was set back", mono-wall)
+	case mono > watchGap:
+		return fmt.Sprintf("the engine did not run for %s: the process was stopped or starved", mono.Round(time.Millisecond))
+	}
+	return ""
+}
+
+// resumeWatch starts the hosts' grace again from now.
+func (t *Tower) resumeWatch(now time.Time, why string) {
+	t.mu.Lock()
+	t.watchFrom = now
+	for name := range t.expecting {
+		if a := t.alerts["heartbeat/"+name]; a == nil || a.State.Status != alerting.Firing {
+			t.expecting[name] = now
+		}
+	}
+	t.mu.Unlock()
+	t.log.Warn("the tower was not watching; every host that is not already silent gets its grace again from now", "why", why, "resumed", now)
+}
+
+// judgedSince is the time a heartbeat's silence counts from: the host's
+// last report, but no earlier than when this tower began watching (a
+// report it could not have received is not missing) unless the alert
+// already fires; a report dated after now (the clock went back) counts
+// from when the tower resumed. t.mu is held.
+func (t *Tower) judgedSince(last, now time.Time, al *Alert) time.Time {
+	if al.State.Status == alerting.Firing {
+		return last
+	}
+	if last.After(now) || t.watchFrom.After(last) {
+		return t.watchFrom
+	}
+	return last
 }
 
 // signal is one observation for the state machine.
@@ -474,7 +553,7 @@ func (t *Tower) Evaluate(ctx context.Context, now time.Time) error {
 				}
 				continue
 			}
-			if now.Sub(since) <= time.Duration(a.Grace) {
+			if old := t.alerts[key]; (old == nil || old.State.Status != alerting.Firing) && now.Sub(since) <= time.Duration(a.Grace) {
 				continue
 			}
 			al := t.alertFor(key, a.Name, "heartbeat", "Host "+a.Name+" is silent", "catastrophic", "FM-A1")
@@ -485,10 +564,19 @@ func (t *Tower) Evaluate(ctx context.Context, now time.Time) error {
 			continue
 		}
 		al := t.alertFor(key, a.Name, "heartbeat", "Host "+a.Name+" is silent", "catastrophic", "FM-A1")
-		silent := now.Sub(h.LastSeen) > time.Duration(a.Grace)
+		judged := t.judgedSince(h.LastSeen, now, al)
+		silent := now.Sub(judged) > time.Duration(a.Grace)
 		al.Summary = fmt.Sprintf("No report from %s since %s (it reports every %s; grace %s).",
 			a.Name, h.LastSeen.UTC().Format("2006-01-02 15:04:05 MST"), orDefault(h.Interval, "?"), time.Duration(a.Grace))
-		sigs = append(sigs, signal{alert: al, obs: alerting.Observation{Bad: silent, BadSince: h.LastSeen},
+		if !judged.Equal(h.LastSeen) && al.State.Status != alerting.Firing {
+			al.Summary += fmt.Sprintf(" This tower was not watching until %s, so it gave %s its grace from then.",
+				judged.UTC().Format("2006-01-02 15:04:05 MST"), a.Name)
+		}
+		badSince := h.LastSeen
+		if badSince.After(now) {
+			badSince = judged // dated on the time line before the clock went back
+		}
+		sigs = append(sigs, signal{alert: al, obs: alerting.Observation{Bad: silent, BadSince: badSince},
 			rule: alerting.Rule{RepeatInterval: rule.RepeatInterval, Flap: flap}})
 	}
 	sigs = append(sigs, t.peerSignals(now, cfg, flap)...)
@@ -595,6 +683,7 @@ func (t *Tower) Evaluate(ctx context.Context, now time.Time) error {
 		changes = append(changes, change{alert: *s.alert, before: before, event: ev, out: out, incident: snap})
 	}
 	t.mu.Unlock()
+	t.lastEval.Store(now.UnixNano())
 	if len(changes) == 0 {
 		return nil
 	}

@@ -1,0 +1,196 @@
+package tower
+
+import (
+	"context"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// subjects are the subject lines a receiver got, in order.
+func subjects(r *receiver) []string {
+	var out []string
+	for _, m := range r.messages() {
+		out = append(out, annotation(m, "summary"))
+	}
+	return out
+}
+
+func wantSubjects(t *testing.T, r *receiver, want ...string) {
+	t.Helper()
+	got := subjects(r)
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("messages received:\n  %s\nwant:\n  %s", strings.Join(got, "\n  "), strings.Join(want, "\n  "))
+	}
+}
+
+// TestRestartDoesNotPageHealthyHosts: the tower is down for ten minutes
+// while its agents keep running. On its start it gives every host its
+// grace before calling it silent; the host that stays silent is paged once
+// its grace from the start has passed; the alert that fired before the
+// restart stays firing, is not sent again, and resolves with its whole
+// downtime.
+func TestRestartDoesNotPageHealthyHosts(t *testing.T) {
+	p := newPolicyTower(t, "routes:\n  - {match: {}, channels: [ops]}\n")
+	p.report("nas1")
+	p.report("pve1")
+	p.report("pve2")
+	p.at(time.Second)
+	for _, s := range []time.Duration{20 * time.Second, 40 * time.Second} {
+		p.c.Set(p.t0.Add(s))
+		p.report("pve1")
+		p.report("pve2")
+		p.at(s)
+	}
+	wantSubjects(t, p.ops, "[FIRING] Host nas1 is silent — since 03:00:00 UTC (40s ago)")
+
+	// The tower is down from +45 s to +10 m 45 s; its agents' batches wait
+	// in their spools.
+	p.c.Set(p.t0.Add(10*time.Minute + 45*time.Second))
+	p.restart()
+	p.at(10*time.Minute + 46*time.Second)
+	p.c.Set(p.t0.Add(10*time.Minute + 50*time.Second))
+	p.report("pve1") // pve1's agent delivers its backlog; pve2 stays silent
+	p.at(11*time.Minute + 15*time.Second)
+	wantSubjects(t, p.ops, "[FIRING] Host nas1 is silent — since 03:00:00 UTC (40s ago)")
+
+	p.report("pve1")
+	p.at(11*time.Minute + 16*time.Second)
+	wantSubjects(t, p.ops,
+		"[FIRING] Host nas1 is silent — since 03:00:00 UTC (40s ago)",
+		"[FIRING] Host pve2 is silent — since 03:00:40 UTC (10m 36s ago)")
+	desc := annotation(p.ops.messages()[1], "description")
+	if !strings.Contains(desc, "This tower was not watching until 2026-11-25 03:10:45 UTC, so it gave pve2 its grace from then.") {
+		t.Errorf("pve2's page does not say the tower was not watching:\n%s", desc)
+	}
+
+	p.c.Set(p.t0.Add(12 * time.Minute))
+	p.report("nas1")
+	p.report("pve1")
+	p.at(12 * time.Minute)
+	wantSubjects(t, p.ops,
+		"[FIRING] Host nas1 is silent — since 03:00:00 UTC (40s ago)",
+		"[FIRING] Host pve2 is silent — since 03:00:40 UTC (10m 36s ago)",
+		"[RESOLVED] Host nas1 is back — was down 12m (03:00:00 → 03:12:00 UTC)")
+}
+
+// TestRestartKeepsNeverReportedWorking: a configured agent that never
+// reports is still called silent once its grace from the tower's start has
+// passed, across a restart.
+func TestRestartKeepsNeverReportedWorking(t *testing.T) {
+	p := newPolicyTower(t, "routes:\n  - {match: {}, channels: [ops]}\n")
+	p.cfg = strings.Replace(p.cfg, "alerts: {never_reported: false}\n", "", 1)
+	p.restart()
+	p.report("pve1")
+	p.report("pve2")
+	p.at(0)
+	p.c.Set(p.t0.Add(5 * time.Minute))
+	p.restart()
+	p.report("pve1")
+	p.report("pve2")
+	p.at(5 * time.Minute)
+	p.report("pve1")
+	p.report("pve2")
+	p.at(5*time.Minute + 30*time.Second)
+	wantSubjects(t, p.ops)
+	p.report("pve1")
+	p.report("pve2")
+	p.at(5*time.Minute + 31*time.Second)
+	wantSubjects(t, p.ops, "[FIRING] Host nas1 is silent — since 03:05:00 UTC (31s ago)")
+}
+
+// engineClock is a wall clock and a monotonic clock that a test moves
+// together (time passes) or apart (the machine sleeps, the clock is set).
+type engineClock struct {
+	mu   sync.Mutex
+	wall time.Time
+	mono time.Duration
+}
+
+func (c *engineClock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.wall }
+func (c *engineClock) Mono() time.Duration {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.mono
+}
+func (c *engineClock) move(wall, mono time.Duration) {
+	c.mu.Lock()
+	c.wall, c.mono = c.wall.Add(wall), c.mono+mono
+	c.mu.Unlock()
+}
+
+// TestEngineGivesGraceAfterSuspendOrClockJump runs the tower's real engine
+// loop on a clock the test moves. After a gap the tower could not have
+// watched through, a host that reports within its grace from the resume is
+// not paged, and one that stays silent is paged after that grace, once.
+func TestEngineGivesGraceAfterSuspendOrClockJump(t *testing.T) {
+	for _, tt := range []struct {
+		name       string
+		wall, mono time.Duration
+		page       string // pve2's
+	}{
+		{"machine resumed from suspend", 10 * time.Minute, 0, "[FIRING] Host pve2 is silent — since 03:00:00 UTC (10m 41s ago)"},
+		{"clock jumped forward", 2 * time.Hour, 0, "[FIRING] LONG OUTAGE: Host pve2 is silent — since 03:00:00 UTC (2h ago)"},
+		{"process stopped and continued", 10 * time.Minute, 10 * time.Minute, "[FIRING] Host pve2 is silent — since 03:00:00 UTC (10m 41s ago)"},
+		// Its last report is dated on the time line before the clock went
+		// back: the silence counts from the resume.
+		{"clock set back", -10 * time.Minute, 0, "[FIRING] Host pve2 is silent — since 02:50:10 UTC (31s ago)"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			r := newReceiver(t)
+			c := &engineClock{wall: time.Date(2026, 11, 25, 3, 0, 0, 0, time.UTC)}
+			tw := openTower(t, &clock{}, "data_dir: "+t.TempDir()+"\ngrace: 30s\nalerts: {never_reported: false}\nagents:\n  - {name: pve1, token: "+tokenA+"}\n  - {name: pve2, token: "+tokenB+"}\nchannels:\n  - {name: ops, type: webhook, url: "+r.srv.URL+"}\n")
+			tw.now, tw.mono = c.Now, c.Mono
+			for _, tok := range []string{tokenA, tokenB} {
+				if rec, _ := post(t, tw.Handler(), tok, batch(map[string]string{tokenA: "pve1", tokenB: "pve2"}[tok], "s1")); rec.Code != 200 {
+					t.Fatal(rec.Body.String())
+				}
+			}
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan struct{})
+			go func() { defer close(done); tw.engine(ctx) }()
+			defer func() { cancel(); <-done }()
+			evaluated := func() {
+				t.Helper()
+				want := c.Now().UnixNano()
+				deadline := time.Now().Add(10 * time.Second)
+				for tw.lastEval.Load() != want {
+					if time.Now().After(deadline) {
+						t.Fatalf("the engine did not evaluate at %s", c.Now())
+					}
+					tw.kick()
+					time.Sleep(5 * time.Millisecond)
+				}
+			}
+			// Time passes normally, in steps shorter than the grace.
+			step := func(n int) {
+				t.Helper()
+				for range n {
+					c.move(5*time.Second, 5*time.Second)
+					evaluated()
+				}
+			}
+			evaluated()
+			step(2) // +10 s
+			if rec, _ := post(t, tw.Handler(), tokenA, batch("pve1", "s1", 1)); rec.Code != 200 {
+				t.Fatal(rec.Body.String())
+			}
+			evaluated()
+
+			c.move(tt.wall, tt.mono) // the gap
+			evaluated()
+			step(4) // +20 s after the resume
+			if rec, _ := post(t, tw.Handler(), tokenA, batch("pve1", "s1", 2)); rec.Code != 200 {
+				t.Fatal(rec.Body.String())
+			}
+			step(2) // +30 s: pve2 still within its grace from the resume
+			c.move(time.Second, time.Second)
+			evaluated() // +31 s
+			cancel()
+			<-done
+			drain(t, tw, "ops")
+			wantSubjects(t, r, tt.page)
+		})
+	}
+}
