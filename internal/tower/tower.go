@@ -16,6 +16,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -138,6 +139,12 @@ type Alert struct {
 	LastRepeat  time.Time `json:"last_repeat,omitzero"`
 	// Incident is the incident the current outage belongs to.
 	Incident int64 `json:"incident,omitempty"`
+	// HeldBy is the host whose silence, or whose unknown state (a
+	// dependency), holds this alert's opening back since HeldSince;
+	// HeldSilent says that host was found silent meanwhile.
+	HeldBy     string    `json:"held_by,omitempty"`
+	HeldSince  time.Time `json:"held_since,omitzero"`
+	HeldSilent bool      `json:"held_silent,omitempty"`
 
 	// Caches of what matches this alert, valid while the silences and the
 	// configuration are the ones they were computed for: an evaluation
@@ -651,6 +658,8 @@ func (t *Tower) Evaluate(ctx context.Context, now time.Time) error {
 			sigs = append(sigs, signal{alert: al, obs: alerting.Observation{Bad: false}, rule: rule})
 		}
 	}
+	depthOrder(sigs, cfg)
+	heldBefore := t.heldBy()
 	type change struct {
 		alert    Alert
 		before   Alert
@@ -681,6 +690,28 @@ func (t *Tower) Evaluate(ctx context.Context, now time.Time) error {
 			snap = &cp
 		}
 		changes = append(changes, change{alert: *s.alert, before: before, event: ev, out: out, incident: snap})
+	}
+	// A silent host's messages name what it holds back, as it stands after
+	// every signal was stepped (its dependents are judged after it).
+	heldAfter := t.heldBy()
+	for _, c := range changes {
+		if c.alert.Kind != "heartbeat" {
+			continue
+		}
+		for _, o := range c.out {
+			switch o.msg.State {
+			case notify.Resolved:
+				if keys := appendNew(slices.Clone(heldBefore[c.alert.Host]), heldAfter[c.alert.Host]...); len(keys) > 0 {
+					o.msg.Details = append(o.msg.Details, fmt.Sprintf("Held back while %s was silent, and released now (sent if still going on):", c.alert.Host))
+					o.msg.Details = append(o.msg.Details, heldList(keys, t.alerts)...)
+				}
+			default:
+				if keys := heldAfter[c.alert.Host]; len(keys) > 0 {
+					o.msg.Details = append(o.msg.Details, fmt.Sprintf("Held back while %s is silent (its own alerts and those of hosts that depend on it):", c.alert.Host))
+					o.msg.Details = append(o.msg.Details, heldList(keys, t.alerts)...)
+				}
+			}
+		}
 	}
 	t.mu.Unlock()
 	t.lastEval.Store(now.UnixNano())
@@ -734,6 +765,21 @@ func (t *Tower) Evaluate(ctx context.Context, now time.Time) error {
 	}
 	t.wakeDispatchers()
 	return nil
+}
+
+// heldBy lists, per host, the alerts its silence holds back, sorted.
+// t.mu is held.
+func (t *Tower) heldBy() map[string][]string {
+	out := map[string][]string{}
+	for _, a := range t.alerts {
+		if a.HeldBy != "" && !a.Notified {
+			out[a.HeldBy] = append(out[a.HeldBy], a.Key)
+		}
+	}
+	for _, keys := range out {
+		sort.Strings(keys)
+	}
+	return out
 }
 
 // eventText is an alert event as a timeline line.
@@ -844,20 +890,6 @@ func (t *Tower) message(a *Alert, ev alerting.Event, now time.Time) *notify.Mess
 		}
 	default:
 		return nil
-	}
-	if a.Kind == "heartbeat" {
-		held := 0
-		for _, o := range t.alerts {
-			if o.Suppressed != "" && strings.Contains(o.Suppressed, a.Host+" is silent") || strings.Contains(o.Suppressed, "depends on "+a.Host+",") {
-				held++
-			}
-		}
-		switch {
-		case held > 0 && m.State == notify.Resolved:
-			m.Details = append(m.Details, fmt.Sprintf("%d alert(s) of %s and of hosts that depend on it were held back while it was silent; they are released now.", held, a.Host))
-		case held > 0:
-			m.Details = append(m.Details, fmt.Sprintf("%d alert(s) of %s and of hosts that depend on it are held back while it is silent.", held, a.Host))
-		}
 	}
 	if a.Kind == "finding" {
 		if fs := t.findings[a.Host]; fs != nil {

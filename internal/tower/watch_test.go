@@ -194,3 +194,72 @@ func TestEngineGivesGraceAfterSuspendOrClockJump(t *testing.T) {
 		})
 	}
 }
+
+// TestSharedFailurePagesOnceForTheParent: the NAS and a host that depends
+// on it die together, the host's last batch 0.6 s older than the NAS's.
+// The host's opening waits for the NAS's state; the NAS is paged once and
+// names the alert it holds back; when the NAS is back and the host is
+// still silent, the host is paged, saying it was held back and how long.
+func TestSharedFailurePagesOnceForTheParent(t *testing.T) {
+	p := newPolicyTower(t, "dependencies:\n  - {host: nas1, dependents: [\"pve*\"]}\nroutes:\n  - {match: {}, channels: [ops]}\n")
+	p.report("pve1")
+	p.report("pve2")
+	p.c.Set(p.t0.Add(600 * time.Millisecond))
+	p.report("nas1") // nas1's last batch; pve1's was 0.6 s older
+	p.at(time.Second)
+	for _, s := range []time.Duration{10 * time.Second, 20 * time.Second, 30 * time.Second} {
+		p.c.Set(p.t0.Add(s))
+		p.report("pve2") // pve2 keeps running
+		p.at(s)
+	}
+	p.at(30*time.Second + 200*time.Millisecond) // pve1 is silent, nas1 not yet
+	wantSubjects(t, p.ops)
+	if a := p.tw.alerts["heartbeat/pve1"]; a == nil || a.Suppressed != "depends on nas1, whose state is not known yet" {
+		t.Fatalf("pve1's alert %+v, want held until nas1's state is known", a)
+	}
+	p.at(30*time.Second + 800*time.Millisecond) // nas1 is silent too
+	wantSubjects(t, p.ops, "[FIRING] Host nas1 is silent — since 03:00:00 UTC (30s ago)")
+	desc := annotation(p.ops.messages()[0], "description")
+	if !strings.Contains(desc, "Held back while nas1 is silent (its own alerts and those of hosts that depend on it):\n  Host pve1 is silent (heartbeat/pve1)\n") {
+		t.Errorf("nas1's page does not name what it holds back:\n%s", desc)
+	}
+
+	// nas1 is back after 5 min; pve1 is still silent.
+	p.c.Set(p.t0.Add(5 * time.Minute))
+	p.report("nas1")
+	p.report("pve2")
+	p.at(5 * time.Minute)
+	wantSubjects(t, p.ops,
+		"[FIRING] Host nas1 is silent — since 03:00:00 UTC (30s ago)",
+		"[RESOLVED] Host nas1 is back — was down 4m 59s (03:00:00 → 03:05:00 UTC)",
+		"[FIRING] Host pve1 is silent — since 03:00:00 UTC (5m ago)")
+	msgs := p.ops.messages()
+	if d := annotation(msgs[1], "description"); !strings.Contains(d, "Held back while nas1 was silent, and released now (sent if still going on):\n  Host pve1 is silent (heartbeat/pve1)\n") {
+		t.Errorf("nas1's recovery does not name what it released:\n%s", d)
+	}
+	if d := annotation(msgs[2], "description"); !strings.Contains(d, "Held back for 4m 29s (from 03:00:30 UTC) while nas1, which pve1 depends on, was silent; nas1 is back and this is still going on.") {
+		t.Errorf("pve1's late page does not say it was held back and for how long:\n%s", d)
+	}
+}
+
+// TestDependentWaitsOnlyUntilItsParentIsKnownUp: a dependent host dies
+// alone; its page waits only until its parent reports again.
+func TestDependentWaitsOnlyUntilItsParentIsKnownUp(t *testing.T) {
+	p := newPolicyTower(t, "dependencies:\n  - {host: nas1, dependents: [\"pve*\"]}\nroutes:\n  - {match: {}, channels: [ops]}\n")
+	p.report("pve1")
+	for _, s := range []time.Duration{5 * time.Second, 15 * time.Second, 25 * time.Second} {
+		p.c.Set(p.t0.Add(s))
+		p.report("nas1")
+		p.report("pve2")
+		p.at(s)
+	}
+	p.at(30*time.Second + 200*time.Millisecond)
+	wantSubjects(t, p.ops)
+	p.c.Set(p.t0.Add(35 * time.Second))
+	p.report("nas1")
+	p.at(35 * time.Second)
+	wantSubjects(t, p.ops, "[FIRING] Host pve1 is silent — since 03:00:00 UTC (35s ago)")
+	if d := annotation(p.ops.messages()[0], "description"); !strings.Contains(d, "Held back for 4s (from 03:00:30 UTC) until nas1, which pve1 depends on, was known to be up: this is pve1's own problem.") {
+		t.Errorf("pve1's page does not say why it came late:\n%s", d)
+	}
+}
