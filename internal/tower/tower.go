@@ -796,7 +796,12 @@ func eventText(a *Alert, ev alerting.Event, now time.Time) string {
 	case alerting.FlapStart:
 		return fmt.Sprintf("FLAPPING: %s (%d bad spells)%s", a.Title, len(a.State.Spells), note)
 	case alerting.FlapEnd:
-		return "stable again: " + a.Title
+		if e, ok := a.State.FlapEpisode(); ok {
+			return fmt.Sprintf("%s: flapped %d times between %s and %s, down %s in total; up and stable since %s",
+				stableTitle(a), e.Spells, e.First.UTC().Format("15:04:05"), e.Last.UTC().Format("15:04:05"),
+				finding.HumanDuration(e.Down), e.StableSince.UTC().Format("15:04:05"))
+		}
+		return stableTitle(a)
 	}
 	return ""
 }
@@ -863,10 +868,14 @@ func (t *Tower) message(a *Alert, ev alerting.Event, now time.Time) *notify.Mess
 		}
 	case alerting.FlapEnd:
 		m.State = notify.Resolved
-		m.Title = a.Title + " (stable again)"
+		m.Title = stableTitle(a)
 		m.Started, m.Ended = a.State.FlapSince, now
 		m.Labels["flapping"] = "false"
 		m.Summary = "It has been stable for " + time.Duration(t.cfg.Load().Alerts.Flap.Stable).String() + " after flapping."
+		if e, ok := a.State.FlapEpisode(); ok {
+			m.Flap = &notify.Flap{Spells: e.Spells, First: e.First, Last: e.Last, Down: e.Down, StableSince: e.StableSince}
+			m.Started, m.Ended = e.First, e.StableSince
+		}
 		if b := a.State.BlipSummary(); b != "" {
 			m.Details = append(m.Details, b+".")
 		}
@@ -903,6 +912,20 @@ func (t *Tower) message(a *Alert, ev alerting.Event, now time.Time) *notify.Mess
 		}
 	}
 	return m
+}
+
+// stableTitle is the title of the end of a flapping episode: what is
+// stable again, never the problem's own words ("is silent").
+func stableTitle(a *Alert) string {
+	switch a.Kind {
+	case "heartbeat":
+		return "Host " + a.Host + " is stable again"
+	case "probe":
+		return "Service " + strings.TrimPrefix(a.Key, "probe/") + " is stable again"
+	case "peer":
+		return "Tower " + a.Host + " is stable again"
+	}
+	return "No longer flapping: " + a.Title
 }
 
 // lastWords are the distress lines a host's agent backfilled from the

@@ -263,3 +263,53 @@ func TestDependentWaitsOnlyUntilItsParentIsKnownUp(t *testing.T) {
 		t.Errorf("pve1's page does not say why it came late:\n%s", d)
 	}
 }
+
+// TestFlappingEpisodeEndTellsWhatHappened: a host goes silent four times
+// in two minutes, is reported as flapping, then stays up. The end of the
+// episode says how often it flapped, between when, how long it was down in
+// all, and since when it is stable, not "is silent … was down".
+func TestFlappingEpisodeEndTellsWhatHappened(t *testing.T) {
+	p := newPolicyTower(t, "routes:\n  - {match: {}, channels: [ops]}\n")
+	p.cfg = strings.Replace(p.cfg, "alerts: {never_reported: false}", "alerts: {never_reported: false, flap: {spells: 3, window: 10m, stable: 5m}}", 1)
+	p.restart()
+	at := func(d time.Duration, report bool) {
+		t.Helper()
+		p.c.Set(p.t0.Add(d))
+		if report {
+			p.report("pve1")
+		}
+		p.at(d)
+	}
+	at(0, true)
+	for _, s := range []struct {
+		silent, back time.Duration
+	}{{31 * time.Second, 40 * time.Second}, {71 * time.Second, 80 * time.Second}, {111 * time.Second, 120 * time.Second}, {151 * time.Second, 155 * time.Second}} {
+		at(s.silent, false)
+		at(s.back, true)
+	}
+	for d := 175 * time.Second; d < 455*time.Second; d += 20 * time.Second {
+		at(d, true)
+	}
+	at(456*time.Second, true)
+	wantSubjects(t, p.ops,
+		"[FIRING] Host pve1 is silent — since 03:00:00 UTC (31s ago)",
+		"[RESOLVED] (brief) Host pve1 is back — was down 40s (03:00:00 → 03:00:40 UTC)",
+		"[FIRING] Host pve1 is silent — since 03:00:40 UTC (31s ago)",
+		"[RESOLVED] (brief) Host pve1 is back — was down 40s (03:00:40 → 03:01:20 UTC)",
+		"[FIRING] Host pve1 is silent (flapping) — since 03:00:00 UTC (1m 51s ago)",
+		"[RESOLVED] Host pve1 is stable again — flapped 4 times between 03:00:00 and 03:02:00 UTC, down 2m 35s in total; up and stable since 03:02:35 UTC")
+	desc := annotation(p.ops.messages()[5], "description")
+	for _, want := range []string{
+		"STABLE AGAIN after flapping: it went bad 4 times between 2026-11-25 03:00:00 UTC and 2026-11-25 03:02:00 UTC, 2m 35s in total, and has been good since 2026-11-25 03:02:35 UTC (5m 1s).",
+		"Flapped:  4 times\n",
+		"Down:     2m 35s in total\n",
+		"Stable:   since 2026-11-25 03:02:35 UTC\n",
+	} {
+		if !strings.Contains(desc, want) {
+			t.Errorf("the end of the episode lacks %q:\n%s", want, desc)
+		}
+	}
+	if strings.Contains(desc, "is silent") || strings.Contains(desc, "downtime") {
+		t.Errorf("the end of the episode reads as an outage:\n%s", desc)
+	}
+}
