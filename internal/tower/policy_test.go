@@ -445,7 +445,7 @@ func TestIncidentPostmortem(t *testing.T) {
 		"| pve1 | finding (high): nfs4 mount /mnt/pve/nfs from nas1 does not answer",
 		"(not sent: depends on nas1, which is silent)",
 		"sksat: NFS server does not answer on the console; forced reboot |",
-		"| 2026-11-25 03:10:00 | nas1 | RESOLVED: Host nas1 is silent after 10m |",
+		"| 2026-11-25 03:10:00 | nas1 | Host nas1 is back after 10m |",
 	} {
 		if !strings.Contains(md, want) {
 			t.Errorf("postmortem lacks %q", want)

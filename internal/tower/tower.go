@@ -792,7 +792,11 @@ func eventText(a *Alert, ev alerting.Event, now time.Time) string {
 	case alerting.Fire:
 		return fmt.Sprintf("FIRING: %s, bad since %s%s", a.Title, a.State.BadSince.UTC().Format("15:04:05"), note)
 	case alerting.Resolve:
-		return fmt.Sprintf("RESOLVED: %s after %s", a.Title, finding.HumanDuration(a.State.Downtime(now)))
+		after := finding.HumanDuration(a.State.Downtime(now))
+		if a.Kind == "finding" {
+			return "Cleared after " + after + ": " + a.Title
+		}
+		return recoveryTitle(a) + " after " + after
 	case alerting.FlapStart:
 		return fmt.Sprintf("FLAPPING: %s (%d bad spells)%s", a.Title, len(a.State.Spells), note)
 	case alerting.FlapEnd:
@@ -883,13 +887,14 @@ func (t *Tower) message(a *Alert, ev alerting.Event, now time.Time) *notify.Mess
 		m.State = notify.Repeat
 	case alerting.Resolve:
 		m.State, m.Ended = notify.Resolved, a.State.ResolvedAt
+		m.Title = recoveryTitle(a)
 		if a.Kind == "probe" {
-			name := strings.TrimPrefix(a.Key, "probe/")
-			m.Title = "Service " + name + " is up again"
-			m.Summary = "The probe of " + name + " passes again."
+			m.Summary = "The probe of " + strings.TrimPrefix(a.Key, "probe/") + " passes again."
+		}
+		if a.Kind == "peer" {
+			m.Summary = "Tower " + t.cfg.Load().Name + " has an answer from its peer " + a.Host + " again."
 		}
 		if a.Kind == "heartbeat" {
-			m.Title = "Host " + a.Host + " is back"
 			m.Details = t.lastWords(a.Host)
 			if len(m.Details) > 0 {
 				m.Summary = fmt.Sprintf("%s reports again. Last words before it went silent: %s", a.Host, m.Details[0])
@@ -912,6 +917,22 @@ func (t *Tower) message(a *Alert, ev alerting.Event, now time.Time) *notify.Mess
 		}
 	}
 	return m
+}
+
+// recoveryTitle is the title of an alert's resolution: what is well
+// again ("Host pve1 is back"), never the problem's words ("is silent"). A
+// finding keeps its title: it names what was wrong, and its resolution
+// is marked as one.
+func recoveryTitle(a *Alert) string {
+	switch a.Kind {
+	case "heartbeat":
+		return "Host " + a.Host + " is back"
+	case "probe":
+		return "Service " + strings.TrimPrefix(a.Key, "probe/") + " is up again"
+	case "peer":
+		return "Tower " + a.Host + " answers again"
+	}
+	return a.Title
 }
 
 // stableTitle is the title of the end of a flapping episode: what is

@@ -2,10 +2,17 @@ package tower
 
 import (
 	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/hinomi/hinomi/internal/finding"
 )
 
 // subjects are the subject lines a receiver got, in order.
@@ -311,5 +318,99 @@ func TestFlappingEpisodeEndTellsWhatHappened(t *testing.T) {
 	}
 	if strings.Contains(desc, "is silent") || strings.Contains(desc, "downtime") {
 		t.Errorf("the end of the episode reads as an outage:\n%s", desc)
+	}
+}
+
+// TestResolutionsAreWordedAsResolutions: a host, a probe, a peer tower and
+// a finding go bad and recover. Every resolution, in the notifications,
+// the incident timelines (API) and the postmortem, says what is well
+// again, never the problem's words.
+func TestResolutionsAreWordedAsResolutions(t *testing.T) {
+	p := newPolicyTower(t, "name: a\npeer_token: peer-token-aaaaaaaaaa\npeers:\n  - {name: b, url: \"http://127.0.0.1:9\", token: peer-token-bbbbbbbbbb}\n"+
+		"routes:\n  - {match: {}, channels: [ops]}\nprobes:\n  - {name: shop, type: tcp, target: \"127.0.0.1:9\"}\n")
+	hang := finding.Finding{Key: "FM-C6//mnt/a", Mode: "FM-C6", Severity: finding.High, Subject: "/mnt/a", Summary: "/mnt/a hangs", Runbook: "FM-C6"}
+	p.tw.peers.seen("b", p.t0)
+	p.report("pve1")
+	p.report("pve2")
+	p.tw.RecordProbe(ProbeResult{Name: "shop", Status: "up", Started: p.t0})
+	p.at(0)
+	p.c.Set(p.t0.Add(31 * time.Second))
+	p.report("pve2", hang)
+	p.tw.RecordProbe(ProbeResult{Name: "shop", Status: "down", Started: p.c.Now(), Message: "connection refused"})
+	p.at(31 * time.Second)
+	p.c.Set(p.t0.Add(39 * time.Second))
+	p.tw.peers.seen("b", p.c.Now())
+	p.report("pve1")
+	p.report("pve2", finding.Finding{Key: "FM-B1/system", Mode: "FM-B1", Severity: finding.Low, Summary: "fine", Runbook: "FM-B1"})
+	p.tw.RecordProbe(ProbeResult{Name: "shop", Status: "up", Started: p.c.Now()})
+	p.at(39 * time.Second)
+
+	var resolved []string
+	for _, s := range subjects(p.ops) {
+		if strings.HasPrefix(s, "[RESOLVED]") {
+			resolved = append(resolved, s)
+		}
+	}
+	slices.Sort(resolved)
+	want := []string{
+		"[RESOLVED] (brief) Host pve1 is back — was down 39s (03:00:00 → 03:00:39 UTC)",
+		"[RESOLVED] (brief) Service shop is up again — was down 8s (03:00:31 → 03:00:39 UTC)",
+		"[RESOLVED] (brief) Tower b answers again — was down 39s (03:00:00 → 03:00:39 UTC)",
+		"[RESOLVED] (brief) pve2: /mnt/a hangs — was down 8s (03:00:31 → 03:00:39 UTC)",
+	}
+	if strings.Join(resolved, "\n") != strings.Join(want, "\n") {
+		t.Errorf("resolutions sent:\n  %s\nwant:\n  %s", strings.Join(resolved, "\n  "), strings.Join(want, "\n  "))
+	}
+
+	// The timelines, as the API serves them to the console and `hinomi incident`.
+	srv := httptest.NewServer(p.tw.Handler())
+	defer srv.Close()
+	list, err := p.tw.Incidents(context.Background(), 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var lines []string
+	for _, in := range list {
+		resp, err := http.Get(srv.URL + "/api/v1/incidents/" + strconv.FormatInt(in.ID, 10))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var body struct {
+			Timeline []Event `json:"timeline"`
+		}
+		err = json.NewDecoder(resp.Body).Decode(&body)
+		resp.Body.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range body.Timeline {
+			if e.Kind == "alert" && e.At.Equal(p.t0.Add(39*time.Second)) {
+				lines = append(lines, e.Text)
+			}
+		}
+	}
+	slices.Sort(lines)
+	wantLines := []string{"Cleared after 8s: pve2: /mnt/a hangs", "Host pve1 is back after 39s", "Service shop is up again after 8s", "Tower b answers again after 39s"}
+	if strings.Join(lines, "\n") != strings.Join(wantLines, "\n") {
+		t.Errorf("timeline resolutions:\n  %s\nwant:\n  %s", strings.Join(lines, "\n  "), strings.Join(wantLines, "\n  "))
+	}
+	for _, in := range list {
+		if slices.Contains(in.Hosts, "pve1") {
+			md, err := p.tw.Postmortem(context.Background(), in.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !strings.Contains(md, "| 2026-11-25 03:00:39 | pve1 | Host pve1 is back after 39s |") || strings.Contains(md, "RESOLVED:") {
+				t.Errorf("postmortem does not word the resolution as one:\n%s", md)
+			}
+			// A resolution recorded by an earlier version reads the same.
+			if _, err := p.tw.store.DB.Exec("INSERT INTO alert_events(time, key, host, incident, event, text) VALUES(?,?,?,?,?,?)",
+				p.t0.Add(40*time.Second).UnixNano(), "heartbeat/pve1", "pve1", in.ID, "resolve", "RESOLVED: Host pve1 is silent after 8s"); err != nil {
+				t.Fatal(err)
+			}
+			if md, _ = p.tw.Postmortem(context.Background(), in.ID); !strings.Contains(md, "| 2026-11-25 03:00:40 | pve1 | Host pve1 is back after 8s |") || strings.Contains(md, "RESOLVED:") {
+				t.Errorf("a resolution recorded earlier is not worded as one:\n%s", md)
+			}
+		}
 	}
 }
