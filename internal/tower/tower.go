@@ -438,30 +438,32 @@ func (t *Tower) engine(ctx context.Context) {
 	defer tick.Stop()
 	prune := time.NewTicker(time.Hour)
 	defer prune.Stop()
+	prevWall, prevMono := t.now(), t.mono()
 	for {
-		// The gap is measured over the wait alone, so a slow evaluation or
-		// prune is not taken for a stall.
-		wall0, mono0 := t.now(), t.mono()
+		// A stall is measured over the wait alone, so a slow evaluation or
+		// prune is not taken for one; the clocks' drift over the whole turn.
+		waitFrom := t.mono()
+		pruneNow := false
 		select {
 		case <-ctx.Done():
 			return
 		case <-tick.C:
 		case <-t.evaluate:
 		case <-prune.C:
+			pruneNow = true
 		}
-		now := t.now()
-		if why := watchGapReason(now.Round(0).Sub(wall0.Round(0)), t.mono()-mono0); why != "" {
+		now, mono := t.now(), t.mono()
+		if why := watchGapReason(now.Round(0).Sub(prevWall.Round(0)), mono-prevMono, mono-waitFrom); why != "" {
 			t.resumeWatch(now, why)
 		}
-		select {
-		case <-prune.C:
+		prevWall, prevMono = now, mono
+		if pruneNow {
 			cfg := t.cfg.Load()
 			if n, err := t.store.Prune(ctx, store.Retention{MaxAge: time.Duration(cfg.Retention.MaxAge), MaxBytes: int64(cfg.Retention.MaxBytes)}, now); err != nil {
 				t.log.Error("pruning records", "err", err)
 			} else if n > 0 {
 				t.log.Info("pruned records", "deleted", n)
 			}
-		default:
 		}
 		if err := t.Evaluate(ctx, now); err != nil && ctx.Err() == nil {
 			t.log.Error("evaluating alerts", "err", err)
@@ -481,17 +483,17 @@ const (
 	watchGap = 10 * time.Second
 )
 
-// watchGapReason says why the engine could not have watched over a wait
-// that took wall on the wall clock and mono on the monotonic one ("" if it
-// could).
-func watchGapReason(wall, mono time.Duration) string {
+// watchGapReason says why the engine could not have watched over a turn
+// of its loop that took wall on the wall clock and mono on the monotonic
+// one, of which wait waiting ("" if it could).
+func watchGapReason(wall, mono, wait time.Duration) string {
 	switch {
 	case wall-mono > watchGap:
 		return fmt.Sprintf("the wall clock moved %s further than the monotonic clock: the machine was suspended or the clock jumped forward", wall-mono)
 	case mono-wall > watchGap:
 		return fmt.Sprintf("the wall clock went back %s: the clock was set back", mono-wall)
-	case mono > watchGap:
-		return fmt.Sprintf("the engine did not run for %s: the process was stopped or starved", mono.Round(time.Millisecond))
+	case wait > watchGap:
+		return fmt.Sprintf("the engine did not run for %s: the process was stopped or starved", wait.Round(time.Millisecond))
 	}
 	return ""
 }

@@ -107,6 +107,27 @@ func TestRestartKeepsNeverReportedWorking(t *testing.T) {
 	wantSubjects(t, p.ops, "[FIRING] Host nas1 is silent — since 03:05:00 UTC (31s ago)")
 }
 
+// TestWatchGapReason: what the engine takes for a gap it could not watch
+// through, and what it does not (a slow turn, NTP's small corrections).
+func TestWatchGapReason(t *testing.T) {
+	for _, tt := range []struct {
+		wall, mono, wait time.Duration
+		want             string
+	}{
+		{250 * time.Millisecond, 250 * time.Millisecond, 250 * time.Millisecond, ""},
+		{12 * time.Second, 12 * time.Second, 250 * time.Millisecond, ""}, // a slow evaluation
+		{2 * time.Second, 250 * time.Millisecond, 250 * time.Millisecond, ""},
+		{10 * time.Minute, 250 * time.Millisecond, 250 * time.Millisecond, "the machine was suspended or the clock jumped forward"},
+		{-time.Minute, 250 * time.Millisecond, 250 * time.Millisecond, "the clock was set back"},
+		{30 * time.Second, 30 * time.Second, 30 * time.Second, "the process was stopped or starved"},
+	} {
+		got := watchGapReason(tt.wall, tt.mono, tt.wait)
+		if tt.want == "" && got != "" || !strings.Contains(got, tt.want) {
+			t.Errorf("watchGapReason(%s, %s, %s) = %q; want %q", tt.wall, tt.mono, tt.wait, got, tt.want)
+		}
+	}
+}
+
 // engineClock is a wall clock and a monotonic clock that a test moves
 // together (time passes) or apart (the machine sleeps, the clock is set).
 type engineClock struct {
