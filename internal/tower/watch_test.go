@@ -340,6 +340,17 @@ func TestFlappingEpisodeEndTellsWhatHappened(t *testing.T) {
 	if strings.Contains(desc, "is silent") || strings.Contains(desc, "downtime") {
 		t.Errorf("the end of the episode reads as an outage:\n%s", desc)
 	}
+	list, err := p.tw.Incidents(context.Background(), 10)
+	if err != nil || len(list) == 0 {
+		t.Fatalf("incidents %v, %v", list, err)
+	}
+	md, err := p.tw.Postmortem(context.Background(), list[0].ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(md, "| 2026-11-25 03:07:36 | pve1 | Host pve1 is stable again: flapped 4 times between 03:00:00 and 03:02:00, down 2m 35s in total; up and stable since 03:02:35 |") {
+		t.Errorf("the postmortem does not tell the end of the episode:\n%s", md)
+	}
 }
 
 // TestResolutionsAreWordedAsResolutions: a host, a probe, a peer tower and
