@@ -72,6 +72,10 @@ type Message struct {
 	Runbook  string    // failure mode ID, e.g. "FM-A1"
 	URL      string    // the tower's page about the alert; may be empty
 	Labels   map[string]string
+	// Condition marks an alert about a condition (a finding: a filling
+	// disk, a hung mount) rather than something being down: its
+	// resolution says how long it lasted, not how long it "was down".
+	Condition bool `json:",omitempty"`
 	// Flap, on a Resolved message, says the alert was flapping and is
 	// stable again: the message tells the episode instead of one downtime.
 	Flap *Flap `json:",omitempty"`

@@ -122,6 +122,8 @@ func render(m Message) rendered {
 	case flap != nil:
 		r.subject = fmt.Sprintf("[RESOLVED] %s — flapped %s between %s, down %s in total; up and stable since %s",
 			r.title, times(flap.Spells), between(flap.First, flap.Last, now), human(flap.Down), clock(flap.StableSince, now))
+	case m.State == Resolved && known && m.Condition:
+		r.subject = fmt.Sprintf("[RESOLVED] %s%s — lasted %s (%s)", mark, r.title, d, span(start, end, now))
 	case m.State == Resolved && known:
 		r.subject = fmt.Sprintf("[RESOLVED] %s%s — was down %s (%s)", mark, r.title, d, span(start, end, now))
 	case m.State == Resolved:
@@ -150,6 +152,8 @@ func render(m Message) rendered {
 		line("RESOLVED at %s. When it started is unknown, so the downtime is too.", full(end))
 	case !known:
 		line("When this problem started is unknown.")
+	case m.State == Resolved && m.Condition:
+		line("RESOLVED after %s, from %s to %s.", d, full(start), full(end))
 	case m.State == Resolved:
 		line("RESOLVED after %s of downtime, from %s to %s.", d, full(start), full(end))
 	case m.State == Repeat:
@@ -184,7 +188,10 @@ func render(m Message) rendered {
 		field("Stable", "since "+full(flap.StableSince))
 	case m.State == Resolved:
 		field("Ended", full(end))
-		if known {
+		switch {
+		case known && m.Condition:
+			field("Lasted", d)
+		case known:
 			field("Downtime", d)
 		}
 	case known:

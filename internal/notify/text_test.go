@@ -295,3 +295,17 @@ func FuzzText(f *testing.F) {
 		}
 	})
 }
+
+// TestConditionResolutionSaysLasted: a finding that cleared lasted; it
+// was not "down".
+func TestConditionResolutionSaysLasted(t *testing.T) {
+	m := Message{Key: "finding/pve2/FM-C6//mnt/a", Host: "pve2", Title: "pve2: /mnt/a hangs", State: Resolved, Severity: "high",
+		Started: at("03:00:31"), Ended: at("03:00:39"), Now: at("03:00:39"), Condition: true}
+	subject, body := Text(m)
+	if want := "[RESOLVED] (brief) pve2: /mnt/a hangs — lasted 8s (03:00:31 → 03:00:39 UTC)"; subject != want {
+		t.Errorf("subject %q; want %q", subject, want)
+	}
+	if !strings.Contains(body, "RESOLVED after 8s, from 2025-03-15 03:00:31 UTC to 2025-03-15 03:00:39 UTC.") || !strings.Contains(body, "Lasted:   8s\n") || strings.Contains(body, "down") {
+		t.Errorf("body reads as an outage:\n%s", body)
+	}
+}

@@ -838,6 +838,7 @@ func (t *Tower) message(a *Alert, ev alerting.Event, now time.Time) *notify.Mess
 	m := &notify.Message{
 		Key: a.Key, Host: a.Host, Title: a.Title, Severity: a.Severity, Started: a.State.BadSince,
 		Now: now, Summary: a.Summary, Runbook: a.Runbook, Labels: map[string]string{"kind": a.Kind},
+		Condition: a.Kind == "finding",
 	}
 	if cfg := t.cfg.Load(); cfg.URL != "" {
 		// A person follows the link: to the console when it has users

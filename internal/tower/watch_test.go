@@ -388,7 +388,7 @@ func TestResolutionsAreWordedAsResolutions(t *testing.T) {
 		"[RESOLVED] (brief) Host pve1 is back — was down 39s (03:00:00 → 03:00:39 UTC)",
 		"[RESOLVED] (brief) Service shop is up again — was down 8s (03:00:31 → 03:00:39 UTC)",
 		"[RESOLVED] (brief) Tower b answers again — was down 39s (03:00:00 → 03:00:39 UTC)",
-		"[RESOLVED] (brief) pve2: /mnt/a hangs — was down 8s (03:00:31 → 03:00:39 UTC)",
+		"[RESOLVED] (brief) pve2: /mnt/a hangs — lasted 8s (03:00:31 → 03:00:39 UTC)",
 	}
 	if strings.Join(resolved, "\n") != strings.Join(want, "\n") {
 		t.Errorf("resolutions sent:\n  %s\nwant:\n  %s", strings.Join(resolved, "\n  "), strings.Join(want, "\n  "))
