@@ -739,6 +739,13 @@ func (t *Tower) Evaluate(ctx context.Context, now time.Time) error {
 					return err
 				}
 			}
+			if held := c.before.HeldSince; !held.IsZero() && c.alert.HeldSince.IsZero() && c.alert.Notified && !c.before.Notified {
+				text := fmt.Sprintf("SENT: %s, held back for %s (%s)", c.alert.Title, finding.HumanDuration(now.Sub(held)), c.before.Suppressed)
+				if _, err := tx.Exec("INSERT INTO alert_events(time, key, host, incident, event, text) VALUES(?,?,?,?,?,?)",
+					now.UnixNano(), c.alert.Key, c.alert.Host, c.alert.Incident, "released", text); err != nil {
+					return err
+				}
+			}
 			if c.incident != nil {
 				if err := saveIncident(tx, c.incident); err != nil {
 					return err

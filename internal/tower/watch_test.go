@@ -268,6 +268,25 @@ func TestSharedFailurePagesOnceForTheParent(t *testing.T) {
 	if d := annotation(msgs[2], "description"); !strings.Contains(d, "Held back for 4m 29s (from 03:00:30 UTC) while nas1, which pve1 depends on, was silent; nas1 is back and this is still going on.") {
 		t.Errorf("pve1's late page does not say it was held back and for how long:\n%s", d)
 	}
+	// The incident's timeline tells the same story.
+	list, err := p.tw.Incidents(context.Background(), 10)
+	if err != nil || len(list) != 1 {
+		t.Fatalf("incidents %+v, %v; want one", list, err)
+	}
+	md, err := p.tw.Postmortem(context.Background(), list[0].ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		"| 2026-11-25 03:00:30 | pve1 | FIRING: Host pve1 is silent, bad since 03:00:00 (not sent: depends on nas1, whose state is not known yet) |",
+		"| 2026-11-25 03:00:30 | nas1 | FIRING: Host nas1 is silent, bad since 03:00:00 |",
+		"| 2026-11-25 03:05:00 | nas1 | Host nas1 is back after 4m 59s |",
+		"| 2026-11-25 03:05:00 | pve1 | SENT: Host pve1 is silent, held back for 4m 29s (depends on nas1, which is silent) |",
+	} {
+		if !strings.Contains(md, want) {
+			t.Errorf("the postmortem lacks %q:\n%s", want, md)
+		}
+	}
 }
 
 // TestDependentWaitsOnlyUntilItsParentIsKnownUp: a dependent host dies
