@@ -267,11 +267,7 @@ func rewordResolution(key, text string) string {
 	}
 	title, after := rest[:i], rest[i+len(" after "):]
 	kind, name, _ := strings.Cut(key, "/")
-	a := &Alert{Key: key, Kind: kind, Host: name, Title: title}
-	if kind == "finding" {
-		return "Cleared after " + after + ": " + title
-	}
-	return recoveryTitle(a) + " after " + after
+	return resolutionText(&Alert{Key: key, Kind: kind, Host: name, Title: title}, after)
 }
 
 func (t *Tower) incident(ctx context.Context, id int64) (*Incident, error) {

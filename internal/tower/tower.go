@@ -801,20 +801,16 @@ func eventText(a *Alert, ev alerting.Event, now time.Time) string {
 	case alerting.Fire:
 		return fmt.Sprintf("FIRING: %s, bad since %s%s", a.Title, a.State.BadSince.UTC().Format("15:04:05"), note)
 	case alerting.Resolve:
-		after := finding.HumanDuration(a.State.Downtime(now))
-		if a.Kind == "finding" {
-			return "Cleared after " + after + ": " + a.Title
-		}
-		return recoveryTitle(a) + " after " + after
+		return resolutionText(a, finding.HumanDuration(a.State.Downtime(now)))
 	case alerting.FlapStart:
 		return fmt.Sprintf("FLAPPING: %s (%d bad spells)%s", a.Title, len(a.State.Spells), note)
 	case alerting.FlapEnd:
 		if e, ok := a.State.FlapEpisode(); ok {
 			return fmt.Sprintf("%s: flapped %d times between %s and %s, down %s in total; up and stable since %s",
-				stableTitle(a), e.Spells, e.First.UTC().Format("15:04:05"), e.Last.UTC().Format("15:04:05"),
+				recoveryTitle(a, true), e.Spells, e.First.UTC().Format("15:04:05"), e.Last.UTC().Format("15:04:05"),
 				finding.HumanDuration(e.Down), e.StableSince.UTC().Format("15:04:05"))
 		}
-		return stableTitle(a)
+		return recoveryTitle(a, true)
 	}
 	return ""
 }
@@ -882,7 +878,7 @@ func (t *Tower) message(a *Alert, ev alerting.Event, now time.Time) *notify.Mess
 		}
 	case alerting.FlapEnd:
 		m.State = notify.Resolved
-		m.Title = stableTitle(a)
+		m.Title = recoveryTitle(a, true)
 		m.Started, m.Ended = a.State.FlapSince, now
 		m.Labels["flapping"] = "false"
 		m.Summary = "It has been stable for " + time.Duration(t.cfg.Load().Alerts.Flap.Stable).String() + " after flapping."
@@ -897,7 +893,7 @@ func (t *Tower) message(a *Alert, ev alerting.Event, now time.Time) *notify.Mess
 		m.State = notify.Repeat
 	case alerting.Resolve:
 		m.State, m.Ended = notify.Resolved, a.State.ResolvedAt
-		m.Title = recoveryTitle(a)
+		m.Title = recoveryTitle(a, false)
 		if a.Kind == "probe" {
 			m.Summary = "The probe of " + strings.TrimPrefix(a.Key, "probe/") + " passes again."
 		}
@@ -929,34 +925,36 @@ func (t *Tower) message(a *Alert, ev alerting.Event, now time.Time) *notify.Mess
 	return m
 }
 
-// recoveryTitle is the title of an alert's resolution: what is well
-// again ("Host pve1 is back"), never the problem's words ("is silent"). A
-// finding keeps its title: it names what was wrong, and its resolution
-// is marked as one.
-func recoveryTitle(a *Alert) string {
-	switch a.Kind {
-	case "heartbeat":
-		return "Host " + a.Host + " is back"
-	case "probe":
-		return "Service " + strings.TrimPrefix(a.Key, "probe/") + " is up again"
-	case "peer":
-		return "Tower " + a.Host + " answers again"
+// resolutionText is a resolution as a timeline line.
+func resolutionText(a *Alert, after string) string {
+	if a.Kind == "finding" {
+		return "Cleared after " + after + ": " + a.Title
 	}
-	return a.Title
+	return recoveryTitle(a, false) + " after " + after
 }
 
-// stableTitle is the title of the end of a flapping episode: what is
-// stable again, never the problem's own words ("is silent").
-func stableTitle(a *Alert) string {
+// recoveryTitle is the title of an alert's resolution, or with stable of
+// the end of its flapping: what is well again ("Host pve1 is back",
+// "Host pve1 is stable again"), never the problem's words ("is silent").
+// A finding's resolution keeps its title, which names what was wrong, and
+// is marked as one.
+func recoveryTitle(a *Alert, stable bool) string {
+	well := map[string]string{"heartbeat": "is back", "probe": "is up again", "peer": "answers again"}[a.Kind]
+	if stable {
+		well = "is stable again"
+	}
 	switch a.Kind {
 	case "heartbeat":
-		return "Host " + a.Host + " is stable again"
+		return "Host " + a.Host + " " + well
 	case "probe":
-		return "Service " + strings.TrimPrefix(a.Key, "probe/") + " is stable again"
+		return "Service " + strings.TrimPrefix(a.Key, "probe/") + " " + well
 	case "peer":
-		return "Tower " + a.Host + " is stable again"
+		return "Tower " + a.Host + " " + well
 	}
-	return "No longer flapping: " + a.Title
+	if stable {
+		return "No longer flapping: " + a.Title
+	}
+	return a.Title
 }
 
 // lastWords are the distress lines a host's agent backfilled from the
