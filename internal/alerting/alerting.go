@@ -43,6 +43,8 @@ type State struct {
 	// change; FlapSince is when that began.
 	Flapping  bool      `json:"flapping,omitempty"`
 	FlapSince time.Time `json:"flap_since,omitzero"`
+	// FlapFrom is when the first bad spell of the flapping episode began.
+	FlapFrom time.Time `json:"flap_from,omitzero"`
 	// Blips are recent bad spells that ended, kept for the summary
 	// ("12 blips of 30 s–1m0s in 7 days").
 	Blips []Blip `json:"blips,omitempty"`
@@ -111,7 +113,7 @@ func Step(s State, o Observation, now time.Time, r Rule) (State, Event) {
 		s.FiredAt, s.ResolvedAt, s.LastNotified, s.Notifications = time.Time{}, time.Time{}, time.Time{}, 0
 		s.Spells = append(s.Spells, since)
 		if r.Flap.Spells > 0 && !s.Flapping && len(s.Spells) >= r.Flap.Spells {
-			s.Flapping, s.FlapSince = true, now
+			s.Flapping, s.FlapSince, s.FlapFrom = true, now, s.Spells[0]
 			return s, FlapStart
 		}
 		fallthrough
@@ -218,6 +220,38 @@ func (s State) BlipSummary() string {
 	return fmt.Sprintf("%d %s of %s–%s in the last 7 days", len(s.Blips), word, span(lo), span(hi))
 }
 
+// Episode is a flapping episode told as it happened.
+type Episode struct {
+	Spells      int           // bad spells
+	First, Last time.Time     // when the first and the last began
+	Down        time.Duration // their total length
+	StableSince time.Time     // when the last one ended
+}
+
+// FlapEpisode is the flapping episode that began at FlapFrom, from the
+// bad spells that ended since (ok is false when none is known).
+func (s State) FlapEpisode() (e Episode, ok bool) {
+	from := s.FlapFrom
+	if from.IsZero() {
+		from = s.FlapSince // a state written before FlapFrom was kept
+	}
+	for _, b := range s.Blips {
+		if b.Start.Before(from) {
+			continue
+		}
+		if e.Spells == 0 {
+			e.First = b.Start
+		}
+		e.Spells++
+		e.Last = b.Start
+		e.Down += b.Duration
+		if end := b.Start.Add(b.Duration); end.After(e.StableSince) {
+			e.StableSince = end
+		}
+	}
+	return e, e.Spells > 0
+}
+
 // Downtime is how long a resolved (or, with now, a firing) signal has been
 // bad.
 func (s State) Downtime(now time.Time) time.Duration {
@@ -236,7 +270,7 @@ func (s State) Downtime(now time.Time) time.Duration {
 func (s State) Same(o State) bool {
 	if s.Status != o.Status || !s.BadSince.Equal(o.BadSince) || !s.PendingSince.Equal(o.PendingSince) ||
 		!s.FiredAt.Equal(o.FiredAt) || !s.ResolvedAt.Equal(o.ResolvedAt) || !s.LastNotified.Equal(o.LastNotified) ||
-		s.Notifications != o.Notifications || s.Flapping != o.Flapping || !s.FlapSince.Equal(o.FlapSince) ||
+		s.Notifications != o.Notifications || s.Flapping != o.Flapping || !s.FlapSince.Equal(o.FlapSince) || !s.FlapFrom.Equal(o.FlapFrom) ||
 		len(s.Spells) != len(o.Spells) || len(s.Blips) != len(o.Blips) {
 		return false
 	}

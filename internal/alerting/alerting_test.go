@@ -97,6 +97,12 @@ func TestFlapping(t *testing.T) {
 	if fmt.Sprint(events) != fmt.Sprint([]Event{FlapEnd}) || s.Flapping {
 		t.Fatalf("after 30 min stable: %v flapping=%v", events, s.Flapping)
 	}
+	// The episode is the six spells from the first: 4 min of 40 s.
+	e, ok := s.FlapEpisode()
+	want6 := Episode{Spells: 6, First: t0, Last: t0.Add(50 * time.Minute), Down: 4 * time.Minute, StableSince: t0.Add(50*time.Minute + 40*time.Second)}
+	if !ok || e != want6 {
+		t.Errorf("episode %+v, want %+v", e, want6)
+	}
 
 	// Flapping again, then a spell that lasts: it fires once, as an outage.
 	s, events = State{}, nil

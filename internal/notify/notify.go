@@ -72,6 +72,21 @@ type Message struct {
 	Runbook  string    // failure mode ID, e.g. "FM-A1"
 	URL      string    // the tower's page about the alert; may be empty
 	Labels   map[string]string
+	// Condition marks an alert about a condition (a finding: a filling
+	// disk, a hung mount) rather than something being down: its
+	// resolution says how long it lasted, not how long it "was down".
+	Condition bool `json:",omitempty"`
+	// Flap, on a Resolved message, says the alert was flapping and is
+	// stable again: the message tells the episode instead of one downtime.
+	Flap *Flap `json:",omitempty"`
+}
+
+// Flap is a flapping episode that ended.
+type Flap struct {
+	Spells      int           // bad spells in the episode
+	First, Last time.Time     // when the first and the last began
+	Down        time.Duration // their total length
+	StableSince time.Time     // when the last one ended
 }
 
 // Sender delivers messages to one configured channel. Send makes exactly

@@ -103,8 +103,12 @@ func render(m Message) rendered {
 		}
 		dur = max(dur, 0)
 	}
-	r.long = known && dur >= LongOutage
-	r.brief = known && m.State == Resolved && dur < BriefOutage
+	flap := m.Flap
+	if m.State != Resolved || flap != nil && flap.Spells == 0 {
+		flap = nil
+	}
+	r.long = known && dur >= LongOutage && flap == nil
+	r.brief = known && m.State == Resolved && dur < BriefOutage && flap == nil
 
 	mark := ""
 	switch {
@@ -115,6 +119,11 @@ func render(m Message) rendered {
 	}
 	d := human(dur)
 	switch {
+	case flap != nil:
+		r.subject = fmt.Sprintf("[RESOLVED] %s — flapped %s between %s, down %s in total; up and stable since %s",
+			r.title, times(flap.Spells), between(flap.First, flap.Last, now), human(flap.Down), clock(flap.StableSince, now))
+	case m.State == Resolved && known && m.Condition:
+		r.subject = fmt.Sprintf("[RESOLVED] %s%s — lasted %s (%s)", mark, r.title, d, span(start, end, now))
 	case m.State == Resolved && known:
 		r.subject = fmt.Sprintf("[RESOLVED] %s%s — was down %s (%s)", mark, r.title, d, span(start, end, now))
 	case m.State == Resolved:
@@ -136,10 +145,15 @@ func render(m Message) rendered {
 		line("")
 	}
 	switch {
+	case flap != nil:
+		line("STABLE AGAIN after flapping: it went bad %s between %s and %s, %s in total, and has been good since %s (%s).",
+			times(flap.Spells), full(flap.First), full(flap.Last), human(flap.Down), full(flap.StableSince), human(max(now.Sub(flap.StableSince), 0)))
 	case !known && m.State == Resolved:
 		line("RESOLVED at %s. When it started is unknown, so the downtime is too.", full(end))
 	case !known:
 		line("When this problem started is unknown.")
+	case m.State == Resolved && m.Condition:
+		line("RESOLVED after %s, from %s to %s.", d, full(start), full(end))
 	case m.State == Resolved:
 		line("RESOLVED after %s of downtime, from %s to %s.", d, full(start), full(end))
 	case m.State == Repeat:
@@ -162,13 +176,22 @@ func render(m Message) rendered {
 			fields = append(fields, fmt.Sprintf("%-9s %s", name+":", value))
 		}
 	}
-	if known {
+	if known && flap == nil {
 		field("Started", full(start))
 	}
 	switch {
+	case flap != nil:
+		field("Flapped", times(flap.Spells))
+		field("First", full(flap.First))
+		field("Last", full(flap.Last))
+		field("Down", human(flap.Down)+" in total")
+		field("Stable", "since "+full(flap.StableSince))
 	case m.State == Resolved:
 		field("Ended", full(end))
-		if known {
+		switch {
+		case known && m.Condition:
+			field("Lasted", d)
+		case known:
 			field("Downtime", d)
 		}
 	case known:
@@ -267,6 +290,22 @@ func span(start, end, now time.Time) string {
 	}
 	const f = "2006-01-02 15:04:05"
 	return start.UTC().Format(f) + " → " + end.UTC().Format(f) + " UTC"
+}
+
+// between writes "03:00:10 and 03:04:50 UTC", with dates unless both are
+// on now's day.
+func between(a, b, now time.Time) string {
+	if sameDay(a, now) && sameDay(b, now) {
+		return a.UTC().Format("15:04:05") + " and " + b.UTC().Format("15:04:05") + " UTC"
+	}
+	return full(a) + " and " + full(b)
+}
+
+func times(n int) string {
+	if n == 1 {
+		return "once"
+	}
+	return fmt.Sprintf("%d times", n)
 }
 
 func full(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05") + " UTC" }

@@ -211,13 +211,18 @@ func TestGolden(t *testing.T) {
 	for i := range 25 {
 		many.Details = append(many.Details, fmt.Sprintf("Mar 14 22:47:%02d pve1 kernel: nfs: server nas1 not responding, still trying", i))
 	}
+	flapped := pve1(Resolved, at("03:00:12"), at("03:42:40"), at("03:12:35"))
+	flapped.Title, flapped.Summary = "Host pve1 is stable again", "It has been stable for 30m0s after flapping."
+	flapped.Details = []string{"5 blips of 25s–1m10s in the last 7 days."}
+	flapped.Flap = &Flap{Spells: 5, First: at("03:00:12"), Last: at("03:11:25"), Down: 3*time.Minute + 40*time.Second, StableSince: at("03:12:35")}
 	cases := map[string]Message{
-		"firing":          pve1(Firing, at("03:00:12"), at("03:01:42"), zero),
-		"repeat-long":     pve1(Repeat, at("03:00:12"), at("08:12:52"), zero),
-		"resolved-blip":   pve1(Resolved, at("03:00:12"), at("03:00:55"), at("03:00:54")),
-		"resolved-long":   long,
-		"firing-prev-day": many,
-		"unknown-start":   {Title: "Disk / full", State: Firing, Now: at("03:00:00")},
+		"resolved-flapping": flapped,
+		"firing":            pve1(Firing, at("03:00:12"), at("03:01:42"), zero),
+		"repeat-long":       pve1(Repeat, at("03:00:12"), at("08:12:52"), zero),
+		"resolved-blip":     pve1(Resolved, at("03:00:12"), at("03:00:55"), at("03:00:54")),
+		"resolved-long":     long,
+		"firing-prev-day":   many,
+		"unknown-start":     {Title: "Disk / full", State: Firing, Now: at("03:00:00")},
 	}
 	for name, m := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -289,4 +294,18 @@ func FuzzText(f *testing.F) {
 			t.Fatalf("ntfy body of %d bytes", len(body))
 		}
 	})
+}
+
+// TestConditionResolutionSaysLasted: a finding that cleared lasted; it
+// was not "down".
+func TestConditionResolutionSaysLasted(t *testing.T) {
+	m := Message{Key: "finding/pve2/FM-C6//mnt/a", Host: "pve2", Title: "pve2: /mnt/a hangs", State: Resolved, Severity: "high",
+		Started: at("03:00:31"), Ended: at("03:00:39"), Now: at("03:00:39"), Condition: true}
+	subject, body := Text(m)
+	if want := "[RESOLVED] (brief) pve2: /mnt/a hangs — lasted 8s (03:00:31 → 03:00:39 UTC)"; subject != want {
+		t.Errorf("subject %q; want %q", subject, want)
+	}
+	if !strings.Contains(body, "RESOLVED after 8s, from 2025-03-15 03:00:31 UTC to 2025-03-15 03:00:39 UTC.") || !strings.Contains(body, "Lasted:   8s\n") || strings.Contains(body, "down") {
+		t.Errorf("body reads as an outage:\n%s", body)
+	}
 }

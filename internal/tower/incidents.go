@@ -191,18 +191,19 @@ func (t *Tower) Timeline(ctx context.Context, id int64) (*Incident, []Event, err
 	}
 	from, to := in.ImpactStart().Add(-timelineMargin), end.Add(timelineMargin)
 	var evs []Event
-	rows, err := t.store.DB.QueryContext(ctx, "SELECT time, host, text FROM alert_events WHERE incident = ? ORDER BY time", id)
+	rows, err := t.store.DB.QueryContext(ctx, "SELECT time, host, key, text FROM alert_events WHERE incident = ? ORDER BY time", id)
 	if err != nil {
 		return nil, nil, err
 	}
 	for rows.Next() {
 		var at int64
 		var e Event
-		if err := rows.Scan(&at, &e.Host, &e.Text); err != nil {
+		var key string
+		if err := rows.Scan(&at, &e.Host, &key, &e.Text); err != nil {
 			rows.Close()
 			return nil, nil, err
 		}
-		e.At, e.Kind = time.Unix(0, at).UTC(), "alert"
+		e.At, e.Kind, e.Text = time.Unix(0, at).UTC(), "alert", rewordResolution(key, e.Text)
 		evs = append(evs, e)
 	}
 	rows.Close()
@@ -253,6 +254,20 @@ func (t *Tower) Timeline(ctx context.Context, id int64) (*Incident, []Event, err
 	}
 	sort.SliceStable(evs, func(i, j int) bool { return evs[i].At.Before(evs[j].At) })
 	return in, evs, nil
+}
+
+// rewordResolution words a resolution that an earlier version recorded
+// in the problem's words ("RESOLVED: Host c is silent after 8s") as the
+// tower words it now ("Host c is back after 8s").
+func rewordResolution(key, text string) string {
+	rest, ok := strings.CutPrefix(text, "RESOLVED: ")
+	i := strings.LastIndex(rest, " after ")
+	if !ok || i < 0 {
+		return text
+	}
+	title, after := rest[:i], rest[i+len(" after "):]
+	kind, name, _ := strings.Cut(key, "/")
+	return resolutionText(&Alert{Key: key, Kind: kind, Host: name, Title: title}, after)
 }
 
 func (t *Tower) incident(ctx context.Context, id int64) (*Incident, error) {

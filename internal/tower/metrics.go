@@ -46,6 +46,9 @@ func newMetrics(reg *prometheus.Registry, t *Tower) *metrics {
 		}
 		return float64(n)
 	}))
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "hinomi_tower_last_evaluation_timestamp_seconds", Help: "When the alert engine last evaluated every signal (Unix time); a tower whose engine stalls shows here.",
+	}, func() float64 { return float64(t.lastEval.Load()) / 1e9 }))
 	reg.MustRegister(probeCollector{t})
 	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "hinomi_tower_outbox_due", Help: "Notifications waiting in the outbox.",

@@ -215,7 +215,10 @@ func (t *Tower) mergeGroup(ctx context.Context, channel string, row *outboxRow, 
 func groupMessage(ms []notify.Message, now time.Time) notify.Message {
 	sevRank := map[string]int{"info": 1, "low": 2, "medium": 3, "high": 4, "catastrophic": 5}
 	g := notify.Message{Key: "group/" + ms[0].Host, Host: ms[0].Host, State: ms[0].State, Now: now,
-		Labels: map[string]string{"grouped": strconv.Itoa(len(ms))}}
+		Labels: map[string]string{"grouped": strconv.Itoa(len(ms))}, Condition: true}
+	for _, m := range ms {
+		g.Condition = g.Condition && m.Condition
+	}
 	for _, m := range ms {
 		if sevRank[m.Severity] > sevRank[g.Severity] {
 			g.Severity = m.Severity

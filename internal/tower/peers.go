@@ -92,11 +92,9 @@ func (t *Tower) handlePeer(w http.ResponseWriter, r *http.Request) {
 func (t *Tower) peerSignals(now time.Time, cfg *Config, flap alerting.FlapRule) []signal {
 	var out []signal
 	for _, p := range cfg.Peers {
-		last := t.peers.last(p.Name)
-		if last.IsZero() {
-			last = t.started // give a peer its grace from our own start
-		}
 		al := t.alertFor("peer/"+p.Name, p.Name, "peer", "Tower "+p.Name+" is unreachable", "catastrophic", "FM-A1")
+		// A peer gets its grace from our own start or resume.
+		last := t.judgedSince(t.peers.last(p.Name), now, al)
 		al.Summary = "Tower " + cfg.Name + " has had no answer from its peer " + p.Name + " (" + p.URL + ") since " +
 			last.UTC().Format("2006-01-02 15:04:05 MST") + "; while it is down this tower sends every alert."
 		bad := now.Sub(last) > time.Duration(cfg.PeerGrace)

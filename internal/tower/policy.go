@@ -190,12 +190,12 @@ type Ack struct {
 	Comment string    `json:"comment,omitempty"`
 }
 
-// suppression says why an alert must not be notified now ("" if it may).
-// t.mu is held.
-func (t *Tower) suppression(a *Alert, now time.Time, cfg *Config) string {
+// suppression says why an alert must not be notified now ("" if it may)
+// and, when a host's silence is why, that host. t.mu is held.
+func (t *Tower) suppression(a *Alert, now time.Time, cfg *Config) (why, holder string) {
 	if a.Kind != "peer" {
 		if p := t.senderPeer(now, cfg); p != "" {
-			return "peer " + p + " sends the messages"
+			return "peer " + p + " sends the messages", ""
 		}
 	}
 	if a.silGen != t.silGen+1 || a.rtSev != a.Severity {
@@ -209,32 +209,130 @@ func (t *Tower) suppression(a *Alert, now time.Time, cfg *Config) string {
 	}
 	for _, i := range a.silMatch {
 		if s := t.silences[i]; s.Active(now) {
-			return "silence " + s.ID
+			return "silence " + s.ID, ""
 		}
 	}
 	for i := range cfg.Maintenance {
 		w := &cfg.Maintenance[i]
 		if w.Match.Matches(a) && w.Active(now) {
-			return "maintenance " + w.Name
+			return "maintenance " + w.Name, ""
 		}
 	}
 	if a.Kind != "heartbeat" {
 		// Inferred: what a silent host's agent reported cannot be trusted
 		// to open anew; declared: its dependents.
 		if hb := t.alerts["heartbeat/"+a.Host]; hb != nil && hb.State.Status == alerting.Firing {
-			return "host " + a.Host + " is silent"
+			return "host " + a.Host + " is silent", a.Host
 		}
 	}
+	waiting := ""
 	for _, d := range cfg.Dependencies {
-		if hb := t.alerts["heartbeat/"+d.Host]; hb != nil && hb.State.Status == alerting.Firing && d.Host != a.Host {
-			for _, dep := range d.Dependents {
-				if glob(dep, a.Host) {
-					return "depends on " + d.Host + ", which is silent"
-				}
+		if d.Host == a.Host || !dependsOn(d, a.Host) {
+			continue
+		}
+		switch t.parentState(d.Host, a, now, cfg) {
+		case parentSilent:
+			return "depends on " + d.Host + ", which is silent", d.Host
+		case parentUnknown:
+			if waiting == "" {
+				waiting = d.Host
 			}
 		}
 	}
-	return ""
+	if waiting != "" {
+		return "depends on " + waiting + ", whose state is not known yet", waiting
+	}
+	return "", ""
+}
+
+func dependsOn(d DependencyConfig, host string) bool {
+	for _, dep := range d.Dependents {
+		if glob(dep, host) {
+			return true
+		}
+	}
+	return false
+}
+
+type parentVerdict int
+
+const (
+	parentUp parentVerdict = iota
+	parentSilent
+	parentUnknown
+)
+
+// parentState is what is known of a dependent alert's parent host. A
+// dependent's opening waits until it is known: the parent fires (the
+// shared failure pages once, for the parent), reports after the dependent
+// opened (the dependent's problem is its own), or its grace passes. Hosts
+// and their dependents often die together, the dependent's last report a
+// moment older; without the wait the dependent would page first. t.mu is
+// held.
+func (t *Tower) parentState(parent string, a *Alert, now time.Time, cfg *Config) parentVerdict {
+	hb := t.alerts["heartbeat/"+parent]
+	if hb != nil && hb.State.Status == alerting.Firing {
+		return parentSilent
+	}
+	if a.Notified {
+		return parentUp // already told: only openings wait
+	}
+	h := t.hosts[parent]
+	var grace time.Duration
+	for _, ag := range cfg.Agents {
+		if ag.Name == parent {
+			grace = time.Duration(ag.Grace)
+		}
+	}
+	if h == nil || grace == 0 {
+		return parentUp // never reported, or not an agent: its state will not become known
+	}
+	opened := a.State.FiredAt
+	if opened.IsZero() {
+		opened = now
+	}
+	if h.LastSeen.After(opened) {
+		return parentUp
+	}
+	probe := hb
+	if probe == nil {
+		probe = &Alert{}
+	}
+	if now.Sub(t.judgedSince(h.LastSeen, now, probe)) > grace {
+		return parentSilent
+	}
+	return parentUnknown
+}
+
+// depthOrder orders heartbeat signals parents first, so that a parent's
+// state is stepped before its dependents are judged in the same
+// evaluation; other signals come after. cycles are cut at len(agents).
+func depthOrder(sigs []signal, cfg *Config) {
+	if len(cfg.Dependencies) == 0 {
+		return
+	}
+	depth := map[string]int{}
+	for range cfg.Agents {
+		changed := false
+		for _, d := range cfg.Dependencies {
+			for _, ag := range cfg.Agents {
+				if ag.Name != d.Host && dependsOn(d, ag.Name) && depth[ag.Name] < depth[d.Host]+1 && depth[d.Host] < len(cfg.Agents) {
+					depth[ag.Name] = depth[d.Host] + 1
+					changed = true
+				}
+			}
+		}
+		if !changed {
+			break
+		}
+	}
+	rank := func(s signal) int {
+		if s.alert.Kind != "heartbeat" {
+			return len(cfg.Agents) + 1
+		}
+		return depth[s.alert.Host]
+	}
+	slices.SortStableFunc(sigs, func(x, y signal) int { return rank(x) - rank(y) })
 }
 
 // route is where one alert's messages go.
@@ -305,8 +403,23 @@ type outMsg struct {
 // decide turns a step's event into messages, applying suppression, acks,
 // escalation and late notification. t.mu is held.
 func (t *Tower) decide(a *Alert, ev alerting.Event, now time.Time, cfg *Config) []outMsg {
-	sup := t.suppression(a, now, cfg)
+	sup, holder := t.suppression(a, now, cfg)
 	a.Suppressed = sup
+	firingNow := a.State.Status == alerting.Firing || a.State.Flapping
+	if !firingNow {
+		a.HeldSince, a.HeldBy, a.HeldSilent = time.Time{}, "", false
+	}
+	if holder != "" && !a.Notified && firingNow {
+		if a.HeldSince.IsZero() {
+			a.HeldSince = now
+		}
+		if a.HeldBy != holder {
+			a.HeldBy = holder
+		}
+		if strings.HasSuffix(sup, "which is silent") || strings.HasSuffix(sup, " is silent") {
+			a.HeldSilent = true
+		}
+	}
 	if a.rtCfg != cfg || a.rtSev != a.Severity {
 		a.rt, a.rtCfg, a.rtSev = routeFor(a, cfg), cfg, a.Severity
 	}
@@ -315,6 +428,10 @@ func (t *Tower) decide(a *Alert, ev alerting.Event, now time.Time, cfg *Config) 
 		m := t.message(a, ev, now)
 		if m == nil || len(channels) == 0 {
 			return nil
+		}
+		if ev == alerting.Fire && !a.HeldSince.IsZero() {
+			m.Details = append([]string{heldText(a, now)}, m.Details...)
+			a.HeldSince, a.HeldBy, a.HeldSilent = time.Time{}, "", false
 		}
 		if a.Ack != nil {
 			m.Details = append([]string{fmt.Sprintf("Acknowledged by %s at %s%s", a.Ack.By,
@@ -341,6 +458,7 @@ func (t *Tower) decide(a *Alert, ev alerting.Event, now time.Time, cfg *Config) 
 			out = send(ev, appendNew(slices.Clone(r.channels), escalatedChannels(a, r)...))
 		}
 		a.Notified, a.Ack, a.EscalatedAt = false, nil, time.Time{}
+		a.HeldSince, a.HeldBy, a.HeldSilent = time.Time{}, "", false
 		return out
 	case alerting.Repeat:
 		if sup != "" || a.Ack != nil || !a.Notified {
@@ -376,6 +494,39 @@ func (t *Tower) decide(a *Alert, ev alerting.Event, now time.Time, cfg *Config) 
 		now.Sub(maxTime(a.LastRepeat, a.State.FiredAt)) >= r.repeat {
 		a.LastRepeat = now
 		out = append(out, send(alerting.Repeat, r.channels)...)
+	}
+	return out
+}
+
+// heldText says, in a message released late, how long and why it was
+// held back.
+func heldText(a *Alert, now time.Time) string {
+	held := finding.HumanDuration(now.Sub(a.HeldSince))
+	from := a.HeldSince.UTC().Format("15:04:05 MST")
+	switch {
+	case a.HeldBy == a.Host:
+		return fmt.Sprintf("Held back for %s (from %s) while %s was silent; it reports again and this is still going on.", held, from, a.Host)
+	case a.HeldSilent:
+		return fmt.Sprintf("Held back for %s (from %s) while %s, which %s depends on, was silent; %s is back and this is still going on.", held, from, a.HeldBy, a.Host, a.HeldBy)
+	default:
+		return fmt.Sprintf("Held back for %s (from %s) until %s, which %s depends on, was known to be up: this is %s's own problem.", held, from, a.HeldBy, a.Host, a.Host)
+	}
+}
+
+// heldList names the alerts a silent host holds back, for its messages.
+func heldList(keys []string, alerts map[string]*Alert) []string {
+	const most = 10
+	var out []string
+	for i, k := range keys {
+		if i == most {
+			out = append(out, fmt.Sprintf("… and %d more", len(keys)-most))
+			break
+		}
+		title := k
+		if o := alerts[k]; o != nil {
+			title = o.Title + " (" + k + ")"
+		}
+		out = append(out, title)
 	}
 	return out
 }

@@ -260,16 +260,23 @@ func TestDependencySuppression(t *testing.T) {
 	p.report("pve1")
 	p.report("pve2", f("FM-C6//mnt/a"))
 	p.at(time.Second)
+	if got := statuses(p.ops); len(got) != 0 {
+		t.Fatalf("a dependent's finding opened before its parent's state was known: %v", got)
+	}
+	// nas1 reports after the finding opened: its problem is pve2's own.
+	p.c.Set(p.t0.Add(1500 * time.Millisecond))
+	p.report("nas1")
+	p.at(1500 * time.Millisecond)
 	if got := statuses(p.ops); strings.Join(got, ",") != "firing finding/pve2/FM-C6//mnt/a" {
 		t.Fatalf("before: %v", got)
 	}
 	p.at(29 * time.Second)
 	p.report("pve1")
 	p.report("pve2", f("FM-C6//mnt/a"))
-	p.at(31 * time.Second) // nas1 silent now
+	p.at(32 * time.Second) // nas1 silent now
 	p.report("pve1", f("FM-C6//mnt/b"))
 	p.report("pve2", f("FM-C6//mnt/c")) // mnt/a resolved, mnt/c opened
-	p.at(32 * time.Second)
+	p.at(33 * time.Second)
 	got := strings.Join(statuses(p.ops), ",")
 	if strings.Contains(got, "pve1/FM-C6//mnt/b") {
 		t.Errorf("a dependent's alert opened while nas1 is silent: %s", got)
@@ -290,7 +297,7 @@ func TestDependencySuppression(t *testing.T) {
 	for _, m := range p.ops.messages() {
 		if m["status"] == "resolved" && strings.Contains(annotation(m, "summary"), "nas1") {
 			found = true
-			if d := annotation(m, "description"); !strings.Contains(d, "were held back while it was silent; they are released now") {
+			if d := annotation(m, "description"); !strings.Contains(d, "Held back while nas1 was silent, and released now (sent if still going on):\n  pve1: FM-C6//mnt/b hangs (finding/pve1/FM-C6//mnt/b)\n  pve2: FM-C6//mnt/c hangs (finding/pve2/FM-C6//mnt/c)") {
 				t.Errorf("nas1's recovery does not say it releases the held alerts:\n%s", d)
 			}
 		}
@@ -438,7 +445,7 @@ func TestIncidentPostmortem(t *testing.T) {
 		"| pve1 | finding (high): nfs4 mount /mnt/pve/nfs from nas1 does not answer",
 		"(not sent: depends on nas1, which is silent)",
 		"sksat: NFS server does not answer on the console; forced reboot |",
-		"| 2026-11-25 03:10:00 | nas1 | RESOLVED: Host nas1 is silent after 10m |",
+		"| 2026-11-25 03:10:00 | nas1 | Host nas1 is back after 10m |",
 	} {
 		if !strings.Contains(md, want) {
 			t.Errorf("postmortem lacks %q", want)

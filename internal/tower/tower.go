@@ -16,6 +16,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -57,6 +58,15 @@ type Tower struct {
 	nextIncident int64
 	peers        peerState
 	started      time.Time
+	// watchFrom is when this tower last began watching: its start, or its
+	// resume after a gap it could not have seen reports in (suspend, a
+	// clock jump, a stall). A host that is not already firing is judged
+	// silent only after its grace from then. t.mu guards it.
+	watchFrom time.Time
+	// mono is the monotonic time the engine measures its own gaps with.
+	mono func() time.Duration
+	// lastEval is the time (Unix ns) of the latest evaluation.
+	lastEval     atomic.Int64
 	services     services
 	ui           http.Handler
 	probes       map[string]ProbeResult // latest result per probe
@@ -129,6 +139,12 @@ type Alert struct {
 	LastRepeat  time.Time `json:"last_repeat,omitzero"`
 	// Incident is the incident the current outage belongs to.
 	Incident int64 `json:"incident,omitempty"`
+	// HeldBy is the host whose silence, or whose unknown state (a
+	// dependency), holds this alert's opening back since HeldSince;
+	// HeldSilent says that host was found silent meanwhile.
+	HeldBy     string    `json:"held_by,omitempty"`
+	HeldSince  time.Time `json:"held_since,omitzero"`
+	HeldSilent bool      `json:"held_silent,omitempty"`
 
 	// Caches of what matches this alert, valid while the silences and the
 	// configuration are the ones they were computed for: an evaluation
@@ -170,6 +186,9 @@ func New(cfg *Config, o Options) (*Tower, error) {
 		evaluate: make(chan struct{}, 1),
 		Registry: prometheus.NewRegistry(),
 	}
+	t.watchFrom = t.started
+	base := time.Now()
+	t.mono = func() time.Duration { return time.Since(base) }
 	t.metrics = newMetrics(t.Registry, t)
 	client := o.HTTPClient
 	if client == nil {
@@ -412,30 +431,99 @@ func (t *Tower) Run(ctx context.Context) error {
 }
 
 // engine evaluates every signal on a short tick and whenever ingest says
-// something changed, and prunes old records hourly.
+// something changed, and prunes old records hourly. It also notices when
+// it could not have watched: see watchGap.
 func (t *Tower) engine(ctx context.Context) {
-	tick := time.NewTicker(250 * time.Millisecond)
+	tick := time.NewTicker(engineTick)
 	defer tick.Stop()
 	prune := time.NewTicker(time.Hour)
 	defer prune.Stop()
+	prevWall, prevMono := t.now(), t.mono()
 	for {
+		// A stall is measured over the wait alone, so a slow evaluation or
+		// prune is not taken for one; the clocks' drift over the whole turn.
+		waitFrom := t.mono()
+		pruneNow := false
 		select {
 		case <-ctx.Done():
 			return
 		case <-tick.C:
 		case <-t.evaluate:
 		case <-prune.C:
+			pruneNow = true
+		}
+		now, mono := t.now(), t.mono()
+		if why := watchGapReason(now.Round(0).Sub(prevWall.Round(0)), mono-prevMono, mono-waitFrom); why != "" {
+			t.resumeWatch(now, why)
+		}
+		prevWall, prevMono = now, mono
+		if pruneNow {
 			cfg := t.cfg.Load()
-			if n, err := t.store.Prune(ctx, store.Retention{MaxAge: time.Duration(cfg.Retention.MaxAge), MaxBytes: int64(cfg.Retention.MaxBytes)}, t.now()); err != nil {
+			if n, err := t.store.Prune(ctx, store.Retention{MaxAge: time.Duration(cfg.Retention.MaxAge), MaxBytes: int64(cfg.Retention.MaxBytes)}, now); err != nil {
 				t.log.Error("pruning records", "err", err)
 			} else if n > 0 {
 				t.log.Info("pruned records", "deleted", n)
 			}
 		}
-		if err := t.Evaluate(ctx, t.now()); err != nil && ctx.Err() == nil {
+		if err := t.Evaluate(ctx, now); err != nil && ctx.Err() == nil {
 			t.log.Error("evaluating alerts", "err", err)
 		}
 	}
+}
+
+const (
+	engineTick = 250 * time.Millisecond
+	// watchGap is how far the engine's wait may overrun its tick, or the
+	// wall clock move apart from the monotonic clock, before the tower
+	// counts itself as not having watched: a suspended machine (Linux's
+	// monotonic clock stops while the wall clock goes on), a stepped clock,
+	// a stopped or starved process. Reports that arrived meanwhile were
+	// not seen, or are dated on another time line, so every host that is
+	// not already firing gets its grace again from the resume.
+	watchGap = 10 * time.Second
+)
+
+// watchGapReason says why the engine could not have watched over a turn
+// of its loop that took wall on the wall clock and mono on the monotonic
+// one, of which wait waiting ("" if it could).
+func watchGapReason(wall, mono, wait time.Duration) string {
+	switch {
+	case wall-mono > watchGap:
+		return fmt.Sprintf("the wall clock moved %s further than the monotonic clock: the machine was suspended or the clock jumped forward", wall-mono)
+	case mono-wall > watchGap:
+		return fmt.Sprintf("the wall clock went back %s: the clock was set back", mono-wall)
+	case wait > watchGap:
+		return fmt.Sprintf("the engine did not run for %s: the process was stopped or starved", wait.Round(time.Millisecond))
+	}
+	return ""
+}
+
+// resumeWatch starts the hosts' grace again from now.
+func (t *Tower) resumeWatch(now time.Time, why string) {
+	t.mu.Lock()
+	t.watchFrom = now
+	for name := range t.expecting {
+		if a := t.alerts["heartbeat/"+name]; a == nil || a.State.Status != alerting.Firing {
+			t.expecting[name] = now
+		}
+	}
+	t.mu.Unlock()
+	t.log.Warn("the tower was not watching; every host that is not already silent gets its grace again from now", "why", why, "resumed", now)
+}
+
+// judgedSince is the time a heartbeat's silence counts from: the host's
+// last report, but no earlier than when this tower began watching (a
+// report it could not have received is not missing) unless the alert
+// already fires; a report dated after now (the clock went back) counts
+// from when the tower resumed. t.mu is held.
+func (t *Tower) judgedSince(last, now time.Time, al *Alert) time.Time {
+	if al.State.Status == alerting.Firing {
+		return last
+	}
+	if last.After(now) || t.watchFrom.After(last) {
+		return t.watchFrom
+	}
+	return last
 }
 
 // signal is one observation for the state machine.
@@ -474,7 +562,7 @@ func (t *Tower) Evaluate(ctx context.Context, now time.Time) error {
 				}
 				continue
 			}
-			if now.Sub(since) <= time.Duration(a.Grace) {
+			if old := t.alerts[key]; (old == nil || old.State.Status != alerting.Firing) && now.Sub(since) <= time.Duration(a.Grace) {
 				continue
 			}
 			al := t.alertFor(key, a.Name, "heartbeat", "Host "+a.Name+" is silent", "catastrophic", "FM-A1")
@@ -485,10 +573,19 @@ func (t *Tower) Evaluate(ctx context.Context, now time.Time) error {
 			continue
 		}
 		al := t.alertFor(key, a.Name, "heartbeat", "Host "+a.Name+" is silent", "catastrophic", "FM-A1")
-		silent := now.Sub(h.LastSeen) > time.Duration(a.Grace)
+		judged := t.judgedSince(h.LastSeen, now, al)
+		silent := now.Sub(judged) > time.Duration(a.Grace)
 		al.Summary = fmt.Sprintf("No report from %s since %s (it reports every %s; grace %s).",
 			a.Name, h.LastSeen.UTC().Format("2006-01-02 15:04:05 MST"), orDefault(h.Interval, "?"), time.Duration(a.Grace))
-		sigs = append(sigs, signal{alert: al, obs: alerting.Observation{Bad: silent, BadSince: h.LastSeen},
+		if !judged.Equal(h.LastSeen) && al.State.Status != alerting.Firing {
+			al.Summary += fmt.Sprintf(" This tower was not watching until %s, so it gave %s its grace from then.",
+				judged.UTC().Format("2006-01-02 15:04:05 MST"), a.Name)
+		}
+		badSince := h.LastSeen
+		if badSince.After(now) {
+			badSince = judged // dated on the time line before the clock went back
+		}
+		sigs = append(sigs, signal{alert: al, obs: alerting.Observation{Bad: silent, BadSince: badSince},
 			rule: alerting.Rule{RepeatInterval: rule.RepeatInterval, Flap: flap}})
 	}
 	sigs = append(sigs, t.peerSignals(now, cfg, flap)...)
@@ -563,6 +660,8 @@ func (t *Tower) Evaluate(ctx context.Context, now time.Time) error {
 			sigs = append(sigs, signal{alert: al, obs: alerting.Observation{Bad: false}, rule: rule})
 		}
 	}
+	depthOrder(sigs, cfg)
+	heldBefore := t.heldBy()
 	type change struct {
 		alert    Alert
 		before   Alert
@@ -594,7 +693,30 @@ func (t *Tower) Evaluate(ctx context.Context, now time.Time) error {
 		}
 		changes = append(changes, change{alert: *s.alert, before: before, event: ev, out: out, incident: snap})
 	}
+	// A silent host's messages name what it holds back, as it stands after
+	// every signal was stepped (its dependents are judged after it).
+	heldAfter := t.heldBy()
+	for _, c := range changes {
+		if c.alert.Kind != "heartbeat" {
+			continue
+		}
+		for _, o := range c.out {
+			switch o.msg.State {
+			case notify.Resolved:
+				if keys := appendNew(slices.Clone(heldBefore[c.alert.Host]), heldAfter[c.alert.Host]...); len(keys) > 0 {
+					o.msg.Details = append(o.msg.Details, fmt.Sprintf("Held back while %s was silent, and released now (sent if still going on):", c.alert.Host))
+					o.msg.Details = append(o.msg.Details, heldList(keys, t.alerts)...)
+				}
+			default:
+				if keys := heldAfter[c.alert.Host]; len(keys) > 0 {
+					o.msg.Details = append(o.msg.Details, fmt.Sprintf("Held back while %s is silent (its own alerts and those of hosts that depend on it):", c.alert.Host))
+					o.msg.Details = append(o.msg.Details, heldList(keys, t.alerts)...)
+				}
+			}
+		}
+	}
 	t.mu.Unlock()
+	t.lastEval.Store(now.UnixNano())
 	if len(changes) == 0 {
 		return nil
 	}
@@ -614,6 +736,13 @@ func (t *Tower) Evaluate(ctx context.Context, now time.Time) error {
 			if text := eventText(&c.alert, c.event, now); text != "" {
 				if _, err := tx.Exec("INSERT INTO alert_events(time, key, host, incident, event, text) VALUES(?,?,?,?,?,?)",
 					now.UnixNano(), c.alert.Key, c.alert.Host, c.alert.Incident, string(c.event), text); err != nil {
+					return err
+				}
+			}
+			if held := c.before.HeldSince; !held.IsZero() && c.alert.HeldSince.IsZero() && c.alert.Notified && !c.before.Notified {
+				text := fmt.Sprintf("SENT: %s, held back for %s (%s)", c.alert.Title, finding.HumanDuration(now.Sub(held)), c.before.Suppressed)
+				if _, err := tx.Exec("INSERT INTO alert_events(time, key, host, incident, event, text) VALUES(?,?,?,?,?,?)",
+					now.UnixNano(), c.alert.Key, c.alert.Host, c.alert.Incident, "released", text); err != nil {
 					return err
 				}
 			}
@@ -647,6 +776,21 @@ func (t *Tower) Evaluate(ctx context.Context, now time.Time) error {
 	return nil
 }
 
+// heldBy lists, per host, the alerts its silence holds back, sorted.
+// t.mu is held.
+func (t *Tower) heldBy() map[string][]string {
+	out := map[string][]string{}
+	for _, a := range t.alerts {
+		if a.HeldBy != "" && !a.Notified {
+			out[a.HeldBy] = append(out[a.HeldBy], a.Key)
+		}
+	}
+	for _, keys := range out {
+		sort.Strings(keys)
+	}
+	return out
+}
+
 // eventText is an alert event as a timeline line.
 func eventText(a *Alert, ev alerting.Event, now time.Time) string {
 	note := ""
@@ -657,11 +801,16 @@ func eventText(a *Alert, ev alerting.Event, now time.Time) string {
 	case alerting.Fire:
 		return fmt.Sprintf("FIRING: %s, bad since %s%s", a.Title, a.State.BadSince.UTC().Format("15:04:05"), note)
 	case alerting.Resolve:
-		return fmt.Sprintf("RESOLVED: %s after %s", a.Title, finding.HumanDuration(a.State.Downtime(now)))
+		return resolutionText(a, finding.HumanDuration(a.State.Downtime(now)))
 	case alerting.FlapStart:
 		return fmt.Sprintf("FLAPPING: %s (%d bad spells)%s", a.Title, len(a.State.Spells), note)
 	case alerting.FlapEnd:
-		return "stable again: " + a.Title
+		if e, ok := a.State.FlapEpisode(); ok {
+			return fmt.Sprintf("%s: flapped %d times between %s and %s, down %s in total; up and stable since %s",
+				recoveryTitle(a, true), e.Spells, e.First.UTC().Format("15:04:05"), e.Last.UTC().Format("15:04:05"),
+				finding.HumanDuration(e.Down), e.StableSince.UTC().Format("15:04:05"))
+		}
+		return recoveryTitle(a, true)
 	}
 	return ""
 }
@@ -692,6 +841,7 @@ func (t *Tower) message(a *Alert, ev alerting.Event, now time.Time) *notify.Mess
 	m := &notify.Message{
 		Key: a.Key, Host: a.Host, Title: a.Title, Severity: a.Severity, Started: a.State.BadSince,
 		Now: now, Summary: a.Summary, Runbook: a.Runbook, Labels: map[string]string{"kind": a.Kind},
+		Condition: a.Kind == "finding",
 	}
 	if cfg := t.cfg.Load(); cfg.URL != "" {
 		// A person follows the link: to the console when it has users
@@ -728,10 +878,14 @@ func (t *Tower) message(a *Alert, ev alerting.Event, now time.Time) *notify.Mess
 		}
 	case alerting.FlapEnd:
 		m.State = notify.Resolved
-		m.Title = a.Title + " (stable again)"
+		m.Title = recoveryTitle(a, true)
 		m.Started, m.Ended = a.State.FlapSince, now
 		m.Labels["flapping"] = "false"
 		m.Summary = "It has been stable for " + time.Duration(t.cfg.Load().Alerts.Flap.Stable).String() + " after flapping."
+		if e, ok := a.State.FlapEpisode(); ok {
+			m.Flap = &notify.Flap{Spells: e.Spells, First: e.First, Last: e.Last, Down: e.Down, StableSince: e.StableSince}
+			m.Started, m.Ended = e.First, e.StableSince
+		}
 		if b := a.State.BlipSummary(); b != "" {
 			m.Details = append(m.Details, b+".")
 		}
@@ -739,13 +893,14 @@ func (t *Tower) message(a *Alert, ev alerting.Event, now time.Time) *notify.Mess
 		m.State = notify.Repeat
 	case alerting.Resolve:
 		m.State, m.Ended = notify.Resolved, a.State.ResolvedAt
+		m.Title = recoveryTitle(a, false)
 		if a.Kind == "probe" {
-			name := strings.TrimPrefix(a.Key, "probe/")
-			m.Title = "Service " + name + " is up again"
-			m.Summary = "The probe of " + name + " passes again."
+			m.Summary = "The probe of " + strings.TrimPrefix(a.Key, "probe/") + " passes again."
+		}
+		if a.Kind == "peer" {
+			m.Summary = "Tower " + t.cfg.Load().Name + " has an answer from its peer " + a.Host + " again."
 		}
 		if a.Kind == "heartbeat" {
-			m.Title = "Host " + a.Host + " is back"
 			m.Details = t.lastWords(a.Host)
 			if len(m.Details) > 0 {
 				m.Summary = fmt.Sprintf("%s reports again. Last words before it went silent: %s", a.Host, m.Details[0])
@@ -755,20 +910,6 @@ func (t *Tower) message(a *Alert, ev alerting.Event, now time.Time) *notify.Mess
 		}
 	default:
 		return nil
-	}
-	if a.Kind == "heartbeat" {
-		held := 0
-		for _, o := range t.alerts {
-			if o.Suppressed != "" && strings.Contains(o.Suppressed, a.Host+" is silent") || strings.Contains(o.Suppressed, "depends on "+a.Host+",") {
-				held++
-			}
-		}
-		switch {
-		case held > 0 && m.State == notify.Resolved:
-			m.Details = append(m.Details, fmt.Sprintf("%d alert(s) of %s and of hosts that depend on it were held back while it was silent; they are released now.", held, a.Host))
-		case held > 0:
-			m.Details = append(m.Details, fmt.Sprintf("%d alert(s) of %s and of hosts that depend on it are held back while it is silent.", held, a.Host))
-		}
 	}
 	if a.Kind == "finding" {
 		if fs := t.findings[a.Host]; fs != nil {
@@ -782,6 +923,38 @@ func (t *Tower) message(a *Alert, ev alerting.Event, now time.Time) *notify.Mess
 		}
 	}
 	return m
+}
+
+// resolutionText is a resolution as a timeline line.
+func resolutionText(a *Alert, after string) string {
+	if a.Kind == "finding" {
+		return "Cleared after " + after + ": " + a.Title
+	}
+	return recoveryTitle(a, false) + " after " + after
+}
+
+// recoveryTitle is the title of an alert's resolution, or with stable of
+// the end of its flapping: what is well again ("Host pve1 is back",
+// "Host pve1 is stable again"), never the problem's words ("is silent").
+// A finding's resolution keeps its title, which names what was wrong, and
+// is marked as one.
+func recoveryTitle(a *Alert, stable bool) string {
+	well := map[string]string{"heartbeat": "is back", "probe": "is up again", "peer": "answers again"}[a.Kind]
+	if stable {
+		well = "is stable again"
+	}
+	switch a.Kind {
+	case "heartbeat":
+		return "Host " + a.Host + " " + well
+	case "probe":
+		return "Service " + strings.TrimPrefix(a.Key, "probe/") + " " + well
+	case "peer":
+		return "Tower " + a.Host + " " + well
+	}
+	if stable {
+		return "No longer flapping: " + a.Title
+	}
+	return a.Title
 }
 
 // lastWords are the distress lines a host's agent backfilled from the
