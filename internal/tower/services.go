@@ -29,7 +29,12 @@ type ProbeResult struct {
 	Status   string // up, degraded, down
 	Started  time.Time
 	Duration time.Duration
-	Message  string
+	// Message is the failure for operators (console, API, notifications):
+	// the error with the target's address and the failed conditions.
+	Message string
+	// Reason is the failure in plain words, the only one the public pages
+	// show ("connection refused", "HTTP 500").
+	Reason string
 }
 
 type dayAgg struct {
@@ -46,6 +51,7 @@ type serviceState struct {
 	first       time.Time // the first result kept
 	last        time.Time
 	message     string
+	reason      string
 	days        []dayAgg    // oldest first, at most historyDays
 	recent      []web.Check // newest last, at most recentChecks
 	lat         [latencyPoints]struct {
@@ -86,7 +92,7 @@ func (s *services) record(r ProbeResult) {
 	if st.status != r.Status {
 		st.status, st.since = r.Status, r.Started
 	}
-	st.last, st.message = r.Started, r.Message
+	st.last, st.message, st.reason = r.Started, r.Message, r.Reason
 	st.recent = append(st.recent, web.Check{At: r.Started, Status: r.Status, Ms: float64(r.Duration.Microseconds()) / 1000, Message: r.Message})
 	if len(st.recent) > recentChecks {
 		st.recent = st.recent[len(st.recent)-recentChecks:]
@@ -120,18 +126,26 @@ func (s *services) record(r ProbeResult) {
 	st.lat[i].n++
 }
 
-// view renders the service for the pages.
-func (st *serviceState) view(now time.Time) web.Service {
+// view renders the service for the pages. The public view says why a
+// service is not up in plain words only and leaves out the recent results:
+// the detail names the target's address and port.
+func (st *serviceState) view(now time.Time, public bool) web.Service {
 	v := web.Service{Name: st.name, Group: st.group, Status: st.status, Since: st.since, LastCheck: st.last, Uptime: map[string]float64{}}
-	if st.status != "up" {
+	switch {
+	case st.status == "up":
+	case public:
+		v.Message = st.reason
+	default:
 		v.Message = st.message
 	}
 	if now.Sub(st.first) < historyDays*24*time.Hour {
 		v.Watched = st.first
 	}
-	v.Recent = make([]web.Check, 0, len(st.recent))
-	for i := len(st.recent) - 1; i >= 0; i-- {
-		v.Recent = append(v.Recent, st.recent[i])
+	if !public {
+		v.Recent = make([]web.Check, 0, len(st.recent))
+		for i := len(st.recent) - 1; i >= 0; i-- {
+			v.Recent = append(v.Recent, st.recent[i])
+		}
 	}
 	// Days are UTC midnights (see record), so whole days apart are exact
 	// multiples of 24 h: no calendar arithmetic per day per service.
@@ -209,7 +223,7 @@ func (s *services) list(now time.Time, publicOnly bool) []web.Service {
 		if publicOnly && !st.public {
 			continue
 		}
-		out = append(out, st.view(now))
+		out = append(out, st.view(now, publicOnly))
 	}
 	sort.Slice(out, func(i, j int) bool {
 		if out[i].Group != out[j].Group {
