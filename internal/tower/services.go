@@ -10,7 +10,9 @@ import (
 
 // Service state for the status page, kept in memory and fed by every
 // probe result: the current state, day-by-day uptime for 90 days and
-// recent response times. Rendering the page never queries the database.
+// recent response times. Rendering the page never queries the database;
+// what changed is written to it every few seconds (history.go) and read
+// back at start, so a restart changes nothing a visitor sees.
 
 const (
 	historyDays   = 90
@@ -54,16 +56,25 @@ type serviceState struct {
 	reason      string
 	days        []dayAgg    // oldest first, at most historyDays
 	recent      []web.Check // newest last, at most recentChecks
-	lat         [latencyPoints]struct {
-		start time.Time
-		sum   float64
-		n     int
-	}
+	lat         [latencyPoints]latBucket
+
+	// What changed since the last write to the store: the service's row,
+	// its days from daysFrom on (only the last day changes or new ones
+	// come) and the marked latency buckets.
+	daysFrom time.Time
+	latDirty [latencyPoints]bool
+}
+
+type latBucket struct {
+	start time.Time
+	sum   float64
+	n     int
 }
 
 type services struct {
-	mu sync.Mutex
-	m  map[string]*serviceState
+	mu    sync.Mutex
+	m     map[string]*serviceState
+	dirty map[string]*serviceState
 }
 
 func rank(s string) int {
@@ -83,11 +94,18 @@ func (s *services) record(r ProbeResult) {
 	if s.m == nil {
 		s.m = map[string]*serviceState{}
 	}
+	if s.dirty == nil {
+		s.dirty = map[string]*serviceState{}
+	}
+	// The times as the store gives them back (UTC, no monotonic reading),
+	// so that a service read back at start is the same value.
+	r.Started = r.Started.UTC().Round(0)
 	st := s.m[r.Name]
 	if st == nil {
 		st = &serviceState{name: r.Name, since: r.Started, first: r.Started}
 		s.m[r.Name] = st
 	}
+	s.dirty[r.Name] = st
 	st.group, st.public = r.Group, r.Public
 	if st.status != r.Status {
 		st.status, st.since = r.Status, r.Started
@@ -106,6 +124,9 @@ func (s *services) record(r ProbeResult) {
 	}
 	d := &st.days[len(st.days)-1]
 	if d.date.Equal(day) {
+		if st.daysFrom.IsZero() || day.Before(st.daysFrom) {
+			st.daysFrom = day
+		}
 		d.n++
 		switch r.Status {
 		case "up":
@@ -124,6 +145,7 @@ func (s *services) record(r ProbeResult) {
 	}
 	st.lat[i].sum += float64(r.Duration.Microseconds()) / 1000
 	st.lat[i].n++
+	st.latDirty[i] = true
 }
 
 // view renders the service for the pages. The public view says why a
