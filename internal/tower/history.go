@@ -152,12 +152,7 @@ func (t *Tower) loadHistory(ctx context.Context) error {
 	s := &t.services
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.m == nil {
-		s.m = map[string]*serviceState{}
-	}
-	if s.dirty == nil {
-		s.dirty = map[string]*serviceState{}
-	}
+	s.ready()
 	ns := func(n int64) time.Time { return time.Unix(0, n).UTC() }
 	rows, err := t.store.DB.QueryContext(ctx, "SELECT name, grp, public, status, since, first, last, message, reason, recent FROM probe_services")
 	if err != nil {

@@ -87,16 +87,18 @@ func rank(s string) int {
 	return 0
 }
 
+// ready makes the maps; s.mu is held.
+func (s *services) ready() {
+	if s.m == nil {
+		s.m, s.dirty = map[string]*serviceState{}, map[string]*serviceState{}
+	}
+}
+
 // record folds a probe result into the service's state.
 func (s *services) record(r ProbeResult) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.m == nil {
-		s.m = map[string]*serviceState{}
-	}
-	if s.dirty == nil {
-		s.dirty = map[string]*serviceState{}
-	}
+	s.ready()
 	// The times as the store gives them back (UTC, no monotonic reading),
 	// so that a service read back at start is the same value.
 	r.Started = r.Started.UTC().Round(0)
