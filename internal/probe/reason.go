@@ -94,6 +94,13 @@ func errorReason(parent, run context.Context, err error, timeout time.Duration, 
 	case errors.As(err, &ne) && ne.Timeout():
 		return "timed out after " + plainDuration(timeout)
 	}
+	// net/http's own errors carry no type.
+	switch msg := err.Error(); {
+	case strings.Contains(msg, "server gave HTTP response to HTTPS client"):
+		return "the service does not speak TLS"
+	case strings.Contains(msg, "malformed HTTP"):
+		return "malformed HTTP response"
+	}
 	return "no answer"
 }
 

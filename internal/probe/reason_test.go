@@ -34,7 +34,8 @@ func TestFailureReasons(t *testing.T) {
 		_, _ = io.WriteString(w, `<div class=banner>Something went wrong</div>`)
 	})
 	plainPort := httpServer(t, func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, "ok") })
-	resolver := dnsServer(t) // NXDOMAIN for every name outside its zone
+	resolver := dnsServer(t)                            // NXDOMAIN for every name outside its zone
+	garbage := lineServer(t, "SSH-2.0-hinomi_test\r\n") // another protocol's greeting (RFC 4253)
 
 	cases := []struct {
 		name string
@@ -56,6 +57,8 @@ func TestFailureReasons(t *testing.T) {
 		{"expiry condition", Spec{Type: HTTP, Target: selfSigned.URL, Conditions: []string{"[CERTIFICATE_EXPIRATION] > 60d"}},
 			&Env{RootCAs: validPool}, "certificate expires in 29 days", selfSigned.Listener.Addr().String()},
 		{"plain HTTP on a TLS probe", Spec{Type: TLS, Target: plainPort.Listener.Addr().String()}, nil, "the service does not speak TLS", plainPort.Listener.Addr().String()},
+		{"https to plain HTTP", Spec{Type: HTTP, Target: "https://" + plainPort.Listener.Addr().String() + "/"}, nil, "the service does not speak TLS", plainPort.Listener.Addr().String()},
+		{"malformed HTTP", Spec{Type: HTTP, Target: "http://" + garbage + "/"}, nil, "malformed HTTP response", garbage},
 		{"500", Spec{Type: HTTP, Target: failing.URL, Conditions: []string{"[STATUS] == 200"}}, nil, "HTTP 500", failing.Listener.Addr().String()},
 		{"500 by default", Spec{Type: HTTP, Target: failing.URL}, nil, "HTTP 500", failing.Listener.Addr().String()},
 		{"body", Spec{Type: HTTP, Target: banner.URL, Conditions: []string{"[STATUS] == 200", `[BODY] contains "ok"`}}, nil, `body does not contain "ok"`, banner.Listener.Addr().String()},
@@ -132,4 +135,26 @@ func TestPlainDurationAndAge(t *testing.T) {
 			t.Errorf("plainAge(%s) = %q; want %q", d, got, want)
 		}
 	}
+}
+
+// lineServer answers every connection with one line and closes it, like a
+// service of another protocol on the port.
+func lineServer(t *testing.T, line string) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = l.Close() })
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			_, _ = io.WriteString(c, line)
+			_ = c.Close()
+		}
+	}()
+	return l.Addr().String()
 }
