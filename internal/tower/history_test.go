@@ -320,3 +320,37 @@ func TestHistoryRetentionValidated(t *testing.T) {
 		t.Errorf("retention.history 1h: %v; want an error naming the field", err)
 	}
 }
+
+// A write of the history that fails loses nothing: the next one writes
+// what the failed one held as well as what came since.
+func TestHistoryWriteRetriedAfterFailure(t *testing.T) {
+	now := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
+	c := &clock{now: now}
+	text := `
+data_dir: ` + t.TempDir() + `
+agents: [{name: pve1, token: ` + tokenA + `}]
+probes: [{name: web, type: tcp, target: "127.0.0.1:9", public: true}]
+`
+	tw := openTower(t, c, text)
+	ctx := context.Background()
+	if _, err := tw.store.DB.Exec(`CREATE TRIGGER full BEFORE INSERT ON probe_days BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END`); err != nil {
+		t.Fatal(err)
+	}
+	tw.RecordProbe(ProbeResult{Name: "web", Public: true, Status: "down", Reason: "connection refused", Started: now.Add(-25 * time.Hour), Duration: time.Millisecond})
+	if err := tw.flushHistory(ctx); err == nil || !strings.Contains(err.Error(), "disk is full") {
+		t.Fatalf("flush with a failing store: %v; want the store's error", err)
+	}
+	if _, err := tw.store.DB.Exec(`DROP TRIGGER full`); err != nil {
+		t.Fatal(err)
+	}
+	tw.RecordProbe(ProbeResult{Name: "web", Public: true, Status: "up", Started: now, Duration: 2 * time.Millisecond})
+	if err := tw.flushHistory(ctx); err != nil {
+		t.Fatal(err)
+	}
+	want := tw.services.list(now, false)
+	tw.store.Close()
+	tw2 := openTower(t, c, text)
+	if got := tw2.services.list(now, false); !reflect.DeepEqual(got, want) {
+		t.Errorf("after a failed write and a good one:\n%+v\nwant\n%+v", got, want)
+	}
+}
