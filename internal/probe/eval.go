@@ -367,27 +367,34 @@ func formatDuration(d time.Duration) string {
 }
 
 // judge evaluates a plan: failed conditions make DOWN, failed degraded conditions DEGRADED.
-func judge(p *plan, o *observation, runErr string) (Status, []string) {
-	var failed []string
+// reason is the first failed condition that decided the status, in plain words.
+func judge(p *plan, o *observation, runErr string, t Type) (status Status, failed []string, reason string) {
 	down := runErr != "" && !p.connected
 	for _, c := range p.conditions {
 		if ok, why := evaluate(c, o); !ok {
 			failed = append(failed, c.text+": "+why)
+			if reason == "" {
+				reason = conditionReason(c, o, t)
+			}
 			down = true
 		}
 	}
 	degraded := false
+	var degradedReason string
 	for _, c := range p.degraded {
 		if ok, why := evaluate(c, o); !ok {
 			failed = append(failed, c.text+": "+why)
+			if degradedReason == "" {
+				degradedReason = conditionReason(c, o, t)
+			}
 			degraded = true
 		}
 	}
 	switch {
 	case down:
-		return Down, failed
+		return Down, failed, reason
 	case degraded:
-		return Degraded, failed
+		return Degraded, failed, degradedReason
 	}
-	return Up, failed
+	return Up, failed, ""
 }

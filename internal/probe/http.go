@@ -43,7 +43,7 @@ func runHTTP(ctx context.Context, s *Spec, env *Env, o *observation, values map[
 				return http.ErrUseLastResponse
 			}
 			if len(via) >= maxRedirects {
-				return fmt.Errorf("stopped after %d redirects", maxRedirects)
+				return fmt.Errorf("stopped after %d redirects: %w", maxRedirects, errTooManyRedirects)
 			}
 			redirects = len(via)
 			return nil

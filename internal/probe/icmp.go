@@ -52,12 +52,12 @@ func listenICMP(mode string, v6 bool) (*icmp.PacketConn, string, error) {
 }
 
 func runICMP(ctx context.Context, s *Spec, env *Env, o *observation, values map[string]string) error {
-	ips, err := net.DefaultResolver.LookupIPAddr(ctx, s.Target)
+	ips, err := env.netResolver().LookupIPAddr(ctx, s.Target)
 	if err != nil {
 		return err
 	}
 	if len(ips) == 0 {
-		return fmt.Errorf("%s has no address", s.Target)
+		return fmt.Errorf("%s %w", s.Target, errNoAddress)
 	}
 	ip := ips[0].IP
 	for _, a := range ips {
@@ -69,7 +69,7 @@ func runICMP(ctx context.Context, s *Spec, env *Env, o *observation, values map[
 	v6 := ip.To4() == nil
 	conn, mode, err := listenICMP(env.ICMP, v6)
 	if err != nil {
-		return err
+		return fmt.Errorf("%w: %w", errICMPSocket, err)
 	}
 	defer func() { _ = conn.Close() }()
 	stop := context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Now()) })
@@ -145,7 +145,7 @@ func runICMP(ctx context.Context, s *Spec, env *Env, o *observation, values map[
 			return nil
 		}
 	}
-	return fmt.Errorf("no echo reply from %s after %d echoes", ip, icmpTries)
+	return fmt.Errorf("%w from %s after %d echoes", errNoEcho, ip, icmpTries)
 }
 
 func sameIP(a net.Addr, ip net.IP) bool {

@@ -103,6 +103,10 @@ type Result struct {
 	Duration time.Duration `json:"duration"`
 	// Error is why the probe could not get an answer (refused, timed out, bad certificate).
 	Error string `json:"error,omitempty"`
+	// Reason is why the probe is not up in plain words for the public ("connection
+	// refused", "HTTP 500", "certificate expired 3 days ago"): no address, port, URL or
+	// measured value, which stay in Error and Failed. Empty when up.
+	Reason string `json:"reason,omitempty"`
 	// Failed holds each failed condition with the value seen, e.g.
 	// `[RESPONSE_TIME] < 500ms: was 812ms`.
 	Failed []string `json:"failed,omitempty"`

@@ -44,6 +44,23 @@ func (e *Env) now() time.Time {
 	return time.Now()
 }
 
+// dialer connects http, tcp and tls probes; their names are looked up through Resolver when
+// it is set.
+func (e *Env) dialer() *net.Dialer {
+	return &net.Dialer{Resolver: e.netResolver()}
+}
+
+func (e *Env) netResolver() *net.Resolver {
+	if e.Resolver == "" {
+		return net.DefaultResolver
+	}
+	server := e.Resolver
+	return &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, network, _ string) (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, network, server)
+	}}
+}
+
 func (e *Env) transport(insecure bool) http.RoundTripper {
 	if e.HTTPTransport != nil {
 		return e.HTTPTransport
@@ -51,7 +68,7 @@ func (e *Env) transport(insecure bool) http.RoundTripper {
 	e.once.Do(func() {
 		for i := range e.transports {
 			e.transports[i] = &http.Transport{
-				DialContext:            (&net.Dialer{}).DialContext,
+				DialContext:            e.dialer().DialContext,
 				TLSClientConfig:        &tls.Config{RootCAs: e.RootCAs, InsecureSkipVerify: i == 1},
 				DisableKeepAlives:      true,
 				ForceAttemptHTTP2:      true,
@@ -75,7 +92,7 @@ func Run(ctx context.Context, s *Spec, env *Env) Result {
 	t0 := time.Now()
 	rs, err := s.ready()
 	if err != nil {
-		r.Status, r.Error = Down, "invalid probe: "+err.Error()
+		r.Status, r.Error, r.Reason = Down, "invalid probe: "+err.Error(), "invalid probe configuration"
 		return r
 	}
 	runCtx, cancel := context.WithTimeout(ctx, rs.Timeout)
@@ -85,7 +102,7 @@ func Run(ctx context.Context, s *Spec, env *Env) Result {
 	case HTTP:
 		err = runHTTP(runCtx, rs, env, o, r.Values)
 	case TCP:
-		err = runTCP(runCtx, rs, o, r.Values)
+		err = runTCP(runCtx, rs, env, o, r.Values)
 	case TLS:
 		err = runTLS(runCtx, rs, env, o, r.Values)
 	case DNS:
@@ -96,6 +113,7 @@ func Run(ctx context.Context, s *Spec, env *Env) Result {
 	r.Duration = time.Since(t0)
 	if err != nil {
 		r.Error = describe(ctx, runCtx, err, rs.Timeout)
+		r.Reason = errorReason(ctx, runCtx, err, rs.Timeout, env.now())
 		o.missing = r.Error
 	}
 	if o.hasRT {
@@ -108,7 +126,13 @@ func Run(ctx context.Context, s *Spec, env *Env) Result {
 		r.Values["cert_not_after"] = o.certNotAfter.UTC().Format(time.RFC3339)
 		r.Values["cert_days"] = strconv.FormatFloat(o.certLeft.Hours()/24, 'f', 1, 64)
 	}
-	r.Status, r.Failed = judge(rs.compiled, o, r.Error)
+	var reason string
+	r.Status, r.Failed, reason = judge(rs.compiled, o, r.Error, rs.Type)
+	if r.Status == Up {
+		r.Reason = ""
+	} else if r.Reason == "" {
+		r.Reason = reason
+	}
 	return r
 }
 

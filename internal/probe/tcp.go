@@ -7,9 +7,9 @@ import (
 	"time"
 )
 
-func runTCP(ctx context.Context, s *Spec, o *observation, _ map[string]string) error {
+func runTCP(ctx context.Context, s *Spec, env *Env, o *observation, _ map[string]string) error {
 	start := time.Now()
-	conn, err := (&net.Dialer{}).DialContext(ctx, "tcp", s.Target)
+	conn, err := env.dialer().DialContext(ctx, "tcp", s.Target)
 	if err != nil {
 		return err
 	}
@@ -22,7 +22,7 @@ func runTCP(ctx context.Context, s *Spec, o *observation, _ map[string]string) e
 // runTLS connects and completes a handshake on any port; [RESPONSE_TIME] covers both.
 func runTLS(ctx context.Context, s *Spec, env *Env, o *observation, values map[string]string) error {
 	host, _, _ := net.SplitHostPort(s.Target)
-	d := &tls.Dialer{Config: &tls.Config{
+	d := &tls.Dialer{NetDialer: env.dialer(), Config: &tls.Config{
 		ServerName:         host,
 		RootCAs:            env.RootCAs,
 		InsecureSkipVerify: s.InsecureSkipVerify,

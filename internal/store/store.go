@@ -50,6 +50,59 @@ CREATE INDEX IF NOT EXISTS alert_events_incident ON alert_events(incident, time)
 CREATE INDEX IF NOT EXISTS outbox_due ON outbox(channel, state, next_attempt, id);
 `
 
+// migrations change the schema after schema, which only ever creates what is missing:
+// migrations[i] brings a database from version i (PRAGMA user_version) to i+1, in one
+// transaction. Append to the list; never edit an entry that has shipped.
+var migrations = []string{
+	// 1: the status page's history of probe results, as per-day and per-15-minute
+	// aggregates and each service's current state (internal/tower/history.go).
+	`CREATE TABLE probe_services (
+		name TEXT PRIMARY KEY, grp TEXT NOT NULL, public INTEGER NOT NULL, status TEXT NOT NULL,
+		since INTEGER NOT NULL, first INTEGER NOT NULL, last INTEGER NOT NULL,
+		message TEXT NOT NULL, reason TEXT NOT NULL, recent BLOB NOT NULL) WITHOUT ROWID;
+	CREATE TABLE probe_days (
+		name TEXT NOT NULL, day INTEGER NOT NULL, up INTEGER NOT NULL, degraded INTEGER NOT NULL,
+		n INTEGER NOT NULL, worst TEXT NOT NULL, PRIMARY KEY (name, day)) WITHOUT ROWID;
+	CREATE INDEX probe_days_day ON probe_days(day);
+	CREATE TABLE probe_latency (
+		name TEXT NOT NULL, bucket INTEGER NOT NULL, sum REAL NOT NULL, n INTEGER NOT NULL,
+		PRIMARY KEY (name, bucket)) WITHOUT ROWID;
+	CREATE INDEX probe_latency_bucket ON probe_latency(bucket);`,
+}
+
+// SchemaVersion is the schema version this build writes.
+func SchemaVersion() int { return len(migrations) }
+
+// migrate brings the database to SchemaVersion, and refuses one written by a newer build
+// rather than guess at its tables.
+func migrate(db *sql.DB) error {
+	var v int
+	if err := db.QueryRow("PRAGMA user_version").Scan(&v); err != nil {
+		return err
+	}
+	if v > len(migrations) {
+		return fmt.Errorf("the database has schema version %d, newer than this hinomi knows (%d): run the hinomi that wrote it, or a newer one", v, len(migrations))
+	}
+	for ; v < len(migrations); v++ {
+		tx, err := db.Begin()
+		if err != nil {
+			return err
+		}
+		if _, err := tx.Exec(migrations[v]); err != nil {
+			_ = tx.Rollback()
+			return fmt.Errorf("migrating the schema to version %d: %w", v+1, err)
+		}
+		if _, err := tx.Exec(fmt.Sprintf("PRAGMA user_version = %d", v+1)); err != nil {
+			_ = tx.Rollback()
+			return err
+		}
+		if err := tx.Commit(); err != nil {
+			return fmt.Errorf("migrating the schema to version %d: %w", v+1, err)
+		}
+	}
+	return nil
+}
+
 // Store is an open database.
 type Store struct {
 	DB     *sql.DB
@@ -79,6 +132,10 @@ func Open(dir string) (*Store, error) {
 	}
 	db.SetMaxOpenConns(8)
 	if _, err := db.Exec(schema); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if err := migrate(db); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}

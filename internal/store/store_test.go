@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 )
@@ -85,5 +86,53 @@ func TestPruneByAgeAndSize(t *testing.T) {
 	}
 	if after, _ := s.Size(ctx); after > size/2 || n == 0 || oldest <= 2001 {
 		t.Errorf("size: %d records left from seq %d, %d bytes; want under %d bytes with the newest kept", n, oldest, after, size/2)
+	}
+}
+
+// A database from before the versioned schema gets the new tables; a
+// reopened one is left as it is; one from a newer build is refused with a
+// clear error and not touched.
+func TestMigrations(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Back to how a database of the previous release looks: version 0,
+	// without the history tables.
+	for _, q := range []string{"DROP TABLE probe_services", "DROP TABLE probe_days", "DROP TABLE probe_latency", "PRAGMA user_version = 0"} {
+		if _, err := s.DB.Exec(q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := s.DB.Exec("INSERT INTO silences(id, data, ends) VALUES('kept', '{}', 1)"); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	for range 2 {
+		s, err = Open(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var v, n int
+		if err := s.DB.QueryRow("PRAGMA user_version").Scan(&v); err != nil || v != SchemaVersion() {
+			t.Errorf("user_version %d (%v); want %d", v, err, SchemaVersion())
+		}
+		if err := s.DB.QueryRow("SELECT count(*) FROM probe_days").Scan(&n); err != nil {
+			t.Errorf("probe_days after migration: %v", err)
+		}
+		if err := s.DB.QueryRow("SELECT count(*) FROM silences WHERE id = 'kept'").Scan(&n); err != nil || n != 1 {
+			t.Errorf("the old rows: %d (%v); want them kept", n, err)
+		}
+		s.Close()
+	}
+
+	s, _ = Open(dir)
+	if _, err := s.DB.Exec("PRAGMA user_version = 99"); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	if _, err := Open(dir); err == nil || !strings.Contains(err.Error(), "schema version 99, newer than this hinomi knows") {
+		t.Errorf("opening a newer database: %v; want a clear refusal", err)
 	}
 }

@@ -87,6 +87,9 @@ type FlapConfig struct {
 type RetentionConfig struct {
 	MaxAge   Duration `yaml:"max_age"`
 	MaxBytes ByteSize `yaml:"max_bytes"`
+	// History is how long the status page's probe history is kept
+	// (default 2160h, its 90 days).
+	History Duration `yaml:"history"`
 }
 
 // Duration reads "90s", "5m", "4h".
@@ -429,6 +432,12 @@ func (c *Config) validate(root *yaml.Node) error {
 	}
 	if c.Retention.MaxAge == 0 {
 		c.Retention.MaxAge = Duration(30 * 24 * time.Hour)
+	}
+	if c.Retention.History == 0 {
+		c.Retention.History = Duration(DefaultHistoryRetention)
+	}
+	if c.Retention.History < Duration(24*time.Hour) {
+		bad("at least 24h (the status page's default is 2160h, 90 days)", "retention", "history")
 	}
 	return errors.Join(errs...)
 }

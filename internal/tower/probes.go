@@ -94,10 +94,8 @@ func (t *Tower) probeDelivered(d probe.Delivery) {
 	if pc == nil {
 		return // removed by a reload
 	}
-	msg := d.Result.Error
-	if len(d.Result.Failed) > 0 {
-		msg = strings.Join(d.Result.Failed, "; ")
-	}
+	msg := probeDetail(d.Result)
+	reason := d.Result.Reason
 	t.mu.Lock()
 	mine := probeVerdict{Status: d.Result.Status, At: d.Result.Started, Message: msg}
 	t.ownProbes[pc.Name] = mine
@@ -153,9 +151,23 @@ func (t *Tower) probeDelivered(d probe.Delivery) {
 	}
 	if status != mine.Status && msg == "" {
 		msg = "other locations see it " + string(status)
+		reason = msg
+	}
+	if status == probe.Up {
+		reason = ""
 	}
 	t.RecordProbe(ProbeResult{Name: pc.Name, Group: pc.Group, Public: pc.Public, Status: string(status),
-		Started: d.Result.Started, Duration: d.Result.Duration, Message: msg, Host: pc.Host})
+		Started: d.Result.Started, Duration: d.Result.Duration, Message: msg, Reason: reason, Host: pc.Host})
+}
+
+// probeDetail is a result's failure for operators: the error with the target's address,
+// then every failed condition with the value seen.
+func probeDetail(r probe.Result) string {
+	parts := r.Failed
+	if r.Error != "" && !strings.Contains(strings.Join(r.Failed, "; "), r.Error) {
+		parts = append([]string{r.Error}, r.Failed...)
+	}
+	return strings.Join(parts, "; ")
 }
 
 // ownVerdicts are this tower's latest probe results, for its peers.

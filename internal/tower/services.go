@@ -10,7 +10,9 @@ import (
 
 // Service state for the status page, kept in memory and fed by every
 // probe result: the current state, day-by-day uptime for 90 days and
-// recent response times. Rendering the page never queries the database.
+// recent response times. Rendering the page never queries the database;
+// what changed is written to it every few seconds (history.go) and read
+// back at start, so a restart changes nothing a visitor sees.
 
 const (
 	historyDays   = 90
@@ -29,7 +31,12 @@ type ProbeResult struct {
 	Status   string // up, degraded, down
 	Started  time.Time
 	Duration time.Duration
-	Message  string
+	// Message is the failure for operators (console, API, notifications):
+	// the error with the target's address and the failed conditions.
+	Message string
+	// Reason is the failure in plain words, the only one the public pages
+	// show ("connection refused", "HTTP 500").
+	Reason string
 }
 
 type dayAgg struct {
@@ -46,18 +53,28 @@ type serviceState struct {
 	first       time.Time // the first result kept
 	last        time.Time
 	message     string
+	reason      string
 	days        []dayAgg    // oldest first, at most historyDays
 	recent      []web.Check // newest last, at most recentChecks
-	lat         [latencyPoints]struct {
-		start time.Time
-		sum   float64
-		n     int
-	}
+	lat         [latencyPoints]latBucket
+
+	// What changed since the last write to the store: the service's row,
+	// its days from daysFrom on (only the last day changes or new ones
+	// come) and the marked latency buckets.
+	daysFrom time.Time
+	latDirty [latencyPoints]bool
+}
+
+type latBucket struct {
+	start time.Time
+	sum   float64
+	n     int
 }
 
 type services struct {
-	mu sync.Mutex
-	m  map[string]*serviceState
+	mu    sync.Mutex
+	m     map[string]*serviceState
+	dirty map[string]*serviceState
 }
 
 func rank(s string) int {
@@ -70,23 +87,32 @@ func rank(s string) int {
 	return 0
 }
 
+// ready makes the maps; s.mu is held.
+func (s *services) ready() {
+	if s.m == nil {
+		s.m, s.dirty = map[string]*serviceState{}, map[string]*serviceState{}
+	}
+}
+
 // record folds a probe result into the service's state.
 func (s *services) record(r ProbeResult) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.m == nil {
-		s.m = map[string]*serviceState{}
-	}
+	s.ready()
+	// The times as the store gives them back (UTC, no monotonic reading),
+	// so that a service read back at start is the same value.
+	r.Started = r.Started.UTC().Round(0)
 	st := s.m[r.Name]
 	if st == nil {
 		st = &serviceState{name: r.Name, since: r.Started, first: r.Started}
 		s.m[r.Name] = st
 	}
+	s.dirty[r.Name] = st
 	st.group, st.public = r.Group, r.Public
 	if st.status != r.Status {
 		st.status, st.since = r.Status, r.Started
 	}
-	st.last, st.message = r.Started, r.Message
+	st.last, st.message, st.reason = r.Started, r.Message, r.Reason
 	st.recent = append(st.recent, web.Check{At: r.Started, Status: r.Status, Ms: float64(r.Duration.Microseconds()) / 1000, Message: r.Message})
 	if len(st.recent) > recentChecks {
 		st.recent = st.recent[len(st.recent)-recentChecks:]
@@ -100,6 +126,9 @@ func (s *services) record(r ProbeResult) {
 	}
 	d := &st.days[len(st.days)-1]
 	if d.date.Equal(day) {
+		if st.daysFrom.IsZero() || day.Before(st.daysFrom) {
+			st.daysFrom = day
+		}
 		d.n++
 		switch r.Status {
 		case "up":
@@ -118,20 +147,29 @@ func (s *services) record(r ProbeResult) {
 	}
 	st.lat[i].sum += float64(r.Duration.Microseconds()) / 1000
 	st.lat[i].n++
+	st.latDirty[i] = true
 }
 
-// view renders the service for the pages.
-func (st *serviceState) view(now time.Time) web.Service {
+// view renders the service for the pages. The public view says why a
+// service is not up in plain words only and leaves out the recent results:
+// the detail names the target's address and port.
+func (st *serviceState) view(now time.Time, public bool) web.Service {
 	v := web.Service{Name: st.name, Group: st.group, Status: st.status, Since: st.since, LastCheck: st.last, Uptime: map[string]float64{}}
-	if st.status != "up" {
+	switch {
+	case st.status == "up":
+	case public:
+		v.Message = st.reason
+	default:
 		v.Message = st.message
 	}
 	if now.Sub(st.first) < historyDays*24*time.Hour {
 		v.Watched = st.first
 	}
-	v.Recent = make([]web.Check, 0, len(st.recent))
-	for i := len(st.recent) - 1; i >= 0; i-- {
-		v.Recent = append(v.Recent, st.recent[i])
+	if !public {
+		v.Recent = make([]web.Check, 0, len(st.recent))
+		for i := len(st.recent) - 1; i >= 0; i-- {
+			v.Recent = append(v.Recent, st.recent[i])
+		}
 	}
 	// Days are UTC midnights (see record), so whole days apart are exact
 	// multiples of 24 h: no calendar arithmetic per day per service.
@@ -209,7 +247,7 @@ func (s *services) list(now time.Time, publicOnly bool) []web.Service {
 		if publicOnly && !st.public {
 			continue
 		}
-		out = append(out, st.view(now))
+		out = append(out, st.view(now, publicOnly))
 	}
 	sort.Slice(out, func(i, j int) bool {
 		if out[i].Group != out[j].Group {

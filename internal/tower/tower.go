@@ -210,6 +210,10 @@ func New(cfg *Config, o Options) (*Tower, error) {
 		st.Close()
 		return nil, fmt.Errorf("loading incidents: %w", err)
 	}
+	if err := t.loadHistory(context.Background()); err != nil {
+		st.Close()
+		return nil, fmt.Errorf("loading the status page's history: %w", err)
+	}
 	_ = st.DB.QueryRow("SELECT coalesce(max(id), 0) FROM incidents").Scan(&t.nextIncident)
 	return t, nil
 }
@@ -403,7 +407,15 @@ func (t *Tower) Run(ctx context.Context) error {
 	t.startDispatchers(dctx)
 
 	go t.pollPeers(dctx)
-	go t.runProbes(dctx)
+	probesDone, historyDone := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(probesDone)
+		t.runProbes(dctx)
+	}()
+	go func() {
+		defer close(historyDone)
+		t.keepHistory(dctx, probesDone)
+	}()
 	engineDone := make(chan struct{})
 	go func() {
 		defer close(engineDone)
@@ -420,6 +432,7 @@ func (t *Tower) Run(ctx context.Context) error {
 	cancel()
 	<-engineDone
 	stopDispatch()
+	<-historyDone // the probes stopped and their last results are written
 	t.dispatchW.Wait()
 	if cerr := t.store.Close(); err == nil {
 		err = cerr

@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/hinomi/hinomi/internal/finding"
@@ -34,6 +35,10 @@ type Site struct {
 	o    Options
 	auth *auth
 	tmpl *template.Template
+	// bufs keeps rendering buffers between requests: a status page of 500
+	// services is 4 MiB, which a fresh buffer grows to by copying and
+	// zeroing twice that, and leaves to the garbage collector.
+	bufs sync.Pool
 }
 
 // New builds the site.
@@ -112,8 +117,17 @@ func securityHeaders(h http.Handler) http.Handler {
 }
 
 func (s *Site) render(w http.ResponseWriter, name string, data any) {
-	var buf bytes.Buffer
-	if err := s.tmpl.ExecuteTemplate(&buf, name, data); err != nil {
+	buf, _ := s.bufs.Get().(*bytes.Buffer)
+	if buf == nil {
+		buf = new(bytes.Buffer)
+	}
+	defer func() {
+		if buf.Cap() <= 32<<20 {
+			buf.Reset()
+			s.bufs.Put(buf)
+		}
+	}()
+	if err := s.tmpl.ExecuteTemplate(buf, name, data); err != nil {
 		s.o.Log.Error("rendering a page", "page", name, "err", err)
 		http.Error(w, "the page could not be rendered", http.StatusInternalServerError)
 		return
