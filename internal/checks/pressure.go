@@ -71,7 +71,7 @@ func checkPressure(_ context.Context, env *Env) (Result, error) {
 			Mode: "FM-B4", Severity: sev, Subject: "psi " + l.resource + " " + kind,
 			Summary: fmt.Sprintf("In the last minute %s stalled waiting for %s %.0f%% of the time (10 s: %.0f%%, 5 min: %.0f%%).",
 				what, l.resource, line.Avg60, line.Avg10, line.Avg300),
-			Evidence: finding.Evidence{Figures: []finding.Figure{fig}, Vars: map[string]string{"resource": "psi", "used": fmt.Sprintf("%.1f", line.Avg60)}},
+			Evidence: finding.Evidence{Figures: []finding.Figure{fig}, Vars: map[string]string{"resource": "psi", "psi": l.resource, "used": fmt.Sprintf("%.1f", line.Avg60)}},
 		})
 	}
 	return res, nil
