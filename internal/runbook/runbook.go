@@ -3,7 +3,10 @@
 // a small header (id, title, severity) and the sections "What it means",
 // "Confirm" and "Recover". Bodies are text/templates filled with a
 // finding's evidence: {{v "pid" "<pid>"}} prints the real pid when the
-// finding has one and the placeholder otherwise.
+// finding has one and the placeholder otherwise; inside a code block the
+// value is shell-quoted, so that a mount point with a space stays one word
+// of the command. Steps says which commands fit a finding and are ready
+// to run.
 package runbook
 
 import (
@@ -118,7 +121,7 @@ func Parse(data []byte, source string) (*Runbook, error) {
 	if rb.ID == "" || rb.Title == "" {
 		return nil, errors.New("runbook header needs id and title")
 	}
-	t, err := template.New(rb.ID).Option("missingkey=zero").Funcs(funcs(nil, false)).Parse(rb.body)
+	t, err := template.New(rb.ID).Option("missingkey=zero").Funcs(funcs(nil, false)).Parse(shellValues(rb.body))
 	if err != nil {
 		return nil, fmt.Errorf("runbook %s: %w", rb.ID, err)
 	}

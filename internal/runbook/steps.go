@@ -157,6 +157,25 @@ func funcs(vars map[string]string, mark bool) template.FuncMap {
 	}
 }
 
+// shellValues makes every {{v …}} inside a fenced code block print its
+// value shell-quoted ({{shv …}}), so that a mount point "/mnt/my disk" or a
+// unit named with a "$" stays one word of the command. In prose the value
+// is printed as it is.
+func shellValues(body string) string {
+	lines := strings.Split(body, "\n")
+	in := false
+	for i, line := range lines {
+		if _, ok := fence(line); ok {
+			in = !in
+			continue
+		}
+		if in {
+			lines[i] = strings.ReplaceAll(line, "{{v ", "{{shv ")
+		}
+	}
+	return strings.Join(lines, "\n")
+}
+
 // Quote returns s as one shell word: unchanged when it holds only
 // characters no POSIX shell treats specially, else in single quotes.
 func Quote(s string) string {
