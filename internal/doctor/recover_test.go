@@ -74,6 +74,10 @@ func TestRecoverStepsFitTheFinding(t *testing.T) {
 			}
 		}
 	}
+	// The LXC guest's pids.max step needs a value: counted, not shown.
+	if !strings.Contains(text.String(), "            pct reboot 9105\n          (1 more command(s), needing values or a decision of yours, are in the runbook.)\n") {
+		t.Errorf("text view does not count the pids.max step left to fill:\n%s", text.String())
+	}
 	for _, never := range []string{"nf_conntrack_tcp_timeout_established", "docker ", "umount -nlf /mnt/my disk"} {
 		if strings.Contains(text.String(), never) {
 			t.Errorf("text view holds %q:\n%s", never, text.String())

@@ -196,21 +196,19 @@ func WriteText(w io.Writer, d *Diagnosis, o TextOptions, book *runbook.Book) err
 				p.f("%s%s\n", ind, n)
 			}
 			all, cmds := recoverCommands(book, f)
-			if len(cmds) > 0 {
+			limit := o.MaxCommands
+			if limit <= 0 {
+				limit = 8
+			}
+			shown := min(len(cmds), limit)
+			if shown > 0 {
 				p.f("%srecover:\n", ind)
-				max := o.MaxCommands
-				if max <= 0 {
-					max = 8
-				}
-				for i, c := range cmds {
-					if i == max {
-						break
-					}
+				for _, c := range cmds[:shown] {
 					p.f("%s  %s\n", ind, bold(c))
 				}
 			}
-			if more := len(all) - min(len(cmds), max(o.MaxCommands, 8)); more > 0 {
-				p.f("%s(%d more command(s) needing values you choose are in the runbook.)\n", ind, more)
+			if more := len(all) - shown; more > 0 {
+				p.f("%s(%d more command(s), needing values or a decision of yours, are in the runbook.)\n", ind, more)
 			}
 			p.f("%srunbook: hinomi runbook %s\n", ind, f.Runbook)
 		}
