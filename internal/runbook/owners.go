@@ -11,8 +11,11 @@ import (
 // they write {{owner "restart"}} and the finding's vars say which kind of
 // owner it is ("owner") and name it ("container", "guest", "unit", …).
 //
-// Adding an owner kind is one entry in ownerKinds; adding a verb is one
-// name in verbs and a command in the kinds that have one.
+// Adding an owner kind is one entry in ownerKinds (once proctable
+// attributes it and checks.OwnerVars names it); adding a verb is one name
+// in verbs and a command in the kinds that have one; a new mode's runbook
+// only writes {{owner "verb"}}. TestReadyStepsFitCaseAndOwner lists every
+// kind with what each verb must run.
 
 // verbs are what a runbook can ask of an owner.
 var verbs = []string{"restart", "start", "limit-pids", "limit-memory", "limit-cpu"}
