@@ -10,6 +10,7 @@ import (
 
 	"github.com/hinomi/hinomi/internal/finding"
 	"github.com/hinomi/hinomi/internal/host"
+	"github.com/hinomi/hinomi/internal/proctable"
 	"github.com/hinomi/hinomi/internal/signatures"
 )
 
@@ -128,9 +129,27 @@ func logFindings(env *Env, input string, text []byte, prefix string) []finding.F
 		f := in.Finding(env.Host)
 		f.Subject = prefix + f.Subject
 		f.Key = finding.MakeKey(f.Mode, f.Subject)
+		cgroupOwner(env, f.Evidence.Vars)
 		out = append(out, f)
 	}
 	return out
+}
+
+// cgroupOwner names the owner of the cgroup a kernel line about a cgroup
+// at its pids.max names, so that the runbook restarts that container,
+// guest or unit.
+func cgroupOwner(env *Env, vars map[string]string) {
+	cg := vars["path"]
+	if vars["resource"] != "cgroup-pids" || !strings.HasPrefix(cg, "/") {
+		return
+	}
+	OwnerVars(vars, proctable.OwnerOfPath(cg))
+	vars["cgroup"] = strings.TrimPrefix(cg, "/")
+	dir := "/sys/fs/cgroup" + cg
+	if _, err := env.Src.ReadFile("/sys/fs/cgroup/cgroup.controllers"); err != nil {
+		dir = "/sys/fs/cgroup/pids" + cg // cgroup v1
+	}
+	vars["cgroup_dir"] = dir
 }
 
 func tail(ls []finding.Line, n int) []finding.Line {

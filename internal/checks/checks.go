@@ -225,22 +225,46 @@ func suggest(used, limit, floor int64) int64 {
 
 func itoa[T ~int | ~int64](v T) string { return strconv.FormatInt(int64(v), 10) }
 
-// varsOfProcess fills the runbook variables that name a process.
+// varsOfProcess fills the runbook variables that name a process and its
+// owner.
 func varsOfProcess(vars map[string]string, p *proctable.Proc) {
 	vars["pid"] = itoa(p.PID)
 	vars["comm"] = p.Comm
-	if p.Owner.IsContainer() {
-		vars["container"] = containerRef(p.Owner)
+	OwnerVars(vars, p.Owner)
+}
+
+// OwnerVars fills the runbook variables that say what kind of owner a
+// process has and name it, from which a runbook's {{owner "restart"}}
+// picks docker, pct, qm, kubectl or crictl, or systemctl (see
+// runbook/owners.go).
+func OwnerVars(vars map[string]string, o proctable.Owner) {
+	kind := o.Kind
+	if kind == "" {
+		kind = "host"
+	}
+	vars["owner"] = kind
+	vars["owner_label"] = o.Label()
+	switch kind {
+	case "docker", "podman", "containerd":
+		vars["container"] = containerRef(o)
+		vars["container_id"] = o.ID
+	case "kubernetes":
+		vars["container_id"] = o.ID
+		// Resolved names are "namespace/pod/container".
+		if parts := strings.Split(o.Name, "/"); len(parts) == 3 {
+			vars["namespace"], vars["pod"], vars["container"] = parts[0], parts[1], parts[2]
+		}
+	case "lxc", "vm":
+		vars["guest"] = o.ID
+	case "service":
+		vars["unit"] = o.ID
 	}
 }
 
 // containerRef is how a runbook command names a container: its name when
-// known, else its short ID, else the guest ID.
+// known, else its short ID.
 func containerRef(o proctable.Owner) string {
-	switch {
-	case o.Kind == "lxc" || o.Kind == "vm":
-		return o.ID
-	case o.Name != "":
+	if o.Name != "" {
 		return o.Name
 	}
 	return proctable.ShortID(o.ID)

@@ -34,6 +34,7 @@ func checkFiles(_ context.Context, env *Env) (Result, error) {
 			"file_nr":      itoa(alloc),
 			"file_max":     itoa(max),
 			"file_max_new": itoa(suggest(alloc, max, 1<<20)),
+			"case":         "system",
 		}
 		if len(t.procs) > 0 {
 			varsOfProcess(vars, env.Procs.ByPID(t.procs[0].PID))
@@ -76,7 +77,7 @@ func checkFiles(_ context.Context, env *Env) (Result, error) {
 		g := groups[subject]
 		p := g.worst
 		sev := finding.ForRatio(float64(p.FDs), float64(p.NofileSoft))
-		vars := map[string]string{"fds": itoa(p.FDs), "nofile": itoa(p.NofileSoft),
+		vars := map[string]string{"case": "process", "fds": itoa(p.FDs), "nofile": itoa(p.NofileSoft),
 			"nofile_new": itoa(min(suggest(int64(p.FDs), int64(p.NofileSoft), 65536), 1<<20))}
 		varsOfProcess(vars, p)
 		fig := finding.Figure{Name: "open files (process)", Value: float64(p.FDs), Limit: float64(p.NofileSoft),

@@ -102,7 +102,10 @@ func checkInotify(_ context.Context, env *Env) (Result, error) {
 		// Restarting kubelet is offered only where one runs.
 		vars["kubelet"] = yesNo(env.Procs.HasComm("kubelet", "k3s-server", "k3s-agent", "k3s", "k0s"))
 		blame := fmt.Sprintf("%s (pid %d", top.Comm, top.PID)
-		if top.Owner.IsContainer() {
+		switch {
+		case top.Owner.Kind == "lxc" || top.Owner.Kind == "vm":
+			blame += ", " + top.Owner.Label()
+		case top.Owner.IsContainer():
 			blame += ", container " + containerRef(top.Owner)
 		}
 		blame += fmt.Sprintf(") holds %.0f%% of them", 100*consumers[0].Value/float64(max(1, total)))

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"path"
 	"sort"
+	"strings"
 
 	"github.com/hinomi/hinomi/internal/finding"
 	"github.com/hinomi/hinomi/internal/proctable"
@@ -73,11 +74,9 @@ func checkProcesses(_ context.Context, env *Env) (Result, error) {
 			continue
 		}
 		fig := finding.Figure{Name: "cgroup tasks", Value: float64(cur), Limit: float64(lim), Source: path.Join(dir, "pids.max")}
-		vars := map[string]string{"resource": "cgroup-pids", "used": itoa(cur), "limit": itoa(lim), "cgroup": dir}
+		vars := map[string]string{"resource": "cgroup-pids", "used": itoa(cur), "limit": itoa(lim),
+			"cgroup": strings.TrimPrefix(g.path, "/"), "cgroup_dir": dir}
 		varsOfProcess(vars, g.proc)
-		if g.owner.Kind == "service" {
-			vars["unit"] = g.owner.ID
-		}
 		res.Findings = append(res.Findings, finding.Finding{
 			Mode: "FM-B4", Severity: sev, Subject: "pids " + g.owner.Label(),
 			Summary: fmt.Sprintf("%s runs %d tasks of its cgroup limit pids.max %d; at the limit it cannot start processes or threads.",

@@ -88,6 +88,9 @@ func checkSoftnet(ctx context.Context, env *Env) (Result, error) {
 			if again.Processed >= total.Processed {
 				delta.Processed = again.Processed - total.Processed
 			}
+			if again.Squeezed >= total.Squeezed {
+				delta.Squeezed = again.Squeezed - total.Squeezed
+			}
 			return nil
 		})
 		if err != nil {
@@ -102,6 +105,9 @@ func checkSoftnet(ctx context.Context, env *Env) (Result, error) {
 	vars := map[string]string{
 		"dropped": itoa(int64(total.Dropped)), "netdev_max_backlog": itoa(backlog),
 		"netdev_max_backlog_new": itoa(suggest(0, backlog, 4096)),
+		// The softirq ran out of budget with work left: during the sample
+		// when there is one, else ever since boot.
+		"squeezing": yesNo(total.Squeezed > 0 && (delta.Interval == 0 || delta.Squeezed > 0)),
 	}
 	figs := []finding.Figure{{Name: "packets dropped since boot (backlog full)", Value: float64(total.Dropped), Source: "/proc/net/softnet_stat column 2"}}
 	sev := finding.Low

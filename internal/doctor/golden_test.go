@@ -6,6 +6,7 @@ import (
 	"flag"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -119,6 +120,9 @@ func TestAllClearWording(t *testing.T) {
 		}
 	}
 }
+
+// rePlaceholder is a value left for the operator to fill in: <pid>, <n>.
+var rePlaceholder = regexp.MustCompile(`<[A-Za-z][A-Za-z0-9_ .:/-]*>`)
 
 // builtinBook is the built-in runbooks.
 func builtinBook(t *testing.T) *runbook.Book {

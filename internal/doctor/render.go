@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -68,30 +67,28 @@ func WriteJSON(w io.Writer, d *Diagnosis, min finding.Severity, book *runbook.Bo
 	return enc.Encode(r)
 }
 
-// recoverCommands renders the runbook's recovery commands with the
-// finding's evidence: all of them, and those whose every value is known
-// (no "<placeholder>" left in any line of its step), which the text view
-// shows.
-func recoverCommands(book *runbook.Book, f finding.Finding) (all, filled []string) {
-	all, filled = []string{}, []string{}
+// recoverCommands renders the runbook's recovery steps for the finding:
+// the commands of every step that fits its case and owner, and those of
+// the ready steps (every value known, nothing for a person to decide),
+// which the text view shows.
+func recoverCommands(book *runbook.Book, f finding.Finding) (all, ready []string) {
+	all, ready = []string{}, []string{}
 	rb := book.Get(f.Runbook)
 	if rb == nil {
-		return all, filled
+		return all, ready
 	}
-	sec, err := rb.Section("Recover", f.Evidence.Vars)
+	steps, err := rb.Steps("Recover", f.Evidence.Vars)
 	if err != nil {
-		return all, filled
+		return all, ready
 	}
-	for _, block := range runbook.CommandBlocks(sec) {
-		all = append(all, block...)
-		if !rePlaceholder.MatchString(strings.Join(block, "\n")) {
-			filled = append(filled, block...)
+	for _, s := range steps {
+		all = append(all, s.Lines...)
+		if s.Ready {
+			ready = append(ready, s.Lines...)
 		}
 	}
-	return all, filled
+	return all, ready
 }
-
-var rePlaceholder = regexp.MustCompile(`<[A-Za-z][A-Za-z0-9_ .:/-]*>`)
 
 // blindNow reports whether something about the host's present state went
 // unseen (not only the previous boot's end), so an all-clear is partial.
@@ -199,21 +196,19 @@ func WriteText(w io.Writer, d *Diagnosis, o TextOptions, book *runbook.Book) err
 				p.f("%s%s\n", ind, n)
 			}
 			all, cmds := recoverCommands(book, f)
-			if len(cmds) > 0 {
+			limit := o.MaxCommands
+			if limit <= 0 {
+				limit = 8
+			}
+			shown := min(len(cmds), limit)
+			if shown > 0 {
 				p.f("%srecover:\n", ind)
-				max := o.MaxCommands
-				if max <= 0 {
-					max = 8
-				}
-				for i, c := range cmds {
-					if i == max {
-						break
-					}
+				for _, c := range cmds[:shown] {
 					p.f("%s  %s\n", ind, bold(c))
 				}
 			}
-			if more := len(all) - min(len(cmds), max(o.MaxCommands, 8)); more > 0 {
-				p.f("%s(%d more command(s) needing values you choose are in the runbook.)\n", ind, more)
+			if more := len(all) - shown; more > 0 {
+				p.f("%s(%d more command(s), needing values or a decision of yours, are in the runbook.)\n", ind, more)
 			}
 			p.f("%srunbook: hinomi runbook %s\n", ind, f.Runbook)
 		}

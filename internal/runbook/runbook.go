@@ -3,7 +3,10 @@
 // a small header (id, title, severity) and the sections "What it means",
 // "Confirm" and "Recover". Bodies are text/templates filled with a
 // finding's evidence: {{v "pid" "<pid>"}} prints the real pid when the
-// finding has one and the placeholder otherwise.
+// finding has one and the placeholder otherwise; inside a code block the
+// value is shell-quoted, so that a mount point with a space stays one word
+// of the command. Steps says which commands fit a finding and are ready
+// to run.
 package runbook
 
 import (
@@ -118,9 +121,7 @@ func Parse(data []byte, source string) (*Runbook, error) {
 	if rb.ID == "" || rb.Title == "" {
 		return nil, errors.New("runbook header needs id and title")
 	}
-	t, err := template.New(rb.ID).Option("missingkey=zero").Funcs(template.FuncMap{
-		"v": func(string, string) string { return "" },
-	}).Parse(rb.body)
+	t, err := template.New(rb.ID).Option("missingkey=zero").Funcs(funcs(nil, false)).Parse(shellValues(rb.body))
 	if err != nil {
 		return nil, fmt.Errorf("runbook %s: %w", rb.ID, err)
 	}
@@ -167,18 +168,41 @@ func splitID(id string) (string, int) {
 }
 
 // Render fills the runbook with vars (a finding's Evidence.Vars; nil leaves
-// the placeholders).
+// the placeholders). Steps that name a case other than the finding's (see
+// Steps) are left out; steps for a case not known are kept.
 func (rb *Runbook) Render(vars map[string]string) (string, error) {
+	text, err := rb.render(vars, false)
+	if err != nil {
+		return "", err
+	}
+	var out []string
+	skip, in := false, false
+	for _, line := range strings.Split(text, "\n") {
+		if info, ok := fence(line); ok {
+			if !in {
+				skip = parseInfo(info).mismatch(vars)
+			}
+			in = !in
+			if skip {
+				if !in {
+					skip = false
+				}
+				continue
+			}
+		} else if skip {
+			continue
+		}
+		out = append(out, line)
+	}
+	return strings.Join(out, "\n"), nil
+}
+
+func (rb *Runbook) render(vars map[string]string, mark bool) (string, error) {
 	t, err := rb.tmpl.Clone()
 	if err != nil {
 		return "", err
 	}
-	t.Funcs(template.FuncMap{"v": func(name, placeholder string) string {
-		if v := vars[name]; v != "" {
-			return v
-		}
-		return placeholder
-	}})
+	t.Funcs(funcs(vars, mark))
 	var buf bytes.Buffer
 	if err := t.Execute(&buf, nil); err != nil {
 		return "", fmt.Errorf("runbook %s: %w", rb.ID, err)
@@ -227,7 +251,7 @@ func CommandBlocks(sectionText string) [][]string {
 	var cur []string
 	in := false
 	for _, line := range strings.Split(sectionText, "\n") {
-		if strings.HasPrefix(strings.TrimSpace(line), "```") {
+		if _, ok := fence(line); ok {
 			if in && len(cur) > 0 {
 				out = append(out, cur)
 			}
@@ -239,4 +263,11 @@ func CommandBlocks(sectionText string) [][]string {
 		}
 	}
 	return out
+}
+
+// fence reports whether line opens or closes a fenced code block, and
+// returns what follows the backticks (the info string).
+func fence(line string) (string, bool) {
+	rest, ok := strings.CutPrefix(strings.TrimSpace(line), "```")
+	return strings.TrimSpace(rest), ok
 }

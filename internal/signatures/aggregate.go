@@ -195,6 +195,9 @@ func (in *Incident) Finding(host string) finding.Finding {
 		lines = append(lines, lineOf(*in.Ended))
 	}
 	vars := map[string]string{"line": in.First.Entry.Message}
+	for k, v := range sig.Vars {
+		vars[k] = v
+	}
 	for k, v := range in.Fields {
 		vars[k] = v
 	}

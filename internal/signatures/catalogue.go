@@ -44,9 +44,13 @@ type Signature struct {
 	// Same fields) this line is the second half of, as the kernel's old
 	// two-line OOM report: it joins that event's evidence instead of
 	// making an incident of its own. Alone, it is its own incident.
-	Completes string    `yaml:"completes"`
-	Same      []string  `yaml:"same"`
-	Examples  []Example `yaml:"examples"`
+	Completes string   `yaml:"completes"`
+	Same      []string `yaml:"same"`
+	// Vars are runbook values every finding of the signature has: the
+	// sub-case of its failure mode (resource: conntrack), so that the
+	// runbook offers the steps for that case only.
+	Vars     map[string]string `yaml:"vars"`
+	Examples []Example         `yaml:"examples"`
 	// CounterExamples are real lines that must not match.
 	CounterExamples []Example `yaml:"counter_examples"`
 
