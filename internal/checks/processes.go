@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"path"
 	"sort"
+	"strconv"
+	"strings"
 
 	"github.com/hinomi/hinomi/internal/finding"
 	"github.com/hinomi/hinomi/internal/proctable"
@@ -73,6 +75,12 @@ func checkProcesses(_ context.Context, env *Env) (Result, error) {
 			continue
 		}
 		fig := finding.Figure{Name: "cgroup tasks", Value: float64(cur), Limit: float64(lim), Source: path.Join(dir, "pids.max")}
+		figs := []finding.Figure{fig}
+		// pids.events counts the forks the limit refused: proof that the
+		// limit has bitten, not only that it is close.
+		if refused, ok := pidsRefused(env, path.Join(dir, "pids.events")); ok {
+			figs = append(figs, finding.Figure{Name: "forks refused at the limit", Value: float64(refused), Source: path.Join(dir, "pids.events")})
+		}
 		vars := map[string]string{"resource": "cgroup-pids", "used": itoa(cur), "limit": itoa(lim), "cgroup": dir}
 		varsOfProcess(vars, g.proc)
 		if g.owner.Kind == "service" {
@@ -82,10 +90,27 @@ func checkProcesses(_ context.Context, env *Env) (Result, error) {
 			Mode: "FM-B4", Severity: sev, Subject: "pids " + g.owner.Label(),
 			Summary: fmt.Sprintf("%s runs %d tasks of its cgroup limit pids.max %d; at the limit it cannot start processes or threads.",
 				g.owner.Label(), cur, lim),
-			Evidence: finding.Evidence{Figures: []finding.Figure{fig}, Vars: vars},
+			Evidence: finding.Evidence{Figures: figs, Vars: vars,
+				// The kernel says it once per cgroup, naming the cgroup path.
+				Lines: env.Kernel.Matching("fork rejected by pids controller in " + g.path)},
 		})
 	}
 	return res, nil
+}
+
+// pidsRefused reads the "max" count of a cgroup's pids.events.
+func pidsRefused(env *Env, file string) (int64, bool) {
+	b, err := env.Src.ReadFile(file)
+	if err != nil {
+		return 0, false
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if k, v, ok := strings.Cut(strings.TrimSpace(line), " "); ok && k == "max" {
+			n, err := strconv.ParseInt(v, 10, 64)
+			return n, err == nil
+		}
+	}
+	return 0, false
 }
 
 // limitFinding is a system-wide "x of its sysctl" finding with the top

@@ -273,17 +273,33 @@ func buildContext(ctx context.Context, cli *client.Client, tag string, files map
 // first. It calls RequireDocker first.
 func RunContainer(t testing.TB, image, name string, args ...string) (pid int) {
 	t.Helper()
-	return runContainer(t, image, name, "", args)
+	return runContainer(t, image, name, "", Limits{}, args)
 }
 
 // RunContainerAs is RunContainer with the container's process running as
 // user ("4243" or "4243:4243").
 func RunContainerAs(t testing.TB, image, name, user string, args ...string) (pid int) {
 	t.Helper()
-	return runContainer(t, image, name, user, args)
+	return runContainer(t, image, name, user, Limits{}, args)
 }
 
-func runContainer(t testing.TB, image, name, user string, args []string) (pid int) {
+// Limits are the resource limits of a container made by
+// RunContainerLimited; zero fields mean no limit.
+type Limits struct {
+	// Pids is the container's pids.max (docker run --pids-limit).
+	Pids int64
+	// Memory is the container's memory limit in bytes (docker run
+	// --memory); swap is limited to the same figure, so the limit is hard.
+	Memory int64
+}
+
+// RunContainerLimited is RunContainer with resource limits.
+func RunContainerLimited(t testing.TB, image, name string, lim Limits, args ...string) (pid int) {
+	t.Helper()
+	return runContainer(t, image, name, "", lim, args)
+}
+
+func runContainer(t testing.TB, image, name, user string, lim Limits, args []string) (pid int) {
 	t.Helper()
 	cli := requireDocker(t)
 	ctx := context.Background()
@@ -307,7 +323,8 @@ func runContainer(t testing.TB, image, name, user string, args []string) (pid in
 			NetworkMode: "none",
 			// A scratch image has no /tmp, where the program makes the
 			// files it watches.
-			Tmpfs: map[string]string{"/tmp": "rw,mode=1777"},
+			Tmpfs:     map[string]string{"/tmp": "rw,mode=1777"},
+			Resources: lim.resources(),
 		},
 	})
 	cancel()
@@ -438,4 +455,16 @@ func readyLine(out string) string {
 		}
 	}
 	return ""
+}
+
+func (l Limits) resources() container.Resources {
+	var r container.Resources
+	if l.Pids > 0 {
+		pids := l.Pids
+		r.PidsLimit = &pids
+	}
+	if l.Memory > 0 {
+		r.Memory, r.MemorySwap = l.Memory, l.Memory
+	}
+	return r
 }

@@ -1,0 +1,130 @@
+package doctor
+
+// Tests that produce a real failure on this machine's kernel (a cgroup at
+// pids.max, a memory-cgroup OOM kill, a full conntrack table, receive
+// backlog drops) and check what the doctor makes of it.
+
+import (
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/hinomi/hinomi/internal/finding"
+	"github.com/hinomi/hinomi/internal/testload"
+)
+
+// requireRootFor skips a test that needs root, saying why, or fails it when
+// CI is set: CI runs as root, so a skip there would hide a regression.
+func requireRootFor(t *testing.T, why string) {
+	t.Helper()
+	if os.Geteuid() == 0 {
+		return
+	}
+	if os.Getenv("CI") != "" {
+		t.Fatalf("this test needs root (%s); CI runs as root", why)
+	}
+	t.Skipf("needs root: %s", why)
+}
+
+// readCgroupInt reads one integer file of a cgroup, as an operator would.
+func readCgroupInt(t *testing.T, path string) int64 {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64)
+	if err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	return v
+}
+
+// pidsCgroupDir is the directory of a process's pids cgroup: in the v1
+// "pids" hierarchy when there is one, else in the unified hierarchy.
+func pidsCgroupDir(t *testing.T, pid int) string {
+	t.Helper()
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cgroup")
+	if err != nil {
+		t.Fatal(err)
+	}
+	unified := ""
+	for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		parts := strings.SplitN(line, ":", 3)
+		if len(parts) != 3 {
+			continue
+		}
+		for _, c := range strings.Split(parts[1], ",") {
+			if c == "pids" {
+				return filepath.Join("/sys/fs/cgroup/pids", parts[2])
+			}
+		}
+		if parts[0] == "0" {
+			unified = filepath.Join("/sys/fs/cgroup", parts[2])
+		}
+	}
+	if unified == "" {
+		t.Fatalf("process %d is in no pids cgroup:\n%s", pid, b)
+	}
+	return unified
+}
+
+// A container started with --pids-limit forks until the kernel refuses a
+// fork; the doctor names the container, its task count against pids.max,
+// how many forks were refused, and the kernel's own line about it.
+func TestContainerAtPidsMax(t *testing.T) {
+	requireRootFor(t, "it reads every process's cgroup and the kernel log")
+	testload.RequireDocker(t)
+	image := testload.ScratchImage(t, testload.DefaultImage)
+	const name, limit = "hinomi-test-pidsmax", 32
+	pid := testload.RunContainerLimited(t, image, name, testload.Limits{Pids: limit}, "-fork-until-full")
+	dir := pidsCgroupDir(t, pid)
+	if got := readCgroupInt(t, filepath.Join(dir, "pids.max")); got != limit {
+		t.Fatalf("%s/pids.max is %d, want %d", dir, got, limit)
+	}
+	cur := readCgroupInt(t, filepath.Join(dir, "pids.current"))
+	if cur < limit*95/100 {
+		t.Fatalf("%s/pids.current is %d of %d after forking until refused", dir, cur, limit)
+	}
+
+	d := diagnose(t, Options{})
+
+	f := findingByKey(t, d, "FM-B4/pids "+name)
+	if f.Severity != finding.High {
+		t.Errorf("severity %s, want high at %d of %d", f.Severity, cur, limit)
+	}
+	fig := f.Evidence.Figures[0]
+	if fig.Value != float64(cur) || fig.Limit != limit {
+		t.Errorf("figure %+v, want %d of %d", fig, cur, limit)
+	}
+	if !strings.Contains(f.Summary, name) {
+		t.Errorf("summary does not name the container: %s", f.Summary)
+	}
+	if got := f.Evidence.Vars["container"]; got != name {
+		t.Errorf("runbook container %q, want %q", got, name)
+	}
+	if got := f.Evidence.Vars["cgroup"]; got != dir {
+		t.Errorf("runbook cgroup %q, want %q", got, dir)
+	}
+	refused := false
+	for _, fg := range f.Evidence.Figures {
+		if strings.Contains(fg.Name, "refused") && fg.Value >= 1 {
+			refused = true
+		}
+	}
+	if !refused {
+		t.Errorf("no figure counts the refused forks: %+v", f.Evidence.Figures)
+	}
+	id := testload.ContainerID(t, name)
+	quoted := false
+	for _, l := range f.Evidence.Lines {
+		if strings.Contains(l.Text, "fork rejected by pids controller") && strings.Contains(l.Text, id) {
+			quoted = true
+		}
+	}
+	if !quoted {
+		t.Errorf("the kernel's \"fork rejected\" line for %s is not in the evidence: %+v", id, f.Evidence.Lines)
+	}
+}
