@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/hinomi/hinomi/internal/finding"
 	"github.com/hinomi/hinomi/internal/testload"
@@ -126,5 +127,105 @@ func TestContainerAtPidsMax(t *testing.T) {
 	}
 	if !quoted {
 		t.Errorf("the kernel's \"fork rejected\" line for %s is not in the evidence: %+v", id, f.Evidence.Lines)
+	}
+}
+
+// memoryCgroupDir is the directory of a process's memory cgroup (v1
+// "memory" hierarchy, else unified).
+func memoryCgroupDir(t *testing.T, pid int) (dir string, v1 bool) {
+	t.Helper()
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cgroup")
+	if err != nil {
+		t.Fatal(err)
+	}
+	unified := ""
+	for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		parts := strings.SplitN(line, ":", 3)
+		if len(parts) != 3 {
+			continue
+		}
+		for _, c := range strings.Split(parts[1], ",") {
+			if c == "memory" {
+				return filepath.Join("/sys/fs/cgroup/memory", parts[2]), true
+			}
+		}
+		if parts[0] == "0" {
+			unified = filepath.Join("/sys/fs/cgroup", parts[2])
+		}
+	}
+	return unified, false
+}
+
+// oomKills reads the OOM-kill count of a memory cgroup: "oom_kill" in
+// memory.oom_control (v1) or memory.events (v2).
+func oomKills(t *testing.T, dir string, v1 bool) int64 {
+	t.Helper()
+	file := filepath.Join(dir, "memory.events")
+	if v1 {
+		file = filepath.Join(dir, "memory.oom_control")
+	}
+	b, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if k, v, ok := strings.Cut(line, " "); ok && k == "oom_kill" {
+			n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+			if err != nil {
+				t.Fatalf("%s: %v", file, err)
+			}
+			return n
+		}
+	}
+	t.Fatalf("%s has no oom_kill line:\n%s", file, b)
+	return 0
+}
+
+// A process in a container limited to 32 MiB allocates 96 MiB; the kernel
+// kills it. The doctor's OOM finding names the victim and its container.
+func TestContainerOOMKillNamesVictimAndContainer(t *testing.T) {
+	requireRootFor(t, "it reads the kernel log and every process's cgroup")
+	testload.RequireDocker(t)
+	image := testload.ScratchImage(t, testload.DefaultImage)
+	const name = "hinomi-test-oom"
+	pid := testload.RunContainerLimited(t, image, name, testload.Limits{Memory: 32 << 20}, "-hog-mb", "96")
+	id := testload.ContainerID(t, name)
+	dir, v1 := memoryCgroupDir(t, pid)
+
+	deadline := time.Now().Add(testload.ReadyTimeout)
+	for oomKills(t, dir, v1) == 0 {
+		if time.Now().After(deadline) {
+			_, stderr := testload.ContainerLogs(t, name)
+			t.Fatalf("no OOM kill in %s within %s; stderr:\n%s", dir, testload.ReadyTimeout, stderr)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+
+	d := diagnose(t, Options{})
+
+	f := findingByKey(t, d, "FM-B4/oom")
+	var victim, ctr *finding.Consumer
+	for i, c := range f.Evidence.Consumers {
+		switch {
+		case c.Kind == "process" && c.Owner == name:
+			victim = &f.Evidence.Consumers[i]
+		case c.Kind == "container" && c.ID == id:
+			ctr = &f.Evidence.Consumers[i]
+		}
+	}
+	if victim == nil || victim.Name != testload.ProgramName || victim.PID == pid {
+		t.Errorf("no victim %s (the hog child, not the container's main process %d) in %s among %+v", testload.ProgramName, pid, name, f.Evidence.Consumers)
+	}
+	if ctr == nil || ctr.Name != name || ctr.Value < 1 {
+		t.Errorf("container consumer %+v, want %s with at least one kill", ctr, name)
+	}
+	if got := f.Evidence.Vars["container"]; got != name {
+		t.Errorf("runbook container %q, want %q", got, name)
+	}
+	if !strings.Contains(f.Summary, "container "+name) {
+		t.Errorf("summary does not name the container: %s", f.Summary)
+	}
+	if f.Severity != finding.Medium {
+		t.Errorf("severity %s, want medium for a kill in the last hour", f.Severity)
 	}
 }
