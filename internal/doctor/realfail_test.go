@@ -5,10 +5,16 @@ package doctor
 // backlog drops) and check what the doctor makes of it.
 
 import (
+	"fmt"
+	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -227,5 +233,137 @@ func TestContainerOOMKillNamesVictimAndContainer(t *testing.T) {
 	}
 	if f.Severity != finding.Medium {
 		t.Errorf("severity %s, want medium for a kill in the last hour", f.Severity)
+	}
+}
+
+// setSysctl writes a sysctl and puts the old value back when the test ends
+// (or earlier, through the returned function).
+func setSysctl(t *testing.T, path, value string) (restore func()) {
+	t.Helper()
+	old, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, []byte(value), 0o644); err != nil {
+		t.Fatalf("writing %s: %v", path, err)
+	}
+	var once sync.Once
+	restore = func() {
+		once.Do(func() {
+			if err := os.WriteFile(path, old, 0o644); err != nil {
+				t.Errorf("restoring %s to %s: %v", path, strings.TrimSpace(string(old)), err)
+			}
+		})
+	}
+	t.Cleanup(restore)
+	return restore
+}
+
+// softnetDropped adds up the second column of /proc/net/softnet_stat (one
+// hexadecimal line per CPU), read directly rather than through hinomi.
+func softnetDropped(t *testing.T) uint64 {
+	t.Helper()
+	b, err := os.ReadFile("/proc/net/softnet_stat")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sum uint64
+	for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 2 {
+			t.Fatalf("softnet_stat line %q", line)
+		}
+		v, err := strconv.ParseUint(f[1], 16, 32)
+		if err != nil {
+			t.Fatalf("softnet_stat line %q: %v", line, err)
+		}
+		sum += v
+	}
+	return sum
+}
+
+// A UDP flood across a veth pair between two namespaces, steered to the
+// other CPU (RPS) while net.core.netdev_max_backlog is tiny, fills the
+// receive backlog; the doctor reports FM-B3 as high, dropping now.
+func TestReceiveBacklogDrops(t *testing.T) {
+	requireRootFor(t, "it makes network namespaces and sets net.core.netdev_max_backlog")
+	if runtime.NumCPU() < 2 {
+		t.Skip("needs two CPUs: packets steered to another CPU's backlog are what overflow it")
+	}
+	const backlog = 8
+	p := newNetnsPair(t, "sn", 3)
+	// Steer received packets to every CPU by flow hash: the ones that land
+	// on the other CPU wait in its backlog for an interrupt.
+	mask := fmt.Sprintf("%x", (1<<min(runtime.NumCPU(), 32))-1)
+	rps := "/sys/class/net/" + p.DevB + "/queues/rx-0/rps_cpus"
+	if out, err := exec.Command("ip", "netns", "exec", p.B, "sh", "-c", "echo "+mask+" > "+rps).CombinedOutput(); err != nil {
+		t.Skipf("cannot steer packets (RPS) on this kernel: %v\n%s", err, out)
+	}
+	sink := udpIn(t, p.B, p.AddrB)
+	dst := sink.LocalAddr().(*net.UDPAddr)
+	const senders = 16
+	var conns []*net.UDPConn
+	for range senders {
+		conns = append(conns, udpIn(t, p.A, p.AddrA))
+	}
+
+	before := softnetDropped(t)
+	restore := setSysctl(t, "/proc/sys/net/core/netdev_max_backlog", strconv.Itoa(backlog))
+
+	// The flood: bounded in packets and time, stopped as soon as the test
+	// has what it needs.
+	const maxPackets, maxFlood = 20_000_000, 20 * time.Second
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	var sent atomic.Int64
+	floodEnd := time.Now().Add(maxFlood)
+	for g := range 2 {
+		wg.Go(func() {
+			payload := make([]byte, 16)
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				if sent.Add(1) > maxPackets || (i%1024 == 0 && time.Now().After(floodEnd)) {
+					return
+				}
+				_, _ = conns[(i+g*senders/2)%senders].WriteToUDP(payload, dst)
+			}
+		})
+	}
+	stopFlood := sync.OnceFunc(func() { close(stop); wg.Wait() })
+	t.Cleanup(stopFlood)
+
+	deadline := time.Now().Add(maxFlood / 2)
+	for softnetDropped(t) == before {
+		if time.Now().After(deadline) {
+			t.Fatalf("no backlog drop after %d packets in %s with netdev_max_backlog %d", sent.Load(), maxFlood/2, backlog)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+
+	d := diagnose(t, Options{SampleFor: 500 * time.Millisecond})
+	stopFlood()
+	restore()
+	dropped := softnetDropped(t)
+	t.Logf("%d packets sent, %d dropped by the backlog", sent.Load(), dropped-before)
+
+	f := findingByKey(t, d, "FM-B3/softnet backlog")
+	if f.Severity != finding.High {
+		t.Errorf("severity %s, want high while dropping: %s", f.Severity, f.Summary)
+	}
+	if total := f.Evidence.Figures[0].Value; total <= float64(before) || total > float64(dropped) {
+		t.Errorf("drops since boot %v, want more than %d (before the flood) and at most %d (after)", total, before, dropped)
+	}
+	if len(f.Evidence.Figures) < 2 || f.Evidence.Figures[1].Value <= 0 {
+		t.Errorf("no drop rate in %+v", f.Evidence.Figures)
+	}
+	if got := f.Evidence.Vars["netdev_max_backlog"]; got != strconv.Itoa(backlog) {
+		t.Errorf("netdev_max_backlog %q, want %d", got, backlog)
+	}
+	if !strings.Contains(f.Summary, "dropping") {
+		t.Errorf("summary does not say drops are happening now: %s", f.Summary)
 	}
 }
