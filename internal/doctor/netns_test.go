@@ -1,15 +1,21 @@
 package doctor
 
 import (
+	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"testing"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/hinomi/hinomi/internal/finding"
+	"github.com/hinomi/hinomi/internal/testload"
 )
 
 // netnsPair is two network namespaces made by a test, joined by a veth
@@ -110,4 +116,48 @@ func udpIn(t *testing.T, ns, addr string) *net.UDPConn {
 	}
 	t.Cleanup(func() { c.Close() })
 	return c
+}
+
+// hinomiBinary builds cmd/hinomi once per test into the test's temporary
+// directory, for tests that must run the real binary somewhere the test
+// process cannot be (another network namespace).
+func hinomiBinary(t *testing.T) string {
+	t.Helper()
+	root, err := testload.ModuleRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin := filepath.Join(t.TempDir(), "hinomi")
+	cmd := exec.Command("go", "build", "-o", bin, "./cmd/hinomi")
+	cmd.Dir = root
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build ./cmd/hinomi: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// doctorJSON runs `hinomi doctor --json` inside a network namespace and
+// decodes its findings.
+func doctorJSON(t *testing.T, bin, ns string) []finding.Finding {
+	t.Helper()
+	cmd := exec.Command("ip", "netns", "exec", ns, bin, "doctor", "--json", "--sample", "0", "--color", "never")
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	var exit *exec.ExitError
+	if err != nil && !(errors.As(err, &exit) && exit.ExitCode() == ExitFindings) {
+		t.Fatalf("hinomi doctor in %s: %v\n%s", ns, err, stderr.String())
+	}
+	var doc struct {
+		Schema   string            `json:"schema"`
+		Findings []finding.Finding `json:"findings"`
+	}
+	if err := json.Unmarshal(out, &doc); err != nil {
+		t.Fatalf("hinomi doctor --json: %v\n%s", err, out)
+	}
+	if doc.Schema != "hinomi.doctor/v1" {
+		t.Fatalf("schema %q", doc.Schema)
+	}
+	return doc.Findings
 }

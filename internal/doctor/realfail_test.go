@@ -15,6 +15,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -366,4 +367,165 @@ func TestReceiveBacklogDrops(t *testing.T) {
 	if !strings.Contains(f.Summary, "dropping") {
 		t.Errorf("summary does not say drops are happening now: %s", f.Summary)
 	}
+}
+
+// readSysctl reads an integer sysctl of the test process's namespaces.
+func readSysctl(t *testing.T, path string) int64 { return readCgroupInt(t, path) }
+
+// In a namespace of its own, a server takes TCP connections until the
+// connection-tracking table is full and the kernel drops the next SYN with
+// "nf_conntrack: table full, dropping packet". hinomi doctor, run in that
+// namespace, reports the table full, with the kernel's line.
+//
+// nf_conntrack_max is one limit for the whole kernel (read-only in other
+// namespaces), while each namespace counts its own entries: the test lowers
+// the shared limit for a few seconds, only when the host's own table is
+// nearly empty, and puts it back as soon as the diagnosis is taken.
+func TestConntrackTableFull(t *testing.T) {
+	requireRootFor(t, "it makes network namespaces and sets net.netfilter.nf_conntrack_max")
+	const maxPath = "/proc/sys/net/netfilter/nf_conntrack_max"
+	if _, err := os.Stat(maxPath); err != nil {
+		t.Skipf("no connection tracking in this kernel (nf_conntrack neither built in nor loaded): %v", err)
+	}
+	const limit = 64
+	if n := readSysctl(t, "/proc/sys/net/netfilter/nf_conntrack_count"); n > limit/4 {
+		t.Skipf("the host tracks %d connections: lowering the kernel-wide nf_conntrack_max to %d would drop its traffic", n, limit)
+	}
+	bin := hinomiBinary(t)
+	p := newNetnsPair(t, "ct", 4)
+	// Any rule that matches on conntrack state turns tracking on in B.
+	if out, err := exec.Command("ip", "netns", "exec", p.B, "iptables", "-w", "-A", "INPUT", "-m", "conntrack",
+		"--ctstate", "NEW,ESTABLISHED,RELATED", "-j", "ACCEPT").CombinedOutput(); err != nil {
+		t.Skipf("cannot add a conntrack rule in a namespace (iptables): %v\n%s", err, out)
+	}
+
+	var ln net.Listener
+	if err := inNetns(t, p.B, func() error {
+		var err error
+		ln, err = net.Listen("tcp4", p.AddrB+":0")
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	var held sync.WaitGroup
+	var mu sync.Mutex
+	var accepted []net.Conn
+	held.Go(func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			accepted = append(accepted, c)
+			mu.Unlock()
+		}
+	})
+	t.Cleanup(func() {
+		ln.Close()
+		held.Wait()
+		for _, c := range accepted {
+			c.Close()
+		}
+	})
+
+	restore := setSysctl(t, maxPath, strconv.Itoa(limit))
+	// Connect until the table refuses one: each established connection is
+	// an entry the kernel may not evict; the next SYN finds no room.
+	var conns []net.Conn
+	var refused error
+	if err := inNetns(t, p.A, func() error {
+		d := net.Dialer{Timeout: 500 * time.Millisecond}
+		for range limit + 8 {
+			c, err := d.Dial("tcp4", ln.Addr().String())
+			if err != nil {
+				refused = err
+				return nil
+			}
+			conns = append(conns, c)
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	})
+	if refused == nil {
+		t.Fatalf("%d connections and none refused with nf_conntrack_max %d", len(conns), limit)
+	}
+	t.Logf("%d connections, then: %v", len(conns), refused)
+
+	fs := doctorJSON(t, bin, p.B)
+	restore()
+
+	var f *finding.Finding
+	for i := range fs {
+		if fs[i].Key == "FM-B4/conntrack" {
+			f = &fs[i]
+		}
+	}
+	if f == nil {
+		t.Fatalf("no FM-B4/conntrack finding in %s; got %+v", p.B, fs)
+	}
+	if f.Severity != finding.High {
+		t.Errorf("severity %s, want high with the table full", f.Severity)
+	}
+	fig := f.Evidence.Figures[0]
+	if fig.Limit != limit || fig.Value < limit*95/100 || fig.Value > limit {
+		t.Errorf("figure %+v, want about %d of %d", fig, len(conns), limit)
+	}
+	ino := netnsInodeOf(t, "/run/netns/"+p.B)
+	if !hasDropLine(f.Evidence.Lines, ino) {
+		for _, l := range f.Evidence.Lines {
+			if strings.Contains(l.Text, "table full, dropping packet") {
+				t.Skipf("this kernel does not say which namespace's table was full (%q): the host's view of it cannot be tested", l.Text)
+			}
+		}
+		t.Fatalf("the kernel's \"table full\" line for netns %d is not in the evidence: %+v", ino, f.Evidence.Lines)
+	}
+
+	// Seen from the host's namespace, whose own table is nearly empty, the
+	// same drops are a finding about that namespace, named.
+	d := diagnose(t, Options{})
+	g := findingByKey(t, d, fmt.Sprintf("FM-B4/conntrack netns %d", ino))
+	if g.Severity != finding.High {
+		t.Errorf("host view: severity %s, want high for drops a moment ago", g.Severity)
+	}
+	if !strings.Contains(g.Summary, p.B) || g.Evidence.Vars["netns_name"] != p.B {
+		t.Errorf("host view does not name the namespace %s: %s (vars %v)", p.B, g.Summary, g.Evidence.Vars)
+	}
+	if !hasDropLine(g.Evidence.Lines, ino) {
+		t.Errorf("host view: no drop line for netns %d: %+v", ino, g.Evidence.Lines)
+	}
+	for _, h := range d.Findings {
+		if h.Key == "FM-B4/conntrack" && hasDropLine(h.Evidence.Lines, ino) {
+			t.Errorf("the host's own conntrack finding quotes another namespace's drops: %+v", h)
+		}
+	}
+}
+
+// netnsInodeOf is the inode number that names a network namespace.
+func netnsInodeOf(t *testing.T, path string) uint64 {
+	t.Helper()
+	var st syscall.Stat_t
+	if err := syscall.Stat(path, &st); err != nil {
+		t.Fatal(err)
+	}
+	return st.Ino
+}
+
+// hasDropLine reports whether the kernel's conntrack drop line for the
+// namespace is among the lines ("nf_conntrack: table full in netns N,
+// dropping packet"; the prefix is doubled on some kernels).
+func hasDropLine(lines []finding.Line, ino uint64) bool {
+	for _, l := range lines {
+		if strings.Contains(l.Text, fmt.Sprintf("table full in netns %d, dropping packet", ino)) {
+			return true
+		}
+	}
+	return false
 }
