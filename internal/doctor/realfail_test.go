@@ -529,3 +529,34 @@ func hasDropLine(lines []finding.Line, ino uint64) bool {
 	}
 	return false
 }
+
+// When the victim is the container's main process the container exits with
+// it, and nothing running names it any more: the name comes from the
+// container engine, which keeps the exited container.
+func TestOOMKilledContainerThatExitedIsNamed(t *testing.T) {
+	requireRootFor(t, "it reads the kernel log")
+	testload.RequireDocker(t)
+	image := testload.ScratchImage(t, testload.DefaultImage)
+	const name = "hinomi-test-oom-exited"
+	state := testload.RunContainerToExit(t, image, name, testload.Limits{Memory: 32 << 20}, "-hog", "-hog-mb", "96")
+	if !state.OOMKilled {
+		t.Fatalf("container %s exited (code %d) without being OOM-killed", name, state.ExitCode)
+	}
+	id := testload.ContainerID(t, name)
+
+	d := diagnose(t, Options{})
+
+	f := findingByKey(t, d, "FM-B4/oom")
+	found := false
+	for _, c := range f.Evidence.Consumers {
+		if c.Kind == "container" && c.ID == id && c.Name == name {
+			found = true
+		}
+	}
+	if !found {
+		t.Errorf("the exited container %s (%s) is not named among %+v", name, id, f.Evidence.Consumers)
+	}
+	if !strings.Contains(f.Summary, "container "+name) {
+		t.Errorf("summary does not name the container: %s", f.Summary)
+	}
+}

@@ -468,3 +468,52 @@ func (l Limits) resources() container.Resources {
 	}
 	return r
 }
+
+// RunContainerToExit creates and starts a container named name from image
+// with limits and args (given to the test-load program as they are), waits
+// (for at most ReadyTimeout) until its main process has exited, and returns
+// the container's final state. The container is kept, stopped, until the
+// test ends, so that the engine can still be asked about it; then it is
+// removed.
+func RunContainerToExit(t testing.TB, image, name string, lim Limits, args ...string) *container.State {
+	t.Helper()
+	cli := requireDocker(t)
+	ctx := context.Background()
+	if err := removeContainer(ctx, cli, name); err != nil && !cerrdefs.IsNotFound(err) {
+		t.Fatalf("testload: removing leftover container %s: %v", name, err)
+	}
+	cctx, cancel := context.WithTimeout(ctx, dockerTimeout)
+	created, err := cli.ContainerCreate(cctx, client.ContainerCreateOptions{
+		Name:       name,
+		Config:     &container.Config{Image: image, Cmd: args, Labels: map[string]string{ContainerLabel: "1"}},
+		HostConfig: &container.HostConfig{NetworkMode: "none", Resources: lim.resources()},
+	})
+	cancel()
+	if err != nil {
+		t.Fatalf("testload: creating container %s from %s: %v", name, image, err)
+	}
+	t.Cleanup(func() {
+		if err := removeContainer(context.Background(), cli, created.ID); err != nil && !cerrdefs.IsNotFound(err) {
+			t.Errorf("testload: removing container %s: %v", name, err)
+		}
+	})
+	wait := cli.ContainerWait(ctx, created.ID, client.ContainerWaitOptions{Condition: container.WaitConditionNextExit})
+	cctx, cancel = context.WithTimeout(ctx, dockerTimeout)
+	_, err = cli.ContainerStart(cctx, created.ID, client.ContainerStartOptions{})
+	cancel()
+	if err != nil {
+		t.Fatalf("testload: starting container %s: %v", name, err)
+	}
+	select {
+	case <-wait.Result:
+	case err := <-wait.Error:
+		t.Fatalf("testload: waiting for container %s: %v", name, err)
+	case <-time.After(ReadyTimeout):
+		t.Fatalf("testload: container %s did not exit within %s", name, ReadyTimeout)
+	}
+	state, err := containerState(ctx, cli, created.ID)
+	if err != nil {
+		t.Fatalf("testload: inspecting container %s: %v", name, err)
+	}
+	return state
+}
