@@ -90,19 +90,20 @@ func checkConntrack(ctx context.Context, env *Env) (Result, error) {
 	for _, ino := range inos {
 		lines := byNetns[ino]
 		last := lines[len(lines)-1]
-		who := fmt.Sprintf("network namespace %d", ino)
+		ns := fmt.Sprintf("network namespace %d", ino)
 		v := vars()
 		delete(v, "used") // that namespace's count is not the host's
 		v["netns"] = strconv.FormatUint(ino, 10)
 		var consumers []finding.Consumer
 		if name := owners.Names[strconv.FormatUint(ino, 10)]; name != "" {
-			who += " (ip netns " + name + ")"
+			ns += ", ip netns " + name
 			v["netns_name"] = name
 		}
+		who := ns
 		if pid := owners.PIDs[strconv.FormatUint(ino, 10)]; pid > 0 {
 			if p := env.Procs.ByPID(pid); p != nil {
 				if p.Owner.IsContainer() {
-					who = ownerWords(p.Owner) + " (" + who + ")"
+					who = ownerWords(p.Owner) + " (" + ns + ")"
 				} else {
 					who += fmt.Sprintf(", where %s (pid %d) runs", p.Comm, p.PID)
 				}
