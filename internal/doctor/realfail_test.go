@@ -560,3 +560,113 @@ func TestOOMKilledContainerThatExitedIsNamed(t *testing.T) {
 		t.Errorf("summary does not name the container: %s", f.Summary)
 	}
 }
+
+// newPidsCgroup makes a pids cgroup of its own (in the v1 "pids" hierarchy,
+// or in the unified one when the pids controller is enabled there) with
+// pids.max set to limit. It returns the directory and the cgroup path as
+// /proc/PID/cgroup shows it. When the test ends, whatever still runs in it
+// is killed and the cgroup removed.
+func newPidsCgroup(t *testing.T, limit int) (dir, cgPath string) {
+	t.Helper()
+	cgPath = fmt.Sprintf("/hinomi-test-pids-%d", os.Getpid())
+	switch {
+	case fileExists("/sys/fs/cgroup/pids/cgroup.procs"):
+		dir = "/sys/fs/cgroup/pids" + cgPath
+	case strings.Contains(readString(t, "/sys/fs/cgroup/cgroup.subtree_control"), "pids"):
+		dir = "/sys/fs/cgroup" + cgPath
+	default:
+		t.Skip("no pids controller: neither a cgroup v1 pids hierarchy nor pids enabled in the unified hierarchy's root")
+	}
+	_ = os.Remove(dir) // a leftover of an interrupted run, if empty
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatalf("making cgroup %s: %v", dir, err)
+	}
+	t.Cleanup(func() {
+		// Everything in it has normally exited with the test's process;
+		// anything left (an orphan) is killed first, bounded in time.
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			err := os.Remove(dir)
+			if err == nil || os.IsNotExist(err) {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Errorf("removing cgroup %s: %v", dir, err)
+				return
+			}
+			for _, f := range strings.Fields(readString(t, filepath.Join(dir, "cgroup.procs"))) {
+				if pid, err := strconv.Atoi(f); err == nil {
+					_ = syscall.Kill(pid, syscall.SIGKILL)
+				}
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	})
+	if err := os.WriteFile(filepath.Join(dir, "pids.max"), []byte(strconv.Itoa(limit)), 0o644); err != nil {
+		t.Fatalf("setting pids.max: %v", err)
+	}
+	return dir, cgPath
+}
+
+func fileExists(p string) bool { _, err := os.Stat(p); return err == nil }
+
+func readString(t *testing.T, p string) string {
+	t.Helper()
+	b, err := os.ReadFile(p)
+	if err != nil && !os.IsNotExist(err) {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// A process in a cgroup made by hand (no container, no service) forks until
+// the kernel refuses; the doctor names the cgroup by its path and the
+// process that holds its tasks.
+func TestCgroupAtPidsMaxNamesProcess(t *testing.T) {
+	requireRootFor(t, "it makes a cgroup and reads the kernel log")
+	const limit = 24
+	dir, cgPath := newPidsCgroup(t, limit)
+	p := testload.StartInCgroup(t, dir, "-fork-until-full")
+	if got := pidsCgroupDir(t, p.PID); got != dir {
+		t.Fatalf("test process is in %s, want %s", got, dir)
+	}
+	cur := readCgroupInt(t, filepath.Join(dir, "pids.current"))
+	if cur < limit*95/100 {
+		t.Fatalf("%s/pids.current is %d of %d after forking until refused", dir, cur, limit)
+	}
+
+	d := diagnose(t, Options{})
+
+	f := findingByKey(t, d, "FM-B4/pids cgroup "+cgPath)
+	if f.Severity != finding.High {
+		t.Errorf("severity %s, want high at %d of %d", f.Severity, cur, limit)
+	}
+	if fig := f.Evidence.Figures[0]; fig.Value != float64(cur) || fig.Limit != limit {
+		t.Errorf("figure %+v, want %d of %d", fig, cur, limit)
+	}
+	if len(f.Evidence.Figures) < 2 || f.Evidence.Figures[1].Value < 1 {
+		t.Errorf("no count of refused forks: %+v", f.Evidence.Figures)
+	}
+	if len(f.Evidence.Consumers) == 0 || f.Evidence.Consumers[0].PID != p.PID {
+		t.Errorf("top consumer is not the forking process %d: %+v", p.PID, f.Evidence.Consumers)
+	}
+	if !strings.Contains(f.Summary, cgPath) || !strings.Contains(f.Summary, fmt.Sprintf("pid %d", p.PID)) {
+		t.Errorf("summary names neither the cgroup nor the process: %s", f.Summary)
+	}
+	if got := f.Evidence.Vars["pid"]; got != strconv.Itoa(p.PID) {
+		t.Errorf("runbook pid %q, want %d", got, p.PID)
+	}
+	if len(forkLines(f.Evidence.Lines, cgPath)) == 0 {
+		t.Errorf("the kernel's \"fork rejected\" line for %s is not in the evidence: %+v", cgPath, f.Evidence.Lines)
+	}
+}
+
+func forkLines(lines []finding.Line, cgPath string) []finding.Line {
+	var out []finding.Line
+	for _, l := range lines {
+		if strings.HasSuffix(l.Text, "fork rejected by pids controller in "+cgPath) {
+			out = append(out, l)
+		}
+	}
+	return out
+}
