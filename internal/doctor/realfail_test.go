@@ -312,8 +312,10 @@ func TestReceiveBacklogDrops(t *testing.T) {
 	restore := setSysctl(t, "/proc/sys/net/core/netdev_max_backlog", strconv.Itoa(backlog))
 
 	// The flood: bounded in packets and time, stopped as soon as the test
-	// has what it needs.
-	const maxPackets, maxFlood = 20_000_000, 20 * time.Second
+	// has what it needs. It must outlast the diagnosis, whose second
+	// softnet reading comes after the process scan: seconds on a loaded
+	// machine.
+	const maxPackets, maxFlood, firstDrop = 50_000_000, 2 * time.Minute, 15 * time.Second
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
 	var sent atomic.Int64
@@ -337,15 +339,18 @@ func TestReceiveBacklogDrops(t *testing.T) {
 	stopFlood := sync.OnceFunc(func() { close(stop); wg.Wait() })
 	t.Cleanup(stopFlood)
 
-	deadline := time.Now().Add(maxFlood / 2)
+	deadline := time.Now().Add(firstDrop)
 	for softnetDropped(t) == before {
 		if time.Now().After(deadline) {
-			t.Fatalf("no backlog drop after %d packets in %s with netdev_max_backlog %d", sent.Load(), maxFlood/2, backlog)
+			t.Fatalf("no backlog drop after %d packets in %s with netdev_max_backlog %d", sent.Load(), firstDrop, backlog)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
 
 	d := diagnose(t, Options{SampleFor: 500 * time.Millisecond})
+	if time.Now().After(floodEnd) || sent.Load() > maxPackets {
+		t.Fatalf("the flood ended (%d packets, %s) before the diagnosis did", sent.Load(), maxFlood)
+	}
 	stopFlood()
 	restore()
 	dropped := softnetDropped(t)
