@@ -36,8 +36,9 @@ func requireRootFor(t *testing.T, why string) {
 	t.Skipf("needs root: %s", why)
 }
 
-// readCgroupInt reads one integer file of a cgroup, as an operator would.
-func readCgroupInt(t *testing.T, path string) int64 {
+// readIntFile reads a file holding one integer (a cgroup counter, a
+// sysctl), as an operator would.
+func readIntFile(t *testing.T, path string) int64 {
 	t.Helper()
 	b, err := os.ReadFile(path)
 	if err != nil {
@@ -89,10 +90,10 @@ func TestContainerAtPidsMax(t *testing.T) {
 	const name, limit = "hinomi-test-pidsmax", 32
 	pid := testload.RunContainerLimited(t, image, name, testload.Limits{Pids: limit}, "-fork-until-full")
 	dir := pidsCgroupDir(t, pid)
-	if got := readCgroupInt(t, filepath.Join(dir, "pids.max")); got != limit {
+	if got := readIntFile(t, filepath.Join(dir, "pids.max")); got != limit {
 		t.Fatalf("%s/pids.max is %d, want %d", dir, got, limit)
 	}
-	cur := readCgroupInt(t, filepath.Join(dir, "pids.current"))
+	cur := readIntFile(t, filepath.Join(dir, "pids.current"))
 	if cur < limit*95/100 {
 		t.Fatalf("%s/pids.current is %d of %d after forking until refused", dir, cur, limit)
 	}
@@ -374,9 +375,6 @@ func TestReceiveBacklogDrops(t *testing.T) {
 	}
 }
 
-// readSysctl reads an integer sysctl of the test process's namespaces.
-func readSysctl(t *testing.T, path string) int64 { return readCgroupInt(t, path) }
-
 // In a namespace of its own, a server takes TCP connections until the
 // connection-tracking table is full and the kernel drops the next SYN with
 // "nf_conntrack: table full, dropping packet". hinomi doctor, run in that
@@ -393,7 +391,7 @@ func TestConntrackTableFull(t *testing.T) {
 		t.Skipf("no connection tracking in this kernel (nf_conntrack neither built in nor loaded): %v", err)
 	}
 	const limit = 64
-	if n := readSysctl(t, "/proc/sys/net/netfilter/nf_conntrack_count"); n > limit/4 {
+	if n := readIntFile(t, "/proc/sys/net/netfilter/nf_conntrack_count"); n > limit/4 {
 		t.Skipf("the host tracks %d connections: lowering the kernel-wide nf_conntrack_max to %d would drop its traffic", n, limit)
 	}
 	bin := hinomiBinary(t)
@@ -635,7 +633,7 @@ func TestCgroupAtPidsMaxNamesProcess(t *testing.T) {
 	if got := pidsCgroupDir(t, p.PID); got != dir {
 		t.Fatalf("test process is in %s, want %s", got, dir)
 	}
-	cur := readCgroupInt(t, filepath.Join(dir, "pids.current"))
+	cur := readIntFile(t, filepath.Join(dir, "pids.current"))
 	if cur < limit*95/100 {
 		t.Fatalf("%s/pids.current is %d of %d after forking until refused", dir, cur, limit)
 	}
