@@ -11,12 +11,13 @@ import (
 	"time"
 
 	"github.com/hinomi/hinomi/internal/finding"
+	"github.com/hinomi/hinomi/internal/proctable"
 )
 
 // checkMemory is the OOM part of FM-B4 (and the since-boot view of FM-E4):
 // OOM kills counted by the kernel since boot, with the victims the kernel
 // log still names.
-func checkMemory(_ context.Context, env *Env) (Result, error) {
+func checkMemory(ctx context.Context, env *Env) (Result, error) {
 	var res Result
 	b, err := env.Src.ReadFile("/proc/vmstat")
 	if err != nil {
@@ -31,16 +32,38 @@ func checkMemory(_ context.Context, env *Env) (Result, error) {
 	if kills == 0 {
 		return res, nil
 	}
-	lines := env.Kernel.Matching("Killed process", "Out of memory")
+	lines := env.Kernel.Matching("Killed process", "Out of memory", "oom-kill:")
 	vars := map[string]string{"resource": "oom", "used": itoa(kills)}
-	var victims []finding.Consumer
-	for _, l := range lines {
-		if m := reKilled.FindStringSubmatch(l.Text); m != nil {
-			pid, _ := strconv.Atoi(m[1])
-			victims = append(victims, finding.Consumer{Kind: "process", Name: m[2], PID: pid, Value: 1})
-			vars["pid"], vars["comm"] = m[1], m[2]
+	// The "oom-kill:" line before each kill names the victim's cgroup,
+	// which names its container.
+	memcgOf := map[string]string{}
+	for _, l := range env.Kernel.Matching("oom-kill:") {
+		if pid, cg := parseOOMKill(l.Text); pid != "" && cg != "" {
+			memcgOf[pid] = cg
 		}
 	}
+	owners := &ownerNamer{ctx: ctx, env: env, asked: map[string]proctable.Owner{}}
+	var victims, ctrs []finding.Consumer
+	last := ""
+	for _, l := range lines {
+		m := reKilled.FindStringSubmatch(l.Text)
+		if m == nil {
+			continue
+		}
+		pid, _ := strconv.Atoi(m[1])
+		v := finding.Consumer{Kind: "process", Name: m[2], PID: pid, Value: 1}
+		vars["pid"], vars["comm"] = m[1], m[2]
+		delete(vars, "container")
+		last = fmt.Sprintf("%s (pid %d)", m[2], pid)
+		if o, ok := owners.of(memcgOf[m[1]]); ok {
+			v.Owner = o.Label()
+			vars["container"] = containerRef(o)
+			last += " in " + ownerWords(o)
+			ctrs = addKill(ctrs, o)
+		}
+		victims = append(victims, v)
+	}
+	victims = append(victims, ctrs...)
 	sev := finding.Low
 	since := (*finding.Line)(nil)
 	if len(lines) > 0 {
@@ -52,7 +75,7 @@ func checkMemory(_ context.Context, env *Env) (Result, error) {
 	}
 	f := finding.Finding{
 		Mode: "FM-B4", Severity: sev, Subject: "oom",
-		Summary: fmt.Sprintf("The kernel has killed %d process(es) for lack of memory since boot (%s).", kills, env.Procs.Boot.Format("2006-01-02 15:04 MST")),
+		Summary: fmt.Sprintf("The kernel has killed %d process(es) for lack of memory since boot (%s)%s.", kills, env.Procs.Boot.Format("2006-01-02 15:04 MST"), lastWords(last)),
 		Evidence: finding.Evidence{
 			Figures:   []finding.Figure{{Name: "OOM kills since boot", Value: float64(kills), Source: "/proc/vmstat oom_kill"}},
 			Consumers: victims, Lines: lines, Vars: vars,
@@ -89,4 +112,103 @@ func ParseVmstat(b []byte) map[string]int64 {
 		}
 	}
 	return out
+}
+
+// lastWords is the summary's tail naming the latest victim, if known.
+func lastWords(last string) string {
+	if last == "" {
+		return ""
+	}
+	return "; the last was " + last
+}
+
+// ownerWords names an owner in a sentence ("container web", "service
+// cron.service", "LXC 105 (db)").
+func ownerWords(o proctable.Owner) string {
+	switch {
+	case o.Kind == "service" || o.Kind == "session" || o.Kind == "lxc" || o.Kind == "vm":
+		return o.Label()
+	case o.Name != "":
+		return "container " + o.Name
+	}
+	return o.Label()
+}
+
+// addKill counts one kill against its container or service.
+func addKill(cs []finding.Consumer, o proctable.Owner) []finding.Consumer {
+	for i := range cs {
+		if cs[i].ID == o.ID {
+			cs[i].Value++
+			return cs
+		}
+	}
+	kind := "container"
+	switch o.Kind {
+	case "service":
+		kind = "service"
+	case "lxc", "vm":
+		kind = "guest"
+	}
+	return append(cs, finding.Consumer{Kind: kind, Name: o.Label(), ID: o.ID, Value: 1})
+}
+
+// parseOOMKill reads the victim's pid and memory cgroup from the kernel's
+// summary line of a kill (4.19 and later):
+//
+//	oom-kill:constraint=CONSTRAINT_MEMCG,nodemask=(null),cpuset=…,mems_allowed=0,oom_memcg=/docker/ID,task_memcg=/docker/ID,task=java,pid=4242,uid=0
+//
+// The cpuset may itself hold commas, so the fields are found by name.
+func parseOOMKill(text string) (pid, memcg string) {
+	_, rest, ok := strings.Cut(text, "oom-kill:")
+	if !ok {
+		return "", ""
+	}
+	if m := reTaskMemcg.FindStringSubmatch(rest); m != nil {
+		memcg = m[1]
+	}
+	if m := reOOMPid.FindStringSubmatch(rest); m != nil {
+		pid = m[1]
+	}
+	return pid, memcg
+}
+
+var (
+	reTaskMemcg = regexp.MustCompile(`(?:^|,)task_memcg=([^,]*)`)
+	reOOMPid    = regexp.MustCompile(`,pid=(\d+)(?:,|$)`)
+)
+
+// ownerNamer turns a victim's memory cgroup into its owner, with the
+// owner's name. The victim is gone and its container may have exited with
+// it, so the name comes from a process still in that container or else
+// from the container engine (which keeps exited containers) through the
+// same resolver the process table uses.
+type ownerNamer struct {
+	ctx   context.Context
+	env   *Env
+	asked map[string]proctable.Owner // by container ID
+}
+
+func (n *ownerNamer) of(memcg string) (proctable.Owner, bool) {
+	if memcg == "" {
+		return proctable.Owner{}, false
+	}
+	o := proctable.OwnerOfPath(memcg)
+	if !o.IsContainer() && o.Kind != "service" {
+		return o, false
+	}
+	for _, p := range n.env.Procs.Procs {
+		if p.Owner.Kind == o.Kind && p.Owner.ID == o.ID && p.Owner.Name != "" {
+			return p.Owner, true
+		}
+	}
+	if !o.IsContainer() {
+		return o, true
+	}
+	if named, ok := n.asked[o.ID]; ok {
+		return named, true
+	}
+	t := &proctable.Table{Procs: []*proctable.Proc{{Owner: o}}}
+	proctable.ResolveNames(n.ctx, n.env.Src, t)
+	n.asked[o.ID] = t.Procs[0].Owner
+	return t.Procs[0].Owner, true
 }

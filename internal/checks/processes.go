@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"path"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/hinomi/hinomi/internal/finding"
@@ -37,20 +38,41 @@ func checkProcesses(_ context.Context, env *Env) (Result, error) {
 		}
 	}
 
-	// cgroup pids.max per container or service.
-	type group struct {
-		path  string
-		v1    bool
-		owner proctable.Owner
-		proc  *proctable.Proc
-	}
-	groups := map[string]*group{}
+	res.Findings = append(res.Findings, cgroupPidsFindings(env)...)
+	return res, nil
+}
+
+// pidsGroup is one pids cgroup that holds processes, directly or below it.
+type pidsGroup struct {
+	path string
+	v1   bool
+	// top is the process with the most threads in the cgroup or below it.
+	top *proctable.Proc
+	// procs are every process in the cgroup or below it.
+	procs []*proctable.Proc
+}
+
+// cgroupPidsFindings checks pids.max of every cgroup that holds processes
+// and of each of its ancestors: the limit may sit on the container's own
+// cgroup (docker run --pids-limit), on a parent (a Kubernetes pod, a
+// systemd slice's TasksMax) or on a cgroup made by hand, and pids.current
+// counts the whole subtree.
+func cgroupPidsFindings(env *Env) []finding.Finding {
+	groups := map[string]*pidsGroup{}
 	for _, p := range env.Procs.Procs {
-		if p.PidsCgroup == "" || p.PidsCgroup == "/" || !(p.Owner.IsContainer() || p.Owner.Kind == "service") {
+		if p.PidsCgroup == "" || p.PidsCgroup == "/" {
 			continue
 		}
-		if g := groups[p.PidsCgroup]; g == nil || p.Threads > g.proc.Threads {
-			groups[p.PidsCgroup] = &group{path: p.PidsCgroup, v1: p.PidsV1, owner: p.Owner, proc: p}
+		for cg := p.PidsCgroup; cg != "/" && cg != "." && cg != ""; cg = path.Dir(cg) {
+			g := groups[cg]
+			if g == nil {
+				g = &pidsGroup{path: cg, v1: p.PidsV1}
+				groups[cg] = g
+			}
+			g.procs = append(g.procs, p)
+			if g.top == nil || p.Threads > g.top.Threads {
+				g.top = p
+			}
 		}
 	}
 	keys := make([]string, 0, len(groups))
@@ -58,33 +80,101 @@ func checkProcesses(_ context.Context, env *Env) (Result, error) {
 		keys = append(keys, k)
 	}
 	sort.Strings(keys)
+	var out []finding.Finding
 	for _, k := range keys {
 		g := groups[k]
 		dir := "/sys/fs/cgroup" + g.path
 		if g.v1 {
 			dir = "/sys/fs/cgroup/pids" + g.path
 		}
-		cur, err1 := readInt(env.Src, path.Join(dir, "pids.current"))
-		lim, err2 := readInt(env.Src, path.Join(dir, "pids.max"))
-		if err1 != nil || err2 != nil || lim <= 0 {
+		lim, err := readInt(env.Src, path.Join(dir, "pids.max"))
+		if err != nil || lim <= 0 {
+			continue // no limit here ("max"), or no pids controller
+		}
+		cur, err := readInt(env.Src, path.Join(dir, "pids.current"))
+		if err != nil {
 			continue
 		}
 		sev := finding.ForRatio(float64(cur), float64(lim))
 		if sev == 0 {
 			continue
 		}
-		fig := finding.Figure{Name: "cgroup tasks", Value: float64(cur), Limit: float64(lim), Source: path.Join(dir, "pids.max")}
-		vars := map[string]string{"resource": "cgroup-pids", "used": itoa(cur), "limit": itoa(lim),
-			"cgroup": strings.TrimPrefix(g.path, "/"), "cgroup_dir": dir}
-		varsOfProcess(vars, g.proc)
-		res.Findings = append(res.Findings, finding.Finding{
-			Mode: "FM-B4", Severity: sev, Subject: "pids " + g.owner.Label(),
-			Summary: fmt.Sprintf("%s runs %d tasks of its cgroup limit pids.max %d; at the limit it cannot start processes or threads.",
-				g.owner.Label(), cur, lim),
-			Evidence: finding.Evidence{Figures: []finding.Figure{fig}, Vars: vars},
-		})
+		out = append(out, pidsFinding(env, g, dir, sev, cur, lim))
 	}
-	return res, nil
+	return out
+}
+
+func pidsFinding(env *Env, g *pidsGroup, dir string, sev finding.Severity, cur, lim int64) finding.Finding {
+	fig := finding.Figure{Name: "cgroup tasks", Value: float64(cur), Limit: float64(lim), Source: path.Join(dir, "pids.max")}
+	figs := []finding.Figure{fig}
+	// pids.events counts the forks the limit refused: proof that the
+	// limit has bitten, not only that it is close.
+	if refused, ok := pidsRefused(env, path.Join(dir, "pids.events")); ok {
+		figs = append(figs, finding.Figure{Name: "forks refused at the limit", Value: float64(refused), Source: path.Join(dir, "pids.events")})
+	}
+	vars := map[string]string{"resource": "cgroup-pids", "used": itoa(cur), "limit": itoa(lim),
+		"cgroup": strings.TrimPrefix(g.path, "/"), "cgroup_dir": dir}
+	varsOfProcess(vars, g.top)
+	t := newTally()
+	for _, p := range g.procs {
+		t.add(p, float64(p.Threads), "")
+	}
+	ev := finding.Evidence{Figures: figs, Vars: vars, Consumers: t.top(5), Lines: forkRejected(env, g.path)}
+
+	// A container's or service's own cgroup is named after it; any other
+	// cgroup (a parent slice, a pod, one made by hand) by its path.
+	owner := proctable.OwnerOfPath(g.path)
+	own := owner.IsContainer() || owner.Kind == "service"
+	if own && proctable.OwnerOfPath(path.Dir(g.path)) == owner {
+		own = false // a sub-cgroup of the owner's
+	}
+	if own {
+		if g.top.Owner.Kind == owner.Kind && g.top.Owner.ID == owner.ID {
+			owner = g.top.Owner // with its resolved name
+		}
+		if owner.Kind == "service" {
+			vars["unit"] = owner.ID
+		}
+		return finding.Finding{
+			Mode: "FM-B4", Severity: sev, Subject: "pids " + owner.Label(),
+			Summary: fmt.Sprintf("%s runs %d tasks of its cgroup limit pids.max %d; at the limit it cannot start processes or threads.",
+				owner.Label(), cur, lim),
+			Evidence: ev,
+		}
+	}
+	return finding.Finding{
+		Mode: "FM-B4", Severity: sev, Subject: "pids cgroup " + g.path,
+		Summary: fmt.Sprintf("cgroup %s holds %d tasks of its limit pids.max %d; at the limit nothing in it can start processes or threads. The biggest is %s (pid %d, %s) with %d threads.",
+			g.path, cur, lim, g.top.Comm, g.top.PID, g.top.Owner.Label(), g.top.Threads),
+		Evidence: ev,
+	}
+}
+
+// forkRejected is the kernel's line for a cgroup, which it writes once,
+// naming the cgroup whose limit refused the fork.
+func forkRejected(env *Env, cgPath string) []finding.Line {
+	var out []finding.Line
+	for _, l := range env.Kernel.Matching("fork rejected by pids controller in " + cgPath) {
+		if strings.HasSuffix(strings.TrimSpace(l.Text), " in "+cgPath) {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+// pidsRefused reads the "max" count of a cgroup's pids.events.
+func pidsRefused(env *Env, file string) (int64, bool) {
+	b, err := env.Src.ReadFile(file)
+	if err != nil {
+		return 0, false
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if k, v, ok := strings.Cut(strings.TrimSpace(line), " "); ok && k == "max" {
+			n, err := strconv.ParseInt(v, 10, 64)
+			return n, err == nil
+		}
+	}
+	return 0, false
 }
 
 // limitFinding is a system-wide "x of its sysctl" finding with the top

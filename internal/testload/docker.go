@@ -273,17 +273,33 @@ func buildContext(ctx context.Context, cli *client.Client, tag string, files map
 // first. It calls RequireDocker first.
 func RunContainer(t testing.TB, image, name string, args ...string) (pid int) {
 	t.Helper()
-	return runContainer(t, image, name, "", args)
+	return runContainer(t, image, name, "", Limits{}, args)
 }
 
 // RunContainerAs is RunContainer with the container's process running as
 // user ("4243" or "4243:4243").
 func RunContainerAs(t testing.TB, image, name, user string, args ...string) (pid int) {
 	t.Helper()
-	return runContainer(t, image, name, user, args)
+	return runContainer(t, image, name, user, Limits{}, args)
 }
 
-func runContainer(t testing.TB, image, name, user string, args []string) (pid int) {
+// Limits are the resource limits of a container made by
+// RunContainerLimited; zero fields mean no limit.
+type Limits struct {
+	// Pids is the container's pids.max (docker run --pids-limit).
+	Pids int64
+	// Memory is the container's memory limit in bytes (docker run
+	// --memory); swap is limited to the same figure, so the limit is hard.
+	Memory int64
+}
+
+// RunContainerLimited is RunContainer with resource limits.
+func RunContainerLimited(t testing.TB, image, name string, lim Limits, args ...string) (pid int) {
+	t.Helper()
+	return runContainer(t, image, name, "", lim, args)
+}
+
+func runContainer(t testing.TB, image, name, user string, lim Limits, args []string) (pid int) {
 	t.Helper()
 	cli := requireDocker(t)
 	ctx := context.Background()
@@ -307,7 +323,8 @@ func runContainer(t testing.TB, image, name, user string, args []string) (pid in
 			NetworkMode: "none",
 			// A scratch image has no /tmp, where the program makes the
 			// files it watches.
-			Tmpfs: map[string]string{"/tmp": "rw,mode=1777"},
+			Tmpfs:     map[string]string{"/tmp": "rw,mode=1777"},
+			Resources: lim.resources(),
 		},
 	})
 	cancel()
@@ -438,4 +455,65 @@ func readyLine(out string) string {
 		}
 	}
 	return ""
+}
+
+func (l Limits) resources() container.Resources {
+	var r container.Resources
+	if l.Pids > 0 {
+		pids := l.Pids
+		r.PidsLimit = &pids
+	}
+	if l.Memory > 0 {
+		r.Memory, r.MemorySwap = l.Memory, l.Memory
+	}
+	return r
+}
+
+// RunContainerToExit creates and starts a container named name from image
+// with limits and args (given to the test-load program as they are), waits
+// (for at most ReadyTimeout) until its main process has exited, and returns
+// the container's final state. The container is kept, stopped, until the
+// test ends, so that the engine can still be asked about it; then it is
+// removed.
+func RunContainerToExit(t testing.TB, image, name string, lim Limits, args ...string) *container.State {
+	t.Helper()
+	cli := requireDocker(t)
+	ctx := context.Background()
+	if err := removeContainer(ctx, cli, name); err != nil && !cerrdefs.IsNotFound(err) {
+		t.Fatalf("testload: removing leftover container %s: %v", name, err)
+	}
+	cctx, cancel := context.WithTimeout(ctx, dockerTimeout)
+	created, err := cli.ContainerCreate(cctx, client.ContainerCreateOptions{
+		Name:       name,
+		Config:     &container.Config{Image: image, Cmd: args, Labels: map[string]string{ContainerLabel: "1"}},
+		HostConfig: &container.HostConfig{NetworkMode: "none", Resources: lim.resources()},
+	})
+	cancel()
+	if err != nil {
+		t.Fatalf("testload: creating container %s from %s: %v", name, image, err)
+	}
+	t.Cleanup(func() {
+		if err := removeContainer(context.Background(), cli, created.ID); err != nil && !cerrdefs.IsNotFound(err) {
+			t.Errorf("testload: removing container %s: %v", name, err)
+		}
+	})
+	wait := cli.ContainerWait(ctx, created.ID, client.ContainerWaitOptions{Condition: container.WaitConditionNextExit})
+	cctx, cancel = context.WithTimeout(ctx, dockerTimeout)
+	_, err = cli.ContainerStart(cctx, created.ID, client.ContainerStartOptions{})
+	cancel()
+	if err != nil {
+		t.Fatalf("testload: starting container %s: %v", name, err)
+	}
+	select {
+	case <-wait.Result:
+	case err := <-wait.Error:
+		t.Fatalf("testload: waiting for container %s: %v", name, err)
+	case <-time.After(ReadyTimeout):
+		t.Fatalf("testload: container %s did not exit within %s", name, ReadyTimeout)
+	}
+	state, err := containerState(ctx, cli, created.ID)
+	if err != nil {
+		t.Fatalf("testload: inspecting container %s: %v", name, err)
+	}
+	return state
 }

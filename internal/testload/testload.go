@@ -151,21 +151,34 @@ type Proc struct {
 // called Stop itself, the test fails if the program did not exit cleanly.
 func Start(t testing.TB, args ...string) *Proc {
 	t.Helper()
-	return start(t, -1, args)
+	return start(t, -1, "", args)
 }
 
 // StartAs is Start with the program running as uid (and gid uid), so that
 // its inotify watches and instances are charged to a budget of its own.
 func StartAs(t testing.TB, uid int, args ...string) *Proc {
 	t.Helper()
-	return start(t, uid, args)
+	return start(t, uid, "", args)
 }
 
-func start(t testing.TB, uid int, args []string) *Proc {
+// StartInCgroup is Start with the program running, from its first
+// instruction, in the cgroup whose directory is cgroupDir (for example
+// /sys/fs/cgroup/pids/NAME on cgroup v1): a shell writes its own pid into
+// cgroup.procs and then becomes the program, so everything the program
+// creates is charged to that cgroup. It needs the right to write there.
+func StartInCgroup(t testing.TB, cgroupDir string, args ...string) *Proc {
+	t.Helper()
+	return start(t, -1, cgroupDir, args)
+}
+
+func start(t testing.TB, uid int, cgroupDir string, args []string) *Proc {
 	t.Helper()
 	path := Build(t)
 
 	cmd := exec.Command(path, args...)
+	if cgroupDir != "" {
+		cmd = exec.Command("/bin/sh", append([]string{"-c", `echo $$ > "$0/cgroup.procs" && exec "$@"`, cgroupDir, path}, args...)...)
+	}
 	if uid >= 0 {
 		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(uid)}}
 	}

@@ -10,11 +10,18 @@
 //     RLIMIT_NOFILE soft limit to the hard limit when M requires it;
 //   - -threads T extra OS threads, each held by a goroutine locked to it;
 //   - -children C child processes, each a copy of this program re-executed in
-//     a minimal idle mode (-idle) that dies with its parent (PR_SET_PDEATHSIG).
+//     a minimal idle mode (-idle) that dies with its parent (PR_SET_PDEATHSIG);
+//   - with -fork-until-full, bare forked children (no Go runtime of their
+//     own, so one task each) until fork fails with EAGAIN because a pids
+//     limit is reached (at most 4096), then one of them is let go so that
+//     the program itself keeps room to run;
+//   - with -hog-mb M, after the ready line, a child (-hog) that allocates and
+//     touches M MiB and holds them: under a memory limit the kernel's OOM
+//     killer ends that child, and the program keeps running.
 //
 // When everything exists it prints exactly one line to stdout:
 //
-//	ready pid=<pid> watches=<N> instances=<K> files=<M> children=<C>
+//	ready pid=<pid> watches=<N> instances=<K> files=<M> children=<C> [forked=<F>]
 //
 // and then holds the resources until standard input reaches end of file or
 // SIGTERM or SIGINT arrives (with -stdin=false, only a signal ends it). It
@@ -67,6 +74,12 @@ type config struct {
 	// nofilePct, when set, lowers RLIMIT_NOFILE once everything is open so
 	// that the open descriptors fill that percentage of it.
 	nofilePct int
+	// forkFull forks bare children until a pids limit refuses one.
+	forkFull bool
+	// hogMB, when set, starts a child that allocates that many MiB after
+	// the ready line; hog is that child's mode.
+	hogMB int
+	hog   bool
 }
 
 func main() {
@@ -81,6 +94,9 @@ func main() {
 	fs.BoolVar(&cfg.idle, "idle", false, "internal: run as an idle child that waits for a signal or its parent's death")
 	fs.IntVar(&cfg.nofilePct, "nofile-percent", 0, "when everything is open, lower RLIMIT_NOFILE so that the open descriptors fill this `percentage` of it")
 	fs.BoolVar(&cfg.stdin, "stdin", true, "also exit when standard input reaches end of file")
+	fs.BoolVar(&cfg.forkFull, "fork-until-full", false, "fork bare children until fork fails with EAGAIN (a pids limit), then free one slot")
+	fs.IntVar(&cfg.hogMB, "hog-mb", 0, "after the ready line, start a child that allocates and touches this many `MiB`")
+	fs.BoolVar(&cfg.hog, "hog", false, "internal: run as the memory-hog child of -hog-mb")
 	fs.SetOutput(os.Stderr)
 	if err := fs.Parse(os.Args[1:]); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -93,6 +109,10 @@ func main() {
 	}
 	if cfg.idle {
 		idle()
+		return
+	}
+	if cfg.hog {
+		hog(cfg.hogMB)
 		return
 	}
 	if err := run(cfg, os.Stdin, os.Stdout); err != nil {
@@ -115,8 +135,8 @@ func idle() {
 
 func (c config) validate() error {
 	switch {
-	case c.watches < 0, c.files < 0, c.children < 0, c.threads < 0:
-		return errors.New("-watches, -files, -children and -threads must not be negative")
+	case c.watches < 0, c.files < 0, c.children < 0, c.threads < 0, c.hogMB < 0:
+		return errors.New("-watches, -files, -children, -threads and -hog-mb must not be negative")
 	case c.instances < 1:
 		return fmt.Errorf("-instances must be at least 1, got %d", c.instances)
 	case c.watches > 0 && c.instances > c.watches:
@@ -131,6 +151,7 @@ type state struct {
 	inotify  []int
 	files    []*os.File
 	children []*exec.Cmd
+	forked   []int         // bare children of -fork-until-full
 	threads  chan struct{} // closed on release
 }
 
@@ -166,6 +187,13 @@ func run(cfg config, stdin io.Reader, stdout io.Writer) (err error) {
 	if err := st.startChildren(cfg.children); err != nil {
 		return err
 	}
+	forked := ""
+	if cfg.forkFull {
+		if err := st.forkUntilFull(); err != nil {
+			return err
+		}
+		forked = fmt.Sprintf(" forked=%d", len(st.forked))
+	}
 
 	if cfg.nofilePct > 0 {
 		if err := fillNoFile(cfg.nofilePct); err != nil {
@@ -174,10 +202,15 @@ func run(cfg config, stdin io.Reader, stdout io.Writer) (err error) {
 	}
 
 	w := bufio.NewWriter(stdout)
-	fmt.Fprintf(w, "ready pid=%d watches=%d instances=%d files=%d children=%d\n",
-		os.Getpid(), cfg.watches, cfg.instances, cfg.files, cfg.children)
+	fmt.Fprintf(w, "ready pid=%d watches=%d instances=%d files=%d children=%d%s\n",
+		os.Getpid(), cfg.watches, cfg.instances, cfg.files, cfg.children, forked)
 	if err := w.Flush(); err != nil {
 		return fmt.Errorf("writing the ready line: %w", err)
+	}
+	if cfg.hogMB > 0 {
+		if err := st.startHog(cfg.hogMB); err != nil {
+			return err
+		}
 	}
 
 	eof := make(chan struct{})
@@ -339,6 +372,11 @@ func (st *state) release() error {
 		_ = c.Wait() // killed on purpose: the status is not an error
 	}
 	st.children = nil
+	for _, pid := range st.forked {
+		_ = syscall.Kill(pid, syscall.SIGKILL)
+		_, _ = syscall.Wait4(pid, nil, 0, nil)
+	}
+	st.forked = nil
 	for _, fd := range st.inotify {
 		keep(syscall.Close(fd))
 	}
