@@ -114,7 +114,7 @@ func TestContainerAtPidsMax(t *testing.T) {
 	if got := f.Evidence.Vars["container"]; got != name {
 		t.Errorf("runbook container %q, want %q", got, name)
 	}
-	if got := f.Evidence.Vars["cgroup"]; got != dir {
+	if got := f.Evidence.Vars["cgroup_dir"]; got != dir {
 		t.Errorf("runbook cgroup %q, want %q", got, dir)
 	}
 	refused := false
