@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"regexp"
 	"strings"
@@ -27,6 +28,8 @@ type Config struct {
 	Grace        Duration            `yaml:"grace"`
 	Agents       []AgentConfig       `yaml:"agents"`
 	APIToken     string              `yaml:"api_token"`
+	APITokenFile string              `yaml:"api_token_file"`
+	Metrics      MetricsConfig       `yaml:"metrics"`
 	Alerts       AlertConfig         `yaml:"alerts"`
 	Channels     []notify.Channel    `yaml:"channels"`
 	Routes       []RouteConfig       `yaml:"routes"`
@@ -52,6 +55,15 @@ type ConsoleConfig struct {
 	Title         string     `yaml:"title"`
 	Users         []web.User `yaml:"users"`
 	SecureCookies bool       `yaml:"secure_cookies"`
+}
+
+// MetricsConfig says who may scrape /metrics: a bearer token (the
+// api_token, or this token so that a scraper does not hold the API's), or
+// anyone when Public.
+type MetricsConfig struct {
+	Token     string `yaml:"token"`
+	TokenFile string `yaml:"token_file"`
+	Public    bool   `yaml:"public"`
 }
 
 // AgentConfig is one agent allowed to report.
@@ -172,6 +184,7 @@ var yamlPlaces = map[string]string{
 	"notify.Channel": "in a channel", "tower.ConsoleConfig": "under console", "web.User": "in a console user",
 	"tower.RetentionConfig": "under retention", "tower.PeerConfig": "in a peer", "tower.RouteConfig": "in a route",
 	"tower.MaintenanceConfig": "in a maintenance window", "tower.DependencyConfig": "in a dependency",
+	"tower.MetricsConfig": "under metrics",
 }
 
 // plainYAMLError rewrites the YAML decoder's type errors in the config's
@@ -251,6 +264,18 @@ func (c *Config) validate(root *yaml.Node) error {
 	}
 	if c.Listen == "" {
 		c.Listen = "127.0.0.1:7450"
+	}
+	c.readSecret(bad, &c.APIToken, c.APITokenFile, "api_token")
+	if c.APIToken != "" && len(c.APIToken) < 16 {
+		bad("too short: use at least 16 random characters. "+makeTokenHint, "api_token")
+	}
+	if c.APIToken == "" && !loopbackHost(c.Listen) {
+		bad(fmt.Sprintf("%s is reachable from other machines, and api_token is empty: the tower does not listen there without one. %s "+
+			"Or listen on 127.0.0.1 behind a proxy.", c.Listen, makeTokenHint), "listen")
+	}
+	c.readSecret(bad, &c.Metrics.Token, c.Metrics.TokenFile, "metrics", "token")
+	if c.Metrics.Token != "" && len(c.Metrics.Token) < 16 {
+		bad("too short: use at least 16 random characters (openssl rand -hex 32)", "metrics", "token")
 	}
 	if c.DataDir == "" {
 		bad("required: a directory for the database", "data_dir")
@@ -431,6 +456,47 @@ func (c *Config) validate(root *yaml.Node) error {
 		c.Retention.MaxAge = Duration(30 * 24 * time.Hour)
 	}
 	return errors.Join(errs...)
+}
+
+// readSecret fills a secret from its *_file key: the file's content, its
+// trailing newline trimmed. Both set is an error, as is a file that cannot
+// be read; errors name the key and the file.
+func (c *Config) readSecret(bad func(string, ...any), value *string, file string, path ...any) {
+	if file == "" {
+		return
+	}
+	fileKey := append(append([]any{}, path[:len(path)-1]...), fmt.Sprint(path[len(path)-1])+"_file")
+	if *value != "" {
+		bad(fmt.Sprintf("set either %s or %s_file, not both", path[len(path)-1], path[len(path)-1]), fileKey...)
+		return
+	}
+	b, err := os.ReadFile(file)
+	if err != nil {
+		bad(fmt.Sprintf("cannot read the secret file %s: %v", file, errors.Unwrap(err)), fileKey...)
+		return
+	}
+	*value = strings.TrimRight(string(b), "\r\n")
+	if *value == "" {
+		bad(fmt.Sprintf("the secret file %s is empty", file), fileKey...)
+	}
+}
+
+// loopbackHost: the listen address is reachable only from this machine.
+// A host name other than localhost cannot be told here; Listen checks the
+// address it actually binds.
+func loopbackHost(listen string) bool {
+	host, _, err := net.SplitHostPort(listen)
+	if err != nil {
+		return false
+	}
+	switch host {
+	case "":
+		return false // every interface
+	case "localhost":
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip == nil || ip.IsLoopback()
 }
 
 // unjoin splits an errors.Join.

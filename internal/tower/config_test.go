@@ -2,26 +2,52 @@ package tower
 
 import (
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
 
-// TestREADMEExampleConfig: the routing example in the README works as
-// written.
-func TestREADMEExampleConfig(t *testing.T) {
+// readmeYAML returns the first YAML block after a README heading, with
+// /etc/hinomi/ (where the examples keep their secret files) moved to a
+// directory holding such files.
+func readmeYAML(t *testing.T, heading string) string {
+	t.Helper()
 	b, err := os.ReadFile("../../README.md")
 	if err != nil {
 		t.Fatal(err)
 	}
 	readme := string(b)
-	i := strings.Index(readme, "### Routing, silences, maintenance windows, dependencies")
+	i := strings.Index(readme, heading)
 	if i < 0 {
-		t.Fatal("README lacks the routing section")
+		t.Fatalf("README lacks the section %q", heading)
 	}
 	block := readme[i:]
 	start := strings.Index(block, "```yaml\n") + len("```yaml\n")
 	end := strings.Index(block[start:], "```")
-	cfg, err := ParseConfig([]byte(block[start:start+end]), "README.md")
+	dir := t.TempDir()
+	for _, name := range []string{"api_token", "discord_url", "smtp_password", "console_password_hash"} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(name+"-0123456789abcdef\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return strings.ReplaceAll(block[start:start+end], "/etc/hinomi/", dir+"/")
+}
+
+// TestREADMEMinimalConfig: the first tower example in the README works.
+func TestREADMEMinimalConfig(t *testing.T) {
+	cfg, err := ParseConfig([]byte(readmeYAML(t, "## Tower and agents")), "README.md")
+	if err != nil {
+		t.Fatalf("the README's minimal config does not load: %v", err)
+	}
+	if cfg.APIToken != "api_token-0123456789abcdef" {
+		t.Errorf("api_token %q, want the file's content without its newline", cfg.APIToken)
+	}
+}
+
+// TestREADMEExampleConfig: the routing example in the README works as
+// written.
+func TestREADMEExampleConfig(t *testing.T) {
+	cfg, err := ParseConfig([]byte(readmeYAML(t, "### Routing, silences, maintenance windows, dependencies")), "README.md")
 	if err != nil {
 		t.Fatalf("the README's example config does not load: %v", err)
 	}
@@ -59,19 +85,7 @@ probes:
 
 // TestREADMEProbeConfig: the probes example in the README loads.
 func TestREADMEProbeConfig(t *testing.T) {
-	b, err := os.ReadFile("../../README.md")
-	if err != nil {
-		t.Fatal(err)
-	}
-	readme := string(b)
-	i := strings.Index(readme, "### Deep probes and the status page")
-	if i < 0 {
-		t.Fatal("README lacks the probes section")
-	}
-	block := readme[i:]
-	start := strings.Index(block, "```yaml\n") + len("```yaml\n")
-	end := strings.Index(block[start:], "```")
-	cfg, err := ParseConfig([]byte("data_dir: /tmp/x\nagents: [{name: pve1, token: aaaaaaaaaaaaaaaaaaaa}]\n"+block[start:start+end]), "README.md")
+	cfg, err := ParseConfig([]byte("data_dir: /tmp/x\nagents: [{name: pve1, token: aaaaaaaaaaaaaaaaaaaa}]\n"+readmeYAML(t, "### Deep probes and the status page")), "README.md")
 	if err != nil {
 		t.Fatalf("the README's probe example does not load: %v", err)
 	}

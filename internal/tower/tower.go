@@ -218,6 +218,9 @@ func (t *Tower) Reload(path string) error {
 	if cfg.DataDir != t.cfg.Load().DataDir {
 		return errors.New("data_dir cannot change on reload; restart the tower")
 	}
+	if a, ok := t.boundAddr().(*net.TCPAddr); ok && !a.IP.IsLoopback() && cfg.APIToken == "" {
+		return fmt.Errorf("api_token cannot be removed while the tower listens on %s. %s", a, makeTokenHint)
+	}
 	if err := t.setConfig(cfg, &http.Client{Timeout: 10 * time.Second}); err != nil {
 		return err
 	}
@@ -347,14 +350,32 @@ func (t *Tower) kick() {
 	}
 }
 
-// Listen binds the HTTP address (so that callers know it before Run).
+// Listen binds the HTTP address (so that callers know it before Run). It
+// refuses an address other machines can reach while api_token is empty.
 func (t *Tower) Listen() (net.Addr, error) {
-	l, err := net.Listen("tcp", t.cfg.Load().Listen)
+	cfg := t.cfg.Load()
+	l, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return nil, err
 	}
+	if a, ok := l.Addr().(*net.TCPAddr); cfg.APIToken == "" && (!ok || !a.IP.IsLoopback()) {
+		l.Close()
+		return nil, fmt.Errorf("listen %s (%s) is reachable from other machines, and api_token is empty: the tower does not listen there without one. %s", cfg.Listen, l.Addr(), makeTokenHint)
+	}
+	t.mu.Lock()
 	t.listener = l
+	t.mu.Unlock()
 	return l.Addr(), nil
+}
+
+// boundAddr is the address Listen bound, or nil.
+func (t *Tower) boundAddr() net.Addr {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.listener == nil {
+		return nil
+	}
+	return t.listener.Addr()
 }
 
 // Run serves until ctx is done, then shuts down: in-flight requests and

@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"crypto/subtle"
 	"encoding/hex"
+	"mime"
 	"net"
 	"net/http"
 	"net/url"
@@ -144,6 +145,13 @@ func checkPost(r *http.Request, s *session) bool {
 	}
 	u, err := url.Parse(origin)
 	return err == nil && u.Host == r.Host
+}
+
+// isForm: the body is an HTML form's. A text/plain body, which a page of
+// any site may send without asking, is refused.
+func isForm(r *http.Request) bool {
+	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	return err == nil && (mt == "application/x-www-form-urlencoded" || mt == "multipart/form-data")
 }
 
 func clientIP(r *http.Request) string {

@@ -222,6 +222,10 @@ func (s *Site) signedIn(h func(http.ResponseWriter, *http.Request, *session)) ht
 			http.Error(w, "sign in first", http.StatusUnauthorized)
 			return
 		}
+		if r.Method == http.MethodPost && !isForm(r) {
+			http.Error(w, "the console takes only its own forms (application/x-www-form-urlencoded)", http.StatusUnsupportedMediaType)
+			return
+		}
 		if r.Method == http.MethodPost && !checkPost(r, sess) {
 			http.Error(w, "this request did not come from the console (CSRF check failed)", http.StatusForbidden)
 			return
@@ -235,6 +239,10 @@ func (s *Site) loginPage(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Site) loginPost(w http.ResponseWriter, r *http.Request) {
+	if !isForm(r) {
+		http.Error(w, "sign in with the login form (application/x-www-form-urlencoded)", http.StatusUnsupportedMediaType)
+		return
+	}
 	ok, allowed := s.auth.login(w, r, r.PostFormValue("name"), r.PostFormValue("password"))
 	switch {
 	case !allowed:
