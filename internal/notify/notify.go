@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -200,7 +201,7 @@ func (ch Channel) Validate() error {
 	var err error
 	switch ch.Type {
 	case TypeWebhook, TypeDiscord, TypeSlack:
-		err = checkURL("url", ch.URL, true)
+		err = CheckURL("url", ch.URL, true)
 		if err == nil && ch.Type == TypeWebhook {
 			err = checkHeaders(ch.Headers)
 		}
@@ -213,7 +214,7 @@ func (ch Channel) Validate() error {
 		case strings.TrimSpace(ch.ChatID) == "":
 			err = fmt.Errorf("chat_id is required")
 		default:
-			err = checkURL("api_url", ch.APIURL, false)
+			err = CheckURL("api_url", ch.APIURL, false)
 		}
 	case TypeNtfy:
 		switch {
@@ -222,7 +223,7 @@ func (ch Channel) Validate() error {
 		case strings.ContainsAny(ch.Topic, "/?#% \t\r\n"):
 			err = fmt.Errorf("topic %q must be a single path segment", ch.Topic)
 		default:
-			err = checkURL("server", ch.Server, false)
+			err = CheckURL("server", ch.Server, false)
 		}
 	case TypeSMTP:
 		err = ch.validateSMTP()
@@ -280,9 +281,10 @@ func (ch Channel) setFields() []string {
 	return out
 }
 
-// checkURL requires an absolute http(s) URL with a host; an empty one is
-// fine when the field has a default.
-func checkURL(field, raw string, required bool) error {
+// CheckURL requires an absolute http(s) URL with a host and, if it has
+// one, a port of 1-65535; an empty one is fine when the field has a
+// default. Errors name the field, never the URL (it may hold a secret).
+func CheckURL(field, raw string, required bool) error {
 	if raw == "" {
 		if required {
 			return fmt.Errorf("%s is required", field)
@@ -296,8 +298,18 @@ func checkURL(field, raw string, required bool) error {
 	if u.Scheme != "http" && u.Scheme != "https" {
 		return fmt.Errorf("%s must start with https:// or http://", field)
 	}
-	if u.Host == "" {
+	if u.Hostname() == "" {
 		return fmt.Errorf("%s has no host", field)
+	}
+	// url.Parse takes "host:" as a host with no port; a request to it
+	// would go to the scheme's default port, not the one meant.
+	if strings.HasSuffix(u.Host, ":") {
+		return fmt.Errorf("%s has an empty port after %q: give the port or drop the colon", field, u.Hostname()+":")
+	}
+	if p := u.Port(); p != "" {
+		if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
+			return fmt.Errorf("%s: port %s is not a TCP port (1-65535)", field, p)
+		}
 	}
 	return nil
 }

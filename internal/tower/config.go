@@ -277,6 +277,9 @@ func (c *Config) validate(root *yaml.Node) error {
 	if c.Metrics.Token != "" && len(c.Metrics.Token) < 16 {
 		bad("too short: use at least 16 random characters (openssl rand -hex 32)", "metrics", "token")
 	}
+	if err := notify.CheckURL("url", c.URL, false); err != nil {
+		bad(strings.TrimPrefix(err.Error(), "url "), "url")
+	}
 	if c.DataDir == "" {
 		bad("required: a directory for the database", "data_dir")
 	}
@@ -402,8 +405,8 @@ func (c *Config) validate(root *yaml.Node) error {
 		switch {
 		case p.Name == "" || p.Name == c.Name:
 			bad("a peer needs its own name, not this tower's", "peers", i, "name")
-		case p.URL == "":
-			bad("required", "peers", i, "url")
+		case notify.CheckURL("url", p.URL, true) != nil:
+			bad(strings.TrimPrefix(notify.CheckURL("url", p.URL, true).Error(), "url "), "peers", i, "url")
 		case p.Token == "":
 			bad("required: the peer's peer_token", "peers", i, "token")
 		}
