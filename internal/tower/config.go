@@ -411,12 +411,19 @@ func (c *Config) validate(root *yaml.Node) error {
 			bad("required: the peer's peer_token", "peers", i, "token")
 		}
 	}
-	for i, u := range c.Console.Users {
+	for i := range c.Console.Users {
+		u := &c.Console.Users[i]
 		if u.Name == "" {
 			bad("required", "console", "users", i, "name")
 		}
+		if !c.readSecret(bad, &u.PasswordHash, u.PasswordHashFile, "console", "users", i, "password_hash") {
+			continue
+		}
 		if err := web.ValidHash(u.PasswordHash); err != nil {
 			bad(err.Error()+"; make one with hinomi hash-password (bcrypt) or the argon2 tool (argon2id)", "console", "users", i, "password_hash")
+		} else if pw, ok := web.PublishedPassword(u.Name, u.PasswordHash); ok {
+			bad(fmt.Sprintf("this is a hash of %q, a published password anyone can guess; make one of your own with: "+
+				"printf '%%s' 'a passphrase nobody else knows' | hinomi hash-password", pw), "console", "users", i, "password_hash")
 		}
 	}
 	probeNames := map[string]bool{}
@@ -464,24 +471,29 @@ func (c *Config) validate(root *yaml.Node) error {
 // readSecret fills a secret from its *_file key: the file's content, its
 // trailing newline trimmed. Both set is an error, as is a file that cannot
 // be read; errors name the key and the file.
-func (c *Config) readSecret(bad func(string, ...any), value *string, file string, path ...any) {
+func (c *Config) readSecret(bad func(string, ...any), value *string, file string, path ...any) bool {
 	if file == "" {
-		return
+		return true
 	}
 	fileKey := append(append([]any{}, path[:len(path)-1]...), fmt.Sprint(path[len(path)-1])+"_file")
 	if *value != "" {
 		bad(fmt.Sprintf("set either %s or %s_file, not both", path[len(path)-1], path[len(path)-1]), fileKey...)
-		return
+		return false
 	}
 	b, err := os.ReadFile(file)
 	if err != nil {
-		bad(fmt.Sprintf("cannot read the secret file %s: %v", file, errors.Unwrap(err)), fileKey...)
-		return
+		if pe, ok := err.(*os.PathError); ok {
+			err = pe.Err // the file is named already
+		}
+		bad(fmt.Sprintf("cannot read the secret file %s: %v", file, err), fileKey...)
+		return false
 	}
 	*value = strings.TrimRight(string(b), "\r\n")
 	if *value == "" {
 		bad(fmt.Sprintf("the secret file %s is empty", file), fileKey...)
+		return false
 	}
+	return true
 }
 
 // loopbackHost: the listen address is reachable only from this machine.

@@ -1,10 +1,14 @@
 package tower
 
 import (
+	"crypto/rand"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
+
+	"golang.org/x/crypto/bcrypt"
 )
 
 // readmeYAML returns the first YAML block after a README heading, with
@@ -24,13 +28,22 @@ func readmeYAML(t *testing.T, heading string) string {
 	block := readme[i:]
 	start := strings.Index(block, "```yaml\n") + len("```yaml\n")
 	end := strings.Index(block[start:], "```")
+	yaml := block[start : start+end]
 	dir := t.TempDir()
-	for _, name := range []string{"api_token", "discord_url", "smtp_password", "console_password_hash"} {
-		if err := os.WriteFile(filepath.Join(dir, name), []byte(name+"-0123456789abcdef\n"), 0o600); err != nil {
+	for _, m := range regexp.MustCompile(`/etc/hinomi/([\w.-]+)`).FindAllStringSubmatch(yaml, -1) {
+		content := m[1] + "-0123456789abcdef\n"
+		if strings.HasSuffix(m[1], ".hash") {
+			h, err := bcrypt.GenerateFromPassword([]byte(rand.Text()), bcrypt.MinCost)
+			if err != nil {
+				t.Fatal(err)
+			}
+			content = string(h) + "\n"
+		}
+		if err := os.WriteFile(filepath.Join(dir, m[1]), []byte(content), 0o600); err != nil {
 			t.Fatal(err)
 		}
 	}
-	return strings.ReplaceAll(block[start:start+end], "/etc/hinomi/", dir+"/")
+	return strings.ReplaceAll(yaml, "/etc/hinomi/", dir+"/")
 }
 
 // TestREADMEMinimalConfig: the first tower example in the README works.
@@ -89,6 +102,9 @@ func TestREADMEProbeConfig(t *testing.T) {
 	if err != nil {
 		t.Fatalf("the README's probe example does not load: %v", err)
 	}
+	if len(cfg.Console.Users) != 1 || !strings.HasPrefix(cfg.Console.Users[0].PasswordHash, "$2a$") {
+		t.Errorf("console users %+v, want mika with the hash from her file", cfg.Console.Users)
+	}
 	if len(cfg.Probes) != 3 || cfg.Probes[2].Host != "pve1" || !cfg.Probes[0].Public {
 		t.Errorf("parsed %+v", cfg.Probes)
 	}
@@ -111,5 +127,34 @@ func TestConfigTypeErrorsInPlainWords(t *testing.T) {
 	}
 	if strings.Contains(err.Error(), "in type") || strings.Contains(err.Error(), "!!int") {
 		t.Errorf("error speaks Go: %v", err)
+	}
+}
+
+// A hash of a published password (the README's own example, a common
+// password, the user's name) is refused at load, with what to do.
+func TestConfigRefusesPublishedPasswordHashes(t *testing.T) {
+	hash := func(pw string) string {
+		h, err := bcrypt.GenerateFromPassword([]byte(pw), bcrypt.MinCost)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(h)
+	}
+	for _, tc := range []struct{ hash, password string }{
+		{"$2a$12$xkZ/kFgWs5/jbArf3b6mdO05b/VXqJ9Ex.XLj2Yc2jtWN9u8IhuBC", "change this password"}, // the README's, until this version
+		{hash("changeme"), "changeme"},
+		{hash("admin"), "admin"},
+		{hash("hinomi"), "hinomi"},
+		{hash("a long password"), "a long password"},
+		{hash("mika"), "mika"},
+	} {
+		_, err := ParseConfig([]byte("data_dir: /tmp/x\nagents: [{name: a, token: "+tokenA+"}]\nconsole:\n  users:\n    - {name: mika, password_hash: '"+tc.hash+"'}\n"), "tower.yaml")
+		if err == nil || !strings.Contains(err.Error(), "line 5: console.users.0.password_hash: this is a hash of \""+tc.password+"\", a published password") ||
+			!strings.Contains(err.Error(), "hinomi hash-password") {
+			t.Errorf("hash of %q: %v, want it refused with how to make a new one", tc.password, err)
+		}
+	}
+	if _, err := ParseConfig([]byte("data_dir: /tmp/x\nagents: [{name: a, token: "+tokenA+"}]\nconsole:\n  users:\n    - {name: mika, password_hash: '"+hash("mika's own 7 words nobody knows")+"'}\n"), "tower.yaml"); err != nil {
+		t.Errorf("a hash of a private password: %v", err)
 	}
 }

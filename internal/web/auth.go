@@ -17,7 +17,10 @@ import (
 // User may sign in to the console.
 type User struct {
 	Name         string `yaml:"name"`
-	PasswordHash string `yaml:"password_hash"` // bcrypt: htpasswd -nbBC 12 name 'secret'
+	PasswordHash string `yaml:"password_hash"` // bcrypt: hinomi hash-password, or argon2id
+	// PasswordHashFile holds PasswordHash instead (read by the tower's
+	// config loading).
+	PasswordHashFile string `yaml:"password_hash_file"`
 }
 
 const (
