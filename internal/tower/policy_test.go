@@ -521,7 +521,7 @@ func TestProbeThresholds(t *testing.T) {
 // the console when the console has users, the API otherwise.
 func TestNotificationLinks(t *testing.T) {
 	for _, c := range []struct{ extra, want string }{
-		{"console:\n  users: [{name: mika, password_hash: '$2a$12$lFQuyhQDLHP.qa8qrfrjru7NNRnqPL1KPSTCGk2PW77OdWtEuajzS'}]\n", "https://tower.example/console/incidents/1"},
+		{"console:\n  users: [{name: mika, password_hash: '$2a$04$kjDNublNMYMOTea99tfrE.XIQVq5JKd4clldsMGAX728Sh1VJliaW'}]\n", "https://tower.example/console/incidents/1"},
 		{"", "https://tower.example/api/v1/alerts?key=heartbeat%2Fpve1"},
 	} {
 		p := newPolicyTower(t, "url: https://tower.example/\nroutes:\n  - {match: {}, channels: [ops]}\n"+c.extra)
