@@ -55,6 +55,9 @@ type ConsoleConfig struct {
 	Title         string     `yaml:"title"`
 	Users         []web.User `yaml:"users"`
 	SecureCookies bool       `yaml:"secure_cookies"`
+	// TrustedProxies: reverse proxies (addresses or prefixes) whose
+	// X-Forwarded-For and X-Forwarded-Proto the console believes.
+	TrustedProxies []string `yaml:"trusted_proxies"`
 }
 
 // MetricsConfig says who may scrape /metrics: a bearer token (the
@@ -425,6 +428,9 @@ func (c *Config) validate(root *yaml.Node) error {
 			bad(fmt.Sprintf("this is a hash of %q, a published password anyone can guess; make one of your own with: "+
 				"printf '%%s' 'a passphrase nobody else knows' | hinomi hash-password", pw), "console", "users", i, "password_hash")
 		}
+	}
+	if _, err := web.ParseProxies(c.Console.TrustedProxies); err != nil {
+		bad(err.Error(), "console", "trusted_proxies")
 	}
 	probeNames := map[string]bool{}
 	for i := range c.Probes {
