@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -115,39 +116,51 @@ type Channel struct {
 	// URL is where webhook, discord and slack POST (for discord and slack
 	// the webhook URL the service gave you; it is a secret).
 	URL string `yaml:"url,omitempty"`
+	// URLFile holds URL instead (the secret stays out of the YAML); so do
+	// the other *File fields for theirs. ${NAME} in a secret or a path
+	// is the environment variable NAME (ReadSecrets).
+	URLFile string `yaml:"url_file,omitempty"`
 	// Headers are extra HTTP headers for a webhook.
 	Headers map[string]string `yaml:"headers,omitempty"`
 	// BearerToken is sent as "Authorization: Bearer ..." by webhook.
-	BearerToken string `yaml:"bearer_token,omitempty"`
+	BearerToken     string `yaml:"bearer_token,omitempty"`
+	BearerTokenFile string `yaml:"bearer_token_file,omitempty"`
 
 	// Telegram: the bot's token, the chat to write to (numeric id or
 	// @channelname), an optional forum topic, and the Bot API base URL.
-	BotToken string `yaml:"bot_token,omitempty"`
-	ChatID   string `yaml:"chat_id,omitempty"`
-	ThreadID int64  `yaml:"thread_id,omitempty"`
-	APIURL   string `yaml:"api_url,omitempty"`
+	BotToken     string `yaml:"bot_token,omitempty"`
+	BotTokenFile string `yaml:"bot_token_file,omitempty"`
+	ChatID       string `yaml:"chat_id,omitempty"`
+	ThreadID     int64  `yaml:"thread_id,omitempty"`
+	APIURL       string `yaml:"api_url,omitempty"`
 
 	// ntfy: the server (default https://ntfy.sh), the topic, and an
 	// optional access token.
-	Server string `yaml:"server,omitempty"`
-	Topic  string `yaml:"topic,omitempty"`
-	Token  string `yaml:"token,omitempty"`
+	Server    string `yaml:"server,omitempty"`
+	Topic     string `yaml:"topic,omitempty"`
+	Token     string `yaml:"token,omitempty"`
+	TokenFile string `yaml:"token_file,omitempty"`
 
 	// SMTP.
-	Host     string   `yaml:"host,omitempty"`
-	Port     int      `yaml:"port,omitempty"` // default 587 (starttls), 465 (tls), 25 (none)
-	Username string   `yaml:"username,omitempty"`
-	Password string   `yaml:"password,omitempty"`
-	From     string   `yaml:"from,omitempty"`
-	To       []string `yaml:"to,omitempty"`
-	TLS      string   `yaml:"tls,omitempty"`     // starttls (default), tls or none
-	CAFile   string   `yaml:"ca_file,omitempty"` // PEM roots for a private mail server
+	Host         string   `yaml:"host,omitempty"`
+	Port         int      `yaml:"port,omitempty"` // default 587 (starttls), 465 (tls), 25 (none)
+	Username     string   `yaml:"username,omitempty"`
+	Password     string   `yaml:"password,omitempty"`
+	PasswordFile string   `yaml:"password_file,omitempty"`
+	From         string   `yaml:"from,omitempty"`
+	To           []string `yaml:"to,omitempty"`
+	TLS          string   `yaml:"tls,omitempty"`     // starttls (default), tls or none
+	CAFile       string   `yaml:"ca_file,omitempty"` // PEM roots for a private mail server
 }
 
-// New checks ch and returns its sender. client carries the HTTP channels'
+// New reads ch's secret files (ReadSecrets), checks ch and returns its
+// sender. client carries the HTTP channels'
 // requests (nil: a client with a 30 s timeout); it is not used by smtp.
 // Errors name the channel and the offending YAML field.
 func New(ch Channel, client *http.Client) (Sender, error) {
+	if _, err := ch.ReadSecrets(os.LookupEnv); err != nil {
+		return nil, err
+	}
 	if err := ch.Validate(); err != nil {
 		return nil, err
 	}
@@ -239,15 +252,15 @@ func (ch Channel) Validate() error {
 func fieldsOf(typ string) string {
 	switch typ {
 	case TypeWebhook:
-		return "url headers bearer_token"
+		return "url url_file headers bearer_token bearer_token_file"
 	case TypeDiscord, TypeSlack:
-		return "url"
+		return "url url_file"
 	case TypeTelegram:
-		return "bot_token chat_id thread_id api_url"
+		return "bot_token bot_token_file chat_id thread_id api_url"
 	case TypeNtfy:
-		return "server topic token"
+		return "server topic token token_file"
 	case TypeSMTP:
-		return "host port username password from to tls ca_file"
+		return "host port username password password_file from to tls ca_file"
 	}
 	return ""
 }
@@ -261,6 +274,11 @@ func (ch Channel) setFields() []string {
 		}
 	}
 	add("url", ch.URL != "")
+	add("url_file", ch.URLFile != "")
+	add("bearer_token_file", ch.BearerTokenFile != "")
+	add("bot_token_file", ch.BotTokenFile != "")
+	add("token_file", ch.TokenFile != "")
+	add("password_file", ch.PasswordFile != "")
 	add("headers", len(ch.Headers) > 0)
 	add("bearer_token", ch.BearerToken != "")
 	add("bot_token", ch.BotToken != "")

@@ -45,7 +45,11 @@ type Config struct {
 	Name      string       `yaml:"name"`
 	Peers     []PeerConfig `yaml:"peers"`
 	PeerToken string       `yaml:"peer_token"`
-	PeerGrace Duration     `yaml:"peer_grace"`
+	// PeerTokenFile holds PeerToken instead; every secret has such a
+	// *_file key, and ${NAME} in a secret or a path is taken from the
+	// environment.
+	PeerTokenFile string   `yaml:"peer_token_file"`
+	PeerGrace     Duration `yaml:"peer_grace"`
 
 	path string
 }
@@ -306,12 +310,8 @@ func (c *Config) validate(root *yaml.Node) error {
 			bad(fmt.Sprintf("agent %q is listed twice", a.Name), "agents", i, "name")
 		}
 		names[a.Name] = true
-		if a.TokenFile != "" {
-			t, err := os.ReadFile(a.TokenFile)
-			if err != nil {
-				bad(err.Error(), "agents", i, "token_file")
-			}
-			a.Token = strings.TrimSpace(string(t))
+		if !c.readSecret(bad, &a.Token, a.TokenFile, "agents", i, "token") {
+			continue
 		}
 		switch {
 		case a.Token == "":
@@ -348,7 +348,11 @@ func (c *Config) validate(root *yaml.Node) error {
 		c.Alerts.Flap.Stable = Duration(30 * time.Minute)
 	}
 	chNames := map[string]bool{}
-	for i, ch := range c.Channels {
+	for i := range c.Channels {
+		if key, err := c.Channels[i].ReadSecrets(os.LookupEnv); err != nil {
+			bad(err.Error(), "channels", i, key)
+		}
+		ch := c.Channels[i]
 		if chNames[ch.Name] {
 			bad(fmt.Sprintf("channel %q is listed twice", ch.Name), "channels", i, "name")
 		}
@@ -395,6 +399,10 @@ func (c *Config) validate(root *yaml.Node) error {
 		if d.Host == "" || len(d.Dependents) == 0 {
 			bad("needs host and dependents", "dependencies", i)
 		}
+	}
+	c.readSecret(bad, &c.PeerToken, c.PeerTokenFile, "peer_token")
+	for i := range c.Peers {
+		c.readSecret(bad, &c.Peers[i].Token, c.Peers[i].TokenFile, "peers", i, "token")
 	}
 	if len(c.Peers) > 0 {
 		if c.Name == "" {
@@ -474,31 +482,22 @@ func (c *Config) validate(root *yaml.Node) error {
 	return errors.Join(errs...)
 }
 
-// readSecret fills a secret from its *_file key: the file's content, its
-// trailing newline trimmed. Both set is an error, as is a file that cannot
-// be read; errors name the key and the file.
+// readSecret fills a secret from its *_file key or the environment
+// (notify.Secret); errors name the key and the file. It says whether the
+// value can be used.
 func (c *Config) readSecret(bad func(string, ...any), value *string, file string, path ...any) bool {
-	if file == "" {
-		return true
-	}
-	fileKey := append(append([]any{}, path[:len(path)-1]...), fmt.Sprint(path[len(path)-1])+"_file")
-	if *value != "" {
-		bad(fmt.Sprintf("set either %s or %s_file, not both", path[len(path)-1], path[len(path)-1]), fileKey...)
-		return false
-	}
-	b, err := os.ReadFile(file)
+	key := fmt.Sprint(path[len(path)-1])
+	v, err := notify.Secret(key, *value, file, os.LookupEnv)
 	if err != nil {
-		if pe, ok := err.(*os.PathError); ok {
-			err = pe.Err // the file is named already
+		at := path
+		if file != "" {
+			at = append(append([]any{}, path[:len(path)-1]...), key+"_file")
 		}
-		bad(fmt.Sprintf("cannot read the secret file %s: %v", file, err), fileKey...)
+		_, msg, _ := strings.Cut(err.Error(), ": ")
+		bad(msg, at...)
 		return false
 	}
-	*value = strings.TrimRight(string(b), "\r\n")
-	if *value == "" {
-		bad(fmt.Sprintf("the secret file %s is empty", file), fileKey...)
-		return false
-	}
+	*value = v
 	return true
 }
 

@@ -158,3 +158,66 @@ func TestConfigRefusesPublishedPasswordHashes(t *testing.T) {
 		t.Errorf("a hash of a private password: %v", err)
 	}
 }
+
+// Every secret can live outside tower.yaml: in a file named by its *_file
+// key (systemd's LoadCredential= puts them in $CREDENTIALS_DIRECTORY) or
+// in the environment.
+func TestConfigSecretsFromFilesAndEnvironment(t *testing.T) {
+	dir := t.TempDir()
+	for name, content := range map[string]string{
+		"api_token": "api-token-from-a-file-0123\n", "metrics_token": "metrics-token-from-a-file\n", "pve1": "agent-token-from-a-file\n",
+		"discord_url": "https://discord.com/api/webhooks/1/SECRET\n", "smtp_password": "SECRET smtp\n",
+		"peer_token": "peer-token-from-a-file-0123\n", "tower_b": "tower-b-token-from-a-file\n",
+	} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Setenv("CREDENTIALS_DIRECTORY", dir)
+	t.Setenv("HINOMI_TEST_BOT_TOKEN", "123456:SECRET-telegram")
+	cfg, err := ParseConfig([]byte(`listen: 0.0.0.0:7450
+data_dir: /tmp/x
+api_token_file: ${CREDENTIALS_DIRECTORY}/api_token
+metrics: {token_file: "${CREDENTIALS_DIRECTORY}/metrics_token"}
+name: tower-a
+peer_token_file: ${CREDENTIALS_DIRECTORY}/peer_token
+peers: [{name: tower-b, url: "http://b.lan:7450", token_file: "${CREDENTIALS_DIRECTORY}/tower_b"}]
+agents: [{name: pve1, token_file: "${CREDENTIALS_DIRECTORY}/pve1"}]
+channels:
+  - {name: chat, type: discord, url_file: "${CREDENTIALS_DIRECTORY}/discord_url"}
+  - {name: mail, type: smtp, host: mail.lan, from: tower@lan, to: [ops@lan], username: tower, password_file: "${CREDENTIALS_DIRECTORY}/smtp_password"}
+  - {name: tg, type: telegram, bot_token: "${HINOMI_TEST_BOT_TOKEN}", chat_id: "1"}
+`), "tower.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct{ got, want string }{
+		{cfg.APIToken, "api-token-from-a-file-0123"}, {cfg.Metrics.Token, "metrics-token-from-a-file"},
+		{cfg.Agents[0].Token, "agent-token-from-a-file"}, {cfg.PeerToken, "peer-token-from-a-file-0123"},
+		{cfg.Peers[0].Token, "tower-b-token-from-a-file"}, {cfg.Channels[0].URL, "https://discord.com/api/webhooks/1/SECRET"},
+		{cfg.Channels[1].Password, "SECRET smtp"}, {cfg.Channels[2].BotToken, "123456:SECRET-telegram"},
+	} {
+		if c.got != c.want {
+			t.Errorf("got %q, want %q", c.got, c.want)
+		}
+	}
+
+	base := "data_dir: /tmp/x\nagents: [{name: pve1, token: " + tokenA + "}]\n"
+	for _, tc := range []struct{ yaml, want string }{
+		{base + "channels: [{name: chat, type: discord, url_file: " + dir + "/nope}]\n",
+			"tower.yaml: line 3: channels.0.url_file: notify channel \"chat\" (discord): url_file: cannot read the secret file " + dir + "/nope: no such file or directory"},
+		{"data_dir: /tmp/x\nagents:\n  - {name: pve1, token_file: " + dir + "/nope}\n",
+			"tower.yaml: line 3: agents.0.token_file: cannot read the secret file " + dir + "/nope: no such file or directory"},
+		{base + "api_token_file: " + dir + "\n", "line 3: api_token_file: cannot read the secret file " + dir + ": is a directory"},
+		{base + "api_token: ${HINOMI_TEST_UNSET}\n", "line 3: api_token: the environment variable HINOMI_TEST_UNSET is not set"},
+		{base + "api_token: x\napi_token_file: " + dir + "/api_token\n", "api_token_file: set either api_token or api_token_file, not both"},
+	} {
+		_, err := ParseConfig([]byte(tc.yaml), "tower.yaml")
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: %v\nwant %s", tc.yaml, err, tc.want)
+		}
+		if err != nil && strings.Contains(err.Error(), "SECRET") {
+			t.Errorf("error shows a secret: %v", err)
+		}
+	}
+}
