@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
-	dto "github.com/prometheus/client_model/go"
 
 	"github.com/hinomi/hinomi/internal/wire"
 )
@@ -53,8 +52,8 @@ func (t *Tower) Handler() http.Handler {
 	return mux
 }
 
-// read guards an API endpoint: the api_token as a bearer token, and a
-// JSON body on anything that sends one.
+// read guards every API endpoint, reading or writing: the api_token as a
+// bearer token, and a JSON body on anything that sends one.
 func (t *Tower) read(h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		tok := t.cfg.Load().APIToken
@@ -101,7 +100,7 @@ func isJSON(contentType string) bool {
 // of probes that are not public (their names say what runs where).
 func (t *Tower) metricsHandler() http.Handler {
 	all := promhttp.HandlerFor(t.Registry, promhttp.HandlerOpts{})
-	public := promhttp.HandlerFor(publicGatherer{t}, promhttp.HandlerOpts{})
+	public := promhttp.HandlerFor(t.publicMetrics, promhttp.HandlerOpts{})
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		cfg := t.cfg.Load()
 		switch {
@@ -114,36 +113,6 @@ func (t *Tower) metricsHandler() http.Handler {
 			http.Error(w, "metrics token required (Authorization: Bearer <metrics.token or api_token>), or set metrics.public: true", http.StatusUnauthorized)
 		}
 	})
-}
-
-// publicGatherer is the tower's registry without private probes' series.
-type publicGatherer struct{ t *Tower }
-
-func (g publicGatherer) Gather() ([]*dto.MetricFamily, error) {
-	mfs, err := g.t.Registry.Gather()
-	public := map[string]bool{}
-	for _, p := range g.t.cfg.Load().Probes {
-		public[p.Name] = p.Public
-	}
-	out := mfs[:0]
-	for _, mf := range mfs {
-		if !strings.HasPrefix(mf.GetName(), "hinomi_probe_") {
-			out = append(out, mf)
-			continue
-		}
-		ms := mf.Metric[:0]
-		for _, m := range mf.Metric {
-			for _, l := range m.GetLabel() {
-				if l.GetName() == "probe" && public[l.GetValue()] {
-					ms = append(ms, m)
-				}
-			}
-		}
-		if mf.Metric = ms; len(ms) > 0 {
-			out = append(out, mf)
-		}
-	}
-	return out, err
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {

@@ -80,9 +80,11 @@ type Tower struct {
 	evaluate    chan struct{} // something changed: evaluate now
 	metrics     *metrics
 	Registry    *prometheus.Registry
-	listener    net.Listener
-	httpSrv     *http.Server
-	dispatchW   sync.WaitGroup
+	// publicMetrics is Registry without private probes (metrics.public).
+	publicMetrics *prometheus.Registry
+	listener      net.Listener
+	httpSrv       *http.Server
+	dispatchW     sync.WaitGroup
 }
 
 // Host is what the tower knows about an agent's host.
@@ -168,9 +170,9 @@ func New(cfg *Config, o Options) (*Tower, error) {
 		incidents: map[int64]*Incident{}, probes: map[string]ProbeResult{}, probeSince: map[string]time.Time{}, probeStreaks: map[string]probeStreak{},
 		ownProbes: map[string]probeVerdict{}, peerProbes: map[string]map[string]probeVerdict{}, peers: peerState{lastOK: map[string]time.Time{}}, started: o.Now(),
 		evaluate: make(chan struct{}, 1),
-		Registry: prometheus.NewRegistry(),
+		Registry: prometheus.NewRegistry(), publicMetrics: prometheus.NewRegistry(),
 	}
-	t.metrics = newMetrics(t.Registry, t)
+	t.metrics = newMetrics(t.Registry, t.publicMetrics, t)
 	client := o.HTTPClient
 	if client == nil {
 		client = &http.Client{Timeout: 10 * time.Second}
