@@ -1,14 +1,14 @@
 package tower
 
 import (
-	"bytes"
 	"log/slog"
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -17,27 +17,9 @@ import (
 	"github.com/hinomi/hinomi/internal/web"
 )
 
-// syncBuffer is a log sink the server's goroutines may write to.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // consoleSite is the console of a tower with users mika and ops, on its
 // own clock and log.
-func consoleSite(t *testing.T, proxies []string) (*webTower, http.Handler, *syncBuffer) {
+func consoleSite(t *testing.T, proxies []string) (*webTower, http.Handler, func() string) {
 	t.Helper()
 	w := newWebTower(t)
 	ops, err := bcrypt.GenerateFromPassword([]byte("ops own passphrase here"), bcrypt.MinCost)
@@ -45,11 +27,24 @@ func consoleSite(t *testing.T, proxies []string) (*webTower, http.Handler, *sync
 		t.Fatal(err)
 	}
 	users := append(w.tw.cfg.Load().Console.Users, web.User{Name: "ops", PasswordHash: string(ops)})
-	logs := &syncBuffer{}
-	site, err := web.New(w.tw.Web(), web.Options{Users: users, Now: w.c.Now, TrustedProxies: proxies,
-		Log: slog.New(slog.NewTextHandler(logs, nil))})
+	// The server's goroutines log to a file; the test reads it.
+	logPath := filepath.Join(t.TempDir(), "tower.log")
+	logFile, err := os.Create(logPath)
 	if err != nil {
 		t.Fatal(err)
+	}
+	t.Cleanup(func() { logFile.Close() })
+	site, err := web.New(w.tw.Web(), web.Options{Users: users, Now: w.c.Now, TrustedProxies: proxies,
+		Log: slog.New(slog.NewTextHandler(logFile, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs := func() string {
+		b, err := os.ReadFile(logPath)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(b)
 	}
 	return w, site.Handler(), logs
 }
@@ -115,7 +110,7 @@ func TestLoginDelayGrowsPerClientAndPerUser(t *testing.T) {
 		t.Errorf("mika after two quiet hours: %d, want signed in", code)
 	}
 
-	log := logs.String()
+	log := logs()
 	for _, want := range []string{`msg="console sign-in failed" user=mika client=198.18.0.1`, `msg="console sign-in refused: too many failures" user=mika client=198.18.0.2`,
 		`msg="console sign-in" user=ops client=198.18.0.2`} {
 		if !strings.Contains(log, want) {
