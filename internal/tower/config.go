@@ -272,11 +272,11 @@ func (c *Config) validate(root *yaml.Node) error {
 	if c.Listen == "" {
 		c.Listen = "127.0.0.1:7450"
 	}
-	c.readSecret(bad, &c.APIToken, c.APITokenFile, "api_token")
+	apiTokenRead := c.readSecret(bad, &c.APIToken, c.APITokenFile, "api_token")
 	if c.APIToken != "" && len(c.APIToken) < 16 {
 		bad("too short: use at least 16 random characters. "+makeTokenHint, "api_token")
 	}
-	if c.APIToken == "" && !loopbackHost(c.Listen) {
+	if apiTokenRead && c.APIToken == "" && !loopbackHost(c.Listen) {
 		bad(fmt.Sprintf("%s is reachable from other machines, and api_token is empty: the tower does not listen there without one. %s "+
 			"Or listen on 127.0.0.1 behind a proxy.", c.Listen, makeTokenHint), "listen")
 	}
@@ -416,9 +416,11 @@ func (c *Config) validate(root *yaml.Node) error {
 		switch {
 		case p.Name == "" || p.Name == c.Name:
 			bad("a peer needs its own name, not this tower's", "peers", i, "name")
+		case p.URL == "":
+			bad("required", "peers", i, "url")
 		case notify.CheckURL("url", p.URL, true) != nil:
 			bad(strings.TrimPrefix(notify.CheckURL("url", p.URL, true).Error(), "url "), "peers", i, "url")
-		case p.Token == "":
+		case p.Token == "" && p.TokenFile == "":
 			bad("required: the peer's peer_token", "peers", i, "token")
 		}
 	}
