@@ -208,3 +208,40 @@ func loginCookie(t *testing.T, base, forwardedProto string) *http.Cookie {
 	}
 	return nil
 }
+
+// The console's forms take only form bodies: a text/plain POST, which any
+// page may send, is refused before it is read, even with the session's
+// cookie and CSRF token.
+func TestConsoleRefusesTextPlainPosts(t *testing.T) {
+	w := newWebTower(t)
+	jar, _ := cookiejar.New(nil)
+	c := &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := c.PostForm(w.srv.URL+"/console/login", url.Values{"name": {"mika"}, "password": {consolePassword}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	_, page := get(t, c, w.srv.URL+"/console/")
+	m := reCSRF.FindStringSubmatch(page)
+	if m == nil {
+		t.Fatalf("no CSRF token on the console:\n%s", page)
+	}
+	body := url.Values{"csrf": {m[1]}, "host": {"*"}, "for": {"2h"}}.Encode()
+	req, _ := http.NewRequest(http.MethodPost, w.srv.URL+"/console/silence", strings.NewReader(body))
+	req.Header.Set("Content-Type", "text/plain")
+	req.Header.Set("Origin", w.srv.URL)
+	resp, err = c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnsupportedMediaType {
+		t.Errorf("text/plain silence from the console's session: %d, want 415", resp.StatusCode)
+	}
+	w.tw.mu.Lock()
+	n := len(w.tw.silences)
+	w.tw.mu.Unlock()
+	if n != 0 {
+		t.Errorf("%d silences created, want none", n)
+	}
+}
