@@ -23,7 +23,7 @@ func TestAckAndSilenceCLI(t *testing.T) {
 	dir := t.TempDir()
 	addr := freePort(t)
 	const token = "tok-cli-agent-aaaaaaaaaa"
-	cfg := fmt.Sprintf("listen: %s\ndata_dir: %s\ngrace: 1s\nagents:\n  - {name: pve1, token: %s}\n", addr, filepath.Join(dir, "tower"), token)
+	cfg := fmt.Sprintf("listen: %s\napi_token: "+testAPIToken+"\ndata_dir: %s\ngrace: 1s\nagents:\n  - {name: pve1, token: %s}\n", addr, filepath.Join(dir, "tower"), token)
 	cfgPath := filepath.Join(dir, "tower.yaml")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
@@ -33,7 +33,7 @@ func TestAckAndSilenceCLI(t *testing.T) {
 	url := "http://" + addr
 	cli := func(args ...string) (int, string, string) {
 		var out, errb bytes.Buffer
-		code := run(t.Context(), append(args, "--tower", url), &out, &errb)
+		code := run(t.Context(), append(args, "--tower", url, "--token", testAPIToken), &out, &errb)
 		return code, out.String(), errb.String()
 	}
 

@@ -246,6 +246,7 @@ func TestTowerAndAgents(t *testing.T) {
 	const interval = 500 * time.Millisecond
 	tokens := []string{"tok-agent1-aaaaaaaaaaaa", "tok-agent2-bbbbbbbbbbbb", "tok-agent3-cccccccccccc"}
 	cfg := fmt.Sprintf(`listen: %s
+api_token: `+testAPIToken+`
 data_dir: %s
 grace: %s
 agents:
@@ -359,9 +360,22 @@ channels:
 
 }
 
+// testAPIToken is the api_token of the towers the tests start.
+const testAPIToken = "api-token-for-tests-0123456789"
+
+// apiGet GETs a tower's API with testAPIToken.
+func apiGet(url string) (*http.Response, error) {
+	req, err := http.NewRequest(http.MethodGet, url, nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Authorization", "Bearer "+testAPIToken)
+	return http.DefaultClient.Do(req)
+}
+
 func getJSON(t *testing.T, url string, v any) {
 	t.Helper()
-	resp, err := http.Get(url)
+	resp, err := apiGet(url)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -383,7 +397,7 @@ func waitHosts(t *testing.T, url string, n int, timeout time.Duration) {
 				Status string `json:"status"`
 			} `json:"hosts"`
 		}
-		resp, err := http.Get(url + "/api/v1/hosts")
+		resp, err := apiGet(url + "/api/v1/hosts")
 		if err == nil {
 			_ = json.NewDecoder(resp.Body).Decode(&hosts)
 			resp.Body.Close()
@@ -419,6 +433,7 @@ func TestTwoTowersWatchEachOther(t *testing.T) {
 		path := filepath.Join(dir, name+".yaml")
 		cfg := fmt.Sprintf(`name: %s
 listen: %s
+api_token: `+testAPIToken+`
 data_dir: %s
 grace: 2s
 peer_token: %s

@@ -81,7 +81,7 @@ func startNetTower(t *testing.T, n int, grace time.Duration, extra string) *netT
 	dir := t.TempDir()
 	port := strings.Split(freePort(t), ":")[1]
 	var cfg strings.Builder
-	fmt.Fprintf(&cfg, "listen: 0.0.0.0:%s\ndata_dir: %s\ngrace: %s\nchannels:\n  - {name: hook, type: webhook, url: %s}\n%sagents:\n",
+	fmt.Fprintf(&cfg, "listen: 0.0.0.0:%s\napi_token: "+testAPIToken+"\ndata_dir: %s\ngrace: %s\nchannels:\n  - {name: hook, type: webhook, url: %s}\n%sagents:\n",
 		port, filepath.Join(dir, "tower"), grace, nt.hook.srv.URL, extra)
 	var tokens []string
 	for i := range n {
@@ -240,9 +240,9 @@ func TestProbeFromTwoLocations(t *testing.T) {
 		}
 		return p
 	}
-	cfgA := write("a", fmt.Sprintf("name: tower-a\nlisten: 0.0.0.0:%s\ndata_dir: %s\npeer_token: %s\npeer_grace: 3s\npeers: [{name: tower-b, url: \"http://%s:%s\", token: %s}]\nagents: [{name: x, token: tok-agent-xxxxxxxxxxxx}]\nchannels: [{name: hook, type: webhook, url: %s}]\n%s",
+	cfgA := write("a", fmt.Sprintf("name: tower-a\nlisten: 0.0.0.0:%s\napi_token: "+testAPIToken+"\ndata_dir: %s\npeer_token: %s\npeer_grace: 3s\npeers: [{name: tower-b, url: \"http://%s:%s\", token: %s}]\nagents: [{name: x, token: tok-agent-xxxxxxxxxxxx}]\nchannels: [{name: hook, type: webhook, url: %s}]\n%s",
 		portA, filepath.Join(dir, "a"), tokA, nsIP, portB, tokB, hook.srv.URL, probeYAML))
-	cfgB := write("b", fmt.Sprintf("name: tower-b\nlisten: 0.0.0.0:%s\ndata_dir: %s\npeer_token: %s\npeer_grace: 3s\npeers: [{name: tower-a, url: \"http://%s:%s\", token: %s}]\nagents: [{name: x, token: tok-agent-xxxxxxxxxxxx}]\n%s",
+	cfgB := write("b", fmt.Sprintf("name: tower-b\nlisten: 0.0.0.0:%s\napi_token: "+testAPIToken+"\ndata_dir: %s\npeer_token: %s\npeer_grace: 3s\npeers: [{name: tower-a, url: \"http://%s:%s\", token: %s}]\nagents: [{name: x, token: tok-agent-xxxxxxxxxxxx}]\n%s",
 		portB, filepath.Join(dir, "b"), tokB, h.towerIP, portA, tokA, probeYAML))
 	a := start(t, "tower", "--config", cfgA)
 	a.waitLine(t, regexp.MustCompile(`tower listening`), 20*time.Second)
@@ -301,7 +301,7 @@ func TestProbeFromTwoLocations(t *testing.T) {
 		}
 		deadline := time.Now().Add(10 * time.Second)
 		for {
-			resp, err := http.Get(url + "/api/v1/alerts?key=probe/svc")
+			resp, err := apiGet(url + "/api/v1/alerts?key=probe/svc")
 			if err == nil {
 				_ = json.NewDecoder(resp.Body).Decode(&r)
 				resp.Body.Close()

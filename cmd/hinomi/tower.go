@@ -52,7 +52,8 @@ func runTower(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	site, err := web.New(t.Web(), web.Options{Title: cfg.Console.Title, Users: cfg.Console.Users, SecureCookie: cfg.Console.SecureCookies, Log: log})
+	site, err := web.New(t.Web(), web.Options{Title: cfg.Console.Title, Users: cfg.Console.Users, SecureCookie: cfg.Console.SecureCookies,
+		TrustedProxies: cfg.Console.TrustedProxies, Log: log})
 	if err != nil {
 		return err
 	}

@@ -11,6 +11,8 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"os"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -129,39 +131,51 @@ type Channel struct {
 	// URL is where webhook, discord and slack POST (for discord and slack
 	// the webhook URL the service gave you; it is a secret).
 	URL string `yaml:"url,omitempty"`
+	// URLFile holds URL instead (the secret stays out of the YAML); so do
+	// the other *File fields for theirs. ${NAME} in a secret or a path
+	// is the environment variable NAME (ReadSecrets).
+	URLFile string `yaml:"url_file,omitempty"`
 	// Headers are extra HTTP headers for a webhook.
 	Headers map[string]string `yaml:"headers,omitempty"`
 	// BearerToken is sent as "Authorization: Bearer ..." by webhook.
-	BearerToken string `yaml:"bearer_token,omitempty"`
+	BearerToken     string `yaml:"bearer_token,omitempty"`
+	BearerTokenFile string `yaml:"bearer_token_file,omitempty"`
 
 	// Telegram: the bot's token, the chat to write to (numeric id or
 	// @channelname), an optional forum topic, and the Bot API base URL.
-	BotToken string `yaml:"bot_token,omitempty"`
-	ChatID   string `yaml:"chat_id,omitempty"`
-	ThreadID int64  `yaml:"thread_id,omitempty"`
-	APIURL   string `yaml:"api_url,omitempty"`
+	BotToken     string `yaml:"bot_token,omitempty"`
+	BotTokenFile string `yaml:"bot_token_file,omitempty"`
+	ChatID       string `yaml:"chat_id,omitempty"`
+	ThreadID     int64  `yaml:"thread_id,omitempty"`
+	APIURL       string `yaml:"api_url,omitempty"`
 
 	// ntfy: the server (default https://ntfy.sh), the topic, and an
 	// optional access token.
-	Server string `yaml:"server,omitempty"`
-	Topic  string `yaml:"topic,omitempty"`
-	Token  string `yaml:"token,omitempty"`
+	Server    string `yaml:"server,omitempty"`
+	Topic     string `yaml:"topic,omitempty"`
+	Token     string `yaml:"token,omitempty"`
+	TokenFile string `yaml:"token_file,omitempty"`
 
 	// SMTP.
-	Host     string   `yaml:"host,omitempty"`
-	Port     int      `yaml:"port,omitempty"` // default 587 (starttls), 465 (tls), 25 (none)
-	Username string   `yaml:"username,omitempty"`
-	Password string   `yaml:"password,omitempty"`
-	From     string   `yaml:"from,omitempty"`
-	To       []string `yaml:"to,omitempty"`
-	TLS      string   `yaml:"tls,omitempty"`     // starttls (default), tls or none
-	CAFile   string   `yaml:"ca_file,omitempty"` // PEM roots for a private mail server
+	Host         string   `yaml:"host,omitempty"`
+	Port         int      `yaml:"port,omitempty"` // default 587 (starttls), 465 (tls), 25 (none)
+	Username     string   `yaml:"username,omitempty"`
+	Password     string   `yaml:"password,omitempty"`
+	PasswordFile string   `yaml:"password_file,omitempty"`
+	From         string   `yaml:"from,omitempty"`
+	To           []string `yaml:"to,omitempty"`
+	TLS          string   `yaml:"tls,omitempty"`     // starttls (default), tls or none
+	CAFile       string   `yaml:"ca_file,omitempty"` // PEM roots for a private mail server
 }
 
-// New checks ch and returns its sender. client carries the HTTP channels'
+// New reads ch's secret files (ReadSecrets), checks ch and returns its
+// sender. client carries the HTTP channels'
 // requests (nil: a client with a 30 s timeout); it is not used by smtp.
 // Errors name the channel and the offending YAML field.
 func New(ch Channel, client *http.Client) (Sender, error) {
+	if _, err := ch.ReadSecrets(os.LookupEnv); err != nil {
+		return nil, err
+	}
 	if err := ch.Validate(); err != nil {
 		return nil, err
 	}
@@ -215,7 +229,7 @@ func (ch Channel) Validate() error {
 	var err error
 	switch ch.Type {
 	case TypeWebhook, TypeDiscord, TypeSlack:
-		err = checkURL("url", ch.URL, true)
+		err = CheckURL("url", ch.URL, true)
 		if err == nil && ch.Type == TypeWebhook {
 			err = checkHeaders(ch.Headers)
 		}
@@ -228,7 +242,7 @@ func (ch Channel) Validate() error {
 		case strings.TrimSpace(ch.ChatID) == "":
 			err = fmt.Errorf("chat_id is required")
 		default:
-			err = checkURL("api_url", ch.APIURL, false)
+			err = CheckURL("api_url", ch.APIURL, false)
 		}
 	case TypeNtfy:
 		switch {
@@ -237,7 +251,7 @@ func (ch Channel) Validate() error {
 		case strings.ContainsAny(ch.Topic, "/?#% \t\r\n"):
 			err = fmt.Errorf("topic %q must be a single path segment", ch.Topic)
 		default:
-			err = checkURL("server", ch.Server, false)
+			err = CheckURL("server", ch.Server, false)
 		}
 	case TypeSMTP:
 		err = ch.validateSMTP()
@@ -253,15 +267,15 @@ func (ch Channel) Validate() error {
 func fieldsOf(typ string) string {
 	switch typ {
 	case TypeWebhook:
-		return "url headers bearer_token"
+		return "url url_file headers bearer_token bearer_token_file"
 	case TypeDiscord, TypeSlack:
-		return "url"
+		return "url url_file"
 	case TypeTelegram:
-		return "bot_token chat_id thread_id api_url"
+		return "bot_token bot_token_file chat_id thread_id api_url"
 	case TypeNtfy:
-		return "server topic token"
+		return "server topic token token_file"
 	case TypeSMTP:
-		return "host port username password from to tls ca_file"
+		return "host port username password password_file from to tls ca_file"
 	}
 	return ""
 }
@@ -275,6 +289,11 @@ func (ch Channel) setFields() []string {
 		}
 	}
 	add("url", ch.URL != "")
+	add("url_file", ch.URLFile != "")
+	add("bearer_token_file", ch.BearerTokenFile != "")
+	add("bot_token_file", ch.BotTokenFile != "")
+	add("token_file", ch.TokenFile != "")
+	add("password_file", ch.PasswordFile != "")
 	add("headers", len(ch.Headers) > 0)
 	add("bearer_token", ch.BearerToken != "")
 	add("bot_token", ch.BotToken != "")
@@ -295,9 +314,10 @@ func (ch Channel) setFields() []string {
 	return out
 }
 
-// checkURL requires an absolute http(s) URL with a host; an empty one is
-// fine when the field has a default.
-func checkURL(field, raw string, required bool) error {
+// CheckURL requires an absolute http(s) URL with a host and, if it has
+// one, a port of 1-65535; an empty one is fine when the field has a
+// default. Errors name the field, never the URL (it may hold a secret).
+func CheckURL(field, raw string, required bool) error {
 	if raw == "" {
 		if required {
 			return fmt.Errorf("%s is required", field)
@@ -311,8 +331,18 @@ func checkURL(field, raw string, required bool) error {
 	if u.Scheme != "http" && u.Scheme != "https" {
 		return fmt.Errorf("%s must start with https:// or http://", field)
 	}
-	if u.Host == "" {
+	if u.Hostname() == "" {
 		return fmt.Errorf("%s has no host", field)
+	}
+	// url.Parse takes "host:" as a host with no port; a request to it
+	// would go to the scheme's default port, not the one meant.
+	if strings.HasSuffix(u.Host, ":") {
+		return fmt.Errorf("%s has an empty port after %q: give the port or drop the colon", field, u.Hostname()+":")
+	}
+	if p := u.Port(); p != "" {
+		if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
+			return fmt.Errorf("%s: port %s is not a TCP port (1-65535)", field, p)
+		}
 	}
 	return nil
 }

@@ -38,6 +38,8 @@ func (ch Channel) validateSMTP() error {
 	switch {
 	case strings.TrimSpace(ch.Host) == "":
 		return errors.New("host is required")
+	case strings.ContainsAny(ch.Host, "/ \t") || strings.Contains(ch.Host, ":") && net.ParseIP(ch.Host) == nil:
+		return fmt.Errorf("host %q must be a bare name or address, with the port in port", ch.Host)
 	case ch.Port < 0 || ch.Port > 65535:
 		return fmt.Errorf("port %d is not a TCP port", ch.Port)
 	case ch.From == "":

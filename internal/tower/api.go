@@ -2,6 +2,7 @@ package tower
 
 import (
 	"encoding/json"
+	"mime"
 	"net/http"
 	"sort"
 	"strings"
@@ -18,13 +19,18 @@ import (
 //	GET  /api/v1/hosts      hosts and when each last reported
 //	GET  /api/v1/findings   open findings (?host=)
 //	GET  /api/v1/alerts     alerts (?key=, ?status=)
+//	GET  /api/v1/probes     every probe, private ones too, with its target
 //	POST /api/v1/alerts/ack {key, by, comment}
 //	GET, POST /api/v1/silences; DELETE /api/v1/silences/{id}
 //	GET  /api/v1/incidents[/{id}[/postmortem]]; POST /api/v1/incidents/{id}/notes
-//	GET  /metrics           Prometheus metrics
-//	GET  /healthz           200 when the tower runs
+//	GET  /api/v1/peer       a peer's poll (peer token)
+//	GET  /metrics           Prometheus metrics (api_token or metrics.token, unless metrics.public)
+//	GET  /healthz           200 when the tower runs; open to anyone
 //
-// The other endpoints require api_token when one is configured.
+// Every /api/v1/ endpoint but ingest and peer wants the api_token as a
+// bearer token, always: a tower without one keeps its API shut. Requests
+// with a body must be application/json, so that a browser cannot send one
+// from another site without a CORS preflight.
 func (t *Tower) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc(wire.Path, t.handleIngest)
@@ -39,24 +45,74 @@ func (t *Tower) Handler() http.Handler {
 	mux.HandleFunc("GET /api/v1/incidents/{id}", t.read(t.handleIncident))
 	mux.HandleFunc("GET /api/v1/incidents/{id}/postmortem", t.read(t.handleIncident))
 	mux.HandleFunc("POST /api/v1/incidents/{id}/notes", t.read(t.handleIncident))
-	mux.Handle("GET /metrics", promhttp.HandlerFor(t.Registry, promhttp.HandlerOpts{}))
+	mux.Handle("GET /metrics", t.metricsHandler())
 	mux.HandleFunc("GET /api/v1/peer", t.handlePeer)
 	mux.HandleFunc("GET /api/v1/peers", t.read(t.handlePeers))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
 	return mux
 }
 
+// read guards every API endpoint, reading or writing: the api_token as a
+// bearer token, and a JSON body on anything that sends one.
 func (t *Tower) read(h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		if tok := t.cfg.Load().APIToken; tok != "" {
-			got, _ := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-			if !constantTimeEqual(got, tok) {
-				writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "api token required"})
-				return
-			}
+		tok := t.cfg.Load().APIToken
+		if tok == "" {
+			writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "this tower's API is shut: it has no api_token. " + makeTokenHint})
+			return
+		}
+		if !bearerIs(r, tok) {
+			writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "api token required (Authorization: Bearer <api_token>)"})
+			return
+		}
+		if hasBody(r) && !isJSON(r.Header.Get("Content-Type")) {
+			writeJSON(w, http.StatusUnsupportedMediaType, map[string]string{"error": "send the body as Content-Type: application/json"})
+			return
 		}
 		h(w, r)
 	}
+}
+
+// makeTokenHint says how to give a tower an API token.
+const makeTokenHint = `Make one with "openssl rand -hex 32 > /etc/hinomi/api_token" and name it in tower.yaml as "api_token_file: /etc/hinomi/api_token" (or api_token: <the token>); clients send it as HINOMI_API_TOKEN.`
+
+func bearerIs(r *http.Request, tok string) bool {
+	got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	return ok && tok != "" && constantTimeEqual(got, tok)
+}
+
+// hasBody: a state-changing request, or any request that carries a body.
+func hasBody(r *http.Request) bool {
+	switch r.Method {
+	case http.MethodPost, http.MethodPut, http.MethodPatch:
+		return true
+	}
+	return r.ContentLength > 0 || len(r.TransferEncoding) > 0
+}
+
+func isJSON(contentType string) bool {
+	mt, _, err := mime.ParseMediaType(contentType)
+	return err == nil && mt == "application/json"
+}
+
+// metricsHandler serves /metrics to a scraper with the api_token or the
+// metrics token; with metrics.public, to anyone, but without the series
+// of probes that are not public (their names say what runs where).
+func (t *Tower) metricsHandler() http.Handler {
+	all := promhttp.HandlerFor(t.Registry, promhttp.HandlerOpts{})
+	public := promhttp.HandlerFor(t.publicMetrics, promhttp.HandlerOpts{})
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		cfg := t.cfg.Load()
+		switch {
+		case bearerIs(r, cfg.APIToken) || bearerIs(r, cfg.Metrics.Token):
+			all.ServeHTTP(w, r)
+		case cfg.Metrics.Public:
+			public.ServeHTTP(w, r)
+		default:
+			w.Header().Set("WWW-Authenticate", `Bearer realm="hinomi tower metrics"`)
+			http.Error(w, "metrics token required (Authorization: Bearer <metrics.token or api_token>), or set metrics.public: true", http.StatusUnauthorized)
+		}
+	})
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {

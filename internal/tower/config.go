@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"regexp"
 	"strings"
@@ -27,6 +28,8 @@ type Config struct {
 	Grace        Duration            `yaml:"grace"`
 	Agents       []AgentConfig       `yaml:"agents"`
 	APIToken     string              `yaml:"api_token"`
+	APITokenFile string              `yaml:"api_token_file"`
+	Metrics      MetricsConfig       `yaml:"metrics"`
 	Alerts       AlertConfig         `yaml:"alerts"`
 	Channels     []notify.Channel    `yaml:"channels"`
 	Routes       []RouteConfig       `yaml:"routes"`
@@ -42,7 +45,11 @@ type Config struct {
 	Name      string       `yaml:"name"`
 	Peers     []PeerConfig `yaml:"peers"`
 	PeerToken string       `yaml:"peer_token"`
-	PeerGrace Duration     `yaml:"peer_grace"`
+	// PeerTokenFile holds PeerToken instead; every secret has such a
+	// *_file key, and ${NAME} in a secret or a path is taken from the
+	// environment.
+	PeerTokenFile string   `yaml:"peer_token_file"`
+	PeerGrace     Duration `yaml:"peer_grace"`
 
 	path string
 }
@@ -52,6 +59,18 @@ type ConsoleConfig struct {
 	Title         string     `yaml:"title"`
 	Users         []web.User `yaml:"users"`
 	SecureCookies bool       `yaml:"secure_cookies"`
+	// TrustedProxies: reverse proxies (addresses or prefixes) whose
+	// X-Forwarded-For and X-Forwarded-Proto the console believes.
+	TrustedProxies []string `yaml:"trusted_proxies"`
+}
+
+// MetricsConfig says who may scrape /metrics: a bearer token (the
+// api_token, or this token so that a scraper does not hold the API's), or
+// anyone when Public.
+type MetricsConfig struct {
+	Token     string `yaml:"token"`
+	TokenFile string `yaml:"token_file"`
+	Public    bool   `yaml:"public"`
 }
 
 // AgentConfig is one agent allowed to report.
@@ -175,6 +194,7 @@ var yamlPlaces = map[string]string{
 	"notify.Channel": "in a channel", "tower.ConsoleConfig": "under console", "web.User": "in a console user",
 	"tower.RetentionConfig": "under retention", "tower.PeerConfig": "in a peer", "tower.RouteConfig": "in a route",
 	"tower.MaintenanceConfig": "in a maintenance window", "tower.DependencyConfig": "in a dependency",
+	"tower.MetricsConfig": "under metrics",
 }
 
 // plainYAMLError rewrites the YAML decoder's type errors in the config's
@@ -255,6 +275,21 @@ func (c *Config) validate(root *yaml.Node) error {
 	if c.Listen == "" {
 		c.Listen = "127.0.0.1:7450"
 	}
+	apiTokenRead := c.readSecret(bad, &c.APIToken, c.APITokenFile, "api_token")
+	if c.APIToken != "" && len(c.APIToken) < 16 {
+		bad("too short: use at least 16 random characters. "+makeTokenHint, "api_token")
+	}
+	if apiTokenRead && c.APIToken == "" && !loopbackHost(c.Listen) {
+		bad(fmt.Sprintf("%s is reachable from other machines, and api_token is empty: the tower does not listen there without one. %s "+
+			"Or listen on 127.0.0.1 behind a proxy.", c.Listen, makeTokenHint), "listen")
+	}
+	c.readSecret(bad, &c.Metrics.Token, c.Metrics.TokenFile, "metrics", "token")
+	if c.Metrics.Token != "" && len(c.Metrics.Token) < 16 {
+		bad("too short: use at least 16 random characters (openssl rand -hex 32)", "metrics", "token")
+	}
+	if err := notify.CheckURL("url", c.URL, false); err != nil {
+		bad(strings.TrimPrefix(err.Error(), "url "), "url")
+	}
 	if c.DataDir == "" {
 		bad("required: a directory for the database", "data_dir")
 	}
@@ -278,12 +313,8 @@ func (c *Config) validate(root *yaml.Node) error {
 			bad(fmt.Sprintf("agent %q is listed twice", a.Name), "agents", i, "name")
 		}
 		names[a.Name] = true
-		if a.TokenFile != "" {
-			t, err := os.ReadFile(a.TokenFile)
-			if err != nil {
-				bad(err.Error(), "agents", i, "token_file")
-			}
-			a.Token = strings.TrimSpace(string(t))
+		if !c.readSecret(bad, &a.Token, a.TokenFile, "agents", i, "token") {
+			continue
 		}
 		switch {
 		case a.Token == "":
@@ -320,7 +351,11 @@ func (c *Config) validate(root *yaml.Node) error {
 		c.Alerts.Flap.Stable = Duration(30 * time.Minute)
 	}
 	chNames := map[string]bool{}
-	for i, ch := range c.Channels {
+	for i := range c.Channels {
+		if key, err := c.Channels[i].ReadSecrets(os.LookupEnv); err != nil {
+			bad(err.Error(), "channels", i, key)
+		}
+		ch := c.Channels[i]
 		if chNames[ch.Name] {
 			bad(fmt.Sprintf("channel %q is listed twice", ch.Name), "channels", i, "name")
 		}
@@ -368,6 +403,10 @@ func (c *Config) validate(root *yaml.Node) error {
 			bad("needs host and dependents", "dependencies", i)
 		}
 	}
+	c.readSecret(bad, &c.PeerToken, c.PeerTokenFile, "peer_token")
+	for i := range c.Peers {
+		c.readSecret(bad, &c.Peers[i].Token, c.Peers[i].TokenFile, "peers", i, "token")
+	}
 	if len(c.Peers) > 0 {
 		if c.Name == "" {
 			bad("required with peers: this tower's name", "name")
@@ -382,17 +421,29 @@ func (c *Config) validate(root *yaml.Node) error {
 			bad("a peer needs its own name, not this tower's", "peers", i, "name")
 		case p.URL == "":
 			bad("required", "peers", i, "url")
-		case p.Token == "":
+		case notify.CheckURL("url", p.URL, true) != nil:
+			bad(strings.TrimPrefix(notify.CheckURL("url", p.URL, true).Error(), "url "), "peers", i, "url")
+		case p.Token == "" && p.TokenFile == "":
 			bad("required: the peer's peer_token", "peers", i, "token")
 		}
 	}
-	for i, u := range c.Console.Users {
+	for i := range c.Console.Users {
+		u := &c.Console.Users[i]
 		if u.Name == "" {
 			bad("required", "console", "users", i, "name")
 		}
+		if !c.readSecret(bad, &u.PasswordHash, u.PasswordHashFile, "console", "users", i, "password_hash") {
+			continue
+		}
 		if err := web.ValidHash(u.PasswordHash); err != nil {
 			bad(err.Error()+"; make one with hinomi hash-password (bcrypt) or the argon2 tool (argon2id)", "console", "users", i, "password_hash")
+		} else if pw, ok := web.PublishedPassword(u.Name, u.PasswordHash); ok {
+			bad(fmt.Sprintf("this is a hash of %q, a published password anyone can guess; make one of your own with: "+
+				"printf '%%s' 'a passphrase nobody else knows' | hinomi hash-password", pw), "console", "users", i, "password_hash")
 		}
+	}
+	if _, err := web.ParseProxies(c.Console.TrustedProxies); err != nil {
+		bad(err.Error(), "console", "trusted_proxies")
 	}
 	probeNames := map[string]bool{}
 	for i := range c.Probes {
@@ -440,6 +491,43 @@ func (c *Config) validate(root *yaml.Node) error {
 		bad("at least 24h (the status page's default is 2160h, 90 days)", "retention", "history")
 	}
 	return errors.Join(errs...)
+}
+
+// readSecret fills a secret from its *_file key or the environment
+// (notify.Secret); errors name the key and the file. It says whether the
+// value can be used.
+func (c *Config) readSecret(bad func(string, ...any), value *string, file string, path ...any) bool {
+	key := fmt.Sprint(path[len(path)-1])
+	v, err := notify.Secret(key, *value, file, os.LookupEnv)
+	if err != nil {
+		at := path
+		if file != "" {
+			at = append(append([]any{}, path[:len(path)-1]...), key+"_file")
+		}
+		_, msg, _ := strings.Cut(err.Error(), ": ")
+		bad(msg, at...)
+		return false
+	}
+	*value = v
+	return true
+}
+
+// loopbackHost: the listen address is reachable only from this machine.
+// A host name other than localhost cannot be told here; Listen checks the
+// address it actually binds.
+func loopbackHost(listen string) bool {
+	host, _, err := net.SplitHostPort(listen)
+	if err != nil {
+		return false
+	}
+	switch host {
+	case "":
+		return false // every interface
+	case "localhost":
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip == nil || ip.IsLoopback()
 }
 
 // unjoin splits an errors.Join.

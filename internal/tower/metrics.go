@@ -13,7 +13,7 @@ type metrics struct {
 	sendSeconds *prometheus.HistogramVec
 }
 
-func newMetrics(reg *prometheus.Registry, t *Tower) *metrics {
+func newMetrics(reg, public *prometheus.Registry, t *Tower) *metrics {
 	m := &metrics{
 		ingest: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name: "hinomi_tower_ingest_seconds", Help: "Time to authenticate, store and acknowledge one agent batch, by result.",
@@ -31,9 +31,7 @@ func newMetrics(reg *prometheus.Registry, t *Tower) *metrics {
 			Buckets: prometheus.ExponentialBuckets(0.005, 2, 12),
 		}, []string{"channel"}),
 	}
-	reg.MustRegister(m.ingest, m.records, m.transitions, m.sends, m.sendSeconds,
-		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+	silent := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "hinomi_tower_hosts_silent", Help: "Hosts whose heartbeat alert is firing.",
 	}, func() float64 {
 		t.mu.Lock()
@@ -45,24 +43,34 @@ func newMetrics(reg *prometheus.Registry, t *Tower) *metrics {
 			}
 		}
 		return float64(n)
-	}))
-	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-		Name: "hinomi_tower_last_evaluation_timestamp_seconds", Help: "When the alert engine last evaluated every signal (Unix time); a tower whose engine stalls shows here.",
-	}, func() float64 { return float64(t.lastEval.Load()) / 1e9 }))
-	reg.MustRegister(probeCollector{t})
-	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+	})
+	outbox := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "hinomi_tower_outbox_due", Help: "Notifications waiting in the outbox.",
 	}, func() float64 {
 		var n float64
 		_ = t.store.DB.QueryRow("SELECT count(*) FROM outbox WHERE state = 'due'").Scan(&n)
 		return n
-	}))
+	})
+	lastEval := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "hinomi_tower_last_evaluation_timestamp_seconds", Help: "When the alert engine last evaluated every signal (Unix time); a tower whose engine stalls shows here.",
+	}, func() float64 { return float64(t.lastEval.Load()) / 1e9 })
+	shared := []prometheus.Collector{m.ingest, m.records, m.transitions, m.sends, m.sendSeconds, silent, outbox, lastEval,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})}
+	reg.MustRegister(shared...)
+	reg.MustRegister(probeCollector{t: t})
+	// What /metrics shows to anyone when metrics.public: the same, but
+	// no series of a probe that is not public.
+	public.MustRegister(shared...)
+	public.MustRegister(probeCollector{t: t, publicOnly: true})
 	return m
 }
 
 // probeCollector exports each probe's latest result, as blackbox_exporter
 // users expect: up (1 up or degraded, 0 down), degraded, duration, time.
-type probeCollector struct{ t *Tower }
+type probeCollector struct {
+	t          *Tower
+	publicOnly bool
+}
 
 var (
 	probeUpDesc       = prometheus.NewDesc("hinomi_probe_up", "1 when the probe's latest run passed (up or degraded), 0 when it failed.", []string{"probe", "group"}, nil)
@@ -79,9 +87,16 @@ func (c probeCollector) Describe(ch chan<- *prometheus.Desc) {
 }
 
 func (c probeCollector) Collect(ch chan<- prometheus.Metric) {
+	public := map[string]bool{}
+	for _, p := range c.t.cfg.Load().Probes {
+		public[p.Name] = p.Public
+	}
 	c.t.mu.Lock()
 	defer c.t.mu.Unlock()
 	for name, r := range c.t.probes {
+		if c.publicOnly && !public[name] {
+			continue
+		}
 		up, degraded := 0.0, 0.0
 		if r.Status != "down" {
 			up = 1

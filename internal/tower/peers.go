@@ -20,9 +20,10 @@ import (
 
 // PeerConfig is another tower.
 type PeerConfig struct {
-	Name  string `yaml:"name"`
-	URL   string `yaml:"url"`
-	Token string `yaml:"token"` // the peer's peer_token
+	Name      string `yaml:"name"`
+	URL       string `yaml:"url"`
+	Token     string `yaml:"token"` // the peer's peer_token
+	TokenFile string `yaml:"token_file"`
 }
 
 const peerPoll = 2 * time.Second

@@ -32,6 +32,7 @@ func newPolicyTower(t *testing.T, extra string) *policyTower {
 	p.c = &clock{now: p.t0}
 	p.cfg = `data_dir: ` + p.dir + `
 grace: 30s
+api_token: ` + apiToken + `
 alerts: {never_reported: false}
 agents:
   - {name: pve1, token: ` + tokenA + `}
@@ -488,7 +489,9 @@ func TestProbeThresholds(t *testing.T) {
 	}
 	// The API and /metrics show the probe as it stands.
 	rec := httptest.NewRecorder()
-	p.tw.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/api/v1/probes", nil))
+	req := httptest.NewRequest(http.MethodGet, "/api/v1/probes", nil)
+	req.Header.Set("Authorization", "Bearer "+apiToken)
+	p.tw.Handler().ServeHTTP(rec, req)
 	var pr struct{ Probes []ProbeView }
 	if err := json.Unmarshal(rec.Body.Bytes(), &pr); err != nil || len(pr.Probes) != 1 {
 		t.Fatalf("/api/v1/probes: %d %s", rec.Code, rec.Body)
@@ -497,7 +500,9 @@ func TestProbeThresholds(t *testing.T) {
 		t.Errorf("probe view %+v, want down for 3 runs since +30s", v)
 	}
 	rec = httptest.NewRecorder()
-	p.tw.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
+	req = httptest.NewRequest(http.MethodGet, "/metrics", nil)
+	req.Header.Set("Authorization", "Bearer "+apiToken)
+	p.tw.Handler().ServeHTTP(rec, req)
 	if !strings.Contains(rec.Body.String(), `hinomi_probe_up{group="",probe="shop"} 0`) {
 		t.Errorf("/metrics lacks the probe's up gauge at 0:\n%s", rec.Body)
 	}
@@ -523,7 +528,7 @@ func TestProbeThresholds(t *testing.T) {
 // the console when the console has users, the API otherwise.
 func TestNotificationLinks(t *testing.T) {
 	for _, c := range []struct{ extra, want string }{
-		{"console:\n  users: [{name: mika, password_hash: '$2a$12$lFQuyhQDLHP.qa8qrfrjru7NNRnqPL1KPSTCGk2PW77OdWtEuajzS'}]\n", "https://tower.example/console/incidents/1"},
+		{"console:\n  users: [{name: mika, password_hash: '$2a$04$kjDNublNMYMOTea99tfrE.XIQVq5JKd4clldsMGAX728Sh1VJliaW'}]\n", "https://tower.example/console/incidents/1"},
 		{"", "https://tower.example/api/v1/alerts?key=heartbeat%2Fpve1"},
 	} {
 		p := newPolicyTower(t, "url: https://tower.example/\nroutes:\n  - {match: {}, channels: [ops]}\n"+c.extra)

@@ -90,9 +90,11 @@ type Tower struct {
 	evaluate    chan struct{} // something changed: evaluate now
 	metrics     *metrics
 	Registry    *prometheus.Registry
-	listener    net.Listener
-	httpSrv     *http.Server
-	dispatchW   sync.WaitGroup
+	// publicMetrics is Registry without private probes (metrics.public).
+	publicMetrics *prometheus.Registry
+	listener      net.Listener
+	httpSrv       *http.Server
+	dispatchW     sync.WaitGroup
 }
 
 // Host is what the tower knows about an agent's host.
@@ -184,12 +186,12 @@ func New(cfg *Config, o Options) (*Tower, error) {
 		incidents: map[int64]*Incident{}, probes: map[string]ProbeResult{}, probeSince: map[string]time.Time{}, probeStreaks: map[string]probeStreak{},
 		ownProbes: map[string]probeVerdict{}, peerProbes: map[string]map[string]probeVerdict{}, peers: peerState{lastOK: map[string]time.Time{}}, started: o.Now(),
 		evaluate: make(chan struct{}, 1),
-		Registry: prometheus.NewRegistry(),
+		Registry: prometheus.NewRegistry(), publicMetrics: prometheus.NewRegistry(),
 	}
 	t.watchFrom = t.started
 	base := time.Now()
 	t.mono = func() time.Duration { return time.Since(base) }
-	t.metrics = newMetrics(t.Registry, t)
+	t.metrics = newMetrics(t.Registry, t.publicMetrics, t)
 	client := o.HTTPClient
 	if client == nil {
 		client = &http.Client{Timeout: 10 * time.Second}
@@ -240,6 +242,9 @@ func (t *Tower) Reload(path string) error {
 	}
 	if cfg.DataDir != t.cfg.Load().DataDir {
 		return errors.New("data_dir cannot change on reload; restart the tower")
+	}
+	if a, ok := t.boundAddr().(*net.TCPAddr); ok && !a.IP.IsLoopback() && cfg.APIToken == "" {
+		return fmt.Errorf("api_token cannot be removed while the tower listens on %s. %s", a, makeTokenHint)
 	}
 	if err := t.setConfig(cfg, &http.Client{Timeout: 10 * time.Second}); err != nil {
 		return err
@@ -370,14 +375,32 @@ func (t *Tower) kick() {
 	}
 }
 
-// Listen binds the HTTP address (so that callers know it before Run).
+// Listen binds the HTTP address (so that callers know it before Run). It
+// refuses an address other machines can reach while api_token is empty.
 func (t *Tower) Listen() (net.Addr, error) {
-	l, err := net.Listen("tcp", t.cfg.Load().Listen)
+	cfg := t.cfg.Load()
+	l, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return nil, err
 	}
+	if a, ok := l.Addr().(*net.TCPAddr); cfg.APIToken == "" && (!ok || !a.IP.IsLoopback()) {
+		l.Close()
+		return nil, fmt.Errorf("listen %s (%s) is reachable from other machines, and api_token is empty: the tower does not listen there without one. %s", cfg.Listen, l.Addr(), makeTokenHint)
+	}
+	t.mu.Lock()
 	t.listener = l
+	t.mu.Unlock()
 	return l.Addr(), nil
+}
+
+// boundAddr is the address Listen bound, or nil.
+func (t *Tower) boundAddr() net.Addr {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.listener == nil {
+		return nil
+	}
+	return t.listener.Addr()
 }
 
 // Run serves until ctx is done, then shuts down: in-flight requests and

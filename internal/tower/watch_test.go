@@ -422,9 +422,14 @@ func TestResolutionsAreWordedAsResolutions(t *testing.T) {
 	}
 	var lines []string
 	for _, in := range list {
-		resp, err := http.Get(srv.URL + "/api/v1/incidents/" + strconv.FormatInt(in.ID, 10))
+		req, _ := http.NewRequest("GET", srv.URL+"/api/v1/incidents/"+strconv.FormatInt(in.ID, 10), nil)
+		req.Header.Set("Authorization", "Bearer "+apiToken)
+		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			t.Fatal(err)
+		}
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("GET incident %d: %s", in.ID, resp.Status)
 		}
 		var body struct {
 			Timeline []Event `json:"timeline"`

@@ -3,10 +3,13 @@ package web
 import (
 	"bytes"
 	"embed"
+	"fmt"
 	"html/template"
 	"io/fs"
 	"log/slog"
+	"math"
 	"net/http"
+	"net/netip"
 	"sort"
 	"strconv"
 	"strings"
@@ -25,8 +28,11 @@ type Options struct {
 	Users        []User
 	SessionTTL   time.Duration
 	SecureCookie bool
-	Now          func() time.Time
-	Log          *slog.Logger
+	// TrustedProxies are the addresses (or CIDR prefixes) of reverse
+	// proxies whose X-Forwarded-For and X-Forwarded-Proto are believed.
+	TrustedProxies []string
+	Now            func() time.Time
+	Log            *slog.Logger
 }
 
 // Site serves the pages.
@@ -59,7 +65,29 @@ func New(b Backend, o Options) (*Site, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Site{b: b, o: o, auth: newAuth(o.Users, o.SessionTTL, o.SecureCookie, o.Now), tmpl: t}, nil
+	proxies, err := ParseProxies(o.TrustedProxies)
+	if err != nil {
+		return nil, err
+	}
+	return &Site{b: b, o: o, auth: newAuth(o.Users, o.SessionTTL, o.SecureCookie, proxies, o.Log, o.Now), tmpl: t}, nil
+}
+
+// ParseProxies reads trusted proxies: addresses (10.0.0.5, ::1) or
+// prefixes (10.0.0.0/24).
+func ParseProxies(list []string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, s := range list {
+		if p, err := netip.ParsePrefix(s); err == nil {
+			out = append(out, p.Masked())
+			continue
+		}
+		ip, err := netip.ParseAddr(s)
+		if err != nil {
+			return nil, fmt.Errorf("trusted proxy %q: want an address such as 10.0.0.5 or a prefix such as 10.0.0.0/24", s)
+		}
+		out = append(out, netip.PrefixFrom(ip.Unmap(), ip.Unmap().BitLen()))
+	}
+	return out, nil
 }
 
 var funcs = template.FuncMap{
@@ -236,6 +264,10 @@ func (s *Site) signedIn(h func(http.ResponseWriter, *http.Request, *session)) ht
 			http.Error(w, "sign in first", http.StatusUnauthorized)
 			return
 		}
+		if r.Method == http.MethodPost && !isForm(r) {
+			http.Error(w, "the console takes only its own forms (application/x-www-form-urlencoded)", http.StatusUnsupportedMediaType)
+			return
+		}
 		if r.Method == http.MethodPost && !checkPost(r, sess) {
 			http.Error(w, "this request did not come from the console (CSRF check failed)", http.StatusForbidden)
 			return
@@ -249,11 +281,17 @@ func (s *Site) loginPage(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Site) loginPost(w http.ResponseWriter, r *http.Request) {
-	ok, allowed := s.auth.login(w, r, r.PostFormValue("name"), r.PostFormValue("password"))
+	if !isForm(r) {
+		http.Error(w, "sign in with the login form (application/x-www-form-urlencoded)", http.StatusUnsupportedMediaType)
+		return
+	}
+	ok, retry := s.auth.login(w, r, r.PostFormValue("name"), r.PostFormValue("password"))
 	switch {
-	case !allowed:
+	case retry > 0:
+		secs := int(math.Ceil(retry.Seconds()))
+		w.Header().Set("Retry-After", strconv.Itoa(secs))
 		w.WriteHeader(http.StatusTooManyRequests)
-		s.render(w, "login.html", map[string]any{"Title": s.o.Title, "Error": "Too many failed attempts; wait a few minutes."})
+		s.render(w, "login.html", map[string]any{"Title": s.o.Title, "Error": "Too many failed attempts; try again in " + finding.HumanDuration(time.Duration(secs)*time.Second) + "."})
 	case !ok:
 		w.WriteHeader(http.StatusUnauthorized)
 		s.render(w, "login.html", map[string]any{"Title": s.o.Title, "Error": "Wrong name or password."})
