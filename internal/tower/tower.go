@@ -87,7 +87,9 @@ type Tower struct {
 	wakeMu      sync.Mutex
 	wakers      []chan struct{} // one per channel dispatcher
 	dispatching map[string]bool
-	evaluate    chan struct{} // something changed: evaluate now
+	unrecMu     sync.Mutex
+	unrec       map[string]*unrecorded // send outcomes not yet written, by channel
+	evaluate    chan struct{}          // something changed: evaluate now
 	metrics     *metrics
 	Registry    *prometheus.Registry
 	listener    net.Listener
