@@ -72,6 +72,9 @@ func Open(dir string) (*Store, error) {
 		return nil, err
 	}
 	path := filepath.Join(dir, "tower.db")
+	if err := private(path); err != nil {
+		return nil, err
+	}
 	dsn := "file:" + path + "?_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_pragma=busy_timeout(10000)&_pragma=foreign_keys(ON)"
 	db, err := sql.Open("sqlite", dsn)
 	if err != nil {
@@ -82,10 +85,30 @@ func Open(dir string) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
+	// SQLite creates the -wal and -shm files with the database's mode;
+	// files an older version made world-readable are tightened too.
+	for _, suffix := range []string{"-wal", "-shm"} {
+		if err := os.Chmod(path+suffix, 0o600); err != nil && !errors.Is(err, os.ErrNotExist) {
+			db.Close()
+			return nil, err
+		}
+	}
 	s := &Store{DB: db, writes: make(chan *write, 4096), MaxBatch: 512}
 	s.wg.Add(1)
 	go s.writer()
 	return s, nil
+}
+
+// private creates the database file readable by its owner only (it holds
+// every host's reports and the alert history, like the agent's spool), or
+// tightens an existing one to that.
+func private(path string) error {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return f.Chmod(0o600)
 }
 
 // ErrClosed is returned by Write after Close.

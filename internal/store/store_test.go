@@ -4,6 +4,9 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"os"
+	"path/filepath"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -86,4 +89,45 @@ func TestPruneByAgeAndSize(t *testing.T) {
 	if after, _ := s.Size(ctx); after > size/2 || n == 0 || oldest <= 2001 {
 		t.Errorf("size: %d records left from seq %d, %d bytes; want under %d bytes with the newest kept", n, oldest, after, size/2)
 	}
+}
+
+// TestFilesArePrivate: the database and its journal files are readable by
+// their owner only, and files made world-readable before are tightened.
+func TestFilesArePrivate(t *testing.T) {
+	check := func(dir string) {
+		t.Helper()
+		s, err := Open(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Write(context.Background(), func(tx *sql.Tx) error {
+			_, err := tx.Exec("INSERT INTO silences(id, data, ends) VALUES('x', '{}', 0)")
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		for _, name := range []string{"tower.db", "tower.db-wal", "tower.db-shm"} {
+			fi, err := os.Stat(filepath.Join(dir, name))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if m := fi.Mode().Perm(); m != 0o600 {
+				t.Errorf("%s has mode %o, want 600", name, m)
+			}
+		}
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	old := syscall.Umask(0o022)
+	defer syscall.Umask(old)
+	check(t.TempDir())
+
+	dir := t.TempDir()
+	for _, name := range []string{"tower.db", "tower.db-wal", "tower.db-shm"} {
+		if err := os.WriteFile(filepath.Join(dir, name), nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	check(dir)
 }
