@@ -14,7 +14,8 @@ import (
 	"sync"
 	"time"
 
-	_ "modernc.org/sqlite" // the pure-Go SQLite driver: CGO_ENABLED=0 builds
+	"modernc.org/sqlite" // the pure-Go SQLite driver: CGO_ENABLED=0 builds
+	sqlite3 "modernc.org/sqlite/lib"
 )
 
 const schema = `
@@ -50,6 +51,10 @@ CREATE INDEX IF NOT EXISTS alert_events_incident ON alert_events(incident, time)
 CREATE INDEX IF NOT EXISTS outbox_due ON outbox(channel, state, next_attempt, id);
 `
 
+// healthSchema is the row Check writes to learn whether the database can
+// be written.
+const healthSchema = `CREATE TABLE IF NOT EXISTS write_check (id INTEGER PRIMARY KEY CHECK (id = 1), at INTEGER NOT NULL);`
+
 // Store is an open database.
 type Store struct {
 	DB     *sql.DB
@@ -59,6 +64,10 @@ type Store struct {
 	closed bool
 	// MaxBatch bounds the writes committed in one transaction.
 	MaxBatch int
+
+	healthMu  sync.Mutex
+	failErr   error // the latest storage failure, nil once a write succeeds
+	failSince time.Time
 }
 
 type write struct {
@@ -81,7 +90,7 @@ func Open(dir string) (*Store, error) {
 		return nil, err
 	}
 	db.SetMaxOpenConns(8)
-	if _, err := db.Exec(schema); err != nil {
+	if _, err := db.Exec(schema + healthSchema); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
@@ -161,6 +170,7 @@ func (s *Store) commit(batch []*write) {
 	errs := make([]error, len(batch))
 	tx, err := s.DB.Begin()
 	if err != nil {
+		s.noteWrite(err, nil)
 		for _, w := range batch {
 			w.done <- err
 		}
@@ -178,14 +188,92 @@ func (s *Store) commit(batch []*write) {
 		_, _ = tx.Exec("RELEASE w")
 	}
 	if err := tx.Commit(); err != nil {
+		s.noteWrite(err, nil)
 		for _, w := range batch {
 			w.done <- err
 		}
 		return
 	}
+	s.noteWrite(nil, errs)
 	for i, w := range batch {
 		w.done <- errs[i]
 	}
+}
+
+// noteWrite keeps the database's health: a storage failure (disk full, I/O
+// error, read-only) marks it unwritable until a transaction commits
+// without one.
+func (s *Store) noteWrite(err error, errs []error) {
+	if err == nil {
+		for _, e := range errs {
+			if StorageError(e) {
+				err = e
+				break
+			}
+		}
+	} else if !StorageError(err) {
+		return // not the storage's fault: says nothing of its health
+	}
+	s.healthMu.Lock()
+	defer s.healthMu.Unlock()
+	if err == nil {
+		s.failErr, s.failSince = nil, time.Time{}
+		return
+	}
+	if s.failErr == nil {
+		s.failSince = time.Now()
+	}
+	s.failErr = err
+}
+
+// Unwritable reports the storage failure the latest writes met and since
+// when they have been failing; nil when the database can be written.
+func (s *Store) Unwritable() (time.Time, error) {
+	s.healthMu.Lock()
+	defer s.healthMu.Unlock()
+	return s.failSince, s.failErr
+}
+
+// Check writes a row, so that an unwritable database is noticed (and its
+// recovery too) even when nothing else is being written.
+func (s *Store) Check(ctx context.Context) error {
+	return s.Write(ctx, func(tx *sql.Tx) error {
+		_, err := tx.Exec("INSERT INTO write_check(id, at) VALUES(1, ?) ON CONFLICT(id) DO UPDATE SET at = excluded.at", time.Now().UnixNano())
+		return err
+	})
+}
+
+// StorageError reports whether err is the storage failing (as opposed to a
+// bad statement or a constraint).
+func StorageError(err error) bool {
+	var e *sqlite.Error
+	if !errors.As(err, &e) {
+		return false
+	}
+	switch e.Code() & 0xff {
+	case sqlite3.SQLITE_FULL, sqlite3.SQLITE_IOERR, sqlite3.SQLITE_READONLY, sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB:
+		return true
+	}
+	return false
+}
+
+// Reason is a storage failure in a few words for people: "disk full".
+func Reason(err error) string {
+	var e *sqlite.Error
+	if !errors.As(err, &e) {
+		return err.Error()
+	}
+	switch e.Code() & 0xff {
+	case sqlite3.SQLITE_FULL:
+		return "disk full"
+	case sqlite3.SQLITE_READONLY:
+		return "read-only"
+	case sqlite3.SQLITE_IOERR:
+		return "I/O error"
+	case sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB:
+		return "database corrupt"
+	}
+	return err.Error()
 }
 
 // Close waits for pending writes and closes the database.

@@ -22,7 +22,7 @@ import (
 //	GET, POST /api/v1/silences; DELETE /api/v1/silences/{id}
 //	GET  /api/v1/incidents[/{id}[/postmortem]]; POST /api/v1/incidents/{id}/notes
 //	GET  /metrics           Prometheus metrics
-//	GET  /healthz           200 when the tower runs
+//	GET  /healthz           200 "ok" when the tower runs, 503 with the reason when degraded
 //
 // The other endpoints require api_token when one is configured.
 func (t *Tower) Handler() http.Handler {
@@ -42,7 +42,7 @@ func (t *Tower) Handler() http.Handler {
 	mux.Handle("GET /metrics", promhttp.HandlerFor(t.Registry, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /api/v1/peer", t.handlePeer)
 	mux.HandleFunc("GET /api/v1/peers", t.read(t.handlePeers))
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
+	mux.HandleFunc("GET /healthz", t.handleHealth)
 	return mux
 }
 

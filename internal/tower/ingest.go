@@ -15,6 +15,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/hinomi/hinomi/internal/store"
 	"github.com/hinomi/hinomi/internal/wire"
 )
 
@@ -136,6 +137,17 @@ func (t *Tower) ingest(ctx context.Context, env *wire.Envelope, addr string, now
 		return tx.QueryRow("SELECT acked FROM hosts WHERE name = ?", env.Agent).Scan(&acked)
 	})
 	if err != nil {
+		if store.StorageError(err) {
+			// Not stored (the agent keeps the batch and sends it again),
+			// but the host was heard from: it is not silent.
+			t.mu.Lock()
+			if h := t.hosts[env.Agent]; h != nil {
+				h.LastSeen = now
+			} else {
+				t.hosts[env.Agent] = &Host{Name: env.Agent, FirstSeen: now, LastSeen: now}
+			}
+			t.mu.Unlock()
+		}
 		return 0, err
 	}
 	t.mu.Lock()

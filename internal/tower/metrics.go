@@ -11,6 +11,7 @@ type metrics struct {
 	transitions *prometheus.CounterVec
 	sends       *prometheus.CounterVec
 	sendSeconds *prometheus.HistogramVec
+	degraded    prometheus.Gauge
 }
 
 func newMetrics(reg *prometheus.Registry, t *Tower) *metrics {
@@ -31,6 +32,10 @@ func newMetrics(reg *prometheus.Registry, t *Tower) *metrics {
 			Buckets: prometheus.ExponentialBuckets(0.005, 2, 12),
 		}, []string{"channel"}),
 	}
+	m.degraded = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "hinomi_tower_database_unwritable", Help: "1 while the tower cannot write its database (disk full, I/O errors, read-only): it is degraded.",
+	})
+	reg.MustRegister(m.degraded)
 	reg.MustRegister(m.ingest, m.records, m.transitions, m.sends, m.sendSeconds,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{

@@ -87,6 +87,7 @@ type Tower struct {
 	wakeMu      sync.Mutex
 	wakers      []chan struct{} // one per channel dispatcher
 	dispatching map[string]bool
+	degr        degradation
 	unrecMu     sync.Mutex
 	unrec       map[string]*unrecorded // send outcomes not yet written, by channel
 	evaluate    chan struct{}          // something changed: evaluate now
@@ -176,6 +177,7 @@ func New(cfg *Config, o Options) (*Tower, error) {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
+	o.Log = slog.New(newThrottle(o.Log.Handler(), time.Minute))
 	st, err := store.Open(cfg.DataDir)
 	if err != nil {
 		return nil, err
@@ -470,6 +472,7 @@ func (t *Tower) engine(ctx context.Context) {
 		if err := t.Evaluate(ctx, now); err != nil && ctx.Err() == nil {
 			t.log.Error("evaluating alerts", "err", err)
 		}
+		t.watchStorage(ctx, now)
 	}
 }
 
@@ -720,6 +723,7 @@ func (t *Tower) Evaluate(ctx context.Context, now time.Time) error {
 	t.mu.Unlock()
 	t.lastEval.Store(now.UnixNano())
 	if len(changes) == 0 {
+		t.noteUnwritten(nil)
 		return nil
 	}
 	err := t.store.Write(ctx, func(tx *sql.Tx) error {
@@ -766,8 +770,17 @@ func (t *Tower) Evaluate(ctx context.Context, now time.Time) error {
 			}
 		}
 		t.mu.Unlock()
+		if store.StorageError(err) {
+			// Judged all the same: the degraded page names them.
+			var judged []Alert
+			for _, c := range changes {
+				judged = append(judged, c.alert)
+			}
+			t.noteUnwritten(judged)
+		}
 		return err
 	}
+	t.noteUnwritten(nil)
 	for _, c := range changes {
 		if c.event != alerting.None {
 			t.log.Info("alert", "key", c.alert.Key, "event", string(c.event), "status", string(c.alert.State.Status), "suppressed", c.alert.Suppressed)
