@@ -201,6 +201,7 @@ func TestDiskFullDegraded(t *testing.T) {
 	c := &clock{now: t0}
 	cfg, err := ParseConfig([]byte(`
 name: pve-tower
+peer_token: peer-token-pppppppppp
 data_dir: `+dir+`
 grace: 30s
 agents:
@@ -303,6 +304,34 @@ channels:
 		t.Error("status page has no degraded banner")
 	}
 	waitFor("", "Tower pve-tower cannot write its database: disk full")
+
+	// A peer sees it in its poll, pages through its own channels and
+	// sends in its place (it would otherwise leave that to pve-tower,
+	// whose name sorts first).
+	srv := httptest.NewServer(api)
+	defer srv.Close()
+	peer := newPolicyTower(t, "name: z\npeer_token: peer-token-zzzzzzzzzz\npeers:\n  - {name: pve-tower, url: \""+srv.URL+"\", token: peer-token-pppppppppp}\n"+
+		"routes:\n  - {match: {}, channels: [ops]}\n")
+	pctx, stopPolling := context.WithCancel(ctx)
+	polled := make(chan struct{})
+	go func() { defer close(polled); peer.tw.pollPeers(pctx) }()
+	deadline := time.Now().Add(20 * time.Second)
+	for peer.tw.peers.degradedWhy("pve-tower") == "" {
+		if time.Now().After(deadline) {
+			t.Fatal("the peer never saw that pve-tower is degraded")
+		}
+		time.Sleep(10 * time.Millisecond) // polling a condition, with a deadline
+	}
+	stopPolling()
+	<-polled
+	peer.tw.peers.seen("pve-tower", peer.c.Now())
+	peer.at(0)
+	if s := peer.tw.senderPeer(peer.c.Now(), peer.tw.cfg.Load()); s != "" {
+		t.Errorf("the peer leaves sending to %s, which cannot", s)
+	}
+	if got := subjects(peer.ops); len(got) != 1 || !strings.Contains(got[0], "Tower pve-tower is degraded: "+why) {
+		t.Errorf("the peer sent %q, want its page that pve-tower is degraded", got)
+	}
 
 	// 45 s on, pve2 (silent since t0) is judged silent in memory and paged;
 	// pve1, heard from all along though nothing was stored, is not.
