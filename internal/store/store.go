@@ -52,8 +52,10 @@ CREATE INDEX IF NOT EXISTS outbox_due ON outbox(channel, state, next_attempt, id
 `
 
 // healthSchema is the row Check writes to learn whether the database can
-// be written.
-const healthSchema = `CREATE TABLE IF NOT EXISTS write_check (id INTEGER PRIMARY KEY CHECK (id = 1), at INTEGER NOT NULL);`
+// be written, and the index that keeps each alert's messages in order in
+// the outbox (a row waits for its alert's earlier ones).
+const healthSchema = `CREATE TABLE IF NOT EXISTS write_check (id INTEGER PRIMARY KEY CHECK (id = 1), at INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS outbox_alert ON outbox(channel, alert_key, state, id);`
 
 // Store is an open database.
 type Store struct {

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -114,9 +115,14 @@ func (t *Tower) sendNext(ctx context.Context, channel string) (bool, error) {
 	}
 	var row outboxRow
 	var raw []byte
-	err := t.store.DB.QueryRowContext(ctx, `SELECT id, attempts, message, fallback, fallback_sent, group_key FROM outbox
-		WHERE channel = ? AND state = 'due' AND next_attempt <= ? ORDER BY id LIMIT 1`, channel, now.UnixNano()).
-		Scan(&row.id, &row.attempts, &raw, &row.fallback, &row.fallbackSent, &row.group)
+	var created int64
+	// Per alert, in order: a row waits while an earlier one of its alert
+	// is undelivered (retrying), so a RESOLVED never overtakes its FIRING.
+	err := t.store.DB.QueryRowContext(ctx, `SELECT o.id, o.attempts, o.message, o.fallback, o.fallback_sent, o.group_key, o.created FROM outbox o
+		WHERE o.channel = ? AND o.state = 'due' AND o.next_attempt <= ?
+		AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.channel = o.channel AND p.alert_key = o.alert_key AND p.state = 'due' AND p.id < o.id)
+		ORDER BY o.id LIMIT 1`, channel, now.UnixNano()).
+		Scan(&row.id, &row.attempts, &raw, &row.fallback, &row.fallbackSent, &row.group, &created)
 	if errors.Is(err, sql.ErrNoRows) {
 		return false, nil
 	}
@@ -131,10 +137,24 @@ func (t *Tower) sendNext(ctx context.Context, channel string) (bool, error) {
 			return false, err
 		}
 	}
+	// A message sent late says how late, with its durations as of now.
+	if delay := now.Sub(time.Unix(0, created)); row.group == "" && (row.attempts > 0 || delay > lateAfter) {
+		row.msg.Now, row.msg.Delayed = now, delay
+	}
+	// The closing writes: this row, and the rows a RESOLVED folded in.
+	closing := []int64{row.id}
+	if row.group == "" && row.msg.State != notify.Resolved {
+		folded, err := t.foldOvertaken(ctx, channel, &row, time.Unix(0, created), now)
+		if err != nil {
+			return false, err
+		}
+		closing = append(closing, folded...)
+	}
+	sentID := closing[len(closing)-1]
 	if row.msg.Labels == nil {
 		row.msg.Labels = map[string]string{}
 	}
-	row.msg.Labels["outbox_id"] = strconv.FormatInt(row.id, 10)
+	row.msg.Labels["outbox_id"] = strconv.FormatInt(sentID, 10)
 	// The send gets its own deadline and is not cancelled by shutdown:
 	// a message half-sent at exit would be sent again.
 	sctx, cancel := context.WithTimeout(context.Background(), sendTimeout)
@@ -145,13 +165,13 @@ func (t *Tower) sendNext(ctx context.Context, channel string) (bool, error) {
 	if err == nil {
 		t.metrics.sends.WithLabelValues(channel, "delivered").Inc()
 		end := t.now()
-		return t.record(channel, end, end, t.finishFn(row.id, "delivered", row.attempts+1, end, ""))
+		return t.record(channel, end, end, t.closeFn(closing, "delivered", row.attempts+1, end, ""))
 	}
 	if !notify.Retryable(err) {
 		t.metrics.sends.WithLabelValues(channel, "failed").Inc()
 		t.log.Error("notification failed for good", "channel", channel, "alert", row.msg.Key, "err", err)
 		end := t.now()
-		return t.record(channel, end, end, t.fallbackFn(row, channel, err, end), t.finishFn(row.id, "failed", row.attempts+1, end, err.Error()))
+		return t.record(channel, end, end, t.fallbackFn(row, channel, err, end), t.closeFn(closing, "failed", row.attempts+1, end, err.Error()))
 	}
 	var fallback func(*sql.Tx) error
 	if row.attempts+1 >= fallbackAfter {
@@ -368,6 +388,70 @@ func (t *Tower) fallbackFn(row outboxRow, channel string, cause error, now time.
 			return err
 		}
 		return enqueue(tx, outMsg{msg: &m, channels: chans}, m.Key, now)
+	}
+}
+
+// lateAfter is how long after it was queued a message counts as late even
+// without a failed attempt (held up behind its alert's earlier ones).
+const lateAfter = 10 * time.Second
+
+// foldOvertaken looks for a RESOLVED of the row's alert queued after it
+// and still undelivered. If there is one, the alert is over before its
+// FIRING (or reminder) went out: the row's message becomes that RESOLVED,
+// saying so, and the ids of the later rows it stands for are returned
+// (the RESOLVED's last). Sending both, minutes late, would page for
+// something already over.
+func (t *Tower) foldOvertaken(ctx context.Context, channel string, row *outboxRow, queued, now time.Time) ([]int64, error) {
+	rows, err := t.store.DB.QueryContext(ctx, `SELECT id, message FROM outbox WHERE channel = ? AND state = 'due'
+		AND alert_key = (SELECT alert_key FROM outbox WHERE id = ?) AND id > ? ORDER BY id`, channel, row.id, row.id)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var ids, upTo []int64
+	var resolved *notify.Message
+	for rows.Next() {
+		var id int64
+		var raw []byte
+		if err := rows.Scan(&id, &raw); err != nil {
+			return nil, err
+		}
+		ids = append(ids, id)
+		var m notify.Message
+		if json.Unmarshal(raw, &m) == nil && m.State == notify.Resolved {
+			resolved, upTo = &m, slices.Clone(ids)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	if resolved == nil {
+		return nil, nil
+	}
+	first := row.msg
+	resolved.Now, resolved.Overtook = now, true
+	if resolved.Started.IsZero() {
+		resolved.Started = first.Started
+	}
+	if row.attempts > 0 || now.Sub(queued) > lateAfter {
+		resolved.Delayed = now.Sub(queued)
+	}
+	row.msg = *resolved
+	return upTo, nil
+}
+
+// closeFn closes the rows of one send: the first (the one attempted) and
+// those folded into it, which point at the last (the one sent).
+func (t *Tower) closeFn(ids []int64, state string, attempts int, now time.Time, errText string) func(*sql.Tx) error {
+	sent := ids[len(ids)-1]
+	return func(tx *sql.Tx) error {
+		for _, id := range ids[:len(ids)-1] {
+			if _, err := tx.Exec("UPDATE outbox SET state = ?, attempts = ?, delivered = ?, last_error = ? WHERE id = ?",
+				"merged", attempts, sent, errText, id); err != nil {
+				return err
+			}
+		}
+		return t.finishFn(sent, state, attempts, now, errText)(tx)
 	}
 }
 
