@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"net/http"
 	"strconv"
@@ -71,6 +72,10 @@ func (t *Tower) handleIngest(w http.ResponseWriter, r *http.Request) {
 		fail(http.StatusBadRequest, "invalid batch: "+err.Error())
 		return
 	}
+	if err := checkRange(&env); err != nil {
+		fail(http.StatusBadRequest, "invalid batch: "+err.Error())
+		return
+	}
 	if env.Agent != agent.Name {
 		fail(http.StatusForbidden, fmt.Sprintf("this token belongs to agent %q, not %q (start the agent with --name %s)", agent.Name, env.Agent, agent.Name))
 		return
@@ -80,6 +85,9 @@ func (t *Tower) handleIngest(w http.ResponseWriter, r *http.Request) {
 	unlock := t.lockAgent(env.Agent)
 	defer unlock()
 	now := t.now()
+	if n, first := clampTimes(&env, now); n > 0 {
+		t.logClockOff(env.Agent, n, first, now)
+	}
 	addr, _, _ := net.SplitHostPort(r.RemoteAddr)
 	acked, err := t.ingest(r.Context(), &env, addr, now)
 	if err != nil {
@@ -92,6 +100,67 @@ func (t *Tower) handleIngest(w http.ResponseWriter, r *http.Request) {
 	_ = json.NewEncoder(w).Encode(wire.Reply{Acked: acked})
 	// No evaluation per batch: the engine's 250 ms tick sees the change,
 	// and a thousand agents do not cost a thousand evaluations.
+}
+
+// checkRange refuses numbers the database cannot hold (SQLite integers are
+// signed 64-bit): a sequence number or dropped count of 2^63 or more.
+func checkRange(env *wire.Envelope) error {
+	if env.Dropped > math.MaxInt64 {
+		return fmt.Errorf("dropped %d is beyond the largest count the tower stores (2^63-1)", env.Dropped)
+	}
+	for i, r := range env.Records {
+		if r.Seq > math.MaxInt64 {
+			return fmt.Errorf("records[%d]: seq %d is beyond the largest sequence number the tower stores (2^63-1)", i, r.Seq)
+		}
+	}
+	return nil
+}
+
+// Record times further than this from the tower's clock are taken as a
+// broken clock on the host (a dead RTC battery reads 1970, a mistyped date
+// 2099), not as when the record happened.
+const (
+	maxAhead  = 24 * time.Hour
+	maxBehind = 366 * 24 * time.Hour
+)
+
+// clampTimes replaces record times outside [now-maxBehind, now+maxAhead]
+// by now, the time the tower received them; the record's data keeps what
+// the agent said. It returns how many it replaced and the first of them.
+func clampTimes(env *wire.Envelope, now time.Time) (int, time.Time) {
+	var n int
+	var first time.Time
+	for i := range env.Records {
+		r := &env.Records[i]
+		if r.Time.After(now.Add(maxAhead)) || r.Time.Before(now.Add(-maxBehind)) {
+			if n == 0 {
+				first = r.Time
+			}
+			n++
+			r.Time = now
+		}
+	}
+	return n, first
+}
+
+// logClockOff says, once a minute per agent, that its records' times were
+// replaced.
+func (t *Tower) logClockOff(agent string, n int, example, now time.Time) {
+	key := "clock " + agent
+	t.refusedMu.Lock()
+	if t.refused == nil || len(t.refused) > 10000 {
+		t.refused = map[string]time.Time{}
+	}
+	last, seen := t.refused[key]
+	quiet := seen && time.Since(last) < time.Minute
+	if !quiet {
+		t.refused[key] = time.Now()
+	}
+	t.refusedMu.Unlock()
+	if !quiet {
+		t.log.Warn("record times out of range stored as received: is the host's clock right?",
+			"agent", agent, "records", n, "record_time", example, "tower_time", now)
+	}
 }
 
 // ingest stores a batch and updates the tower's view of the host.
