@@ -202,6 +202,9 @@ func (s *Store) commit(batch []*write) {
 	}
 }
 
+// Queued is how many writes wait for the writer.
+func (s *Store) Queued() int { return len(s.writes) }
+
 // noteWrite keeps the database's health: a storage failure (disk full, I/O
 // error, read-only) marks it unwritable until a transaction commits
 // without one.

@@ -39,6 +39,20 @@ func (t *Tower) handleIngest(w http.ResponseWriter, r *http.Request) {
 		fail(http.StatusMethodNotAllowed, "POST a batch")
 		return
 	}
+	// Shed load before reading the body: past maxIngest batches in
+	// flight, or with the write queue deep, the agent is told to come back
+	// (it keeps the batch in its spool) rather than every agent waiting.
+	select {
+	case t.ingestSlots <- struct{}{}:
+		defer func() { <-t.ingestSlots }()
+	default:
+		t.shed(w, &result, "too many batches in flight")
+		return
+	}
+	if q := t.store.Queued(); q > maxQueuedWrites {
+		t.shed(w, &result, fmt.Sprintf("%d writes queued", q))
+		return
+	}
 	cfg := t.cfg.Load()
 	token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 	agent := cfg.agentByToken(token)
@@ -72,6 +86,10 @@ func (t *Tower) handleIngest(w http.ResponseWriter, r *http.Request) {
 		fail(http.StatusBadRequest, "invalid batch: "+err.Error())
 		return
 	}
+	if len(env.Records) > wire.MaxRecords {
+		fail(http.StatusRequestEntityTooLarge, fmt.Sprintf("batch has %d records; at most %d per batch (split it)", len(env.Records), wire.MaxRecords))
+		return
+	}
 	if err := checkRange(&env); err != nil {
 		fail(http.StatusBadRequest, "invalid batch: "+err.Error())
 		return
@@ -100,6 +118,30 @@ func (t *Tower) handleIngest(w http.ResponseWriter, r *http.Request) {
 	_ = json.NewEncoder(w).Encode(wire.Reply{Acked: acked})
 	// No evaluation per batch: the engine's 250 ms tick sees the change,
 	// and a thousand agents do not cost a thousand evaluations.
+}
+
+const (
+	// maxIngest bounds the batches being read, decoded and stored at once.
+	maxIngest = 64
+	// maxQueuedWrites is the write queue past which batches are shed: at a
+	// few hundred microseconds a write, a queue this deep is tens of
+	// milliseconds of waiting for everyone.
+	maxQueuedWrites = 256
+	// shedRetryAfter is what a shed batch's agent is told to wait.
+	shedRetryAfter = 2 * time.Second
+)
+
+// shed answers 429 with Retry-After, and counts it.
+func (t *Tower) shed(w http.ResponseWriter, result *string, why string) {
+	*result = "shed"
+	t.metrics.shed.Inc()
+	if t.oncePerMinute("shed") {
+		t.log.Warn("ingest overloaded: batches are answered 429 with Retry-After (logged once a minute; see hinomi_tower_ingest_shed_total)", "why", why, "retry_after", shedRetryAfter)
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Retry-After", strconv.Itoa(int(shedRetryAfter/time.Second)))
+	w.WriteHeader(http.StatusTooManyRequests)
+	_ = json.NewEncoder(w).Encode(wire.Reply{Error: "tower overloaded (" + why + "); send again after Retry-After"})
 }
 
 // checkRange refuses numbers the database cannot hold (SQLite integers are
@@ -146,21 +188,24 @@ func clampTimes(env *wire.Envelope, now time.Time) (int, time.Time) {
 // logClockOff says, once a minute per agent, that its records' times were
 // replaced.
 func (t *Tower) logClockOff(agent string, n int, example, now time.Time) {
-	key := "clock " + agent
-	t.refusedMu.Lock()
-	if t.refused == nil || len(t.refused) > 10000 {
-		t.refused = map[string]time.Time{}
-	}
-	last, seen := t.refused[key]
-	quiet := seen && time.Since(last) < time.Minute
-	if !quiet {
-		t.refused[key] = time.Now()
-	}
-	t.refusedMu.Unlock()
-	if !quiet {
+	if t.oncePerMinute("clock " + agent) {
 		t.log.Warn("record times out of range stored as received: is the host's clock right?",
 			"agent", agent, "records", n, "record_time", example, "tower_time", now)
 	}
+}
+
+// oncePerMinute reports whether a line of this key may be logged now.
+func (t *Tower) oncePerMinute(key string) bool {
+	t.refusedMu.Lock()
+	defer t.refusedMu.Unlock()
+	if t.refused == nil || len(t.refused) > 10000 {
+		t.refused = map[string]time.Time{}
+	}
+	if last, seen := t.refused[key]; seen && time.Since(last) < time.Minute {
+		return false
+	}
+	t.refused[key] = time.Now()
+	return true
 }
 
 // ingest stores a batch and updates the tower's view of the host.

@@ -12,6 +12,7 @@ type metrics struct {
 	sends       *prometheus.CounterVec
 	sendSeconds *prometheus.HistogramVec
 	degraded    prometheus.Gauge
+	shed        prometheus.Counter
 }
 
 func newMetrics(reg *prometheus.Registry, t *Tower) *metrics {
@@ -35,7 +36,10 @@ func newMetrics(reg *prometheus.Registry, t *Tower) *metrics {
 	m.degraded = prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "hinomi_tower_database_unwritable", Help: "1 while the tower cannot write its database (disk full, I/O errors, read-only): it is degraded.",
 	})
-	reg.MustRegister(m.degraded)
+	m.shed = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "hinomi_tower_ingest_shed_total", Help: "Agent batches answered 429 (Retry-After) because ingest was overloaded.",
+	})
+	reg.MustRegister(m.degraded, m.shed)
 	reg.MustRegister(m.ingest, m.records, m.transitions, m.sends, m.sendSeconds,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{

@@ -88,6 +88,7 @@ type Tower struct {
 	wakers      []chan struct{} // one per channel dispatcher
 	dispatching map[string]bool
 	degr        degradation
+	ingestSlots chan struct{} // batches in flight (maxIngest)
 	unrecMu     sync.Mutex
 	unrec       map[string]*unrecorded // send outcomes not yet written, by channel
 	evaluate    chan struct{}          // something changed: evaluate now
@@ -187,7 +188,7 @@ func New(cfg *Config, o Options) (*Tower, error) {
 		hosts: map[string]*Host{}, findings: map[string]map[string]*Finding{}, alerts: map[string]*Alert{},
 		incidents: map[int64]*Incident{}, probes: map[string]ProbeResult{}, probeSince: map[string]time.Time{}, probeStreaks: map[string]probeStreak{},
 		ownProbes: map[string]probeVerdict{}, peerProbes: map[string]map[string]probeVerdict{}, peers: peerState{lastOK: map[string]time.Time{}}, started: o.Now(),
-		evaluate: make(chan struct{}, 1),
+		evaluate: make(chan struct{}, 1), ingestSlots: make(chan struct{}, maxIngest),
 		Registry: prometheus.NewRegistry(),
 	}
 	t.watchFrom = t.started
