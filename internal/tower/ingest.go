@@ -69,7 +69,7 @@ func (t *Tower) handleIngest(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		// Bound the decompressed size too.
-		rd = io.LimitReader(zr, 4*wire.MaxBody+1)
+		rd = &capReader{r: zr, left: maxDecompressed}
 	}
 	var env wire.Envelope
 	dec := json.NewDecoder(rd)
@@ -77,6 +77,10 @@ func (t *Tower) handleIngest(w http.ResponseWriter, r *http.Request) {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
 			fail(http.StatusRequestEntityTooLarge, fmt.Sprintf("batch larger than %d bytes", wire.MaxBody))
+			return
+		}
+		if errors.Is(err, errDecompressedTooBig) {
+			fail(http.StatusRequestEntityTooLarge, fmt.Sprintf("batch larger than %d bytes decompressed", maxDecompressed))
 			return
 		}
 		fail(http.StatusBadRequest, "malformed batch: "+err.Error())
@@ -142,6 +146,29 @@ func (t *Tower) shed(w http.ResponseWriter, result *string, why string) {
 	w.Header().Set("Retry-After", strconv.Itoa(int(shedRetryAfter/time.Second)))
 	w.WriteHeader(http.StatusTooManyRequests)
 	_ = json.NewEncoder(w).Encode(wire.Reply{Error: "tower overloaded (" + why + "); send again after Retry-After"})
+}
+
+// maxDecompressed bounds a gzip batch's decompressed size.
+const maxDecompressed = 4 * wire.MaxBody
+
+var errDecompressedTooBig = errors.New("decompressed batch too large")
+
+// capReader fails with errDecompressedTooBig past left bytes.
+type capReader struct {
+	r    io.Reader
+	left int64
+}
+
+func (c *capReader) Read(p []byte) (int, error) {
+	if c.left <= 0 {
+		return 0, errDecompressedTooBig
+	}
+	if int64(len(p)) > c.left {
+		p = p[:c.left]
+	}
+	n, err := c.r.Read(p)
+	c.left -= int64(n)
+	return n, err
 }
 
 // checkRange refuses numbers the database cannot hold (SQLite integers are

@@ -2,6 +2,7 @@ package tower
 
 import (
 	"bytes"
+	"compress/gzip"
 	"context"
 	"database/sql"
 	"encoding/json"
@@ -111,5 +112,28 @@ func TestIngestShedsLoad(t *testing.T) {
 	}
 	if _, body := serve(t, tw.Handler(), "/metrics"); !strings.Contains(body, "hinomi_tower_ingest_shed_total 1") {
 		t.Error("metrics do not count the shed batch")
+	}
+}
+
+// TestIngestRefusesOversizedGzip: a gzip batch that decompresses past the
+// bound is a 413 that says so, not a "malformed JSON" 400.
+func TestIngestRefusesOversizedGzip(t *testing.T) {
+	c := &clock{now: time.Date(2026, 11, 25, 3, 0, 0, 0, time.UTC)}
+	tw := newTower(t, c, "")
+	var buf bytes.Buffer
+	zw := gzip.NewWriter(&buf)
+	_, _ = zw.Write([]byte(`{"agent":"pve1","spool":"s1","records":[],"pad":"`))
+	_, _ = zw.Write(bytes.Repeat([]byte("x"), maxDecompressed))
+	_, _ = zw.Write([]byte(`"}`))
+	_ = zw.Close()
+	req := httptest.NewRequest(http.MethodPost, wire.Path, &buf)
+	req.Header.Set("Authorization", "Bearer "+tokenA)
+	req.Header.Set("Content-Encoding", "gzip")
+	rec := httptest.NewRecorder()
+	tw.Handler().ServeHTTP(rec, req)
+	var reply wire.Reply
+	_ = json.Unmarshal(rec.Body.Bytes(), &reply)
+	if rec.Code != http.StatusRequestEntityTooLarge || !strings.Contains(reply.Error, "decompressed") {
+		t.Errorf("oversized gzip batch: %d %q, want 413 saying it is too large decompressed", rec.Code, reply.Error)
 	}
 }
