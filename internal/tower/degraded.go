@@ -243,9 +243,9 @@ func (t *Tower) sendRecovered(since, now time.Time, told map[string]string) {
 }
 
 // throttle is a log handler that lets through one error line of each kind
-// (its message) per period and counts the others, reported with the next
-// one that passes: a disk that stays full must not flood the log that
-// would tell of it.
+// per period and counts the others, reported with the next one that
+// passes: a disk that stays full must not flood the log that would tell
+// of it.
 type throttle struct {
 	next   slog.Handler
 	period time.Duration
@@ -268,19 +268,29 @@ func (h *throttle) Handle(ctx context.Context, r slog.Record) error {
 	if r.Level < slog.LevelError {
 		return h.next.Handle(ctx, r)
 	}
+	// The kind is the message, and the channel if any: a few channels,
+	// each of whose failures matters.
+	kind := r.Message
+	r.Attrs(func(a slog.Attr) bool {
+		if a.Key == "channel" {
+			kind += "\x00" + a.Value.String()
+			return false
+		}
+		return true
+	})
 	h.st.mu.Lock()
-	last, seen := h.st.last[r.Message]
+	last, seen := h.st.last[kind]
 	if seen && r.Time.Sub(last) < h.period {
-		h.st.held[r.Message]++
+		h.st.held[kind]++
 		h.st.mu.Unlock()
 		return nil
 	}
 	if len(h.st.last) > 1000 {
 		h.st.last, h.st.held = map[string]time.Time{}, map[string]int{}
 	}
-	h.st.last[r.Message] = r.Time
-	n := h.st.held[r.Message]
-	delete(h.st.held, r.Message)
+	h.st.last[kind] = r.Time
+	n := h.st.held[kind]
+	delete(h.st.held, kind)
 	h.st.mu.Unlock()
 	if n > 0 {
 		r = r.Clone()

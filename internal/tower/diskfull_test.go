@@ -365,3 +365,48 @@ channels:
 	drain(t, tw, "ops")
 	waitFor("cannot write", "Host pve2 is silent")
 }
+
+// TestLogThrottle: one error line per kind a minute, the next one saying
+// how many were left out; other kinds, other channels and warnings pass.
+func TestLogThrottle(t *testing.T) {
+	var out syncBuffer
+	h := newThrottle(slog.NewTextHandler(&out, nil), time.Minute)
+	t0 := time.Date(2026, 11, 25, 3, 0, 0, 0, time.UTC)
+	emit := func(at time.Duration, level slog.Level, msg string, attrs ...slog.Attr) {
+		r := slog.NewRecord(t0.Add(at), level, msg, 0)
+		r.AddAttrs(attrs...)
+		if err := h.Handle(context.Background(), r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range 10 {
+		emit(time.Duration(i)*5*time.Second, slog.LevelError, "storing a batch", slog.String("agent", "pve1"))
+		emit(time.Duration(i)*5*time.Second, slog.LevelWarn, "notification will be retried")
+	}
+	emit(time.Second, slog.LevelError, "outbox", slog.String("channel", "ops"))
+	emit(time.Second, slog.LevelError, "outbox", slog.String("channel", "mail"))
+	emit(2*time.Second, slog.LevelError, "outbox", slog.String("channel", "ops"))
+	emit(61*time.Second, slog.LevelError, "storing a batch", slog.String("agent", "pve2"))
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	count := func(sub string) int {
+		n := 0
+		for _, l := range lines {
+			if strings.Contains(l, sub) {
+				n++
+			}
+		}
+		return n
+	}
+	if n := count(`msg="storing a batch"`); n != 2 {
+		t.Errorf("%d lines of the failing batches, want 2 (one a minute):\n%s", n, out.String())
+	}
+	if n := count("suppressed=9"); n != 1 {
+		t.Errorf("the second minute's line does not count the 9 left out:\n%s", out.String())
+	}
+	if n := count("notification will be retried"); n != 10 {
+		t.Errorf("%d warnings, want all 10", n)
+	}
+	if n := count("msg=outbox"); n != 2 {
+		t.Errorf("%d outbox lines, want one per channel", n)
+	}
+}
