@@ -92,7 +92,7 @@ func Open(dir string) (*Store, error) {
 		return nil, err
 	}
 	db.SetMaxOpenConns(8)
-	if _, err := db.Exec(schema); err != nil {
+	if _, err := db.Exec(schema + healthSchema); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
@@ -105,11 +105,6 @@ func Open(dir string) (*Store, error) {
 		}
 	}
 	s := &Store{DB: db, writes: make(chan *write, 4096), MaxBatch: 512}
-	// These need a write: on a full disk the tower still starts, degraded
-	// (Check creates them once it can write).
-	if _, err := db.Exec(healthSchema); err != nil {
-		s.noteWrite(err, nil)
-	}
 	s.wg.Add(1)
 	go s.writer()
 	return s, nil
@@ -248,9 +243,6 @@ func (s *Store) Unwritable() (time.Time, error) {
 // recovery too) even when nothing else is being written.
 func (s *Store) Check(ctx context.Context) error {
 	return s.Write(ctx, func(tx *sql.Tx) error {
-		if _, err := tx.Exec(healthSchema); err != nil {
-			return err
-		}
 		_, err := tx.Exec("INSERT INTO write_check(id, at) VALUES(1, ?) ON CONFLICT(id) DO UPDATE SET at = excluded.at", time.Now().UnixNano())
 		return err
 	})
