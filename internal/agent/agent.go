@@ -399,7 +399,7 @@ func (a *Agent) ship(ctx context.Context, t *tower) {
 // is nothing: that is the heartbeat).
 func (a *Agent) deliver(ctx context.Context, t *tower) error {
 	for {
-		recs, err := t.spool.Peek(500, 1<<20)
+		recs, err := t.spool.Peek(wire.MaxRecords, 1<<20)
 		if err != nil {
 			return err
 		}
@@ -431,7 +431,7 @@ func (a *Agent) deliver(ctx context.Context, t *tower) error {
 		if err := t.spool.Ack(last); err != nil {
 			return err
 		}
-		if len(recs) < 500 {
+		if len(recs) < wire.MaxRecords {
 			return nil
 		}
 	}

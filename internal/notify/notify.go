@@ -81,6 +81,12 @@ type Message struct {
 	// Flap, on a Resolved message, says the alert was flapping and is
 	// stable again: the message tells the episode instead of one downtime.
 	Flap *Flap `json:",omitempty"`
+	// Delayed is how much later than meant the message goes out (a
+	// receiver that failed, a channel held up); the message says so.
+	Delayed time.Duration `json:",omitempty"`
+	// Overtook, on a Resolved message, says the alert's FIRING message
+	// was never delivered: this one tells both.
+	Overtook bool `json:",omitempty"`
 }
 
 // Flap is a flapping episode that ended.

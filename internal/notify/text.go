@@ -132,10 +132,15 @@ func render(m Message) rendered {
 		r.subject = fmt.Sprintf("[STILL FIRING] %s%s — for %s, since %s", mark, r.title, d, clock(start, now))
 	case m.State == Repeat:
 		r.subject = fmt.Sprintf("[STILL FIRING] %s — start time unknown", r.title)
+	case known && m.Delayed > 0:
+		r.subject = fmt.Sprintf("[FIRING] %s%s — since %s, %s ago; delivery was delayed", mark, r.title, clock(start, now), d)
 	case known:
 		r.subject = fmt.Sprintf("[FIRING] %s%s — since %s (%s ago)", mark, r.title, clock(start, now), d)
 	default:
 		r.subject = fmt.Sprintf("[FIRING] %s — start time unknown", r.title)
+	}
+	if m.State == Resolved && m.Delayed > 0 {
+		r.subject += "; delivery was delayed " + human(m.Delayed)
 	}
 
 	var b strings.Builder
@@ -161,6 +166,12 @@ func render(m Message) rendered {
 		line("It has lasted %s so far, since %s.", d, full(start))
 	default:
 		line("FIRING since %s, %s ago, and still going on.", full(start), d)
+	}
+	switch {
+	case m.Delayed > 0 && m.Overtook:
+		line("Its FIRING message could not be delivered before it ended: this message tells both. Delivery was delayed %s.", human(m.Delayed))
+	case m.Delayed > 0:
+		line("Delivery was delayed %s: it could not be sent when it was meant to be.", human(m.Delayed))
 	}
 	switch {
 	case r.long && m.State == Resolved:

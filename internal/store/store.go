@@ -14,7 +14,8 @@ import (
 	"sync"
 	"time"
 
-	_ "modernc.org/sqlite" // the pure-Go SQLite driver: CGO_ENABLED=0 builds
+	"modernc.org/sqlite" // the pure-Go SQLite driver: CGO_ENABLED=0 builds
+	sqlite3 "modernc.org/sqlite/lib"
 )
 
 const schema = `
@@ -68,6 +69,11 @@ var migrations = []string{
 		name TEXT NOT NULL, bucket INTEGER NOT NULL, sum REAL NOT NULL, n INTEGER NOT NULL,
 		PRIMARY KEY (name, bucket)) WITHOUT ROWID;
 	CREATE INDEX probe_latency_bucket ON probe_latency(bucket);`,
+	// 2: the row Check writes to learn whether the database can be written, and the
+	// index that keeps each alert's messages in order in the outbox (a row waits for
+	// its alert's earlier ones).
+	`CREATE TABLE IF NOT EXISTS write_check (id INTEGER PRIMARY KEY CHECK (id = 1), at INTEGER NOT NULL);
+	CREATE INDEX IF NOT EXISTS outbox_alert ON outbox(channel, alert_key, state, id);`,
 }
 
 // SchemaVersion is the schema version this build writes.
@@ -112,6 +118,10 @@ type Store struct {
 	closed bool
 	// MaxBatch bounds the writes committed in one transaction.
 	MaxBatch int
+
+	healthMu  sync.Mutex
+	failErr   error // the latest storage failure, nil once a write succeeds
+	failSince time.Time
 }
 
 type write struct {
@@ -125,6 +135,9 @@ func Open(dir string) (*Store, error) {
 		return nil, err
 	}
 	path := filepath.Join(dir, "tower.db")
+	if err := private(path); err != nil {
+		return nil, err
+	}
 	dsn := "file:" + path + "?_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_pragma=busy_timeout(10000)&_pragma=foreign_keys(ON)"
 	db, err := sql.Open("sqlite", dsn)
 	if err != nil {
@@ -139,10 +152,30 @@ func Open(dir string) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
+	// SQLite creates the -wal and -shm files with the database's mode;
+	// files an older version made world-readable are tightened too.
+	for _, suffix := range []string{"-wal", "-shm"} {
+		if err := os.Chmod(path+suffix, 0o600); err != nil && !errors.Is(err, os.ErrNotExist) {
+			db.Close()
+			return nil, err
+		}
+	}
 	s := &Store{DB: db, writes: make(chan *write, 4096), MaxBatch: 512}
 	s.wg.Add(1)
 	go s.writer()
 	return s, nil
+}
+
+// private creates the database file readable by its owner only (it holds
+// every host's reports and the alert history, like the agent's spool), or
+// tightens an existing one to that.
+func private(path string) error {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return f.Chmod(0o600)
 }
 
 // ErrClosed is returned by Write after Close.
@@ -195,6 +228,7 @@ func (s *Store) commit(batch []*write) {
 	errs := make([]error, len(batch))
 	tx, err := s.DB.Begin()
 	if err != nil {
+		s.noteWrite(err, nil)
 		for _, w := range batch {
 			w.done <- err
 		}
@@ -212,14 +246,95 @@ func (s *Store) commit(batch []*write) {
 		_, _ = tx.Exec("RELEASE w")
 	}
 	if err := tx.Commit(); err != nil {
+		s.noteWrite(err, nil)
 		for _, w := range batch {
 			w.done <- err
 		}
 		return
 	}
+	s.noteWrite(nil, errs)
 	for i, w := range batch {
 		w.done <- errs[i]
 	}
+}
+
+// Queued is how many writes wait for the writer.
+func (s *Store) Queued() int { return len(s.writes) }
+
+// noteWrite keeps the database's health: a storage failure (disk full, I/O
+// error, read-only) marks it unwritable until a transaction commits
+// without one.
+func (s *Store) noteWrite(err error, errs []error) {
+	if err == nil {
+		for _, e := range errs {
+			if StorageError(e) {
+				err = e
+				break
+			}
+		}
+	} else if !StorageError(err) {
+		return // not the storage's fault: says nothing of its health
+	}
+	s.healthMu.Lock()
+	defer s.healthMu.Unlock()
+	if err == nil {
+		s.failErr, s.failSince = nil, time.Time{}
+		return
+	}
+	if s.failErr == nil {
+		s.failSince = time.Now()
+	}
+	s.failErr = err
+}
+
+// Unwritable reports the storage failure the latest writes met and since
+// when they have been failing; nil when the database can be written.
+func (s *Store) Unwritable() (time.Time, error) {
+	s.healthMu.Lock()
+	defer s.healthMu.Unlock()
+	return s.failSince, s.failErr
+}
+
+// Check writes a row, so that an unwritable database is noticed (and its
+// recovery too) even when nothing else is being written.
+func (s *Store) Check(ctx context.Context) error {
+	return s.Write(ctx, func(tx *sql.Tx) error {
+		_, err := tx.Exec("INSERT INTO write_check(id, at) VALUES(1, ?) ON CONFLICT(id) DO UPDATE SET at = excluded.at", time.Now().UnixNano())
+		return err
+	})
+}
+
+// StorageError reports whether err is the storage failing (as opposed to a
+// bad statement or a constraint).
+func StorageError(err error) bool {
+	var e *sqlite.Error
+	if !errors.As(err, &e) {
+		return false
+	}
+	switch e.Code() & 0xff {
+	case sqlite3.SQLITE_FULL, sqlite3.SQLITE_IOERR, sqlite3.SQLITE_READONLY, sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB:
+		return true
+	}
+	return false
+}
+
+// Reason is a storage failure in a few words for people: "disk full".
+func Reason(err error) string {
+	var e *sqlite.Error
+	if !errors.As(err, &e) {
+		return err.Error()
+	}
+	switch e.Code() & 0xff {
+	case sqlite3.SQLITE_FULL:
+		return "disk full"
+	case sqlite3.SQLITE_READONLY:
+		return "read-only"
+	case sqlite3.SQLITE_IOERR:
+		return "I/O error"
+	case sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB:
+		return "database corrupt"
+	}
+	return err.Error()
 }
 
 // Close waits for pending writes and closes the database.

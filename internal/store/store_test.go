@@ -4,7 +4,10 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"os"
+	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -135,4 +138,45 @@ func TestMigrations(t *testing.T) {
 	if _, err := Open(dir); err == nil || !strings.Contains(err.Error(), "schema version 99, newer than this hinomi knows") {
 		t.Errorf("opening a newer database: %v; want a clear refusal", err)
 	}
+}
+
+// TestFilesArePrivate: the database and its journal files are readable by
+// their owner only, and files made world-readable before are tightened.
+func TestFilesArePrivate(t *testing.T) {
+	check := func(dir string) {
+		t.Helper()
+		s, err := Open(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Write(context.Background(), func(tx *sql.Tx) error {
+			_, err := tx.Exec("INSERT INTO silences(id, data, ends) VALUES('x', '{}', 0)")
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		for _, name := range []string{"tower.db", "tower.db-wal", "tower.db-shm"} {
+			fi, err := os.Stat(filepath.Join(dir, name))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if m := fi.Mode().Perm(); m != 0o600 {
+				t.Errorf("%s has mode %o, want 600", name, m)
+			}
+		}
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	old := syscall.Umask(0o022)
+	defer syscall.Umask(old)
+	check(t.TempDir())
+
+	dir := t.TempDir()
+	for _, name := range []string{"tower.db", "tower.db-wal", "tower.db-shm"} {
+		if err := os.WriteFile(filepath.Join(dir, name), nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	check(dir)
 }

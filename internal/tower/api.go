@@ -25,7 +25,7 @@ import (
 //	GET  /api/v1/incidents[/{id}[/postmortem]]; POST /api/v1/incidents/{id}/notes
 //	GET  /api/v1/peer       a peer's poll (peer token)
 //	GET  /metrics           Prometheus metrics (api_token or metrics.token, unless metrics.public)
-//	GET  /healthz           200 when the tower runs; open to anyone
+//	GET  /healthz           200 "ok" when the tower runs, 503 with the reason when degraded; open to anyone
 //
 // Every /api/v1/ endpoint but ingest and peer wants the api_token as a
 // bearer token, always: a tower without one keeps its API shut. Requests
@@ -48,7 +48,7 @@ func (t *Tower) Handler() http.Handler {
 	mux.Handle("GET /metrics", t.metricsHandler())
 	mux.HandleFunc("GET /api/v1/peer", t.handlePeer)
 	mux.HandleFunc("GET /api/v1/peers", t.read(t.handlePeers))
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
+	mux.HandleFunc("GET /healthz", t.handleHealth)
 	return mux
 }
 

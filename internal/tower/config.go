@@ -490,6 +490,7 @@ func (c *Config) validate(root *yaml.Node) error {
 	if c.Retention.History < Duration(24*time.Hour) {
 		bad("at least 24h (the status page's default is 2160h, 90 days)", "retention", "history")
 	}
+	c.checkDurations(bad)
 	return errors.Join(errs...)
 }
 
@@ -528,6 +529,53 @@ func loopbackHost(listen string) bool {
 	}
 	ip := net.ParseIP(host)
 	return ip == nil || ip.IsLoopback()
+}
+
+// minRepeat is the shortest repeat_interval: a reminder more often than
+// once a minute is a flood, not a reminder (and 1ns would send one every
+// evaluation).
+const minRepeat = Duration(time.Minute)
+
+// checkDurations refuses lengths of time that cannot be meant: negative
+// ones, and reminders more often than minRepeat.
+func (c *Config) checkDurations(bad func(string, ...any)) {
+	type dur struct {
+		d    Duration
+		path []any
+	}
+	ds := []dur{
+		{c.PeerGrace, []any{"peer_grace"}}, {c.Alerts.For, []any{"alerts", "for"}},
+		{c.Alerts.Flap.Window, []any{"alerts", "flap", "window"}}, {c.Alerts.Flap.Stable, []any{"alerts", "flap", "stable"}},
+		{c.Retention.MaxAge, []any{"retention", "max_age"}},
+	}
+	for i, a := range c.Agents {
+		ds = append(ds, dur{a.Grace, []any{"agents", i, "grace"}})
+	}
+	for i, r := range c.Routes {
+		ds = append(ds, dur{r.GroupWait, []any{"routes", i, "group_wait"}})
+		if r.Escalate != nil {
+			ds = append(ds, dur{r.Escalate.After, []any{"routes", i, "escalate", "after"}})
+		}
+	}
+	for i, m := range c.Maintenance {
+		ds = append(ds, dur{m.Duration, []any{"maintenance", i, "duration"}})
+	}
+	repeats := []dur{{c.Alerts.RepeatInterval, []any{"alerts", "repeat_interval"}}}
+	for i, r := range c.Routes {
+		if r.RepeatInterval != 0 { // 0: the alerts' repeat_interval
+			repeats = append(repeats, dur{r.RepeatInterval, []any{"routes", i, "repeat_interval"}})
+		}
+	}
+	for _, d := range ds {
+		if d.d < 0 {
+			bad(fmt.Sprintf("%s is negative: give a length of time such as 90s, 5m or 4h", time.Duration(d.d)), d.path...)
+		}
+	}
+	for _, d := range repeats {
+		if d.d < minRepeat {
+			bad(fmt.Sprintf("%s is too short: at least %s (reminders are for outages still going on)", time.Duration(d.d), time.Duration(minRepeat)), d.path...)
+		}
+	}
 }
 
 // unjoin splits an errors.Join.

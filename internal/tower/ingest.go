@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"net/http"
 	"strconv"
@@ -15,6 +16,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/hinomi/hinomi/internal/store"
 	"github.com/hinomi/hinomi/internal/wire"
 )
 
@@ -37,6 +39,20 @@ func (t *Tower) handleIngest(w http.ResponseWriter, r *http.Request) {
 		fail(http.StatusMethodNotAllowed, "POST a batch")
 		return
 	}
+	// Shed load before reading the body: past maxIngest batches in
+	// flight, or with the write queue deep, the agent is told to come back
+	// (it keeps the batch in its spool) rather than every agent waiting.
+	select {
+	case t.ingestSlots <- struct{}{}:
+		defer func() { <-t.ingestSlots }()
+	default:
+		t.shed(w, &result, "too many batches in flight")
+		return
+	}
+	if q := t.store.Queued(); q > maxQueuedWrites {
+		t.shed(w, &result, fmt.Sprintf("%d writes queued", q))
+		return
+	}
 	cfg := t.cfg.Load()
 	token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 	agent := cfg.agentByToken(token)
@@ -53,7 +69,7 @@ func (t *Tower) handleIngest(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		// Bound the decompressed size too.
-		rd = io.LimitReader(zr, 4*wire.MaxBody+1)
+		rd = &capReader{r: zr, left: maxDecompressed}
 	}
 	var env wire.Envelope
 	dec := json.NewDecoder(rd)
@@ -63,10 +79,22 @@ func (t *Tower) handleIngest(w http.ResponseWriter, r *http.Request) {
 			fail(http.StatusRequestEntityTooLarge, fmt.Sprintf("batch larger than %d bytes", wire.MaxBody))
 			return
 		}
+		if errors.Is(err, errDecompressedTooBig) {
+			fail(http.StatusRequestEntityTooLarge, fmt.Sprintf("batch larger than %d bytes decompressed", maxDecompressed))
+			return
+		}
 		fail(http.StatusBadRequest, "malformed batch: "+err.Error())
 		return
 	}
 	if err := env.Validate(); err != nil {
+		fail(http.StatusBadRequest, "invalid batch: "+err.Error())
+		return
+	}
+	if len(env.Records) > wire.MaxRecords {
+		fail(http.StatusRequestEntityTooLarge, fmt.Sprintf("batch has %d records; at most %d per batch (split it)", len(env.Records), wire.MaxRecords))
+		return
+	}
+	if err := checkRange(&env); err != nil {
 		fail(http.StatusBadRequest, "invalid batch: "+err.Error())
 		return
 	}
@@ -79,6 +107,9 @@ func (t *Tower) handleIngest(w http.ResponseWriter, r *http.Request) {
 	unlock := t.lockAgent(env.Agent)
 	defer unlock()
 	now := t.now()
+	if n, first := clampTimes(&env, now); n > 0 {
+		t.logClockOff(env.Agent, n, first, now)
+	}
 	addr, _, _ := net.SplitHostPort(r.RemoteAddr)
 	acked, err := t.ingest(r.Context(), &env, addr, now)
 	if err != nil {
@@ -91,6 +122,117 @@ func (t *Tower) handleIngest(w http.ResponseWriter, r *http.Request) {
 	_ = json.NewEncoder(w).Encode(wire.Reply{Acked: acked})
 	// No evaluation per batch: the engine's 250 ms tick sees the change,
 	// and a thousand agents do not cost a thousand evaluations.
+}
+
+const (
+	// maxIngest bounds the batches being read, decoded and stored at once.
+	maxIngest = 64
+	// maxQueuedWrites is the write queue past which batches are shed: at a
+	// few hundred microseconds a write, a queue this deep is tens of
+	// milliseconds of waiting for everyone.
+	maxQueuedWrites = 256
+	// shedRetryAfter is what a shed batch's agent is told to wait.
+	shedRetryAfter = 2 * time.Second
+)
+
+// shed answers 429 with Retry-After, and counts it.
+func (t *Tower) shed(w http.ResponseWriter, result *string, why string) {
+	*result = "shed"
+	t.metrics.shed.Inc()
+	if t.oncePerMinute("shed") {
+		t.log.Warn("ingest overloaded: batches are answered 429 with Retry-After (logged once a minute; see hinomi_tower_ingest_shed_total)", "why", why, "retry_after", shedRetryAfter)
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Retry-After", strconv.Itoa(int(shedRetryAfter/time.Second)))
+	w.WriteHeader(http.StatusTooManyRequests)
+	_ = json.NewEncoder(w).Encode(wire.Reply{Error: "tower overloaded (" + why + "); send again after Retry-After"})
+}
+
+// maxDecompressed bounds a gzip batch's decompressed size.
+const maxDecompressed = 4 * wire.MaxBody
+
+var errDecompressedTooBig = errors.New("decompressed batch too large")
+
+// capReader fails with errDecompressedTooBig past left bytes.
+type capReader struct {
+	r    io.Reader
+	left int64
+}
+
+func (c *capReader) Read(p []byte) (int, error) {
+	if c.left <= 0 {
+		return 0, errDecompressedTooBig
+	}
+	if int64(len(p)) > c.left {
+		p = p[:c.left]
+	}
+	n, err := c.r.Read(p)
+	c.left -= int64(n)
+	return n, err
+}
+
+// checkRange refuses numbers the database cannot hold (SQLite integers are
+// signed 64-bit): a sequence number or dropped count of 2^63 or more.
+func checkRange(env *wire.Envelope) error {
+	if env.Dropped > math.MaxInt64 {
+		return fmt.Errorf("dropped %d is beyond the largest count the tower stores (2^63-1)", env.Dropped)
+	}
+	for i, r := range env.Records {
+		if r.Seq > math.MaxInt64 {
+			return fmt.Errorf("records[%d]: seq %d is beyond the largest sequence number the tower stores (2^63-1)", i, r.Seq)
+		}
+	}
+	return nil
+}
+
+// Record times further than this from the tower's clock are taken as a
+// broken clock on the host (a dead RTC battery reads 1970, a mistyped date
+// 2099), not as when the record happened.
+const (
+	maxAhead  = 24 * time.Hour
+	maxBehind = 366 * 24 * time.Hour
+)
+
+// clampTimes replaces record times outside [now-maxBehind, now+maxAhead]
+// by now, the time the tower received them; the record's data keeps what
+// the agent said. It returns how many it replaced and the first of them.
+func clampTimes(env *wire.Envelope, now time.Time) (int, time.Time) {
+	var n int
+	var first time.Time
+	for i := range env.Records {
+		r := &env.Records[i]
+		if r.Time.After(now.Add(maxAhead)) || r.Time.Before(now.Add(-maxBehind)) {
+			if n == 0 {
+				first = r.Time
+			}
+			n++
+			r.Time = now
+		}
+	}
+	return n, first
+}
+
+// logClockOff says, once a minute per agent, that its records' times were
+// replaced.
+func (t *Tower) logClockOff(agent string, n int, example, now time.Time) {
+	if t.oncePerMinute("clock " + agent) {
+		t.log.Warn("record times out of range stored as received: is the host's clock right?",
+			"agent", agent, "records", n, "record_time", example, "tower_time", now)
+	}
+}
+
+// oncePerMinute reports whether a line of this key may be logged now.
+func (t *Tower) oncePerMinute(key string) bool {
+	t.refusedMu.Lock()
+	defer t.refusedMu.Unlock()
+	if t.refused == nil || len(t.refused) > 10000 {
+		t.refused = map[string]time.Time{}
+	}
+	if last, seen := t.refused[key]; seen && time.Since(last) < time.Minute {
+		return false
+	}
+	t.refused[key] = time.Now()
+	return true
 }
 
 // ingest stores a batch and updates the tower's view of the host.
@@ -136,6 +278,17 @@ func (t *Tower) ingest(ctx context.Context, env *wire.Envelope, addr string, now
 		return tx.QueryRow("SELECT acked FROM hosts WHERE name = ?", env.Agent).Scan(&acked)
 	})
 	if err != nil {
+		if store.StorageError(err) {
+			// Not stored (the agent keeps the batch and sends it again),
+			// but the host was heard from: it is not silent.
+			t.mu.Lock()
+			if h := t.hosts[env.Agent]; h != nil {
+				h.LastSeen = now
+			} else {
+				t.hosts[env.Agent] = &Host{Name: env.Agent, FirstSeen: now, LastSeen: now}
+			}
+			t.mu.Unlock()
+		}
 		return 0, err
 	}
 	t.mu.Lock()

@@ -11,6 +11,8 @@ type metrics struct {
 	transitions *prometheus.CounterVec
 	sends       *prometheus.CounterVec
 	sendSeconds *prometheus.HistogramVec
+	degraded    prometheus.Gauge
+	shed        prometheus.Counter
 }
 
 func newMetrics(reg, public *prometheus.Registry, t *Tower) *metrics {
@@ -31,6 +33,12 @@ func newMetrics(reg, public *prometheus.Registry, t *Tower) *metrics {
 			Buckets: prometheus.ExponentialBuckets(0.005, 2, 12),
 		}, []string{"channel"}),
 	}
+	m.degraded = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "hinomi_tower_database_unwritable", Help: "1 while the tower cannot write its database (disk full, I/O errors, read-only): it is degraded.",
+	})
+	m.shed = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "hinomi_tower_ingest_shed_total", Help: "Agent batches answered 429 (Retry-After) because ingest was overloaded.",
+	})
 	silent := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "hinomi_tower_hosts_silent", Help: "Hosts whose heartbeat alert is firing.",
 	}, func() float64 {
@@ -54,7 +62,7 @@ func newMetrics(reg, public *prometheus.Registry, t *Tower) *metrics {
 	lastEval := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "hinomi_tower_last_evaluation_timestamp_seconds", Help: "When the alert engine last evaluated every signal (Unix time); a tower whose engine stalls shows here.",
 	}, func() float64 { return float64(t.lastEval.Load()) / 1e9 })
-	shared := []prometheus.Collector{m.ingest, m.records, m.transitions, m.sends, m.sendSeconds, silent, outbox, lastEval,
+	shared := []prometheus.Collector{m.ingest, m.records, m.transitions, m.sends, m.sendSeconds, m.degraded, m.shed, silent, outbox, lastEval,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})}
 	reg.MustRegister(shared...)
 	reg.MustRegister(probeCollector{t: t})

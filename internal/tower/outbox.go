@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -20,6 +21,12 @@ import (
 // the two would send it again on restart (each message carries its key and
 // outbox id so receivers can tell). On shutdown the in-flight send is let
 // finish so a clean restart never repeats a message.
+//
+// When the outcome of a send cannot be written (the disk is full), the
+// channel keeps it in memory and stops: it neither sends the row again nor
+// anything after it (that would break the order per alert) until the
+// outcome is written, retried on the same backoff schedule as a failed
+// send. Only a restart before then sends the row again.
 
 const (
 	sendTimeout = 10 * time.Second
@@ -103,11 +110,19 @@ func (t *Tower) sendNext(ctx context.Context, channel string) (bool, error) {
 		return false, nil // channel removed by a reload
 	}
 	now := t.now()
+	if held, err := t.flushUnrecorded(channel, now); held {
+		return false, err
+	}
 	var row outboxRow
 	var raw []byte
-	err := t.store.DB.QueryRowContext(ctx, `SELECT id, attempts, message, fallback, fallback_sent, group_key FROM outbox
-		WHERE channel = ? AND state = 'due' AND next_attempt <= ? ORDER BY id LIMIT 1`, channel, now.UnixNano()).
-		Scan(&row.id, &row.attempts, &raw, &row.fallback, &row.fallbackSent, &row.group)
+	var created int64
+	// Per alert, in order: a row waits while an earlier one of its alert
+	// is undelivered (retrying), so a RESOLVED never overtakes its FIRING.
+	err := t.store.DB.QueryRowContext(ctx, `SELECT o.id, o.attempts, o.message, o.fallback, o.fallback_sent, o.group_key, o.created FROM outbox o
+		WHERE o.channel = ? AND o.state = 'due' AND o.next_attempt <= ?
+		AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.channel = o.channel AND p.alert_key = o.alert_key AND p.state = 'due' AND p.id < o.id)
+		ORDER BY o.id LIMIT 1`, channel, now.UnixNano()).
+		Scan(&row.id, &row.attempts, &raw, &row.fallback, &row.fallbackSent, &row.group, &created)
 	if errors.Is(err, sql.ErrNoRows) {
 		return false, nil
 	}
@@ -115,17 +130,31 @@ func (t *Tower) sendNext(ctx context.Context, channel string) (bool, error) {
 		return false, err
 	}
 	if err := json.Unmarshal(raw, &row.msg); err != nil {
-		return true, t.finish(row.id, "failed", 0, now, "stored message unreadable: "+err.Error())
+		return t.record(channel, now, now, t.finishFn(row.id, "failed", 0, now, "stored message unreadable: "+err.Error()))
 	}
 	if row.group != "" && row.attempts == 0 {
 		if err := t.mergeGroup(ctx, channel, &row, now); err != nil {
 			return false, err
 		}
 	}
+	// A message sent late says how late, with its durations as of now.
+	if delay := now.Sub(time.Unix(0, created)); row.group == "" && (row.attempts > 0 || delay > lateAfter) {
+		row.msg.Now, row.msg.Delayed = now, delay
+	}
+	// The closing writes: this row, and the rows a RESOLVED folded in.
+	closing := []int64{row.id}
+	if row.group == "" && row.msg.State != notify.Resolved {
+		folded, err := t.foldOvertaken(ctx, channel, &row, time.Unix(0, created), now)
+		if err != nil {
+			return false, err
+		}
+		closing = append(closing, folded...)
+	}
+	sentID := closing[len(closing)-1]
 	if row.msg.Labels == nil {
 		row.msg.Labels = map[string]string{}
 	}
-	row.msg.Labels["outbox_id"] = strconv.FormatInt(row.id, 10)
+	row.msg.Labels["outbox_id"] = strconv.FormatInt(sentID, 10)
 	// The send gets its own deadline and is not cancelled by shutdown:
 	// a message half-sent at exit would be sent again.
 	sctx, cancel := context.WithTimeout(context.Background(), sendTimeout)
@@ -135,20 +164,18 @@ func (t *Tower) sendNext(ctx context.Context, channel string) (bool, error) {
 	t.metrics.sendSeconds.WithLabelValues(channel).Observe(time.Since(start).Seconds())
 	if err == nil {
 		t.metrics.sends.WithLabelValues(channel, "delivered").Inc()
-		return true, t.finish(row.id, "delivered", row.attempts+1, t.now(), "")
+		end := t.now()
+		return t.record(channel, end, end, t.closeFn(closing, "delivered", row.attempts+1, end, ""))
 	}
 	if !notify.Retryable(err) {
 		t.metrics.sends.WithLabelValues(channel, "failed").Inc()
 		t.log.Error("notification failed for good", "channel", channel, "alert", row.msg.Key, "err", err)
-		if ferr := t.toFallback(row, channel, err); ferr != nil {
-			return true, ferr
-		}
-		return true, t.finish(row.id, "failed", row.attempts+1, t.now(), err.Error())
+		end := t.now()
+		return t.record(channel, end, end, t.fallbackFn(row, channel, err, end), t.closeFn(closing, "failed", row.attempts+1, end, err.Error()))
 	}
+	var fallback func(*sql.Tx) error
 	if row.attempts+1 >= fallbackAfter {
-		if ferr := t.toFallback(row, channel, err); ferr != nil {
-			return false, ferr
-		}
+		fallback = t.fallbackFn(row, channel, err, t.now())
 	}
 	t.metrics.sends.WithLabelValues(channel, "retry").Inc()
 	backoff := time.Second << min(row.attempts, 12)
@@ -158,12 +185,109 @@ func (t *Tower) sendNext(ctx context.Context, channel string) (bool, error) {
 	}
 	next := t.now().Add(backoff)
 	t.log.Warn("notification will be retried", "channel", channel, "alert", row.msg.Key, "attempt", row.attempts+1, "in", backoff, "err", err)
-	werr := t.store.Write(context.Background(), func(tx *sql.Tx) error {
-		_, err := tx.Exec("UPDATE outbox SET attempts = attempts + 1, next_attempt = ?, last_error = ? WHERE id = ?", next.UnixNano(), err.Error(), row.id)
+	errText := err.Error()
+	_, werr := t.record(channel, t.now(), next, fallback, func(tx *sql.Tx) error {
+		_, err := tx.Exec("UPDATE outbox SET attempts = attempts + 1, next_attempt = ?, last_error = ? WHERE id = ?", next.UnixNano(), errText, row.id)
 		return err
 	})
 	// Not "sent": wait for the next poll before trying this channel again.
 	return false, werr
+}
+
+// unrecorded is a channel's send outcomes that could not be written yet,
+// oldest first, and when to try writing them again.
+type unrecorded struct {
+	writes   []func(*sql.Tx) error
+	retry    time.Time
+	failures int
+}
+
+// record writes the outcome of a send (fns, in one transaction; nil ones
+// are skipped). If that fails, the outcome is kept in memory and the
+// channel holds until it is written (flushUnrecorded), and no earlier than
+// due, the time the row itself would next be due. It reports whether the
+// channel may go on at once.
+func (t *Tower) record(channel string, now, due time.Time, fns ...func(*sql.Tx) error) (bool, error) {
+	fn := func(tx *sql.Tx) error {
+		for _, f := range fns {
+			if f == nil {
+				continue
+			}
+			if err := f(tx); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	err := t.store.Write(context.Background(), fn)
+	if err == nil {
+		for _, f := range fns[:len(fns)-1] {
+			if f != nil {
+				t.wakeDispatchers() // a fallback was queued
+				break
+			}
+		}
+		return true, nil
+	}
+	t.unrecMu.Lock()
+	defer t.unrecMu.Unlock()
+	if t.unrec == nil {
+		t.unrec = map[string]*unrecorded{}
+	}
+	u := t.unrec[channel]
+	if u == nil {
+		u = &unrecorded{}
+		t.unrec[channel] = u
+	}
+	u.writes = append(u.writes, fn)
+	u.failures++
+	u.retry = later(now.Add(recordBackoff(u.failures)), due)
+	return false, fmt.Errorf("recording a notification's outcome (kept in memory, retried in %s): %w", u.retry.Sub(now).Round(time.Millisecond), err)
+}
+
+// flushUnrecorded writes the channel's unrecorded outcomes when their
+// retry is due; it reports whether the channel must still hold.
+func (t *Tower) flushUnrecorded(channel string, now time.Time) (bool, error) {
+	t.unrecMu.Lock()
+	defer t.unrecMu.Unlock()
+	u := t.unrec[channel]
+	if u == nil || len(u.writes) == 0 {
+		return false, nil
+	}
+	if now.Before(u.retry) {
+		return true, nil
+	}
+	writes := u.writes
+	err := t.store.Write(context.Background(), func(tx *sql.Tx) error {
+		for _, fn := range writes {
+			if err := fn(tx); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		u.failures++
+		u.retry = now.Add(recordBackoff(u.failures))
+		return true, fmt.Errorf("recording %d notification outcomes (kept in memory, retried in %s): %w", len(writes), u.retry.Sub(now).Round(time.Millisecond), err)
+	}
+	delete(t.unrec, channel)
+	t.wakeDispatchers()
+	return false, nil
+}
+
+// recordBackoff is the wait before writing an outcome again after n
+// failures: the failed-send schedule, but capped lower, since a database
+// that can be written again should hear of it soon.
+func recordBackoff(n int) time.Duration {
+	return min(time.Second<<min(n-1, 12), 30*time.Second)
+}
+
+func later(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
 }
 
 // mergeGroup folds the other due messages of the row's group (same
@@ -244,9 +368,10 @@ func groupMessage(ms []notify.Message, now time.Time) notify.Message {
 	return g
 }
 
-// toFallback queues the message once for the route's fallback channels,
-// saying which channel could not deliver it.
-func (t *Tower) toFallback(row outboxRow, channel string, cause error) error {
+// fallbackFn is the write that queues the message once for the route's
+// fallback channels, saying which channel could not deliver it (nil when
+// there is nothing to queue).
+func (t *Tower) fallbackFn(row outboxRow, channel string, cause error, now time.Time) func(*sql.Tx) error {
 	if row.fallback == "" || row.fallbackSent {
 		return nil
 	}
@@ -258,23 +383,83 @@ func (t *Tower) toFallback(row outboxRow, channel string, cause error) error {
 			chans = append(chans, c)
 		}
 	}
-	now := t.now()
-	err := t.store.Write(context.Background(), func(tx *sql.Tx) error {
+	return func(tx *sql.Tx) error {
 		if _, err := tx.Exec("UPDATE outbox SET fallback_sent = 1 WHERE id = ?", row.id); err != nil {
 			return err
 		}
 		return enqueue(tx, outMsg{msg: &m, channels: chans}, m.Key, now)
-	})
-	if err == nil {
-		t.wakeDispatchers()
 	}
-	return err
 }
 
-func (t *Tower) finish(id int64, state string, attempts int, now time.Time, errText string) error {
-	return t.store.Write(context.Background(), func(tx *sql.Tx) error {
+// lateAfter is how long after it was queued a message counts as late even
+// without a failed attempt (held up behind its alert's earlier ones).
+const lateAfter = 10 * time.Second
+
+// foldOvertaken looks for a RESOLVED of the row's alert queued after it
+// and still undelivered. If there is one, the alert is over before its
+// FIRING (or reminder) went out: the row's message becomes that RESOLVED,
+// saying so, and the ids of the later rows it stands for are returned
+// (the RESOLVED's last). Sending both, minutes late, would page for
+// something already over.
+func (t *Tower) foldOvertaken(ctx context.Context, channel string, row *outboxRow, queued, now time.Time) ([]int64, error) {
+	rows, err := t.store.DB.QueryContext(ctx, `SELECT id, message FROM outbox WHERE channel = ? AND state = 'due'
+		AND alert_key = (SELECT alert_key FROM outbox WHERE id = ?) AND id > ? ORDER BY id`, channel, row.id, row.id)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var ids, upTo []int64
+	var resolved *notify.Message
+	for rows.Next() {
+		var id int64
+		var raw []byte
+		if err := rows.Scan(&id, &raw); err != nil {
+			return nil, err
+		}
+		ids = append(ids, id)
+		var m notify.Message
+		if json.Unmarshal(raw, &m) == nil && m.State == notify.Resolved {
+			resolved, upTo = &m, slices.Clone(ids)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	if resolved == nil {
+		return nil, nil
+	}
+	first := row.msg
+	resolved.Now, resolved.Overtook = now, true
+	if resolved.Started.IsZero() {
+		resolved.Started = first.Started
+	}
+	if row.attempts > 0 || now.Sub(queued) > lateAfter {
+		resolved.Delayed = now.Sub(queued)
+	}
+	row.msg = *resolved
+	return upTo, nil
+}
+
+// closeFn closes the rows of one send: the first (the one attempted) and
+// those folded into it, which point at the last (the one sent).
+func (t *Tower) closeFn(ids []int64, state string, attempts int, now time.Time, errText string) func(*sql.Tx) error {
+	sent := ids[len(ids)-1]
+	return func(tx *sql.Tx) error {
+		for _, id := range ids[:len(ids)-1] {
+			if _, err := tx.Exec("UPDATE outbox SET state = ?, attempts = ?, delivered = ?, last_error = ? WHERE id = ?",
+				"merged", attempts, sent, errText, id); err != nil {
+				return err
+			}
+		}
+		return t.finishFn(sent, state, attempts, now, errText)(tx)
+	}
+}
+
+// finishFn is the write that closes an outbox row.
+func (t *Tower) finishFn(id int64, state string, attempts int, now time.Time, errText string) func(*sql.Tx) error {
+	return func(tx *sql.Tx) error {
 		_, err := tx.Exec("UPDATE outbox SET state = ?, attempts = ?, delivered = ?, last_error = ? WHERE id = ?",
 			state, attempts, now.UnixNano(), errText, id)
 		return err
-	})
+	}
 }

@@ -31,6 +31,23 @@ const peerPoll = 2 * time.Second
 type peerState struct {
 	mu     sync.Mutex
 	lastOK map[string]time.Time
+	// degraded is why a peer says it is degraded ("" when it is not).
+	degraded map[string]string
+}
+
+func (p *peerState) setDegraded(name, why string) {
+	p.mu.Lock()
+	if p.degraded == nil {
+		p.degraded = map[string]string{}
+	}
+	p.degraded[name] = why
+	p.mu.Unlock()
+}
+
+func (p *peerState) degradedWhy(name string) string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.degraded[name]
 }
 
 func (p *peerState) seen(name string, at time.Time) {
@@ -61,10 +78,12 @@ func (t *Tower) pollPeers(ctx context.Context) {
 			resp, err := client.Do(req)
 			if err == nil {
 				var body struct {
-					Probes map[string]probeVerdict `json:"probes"`
+					Probes   map[string]probeVerdict `json:"probes"`
+					Degraded string                  `json:"degraded"`
 				}
 				if resp.StatusCode == http.StatusOK && json.NewDecoder(io.LimitReader(resp.Body, 4<<20)).Decode(&body) == nil {
 					t.peers.seen(p.Name, t.now())
+					t.peers.setDegraded(p.Name, body.Degraded)
 					t.setPeerVerdicts(p.Name, body.Probes)
 				}
 				resp.Body.Close()
@@ -86,7 +105,8 @@ func (t *Tower) handlePeer(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "peer token required"})
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"name": cfg.Name, "time": t.now(), "probes": t.ownVerdicts()})
+	why, _ := t.degradedReason()
+	writeJSON(w, http.StatusOK, map[string]any{"name": cfg.Name, "time": t.now(), "probes": t.ownVerdicts(), "degraded": why})
 }
 
 // peerSignals are the alerts about silent peers. t.mu is held.
@@ -99,6 +119,12 @@ func (t *Tower) peerSignals(now time.Time, cfg *Config, flap alerting.FlapRule) 
 		al.Summary = "Tower " + cfg.Name + " has had no answer from its peer " + p.Name + " (" + p.URL + ") since " +
 			last.UTC().Format("2006-01-02 15:04:05 MST") + "; while it is down this tower sends every alert."
 		bad := now.Sub(last) > time.Duration(cfg.PeerGrace)
+		if why := t.peers.degradedWhy(p.Name); why != "" && !bad {
+			// It answers but cannot store or send: page for it.
+			bad = true
+			al.Title = "Tower " + p.Name + " is degraded: " + why
+			al.Summary = "Tower " + p.Name + " says: " + why + ". It cannot store reports, alerts or notifications; this tower's channels carry its page."
+		}
 		out = append(out, signal{alert: al, obs: alerting.Observation{Bad: bad, BadSince: last},
 			rule: alerting.Rule{RepeatInterval: time.Duration(cfg.Alerts.RepeatInterval), Flap: flap}})
 	}
@@ -108,7 +134,7 @@ func (t *Tower) peerSignals(now time.Time, cfg *Config, flap alerting.FlapRule) 
 // senderPeer is the healthy peer that sends instead of this tower, if any.
 func (t *Tower) senderPeer(now time.Time, cfg *Config) string {
 	for _, p := range cfg.Peers {
-		if p.Name < cfg.Name && now.Sub(t.peers.last(p.Name)) <= time.Duration(cfg.PeerGrace) {
+		if p.Name < cfg.Name && now.Sub(t.peers.last(p.Name)) <= time.Duration(cfg.PeerGrace) && t.peers.degradedWhy(p.Name) == "" {
 			return p.Name
 		}
 	}

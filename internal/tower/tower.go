@@ -87,7 +87,11 @@ type Tower struct {
 	wakeMu      sync.Mutex
 	wakers      []chan struct{} // one per channel dispatcher
 	dispatching map[string]bool
-	evaluate    chan struct{} // something changed: evaluate now
+	degr        degradation
+	ingestSlots chan struct{} // batches in flight (maxIngest)
+	unrecMu     sync.Mutex
+	unrec       map[string]*unrecorded // send outcomes not yet written, by channel
+	evaluate    chan struct{}          // something changed: evaluate now
 	metrics     *metrics
 	Registry    *prometheus.Registry
 	// publicMetrics is Registry without private probes (metrics.public).
@@ -176,6 +180,7 @@ func New(cfg *Config, o Options) (*Tower, error) {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
+	o.Log = slog.New(newThrottle(o.Log.Handler(), time.Minute))
 	st, err := store.Open(cfg.DataDir)
 	if err != nil {
 		return nil, err
@@ -185,7 +190,7 @@ func New(cfg *Config, o Options) (*Tower, error) {
 		hosts: map[string]*Host{}, findings: map[string]map[string]*Finding{}, alerts: map[string]*Alert{},
 		incidents: map[int64]*Incident{}, probes: map[string]ProbeResult{}, probeSince: map[string]time.Time{}, probeStreaks: map[string]probeStreak{},
 		ownProbes: map[string]probeVerdict{}, peerProbes: map[string]map[string]probeVerdict{}, peers: peerState{lastOK: map[string]time.Time{}}, started: o.Now(),
-		evaluate: make(chan struct{}, 1),
+		evaluate: make(chan struct{}, 1), ingestSlots: make(chan struct{}, maxIngest),
 		Registry: prometheus.NewRegistry(), publicMetrics: prometheus.NewRegistry(),
 	}
 	t.watchFrom = t.started
@@ -504,6 +509,7 @@ func (t *Tower) engine(ctx context.Context) {
 		if err := t.Evaluate(ctx, now); err != nil && ctx.Err() == nil {
 			t.log.Error("evaluating alerts", "err", err)
 		}
+		t.watchStorage(ctx, now)
 	}
 }
 
@@ -754,6 +760,7 @@ func (t *Tower) Evaluate(ctx context.Context, now time.Time) error {
 	t.mu.Unlock()
 	t.lastEval.Store(now.UnixNano())
 	if len(changes) == 0 {
+		t.noteUnwritten(nil)
 		return nil
 	}
 	err := t.store.Write(ctx, func(tx *sql.Tx) error {
@@ -800,8 +807,17 @@ func (t *Tower) Evaluate(ctx context.Context, now time.Time) error {
 			}
 		}
 		t.mu.Unlock()
+		if store.StorageError(err) {
+			// Judged all the same: the degraded page names them.
+			var judged []Alert
+			for _, c := range changes {
+				judged = append(judged, c.alert)
+			}
+			t.noteUnwritten(judged)
+		}
 		return err
 	}
+	t.noteUnwritten(nil)
 	for _, c := range changes {
 		if c.event != alerting.None {
 			t.log.Info("alert", "key", c.alert.Key, "event", string(c.event), "status", string(c.alert.State.Status), "suppressed", c.alert.Suppressed)

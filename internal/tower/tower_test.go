@@ -70,6 +70,7 @@ func newTower(t *testing.T, c *clock, channels string) *Tower {
 	return openTower(t, c, `
 data_dir: `+t.TempDir()+`
 grace: 30s
+api_token: `+apiToken+`
 agents:
   - name: pve1
     token: `+tokenA+`

@@ -200,3 +200,6 @@ func (b webBackend) publicUpdates(ctx context.Context, id int64, public map[stri
 	}
 	return out
 }
+
+// Degraded says why the tower is degraded, for the status page's banner.
+func (b webBackend) Degraded() (string, time.Time) { return b.t.degradedReason() }

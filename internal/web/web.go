@@ -177,6 +177,16 @@ type statusView struct {
 	Incidents   []Incident
 	Maintenance []Notice
 	Refresh     int
+	// Degraded is why the monitoring itself is impaired ("" when it is
+	// not), since DegradedSince: what the page shows may be out of date.
+	Degraded      string
+	DegradedSince time.Time
+}
+
+// Degradation is what a Backend whose monitoring can be impaired also
+// implements: why ("" when it is not) and since when.
+type Degradation interface {
+	Degraded() (string, time.Time)
 }
 
 // StatusData gathers what the status page shows (public services only).
@@ -191,6 +201,9 @@ func (s *Site) StatusData(r *http.Request) (statusView, error) {
 		return statusView{}, err
 	}
 	v := statusView{Title: s.o.Title, Now: now, Overall: "up", Incidents: incs, Maintenance: s.b.Maintenance(now), Refresh: 60}
+	if d, ok := s.b.(Degradation); ok {
+		v.Degraded, v.DegradedSince = d.Degraded()
+	}
 	byGroup := map[string]*groupView{}
 	for _, sv := range svcs {
 		g := byGroup[sv.Group]

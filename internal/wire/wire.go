@@ -20,6 +20,11 @@ const Path = "/api/v1/ingest"
 // MaxBody is the largest batch a tower accepts.
 const MaxBody = 4 << 20
 
+// MaxRecords is the most records a tower accepts in one batch: a batch is
+// one write, and a write holds every other agent's batches back while it
+// runs. Agents split what they have into batches of at most this many.
+const MaxRecords = 500
+
 // Envelope is one POST.
 type Envelope struct {
 	Agent string `json:"agent"`
