@@ -203,3 +203,23 @@ func TestVersionFromBuildInfo(t *testing.T) {
 		t.Errorf("hinomi version: %q; want the commit %s", out, head[:12])
 	}
 }
+
+// TestAgentRefusesBadStart: the agent refuses at start, with a clear
+// message, what would make it fail at every delivery or spin.
+func TestAgentRefusesBadStart(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--tower", "127.0.0.1:7450"}, "did you mean http://127.0.0.1:7450"},
+		{[]string{"--tower", "http://127.0.0.1:7450", "--interval", "0"}, "--interval 0s: want how often to report, at least 100ms"},
+		{[]string{"--tower", "http://127.0.0.1:7450", "--interval", "-5s"}, "--interval -5s"},
+		{[]string{"--tower", "http://127.0.0.1:7450", "--interval", "10ms"}, "want at least 100ms"},
+	} {
+		args := append([]string{"agent", "--token", "tok", "--state-dir", t.TempDir(), "--kmsg", "-", "--journal", "no"}, c.args...)
+		code, _, errs := runCLI(t, args...)
+		if code != doctor.ExitFailed || !strings.Contains(errs, c.want) {
+			t.Errorf("hinomi %s: exit %d, stderr %q; want %d and %q", strings.Join(args, " "), code, errs, doctor.ExitFailed, c.want)
+		}
+	}
+}

@@ -102,7 +102,7 @@ func runAgent(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	tokenFile := envFlag(fs.FlagSet, "token-file", "HINOMI_TOKEN_FILE", "", "read the token from this `file` (default $HINOMI_TOKEN_FILE)")
 	name := envFlag(fs.FlagSet, "name", "HINOMI_NAME", "", "the `name` the tower knows this host by (default $HINOMI_NAME, else the host name)")
 	state := envFlag(fs.FlagSet, "state-dir", "HINOMI_STATE_DIR", "/var/lib/hinomi-agent", "`dir`ectory of the spool and the agent's state (default $HINOMI_STATE_DIR, else /var/lib/hinomi-agent)")
-	interval := fs.Duration("interval", 15*time.Second, "how often to diagnose and report (at least 1s)")
+	interval := fs.Duration("interval", agent.DefaultInterval, "how often to diagnose and report (at least "+agent.MinInterval.String()+")")
 	spoolMax := fs.Int64("spool-max-bytes", 64<<20, "bound on each tower's on-disk spool")
 	kmsg := fs.String("kmsg", "", "kernel log device (default /dev/kmsg; - to not read the kernel log)")
 	journal := fs.String("journal", "auto", "follow the systemd journal for service logs: auto (when journald runs), yes, no")
@@ -116,6 +116,9 @@ func runAgent(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	if len(towers) == 0 && os.Getenv("HINOMI_TOWER") != "" {
 		towers = strings.Split(os.Getenv("HINOMI_TOWER"), ",")
+	}
+	if *interval <= 0 {
+		return fmt.Errorf("agent: --interval %s: want how often to report, at least %s (default %s)", *interval, agent.MinInterval, agent.DefaultInterval)
 	}
 	switch *journal {
 	case "auto", "yes", "no":
