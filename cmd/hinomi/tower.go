@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 
@@ -47,6 +48,9 @@ func runTower(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		if len(cfg.Channels) == 0 {
 			fmt.Fprintln(stdout, "warning: no channels: alerts are recorded and shown, but nobody is notified")
 		}
+		if err := haveCARoots(); err != nil {
+			fmt.Fprintf(stdout, "warning: %v: HTTPS probes and notification channels cannot verify any server (install ca-certificates, or set SSL_CERT_FILE)\n", err)
+		}
 		return nil
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
@@ -79,6 +83,19 @@ func runTower(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	err = t.Run(ctx)
 	logStopped(ctx, log, "tower stopped", err)
 	return err
+}
+
+// haveCARoots says whether this system has CA certificates to verify TLS
+// servers with (a bare container image may have none).
+func haveCARoots() error {
+	pool, err := x509.SystemCertPool()
+	if err != nil {
+		return fmt.Errorf("no CA certificates: %w", err)
+	}
+	if pool.Equal(x509.NewCertPool()) {
+		return errors.New("no CA certificates found")
+	}
+	return nil
 }
 
 // logStopped says that a long-running command ended, and why: a stopped
