@@ -445,7 +445,7 @@ func (o *outage) failed(now time.Time, sent int, err error, retryMin, warnMax, r
 	o.attempts++
 	o.sent += sent
 	if o.since.IsZero() {
-		o.since, o.retry, o.warnGap = now, retryMin, retryMin
+		o.since, o.retry, o.warnGap = now, min(retryMin, retryMax), retryMin
 		o.refused = isRefused
 		o.nextWarn = now.Add(o.warnGap)
 		warn()
@@ -473,12 +473,17 @@ func (a *Agent) warnDown(t *tower, o *outage, err error) {
 
 // deliver sends everything pending (at least one batch, empty when there
 // is nothing: that is the heartbeat) and returns how many records the
-// tower took.
+// tower took. A batch smaller than the limit does not mean the spool is
+// empty (a Peek may stop at a segment's end): it goes on until a Peek
+// finds nothing.
 func (a *Agent) deliver(ctx context.Context, t *tower) (sent int, err error) {
-	for {
+	for first := true; ; first = false {
 		recs, err := t.spool.Peek(500, 1<<20)
 		if err != nil {
 			return sent, err
+		}
+		if len(recs) == 0 && !first {
+			return sent, nil
 		}
 		env := wire.Envelope{
 			Agent: a.cfg.Name, Spool: t.id, BootID: a.bootID, Version: a.cfg.Version,
@@ -509,9 +514,6 @@ func (a *Agent) deliver(ctx context.Context, t *tower) (sent int, err error) {
 			return sent, err
 		}
 		sent += len(recs)
-		if len(recs) < 500 {
-			return sent, nil
-		}
 	}
 }
 
