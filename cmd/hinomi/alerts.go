@@ -8,27 +8,33 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/user"
 	"strings"
+	"syscall"
 	"text/tabwriter"
 	"time"
 
+	"github.com/hinomi/hinomi/internal/agent"
 	"github.com/hinomi/hinomi/internal/finding"
 	"github.com/hinomi/hinomi/internal/tower"
 )
 
 // towerClient talks to a tower's API for the thin CLI commands.
 type towerClient struct {
-	url, token string
+	url, token *envString
 }
 
+const defaultTowerURL = "http://127.0.0.1:7450"
+
 func towerFlags(fs *flag.FlagSet) *towerClient {
-	c := &towerClient{}
-	fs.StringVar(&c.url, "tower", envOr("HINOMI_TOWER", "http://127.0.0.1:7450"), "the tower's URL")
-	fs.StringVar(&c.token, "token", os.Getenv("HINOMI_API_TOKEN"), "the tower's api_token, if it has one")
-	return c
+	return &towerClient{
+		url:   envFlag(fs, "tower", "HINOMI_TOWER", defaultTowerURL, "the tower's `URL` (default $HINOMI_TOWER, else "+defaultTowerURL+")"),
+		token: envFlag(fs, "token", "HINOMI_API_TOKEN", "", "the tower's API `token` (its api_token), if it has one (default $HINOMI_API_TOKEN)"),
+	}
 }
 
 func (c *towerClient) do(ctx context.Context, method, path string, in, out any) error {
@@ -52,18 +58,28 @@ func (c *towerClient) raw(ctx context.Context, path string) ([]byte, error) {
 	return c.request(ctx, http.MethodGet, path, nil)
 }
 
+// towerTimeout bounds each request of the thin CLI commands.
+const towerTimeout = 10 * time.Second
+
 func (c *towerClient) request(ctx context.Context, method, path string, body io.Reader) ([]byte, error) {
-	req, err := http.NewRequestWithContext(ctx, method, strings.TrimRight(c.url, "/")+path, body)
+	base, err := agent.TowerURL(c.url.Get())
+	if err != nil {
+		return nil, fmt.Errorf("--tower: %w", err)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, base+path, body)
 	if err != nil {
 		return nil, err
 	}
-	if c.token != "" {
-		req.Header.Set("Authorization", "Bearer "+c.token)
+	if tok := c.token.Get(); tok != "" {
+		req.Header.Set("Authorization", "Bearer "+tok)
 	}
 	req.Header.Set("Content-Type", "application/json")
-	resp, err := (&http.Client{Timeout: 10 * time.Second}).Do(req)
+	resp, err := (&http.Client{Timeout: towerTimeout}).Do(req)
 	if err != nil {
-		return nil, err
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, towerError(base, err)
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
@@ -80,6 +96,57 @@ func (c *towerClient) request(ctx context.Context, method, path string, body io.
 	return b, nil
 }
 
+// towerError says in words that no tower answers, rather than with the
+// dialer's error; an error that is not about reaching it stays as it is.
+func towerError(base string, err error) error {
+	reason := ""
+	var dns *net.DNSError
+	var ne net.Error
+	switch {
+	case errors.Is(err, syscall.ECONNREFUSED):
+		reason = "connection refused"
+	case errors.Is(err, syscall.ECONNRESET):
+		reason = "connection reset"
+	case errors.Is(err, syscall.EHOSTUNREACH):
+		reason = "host unreachable"
+	case errors.Is(err, syscall.ENETUNREACH):
+		reason = "network unreachable"
+	case errors.As(err, &dns):
+		reason = "no such host " + dns.Name
+		if !dns.IsNotFound {
+			reason = "cannot resolve " + dns.Name + ": " + dns.Err
+		}
+	case errors.As(err, &ne) && ne.Timeout():
+		reason = "no answer within " + towerTimeout.String()
+	default:
+		return fmt.Errorf("tower at %s: %w", redactURL(base), err)
+	}
+	return fmt.Errorf("no tower answers at %s (%s): is `hinomi tower` running?", redactURL(base), reason)
+}
+
+// redactURL hides a password in a URL, for messages.
+func redactURL(s string) string {
+	if u, err := url.Parse(s); err == nil {
+		return u.Redacted()
+	}
+	return s
+}
+
+// printJSON prints the tower's JSON answer to a GET, indented.
+func (c *towerClient) printJSON(ctx context.Context, path string, stdout io.Writer) error {
+	b, err := c.raw(ctx, path)
+	if err != nil {
+		return err
+	}
+	var out bytes.Buffer
+	if err := json.Indent(&out, b, "", "  "); err != nil {
+		return fmt.Errorf("GET %s: the tower's answer is not JSON: %w", path, err)
+	}
+	out.WriteByte('\n')
+	_, err = out.WriteTo(stdout)
+	return err
+}
+
 func whoami() string {
 	if u, err := user.Current(); err == nil {
 		h, _ := os.Hostname()
@@ -89,12 +156,11 @@ func whoami() string {
 }
 
 func runAck(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("ack", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	c := towerFlags(fs)
+	fs := newFlags("ack", "[flags] KEY", "Acknowledge a firing alert (hinomi status lists their keys, e.g. heartbeat/pve1): its repeats\nand escalation stop, and later messages say who took it.", stdout, stderr)
+	c := towerFlags(fs.FlagSet)
 	by := fs.String("by", whoami(), "who takes it")
 	comment := fs.String("comment", "", "what you are doing about it")
-	keys, err := parseInterspersed(fs, args)
+	keys, err := fs.parseInterspersed(args)
 	if err != nil {
 		return err
 	}
@@ -114,23 +180,29 @@ func runSilence(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
 		sub, args = args[0], args[1:]
 	}
-	fs := flag.NewFlagSet("silence "+sub, flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlags("silence "+sub, "", "", stdout, stderr)
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, `Usage:
-  hinomi silence [list]          the silences in force
-  hinomi silence add FLAGS       mute the alerts that match every flag given, for a while
-  hinomi silence expire ID       end a silence now
+		fmt.Fprintf(fs.Output(), `Usage:
+  hinomi silence [list] [--json]  the silences in force
+  hinomi silence add FLAGS        mute the alerts that match every flag given, for a while
+  hinomi silence expire ID        end a silence now
 
 Flags of "hinomi silence %s":
 `, sub)
 		fs.PrintDefaults()
 	}
-	c := towerFlags(fs)
+	c := towerFlags(fs.FlagSet)
 	switch sub {
 	case "list":
-		if err := fs.Parse(args); err != nil {
+		asJSON := fs.Bool("json", false, "print the tower's JSON")
+		if err := fs.parse(args); err != nil {
 			return err
+		}
+		if fs.NArg() > 0 {
+			return fmt.Errorf("silence list: unexpected argument %q", fs.Arg(0))
+		}
+		if *asJSON {
+			return c.printJSON(ctx, "/api/v1/silences", stdout)
 		}
 		var r struct {
 			Silences []tower.Silence `json:"silences"`
@@ -158,8 +230,11 @@ Flags of "hinomi silence %s":
 		dur := fs.Duration("for", time.Hour, "how long")
 		by := fs.String("by", whoami(), "who silences")
 		comment := fs.String("comment", "", "why")
-		if err := fs.Parse(args); err != nil {
+		if err := fs.parse(args); err != nil {
 			return err
+		}
+		if fs.NArg() > 0 {
+			return fmt.Errorf("silence add: unexpected argument %q (the alerts to mute are chosen with flags)", fs.Arg(0))
 		}
 		if *kind != "" {
 			m.Kind = strings.Split(*kind, ",")
@@ -175,7 +250,7 @@ Flags of "hinomi silence %s":
 		fmt.Fprintf(stdout, "silence %s until %s\n", s.ID, s.Ends.Local().Format("2006-01-02 15:04:05"))
 		return nil
 	case "expire":
-		ids, err := parseInterspersed(fs, args)
+		ids, err := fs.parseInterspersed(args)
 		if err != nil {
 			return err
 		}
@@ -188,19 +263,31 @@ Flags of "hinomi silence %s":
 		fmt.Fprintf(stdout, "silence %s expired\n", ids[0])
 		return nil
 	}
-	return fmt.Errorf("silence: unknown command %q (list, add, expire)", sub)
+	fs.SetOutput(stderr)
+	fmt.Fprintf(stderr, "hinomi silence: unknown command %q\n\n", sub)
+	fs.Usage()
+	return usageError{fmt.Errorf("silence: unknown command %q", sub)}
 }
 
 func runIncidents(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("incidents", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	c := towerFlags(fs)
+	fs := newFlags("incidents", "[flags] [ID]", "List the incidents, or print one's timeline (ID), its postmortem draft, or add a note to it.", stdout, stderr)
+	c := towerFlags(fs.FlagSet)
 	postmortem := fs.Bool("postmortem", false, "print the incident as a markdown postmortem draft")
 	note := fs.String("note", "", "add this note to the incident")
 	by := fs.String("by", whoami(), "who writes the note")
-	ids, err := parseInterspersed(fs, args)
+	asJSON := fs.Bool("json", false, "print the tower's JSON (the list, or the incident with its timeline)")
+	ids, err := fs.parseInterspersed(args)
 	if err != nil {
 		return err
+	}
+	if *asJSON && (*postmortem || *note != "") {
+		return errors.New("incidents: --json prints the list or one incident; not with --postmortem or --note")
+	}
+	if len(ids) == 0 && (*postmortem || *note != "") {
+		return errors.New("incidents: --postmortem and --note need an incident ID (hinomi incidents lists them)")
+	}
+	if len(ids) == 0 && *asJSON {
+		return c.printJSON(ctx, "/api/v1/incidents", stdout)
 	}
 	if len(ids) == 0 {
 		var r struct {
@@ -237,6 +324,9 @@ func runIncidents(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		}
 		fmt.Fprintf(stdout, "note added to incident %s\n", id)
 		return nil
+	}
+	if *asJSON {
+		return c.printJSON(ctx, "/api/v1/incidents/"+url.PathEscape(id), stdout)
 	}
 	if *postmortem {
 		md, err := c.raw(ctx, "/api/v1/incidents/"+id+"/postmortem")

@@ -45,6 +45,16 @@ func TestAckAndSilenceCLI(t *testing.T) {
 	if code, out, _ = cli("silence", "list"); code != 0 || !strings.Contains(out, id) || !strings.Contains(out, "rack move") {
 		t.Fatalf("silence list: %d\n%s", code, out)
 	}
+	code, out, errs = cli("silence", "list", "--json")
+	var silences struct {
+		Silences []struct {
+			ID      string `json:"id"`
+			Comment string `json:"comment"`
+		} `json:"silences"`
+	}
+	if err := json.Unmarshal([]byte(out), &silences); code != 0 || err != nil || len(silences.Silences) != 1 || silences.Silences[0].ID != id {
+		t.Errorf("silence list --json: exit %d, %v, %+v\n%s%s", code, err, silences, out, errs)
+	}
 	if code, _, _ = cli("silence", "expire", id); code != 0 {
 		t.Fatalf("silence expire: %d", code)
 	}
@@ -75,8 +85,41 @@ func TestAckAndSilenceCLI(t *testing.T) {
 	if code != 1 || !strings.Contains(out, "SILENT") || !strings.Contains(out, "heartbeat/pve1") || !strings.Contains(out, "acknowledged by mika") {
 		t.Errorf("status does not show the alert's key and its acknowledgement: %d\n%s", code, out)
 	}
+	code, out, _ = cli("status", "--json")
+	var status struct {
+		Hosts []struct {
+			Name string `json:"name"`
+		} `json:"hosts"`
+		Alerts []struct {
+			Key string `json:"key"`
+		} `json:"alerts"`
+	}
+	if err := json.Unmarshal([]byte(out), &status); err != nil || len(status.Hosts) != 1 || status.Hosts[0].Name != "pve1" ||
+		len(status.Alerts) != 1 || status.Alerts[0].Key != "heartbeat/pve1" {
+		t.Errorf("status --json: exit %d, %v, %+v\n%s", code, err, status, out)
+	}
 	if code, out, _ = cli("incidents"); code != 0 || !strings.Contains(out, "Host pve1 is silent") {
 		t.Fatalf("incidents: %d\n%s", code, out)
+	}
+	code, out, _ = cli("incidents", "--json")
+	var incidents struct {
+		Incidents []struct {
+			ID    int64  `json:"id"`
+			Title string `json:"title"`
+		} `json:"incidents"`
+	}
+	if err := json.Unmarshal([]byte(out), &incidents); code != 0 || err != nil || len(incidents.Incidents) != 1 || !strings.Contains(incidents.Incidents[0].Title, "pve1") {
+		t.Errorf("incidents --json: exit %d, %v, %+v\n%s", code, err, incidents, out)
+	}
+	code, out, _ = cli("incidents", "1", "--json")
+	var incident struct {
+		Incident struct {
+			ID int64 `json:"id"`
+		} `json:"incident"`
+		Timeline []json.RawMessage `json:"timeline"`
+	}
+	if err := json.Unmarshal([]byte(out), &incident); code != 0 || err != nil || incident.Incident.ID != 1 || len(incident.Timeline) == 0 {
+		t.Errorf("incidents 1 --json: exit %d, %v, %+v\n%s", code, err, incident, out)
 	}
 	if code, _, errs = cli("incidents", "1", "--note", "power cut in rack 2", "--by", "mika"); code != 0 {
 		t.Fatalf("note: %d %s", code, errs)

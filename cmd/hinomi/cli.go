@@ -20,9 +20,6 @@ import (
 	"github.com/hinomi/hinomi/internal/signatures"
 )
 
-// version is set at build time with -ldflags "-X main.version=…".
-var version = "dev"
-
 const usage = `hinomi: diagnose and watch self-hosted infrastructure hosts.
 
 Usage:
@@ -37,9 +34,9 @@ Usage:
   hinomi silence add|list|expire   mute matching alerts for a while
   hinomi incidents [ID]        incidents, one's timeline, --postmortem, --note
   hinomi hash-password         bcrypt a console password read from standard input
-  hinomi version               print the version
+  hinomi version               print the version and the commit it was built from
 
-Run "hinomi <command> -h" for a command's flags.
+Run "hinomi <command> -h" (or "hinomi help <command>") for a command's flags.
 `
 
 // run is the whole program; it returns the process exit status.
@@ -57,7 +54,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	case "snapshot":
 		err = runSnapshot(ctx, args[1:], stdout, stderr)
 	case "agent":
-		err = runAgent(ctx, args[1:], stderr)
+		err = runAgent(ctx, args[1:], stdout, stderr)
 	case "tower":
 		err = runTower(ctx, args[1:], stdout, stderr)
 	case "status":
@@ -67,21 +64,18 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	case "silence", "silences":
 		err = runSilence(ctx, args[1:], stdout, stderr)
 	case "hash-password":
-		if len(args) > 1 {
-			_, _ = io.WriteString(stderr, "Usage: printf '%s' 'a long password' | hinomi hash-password\n\nPrints the bcrypt hash (cost 12) of the password read from standard input,\nfor password_hash in the tower's console.users. At least 10 characters.\n")
-			if args[1] == "-h" || args[1] == "-help" || args[1] == "--help" {
-				return 0
-			}
-			return 2
-		}
-		err = runHashPassword(os.Stdin, stdout)
+		err = runHashPassword(args[1:], os.Stdin, stdout, stderr)
 	case "incidents", "incident":
 		err = runIncidents(ctx, args[1:], stdout, stderr)
 	case "logs":
 		err = runLogs(ctx, args[1:], os.Stdin, stdout, stderr)
 	case "version", "--version":
-		fmt.Fprintln(stdout, "hinomi", version)
-	case "help", "-h", "--help":
+		err = runVersion(args[1:], stdout, stderr)
+	case "help", "-h", "-help", "--help":
+		if len(args) > 1 && !isHelp(args[1:]) {
+			// "hinomi help logs scan" is "hinomi logs scan -h".
+			return run(ctx, append(append([]string{}, args[1:]...), "-h"), stdout, stderr)
+		}
 		fmt.Fprint(stdout, usage)
 	default:
 		fmt.Fprintf(stderr, "hinomi: unknown command %q\n\n%s", args[0], usage)
@@ -95,6 +89,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return ee.code
 	case errors.Is(err, flag.ErrHelp):
 		return doctor.ExitOK
+	case errors.As(err, new(usageError)):
+		return doctor.ExitFailed // printed with the usage already
 	}
 	fmt.Fprintln(stderr, "hinomi:", err)
 	return doctor.ExitFailed
@@ -108,23 +104,27 @@ func runbookDir(flagValue string) string {
 }
 
 func runDoctor(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("doctor", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlags("doctor", "[flags]", "Diagnose this host (or a snapshot saved by hinomi snapshot) now. Exit status: 0 nothing\nat or above --min-severity, 1 findings, 2 could not run.", stdout, stderr)
 	asJSON := fs.Bool("json", false, "print JSON (schema "+doctor.JSONSchema+", see docs/doctor-json.md)")
 	minSev := fs.String("min-severity", "low", "show findings at or above: info, low, medium, high, catastrophic")
-	from := fs.String("from", "", "diagnose a snapshot directory made by `hinomi snapshot` instead of this host")
+	from := fs.String("from", "", "diagnose the snapshot in `DIR` (made by hinomi snapshot) instead of this host")
 	rbDir := fs.String("runbooks", "", "directory of runbook overrides (default $HINOMI_RUNBOOKS)")
 	sample := fs.Duration("sample", 500*time.Millisecond, "second sample for rates such as packet drops (0: since-boot totals only)")
 	mountTimeout := fs.Duration("mount-timeout", 2*time.Second, "how long a network or FUSE mount may take to answer stat")
-	color := fs.String("color", "auto", "colour the output: auto (on a terminal), always, never")
+	color := fs.String("color", "auto", "colour the output: auto (on a terminal, unless $NO_COLOR), always, never")
 	verbose := fs.Bool("v", false, "log what each check does on stderr")
 	var sigFiles multiFlag
 	fs.Var(&sigFiles, "signatures", "a YAML file of extra log signatures (repeatable)")
-	if err := fs.Parse(args); err != nil {
+	if err := fs.parse(args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("doctor: unexpected argument %q", fs.Arg(0))
+	}
+	switch *color {
+	case "auto", "always", "never":
+	default:
+		return fmt.Errorf("doctor: --color %q: want auto, always or never", *color)
 	}
 	min, err := finding.ParseSeverity(*minSev)
 	if err != nil {
@@ -182,12 +182,11 @@ func useColor(mode string, w io.Writer) bool {
 }
 
 func runRunbook(args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("runbook", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlags("runbook", "[flags] [ID]", "List the runbooks, or print one (e.g. FM-B2) with the values given by -set filled in.", stdout, stderr)
 	rbDir := fs.String("runbooks", "", "directory of runbook overrides (default $HINOMI_RUNBOOKS)")
 	var sets multiFlag
 	fs.Var(&sets, "set", "fill a template value, e.g. -set pid=4242 (repeatable)")
-	ids, err := parseInterspersed(fs, args)
+	ids, err := fs.parseInterspersed(args)
 	if err != nil {
 		return err
 	}
@@ -245,33 +244,16 @@ func runRunbook(args []string, stdout, stderr io.Writer) error {
 	return nil
 }
 
-// parseInterspersed lets flags follow positional arguments
-// ("hinomi runbook FM-B2 -set pid=1").
-func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
-	var pos []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			return nil, err
-		}
-		if fs.NArg() == 0 {
-			return pos, nil
-		}
-		pos = append(pos, fs.Arg(0))
-		args = fs.Args()[1:]
-	}
-}
-
 type multiFlag []string
 
 func (m *multiFlag) String() string     { return strings.Join(*m, ",") }
 func (m *multiFlag) Set(s string) error { *m = append(*m, s); return nil }
 
 func runSnapshot(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("snapshot", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlags("snapshot", "[flags] DIR", "Save what doctor reads on this host into the new directory DIR; hinomi doctor --from DIR\ndiagnoses it anywhere (docs/snapshot.md). Environment variables are never saved.", stdout, stderr)
 	sample := fs.Duration("sample", 500*time.Millisecond, "second sample for rates")
 	mountTimeout := fs.Duration("mount-timeout", 2*time.Second, "how long a network or FUSE mount may take to answer stat")
-	if err := fs.Parse(args); err != nil {
+	if err := fs.parse(args); err != nil {
 		return err
 	}
 	if fs.NArg() != 1 {
@@ -286,9 +268,21 @@ func runSnapshot(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if err != nil {
 		return err
 	}
-	if err := rec.Close(host.Meta{Host: d.Host, Taken: d.Taken, Version: version, UID: os.Geteuid(), Warnings: d.Blind}); err != nil {
+	if err := rec.Close(host.Meta{Host: d.Host, Taken: d.Taken, Version: shortVersion(), UID: os.Geteuid(), Warnings: d.Blind}); err != nil {
 		return fmt.Errorf("snapshot %s: %w", dir, err)
 	}
 	fmt.Fprintf(stdout, "saved a snapshot of %s (%d processes) in %s; diagnose it with: hinomi doctor --from %s\n", d.Host, d.Processes, dir, dir)
+	return nil
+}
+
+func runVersion(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("version", "", "Print the module version and the commit this binary was built from.", stdout, stderr)
+	if err := fs.parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("version: unexpected argument %q", fs.Arg(0))
+	}
+	fmt.Fprintln(stdout, longVersion())
 	return nil
 }

@@ -498,9 +498,7 @@ channels:
 // in child processes: it reports the hung mount and exits, and the child
 // left behind holds none of its output.
 func TestDoctorExitsDespiteHungMount(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("mounting FUSE needs root")
-	}
+	testload.RequireRoot(t, "mounting FUSE needs root")
 	m := testload.MountHung(t, "nas.example:/export")
 	m.Hang()
 	cmd := exec.Command(hinomiBinary(t), "doctor", "--sample", "0", "--mount-timeout", "300ms", "--min-severity", "high")

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -28,6 +27,10 @@ func runLogs(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 		fmt.Fprint(stderr, logsUsage)
 		return exitError{doctor.ExitFailed}
 	}
+	if isHelp(args) {
+		fmt.Fprint(stdout, logsUsage+"\nRun \"hinomi logs scan -h\" for the flags of scan.\n")
+		return nil
+	}
 	switch args[0] {
 	case "scan":
 		return runLogsScan(ctx, args[1:], stdin, stdout, stderr)
@@ -39,8 +42,7 @@ func runLogs(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 }
 
 func runLogsScan(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("logs scan", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlags("logs scan", "[flags] FILE... | -   (or --journal)", "Find known distress in log files (plain, .gz, .zst), standard input (-) or the systemd\njournal, as a timeline. Exit status: 0 nothing found, 1 incidents found, 2 could not run.", stdout, stderr)
 	asJSON := fs.Bool("json", false, "print JSON (schema "+logscan.JSONSchema+")")
 	since := fs.String("since", "", "only events at or after this time (RFC 3339, \"2006-01-02 15:04:05\", or a duration ago such as 2h)")
 	until := fs.String("until", "", "only events at or before this time (same forms as --since)")
@@ -50,7 +52,7 @@ func runLogsScan(ctx context.Context, args []string, stdin io.Reader, stdout, st
 	tz := fs.String("tz", "", "time zone of timestamps that leave it out, e.g. UTC or Europe/Berlin (default: local)")
 	var sigFiles multiFlag
 	fs.Var(&sigFiles, "signatures", "a YAML file of extra signatures (repeatable; see docs/signatures.md)")
-	inputs, err := parseInterspersed(fs, args)
+	inputs, err := fs.parseInterspersed(args)
 	if err != nil {
 		return err
 	}
@@ -123,12 +125,14 @@ func parseWhen(s string, now time.Time, ctx logline.Context) (time.Time, error) 
 }
 
 func runLogsSignatures(args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("logs signatures", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlags("logs signatures", "[flags]", "List the signature catalogue: failure mode, severity, ID and title of each.", stdout, stderr)
 	var sigFiles multiFlag
 	fs.Var(&sigFiles, "signatures", "a YAML file of extra signatures (repeatable)")
-	if err := fs.Parse(args); err != nil {
+	if err := fs.parse(args); err != nil {
 		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("logs signatures: unexpected argument %q", fs.Arg(0))
 	}
 	cat, err := signatures.Load(sigFiles...)
 	if err != nil {

@@ -8,6 +8,10 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	// Time zones are compiled in (about 450 kB): the FROM scratch image has
+	// no /usr/share/zoneinfo, and maintenance windows, --tz and the
+	// console's times name zones such as Europe/Berlin.
+	_ "time/tzdata"
 
 	"github.com/hinomi/hinomi/internal/checks"
 )

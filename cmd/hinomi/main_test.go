@@ -131,9 +131,7 @@ func TestDoctorJSONAndExitStatus(t *testing.T) {
 // TestDoctorAsNonRoot runs the real binary as an unprivileged user: it
 // must complete and say what it could not see.
 func TestDoctorAsNonRoot(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to switch to an unprivileged user")
-	}
+	testload.RequireRoot(t, "switching to an unprivileged user needs root")
 	// t.TempDir's parent is private to root; the binary must be reachable.
 	dir, err := os.MkdirTemp("", "hinomi-nonroot-")
 	if err != nil {

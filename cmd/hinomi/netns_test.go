@@ -13,6 +13,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/hinomi/hinomi/internal/testload"
 )
 
 // netHost is a test host in its own network namespace, linked to this
@@ -68,12 +70,7 @@ func startNetTower(t *testing.T, n int, grace time.Duration, extra string) *netT
 	if testing.Short() {
 		t.Skip("multi-process test")
 	}
-	if os.Geteuid() != 0 {
-		if os.Getenv("CI") != "" {
-			t.Fatal("this test needs root for network namespaces; CI runs as root")
-		}
-		t.Skip("needs root for network namespaces")
-	}
+	testload.RequireRoot(t, "network namespaces need root")
 	if _, err := exec.LookPath("ip"); err != nil {
 		t.Fatalf("iproute2 is not installed (scripts/test installs it): %v", err)
 	}
@@ -209,12 +206,7 @@ func TestProbeFromTwoLocations(t *testing.T) {
 	if testing.Short() {
 		t.Skip("multi-process test")
 	}
-	if os.Geteuid() != 0 {
-		if os.Getenv("CI") != "" {
-			t.Fatal("this test needs root for network namespaces; CI runs as root")
-		}
-		t.Skip("needs root for network namespaces")
-	}
+	testload.RequireRoot(t, "network namespaces need root")
 	h := newNetHost(t, 7)
 	// The service runs on this side of B's link.
 	l, err := net.Listen("tcp", h.towerIP+":0")

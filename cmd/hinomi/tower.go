@@ -2,10 +2,10 @@ package main
 
 import (
 	"context"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -28,22 +28,28 @@ import (
 )
 
 func runTower(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("tower", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	config := fs.String("config", envOr("HINOMI_TOWER_CONFIG", "/etc/hinomi/tower.yaml"), "the tower's YAML configuration (docs/tower.md)")
+	fs := newFlags("tower", "[flags]", "The out-of-band server: heartbeats, silence detection, probes, alerts, notifications,\nincidents, status page and console (docs/tower.md). SIGHUP reloads the configuration.", stdout, stderr)
+	configFlag := envFlag(fs.FlagSet, "config", "HINOMI_TOWER_CONFIG", "/etc/hinomi/tower.yaml", "the tower's YAML configuration `file` (docs/tower.md; default $HINOMI_TOWER_CONFIG, else /etc/hinomi/tower.yaml)")
 	check := fs.Bool("check", false, "validate the configuration and exit")
-	if err := fs.Parse(args); err != nil {
+	if err := fs.parse(args); err != nil {
 		return err
 	}
-	cfg, err := tower.LoadConfig(*config)
+	if fs.NArg() > 0 {
+		return fmt.Errorf("tower: unexpected argument %q", fs.Arg(0))
+	}
+	config := configFlag.Get()
+	cfg, err := tower.LoadConfig(config)
 	if err != nil {
 		return err
 	}
 	if *check {
-		fmt.Fprintf(stdout, "%s: ok (%d agents, %d probes, %d channels, %d routes, %d peers)\n", *config,
+		fmt.Fprintf(stdout, "%s: ok (%d agents, %d probes, %d channels, %d routes, %d peers)\n", config,
 			len(cfg.Agents), len(cfg.Probes), len(cfg.Channels), len(cfg.Routes), len(cfg.Peers))
 		if len(cfg.Channels) == 0 {
 			fmt.Fprintln(stdout, "warning: no channels: alerts are recorded and shown, but nobody is notified")
+		}
+		if err := haveCARoots(); err != nil {
+			fmt.Fprintf(stdout, "warning: %v: HTTPS probes and notification channels cannot verify any server (install ca-certificates, or set SSL_CERT_FILE)\n", err)
 		}
 		return nil
 	}
@@ -68,16 +74,29 @@ func runTower(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	defer signal.Stop(hup)
 	go func() {
 		for range hup {
-			if err := t.Reload(*config); err != nil {
+			if err := t.Reload(config); err != nil {
 				log.Error("reload failed; the old configuration stays", "err", err)
 			} else {
-				log.Info("configuration reloaded", "config", *config)
+				log.Info("configuration reloaded", "config", config)
 			}
 		}
 	}()
 	err = t.Run(ctx)
 	logStopped(ctx, log, "tower stopped", err)
 	return err
+}
+
+// haveCARoots says whether this system has CA certificates to verify TLS
+// servers with (a bare container image may have none).
+func haveCARoots() error {
+	pool, err := x509.SystemCertPool()
+	if err != nil {
+		return fmt.Errorf("no CA certificates: %w", err)
+	}
+	if pool.Equal(x509.NewCertPool()) {
+		return errors.New("no CA certificates found")
+	}
+	return nil
 }
 
 // logStopped says that a long-running command ended, and why: a stopped
@@ -93,40 +112,44 @@ func logStopped(ctx context.Context, log *slog.Logger, msg string, err error) {
 	}
 }
 
-func envOr(key, def string) string {
-	if v := os.Getenv(key); v != "" {
-		return v
-	}
-	return def
-}
-
-func runAgent(ctx context.Context, args []string, stderr io.Writer) error {
-	fs := flag.NewFlagSet("agent", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+func runAgent(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("agent", "--tower URL [flags]", "Watch this host: doctor's checks every interval and the kernel log (and the journal), reported\nto one or more towers through a bounded on-disk spool per tower. Every delivery is also the\nhost's heartbeat.", stdout, stderr)
 	var towers multiFlag
-	fs.Var(&towers, "tower", "a tower's URL, e.g. http://tower.lan:7450 (repeatable; default $HINOMI_TOWER, comma-separated)")
-	token := fs.String("token", os.Getenv("HINOMI_TOKEN"), "this agent's token, as listed in the tower's config (default $HINOMI_TOKEN)")
-	tokenFile := fs.String("token-file", os.Getenv("HINOMI_TOKEN_FILE"), "read the token from this file")
-	name := fs.String("name", os.Getenv("HINOMI_NAME"), "the name the tower knows this host by (default: the host name)")
-	state := fs.String("state-dir", envOr("HINOMI_STATE_DIR", "/var/lib/hinomi-agent"), "where the spool and the agent's state live")
-	interval := fs.Duration("interval", 15*time.Second, "how often to diagnose and report")
+	fs.Var(&towers, "tower", "a tower's `URL`, e.g. http://tower.lan:7450 (repeatable; default $HINOMI_TOWER, comma-separated)")
+	token := envFlag(fs.FlagSet, "token", "HINOMI_TOKEN", "", "this agent's `token`, as listed in the tower's config (default $HINOMI_TOKEN)")
+	tokenFile := envFlag(fs.FlagSet, "token-file", "HINOMI_TOKEN_FILE", "", "read the token from this `file` (default $HINOMI_TOKEN_FILE)")
+	name := envFlag(fs.FlagSet, "name", "HINOMI_NAME", "", "the `name` the tower knows this host by (default $HINOMI_NAME, else the host name)")
+	state := envFlag(fs.FlagSet, "state-dir", "HINOMI_STATE_DIR", "/var/lib/hinomi-agent", "`dir`ectory of the spool and the agent's state (default $HINOMI_STATE_DIR, else /var/lib/hinomi-agent)")
+	interval := fs.Duration("interval", agent.DefaultInterval, "how often to diagnose and report (at least "+agent.MinInterval.String()+")")
 	spoolMax := fs.Int64("spool-max-bytes", 64<<20, "bound on each tower's on-disk spool")
 	kmsg := fs.String("kmsg", "", "kernel log device (default /dev/kmsg; - to not read the kernel log)")
 	journal := fs.String("journal", "auto", "follow the systemd journal for service logs: auto (when journald runs), yes, no")
 	var sigFiles multiFlag
 	fs.Var(&sigFiles, "signatures", "a YAML file of extra log signatures (repeatable)")
-	if err := fs.Parse(args); err != nil {
+	if err := fs.parse(args); err != nil {
 		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("agent: unexpected argument %q", fs.Arg(0))
 	}
 	if len(towers) == 0 && os.Getenv("HINOMI_TOWER") != "" {
 		towers = strings.Split(os.Getenv("HINOMI_TOWER"), ",")
 	}
-	if *tokenFile != "" {
-		b, err := os.ReadFile(*tokenFile)
+	if *interval <= 0 {
+		return fmt.Errorf("agent: --interval %s: want how often to report, at least %s (default %s)", *interval, agent.MinInterval, agent.DefaultInterval)
+	}
+	switch *journal {
+	case "auto", "yes", "no":
+	default:
+		return fmt.Errorf("agent: --journal %q: want auto, yes or no", *journal)
+	}
+	tok := token.Get()
+	if f := tokenFile.Get(); f != "" {
+		b, err := os.ReadFile(f)
 		if err != nil {
 			return err
 		}
-		*token = strings.TrimSpace(string(b))
+		tok = strings.TrimSpace(string(b))
 	}
 	cat, err := signatures.Load(sigFiles...)
 	if err != nil {
@@ -141,28 +164,28 @@ func runAgent(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	a, err := agent.New(agent.Config{
 		Journal: followJournal,
-		Towers:  towers, Token: *token, Name: *name, StateDir: *state, Interval: *interval,
-		SpoolBytes: *spoolMax, Kmsg: *kmsg, Signatures: cat, Version: version, Log: log,
+		Towers:  towers, Token: tok, Name: name.Get(), StateDir: state.Get(), Interval: *interval,
+		SpoolBytes: *spoolMax, Kmsg: *kmsg, Signatures: cat, Version: shortVersion(), Log: log,
 	})
 	if err != nil {
 		return err
 	}
-	log.Info("agent started", "towers", strings.Join(towers, ","), "interval", *interval, "state_dir", *state)
+	log.Info("agent started", "towers", strings.Join(towers, ","), "interval", *interval, "state_dir", state.Get())
 	err = a.Run(ctx)
 	logStopped(ctx, log, "agent stopped", err)
 	return err
 }
 
 func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("status", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	url := fs.String("tower", envOr("HINOMI_TOWER", "http://127.0.0.1:7450"), "the tower's URL")
-	token := fs.String("token", os.Getenv("HINOMI_API_TOKEN"), "the tower's api_token, if it has one")
-	asJSON := fs.Bool("json", false, "print the tower's JSON")
-	if err := fs.Parse(args); err != nil {
+	fs := newFlags("status", "[flags]", "The hosts and the firing alerts, as the tower sees them. Exit status 1 while an alert fires.", stdout, stderr)
+	c := towerFlags(fs.FlagSet)
+	asJSON := fs.Bool("json", false, "print the hosts and the firing alerts as JSON")
+	if err := fs.parse(args); err != nil {
 		return err
 	}
-	c := &towerClient{url: *url, token: *token}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("status: unexpected argument %q", fs.Arg(0))
+	}
 	get := func(path string, v any) error { return c.do(ctx, http.MethodGet, path, nil, v) }
 	var hosts struct {
 		Hosts []tower.HostView `json:"hosts"`
@@ -221,7 +244,14 @@ func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) err
 
 // runHashPassword prints the bcrypt hash of a password read from standard
 // input, for the console's users in the tower's config.
-func runHashPassword(stdin io.Reader, stdout io.Writer) error {
+func runHashPassword(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	fs := newFlags("hash-password", "", "Prints the bcrypt hash (cost 12) of the password read from standard input, for\npassword_hash in the tower's console.users. At least 10 characters:\n  printf '%s' 'a long password' | hinomi hash-password", stdout, stderr)
+	if err := fs.parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("hash-password: unexpected argument %q (the password is read from standard input)", fs.Arg(0))
+	}
 	b, err := io.ReadAll(io.LimitReader(stdin, 1024))
 	if err != nil {
 		return err

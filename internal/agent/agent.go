@@ -34,6 +34,14 @@ import (
 	"github.com/hinomi/hinomi/internal/wire"
 )
 
+const (
+	// DefaultInterval is how often the agent diagnoses and reports.
+	DefaultInterval = 15 * time.Second
+	// MinInterval is the shortest interval: every one is a whole
+	// diagnosis and a delivery to every tower.
+	MinInterval = 100 * time.Millisecond
+)
+
 // Config is the agent's configuration (flags, HINOMI_* variables).
 type Config struct {
 	// Towers are the towers' base URLs.
@@ -42,6 +50,7 @@ type Config struct {
 	// Name is how the tower knows this host (default: the host name).
 	Name     string
 	StateDir string
+	// Interval is how often to diagnose and report (0: DefaultInterval).
 	Interval time.Duration
 	// SpoolBytes bounds each tower's spool on disk.
 	SpoolBytes int64
@@ -68,6 +77,10 @@ type Agent struct {
 	// records); dropped is the spools' drop count seen last.
 	resync  bool
 	dropped uint64
+
+	// retryMin is the first wait after a failed delivery; warnMax the
+	// longest gap between two warnings about one outage.
+	retryMin, warnMax time.Duration
 }
 
 type tower struct {
@@ -82,14 +95,24 @@ func New(cfg Config) (*Agent, error) {
 	if len(cfg.Towers) == 0 {
 		return nil, errors.New("no tower: give at least one tower URL")
 	}
+	for i, u := range cfg.Towers {
+		base, err := TowerURL(u)
+		if err != nil {
+			return nil, err
+		}
+		cfg.Towers[i] = base
+	}
 	if cfg.Token == "" {
 		return nil, errors.New("no token: the tower's config lists a token for this agent")
 	}
 	if cfg.Name == "" {
 		cfg.Name, _ = os.Hostname()
 	}
-	if cfg.Interval <= 0 {
-		cfg.Interval = 15 * time.Second
+	switch {
+	case cfg.Interval == 0:
+		cfg.Interval = DefaultInterval
+	case cfg.Interval < MinInterval:
+		return nil, fmt.Errorf("interval %s: want at least %s (default %s)", cfg.Interval, MinInterval, DefaultInterval)
 	}
 	if cfg.SpoolBytes <= 0 {
 		cfg.SpoolBytes = 64 << 20
@@ -109,12 +132,11 @@ func New(cfg Config) (*Agent, error) {
 		}
 		cfg.Signatures = c
 	}
-	a := &Agent{cfg: cfg, matcher: signatures.NewMatcher(cfg.Signatures), sent: map[string]string{}}
+	a := &Agent{cfg: cfg, matcher: signatures.NewMatcher(cfg.Signatures), sent: map[string]string{}, retryMin: time.Second, warnMax: 5 * time.Minute}
 	if b, err := os.ReadFile("/proc/sys/kernel/random/boot_id"); err == nil {
 		a.bootID = strings.TrimSpace(string(b))
 	}
 	for _, u := range cfg.Towers {
-		u = strings.TrimRight(u, "/")
 		sum := sha256.Sum256([]byte(u))
 		dir := filepath.Join(cfg.StateDir, "spool-"+hex.EncodeToString(sum[:6]))
 		sp, err := spool.Open(dir, spool.Options{MaxBytes: cfg.SpoolBytes})
@@ -142,7 +164,7 @@ func spoolID(dir string) (string, error) {
 		return "", err
 	}
 	id := hex.EncodeToString(r[:])
-	if err := os.WriteFile(p, []byte(id+"\n"), 0o600); err != nil {
+	if err := writeFileAtomic(p, []byte(id+"\n"), 0o600); err != nil {
 		return "", err
 	}
 	return id, nil
@@ -277,27 +299,23 @@ type spooled struct {
 // watchKernel follows the kernel log and spools every line that matches a
 // signature.
 func (a *Agent) watchKernel(ctx context.Context) {
-	seqFile := filepath.Join(a.cfg.StateDir, "kmsg-seq")
-	var from uint64
-	if b, err := os.ReadFile(seqFile); err == nil {
-		var boot string
-		if _, err := fmt.Sscan(string(b), &boot, &from); err != nil || boot != a.bootID {
-			from = 0 // another boot: its ring buffer starts over
-		} else {
-			from++
-		}
-	}
+	pos := &positionWriter{file: filepath.Join(a.cfg.StateDir, "kmsg-seq")}
+	warn := func(err error) { a.cfg.Log.Warn("cannot save the kernel log's position", "err", err) }
+	defer func() { pos.flush(time.Now(), warn) }()
+	from := kmsgPosition(pos.file, a.bootID)
 	backoff := time.Second
 	for ctx.Err() == nil {
 		err := logsource.Kmsg(ctx, a.cfg.Kmsg, from, func(l logsource.Line) error {
+			spooled := false
 			a.matcher.Line(l.Text, "kernel", func(ev signatures.Event) {
 				a.append(wire.KindLog, wire.Log{
 					Signature: ev.Sig.ID, Mode: ev.Sig.Mode, Severity: ev.Sig.Severity, Title: ev.Sig.Title,
 					Source: "kernel", Line: ev.Entry.Message, Fields: ev.Fields,
 				})
+				spooled = true
 			})
 			from = l.Seq + 1
-			_ = os.WriteFile(seqFile, fmt.Appendf(nil, "%s %d\n", a.bootID, l.Seq), 0o600)
+			pos.set(fmt.Appendf(nil, "%s %d\n", a.bootID, l.Seq), spooled, time.Now(), warn)
 			return nil
 		})
 		if ctx.Err() != nil {
@@ -317,25 +335,30 @@ func (a *Agent) watchKernel(ctx context.Context) {
 // come from /dev/kmsg) and spools every line that matches a signature.
 // The cursor is kept so a restarted agent resumes after the last line.
 func (a *Agent) watchJournal(ctx context.Context) {
-	curFile := filepath.Join(a.cfg.StateDir, "journal-cursor")
+	pos := &positionWriter{file: filepath.Join(a.cfg.StateDir, "journal-cursor")}
+	warn := func(err error) { a.cfg.Log.Warn("cannot save the journal's cursor", "err", err) }
+	defer func() { pos.flush(time.Now(), warn) }()
 	backoff := time.Second
 	for ctx.Err() == nil {
+		pos.flush(time.Now(), warn)
 		cursor := ""
-		if b, err := os.ReadFile(curFile); err == nil {
+		if b, err := os.ReadFile(pos.file); err == nil {
 			cursor = strings.TrimSpace(string(b))
 		}
 		err := logsource.Journal(ctx, "", cursor, func(l logsource.Line) error {
 			if bytes.Contains(l.Text, []byte(`"_TRANSPORT":"kernel"`)) {
 				return nil // read from /dev/kmsg already
 			}
+			spooled := false
 			a.matcher.Line(l.Text, "journal", func(ev signatures.Event) {
 				a.append(wire.KindLog, wire.Log{
 					Signature: ev.Sig.ID, Mode: ev.Sig.Mode, Severity: ev.Sig.Severity, Title: ev.Sig.Title,
 					Source: ev.Entry.Source, Line: ev.Entry.Message, Fields: ev.Fields,
 				})
+				spooled = true
 			})
 			if l.Cursor != "" {
-				_ = os.WriteFile(curFile, []byte(l.Cursor+"\n"), 0o600)
+				pos.set([]byte(l.Cursor+"\n"), spooled, time.Now(), warn)
 			}
 			return nil
 		})
@@ -353,55 +376,114 @@ func (a *Agent) watchJournal(ctx context.Context) {
 }
 
 // ship delivers one tower's spool in order, and reports at least every
-// interval even with nothing to send (the heartbeat).
+// interval even with nothing to send (the heartbeat). While the tower does
+// not take deliveries, retries back off (from retryMin, doubling, at most
+// an interval apart, so a tower that comes back hears from the host within
+// one) whatever is spooled meanwhile, and the warnings back off further.
 func (a *Agent) ship(ctx context.Context, t *tower) {
-	backoff := time.Second
-	tick := time.NewTicker(a.cfg.Interval)
-	defer tick.Stop()
+	var down outage
 	for {
-		err := a.deliver(ctx, t)
+		// Whatever is spooled from here on kicks again; this attempt
+		// sends everything before it.
+		select {
+		case <-t.kick:
+		default:
+		}
+		sent, err := a.deliver(ctx, t)
 		wait := a.cfg.Interval
 		if err != nil {
 			if ctx.Err() != nil {
 				return
 			}
-			if refused := (*refusedError)(nil); errors.As(err, &refused) {
-				a.cfg.Log.Error("the tower refused this agent (check --token and --name against the tower's agents list); records stay in the spool",
-					"tower", t.url, "err", err, "name", a.cfg.Name, "pending", t.spool.Stats().Pending, "retry_in", backoff)
-			} else {
-				a.cfg.Log.Warn("tower unreachable; records stay in the spool", "tower", t.url, "err", err,
-					"pending", t.spool.Stats().Pending, "retry_in", backoff)
-			}
-			wait = backoff
-			// Never wait longer than an interval: a tower that comes back
-			// must hear from the host within one.
-			backoff = min(2*backoff, 30*time.Second, a.cfg.Interval)
-		} else {
-			backoff = time.Second
+			wait = down.failed(time.Now(), sent, err, a.retryMin, a.warnMax, min(30*time.Second, a.cfg.Interval), func() {
+				a.warnDown(t, &down, err)
+			})
+		} else if !down.since.IsZero() {
+			down.sent += sent
+			a.cfg.Log.Info("delivering to the tower again", "tower", t.url,
+				"down_for", finding.HumanDuration(time.Since(down.since)), "since", down.since.Format(time.RFC3339),
+				"attempts", down.attempts, "records_sent", down.sent)
+			down = outage{}
 		}
 		timer := time.NewTimer(wait)
+		kick := t.kick
+		if err != nil {
+			kick = nil // backing off: new records wait for the next attempt
+		}
 		select {
 		case <-ctx.Done():
 			timer.Stop()
 			// One last try, so what the last cycle found is not left behind.
 			sctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
-			_ = a.deliver(sctx, t)
+			_, _ = a.deliver(sctx, t)
 			cancel()
 			return
-		case <-t.kick:
+		case <-kick:
 		case <-timer.C:
 		}
 		timer.Stop()
 	}
 }
 
+// outage is one tower's run of failed deliveries.
+type outage struct {
+	since    time.Time // the first failed attempt; zero while delivering
+	attempts int
+	sent     int           // records delivered meanwhile (in part-delivered attempts)
+	retry    time.Duration // the wait before the next attempt
+	nextWarn time.Time
+	warnGap  time.Duration
+	refused  bool // the last failure was a refusal, not an unreachable tower
+}
+
+// failed records a failed attempt, calls warn when a warning is due (the
+// first failure, a change between refused and unreachable, and then at
+// doubling gaps up to warnMax) and returns the wait before the next one.
+func (o *outage) failed(now time.Time, sent int, err error, retryMin, warnMax, retryMax time.Duration, warn func()) time.Duration {
+	var refused *refusedError
+	isRefused := errors.As(err, &refused)
+	o.attempts++
+	o.sent += sent
+	if o.since.IsZero() {
+		o.since, o.retry, o.warnGap = now, min(retryMin, retryMax), retryMin
+		o.refused = isRefused
+		o.nextWarn = now.Add(o.warnGap)
+		warn()
+	} else {
+		o.retry = min(2*o.retry, retryMax)
+		if isRefused != o.refused || !now.Before(o.nextWarn) {
+			o.refused = isRefused
+			o.warnGap = min(2*o.warnGap, warnMax)
+			o.nextWarn = now.Add(o.warnGap)
+			warn()
+		}
+	}
+	return o.retry
+}
+
+func (a *Agent) warnDown(t *tower, o *outage, err error) {
+	attrs := []any{"tower", t.url, "err", err, "name", a.cfg.Name, "pending", t.spool.Stats().Pending,
+		"down_for", finding.HumanDuration(time.Since(o.since)), "attempts", o.attempts, "retry_in", o.retry}
+	if o.refused {
+		a.cfg.Log.Error("the tower refused this agent (check --token and --name against the tower's agents list); records stay in the spool", attrs...)
+		return
+	}
+	a.cfg.Log.Warn("tower unreachable; records stay in the spool", attrs...)
+}
+
 // deliver sends everything pending (at least one batch, empty when there
-// is nothing: that is the heartbeat).
-func (a *Agent) deliver(ctx context.Context, t *tower) error {
-	for {
+// is nothing: that is the heartbeat) and returns how many records the
+// tower took. A batch smaller than the limit does not mean the spool is
+// empty (a Peek may stop at a segment's end): it goes on until a Peek
+// finds nothing.
+func (a *Agent) deliver(ctx context.Context, t *tower) (sent int, err error) {
+	for first := true; ; first = false {
 		recs, err := t.spool.Peek(wire.MaxRecords, 1<<20)
 		if err != nil {
-			return err
+			return sent, err
+		}
+		if len(recs) == 0 && !first {
+			return sent, nil
 		}
 		env := wire.Envelope{
 			Agent: a.cfg.Name, Spool: t.id, BootID: a.bootID, Version: a.cfg.Version,
@@ -419,21 +501,19 @@ func (a *Agent) deliver(ctx context.Context, t *tower) error {
 		}
 		reply, err := a.post(ctx, t, &env)
 		if err != nil {
-			return err
+			return sent, err
 		}
 		if len(recs) == 0 {
-			return nil
+			return sent, nil
 		}
 		last := recs[len(recs)-1].Seq
 		if reply.Acked < last {
-			return fmt.Errorf("tower acknowledged %d of a batch up to %d", reply.Acked, last)
+			return sent, fmt.Errorf("tower acknowledged %d of a batch up to %d", reply.Acked, last)
 		}
 		if err := t.spool.Ack(last); err != nil {
-			return err
+			return sent, err
 		}
-		if len(recs) < wire.MaxRecords {
-			return nil
-		}
+		sent += len(recs)
 	}
 }
 

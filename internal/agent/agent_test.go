@@ -105,7 +105,7 @@ func TestRefusedIsNotUnreachable(t *testing.T) {
 	a.towers[0].url = srv.URL
 	a.cfg.HTTPClient = srv.Client()
 	a.status(wire.Status{Event: "started"})
-	err := a.deliver(context.Background(), a.towers[0])
+	_, err := a.deliver(context.Background(), a.towers[0])
 	var refused *refusedError
 	if !errors.As(err, &refused) || !strings.Contains(err.Error(), `not "vm"`) {
 		t.Errorf("deliver: %v, want a refusal carrying the tower's reason", err)
@@ -115,7 +115,7 @@ func TestRefusedIsNotUnreachable(t *testing.T) {
 	}
 
 	srv.Close() // nothing answers now
-	if err := a.deliver(context.Background(), a.towers[0]); err == nil || errors.As(err, &refused) {
+	if _, err := a.deliver(context.Background(), a.towers[0]); err == nil || errors.As(err, &refused) {
 		t.Errorf("deliver to a closed port: %v, want an error that is not a refusal", err)
 	}
 }

@@ -9,12 +9,12 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/hinomi/hinomi/internal/testload"
 )
 
 func TestKmsgFollowsAndResumes(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("writing to /dev/kmsg needs root")
-	}
+	testload.RequireRoot(t, "writing to /dev/kmsg needs root")
 	marker := fmt.Sprintf("hinomi-logsource-test %d", time.Now().UnixNano())
 	if err := os.WriteFile("/dev/kmsg", []byte(marker+" one\n"), 0); err != nil {
 		t.Fatalf("writing to /dev/kmsg: %v", err)

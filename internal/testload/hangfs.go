@@ -77,9 +77,7 @@ func MountHung(t testing.TB, source string) *HungMount {
 // directory when empty).
 func MountHungOn(t testing.TB, dir, source string) *HungMount {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("testload: mounting FUSE needs root; run scripts/test as root")
-	}
+	RequireRoot(t, "mounting FUSE needs root")
 	if _, err := os.Stat("/dev/fuse"); err != nil {
 		t.Fatalf("testload: /dev/fuse: %v", err)
 	}

@@ -1,0 +1,4 @@
+package none
+
+// N is a package without tests.
+const N = 1
