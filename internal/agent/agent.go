@@ -21,6 +21,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -398,6 +399,11 @@ func (a *Agent) ship(ctx context.Context, t *tower) {
 			wait = down.failed(time.Now(), sent, err, a.retryMin, a.warnMax, min(30*time.Second, a.cfg.Interval), func() {
 				a.warnDown(t, &down, err)
 			})
+			// A tower that sheds load says when to come back: earlier
+			// would only add to its load.
+			if busy := (*busyError)(nil); errors.As(err, &busy) {
+				wait = max(wait, busy.after)
+			}
 		} else if !down.since.IsZero() {
 			down.sent += sent
 			a.cfg.Log.Info("delivering to the tower again", "tower", t.url,
@@ -466,6 +472,10 @@ func (a *Agent) warnDown(t *tower, o *outage, err error) {
 		"down_for", finding.HumanDuration(time.Since(o.since)), "attempts", o.attempts, "retry_in", o.retry}
 	if o.refused {
 		a.cfg.Log.Error("the tower refused this agent (check --token and --name against the tower's agents list); records stay in the spool", attrs...)
+		return
+	}
+	if busy := (*busyError)(nil); errors.As(err, &busy) {
+		a.cfg.Log.Warn("the tower is overloaded and asked this agent to come back later; records stay in the spool", attrs...)
 		return
 	}
 	a.cfg.Log.Warn("tower unreachable; records stay in the spool", attrs...)
@@ -547,12 +557,46 @@ func (a *Agent) post(ctx context.Context, t *tower, env *wire.Envelope) (*wire.R
 			msg = strings.TrimSpace(string(b))
 		}
 		err := fmt.Errorf("%s: %s: %s", t.url, resp.Status, msg)
+		if after, ok := retryAfter(resp.Header.Get("Retry-After"), time.Now()); ok &&
+			(resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable) {
+			return nil, &busyError{err, after}
+		}
 		if resp.StatusCode >= 400 && resp.StatusCode < 500 && resp.StatusCode != http.StatusRequestTimeout && resp.StatusCode != http.StatusTooManyRequests {
 			return nil, &refusedError{err}
 		}
 		return nil, err
 	}
 	return &reply, nil
+}
+
+// busyError is a tower that shed the batch under load (429, or 503 with
+// Retry-After) and said when to come back.
+type busyError struct {
+	error
+	after time.Duration
+}
+
+func (e *busyError) Unwrap() error { return e.error }
+
+// maxRetryAfter bounds how long a tower's Retry-After can keep an agent
+// away: longer and the tower would call the host silent.
+const maxRetryAfter = 5 * time.Minute
+
+// retryAfter reads a Retry-After header: delay-seconds or an HTTP date.
+func retryAfter(v string, now time.Time) (time.Duration, bool) {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return 0, false
+	}
+	var d time.Duration
+	if n, err := strconv.ParseUint(v, 10, 32); err == nil {
+		d = time.Duration(n) * time.Second
+	} else if at, err := http.ParseTime(v); err == nil {
+		d = at.Sub(now)
+	} else {
+		return 0, false
+	}
+	return max(0, min(d, maxRetryAfter)), true
 }
 
 // refusedError is a tower that answered and refused the batch: a wrong

@@ -210,3 +210,80 @@ func TestNewRefusesBadTowerAndInterval(t *testing.T) {
 		}
 	}
 }
+
+// TestRetryAfterHonoured: a tower that sheds load answers 429 with
+// Retry-After; the agent does not come back sooner, though its own backoff
+// would (10 ms here), and then delivers everything.
+func TestRetryAfterHonoured(t *testing.T) {
+	var mu sync.Mutex
+	var attempts []time.Time
+	in := &ingest{}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		attempts = append(attempts, time.Now())
+		n := len(attempts)
+		mu.Unlock()
+		if n == 1 {
+			w.Header().Set("Retry-After", "1")
+			http.Error(w, `{"error":"overloaded"}`, http.StatusTooManyRequests)
+			return
+		}
+		in.ServeHTTP(w, r)
+	}))
+	defer srv.Close()
+	var logs syncBuffer
+	a, err := New(Config{Towers: []string{srv.URL}, Token: "tok", Name: "pve1", StateDir: t.TempDir(), Kmsg: "-",
+		Log: slog.New(slog.NewTextHandler(&logs, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { a.towers[0].spool.Close() })
+	a.cfg.Interval, a.retryMin = 5*time.Second, 10*time.Millisecond
+	a.status(wire.Status{Event: "test", Message: "one"})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { a.ship(ctx, a.towers[0]); close(done) }()
+	defer func() { cancel(); <-done }()
+
+	deadline := time.Now().Add(20 * time.Second)
+	poll := time.NewTicker(10 * time.Millisecond)
+	defer poll.Stop()
+	for in.records.Load() == 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("nothing delivered within 20s:\n%s", logs.String())
+		}
+		<-poll.C
+	}
+	mu.Lock()
+	gap := attempts[1].Sub(attempts[0])
+	mu.Unlock()
+	if gap < time.Second {
+		t.Errorf("came back after %s, want at least the 1s the tower asked for", gap)
+	}
+	if !strings.Contains(logs.String(), "the tower is overloaded") {
+		t.Errorf("the warning does not say the tower is overloaded:\n%s", logs.String())
+	}
+}
+
+func TestRetryAfterHeader(t *testing.T) {
+	now := time.Date(2026, 12, 1, 22, 0, 0, 0, time.UTC)
+	for _, c := range []struct {
+		v    string
+		want time.Duration
+		ok   bool
+	}{
+		{"2", 2 * time.Second, true},
+		{" 0 ", 0, true},
+		{"Tue, 01 Dec 2026 22:00:30 GMT", 30 * time.Second, true},
+		{"Tue, 01 Dec 2026 21:00:00 GMT", 0, true}, // in the past: now
+		{"86400", maxRetryAfter, true},             // a day: capped
+		{"", 0, false},
+		{"soon", 0, false},
+		{"-5", 0, false},
+	} {
+		got, ok := retryAfter(c.v, now)
+		if got != c.want || ok != c.ok {
+			t.Errorf("retryAfter(%q) = %s, %v; want %s, %v", c.v, got, ok, c.want, c.ok)
+		}
+	}
+}
