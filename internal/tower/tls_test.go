@@ -184,6 +184,13 @@ func TestTowerServesTLS(t *testing.T) {
 			t.Fatal("plain HTTP got 200 from a TLS tower")
 		}
 	}
+	// The server logs the refused handshake after its reply: poll.
+	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(logs.String(), "level=WARN msg=\"http: TLS handshake error"); {
+		if time.Now().After(deadline) {
+			t.Fatalf("the plain HTTP request is not in the tower's log:\n%s", logs.String())
+		}
+		time.Sleep(10 * time.Millisecond) // polling a condition with a deadline
+	}
 	if c, err := tls.Dial("tcp", addr.String(), &tls.Config{RootCAs: ca.pool, MaxVersion: tls.VersionTLS11}); err == nil {
 		c.Close()
 		t.Fatal("a TLS 1.1 handshake succeeded; want TLS 1.2 at least")
@@ -232,6 +239,16 @@ func TestTowerServesTLS(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "tls.key_file") || !strings.Contains(err.Error(), "is not the private key of the certificate") ||
 		!strings.Contains(err.Error(), "line 8") {
 		t.Fatalf("reload with a mismatched key: got %v; want the line and tls.key_file", err)
+	}
+	if got := servedSerial(t, addr.String(), ca.pool); got != 1002 {
+		t.Fatalf("after a refused reload a new connection got serial %d; want 1002 still", got)
+	}
+	// TLS cannot be turned off by a reload: the listener speaks it.
+	plainCfg := filepath.Join(dir, "plain.yaml")
+	writeFile(t, plainCfg, []byte("listen: 127.0.0.1:0\ndata_dir: "+filepath.Join(dir, "data")+"\napi_token: "+apiToken+
+		"\nagents:\n  - {name: pve1, token: "+tokenA+"}\n"))
+	if err := tw.Reload(plainCfg); err == nil || !strings.Contains(err.Error(), "tls cannot be removed on reload") {
+		t.Fatalf("reload without tls: got %v; want it refused", err)
 	}
 	if got := servedSerial(t, addr.String(), ca.pool); got != 1002 {
 		t.Fatalf("after a refused reload a new connection got serial %d; want 1002 still", got)

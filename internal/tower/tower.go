@@ -451,7 +451,10 @@ func (t *Tower) Run(ctx context.Context) error {
 			return err
 		}
 	}
-	t.httpSrv = &http.Server{Handler: t.Handler(), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 60 * time.Second}
+	t.httpSrv = &http.Server{Handler: t.Handler(), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 60 * time.Second,
+		// The server's own complaints (a client that does not trust the
+		// certificate, one speaking plain HTTP to HTTPS) go to the tower's log.
+		ErrorLog: slog.NewLogLogger(t.log.Handler(), slog.LevelWarn)}
 	if t.ui != nil {
 		mux := http.NewServeMux()
 		mux.Handle("/api/", t.Handler())
