@@ -18,12 +18,16 @@ import (
 	"math/big"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"golang.org/x/crypto/bcrypt"
+
+	"github.com/hinomi/hinomi/internal/web"
 	"github.com/hinomi/hinomi/internal/wire"
 )
 
@@ -125,6 +129,15 @@ func TestTowerServesTLS(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	hash, err := bcrypt.GenerateFromPassword([]byte("ops own passphrase here"), bcrypt.MinCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	site, err := web.New(tw.Web(), web.Options{Users: []web.User{{Name: "ops", PasswordHash: string(hash)}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tw.SetUI(site.Handler())
 	addr, err := tw.Listen()
 	if err != nil {
 		t.Fatal(err)
@@ -175,6 +188,20 @@ func TestTowerServesTLS(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != 200 || !strings.Contains(string(b), `"pve1"`) {
 		t.Fatalf("GET /api/v1/hosts over https: got %d %s", resp.StatusCode, b)
+	}
+
+	// The console's session cookie is Secure without secure_cookies.
+	req, _ = http.NewRequest(http.MethodPost, base+"/console/login", strings.NewReader(url.Values{"name": {"ops"}, "password": {"ops own passphrase here"}}.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	noRedirect := *client
+	noRedirect.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	resp, err = noRedirect.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if cs := resp.Cookies(); resp.StatusCode != http.StatusSeeOther || len(cs) == 0 || !cs[0].Secure {
+		t.Fatalf("console sign-in over https: got %d, cookies %v; want 303 and a Secure session cookie", resp.StatusCode, resp.Header.Values("Set-Cookie"))
 	}
 
 	// Plain HTTP and TLS 1.1 are refused.
