@@ -1,7 +1,8 @@
 // Package store is the tower's embedded SQLite database: what agents sent
 // (each record once, by agent and sequence number), hosts, findings, alert
 // states and the notification outbox. One writer goroutine batches writes
-// into transactions (group commit); readers use the pool in parallel (WAL).
+// into transactions (group commit), each synced to disk before Write
+// returns; readers use the pool in parallel (WAL).
 package store
 
 import (
@@ -138,7 +139,11 @@ func Open(dir string) (*Store, error) {
 	if err := private(path); err != nil {
 		return nil, err
 	}
-	dsn := "file:" + path + "?_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_pragma=busy_timeout(10000)&_pragma=foreign_keys(ON)"
+	// synchronous(FULL): in WAL mode each commit syncs the log before
+	// Write returns, so what the tower acknowledged to an agent (which then
+	// drops it from its spool) survives a power cut, not only a crash. The
+	// writer's group commit makes that one fsync per batch of writes.
+	dsn := "file:" + path + "?_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=busy_timeout(10000)&_pragma=foreign_keys(ON)"
 	db, err := sql.Open("sqlite", dsn)
 	if err != nil {
 		return nil, err

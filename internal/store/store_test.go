@@ -180,3 +180,39 @@ func TestFilesArePrivate(t *testing.T) {
 	}
 	check(dir)
 }
+
+// TestOpenSyncsEveryCommit: every connection of the pool syncs the WAL at
+// commit (synchronous=FULL, 2), so a write acknowledged after Write
+// returned survives a power cut; NORMAL (1) syncs only at checkpoints.
+func TestOpenSyncsEveryCommit(t *testing.T) {
+	s, err := Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ctx := context.Background()
+	var conns []*sql.Conn
+	defer func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	for range 4 { // distinct connections: the setting is per connection
+		c, err := s.DB.Conn(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		conns = append(conns, c)
+		var mode string
+		var sync int
+		if err := c.QueryRowContext(ctx, "PRAGMA journal_mode").Scan(&mode); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.QueryRowContext(ctx, "PRAGMA synchronous").Scan(&sync); err != nil {
+			t.Fatal(err)
+		}
+		if mode != "wal" || sync != 2 {
+			t.Fatalf("connection %d: journal_mode %s synchronous %d; want wal and 2 (FULL)", len(conns), mode, sync)
+		}
+	}
+}

@@ -2,6 +2,8 @@ package tower
 
 import (
 	"bytes"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
@@ -37,6 +39,7 @@ type Config struct {
 	Dependencies []DependencyConfig  `yaml:"dependencies"`
 	Retention    RetentionConfig     `yaml:"retention"`
 	Console      ConsoleConfig       `yaml:"console"`
+	TLS          TLSConfig           `yaml:"tls"`
 	Probes       []ProbeConfig       `yaml:"probes"`
 	// ProbeQuorum is the share of locations (this tower and its peers)
 	// that must see a probe down before the service is down.
@@ -52,6 +55,16 @@ type Config struct {
 	PeerGrace     Duration `yaml:"peer_grace"`
 
 	path string
+	// cert is the TLS pair read from TLS.CertFile and TLS.KeyFile at load.
+	cert *tls.Certificate
+}
+
+// TLSConfig: the certificate and key the tower serves HTTPS with (PEM
+// files, the certificate followed by its intermediates). Both are read
+// again on SIGHUP, so a renewed certificate needs no restart.
+type TLSConfig struct {
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
 }
 
 // ConsoleConfig: the status page's title and who may use the console.
@@ -194,7 +207,7 @@ var yamlPlaces = map[string]string{
 	"notify.Channel": "in a channel", "tower.ConsoleConfig": "under console", "web.User": "in a console user",
 	"tower.RetentionConfig": "under retention", "tower.PeerConfig": "in a peer", "tower.RouteConfig": "in a route",
 	"tower.MaintenanceConfig": "in a maintenance window", "tower.DependencyConfig": "in a dependency",
-	"tower.MetricsConfig": "under metrics",
+	"tower.MetricsConfig": "under metrics", "tower.TLSConfig": "under tls",
 }
 
 // plainYAMLError rewrites the YAML decoder's type errors in the config's
@@ -442,6 +455,7 @@ func (c *Config) validate(root *yaml.Node) error {
 				"printf '%%s' 'a passphrase nobody else knows' | hinomi hash-password", pw), "console", "users", i, "password_hash")
 		}
 	}
+	c.loadTLS(bad)
 	if _, err := web.ParseProxies(c.Console.TrustedProxies); err != nil {
 		bad(err.Error(), "console", "trusted_proxies")
 	}
@@ -594,4 +608,74 @@ func (c *Config) agentByToken(token string) *AgentConfig {
 		}
 	}
 	return nil
+}
+
+// loadTLS reads the certificate and key named under tls, so that a file
+// that is missing, unreadable or not the key of that certificate stops the
+// load (at start: the tower does not start; on reload: the old pair stays).
+func (c *Config) loadTLS(bad func(string, ...any)) {
+	t := c.TLS
+	switch {
+	case t.CertFile == "" && t.KeyFile == "":
+		return
+	case t.CertFile == "":
+		bad("required with tls.key_file: the PEM certificate file (with its intermediates)", "tls", "cert_file")
+		return
+	case t.KeyFile == "":
+		bad("required with tls.cert_file: the PEM private key file", "tls", "key_file")
+		return
+	}
+	// Read as secrets are: ${CREDENTIALS_DIRECTORY}/tls.key works under
+	// systemd's LoadCredential=, for a key only root may read.
+	read := func(key, file string) (string, []byte, bool) {
+		path, err := notify.Secret(key, file, "", os.LookupEnv)
+		if err != nil {
+			_, msg, _ := strings.Cut(err.Error(), ": ")
+			bad(msg, "tls", key+"_file")
+			return "", nil, false
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			bad(fileError(err), "tls", key+"_file")
+			return "", nil, false
+		}
+		return path, b, true
+	}
+	certPath, certPEM, okCert := read("cert", t.CertFile)
+	keyPath, keyPEM, okKey := read("key", t.KeyFile)
+	if !okCert || !okKey {
+		return
+	}
+	t.CertFile, t.KeyFile = certPath, keyPath
+	pair, err := tls.X509KeyPair(certPEM, keyPEM)
+	if err != nil {
+		msg := err.Error()
+		at := "key_file"
+		switch {
+		case strings.Contains(msg, "does not match"):
+			msg = fmt.Sprintf("%s is not the private key of the certificate in %s", t.KeyFile, t.CertFile)
+		case strings.Contains(msg, "certificate input"):
+			at, msg = "cert_file", fmt.Sprintf("%s holds no PEM certificate (%s)", t.CertFile, strings.TrimPrefix(msg, "tls: "))
+		default:
+			msg = fmt.Sprintf("%s with %s: %s", t.KeyFile, t.CertFile, strings.TrimPrefix(msg, "tls: "))
+		}
+		bad(msg, "tls", at)
+		return
+	}
+	leaf, err := x509.ParseCertificate(pair.Certificate[0])
+	if err != nil {
+		bad(fmt.Sprintf("%s: %v", t.CertFile, err), "tls", "cert_file")
+		return
+	}
+	pair.Leaf = leaf
+	c.cert = &pair
+}
+
+// fileError says why a file could not be read, without Go's "open" prefix.
+func fileError(err error) string {
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		return fmt.Sprintf("%s: %v", pe.Path, pe.Err)
+	}
+	return err.Error()
 }

@@ -6,8 +6,10 @@
 package tower
 
 import (
+	"bytes"
 	"context"
 	"crypto/subtle"
+	"crypto/tls"
 	"database/sql"
 	"encoding/json"
 	"errors"
@@ -97,6 +99,8 @@ type Tower struct {
 	// publicMetrics is Registry without private probes (metrics.public).
 	publicMetrics *prometheus.Registry
 	listener      net.Listener
+	serveTLS      bool // the listener speaks TLS (tls was set when it was bound)
+	cert          atomic.Pointer[tls.Certificate]
 	httpSrv       *http.Server
 	dispatchW     sync.WaitGroup
 }
@@ -236,7 +240,29 @@ func (t *Tower) setConfig(cfg *Config, client *http.Client) error {
 	}
 	t.cfg.Store(cfg)
 	t.senders.Store(&senders)
+	if cfg.cert != nil {
+		if old := t.cert.Swap(cfg.cert); old == nil || !bytes.Equal(old.Certificate[0], cfg.cert.Certificate[0]) {
+			leaf := cfg.cert.Leaf
+			t.log.Info("TLS certificate loaded", "cert_file", cfg.TLS.CertFile, "subject", leaf.Subject.String(),
+				"names", strings.Join(leaf.DNSNames, ","), "serial", leaf.SerialNumber.Text(16), "not_after", leaf.NotAfter.UTC())
+			if left := leaf.NotAfter.Sub(t.now()); left < 7*24*time.Hour {
+				t.log.Warn("the TLS certificate expires soon or has expired: renew it, then send SIGHUP",
+					"cert_file", cfg.TLS.CertFile, "not_after", leaf.NotAfter.UTC(), "left", left.Round(time.Minute))
+			}
+		}
+	}
 	return nil
+}
+
+// tlsConfig serves the certificate loaded last: connections made after a
+// reload get the new one, open ones keep theirs.
+func (t *Tower) tlsConfig() *tls.Config {
+	return &tls.Config{
+		MinVersion: tls.VersionTLS12,
+		GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) {
+			return t.cert.Load(), nil
+		},
+	}
 }
 
 // Reload replaces the configuration; on error the old one stays.
@@ -247,6 +273,15 @@ func (t *Tower) Reload(path string) error {
 	}
 	if cfg.DataDir != t.cfg.Load().DataDir {
 		return errors.New("data_dir cannot change on reload; restart the tower")
+	}
+	t.mu.Lock()
+	bound, serveTLS := t.listener != nil, t.serveTLS
+	t.mu.Unlock()
+	if bound && serveTLS && cfg.cert == nil {
+		return errors.New("tls cannot be removed on reload: the tower serves HTTPS; restart it to serve plain HTTP")
+	}
+	if bound && !serveTLS && cfg.cert != nil {
+		return errors.New("tls cannot be turned on by a reload: the tower serves plain HTTP; restart it to serve HTTPS")
 	}
 	if a, ok := t.boundAddr().(*net.TCPAddr); ok && !a.IP.IsLoopback() && cfg.APIToken == "" {
 		return fmt.Errorf("api_token cannot be removed while the tower listens on %s. %s", a, makeTokenHint)
@@ -393,7 +428,7 @@ func (t *Tower) Listen() (net.Addr, error) {
 		return nil, fmt.Errorf("listen %s (%s) is reachable from other machines, and api_token is empty: the tower does not listen there without one. %s", cfg.Listen, l.Addr(), makeTokenHint)
 	}
 	t.mu.Lock()
-	t.listener = l
+	t.listener, t.serveTLS = l, cfg.cert != nil
 	t.mu.Unlock()
 	return l.Addr(), nil
 }
@@ -416,7 +451,10 @@ func (t *Tower) Run(ctx context.Context) error {
 			return err
 		}
 	}
-	t.httpSrv = &http.Server{Handler: t.Handler(), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 60 * time.Second}
+	t.httpSrv = &http.Server{Handler: t.Handler(), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 60 * time.Second,
+		// The server's own complaints (a client that does not trust the
+		// certificate, one speaking plain HTTP to HTTPS) go to the tower's log.
+		ErrorLog: slog.NewLogLogger(t.log.Handler(), slog.LevelWarn)}
 	if t.ui != nil {
 		mux := http.NewServeMux()
 		mux.Handle("/api/", t.Handler())
@@ -426,7 +464,12 @@ func (t *Tower) Run(ctx context.Context) error {
 		t.httpSrv.Handler = mux
 	}
 	errc := make(chan error, 1)
-	go func() { errc <- t.httpSrv.Serve(t.listener) }()
+	if t.serveTLS {
+		t.httpSrv.TLSConfig = t.tlsConfig()
+		go func() { errc <- t.httpSrv.ServeTLS(t.listener, "", "") }()
+	} else {
+		go func() { errc <- t.httpSrv.Serve(t.listener) }()
+	}
 
 	dctx, stopDispatch := context.WithCancel(context.Background())
 	t.mu.Lock()
