@@ -13,6 +13,8 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -108,7 +110,8 @@ const DefaultImage = "hinomi-testload:test"
 // ScratchImage builds, once per test binary and tag, a Docker image FROM
 // scratch that holds only the static test-load program (see Build) at
 // /hinomi-testload, as its ENTRYPOINT, and tags it tag (DefaultImage when
-// tag is empty). It returns the tag, for RunContainer. It needs no registry.
+// tag is empty) followed by a hash of the program. It returns that tag, for
+// RunContainer. It needs no registry.
 // It calls RequireDocker first.
 func ScratchImage(t testing.TB, tag string) string {
 	t.Helper()
@@ -117,6 +120,15 @@ func ScratchImage(t testing.TB, tag string) string {
 	}
 	cli := requireDocker(t)
 	bin := Build(t)
+	exe, err := os.ReadFile(bin)
+	if err != nil {
+		t.Fatalf("testload: %v", err)
+	}
+	// The tag names the program's content: test binaries of other versions
+	// (another checkout, an older run) building at the same time or left
+	// behind never hand this one an image of a program without its flags.
+	sum := sha256.Sum256(exe)
+	tag += "-" + hex.EncodeToString(sum[:6])
 
 	images.mu.Lock()
 	defer images.mu.Unlock()
@@ -125,7 +137,7 @@ func ScratchImage(t testing.TB, tag string) string {
 	}
 	err, done := images.built[tag]
 	if !done {
-		err = buildImage(context.Background(), cli, bin, tag)
+		err = buildImage(context.Background(), cli, exe, tag)
 		images.built[tag] = err
 	}
 	if err != nil {
@@ -134,11 +146,7 @@ func ScratchImage(t testing.TB, tag string) string {
 	return tag
 }
 
-func buildImage(ctx context.Context, cli *client.Client, bin, tag string) error {
-	exe, err := os.ReadFile(bin)
-	if err != nil {
-		return err
-	}
+func buildImage(ctx context.Context, cli *client.Client, exe []byte, tag string) error {
 	dockerfile := []byte("FROM scratch\n" +
 		"COPY " + ProgramName + " /" + ProgramName + "\n" +
 		`ENTRYPOINT ["/` + ProgramName + `"]` + "\n")
