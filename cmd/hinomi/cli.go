@@ -157,7 +157,7 @@ func runDoctor(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return err
 	}
-	if code, _, ok := interrupted(ctx); ok {
+	if code, ok := interrupted(ctx); ok {
 		return exitError{code} // the report says what was not read
 	}
 	if len(d.AtLeast(min)) > 0 {

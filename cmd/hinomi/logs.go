@@ -21,6 +21,10 @@ const logsUsage = `Usage:
   hinomi logs scan [flags] FILE... | -     find distress in log files (plain, .gz, .zst) or stdin
   hinomi logs scan --journal [--boot -1]   the same over the systemd journal
   hinomi logs signatures                   list the signature catalogue
+
+Exit status of scan: 0 nothing found, 1 incidents found, 2 could not run;
+130 or 143 stopped by SIGINT (Ctrl-C) or SIGTERM: it prints the report of
+what it had read, marked INTERRUPTED, with how much that was.
 `
 
 func runLogs(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
@@ -33,6 +37,9 @@ func runLogs(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 		return runLogsScan(ctx, args[1:], stdin, stdout, stderr)
 	case "signatures":
 		return runLogsSignatures(args[1:], stdout, stderr)
+	case "-h", "-help", "--help", "help":
+		fmt.Fprint(stdout, logsUsage)
+		return nil
 	}
 	fmt.Fprintf(stderr, "hinomi logs: unknown command %q\n\n%s", args[0], logsUsage)
 	return exitError{doctor.ExitFailed}
@@ -41,6 +48,10 @@ func runLogs(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 func runLogsScan(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("logs scan", flag.ContinueOnError)
 	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprint(stderr, logsUsage, "\nFlags of scan:\n")
+		fs.PrintDefaults()
+	}
 	asJSON := fs.Bool("json", false, "print JSON (schema "+logscan.JSONSchema+")")
 	since := fs.String("since", "", "only events at or after this time (RFC 3339, \"2006-01-02 15:04:05\", or a duration ago such as 2h)")
 	until := fs.String("until", "", "only events at or before this time (same forms as --since)")
@@ -95,6 +106,12 @@ func runLogsScan(ctx context.Context, args []string, stdin io.Reader, stdout, st
 	}
 	if err != nil {
 		return err
+	}
+	if rep.Interrupted != nil {
+		if code, ok := interrupted(ctx); ok {
+			return exitError{code}
+		}
+		return rep.Interrupted
 	}
 	if len(rep.Incidents) > 0 {
 		return exitError{doctor.ExitFindings}

@@ -40,7 +40,13 @@ func (e exitError) Error() string { return fmt.Sprintf("exit status %d", e.code)
 // so that a command can say which and exit as shells expect.
 type signalled struct{ sig syscall.Signal }
 
-func (s signalled) Error() string        { return s.sig.String() }
+func (s signalled) Error() string {
+	if s.sig == syscall.SIGINT {
+		return "SIGINT"
+	}
+	return "SIGTERM"
+}
+
 func (s signalled) Is(target error) bool { return target == context.Canceled }
 
 // notifyContext is signal.NotifyContext whose cause names the signal. A
@@ -64,14 +70,10 @@ func notifyContext() (context.Context, func()) {
 // interrupted returns the exit status of a command stopped by a signal:
 // 128 + its number (130 for SIGINT, 143 for SIGTERM), as shells report a
 // process the signal killed.
-func interrupted(ctx context.Context) (code int, sig string, ok bool) {
+func interrupted(ctx context.Context) (code int, ok bool) {
 	var s signalled
 	if !errors.As(context.Cause(ctx), &s) {
-		return 0, "", false
+		return 0, false
 	}
-	name := "SIGTERM"
-	if s.sig == syscall.SIGINT {
-		name = "SIGINT"
-	}
-	return 128 + int(s.sig), name, true
+	return 128 + int(s.sig), true
 }
