@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -308,6 +309,67 @@ func waitDrained(t *testing.T, f *os.File) {
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("%d bytes still unread after 10 s", n)
+		}
+		time.Sleep(5 * time.Millisecond) // polling a condition, with a deadline
+	}
+}
+
+// TestInterruptedJournal: journalctl that keeps its output open (a stand-in
+// that prints a real log, then execs sleep) is stopped with the scan, and
+// the lines it printed are in the report.
+func TestInterruptedJournal(t *testing.T) {
+	dir := t.TempDir()
+	log, err := filepath.Abs("testdata/kernel-10.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	marker := filepath.Join(dir, "pid")
+	tool := filepath.Join(dir, "journalctl")
+	script := "#!/bin/sh\ncat '" + log + "'\necho $$ > '" + marker + ".tmp'\nmv '" + marker + ".tmp' '" + marker + "'\nexec sleep 1000\n"
+	if err := os.WriteFile(tool, []byte(script), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancelCause(t.Context())
+	done := make(chan *Report, 1)
+	go func() {
+		r, err := Run(ctx, Options{Journal: []string{}, JournalTool: tool, Catalogue: catalogue(t),
+			Context: logline.Context{Year: 2024, Location: time.UTC}})
+		if err != nil {
+			t.Error(err)
+		}
+		done <- r
+	}()
+	var pid int
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		b, err := os.ReadFile(marker)
+		if err == nil {
+			pid, _ = strconv.Atoi(strings.TrimSpace(string(b)))
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the journal stand-in did not start within 10 s")
+		}
+		time.Sleep(5 * time.Millisecond) // polling a condition, with a deadline
+	}
+	stopped := time.Now()
+	cancel(errors.New("SIGTERM"))
+	var r *Report
+	select {
+	case r = <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the journal scan did not stop within 5 s")
+	}
+	if took := time.Since(stopped); took > time.Second {
+		t.Errorf("stopped %s after the cancellation, want within 1 s", took)
+	}
+	if r == nil || r.Interrupted == nil || len(r.Incidents) != 1 || r.Stats.Lines != 8 {
+		t.Fatalf("report %+v, want the 8 lines and the conntrack incident, interrupted", r)
+	}
+	// The child is killed and reaped, not left behind.
+	for syscall.Kill(pid, 0) == nil {
+		if time.Since(stopped) > 5*time.Second {
+			t.Fatalf("journalctl (pid %d) still runs 5 s after the scan stopped", pid)
 		}
 		time.Sleep(5 * time.Millisecond) // polling a condition, with a deadline
 	}
