@@ -51,6 +51,22 @@ const maxTimeouts = 3
 // and is copied as it is, never followed.
 var fdLink = regexp.MustCompile(`^proc/[0-9]+/fd/[0-9]+$`)
 
+// fdDir matches a process's descriptor directory. One that holds nothing
+// but descriptor links is not copied link by link (a busy host has
+// 100,000 of them): the private copy links to it, and it is only ever
+// listed and its links read (readlink), never a file opened through them.
+var fdDir = regexp.MustCompile(`^proc/[0-9]+/fd$`)
+
+// onlyFDLinks reports whether ents are all descriptor links.
+func onlyFDLinks(ents []fs.DirEntry) bool {
+	for _, e := range ents {
+		if e.Type()&fs.ModeSymlink == 0 || strings.Trim(e.Name(), "0123456789") != "" {
+			return false
+		}
+	}
+	return true
+}
+
 // limitFor is the largest size accepted for a snapshot file.
 func limitFor(rel string) int64 {
 	switch {
@@ -192,6 +208,7 @@ func humanSize(n int64) string {
 // importer copies a snapshot into a private directory.
 type importer struct {
 	src      *os.Root
+	abs      string // the snapshot's absolute path
 	dst      string
 	deadline time.Duration
 	problems []string
@@ -241,6 +258,10 @@ func (im *importer) walk(ctx context.Context, rel string, depth int) error {
 		}
 		target := filepath.Join(im.dst, filepath.FromSlash(name))
 		switch t := e.Type(); {
+		case t.IsDir() && fdDir.MatchString(name):
+			if err := im.fdDir(ctx, name, target); err != nil {
+				return err
+			}
 		case t.IsDir():
 			if err := os.Mkdir(target, 0o700); err != nil {
 				return err
@@ -266,6 +287,34 @@ func (im *importer) walk(ctx context.Context, rel string, depth int) error {
 		}
 	}
 	return nil
+}
+
+// fdDir links the private copy's rel to the snapshot's descriptor
+// directory when it holds only descriptor links (listed under the
+// deadline), and copies it entry by entry otherwise.
+func (im *importer) fdDir(ctx context.Context, rel, target string) error {
+	ents, err := within(ctx, im.deadline, func() ([]fs.DirEntry, error) {
+		d, err := im.src.OpenFile(rel, os.O_RDONLY|syscall.O_NONBLOCK|syscall.O_DIRECTORY, 0)
+		if err != nil {
+			return nil, explainOpen(im.src, rel, err)
+		}
+		defer d.Close()
+		return d.ReadDir(-1)
+	})
+	if err != nil {
+		return im.failed(ctx, rel, err)
+	}
+	if !onlyFDLinks(ents) {
+		if err := os.Mkdir(target, 0o700); err != nil {
+			return err
+		}
+		return im.walk(ctx, rel, 3)
+	}
+	if im.entries += len(ents); im.entries > limitEntries {
+		im.stopped = fmt.Errorf("it holds more than %d entries", limitEntries)
+		return nil
+	}
+	return os.Symlink(filepath.Join(im.abs, filepath.FromSlash(rel)), target)
 }
 
 // interrupted stops the copy when ctx is done: what was copied is still
@@ -313,11 +362,15 @@ func importSnapshot(ctx context.Context, dir string, deadline time.Duration) (*i
 		return nil, fmt.Errorf("%s is not a hinomi snapshot: %w", dir, err)
 	}
 	defer src.Close()
-	dst, err := os.MkdirTemp("", "hinomi-snapshot-")
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, err
+	}
+	dst, err := privateDir()
 	if err != nil {
 		return nil, fmt.Errorf("copying snapshot %s: %w", dir, err)
 	}
-	im := &importer{src: src, dst: dst, deadline: deadline, refused: map[string]error{}}
+	im := &importer{src: src, abs: abs, dst: dst, deadline: deadline, refused: map[string]error{}}
 	if err := im.walk(ctx, ".", 0); err != nil {
 		os.RemoveAll(dst)
 		return nil, fmt.Errorf("copying snapshot %s: %w", dir, err)
@@ -326,4 +379,16 @@ func importSnapshot(ctx context.Context, dir string, deadline time.Duration) (*i
 		im.problems = append(im.problems, fmt.Sprintf("the rest of snapshot %s: not read, %v", dir, im.stopped))
 	}
 	return im, nil
+}
+
+// privateDir makes the directory a snapshot is copied into: in memory
+// (/dev/shm) when it can, since creating thousands of small files on a
+// busy disk costs seconds; else in $TMPDIR.
+func privateDir() (string, error) {
+	if os.Getenv("TMPDIR") == "" {
+		if d, err := os.MkdirTemp("/dev/shm", "hinomi-snapshot-"); err == nil {
+			return d, nil
+		}
+	}
+	return os.MkdirTemp("", "hinomi-snapshot-")
 }

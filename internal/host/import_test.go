@@ -61,6 +61,12 @@ func hostileSnapshot(t *testing.T) string {
 	}
 	// A recorded descriptor: its target is data, never followed.
 	link("/dev/zero", "proc/42/fd/3")
+	// A descriptor directory holding something else is read entry by
+	// entry like any other.
+	link("socket:[4242]", "proc/43/fd/1")
+	if err := syscall.Mkfifo(filepath.Join(dir, "proc/43/fd/0"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	return dir
 }
 
@@ -84,13 +90,14 @@ func TestSnapshotHostileFiles(t *testing.T) {
 		"snapshot file proc/pressure-memory: is a named pipe (FIFO), not a regular file: not read",
 		"snapshot file commands/journal-prev-kernel.out: is 64.0 GiB, more than the 64.0 MiB a snapshot file of this kind may hold: not read",
 		"snapshot file etc/passwd: is a symbolic link to /etc/shadow, outside the snapshot: not read",
+		"snapshot file proc/43/fd/0: is a named pipe (FIFO), not a regular file: not read",
 	} {
 		if !strings.Contains(problems, want) {
 			t.Errorf("problems do not say %q; they are:\n%s", want, problems)
 		}
 	}
-	if n := len(src.Problems()); n != 4 {
-		t.Errorf("%d problems, want 4:\n%s", n, problems)
+	if n := len(src.Problems()); n != 5 {
+		t.Errorf("%d problems, want 5:\n%s", n, problems)
 	}
 
 	// The rest is read as usual.
@@ -115,9 +122,11 @@ func TestSnapshotHostileFiles(t *testing.T) {
 	if _, err := src.Command(t.Context(), "journal-prev-kernel", "journalctl"); err == nil || !strings.Contains(err.Error(), "64.0 GiB") {
 		t.Errorf("a command output over its limit: %v", err)
 	}
-	target, err := os.Readlink(src.Path("/proc/42/fd/3"))
-	if err != nil || target != "/dev/zero" {
-		t.Errorf("descriptor link reads %q, %v; want /dev/zero", target, err)
+	for p, want := range map[string]string{"/proc/42/fd/3": "/dev/zero", "/proc/43/fd/1": "socket:[4242]"} {
+		target, err := os.Readlink(src.Path(p))
+		if err != nil || target != want {
+			t.Errorf("descriptor link %s reads %q, %v; want %s", p, target, err, want)
+		}
 	}
 
 	root := src.Root()
