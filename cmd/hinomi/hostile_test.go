@@ -137,6 +137,10 @@ func TestLogsScanStopsOnSignal(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	help, _ := exec.Command(hinomiBinary(t), "logs", "scan", "-h").CombinedOutput()
+	if !strings.Contains(string(help), "130 or 143 stopped by SIGINT (Ctrl-C) or SIGTERM") {
+		t.Errorf("logs scan -h does not document the status after a signal:\n%s", help)
+	}
 	fifo := filepath.Join(t.TempDir(), "kern.fifo")
 	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
 		t.Fatal(err)
