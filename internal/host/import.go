@@ -168,6 +168,9 @@ func explainOpen(root *os.Root, rel string, err error) error {
 	var pe *fs.PathError
 	if errors.As(err, &pe) && strings.Contains(pe.Err.Error(), "escapes") {
 		if target, lerr := root.Readlink(rel); lerr == nil {
+			if abs, aerr := filepath.Abs(root.Name()); aerr == nil && filepath.IsAbs(target) && strings.HasPrefix(target, abs+string(filepath.Separator)) {
+				return fmt.Errorf("is an absolute symbolic link (to %s); only relative links inside the snapshot are followed", target)
+			}
 			return fmt.Errorf("is a symbolic link to %s, outside the snapshot", target)
 		}
 		return errors.New("leads out of the snapshot through a symbolic link")

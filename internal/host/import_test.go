@@ -56,6 +56,7 @@ func hostileSnapshot(t *testing.T) string {
 	f.Close()
 	link("/etc/shadow", "etc/passwd")
 	link("../../proc/loadavg", "sys/kernel/loadavg-copy")
+	link(filepath.Join(dir, "proc/loadavg"), "sys/kernel/loadavg-absolute")
 	if err := os.MkdirAll(filepath.Join(dir, "proc/stat"), 0o700); err != nil {
 		t.Fatal(err)
 	}
@@ -91,13 +92,14 @@ func TestSnapshotHostileFiles(t *testing.T) {
 		"snapshot file commands/journal-prev-kernel.out: is 64.0 GiB, more than the 64.0 MiB a snapshot file of this kind may hold: not read",
 		"snapshot file etc/passwd: is a symbolic link to /etc/shadow, outside the snapshot: not read",
 		"snapshot file proc/43/fd/0: is a named pipe (FIFO), not a regular file: not read",
+		"snapshot file sys/kernel/loadavg-absolute: is an absolute symbolic link (to " + dir + "/proc/loadavg); only relative links inside the snapshot are followed: not read",
 	} {
 		if !strings.Contains(problems, want) {
 			t.Errorf("problems do not say %q; they are:\n%s", want, problems)
 		}
 	}
-	if n := len(src.Problems()); n != 5 {
-		t.Errorf("%d problems, want 5:\n%s", n, problems)
+	if n := len(src.Problems()); n != 6 {
+		t.Errorf("%d problems, want 6:\n%s", n, problems)
 	}
 
 	// The rest is read as usual.
