@@ -137,9 +137,9 @@ func TestLogsScanStopsOnSignal(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	help, _ := exec.Command(hinomiBinary(t), "logs", "scan", "-h").CombinedOutput()
+	help, _ := exec.Command(hinomiBinary(t), "logs", "-h").CombinedOutput()
 	if !strings.Contains(string(help), "130 or 143 stopped by SIGINT (Ctrl-C) or SIGTERM") {
-		t.Errorf("logs scan -h does not document the status after a signal:\n%s", help)
+		t.Errorf("hinomi logs -h does not document the status after a signal:\n%s", help)
 	}
 	fifo := filepath.Join(t.TempDir(), "kern.fifo")
 	if err := syscall.Mkfifo(fifo, 0o600); err != nil {

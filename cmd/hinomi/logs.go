@@ -37,9 +37,6 @@ func runLogs(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 		return runLogsScan(ctx, args[1:], stdin, stdout, stderr)
 	case "signatures":
 		return runLogsSignatures(args[1:], stdout, stderr)
-	case "-h", "-help", "--help", "help":
-		fmt.Fprint(stdout, logsUsage)
-		return nil
 	}
 	fmt.Fprintf(stderr, "hinomi logs: unknown command %q\n\n%s", args[0], logsUsage)
 	return exitError{doctor.ExitFailed}
@@ -48,10 +45,6 @@ func runLogs(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 func runLogsScan(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("logs scan", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprint(stderr, logsUsage, "\nFlags of scan:\n")
-		fs.PrintDefaults()
-	}
 	asJSON := fs.Bool("json", false, "print JSON (schema "+logscan.JSONSchema+")")
 	since := fs.String("since", "", "only events at or after this time (RFC 3339, \"2006-01-02 15:04:05\", or a duration ago such as 2h)")
 	until := fs.String("until", "", "only events at or before this time (same forms as --since)")
