@@ -157,6 +157,9 @@ func runDoctor(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return err
 	}
+	if code, ok := interrupted(ctx); ok {
+		return exitError{code} // the report says what was not read
+	}
 	if len(d.AtLeast(min)) > 0 {
 		return exitError{doctor.ExitFindings}
 	}

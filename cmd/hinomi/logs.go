@@ -20,6 +20,10 @@ const logsUsage = `Usage:
   hinomi logs scan [flags] FILE... | -     find distress in log files (plain, .gz, .zst) or stdin
   hinomi logs scan --journal [--boot -1]   the same over the systemd journal
   hinomi logs signatures                   list the signature catalogue
+
+Exit status of scan: 0 nothing found, 1 incidents found, 2 could not run;
+130 or 143 stopped by SIGINT (Ctrl-C) or SIGTERM: it prints the report of
+what it had read, marked INTERRUPTED, with how much that was.
 `
 
 func runLogs(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
@@ -97,6 +101,12 @@ func runLogsScan(ctx context.Context, args []string, stdin io.Reader, stdout, st
 	}
 	if err != nil {
 		return err
+	}
+	if rep.Interrupted != nil {
+		if code, ok := interrupted(ctx); ok {
+			return exitError{code}
+		}
+		return rep.Interrupted
 	}
 	if len(rep.Incidents) > 0 {
 		return exitError{doctor.ExitFindings}

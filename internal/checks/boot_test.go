@@ -43,10 +43,11 @@ func writeSnapshot(t *testing.T, files map[string][]byte) *host.Source {
 			t.Fatal(err)
 		}
 	}
-	src, err := host.FromDir(dir)
+	src, err := host.FromDir(t.Context(), dir)
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { src.Close() })
 	return src
 }
 

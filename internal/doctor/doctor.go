@@ -9,6 +9,8 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/hinomi/hinomi/internal/checks"
@@ -23,6 +25,8 @@ const (
 	ExitOK       = 0 // nothing at or above --min-severity
 	ExitFindings = 1 // at least one finding at or above --min-severity
 	ExitFailed   = 2 // the diagnosis could not run (bad flags, unreadable snapshot)
+	// Stopped by a signal, the commands exit with 128 + its number, as
+	// shells report it: 130 for SIGINT, 143 for SIGTERM.
 )
 
 // Options configure one diagnosis.
@@ -68,11 +72,12 @@ func Diagnose(ctx context.Context, o Options) (*Diagnosis, error) {
 	d := &Diagnosis{Source: "live", Taken: o.Now().UTC()}
 	var src *host.Source
 	if o.From != "" {
-		s, err := host.FromDir(o.From)
+		s, err := host.FromDir(ctx, o.From)
 		if err != nil {
 			return nil, err
 		}
-		m, _ := host.ReadMeta(o.From)
+		defer s.Close()
+		m := s.Meta()
 		src, d.Source, d.Host, d.Taken = s, o.From, m.Host, m.Taken
 	} else {
 		src = host.Live()
@@ -109,6 +114,13 @@ func Diagnose(ctx context.Context, o Options) (*Diagnosis, error) {
 	}
 	d.Report = checks.Run(ctx, env, checks.All())
 	d.Blind = append(d.Blind, notes...)
+	d.Blind = append(d.Blind, src.Problems()...)
+	if !src.Live() {
+		// Errors from a snapshot's private copy name the snapshot.
+		for name, e := range d.Errors {
+			d.Errors[name] = strings.ReplaceAll(e, src.Root(), filepath.Clean(o.From))
+		}
+	}
 	d.Took = time.Since(start)
 	return d, nil
 }

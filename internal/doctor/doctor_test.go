@@ -272,7 +272,9 @@ func TestSnapshotRoundTrip(t *testing.T) {
 	if _, err := os.Stat(dir + "/proc/" + strconv.Itoa(p.PID) + "/environ"); !os.IsNotExist(err) {
 		t.Errorf("snapshot holds the environment of pid %d (err %v)", p.PID, err)
 	}
-	replay := diagnose(t, Options{From: dir})
+	// Replayed like `hinomi doctor --from`, whose --sample reads the
+	// recorded second sample.
+	replay := diagnose(t, Options{From: dir, SampleFor: 50 * time.Millisecond})
 	findingByKey(t, replay, "FM-B1/process hinomi-testload (host)")
 	a, _ := json.MarshalIndent(live.Findings, "", " ")
 	b, _ := json.MarshalIndent(replay.Findings, "", " ")

@@ -1,6 +1,7 @@
 package host
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -26,12 +27,20 @@ type Meta struct {
 
 const metaName = "hinomi-snapshot.json"
 
-// ReadMeta loads a snapshot's description.
-func ReadMeta(dir string) (Meta, error) {
+// ReadMeta loads a snapshot's description. Like every file of a
+// snapshot, it must be a regular file of a bounded size.
+func ReadMeta(dir string) (Meta, error) { return readMeta(context.Background(), dir) }
+
+func readMeta(ctx context.Context, dir string) (Meta, error) {
 	var m Meta
-	b, err := os.ReadFile(filepath.Join(dir, metaName))
+	root, err := os.OpenRoot(dir)
 	if err != nil {
 		return m, fmt.Errorf("%s is not a hinomi snapshot: %w", dir, err)
+	}
+	defer root.Close()
+	b, err := readLimited(ctx, root, metaName, limitMeta, ReadDeadline)
+	if err != nil {
+		return m, fmt.Errorf("%s is not a hinomi snapshot: %s: %w", dir, metaName, err)
 	}
 	if err := json.Unmarshal(b, &m); err != nil {
 		return m, fmt.Errorf("%s: %w", filepath.Join(dir, metaName), err)

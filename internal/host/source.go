@@ -13,8 +13,10 @@ import (
 	"io/fs"
 	"os"
 	"os/exec"
+	"path"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/prometheus/procfs"
@@ -30,6 +32,10 @@ type Source struct {
 	root string
 	live bool
 	rec  *Recorder
+	// A snapshot's description and the files of it that were not read.
+	meta     Meta
+	problems []string
+	refused  map[string]error
 	// CommandTimeout bounds every command run on a live host.
 	CommandTimeout time.Duration
 }
@@ -37,22 +43,44 @@ type Source struct {
 // Live reads the machine hinomi runs on.
 func Live() *Source { return &Source{root: "/", live: true, CommandTimeout: 5 * time.Second} }
 
-// FromDir reads a snapshot made by `hinomi snapshot`.
-func FromDir(dir string) (*Source, error) {
-	m, err := ReadMeta(dir)
+// FromDir reads a snapshot made by `hinomi snapshot`. It copies the
+// snapshot into a private directory first, reading it as hostile input
+// (see import.go); Problems lists the files it refused. ctx stops the copy;
+// Close removes it.
+func FromDir(ctx context.Context, dir string) (*Source, error) {
+	m, err := readMeta(ctx, dir)
 	if err != nil {
 		return nil, err
 	}
 	if m.Format != MetaFormat {
 		return nil, fmt.Errorf("%s: snapshot format %d, this hinomi reads %d", dir, m.Format, MetaFormat)
 	}
-	return &Source{root: dir}, nil
+	im, err := importSnapshot(ctx, dir, ReadDeadline)
+	if err != nil {
+		return nil, err
+	}
+	return &Source{root: im.dst, meta: m, problems: im.problems, refused: im.refused}, nil
 }
+
+// Close removes a snapshot's private copy; it does nothing on a live host.
+func (s *Source) Close() error {
+	if s.live {
+		return nil
+	}
+	return os.RemoveAll(s.root)
+}
+
+// Meta is a snapshot's description (zero on a live host).
+func (s *Source) Meta() Meta { return s.meta }
+
+// Problems lists, in plain words, the snapshot files that were not read
+// and why (a FIFO, a link out of the snapshot, a file too large).
+func (s *Source) Problems() []string { return s.problems }
 
 // Live reports whether the source is the running machine.
 func (s *Source) Live() bool { return s.live }
 
-// Root is "/" on a live host, the snapshot directory otherwise.
+// Root is "/" on a live host, the private copy of a snapshot otherwise.
 func (s *Source) Root() string { return s.root }
 
 // Record makes every later read also copy what it read into rec.
@@ -69,13 +97,36 @@ func (s *Source) Path(p string) string {
 	return filepath.Join(s.root, filepath.FromSlash(strings.TrimPrefix(p, "/")))
 }
 
-// ReadFile reads a host file.
+// ReadFile reads a host file. From a snapshot, a file that was refused
+// (see Problems) returns why.
 func (s *Source) ReadFile(p string) ([]byte, error) {
-	b, err := os.ReadFile(s.Path(p))
+	if !s.live {
+		return s.readCopy(strings.TrimPrefix(path.Clean("/"+p), "/"))
+	}
+	b, err := os.ReadFile(p)
 	if err == nil && s.rec != nil {
 		s.rec.File(p, b)
 	}
 	return b, err
+}
+
+// readCopy reads rel from a snapshot's private copy.
+func (s *Source) readCopy(rel string) ([]byte, error) {
+	if err, ok := s.refused[rel]; ok {
+		return nil, err
+	}
+	b, err := os.ReadFile(filepath.Join(s.root, filepath.FromSlash(rel)))
+	if err != nil {
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err // the private copy's path means nothing to a reader
+		}
+		if errors.Is(err, syscall.EISDIR) {
+			err = errors.New("is a directory, not a regular file")
+		}
+		return nil, notCaptured(fmt.Errorf("snapshot file %s: %w", rel, err))
+	}
+	return b, nil
 }
 
 // ReadDirNames lists a host directory.
@@ -116,9 +167,9 @@ func (s *Source) Command(ctx context.Context, key string, argv ...string) (Comma
 		if m.Error != "" {
 			return CommandResult{}, fmt.Errorf("%s: %s", argv[0], m.Error)
 		}
-		out, err := os.ReadFile(filepath.Join(s.root, "commands", key+".out"))
+		out, err := s.readCopy("commands/" + key + ".out")
 		if err != nil {
-			return CommandResult{}, notCaptured(err)
+			return CommandResult{}, err
 		}
 		return CommandResult{Stdout: out, ExitCode: m.ExitCode}, nil
 	}
@@ -168,9 +219,9 @@ func (s *Source) Probe(key string, v any, measure func() error) error {
 }
 
 func (s *Source) readJSON(rel string, v any) error {
-	b, err := os.ReadFile(filepath.Join(s.root, filepath.FromSlash(rel)))
+	b, err := s.readCopy(rel)
 	if err != nil {
-		return notCaptured(err)
+		return err
 	}
 	if err := json.Unmarshal(b, v); err != nil {
 		return fmt.Errorf("snapshot %s: %w", rel, err)

@@ -17,6 +17,8 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/klauspost/compress/zstd"
@@ -49,65 +51,186 @@ type Report struct {
 	Took      time.Duration
 	Incidents []*signatures.Incident
 	Host      string
+	// Interrupted, when set, is why the scan stopped before the end of
+	// its inputs (ctx's cause, such as the signal): the report covers
+	// what was read until then, which Stats counts.
+	Interrupted error
 }
 
-// Run scans every input in order.
+// grace is how long a stopped scan may take to finish the read it is in
+// before the report is made from what it has: a read of a pipe that
+// stays open never returns.
+const grace = 400 * time.Millisecond
+
+// Run scans every input in order. When ctx is done before the end, Run
+// returns within grace a report of what was read so far, with Interrupted
+// set, and no error.
 func Run(ctx context.Context, o Options) (*Report, error) {
 	start := time.Now()
 	m := signatures.NewMatcher(o.Catalogue)
 	m.Context = o.Context
+	// The scan runs in its own goroutine so that a read that does not
+	// return (standard input kept open) cannot hold up the report; mu
+	// guards what it shares with the report.
+	var mu sync.Mutex
 	agg := signatures.NewAggregator()
 	rep := &Report{Host: o.Host}
+	stopped := false
+	var reading counter // the input being read
 	keep := func(ev signatures.Event) {
 		t := ev.Entry.Time
 		if !t.IsZero() && (!o.Since.IsZero() && t.Before(o.Since) || !o.Until.IsZero() && t.After(o.Until)) {
 			return
 		}
-		agg.Add(ev)
+		mu.Lock()
+		defer mu.Unlock()
+		if !stopped {
+			agg.Add(ev)
+		}
+	}
+	begin := func(name string) error {
+		mu.Lock()
+		defer mu.Unlock()
+		if stopped {
+			return context.Cause(ctx)
+		}
+		rep.Inputs = append(rep.Inputs, name)
+		reading.reset()
+		return nil
 	}
 	scan := func(name string, r io.Reader) error {
-		st, err := m.Scan(r, name, keep)
-		rep.Stats.Bytes += st.Bytes
-		rep.Stats.Lines += st.Lines
-		rep.Stats.Events += st.Events
-		rep.Inputs = append(rep.Inputs, name)
+		st, err := m.Scan(reading.wrap(r), name, keep)
+		mu.Lock()
+		defer mu.Unlock()
+		if !stopped {
+			rep.Stats.Bytes += st.Bytes
+			rep.Stats.Lines += st.Lines
+			rep.Stats.Events += st.Events
+			reading.reset()
+		}
 		return err
 	}
-	for _, in := range o.Inputs {
-		if err := ctx.Err(); err != nil {
-			return nil, err
+	done := make(chan error, 1)
+	go func() { done <- scanAll(ctx, o, begin, scan) }()
+	var err error
+	select {
+	case err = <-done:
+	case <-ctx.Done():
+		t := time.NewTimer(grace)
+		select {
+		case err = <-done:
+		case <-t.C:
 		}
-		if in == "-" {
-			r, err := Decompress(o.Stdin)
-			if err != nil {
-				return nil, fmt.Errorf("standard input: %w", err)
-			}
-			if err := scan("-", r); err != nil {
-				return nil, fmt.Errorf("standard input: %w", err)
-			}
-			continue
-		}
-		if err := scanFile(in, scan); err != nil {
-			return nil, err
-		}
+		t.Stop()
 	}
-	if o.Journal != nil {
-		if err := scanJournal(ctx, o, scan); err != nil {
-			return nil, err
-		}
+	mu.Lock()
+	defer mu.Unlock()
+	stopped = true
+	if ctx.Err() != nil {
+		// Whatever the scan's own error, it is the stop's doing.
+		rep.Interrupted = context.Cause(ctx)
+		rep.Stats.Bytes += reading.bytes.Load()
+		rep.Stats.Lines += reading.lines.Load()
+	} else if err != nil {
+		return nil, err
 	}
 	rep.Incidents = agg.Incidents()
 	rep.Took = time.Since(start)
 	return rep, nil
 }
 
-func scanFile(path string, scan func(string, io.Reader) error) error {
-	f, err := os.Open(path)
-	if err != nil {
-		return err
+// scanAll scans the inputs in order; begin is called as each starts.
+func scanAll(ctx context.Context, o Options, begin func(string) error, scan func(string, io.Reader) error) error {
+	for _, in := range o.Inputs {
+		if err := begin(in); err != nil {
+			return err
+		}
+		if in == "-" {
+			r, err := Decompress(untilDone(ctx, o.Stdin))
+			if err != nil {
+				return fmt.Errorf("standard input: %w", err)
+			}
+			if err := scan("-", r); err != nil {
+				return fmt.Errorf("standard input: %w", err)
+			}
+			continue
+		}
+		if err := scanFile(ctx, in, scan); err != nil {
+			return err
+		}
+	}
+	if o.Journal != nil {
+		if err := begin("journal"); err != nil {
+			return err
+		}
+		if err := scanJournal(ctx, o, scan); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// counter counts what is read of one input, for the report of a scan
+// stopped midway.
+type counter struct {
+	bytes, lines atomic.Int64
+}
+
+func (c *counter) reset() { c.bytes.Store(0); c.lines.Store(0) }
+
+// wrap counts what is read through r (after decompression).
+func (c *counter) wrap(r io.Reader) io.Reader {
+	return readerFunc(func(p []byte) (int, error) {
+		n, err := r.Read(p)
+		c.bytes.Add(int64(n))
+		c.lines.Add(int64(bytes.Count(p[:n], []byte{'\n'})))
+		return n, err
+	})
+}
+
+// untilDone ends the raw input r with ctx's cause once ctx is done, so that
+// a long scan stops at its next read; what the decompressor has buffered
+// by then is still scanned.
+func untilDone(ctx context.Context, r io.Reader) io.Reader {
+	return readerFunc(func(p []byte) (int, error) {
+		if ctx.Err() != nil {
+			return 0, context.Cause(ctx)
+		}
+		return r.Read(p)
+	})
+}
+
+func scanFile(ctx context.Context, path string, scan func(string, io.Reader) error) error {
+	// Opening a FIFO waits for a writer: not beyond ctx.
+	type opened struct {
+		f   *os.File
+		err error
+	}
+	ch := make(chan opened, 1)
+	go func() {
+		f, err := os.Open(path)
+		ch <- opened{f, err}
+	}()
+	var f *os.File
+	select {
+	case o := <-ch:
+		if o.err != nil {
+			return o.err
+		}
+		f = o.f
+	case <-ctx.Done():
+		go func() {
+			if o := <-ch; o.f != nil {
+				o.f.Close()
+			}
+		}()
+		return context.Cause(ctx)
 	}
 	defer f.Close()
-	r, err := Decompress(f)
+	// A pipe's pending read returns when the file is closed.
+	stop := context.AfterFunc(ctx, func() { f.Close() })
+	defer stop()
+	r, err := Decompress(untilDone(ctx, f))
 	if err != nil {
 		return fmt.Errorf("%s: %w", path, err)
 	}
@@ -148,6 +271,7 @@ func scanJournal(ctx context.Context, o Options, scan func(string, io.Reader) er
 		args = append(args, "--until", o.Until.Local().Format("2006-01-02 15:04:05"))
 	}
 	cmd := exec.CommandContext(ctx, tool, args...)
+	cmd.WaitDelay = time.Second // a child holding the pipe does not hold up the stop
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.StdoutPipe()
@@ -241,9 +365,13 @@ func WriteJSON(w io.Writer, r *Report) error {
 		Bytes     int64          `json:"bytes"`
 		Lines     int64          `json:"lines"`
 		Seconds   float64        `json:"took_seconds"`
+		Stopped   string         `json:"interrupted,omitempty"`
 		Incidents []jsonIncident `json:"incidents"`
 	}{Schema: JSONSchema, Inputs: r.Inputs, Bytes: r.Stats.Bytes, Lines: r.Stats.Lines,
 		Seconds: math.Round(r.Took.Seconds()*1000) / 1000, Incidents: []jsonIncident{}}
+	if r.Interrupted != nil {
+		out.Stopped = r.Interrupted.Error()
+	}
 	for _, in := range r.Incidents {
 		ji := jsonIncident{
 			Signature: in.Sig.ID, Title: in.Sig.Title, Fields: in.Fields, Count: in.Count,
@@ -269,6 +397,14 @@ func WriteText(w io.Writer, r *Report, loc *time.Location) error {
 	var b strings.Builder
 	fmt.Fprintf(&b, "hinomi logs scan: %s, %d lines (%s) in %.2f s: %d incident(s)\n",
 		strings.Join(r.Inputs, ", "), r.Stats.Lines, finding.HumanBytes(float64(r.Stats.Bytes)), r.Took.Seconds(), len(r.Incidents))
+	if r.Interrupted != nil {
+		at := "before reading any input"
+		if len(r.Inputs) > 0 {
+			at = "while reading " + r.Inputs[len(r.Inputs)-1]
+		}
+		fmt.Fprintf(&b, "INTERRUPTED (%v) %s, after %d lines (%s) in all: the report covers only what was read.\n",
+			r.Interrupted, at, r.Stats.Lines, finding.HumanBytes(float64(r.Stats.Bytes)))
+	}
 	if len(r.Incidents) > 3 {
 		writeSummary(&b, r)
 	}
@@ -291,7 +427,11 @@ func WriteText(w io.Writer, r *Report, loc *time.Location) error {
 		fmt.Fprintf(&b, "; runbook: hinomi runbook %s\n", in.Sig.Mode)
 	}
 	if len(r.Incidents) == 0 {
-		b.WriteString("\nNo known distress signature found.\n")
+		if r.Interrupted != nil {
+			b.WriteString("\nNo known distress signature found in what was read.\n")
+		} else {
+			b.WriteString("\nNo known distress signature found.\n")
+		}
 	} else {
 		var sevs []finding.Severity
 		for s := range worst {

@@ -88,18 +88,25 @@ func (m *Matcher) Scan(r io.Reader, input string, emit func(Event)) (Stats, erro
 	carry := 0
 	var lineNo int64 = 1
 	for {
-		n, err := io.ReadFull(r, buf[carry:])
+		// Whatever a read returns is searched at once, not when a whole
+		// chunk is full: lines trickling in from a pipe are matched as
+		// they come, so a scan stopped midway has seen them.
+		n, err := r.Read(buf[carry:])
 		data := buf[:carry+n]
 		st.Bytes += int64(n)
-		eof := errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)
+		eof := errors.Is(err, io.EOF)
 		if err != nil && !eof {
 			return st, err
 		}
 		end := bytes.LastIndexByte(data, '\n') + 1
-		if eof || end == 0 {
+		switch {
+		case eof || end == 0 && len(data) == len(buf):
 			// The last line without a newline, or a line longer than a
 			// whole chunk: search what there is as one line.
 			end = len(data)
+		case end == 0:
+			carry = len(data) // a line still being read
+			continue
 		}
 		lineNo = m.chunk(data[:end], input, lineNo, &st, emit)
 		carry = copy(buf, data[end:])
