@@ -111,7 +111,7 @@ func (t *Tower) lossSignals(now time.Time, rule alerting.Rule) []signal {
 		}
 		al := t.alertFor(key, name, "spool", title, "medium", "FM-A1")
 		al.Summary = fmt.Sprintf("%s's agent could not keep %d records since %s; they never reach this tower, so the findings and log lines in them are missing. "+
-			"Its spool has lost %d records to a failed write and dropped %d to its size bound in all. Free space where the agent keeps its state, or give its spool more (--spool-bytes).",
+			"Its spool has lost %d records to a failed write and dropped %d to its size bound in all. Free space where the agent keeps its state, or give its spool more room (--spool-max-bytes).",
 			name, n, sp.since.UTC().Format("2006-01-02 15:04:05 MST"), sp.lost, sp.dropped)
 		if sp.restored {
 			al.Summary = fmt.Sprintf("%s's agent lost records (see the alert's start). Its spool has lost %d records to a failed write and dropped %d to its size bound in all.", name, sp.lost, sp.dropped)

@@ -26,7 +26,9 @@ func TestLostRecordsAlert(t *testing.T) {
 	r := newReceiver(t)
 	t0 := time.Date(2026, 12, 1, 3, 0, 0, 0, time.UTC)
 	c := &clock{now: t0}
-	tw := newTower(t, c, "channels:\n  - name: ops\n    type: webhook\n    url: "+r.srv.URL+"\n")
+	// Routed by its kind, like any alert.
+	tw := newTower(t, c, "channels:\n  - name: ops\n    type: webhook\n    url: "+r.srv.URL+"\n"+
+		"routes:\n  - match: {kind: [spool], severity: [medium]}\n    channels: [ops]\n")
 	ctx := context.Background()
 	send := func(seq, dropped, lost uint64, reason string) {
 		t.Helper()
