@@ -548,6 +548,11 @@ func (a *Agent) warnDown(t *tower, o *outage, err error) {
 		a.cfg.Log.Error("the tower refused this agent (check --token and --name against the tower's agents list); records stay in the spool", attrs...)
 		return
 	}
+	if se := (*spoolError)(nil); errors.As(err, &se) {
+		a.cfg.Log.Error("the tower is reachable but this agent cannot read or update its spool: records the tower already has are sent again, and it ignores them",
+			append(attrs, "reason", lossReason(err))...)
+		return
+	}
 	if busy := (*busyError)(nil); errors.As(err, &busy) {
 		a.cfg.Log.Warn("the tower is overloaded and asked this agent to come back later; records stay in the spool", attrs...)
 		return
@@ -564,7 +569,7 @@ func (a *Agent) deliver(ctx context.Context, t *tower) (sent int, err error) {
 	for first := true; ; first = false {
 		recs, err := t.spool.Peek(wire.MaxRecords, 1<<20)
 		if err != nil {
-			return sent, err
+			return sent, &spoolError{err}
 		}
 		if len(recs) == 0 && !first {
 			return sent, nil
@@ -597,7 +602,7 @@ func (a *Agent) deliver(ctx context.Context, t *tower) (sent int, err error) {
 			return sent, fmt.Errorf("tower acknowledged %d of a batch up to %d", reply.Acked, last)
 		}
 		if err := t.spool.Ack(last); err != nil {
-			return sent, err
+			return sent, &spoolError{err}
 		}
 		sent += len(recs)
 	}
@@ -688,6 +693,12 @@ func retryAfter(v string, now time.Time) (time.Duration, bool) {
 	}
 	return max(0, min(d, maxRetryAfter)), true
 }
+
+// spoolError is a delivery that failed in the spool (reading records,
+// recording an acknowledgement), not on the way to the tower.
+type spoolError struct{ error }
+
+func (e *spoolError) Unwrap() error { return e.error }
 
 // refusedError is a tower that answered and refused the batch: a wrong
 // token or agent name, not a network problem.

@@ -240,6 +240,9 @@ channels:
 			errLines++
 		}
 	}
+	if n := strings.Count(out, "tower unreachable"); n > 0 {
+		t.Errorf("%d lines call the tower unreachable while it answered:\n%s", n, out)
+	}
 	if errLines > 10 {
 		t.Errorf("%d warning and error lines for %d records on a full disk; want at most 10:\n%s", errLines, lost, out)
 	}
