@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/hinomi/hinomi/internal/alerting"
 	"github.com/hinomi/hinomi/internal/wire"
 )
@@ -123,4 +125,29 @@ func (t *Tower) lossSignals(now time.Time, rule alerting.Rule) []signal {
 		}
 	}
 	return sigs
+}
+
+// lossCollector exports each host's spool counts as its agent last
+// reported them, for dashboards and for rules of one's own.
+type lossCollector struct{ t *Tower }
+
+var (
+	spoolDroppedDesc = prometheus.NewDesc("hinomi_agent_spool_dropped_records_total",
+		"Records the host's agent deleted unsent to keep its spool's size bound, as it last reported (per spool: a reinstalled agent starts again at 0).", []string{"host"}, nil)
+	spoolLostDesc = prometheus.NewDesc("hinomi_agent_spool_lost_records_total",
+		"Records the host's agent could not spool because writing failed (a full disk), as it last reported.", []string{"host"}, nil)
+)
+
+func (c lossCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- spoolDroppedDesc
+	ch <- spoolLostDesc
+}
+
+func (c lossCollector) Collect(ch chan<- prometheus.Metric) {
+	c.t.mu.Lock()
+	defer c.t.mu.Unlock()
+	for name, h := range c.t.hosts {
+		ch <- prometheus.MustNewConstMetric(spoolDroppedDesc, prometheus.CounterValue, float64(h.Dropped), name)
+		ch <- prometheus.MustNewConstMetric(spoolLostDesc, prometheus.CounterValue, float64(h.Lost), name)
+	}
 }

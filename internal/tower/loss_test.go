@@ -3,6 +3,7 @@ package tower
 import (
 	"context"
 	"encoding/json"
+	"strings"
 	"testing"
 	"time"
 
@@ -66,6 +67,12 @@ func TestLostRecordsAlert(t *testing.T) {
 	tw.mu.Unlock()
 	if h.Lost != 400 || h.LostReason != "its spool's disk is full" || h.Dropped != 7 {
 		t.Errorf("host lost %d (%q), dropped %d; want 400 (its spool's disk is full), 7", h.Lost, h.LostReason, h.Dropped)
+	}
+	_, body := serve(t, tw.Handler(), "/metrics")
+	for _, want := range []string{`hinomi_agent_spool_lost_records_total{host="pve1"} 400`, `hinomi_agent_spool_dropped_records_total{host="pve1"} 7`} {
+		if !strings.Contains(body, want) {
+			t.Errorf("/metrics has no %s", want)
+		}
 	}
 
 	// Quiet just short of lossQuiet: still firing; then it resolves.
