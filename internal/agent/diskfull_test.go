@@ -3,71 +3,22 @@ package agent
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
-	"golang.org/x/sys/unix"
-
+	"github.com/hinomi/hinomi/internal/testload"
 	towersrv "github.com/hinomi/hinomi/internal/tower"
 	"github.com/hinomi/hinomi/internal/wire"
 )
-
-// mountTmpfs mounts a tmpfs of the given size for the test (root only).
-func mountTmpfs(t *testing.T, size string) string {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("mounting a tmpfs needs root")
-	}
-	mnt := filepath.Join(t.TempDir(), "agent-state")
-	if err := os.Mkdir(mnt, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	if err := unix.Mount("tmpfs", mnt, "tmpfs", 0, "size="+size); err != nil {
-		t.Fatalf("mounting a %s tmpfs: %v", size, err)
-	}
-	t.Cleanup(func() { _ = unix.Unmount(mnt, unix.MNT_DETACH) })
-	return mnt
-}
-
-// fillDisk writes a file until the file system under dir is full and
-// returns a function that removes it.
-func fillDisk(t *testing.T, dir string) (free func()) {
-	t.Helper()
-	path := filepath.Join(dir, "filler")
-	f, err := os.Create(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	for _, size := range []int{1 << 16, 512, 1} {
-		buf := make([]byte, size)
-		for {
-			if _, err := f.Write(buf); err != nil {
-				if !errors.Is(err, syscall.ENOSPC) {
-					t.Fatal(err)
-				}
-				break
-			}
-		}
-	}
-	return func() {
-		if err := os.Remove(path); err != nil {
-			t.Fatal(err)
-		}
-	}
-}
 
 // receiver is a webhook endpoint that keeps the messages it gets.
 type receiver struct {
@@ -111,7 +62,7 @@ func waitFor(t *testing.T, what string, d time.Duration, cond func() bool) {
 // with every batch; the tower shows the count on the host and pages
 // "pve1 lost N records: its spool's disk is full" through its channel.
 func TestSpoolDiskFull(t *testing.T) {
-	mnt := mountTmpfs(t, "1m")
+	mnt := testload.MountTmpfs(t, "1m")
 	rcv := &receiver{}
 	hook := httptest.NewServer(rcv)
 	t.Cleanup(hook.Close)
@@ -187,7 +138,7 @@ channels:
 	}
 	waitFor(t, "the tower to hear from pve1", 30*time.Second, func() bool { return host().Spool != "" })
 
-	free := fillDisk(t, mnt)
+	free := testload.FillDisk(t, mnt)
 	freed := false
 	defer func() {
 		if !freed {

@@ -4,63 +4,17 @@ import (
 	"encoding/binary"
 	"errors"
 	"hash/crc32"
-	"os"
 	"path/filepath"
 	"syscall"
 	"testing"
 
-	"golang.org/x/sys/unix"
+	"github.com/hinomi/hinomi/internal/testload"
 )
-
-// mountTmpfs mounts a tmpfs of the given size for the test (root only).
-func mountTmpfs(t *testing.T, size string) string {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("mounting a tmpfs needs root")
-	}
-	mnt := filepath.Join(t.TempDir(), "spool-fs")
-	if err := os.Mkdir(mnt, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	if err := unix.Mount("tmpfs", mnt, "tmpfs", 0, "size="+size); err != nil {
-		t.Fatalf("mounting a %s tmpfs: %v", size, err)
-	}
-	t.Cleanup(func() { _ = unix.Unmount(mnt, unix.MNT_DETACH) })
-	return mnt
-}
-
-// fillDisk writes a file until the file system under dir is full and
-// returns a function that removes it.
-func fillDisk(t *testing.T, dir string) (free func()) {
-	t.Helper()
-	path := filepath.Join(dir, "filler")
-	f, err := os.Create(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	for _, size := range []int{1 << 16, 512, 1} {
-		buf := make([]byte, size)
-		for {
-			if _, err := f.Write(buf); err != nil {
-				if !errors.Is(err, syscall.ENOSPC) {
-					t.Fatal(err)
-				}
-				break
-			}
-		}
-	}
-	return func() {
-		if err := os.Remove(path); err != nil {
-			t.Fatal(err)
-		}
-	}
-}
 
 // A record Append cannot write because the disk is full is counted as
 // lost, and the count survives a restart once space returns.
 func TestDiskFullCountsLost(t *testing.T) {
-	mnt := mountTmpfs(t, "256k")
+	mnt := testload.MountTmpfs(t, "256k")
 	dir := filepath.Join(mnt, "spool")
 	s, err := Open(dir, Options{MaxBytes: 16 << 20})
 	if err != nil {
@@ -69,7 +23,7 @@ func TestDiskFullCountsLost(t *testing.T) {
 	if _, err := s.Append([]byte("before")); err != nil {
 		t.Fatal(err)
 	}
-	free := fillDisk(t, mnt)
+	free := testload.FillDisk(t, mnt)
 	rec := make([]byte, 8<<10)
 	failed, lostBytes := 0, int64(0)
 	for range 50 {
