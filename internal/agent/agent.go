@@ -309,13 +309,14 @@ func (a *Agent) append(kind string, v any) bool {
 func (a *Agent) spoolFailed(t *tower, kind string, err error) {
 	reason := lossReason(err)
 	t.mu.Lock()
+	counted := !errors.Is(err, spool.ErrTooLarge) // the spool counts what a failed write lost
 	if !t.failing {
 		t.failing, t.lostAt = true, t.spool.Stats().Lost
-		if t.lostAt > 0 {
+		if counted && t.lostAt > 0 {
 			t.lostAt-- // this record is counted already
 		}
 	}
-	if !errors.Is(err, spool.ErrTooLarge) {
+	if counted {
 		t.lostReason = reason
 	}
 	t.mu.Unlock()
