@@ -24,6 +24,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/hinomi/hinomi/internal/checks"
@@ -82,6 +83,9 @@ type Agent struct {
 	// retryMin is the first wait after a failed delivery; warnMax the
 	// longest gap between two warnings about one outage.
 	retryMin, warnMax time.Duration
+	// logs keeps failures that repeat with every record (a full disk)
+	// to a line a minute.
+	logs *logLimiter
 }
 
 type tower struct {
@@ -89,6 +93,11 @@ type tower struct {
 	spool *spool.Spool
 	id    string // the spool's identity
 	kick  chan struct{}
+
+	mu         sync.Mutex
+	lostReason string // why the last record that could not be spooled was lost
+	failing    bool   // the last Append failed
+	lostAt     uint64 // the spool's lost count when appends began failing
 }
 
 // New opens the agent's state.
@@ -133,7 +142,8 @@ func New(cfg Config) (*Agent, error) {
 		}
 		cfg.Signatures = c
 	}
-	a := &Agent{cfg: cfg, matcher: signatures.NewMatcher(cfg.Signatures), sent: map[string]string{}, retryMin: time.Second, warnMax: 5 * time.Minute}
+	a := &Agent{cfg: cfg, matcher: signatures.NewMatcher(cfg.Signatures), sent: map[string]string{}, retryMin: time.Second, warnMax: 5 * time.Minute,
+		logs: newLogLimiter(time.Minute)}
 	if b, err := os.ReadFile("/proc/sys/kernel/random/boot_id"); err == nil {
 		a.bootID = strings.TrimSpace(string(b))
 	}
@@ -209,7 +219,8 @@ func (a *Agent) cycles(ctx context.Context) {
 		} else {
 			var dropped uint64
 			for _, t := range a.towers {
-				dropped += t.spool.Stats().Dropped
+				st := t.spool.Stats()
+				dropped += st.Dropped + st.Lost
 			}
 			a.mu.Lock()
 			if dropped > a.dropped || a.resync {
@@ -277,16 +288,80 @@ func (a *Agent) append(kind string, v any) bool {
 	ok := true
 	for _, t := range a.towers {
 		if _, err := t.spool.Append(item); err != nil {
-			a.cfg.Log.Error("spooling a record", "tower", t.url, "err", err)
 			ok = false
+			if !errors.Is(err, spool.ErrClosed) {
+				a.spoolFailed(t, kind, err)
+			}
 			continue
 		}
+		a.spooledAgain(t)
 		select {
 		case t.kick <- struct{}{}:
 		default:
 		}
 	}
 	return ok
+}
+
+// spoolFailed notes a record a tower's spool could not take: the spool
+// counts it as lost (the tower is told with every batch) and the log says
+// so once a minute per tower and reason, with how many lines it held back.
+func (a *Agent) spoolFailed(t *tower, kind string, err error) {
+	reason := lossReason(err)
+	t.mu.Lock()
+	counted := !errors.Is(err, spool.ErrTooLarge) // the spool counts what a failed write lost
+	if !t.failing {
+		t.failing, t.lostAt = true, t.spool.Stats().Lost
+		if counted && t.lostAt > 0 {
+			t.lostAt-- // this record is counted already
+		}
+	}
+	if counted {
+		t.lostReason = reason
+	}
+	t.mu.Unlock()
+	ok, held := a.logs.allow(t.url+" "+reason, time.Now())
+	if !ok {
+		return
+	}
+	st := t.spool.Stats()
+	a.cfg.Log.Error("cannot spool a record: it is lost, counted and reported to the tower (logged once a minute while it lasts)",
+		"tower", t.url, "reason", reason, "kind", kind, "err", err, "lost_total", st.Lost, "pending", st.Pending,
+		"suppressed", held, "suppressed_over", a.logs.period)
+}
+
+// spooledAgain says once that a spool that failed takes records again,
+// and what the failure cost.
+func (a *Agent) spooledAgain(t *tower) {
+	t.mu.Lock()
+	if !t.failing {
+		t.mu.Unlock()
+		return
+	}
+	t.failing = false
+	reason, from := t.lostReason, t.lostAt
+	t.mu.Unlock()
+	lost := t.spool.Stats().Lost
+	a.cfg.Log.Info("spooling records again", "tower", t.url, "lost", lost-min(from, lost), "reason", reason,
+		"suppressed", a.logs.reset(t.url+" "+reason))
+}
+
+// lossReason says why a spool could not take a record, as the tower's
+// page puts it ("pve1 lost 312 records: its spool's disk is full").
+func lossReason(err error) string {
+	switch {
+	case errors.Is(err, syscall.ENOSPC):
+		return "its spool's disk is full"
+	case errors.Is(err, syscall.EDQUOT):
+		return "its spool's disk quota is exceeded"
+	case errors.Is(err, syscall.EROFS):
+		return "its spool's file system is read-only"
+	case errors.Is(err, syscall.EIO):
+		return "its spool's disk has I/O errors"
+	case errors.Is(err, spool.ErrTooLarge):
+		return "a record was larger than a quarter of its spool"
+	}
+	return "its spool cannot be written"
 }
 
 // spooled is a record as kept in the spool (the sequence number is the
@@ -474,6 +549,11 @@ func (a *Agent) warnDown(t *tower, o *outage, err error) {
 		a.cfg.Log.Error("the tower refused this agent (check --token and --name against the tower's agents list); records stay in the spool", attrs...)
 		return
 	}
+	if se := (*spoolError)(nil); errors.As(err, &se) {
+		a.cfg.Log.Error("the tower is reachable but this agent cannot read or update its spool: records the tower already has are sent again, and it ignores them",
+			append(attrs, "reason", lossReason(err))...)
+		return
+	}
 	if busy := (*busyError)(nil); errors.As(err, &busy) {
 		a.cfg.Log.Warn("the tower is overloaded and asked this agent to come back later; records stay in the spool", attrs...)
 		return
@@ -490,14 +570,16 @@ func (a *Agent) deliver(ctx context.Context, t *tower) (sent int, err error) {
 	for first := true; ; first = false {
 		recs, err := t.spool.Peek(wire.MaxRecords, 1<<20)
 		if err != nil {
-			return sent, err
+			return sent, &spoolError{err}
 		}
 		if len(recs) == 0 && !first {
 			return sent, nil
 		}
+		st := t.spool.Stats()
 		env := wire.Envelope{
 			Agent: a.cfg.Name, Spool: t.id, BootID: a.bootID, Version: a.cfg.Version,
-			Sent: time.Now().UTC(), Interval: a.cfg.Interval, Dropped: t.spool.Stats().Dropped,
+			Sent: time.Now().UTC(), Interval: a.cfg.Interval, Dropped: st.Dropped,
+			Lost: st.Lost, LostReason: t.reason(st.Lost),
 			Records: make([]wire.Record, 0, len(recs)),
 		}
 		for _, r := range recs {
@@ -521,10 +603,24 @@ func (a *Agent) deliver(ctx context.Context, t *tower) (sent int, err error) {
 			return sent, fmt.Errorf("tower acknowledged %d of a batch up to %d", reply.Acked, last)
 		}
 		if err := t.spool.Ack(last); err != nil {
-			return sent, err
+			return sent, &spoolError{err}
 		}
 		sent += len(recs)
 	}
+}
+
+// reason is why the tower's spool lost records, "" if it lost none. A
+// count from before a restart has no reason known.
+func (t *tower) reason(lost uint64) string {
+	if lost == 0 {
+		return ""
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.lostReason == "" {
+		return "its spool could not be written"
+	}
+	return t.lostReason
 }
 
 func (a *Agent) post(ctx context.Context, t *tower, env *wire.Envelope) (*wire.Reply, error) {
@@ -598,6 +694,12 @@ func retryAfter(v string, now time.Time) (time.Duration, bool) {
 	}
 	return max(0, min(d, maxRetryAfter)), true
 }
+
+// spoolError is a delivery that failed in the spool (reading records,
+// recording an acknowledgement), not on the way to the tower.
+type spoolError struct{ error }
+
+func (e *spoolError) Unwrap() error { return e.error }
 
 // refusedError is a tower that answered and refused the batch: a wrong
 // token or agent name, not a network problem.

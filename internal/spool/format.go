@@ -29,7 +29,10 @@ import (
 // The state file "state" is written whole (temp file, fsync, rename, fsync
 // of the directory):
 //
-//	magic [8] | acked | floor | high | dropped | droppedBytes | corrupt | corruptBytes (u64 each) | crc u32
+//	magic [8] | acked | floor | high | dropped | droppedBytes | corrupt | corruptBytes | lost | lostBytes (u64 each) | crc u32
+//
+// A state file of version 1 (magic ending in \x01) has no lost and
+// lostBytes; it is read as having lost nothing.
 const (
 	segMagic     = "HNSPOOL\x01"
 	segHdrLen    = int64(len(segMagic))
@@ -38,8 +41,10 @@ const (
 	segNameLen   = 20
 	stateName    = "state"
 	stateTmpName = "state.tmp"
-	stateMagic   = "HNSTATE\x01"
-	stateLen     = len(stateMagic) + 7*8 + 4
+	stateMagic   = "HNSTATE\x02"
+	stateLen     = len(stateMagic) + 9*8 + 4
+	stateMagicV1 = "HNSTATE\x01"
+	stateLenV1   = len(stateMagicV1) + 7*8 + 4
 )
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
@@ -159,12 +164,14 @@ type state struct {
 	DroppedBytes uint64
 	Corrupt      uint64
 	CorruptBytes uint64
+	Lost         uint64 // records Append could not store (a write failed: a full disk)
+	LostBytes    uint64
 }
 
 func (st state) marshal() []byte {
 	b := make([]byte, 0, stateLen)
 	b = append(b, stateMagic...)
-	for _, v := range []uint64{st.Acked, st.Floor, st.High, st.Dropped, st.DroppedBytes, st.Corrupt, st.CorruptBytes} {
+	for _, v := range []uint64{st.Acked, st.Floor, st.High, st.Dropped, st.DroppedBytes, st.Corrupt, st.CorruptBytes, st.Lost, st.LostBytes} {
 		b = binary.LittleEndian.AppendUint64(b, v)
 	}
 	return binary.LittleEndian.AppendUint32(b, crc32.Checksum(b, castagnoli))
@@ -173,18 +180,23 @@ func (st state) marshal() []byte {
 var errBadState = errors.New("corrupt state file")
 
 func unmarshalState(b []byte) (state, error) {
-	if len(b) != stateLen || string(b[:len(stateMagic)]) != stateMagic {
+	n := 9
+	switch {
+	case len(b) == stateLen && string(b[:len(stateMagic)]) == stateMagic:
+	case len(b) == stateLenV1 && string(b[:len(stateMagicV1)]) == stateMagicV1:
+		n = 7
+	default:
 		return state{}, errBadState
 	}
-	body := b[:stateLen-4]
-	if crc32.Checksum(body, castagnoli) != binary.LittleEndian.Uint32(b[stateLen-4:]) {
+	body := b[:len(b)-4]
+	if crc32.Checksum(body, castagnoli) != binary.LittleEndian.Uint32(b[len(b)-4:]) {
 		return state{}, errBadState
 	}
-	var v [7]uint64
-	for i := range v {
+	var v [9]uint64
+	for i := range n {
 		v[i] = binary.LittleEndian.Uint64(body[len(stateMagic)+8*i:])
 	}
-	st := state{v[0], v[1], v[2], v[3], v[4], v[5], v[6]}
+	st := state{v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8]}
 	if st.Floor < st.Acked {
 		return state{}, errBadState
 	}

@@ -82,6 +82,8 @@ type Stats struct {
 	NextSeq      uint64 // sequence number the next Append gets
 	Dropped      uint64 // records deleted unacknowledged to keep the bound, ever
 	DroppedBytes int64
+	Lost         uint64 // records Append could not store because a write failed (a full disk), ever
+	LostBytes    int64
 	Corrupt      uint64 // damage found (torn or garbled frames, unreadable segment or state files), ever
 	CorruptBytes int64  // bytes cut off or deleted because of them
 	Segments     int    // segment files
@@ -194,12 +196,12 @@ func (s *Spool) Append(data []byte) (uint64, error) {
 	}
 	if s.total+need > s.opt.MaxBytes {
 		if err := s.makeRoom(need); err != nil {
-			return 0, err
+			return 0, s.lose(size, err)
 		}
 	}
 	if s.w == nil {
 		if err := s.startSegment(); err != nil {
-			return 0, err
+			return 0, s.lose(size, err)
 		}
 	}
 	g, seq := s.active(), s.next
@@ -211,7 +213,7 @@ func (s *Spool) Append(data []byte) (uint64, error) {
 		if terr := s.w.Truncate(g.size); terr != nil {
 			s.seal()
 		}
-		return 0, fmt.Errorf("spool: append: %w", err)
+		return 0, s.lose(size, fmt.Errorf("spool: append: %w", err))
 	}
 	if cap(s.buf) > 1<<20 {
 		s.buf = nil // do not pin the memory of one huge record
@@ -229,6 +231,16 @@ func (s *Spool) Append(data []byte) (uint64, error) {
 		}
 	}
 	return seq, nil
+}
+
+// lose counts a record Append could not store. The count is kept in the
+// state file the next time one is written (an Ack, a drop, Close): with
+// the disk full that may be only once space returns, but Stats has it at
+// once, and the agent tells the tower. s.mu must be held.
+func (s *Spool) lose(size int64, err error) error {
+	s.st.Lost++
+	s.st.LostBytes += uint64(size)
+	return err
 }
 
 // seal stops appending to the active segment.
@@ -648,6 +660,8 @@ func (s *Spool) Stats() Stats {
 		NextSeq:      s.next,
 		Dropped:      s.st.Dropped,
 		DroppedBytes: int64(s.st.DroppedBytes),
+		Lost:         s.st.Lost,
+		LostBytes:    int64(s.st.LostBytes),
 		Corrupt:      s.st.Corrupt,
 		CorruptBytes: int64(s.st.CorruptBytes),
 		Segments:     len(s.segs),

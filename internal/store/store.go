@@ -75,6 +75,10 @@ var migrations = []string{
 	// its alert's earlier ones).
 	`CREATE TABLE IF NOT EXISTS write_check (id INTEGER PRIMARY KEY CHECK (id = 1), at INTEGER NOT NULL);
 	CREATE INDEX IF NOT EXISTS outbox_alert ON outbox(channel, alert_key, state, id);`,
+	// 3: records an agent could not spool (a full disk), and why, beside those its
+	// spool dropped to its bound.
+	`ALTER TABLE hosts ADD COLUMN lost INTEGER NOT NULL DEFAULT 0;
+	ALTER TABLE hosts ADD COLUMN lost_reason TEXT NOT NULL DEFAULT '';`,
 }
 
 // SchemaVersion is the schema version this build writes.

@@ -102,8 +102,9 @@ func TestMigrations(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Back to how a database of the previous release looks: version 0,
-	// without the history tables.
-	for _, q := range []string{"DROP TABLE probe_services", "DROP TABLE probe_days", "DROP TABLE probe_latency", "PRAGMA user_version = 0"} {
+	// without the history tables nor the hosts' lost counts.
+	for _, q := range []string{"DROP TABLE probe_services", "DROP TABLE probe_days", "DROP TABLE probe_latency",
+		"ALTER TABLE hosts DROP COLUMN lost", "ALTER TABLE hosts DROP COLUMN lost_reason", "PRAGMA user_version = 0"} {
 		if _, err := s.DB.Exec(q); err != nil {
 			t.Fatal(err)
 		}
@@ -123,6 +124,9 @@ func TestMigrations(t *testing.T) {
 		}
 		if err := s.DB.QueryRow("SELECT count(*) FROM probe_days").Scan(&n); err != nil {
 			t.Errorf("probe_days after migration: %v", err)
+		}
+		if err := s.DB.QueryRow("SELECT count(*) FROM hosts WHERE lost = 0 AND lost_reason = ''").Scan(&n); err != nil {
+			t.Errorf("hosts' lost counts after migration: %v", err)
 		}
 		if err := s.DB.QueryRow("SELECT count(*) FROM silences WHERE id = 'kept'").Scan(&n); err != nil || n != 1 {
 			t.Errorf("the old rows: %d (%v); want them kept", n, err)

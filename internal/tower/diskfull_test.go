@@ -4,70 +4,19 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
-	"golang.org/x/sys/unix"
-
+	"github.com/hinomi/hinomi/internal/testload"
 	"github.com/hinomi/hinomi/internal/web"
 )
-
-// mountTmpfs mounts a small tmpfs for the tower's database, so that the
-// test can fill the disk under it for real.
-func mountTmpfs(t *testing.T, size string) string {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("mounting a tmpfs needs root")
-	}
-	mnt := filepath.Join(t.TempDir(), "db")
-	if err := os.Mkdir(mnt, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	if err := unix.Mount("tmpfs", mnt, "tmpfs", 0, "size="+size); err != nil {
-		t.Fatalf("mounting a %s tmpfs: %v", size, err)
-	}
-	t.Cleanup(func() { _ = unix.Unmount(mnt, unix.MNT_DETACH) })
-	return mnt
-}
-
-// fillDisk writes a file until the file system under dir has no space
-// left, and returns a function that frees it again.
-func fillDisk(t *testing.T, dir string) (free func()) {
-	t.Helper()
-	path := filepath.Join(dir, "filler")
-	f, err := os.Create(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	for _, size := range []int{1 << 16, 512, 1} {
-		buf := make([]byte, size)
-		for {
-			if _, err := f.Write(buf); err != nil {
-				if !errors.Is(err, syscall.ENOSPC) {
-					t.Fatal(err)
-				}
-				break
-			}
-		}
-	}
-	return func() {
-		if err := os.Remove(path); err != nil {
-			t.Fatal(err)
-		}
-	}
-}
 
 // counter is a webhook endpoint that counts what it accepts.
 type counter struct {
@@ -91,7 +40,7 @@ func newCounter(t *testing.T) *counter {
 // retry schedule, and writes it once space returns.
 func TestDiskFullDoesNotResend(t *testing.T) {
 	r := newCounter(t)
-	dir := mountTmpfs(t, "8m")
+	dir := testload.MountTmpfs(t, "8m")
 	t0 := time.Date(2026, 11, 25, 3, 0, 0, 0, time.UTC)
 	c := &clock{now: t0}
 	tw := openTower(t, c, `
@@ -118,7 +67,7 @@ channels:
 	if n := count(t, tw, "SELECT count(*) FROM outbox WHERE state = 'due'"); n != 1 {
 		t.Fatalf("%d due messages, want 1", n)
 	}
-	free := fillDisk(t, dir)
+	free := testload.FillDisk(t, dir)
 
 	// The dispatcher asks again at once after a send; a hundred asks at
 	// the same instant, then some a little later, send it only once.
@@ -198,7 +147,7 @@ func serve(t *testing.T, h http.Handler, path string) (int, string) {
 // failing writes once, and recovers by itself when space returns.
 func TestDiskFullDegraded(t *testing.T) {
 	r := newReceiver(t)
-	dir := mountTmpfs(t, "8m")
+	dir := testload.MountTmpfs(t, "8m")
 	t0 := time.Date(2026, 11, 25, 22, 0, 0, 0, time.UTC)
 	c := &clock{now: t0}
 	cfg, err := ParseConfig([]byte(`
@@ -280,7 +229,7 @@ channels:
 	if code, body := serve(t, api, "/healthz"); code != 200 || body != "ok\n" {
 		t.Fatalf("healthz before: %d %q", code, body)
 	}
-	free := fillDisk(t, dir)
+	free := testload.FillDisk(t, dir)
 
 	// pve1 keeps reporting; nothing can be stored.
 	var seq uint64 = 2

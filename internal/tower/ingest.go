@@ -148,6 +148,15 @@ func (t *Tower) shed(w http.ResponseWriter, result *string, why string) {
 	_ = json.NewEncoder(w).Encode(wire.Reply{Error: "tower overloaded (" + why + "); send again after Retry-After"})
 }
 
+// lostReason is the batch's reason for lost records, bounded.
+func lostReason(env *wire.Envelope) string {
+	r := strings.TrimSpace(env.LostReason)
+	if len(r) > maxLostReason {
+		r = r[:maxLostReason]
+	}
+	return r
+}
+
 // maxDecompressed bounds a gzip batch's decompressed size.
 const maxDecompressed = 4 * wire.MaxBody
 
@@ -176,6 +185,9 @@ func (c *capReader) Read(p []byte) (int, error) {
 func checkRange(env *wire.Envelope) error {
 	if env.Dropped > math.MaxInt64 {
 		return fmt.Errorf("dropped %d is beyond the largest count the tower stores (2^63-1)", env.Dropped)
+	}
+	if env.Lost > math.MaxInt64 {
+		return fmt.Errorf("lost %d is beyond the largest count the tower stores (2^63-1)", env.Lost)
 	}
 	for i, r := range env.Records {
 		if r.Seq > math.MaxInt64 {
@@ -265,13 +277,13 @@ func (t *Tower) ingest(ctx context.Context, env *wire.Envelope, addr string, now
 			}
 		}
 		// The acknowledged sequence only grows within a spool.
-		_, err := tx.Exec(`INSERT INTO hosts(name, first_seen, last_seen, boot_id, version, addr, interval_ns, dropped, spool, acked)
-			VALUES(?,?,?,?,?,?,?,?,?,?)
+		_, err := tx.Exec(`INSERT INTO hosts(name, first_seen, last_seen, boot_id, version, addr, interval_ns, dropped, lost, lost_reason, spool, acked)
+			VALUES(?,?,?,?,?,?,?,?,?,?,?,?)
 			ON CONFLICT(name) DO UPDATE SET last_seen=excluded.last_seen, boot_id=excluded.boot_id, version=excluded.version,
-				addr=excluded.addr, interval_ns=excluded.interval_ns, dropped=excluded.dropped,
+				addr=excluded.addr, interval_ns=excluded.interval_ns, dropped=excluded.dropped, lost=excluded.lost, lost_reason=excluded.lost_reason,
 				acked=CASE WHEN hosts.spool = excluded.spool THEN max(hosts.acked, excluded.acked) ELSE excluded.acked END,
 				spool=excluded.spool`,
-			env.Agent, now.UnixNano(), now.UnixNano(), env.BootID, env.Version, addr, int64(env.Interval), env.Dropped, env.Spool, maxSeq)
+			env.Agent, now.UnixNano(), now.UnixNano(), env.BootID, env.Version, addr, int64(env.Interval), env.Dropped, env.Lost, lostReason(env), env.Spool, maxSeq)
 		if err != nil {
 			return err
 		}
@@ -293,12 +305,14 @@ func (t *Tower) ingest(ctx context.Context, env *wire.Envelope, addr string, now
 	}
 	t.mu.Lock()
 	h := t.hosts[env.Agent]
+	loss := noteLoss(h, env, now)
 	if h == nil {
 		h = &Host{Name: env.Agent, FirstSeen: now}
 		t.hosts[env.Agent] = h
 	}
 	h.LastSeen, h.BootID, h.Version, h.Addr, h.Interval, h.Dropped, h.Spool, h.Acked =
 		now, env.BootID, env.Version, addr, env.Interval, env.Dropped, env.Spool, acked
+	h.Lost, h.LostReason, h.loss = env.Lost, lostReason(env), loss
 	for _, fn := range applied {
 		fn()
 	}

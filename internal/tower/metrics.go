@@ -66,6 +66,7 @@ func newMetrics(reg, public *prometheus.Registry, t *Tower) *metrics {
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})}
 	reg.MustRegister(shared...)
 	reg.MustRegister(probeCollector{t: t})
+	reg.MustRegister(lossCollector{t: t})
 	// What /metrics shows to anyone when metrics.public: the same, but
 	// no series of a probe that is not public.
 	public.MustRegister(shared...)

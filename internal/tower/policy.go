@@ -64,8 +64,8 @@ func (m Match) validate() error {
 		}
 	}
 	for _, k := range m.Kind {
-		if k != "heartbeat" && k != "finding" && k != "probe" && k != "peer" {
-			return fmt.Errorf("kind %q: want heartbeat, finding, probe or peer", k)
+		if k != "heartbeat" && k != "finding" && k != "probe" && k != "peer" && k != "spool" {
+			return fmt.Errorf("kind %q: want heartbeat, finding, probe, peer or spool", k)
 		}
 	}
 	return nil

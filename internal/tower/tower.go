@@ -115,8 +115,14 @@ type Host struct {
 	Addr      string        `json:"addr,omitempty"`
 	Interval  time.Duration `json:"interval_ns,omitempty"`
 	Dropped   uint64        `json:"dropped,omitempty"`
-	Spool     string        `json:"spool,omitempty"`
-	Acked     uint64        `json:"acked"`
+	// Lost counts records the agent could not spool (a full disk), and
+	// LostReason says why.
+	Lost       uint64 `json:"lost,omitempty"`
+	LostReason string `json:"lost_reason,omitempty"`
+	Spool      string `json:"spool,omitempty"`
+	Acked      uint64 `json:"acked"`
+
+	loss lossSpell // the current growth of Dropped and Lost
 }
 
 // Finding is an agent's finding as the tower keeps it.
@@ -310,14 +316,14 @@ func (t *Tower) Reload(path string) error {
 }
 
 func (t *Tower) load() error {
-	rows, err := t.store.DB.Query("SELECT name, first_seen, last_seen, boot_id, version, addr, interval_ns, dropped, spool, acked FROM hosts")
+	rows, err := t.store.DB.Query("SELECT name, first_seen, last_seen, boot_id, version, addr, interval_ns, dropped, lost, lost_reason, spool, acked FROM hosts")
 	if err != nil {
 		return err
 	}
 	for rows.Next() {
 		var h Host
 		var first, last, interval int64
-		if err := rows.Scan(&h.Name, &first, &last, &h.BootID, &h.Version, &h.Addr, &interval, &h.Dropped, &h.Spool, &h.Acked); err != nil {
+		if err := rows.Scan(&h.Name, &first, &last, &h.BootID, &h.Version, &h.Addr, &interval, &h.Dropped, &h.Lost, &h.LostReason, &h.Spool, &h.Acked); err != nil {
 			rows.Close()
 			return err
 		}
@@ -674,6 +680,7 @@ func (t *Tower) Evaluate(ctx context.Context, now time.Time) error {
 			rule: alerting.Rule{RepeatInterval: rule.RepeatInterval, Flap: flap}})
 	}
 	sigs = append(sigs, t.peerSignals(now, cfg, flap)...)
+	sigs = append(sigs, t.lossSignals(now, rule)...)
 	configured := map[string]bool{}
 	for _, a := range cfg.Agents {
 		configured["heartbeat/"+a.Name] = true

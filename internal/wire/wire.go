@@ -37,8 +37,15 @@ type Envelope struct {
 	// Interval is how often the agent promises to report.
 	Interval time.Duration `json:"interval_ns,omitempty"`
 	// Dropped counts records the agent's spool lost to its size bound.
-	Dropped uint64   `json:"dropped,omitempty"`
-	Records []Record `json:"records"`
+	Dropped uint64 `json:"dropped,omitempty"`
+	// Lost counts records the agent could not even spool because writing
+	// failed (a full disk), and LostReason says why the last one was
+	// lost, as a phrase about the host ("its spool's disk is full").
+	// Towers that predate them ignore them; agents that predate them send
+	// neither.
+	Lost       uint64   `json:"lost,omitempty"`
+	LostReason string   `json:"lost_reason,omitempty"`
+	Records    []Record `json:"records"`
 }
 
 // Record kinds.
