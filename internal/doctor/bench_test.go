@@ -52,7 +52,7 @@ func BenchmarkDoctorUnderLoad(b *testing.B) {
 		testload.Start(b, "-dir", fastDir(), "-children", strconv.Itoa(wantProcs/loaders+1), "-files", strconv.Itoa(wantFDs/loaders+1),
 			"-watches", strconv.Itoa(wantWatches/loaders+1), "-instances", "2")
 	}
-	tb, err := proctable.Scan(host.Live())
+	tb, err := proctable.Scan(b.Context(), host.Live())
 	if err != nil {
 		b.Fatal(err)
 	}
