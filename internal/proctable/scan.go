@@ -380,11 +380,13 @@ func (s *scanner) probe(ctx context.Context, fdDir, pid, lo, hi, want int, c *co
 		case err == nil:
 			s.found(pid, fd, s.link[:n], c)
 			continue
-		case err != unix.ENOENT:
-			// There, but not to be resolved (another user's process
-			// without ptrace rights): counted, not classified.
+		case err == unix.EACCES || err == unix.EPERM:
+			// There, but not to be resolved (no ptrace rights on the
+			// process): counted, not classified.
 			c.fds++
 			continue
+		case err != unix.ENOENT:
+			return // the process is going away
 		}
 		next, ok, err := nextFD(fdDir, fd)
 		if err != nil {
@@ -464,7 +466,7 @@ func (s *scanner) list(ctx context.Context, fdDir, pid, lo, hi int, c *counts) e
 			switch {
 			case err == nil:
 				s.found(pid, fd, s.link[:k], c)
-			case err != unix.ENOENT:
+			case err == unix.EACCES || err == unix.EPERM:
 				c.fds++ // listed, but not to be resolved
 			}
 		}
