@@ -214,6 +214,9 @@ func (a *Agent) cycles(ctx context.Context) {
 	defer tick.Stop()
 	for {
 		d, err := doctor.Diagnose(ctx, doctor.Options{Mounts: mounts, MountDeadline: 2 * time.Second, Signatures: a.matcher})
+		if err != nil && ctx.Err() != nil {
+			return // stopping: a diagnosis cut short is not sent
+		}
 		if err != nil {
 			a.cfg.Log.Error("diagnosis failed", "err", err)
 		} else {

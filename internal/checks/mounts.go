@@ -346,7 +346,7 @@ func storageWaiters(env *Env, mountpoint string) []finding.Consumer {
 	var all, here []finding.Consumer
 	prefix := strings.TrimSuffix(mountpoint, "/") + "/"
 	for _, pr := range env.Procs.Procs {
-		if !storageWait(pr.Wchan) {
+		if !waitsOnStorage(pr) {
 			continue
 		}
 		c := finding.Consumer{Kind: "process", Name: pr.Comm, PID: pr.PID, Owner: pr.Owner.Label(), Value: 1}

@@ -3,6 +3,7 @@ package checks
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -29,9 +30,9 @@ func checkRuntime(_ context.Context, env *Env) (Result, error) {
 	found := map[string]bool{}
 	for _, p := range env.Procs.Procs {
 		switch {
-		case p.State == "D":
+		case p.InD():
 			dstate = append(dstate, p)
-		case storageWait(p.Wchan):
+		case waitsOnStorage(p):
 			waiting = append(waiting, p)
 		}
 		switch {
@@ -81,8 +82,8 @@ func checkRuntime(_ context.Context, env *Env) (Result, error) {
 			}
 			seen[p.PID] = true
 			name := p.Comm
-			if p.Wchan != "" {
-				name += " (waiting in " + p.Wchan + ")"
+			if w := p.Wchans(); len(w) > 0 {
+				name += " (waiting in " + strings.Join(w, ", ") + ")"
 			}
 			cons = append(cons, finding.Consumer{Kind: "process", Name: name, PID: p.PID, Owner: p.Owner.Label(), Value: env.Now.Sub(p.Started).Seconds(), Unit: "s"})
 		}
@@ -130,6 +131,12 @@ func detectLXC(env *Env) (bool, string) {
 		}
 	}
 	return false, ""
+}
+
+// waitsOnStorage reports whether any thread of the process (the main one
+// or one stuck in D) waits on a network or user-space file server.
+func waitsOnStorage(p *proctable.Proc) bool {
+	return slices.ContainsFunc(p.Wchans(), storageWait)
 }
 
 // storageWait reports whether a kernel wait channel is a wait for a network

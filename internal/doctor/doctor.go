@@ -89,7 +89,7 @@ func Diagnose(ctx context.Context, o Options) (*Diagnosis, error) {
 	// Rate checks take their first sample now; their wait for the second
 	// one then overlaps the process scan.
 	softnet := checks.StartSoftnetSample(src)
-	procs, err := proctable.Scan(src)
+	procs, err := proctable.Scan(ctx, src)
 	if err != nil {
 		return nil, fmt.Errorf("reading processes: %w", err)
 	}

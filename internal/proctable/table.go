@@ -7,21 +7,11 @@ package proctable
 
 import (
 	"bytes"
-	"errors"
-	"io/fs"
-	"os"
-	"runtime"
 	"slices"
 	"sort"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
-
-	"github.com/prometheus/procfs"
-	"golang.org/x/sys/unix"
-
-	"github.com/hinomi/hinomi/internal/host"
 )
 
 // pfKthread is the PF_KTHREAD bit of /proc/PID/stat's flags.
@@ -32,6 +22,10 @@ const pfKthread = 0x00200000
 // ships, and skipping the read keeps the pass fast on hosts with thousands
 // of small processes.
 const limitsFrom = 64
+
+// userHZ is the kernel's USER_HZ, the unit of /proc/PID/stat's start time;
+// it is 100 on every Linux architecture hinomi runs on.
+const userHZ = 100
 
 // Proc is one process as hinomi sees it.
 type Proc struct {
@@ -54,6 +48,10 @@ type Proc struct {
 	PidsV1     bool   `json:"pids_v1,omitempty"`
 	// Wchan is the kernel function a sleeping (S or D) process waits in.
 	Wchan string `json:"wchan,omitempty"`
+	// StuckThreads are the threads other than the main one that are in
+	// uninterruptible sleep (D): a multi-threaded server whose main thread
+	// sleeps normally can have a worker stuck on storage.
+	StuckThreads []Thread `json:"stuck_threads,omitempty"`
 
 	// FDs is -1 when the descriptor table could not be read (permission).
 	FDs              int `json:"fds"`
@@ -62,6 +60,32 @@ type Proc struct {
 	// NofileSoft is RLIMIT_NOFILE's soft limit, 0 when not read (fewer than
 	// limitsFrom descriptors) and -1 for unlimited.
 	NofileSoft int `json:"nofile_soft,omitempty"`
+}
+
+// Thread is one thread of a process, by its own id.
+type Thread struct {
+	TID int `json:"tid"`
+	// Wchan is the kernel function the thread waits in.
+	Wchan string `json:"wchan,omitempty"`
+}
+
+// InD reports whether the process or any of its threads is in
+// uninterruptible sleep.
+func (p *Proc) InD() bool { return p.State == "D" || len(p.StuckThreads) > 0 }
+
+// Wchans are the kernel functions the process's main thread and its stuck
+// threads wait in, each once.
+func (p *Proc) Wchans() []string {
+	var out []string
+	if p.Wchan != "" {
+		out = append(out, p.Wchan)
+	}
+	for _, t := range p.StuckThreads {
+		if t.Wchan != "" && !slices.Contains(out, t.Wchan) {
+			out = append(out, t.Wchan)
+		}
+	}
+	return out
 }
 
 // Table is the result of one pass.
@@ -74,190 +98,6 @@ type Table struct {
 	Hidden int
 	// Took is the wall time of the pass.
 	Took time.Duration
-}
-
-// Scan walks the source's /proc once with a pool of workers. Processes that
-// exit during the walk are left out; they are not errors.
-func Scan(src *host.Source) (*Table, error) {
-	start := time.Now()
-	pfs, err := src.ProcFS()
-	if err != nil {
-		return nil, err
-	}
-	t := &Table{}
-	if st, err := src.ReadFile("/proc/stat"); err == nil {
-		t.Boot = bootTime(st)
-	}
-	names, err := src.ReadDirNames("/proc")
-	if err != nil {
-		return nil, err
-	}
-	pids := make([]int, 0, len(names))
-	for _, n := range names {
-		if pid, err := strconv.Atoi(n); err == nil {
-			pids = append(pids, pid)
-		}
-	}
-	sort.Ints(pids)
-
-	out := make([]*Proc, len(pids))
-	hidden := make([]bool, len(pids))
-	var next int
-	var mu sync.Mutex
-	var wg sync.WaitGroup
-	workers := 2 * runtime.GOMAXPROCS(0)
-	for range workers {
-		wg.Go(func() {
-			s := scanner{src: src, pfs: pfs, boot: t.Boot, buf: make([]byte, 4096)}
-			for {
-				mu.Lock()
-				i := next
-				next++
-				mu.Unlock()
-				if i >= len(pids) {
-					return
-				}
-				out[i], hidden[i] = s.proc(pids[i])
-			}
-		})
-	}
-	wg.Wait()
-	for i, p := range out {
-		if p != nil {
-			t.Procs = append(t.Procs, p)
-			if hidden[i] {
-				t.Hidden++
-			}
-		}
-	}
-	t.Took = time.Since(start)
-	return t, nil
-}
-
-type scanner struct {
-	src  *host.Source
-	pfs  procfs.FS
-	boot time.Time
-	buf  []byte
-}
-
-func (s *scanner) path(pid int, rest string) string {
-	return "/proc/" + strconv.Itoa(pid) + "/" + rest
-}
-
-// proc reads one process; nil means it is gone (or unreadable at its core).
-func (s *scanner) proc(pid int) (*Proc, bool) {
-	rec := s.src.Recorder()
-	pp, err := s.pfs.Proc(pid)
-	if err != nil {
-		return nil, false
-	}
-	st, err := pp.Stat()
-	if err != nil {
-		return nil, false
-	}
-	if rec != nil {
-		for _, f := range []string{"stat", "status", "cgroup", "comm", "limits", "wchan"} {
-			_, _ = s.src.ReadFile(s.path(pid, f))
-		}
-	}
-	p := &Proc{
-		PID: pid, PPID: st.PPID, Comm: st.Comm, State: st.State,
-		Threads: st.NumThreads, Kernel: st.Flags&pfKthread != 0, FDs: -1,
-		UID: -1, EUID: -1,
-	}
-	if !s.boot.IsZero() {
-		p.Started = s.boot.Add(time.Duration(st.Starttime) * time.Second / userHZ).UTC()
-	}
-	if status, err := pp.NewStatus(); err == nil {
-		p.UID, p.EUID = int(status.UIDs[0]), int(status.UIDs[1])
-	}
-	if p.Kernel {
-		p.FDs = 0
-		p.Owner = Owner{Kind: "host"}
-		return p, false
-	}
-	if cgs, err := pp.Cgroups(); err == nil {
-		p.Owner, p.Cgroup = ownerOf(cgs)
-		for _, cg := range cgs {
-			if slices.Contains(cg.Controllers, "pids") {
-				p.PidsCgroup, p.PidsV1 = cg.Path, true
-				break
-			}
-			if cg.HierarchyID == 0 {
-				p.PidsCgroup = cg.Path
-			}
-		}
-	}
-	if args, err := pp.CmdLine(); err == nil {
-		args = RedactArgs(args)
-		p.Cmdline = strings.Join(args, " ")
-		if rec != nil {
-			rec.Raw(s.path(pid, "cmdline"), []byte(strings.Join(args, "\x00")+"\x00"))
-		}
-	}
-	// Sleeping processes too: a process waiting on a FUSE server sleeps
-	// interruptibly (S), in request_wait_answer, not in D.
-	if p.State == "D" || p.State == "S" {
-		if b, err := s.src.ReadFile(s.path(pid, "wchan")); err == nil {
-			if w := strings.TrimSpace(string(b)); w != "0" {
-				p.Wchan = w
-			}
-		}
-	}
-	hidden := s.fds(p)
-	if p.FDs >= limitsFrom || (rec != nil && p.FDs > 0) {
-		if lim, err := pp.Limits(); err == nil {
-			p.NofileSoft = int(lim.OpenFiles)
-			if lim.OpenFiles == ^uint64(0) {
-				p.NofileSoft = -1
-			}
-		}
-	}
-	return p, hidden
-}
-
-// userHZ is the kernel's USER_HZ, the unit of /proc/PID/stat's start time;
-// it is 100 on every Linux architecture hinomi runs on.
-const userHZ = 100
-
-// fds counts the descriptor table and the inotify watches behind it. It
-// resolves each descriptor with readlinkat on the open fd directory rather
-// than by path, which halves the system calls on hosts with 100,000 fds.
-func (s *scanner) fds(p *Proc) (hidden bool) {
-	dir := s.src.Path(s.path(p.PID, "fd"))
-	d, err := os.Open(dir)
-	if err != nil {
-		return errors.Is(err, fs.ErrPermission)
-	}
-	defer d.Close()
-	names, err := d.Readdirnames(-1)
-	if err != nil {
-		return errors.Is(err, fs.ErrPermission)
-	}
-	p.FDs = len(names)
-	rec := s.src.Recorder()
-	dfd := int(d.Fd())
-	for _, n := range names {
-		k, err := unix.Readlinkat(dfd, n, s.buf)
-		if err != nil {
-			continue // closed since readdir
-		}
-		target := s.buf[:k]
-		if rec != nil {
-			rec.Symlink(s.path(p.PID, "fd/"+n), string(target))
-		}
-		if !bytes.Equal(target, inotifyTarget) {
-			continue
-		}
-		p.InotifyInstances++
-		info, err := s.src.ReadFile(s.path(p.PID, "fdinfo/"+n))
-		if err != nil {
-			continue
-		}
-		p.InotifyWatches += CountInotifyWatches(info)
-	}
-	return false
 }
 
 var inotifyTarget = []byte("anon_inode:inotify")

@@ -1,10 +1,19 @@
 package proctable
 
 import (
+	"context"
+	"errors"
+	"os"
 	"os/exec"
+	"path/filepath"
+	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/prometheus/procfs"
+	"golang.org/x/sys/unix"
 
 	"github.com/hinomi/hinomi/internal/host"
 	"github.com/hinomi/hinomi/internal/testload"
@@ -13,7 +22,7 @@ import (
 func TestScanCountsExactly(t *testing.T) {
 	const watches, instances, files, children = 250, 4, 120, 3
 	p := testload.Start(t, "-watches", "250", "-instances", "4", "-files", "120", "-children", "3")
-	tb, err := Scan(host.Live())
+	tb, err := Scan(t.Context(), host.Live())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -113,7 +122,7 @@ func TestScanWhileProcessesExit(t *testing.T) {
 		}
 	}()
 	for range 20 {
-		tb, err := Scan(host.Live())
+		tb, err := Scan(t.Context(), host.Live())
 		if err != nil {
 			t.Fatalf("scan during process churn: %v", err)
 		}
@@ -126,5 +135,174 @@ func TestScanWhileProcessesExit(t *testing.T) {
 	close(done)
 	if n := <-churned; n == 0 {
 		t.Error("no process was started during the scans")
+	}
+}
+
+// TestScanBigTable counts a table big enough to be split between the
+// workers exactly, inotify watches included.
+func TestScanBigTable(t *testing.T) {
+	const files, instances, watches = 3 * chunkFDs, 3, 90
+	p := testload.Start(t, "-files", strconv.Itoa(files), "-instances", strconv.Itoa(instances), "-watches", strconv.Itoa(watches))
+	ents, err := os.ReadDir("/proc/" + strconv.Itoa(p.PID) + "/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tb, err := Scan(t.Context(), host.Live())
+	if err != nil {
+		t.Fatal(err)
+	}
+	me := tb.ByPID(p.PID)
+	if me == nil {
+		t.Fatalf("pid %d not in the table", p.PID)
+	}
+	if me.FDs != len(ents) || me.InotifyInstances != instances || me.InotifyWatches != watches {
+		t.Errorf("got %d fds, %d instances, %d watches; want %d, %d, %d", me.FDs, me.InotifyInstances, me.InotifyWatches, len(ents), instances, watches)
+	}
+	if me.NofileSoft == 0 {
+		t.Error("RLIMIT_NOFILE not read")
+	}
+}
+
+// TestScanSparseTable counts a table with a hole of 1,000 descriptors and
+// an inotify instance far above every other descriptor: this test's own.
+func TestScanSparseTable(t *testing.T) {
+	var lim unix.Rlimit
+	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &lim); err != nil {
+		t.Fatal(err)
+	}
+	high := min(int(lim.Cur)-1, 1<<14)
+	if high < 6000 {
+		t.Skipf("RLIMIT_NOFILE is %d: too low for the table", lim.Cur)
+	}
+	var files []*os.File
+	t.Cleanup(func() {
+		for _, f := range files {
+			if f != nil {
+				f.Close()
+			}
+		}
+	})
+	for range 5000 {
+		f, err := os.Open(os.DevNull)
+		if err != nil {
+			t.Fatal(err)
+		}
+		files = append(files, f)
+	}
+	for i := 500; i < 1500; i++ {
+		files[i].Close()
+		files[i] = nil
+	}
+	in, err := unix.InotifyInit1(unix.IN_CLOEXEC)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	for _, n := range []string{"a", "b", "c"} {
+		if err := os.WriteFile(filepath.Join(dir, n), nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := unix.InotifyAddWatch(in, filepath.Join(dir, n), unix.IN_MODIFY); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := unix.Dup3(in, high, unix.O_CLOEXEC); err != nil {
+		t.Fatal(err)
+	}
+	unix.Close(in)
+	t.Cleanup(func() { unix.Close(high) })
+
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := len(ents) - 1 // ReadDir's own descriptor
+	tb, err := Scan(t.Context(), host.Live())
+	if err != nil {
+		t.Fatal(err)
+	}
+	me := tb.ByPID(os.Getpid())
+	if me == nil {
+		t.Fatal("this process is not in the table")
+	}
+	if me.InotifyInstances != 1 || me.InotifyWatches != 3 {
+		t.Errorf("%d inotify instances with %d watches; want the one at fd %d with 3", me.InotifyInstances, me.InotifyWatches, high)
+	}
+	// The scan's own descriptors (a few per worker) are open while it reads
+	// this process, and counted with the rest.
+	if slack := 4 * runtime.GOMAXPROCS(0); me.FDs < want || me.FDs > want+slack {
+		t.Errorf("%d fds; want %d (up to %d more for the scan's own)", me.FDs, want, slack)
+	}
+}
+
+// TestParseStatAgreesWithProcfs reads every process's stat with hinomi's
+// parser and with prometheus/procfs's.
+func TestParseStatAgreesWithProcfs(t *testing.T) {
+	fs, err := procfs.NewDefaultFS()
+	if err != nil {
+		t.Fatal(err)
+	}
+	all, err := fs.AllProcs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, pp := range all {
+		b, err := os.ReadFile("/proc/" + strconv.Itoa(pp.PID) + "/stat")
+		if err != nil {
+			continue // gone
+		}
+		ps, err := pp.Stat()
+		if err != nil {
+			continue
+		}
+		got, err := parseStat(b)
+		if err != nil {
+			t.Errorf("pid %d: %v in %q", pp.PID, err, b)
+			continue
+		}
+		// The process may change state between the two reads; its
+		// identity may not.
+		if got.comm != ps.Comm || got.ppid != ps.PPID || got.starttime != ps.Starttime || uint(got.flags) != ps.Flags {
+			t.Errorf("pid %d: got %+v; procfs %+v", pp.PID, got, ps)
+		}
+		n++
+	}
+	if n == 0 {
+		t.Fatal("no process read")
+	}
+}
+
+func TestScanCancelled(t *testing.T) {
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	if _, err := Scan(ctx, host.Live()); !errors.Is(err, context.Canceled) {
+		t.Errorf("got %v; want context.Canceled", err)
+	}
+}
+
+// TestScanFindsStuckThread finds a process whose main thread sleeps
+// normally while another of its threads is stuck in D on a hung mount.
+func TestScanFindsStuckThread(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to mount FUSE")
+	}
+	m := testload.MountHung(t, "nas-thread.example:/tank")
+	m.Hang()
+	p, tid := testload.StuckThread(t, m)
+	tb, err := Scan(t.Context(), host.Live())
+	if err != nil {
+		t.Fatal(err)
+	}
+	me := tb.ByPID(p.PID)
+	if me == nil {
+		t.Fatalf("pid %d not in the table", p.PID)
+	}
+	if me.State == "D" {
+		t.Fatalf("the main thread is in D: the test needs it sleeping normally")
+	}
+	want := []Thread{{TID: tid, Wchan: "request_wait_answer"}}
+	if !slices.Equal(me.StuckThreads, want) || !me.InD() {
+		t.Errorf("stuck threads %+v (InD %v); want %+v", me.StuckThreads, me.InD(), want)
 	}
 }

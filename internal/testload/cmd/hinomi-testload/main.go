@@ -9,6 +9,8 @@
 //   - -files M open file descriptors on /dev/null, raising its own
 //     RLIMIT_NOFILE soft limit to the hard limit when M requires it;
 //   - -threads T extra OS threads, each held by a goroutine locked to it;
+//   - with -stat PATH, one more thread (never the main one) that calls
+//     stat(2) on PATH, so that a hung mount there blocks it in the kernel;
 //   - -children C child processes, each a copy of this program re-executed in
 //     a minimal idle mode (-idle) that dies with its parent (PR_SET_PDEATHSIG);
 //   - with -fork-until-full, bare forked children (no Go runtime of their
@@ -69,6 +71,7 @@ type config struct {
 	children  int
 	threads   int
 	dir       string
+	stat      string
 	idle      bool
 	stdin     bool
 	// nofilePct, when set, lowers RLIMIT_NOFILE once everything is open so
@@ -90,6 +93,7 @@ func main() {
 	fs.IntVar(&cfg.files, "files", 0, "number of extra open file `descriptors` (on /dev/null)")
 	fs.IntVar(&cfg.children, "children", 0, "number of idle child `processes` (copies of this program)")
 	fs.IntVar(&cfg.threads, "threads", 0, "number of extra OS `threads`")
+	fs.StringVar(&cfg.stat, "stat", "", "call stat on `path` from a thread other than the main one (a hung mount there blocks that thread)")
 	fs.StringVar(&cfg.dir, "dir", "", "`directory` in which the temporary directory of watched files is made (default: $TMPDIR or /tmp)")
 	fs.BoolVar(&cfg.idle, "idle", false, "internal: run as an idle child that waits for a signal or its parent's death")
 	fs.IntVar(&cfg.nofilePct, "nofile-percent", 0, "when everything is open, lower RLIMIT_NOFILE so that the open descriptors fill this `percentage` of it")
@@ -184,6 +188,9 @@ func run(cfg config, stdin io.Reader, stdout io.Writer) (err error) {
 		return err
 	}
 	st.startThreads(cfg.threads)
+	if cfg.stat != "" {
+		st.statFrom(cfg.stat)
+	}
 	if err := st.startChildren(cfg.children); err != nil {
 		return err
 	}
@@ -329,6 +336,18 @@ func (st *state) startThreads(n int) {
 			<-st.threads
 		}()
 	}
+}
+
+// statFrom stats path on a thread of its own: the main goroutine is locked
+// to the main thread, so this runs on another one, and it holds that
+// thread until release.
+func (st *state) statFrom(path string) {
+	go func() {
+		runtime.LockOSThread()
+		var s syscall.Stat_t
+		_ = syscall.Stat(path, &s)
+		<-st.threads
+	}()
 }
 
 func (st *state) startChildren(n int) error {
