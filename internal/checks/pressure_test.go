@@ -26,7 +26,7 @@ func TestCPUPressureNamesWhoUsesTheCPU(t *testing.T) {
 		t.Skip("making a cgroup needs root")
 	}
 	burner, unit := burnCPU(t)
-	table, err := proctable.Scan(host.Live())
+	table, err := proctable.Scan(t.Context(), host.Live())
 	if err != nil {
 		t.Fatal(err)
 	}
