@@ -142,17 +142,26 @@ func sampleCPU(ctx context.Context, env *Env) (cpuSample, error) {
 			return out
 		}
 		busy := func() uint64 {
-			st, err := pfs.Stat()
+			// Read directly: a snapshot keeps the pass's /proc/stat.
+			b, err := os.ReadFile(env.Src.Path("/proc/stat"))
 			if err != nil {
 				return 0
 			}
-			c := st.CPUTotal
-			return uint64((c.User + c.Nice + c.System + c.IRQ + c.SoftIRQ + c.Steal) * userHZ)
+			return proctable.BusyTicks(b)
 		}
-		start := time.Now()
-		busy0 := busy()
-		first := read()
-		t := time.NewTimer(env.SampleFor)
+		// The process table's pass is the first reading when it has one:
+		// the sample then overlaps the pass, and doctor does not wait a
+		// whole SampleFor more after it.
+		start, busy0, first := env.Procs.Start, env.Procs.Busy, map[int]reading{}
+		for _, p := range env.Procs.Procs {
+			if p.StartTicks > 0 || p.CPUTicks > 0 {
+				first[p.PID] = reading{p.StartTicks, p.CPUTicks}
+			}
+		}
+		if start.IsZero() || len(first) == 0 {
+			start, busy0, first = time.Now(), busy(), read()
+		}
+		t := time.NewTimer(time.Until(start.Add(env.SampleFor)))
 		defer t.Stop()
 		select {
 		case <-ctx.Done():
@@ -218,8 +227,8 @@ func nameCPUUsers(ctx context.Context, env *Env, f *finding.Finding) (blind stri
 	if s.Busy > 0 {
 		busy := 100 * float64(s.Busy) / userHZ / s.Interval.Seconds()
 		named := 0.0
-		for _, v := range pct {
-			named += v
+		for _, pid := range slices.Sorted(maps.Keys(pct)) { // one order: a replay sums alike
+			named += pct[pid]
 		}
 		f.Evidence.Figures = append(f.Evidence.Figures,
 			finding.Figure{Name: "CPU busy during the sample", Value: busy, Limit: float64(100 * n), Unit: "%", Source: "/proc/stat"},

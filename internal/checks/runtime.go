@@ -59,8 +59,13 @@ func checkRuntime(_ context.Context, env *Env) (Result, error) {
 		{Name: "containerd-shim processes", Value: float64(shims)},
 	}
 	vars := map[string]string{"runc_count": itoa(len(runc)), "dstate_count": itoa(len(dstate))}
-	for r := range found {
-		vars["runtime"] = r
+	// The engine a user restarts: dockerd over the containerd under it,
+	// the same one every run.
+	for _, r := range []string{"dockerd", "podman", "crio", "k3s-server", "k3s-agent", "containerd"} {
+		if found[r] {
+			vars["runtime"] = r
+			break
+		}
 	}
 
 	// Build-up.

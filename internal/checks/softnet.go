@@ -67,8 +67,9 @@ func checkSoftnet(ctx context.Context, env *Env) (Result, error) {
 	total := first.s
 	var delta softnetSample
 	// A snapshot holds the second sample if the live run took one,
-	// whatever the replay's own SampleFor.
-	if env.SampleFor > 0 || !env.Src.Live() {
+	// whatever the replay's own SampleFor. A host that has never dropped
+	// a packet has no rate to measure: doctor does not wait for it.
+	if (env.SampleFor > 0 || !env.Src.Live()) && total.Dropped > 0 {
 		err := env.Src.Probe("softnet-delta", &delta, func() error {
 			t := time.NewTimer(time.Until(first.at.Add(env.SampleFor)))
 			defer t.Stop()

@@ -34,9 +34,10 @@ const chunkFDs = 2048
 // table cut short would make findings look resolved.
 func Scan(ctx context.Context, src *host.Source) (*Table, error) {
 	start := time.Now()
-	t := &Table{}
+	t := &Table{Start: start}
 	if st, err := src.ReadFile("/proc/stat"); err == nil {
 		t.Boot = bootTime(st)
+		t.Busy = BusyTicks(st)
 	}
 	names, err := src.ReadDirNames("/proc")
 	if err != nil {
@@ -215,7 +216,7 @@ func (s *scanner) proc(ctx context.Context, pid int) (*Proc, bool, []*fdRange) {
 	p := &Proc{
 		PID: pid, PPID: st.ppid, Comm: st.comm, State: st.state,
 		Threads: st.threads, Kernel: st.flags&pfKthread != 0, FDs: -1,
-		UID: -1, EUID: -1,
+		UID: -1, EUID: -1, CPUTicks: st.cpu, StartTicks: st.starttime,
 	}
 	if !s.boot.IsZero() {
 		p.Started = s.boot.Add(time.Duration(st.starttime) * time.Second / userHZ).UTC()
@@ -559,7 +560,7 @@ func (w *watchCounter) feed(b []byte) {
 type stat struct {
 	comm, state          string
 	ppid, flags, threads int
-	starttime            uint64
+	starttime, cpu       uint64
 }
 
 // parseStat reads /proc/PID/stat: "pid (comm) state ppid …". The command
@@ -593,6 +594,10 @@ func parseStat(b []byte) (stat, error) {
 	if st.starttime, err = strconv.ParseUint(string(f[19]), 10, 64); err != nil {
 		return st, err
 	}
+	// utime(11) and stime(12): what a CPU-use sample starts from.
+	utime, _ := strconv.ParseUint(string(f[11]), 10, 64)
+	stime, _ := strconv.ParseUint(string(f[12]), 10, 64)
+	st.cpu = utime + stime
 	return st, nil
 }
 

@@ -60,6 +60,11 @@ type Proc struct {
 	// NofileSoft is RLIMIT_NOFILE's soft limit, 0 when not read (fewer than
 	// limitsFrom descriptors) and -1 for unlimited.
 	NofileSoft int `json:"nofile_soft,omitempty"`
+	// CPUTicks is utime+stime from /proc/PID/stat (all threads, USER_HZ
+	// ticks) when the pass read it; StartTicks its start time in ticks
+	// after boot, which tells a reused pid apart.
+	CPUTicks   uint64 `json:"-"`
+	StartTicks uint64 `json:"-"`
 }
 
 // Thread is one thread of a process, by its own id.
@@ -98,6 +103,33 @@ type Table struct {
 	Hidden int
 	// Took is the wall time of the pass.
 	Took time.Duration
+	// Start is when the pass began, and Busy the ticks all CPUs had spent
+	// out of idle and iowait by then (/proc/stat): with each process's
+	// CPUTicks, the first reading of a CPU-use sample that overlaps the
+	// pass instead of waiting after it.
+	Start time.Time `json:"-"`
+	Busy  uint64    `json:"-"`
+}
+
+// BusyTicks sums the "cpu " line of /proc/stat that is not idle or
+// iowait: user, nice, system, irq, softirq and steal, in USER_HZ ticks.
+func BusyTicks(stat []byte) uint64 {
+	for line := range bytes.Lines(stat) {
+		v, ok := bytes.CutPrefix(line, []byte("cpu "))
+		if !ok {
+			continue
+		}
+		f := bytes.Fields(v)
+		var sum uint64
+		for _, i := range []int{0, 1, 2, 5, 6, 7} { // user nice system [idle iowait] irq softirq steal
+			if i < len(f) {
+				n, _ := strconv.ParseUint(string(f[i]), 10, 64)
+				sum += n
+			}
+		}
+		return sum
+	}
+	return 0
 }
 
 var inotifyTarget = []byte("anon_inode:inotify")

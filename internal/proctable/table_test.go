@@ -261,9 +261,9 @@ func TestParseStatAgreesWithProcfs(t *testing.T) {
 			t.Errorf("pid %d: %v in %q", pp.PID, err, b)
 			continue
 		}
-		// The process may change state between the two reads; its
-		// identity may not.
-		if got.comm != ps.Comm || got.ppid != ps.PPID || got.starttime != ps.Starttime || uint(got.flags) != ps.Flags {
+		// The process may change state and use more CPU between the two
+		// reads; its identity may not, and its CPU time only grows.
+		if got.comm != ps.Comm || got.ppid != ps.PPID || got.starttime != ps.Starttime || uint(got.flags) != ps.Flags || got.cpu > uint64(ps.UTime+ps.STime) {
 			t.Errorf("pid %d: got %+v; procfs %+v", pp.PID, got, ps)
 		}
 		n++
