@@ -122,7 +122,7 @@ func post(t *testing.T, h http.Handler, token string, body []byte) (*httptest.Re
 func count(t *testing.T, tw *Tower, q string, args ...any) int {
 	t.Helper()
 	var n int
-	if err := tw.store.DB.QueryRow(q, args...).Scan(&n); err != nil {
+	if err := sqlDB(tw).QueryRow(q, args...).Scan(&n); err != nil {
 		t.Fatal(err)
 	}
 	return n
@@ -309,7 +309,7 @@ func TestFindingAlertAndRetry(t *testing.T) {
 		t.Errorf("message does not start at the finding's own start time: %s", d)
 	}
 	var attempts int
-	_ = tw.store.DB.QueryRow("SELECT attempts FROM outbox").Scan(&attempts)
+	_ = sqlDB(tw).QueryRow("SELECT attempts FROM outbox").Scan(&attempts)
 	if attempts != 4 {
 		t.Errorf("outbox attempts %d, want 4", attempts)
 	}
