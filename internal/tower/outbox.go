@@ -3,9 +3,12 @@ package tower
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hinomi/hinomi/internal/finding"
@@ -25,37 +28,56 @@ import (
 // outcome is written, retried on the same backoff schedule as a failed
 // send. Only a restart before then sends the row again.
 
+// dispatcher delivers the outbox. It shares the tower's store, clock,
+// configuration, channels and metrics, and nothing else: the tower queues
+// messages (Store.SaveAlerts) and wakes it.
+type dispatcher struct {
+	store   Store
+	log     *slog.Logger
+	now     func() time.Time
+	cfg     *atomic.Pointer[Config]
+	senders *atomic.Pointer[map[string]notify.Sender]
+	metrics *metrics
+
+	wakeMu      sync.Mutex
+	wakers      []chan struct{} // one per channel
+	dispatching map[string]bool
+	unrecMu     sync.Mutex
+	unrec       map[string]*unrecorded // send outcomes not yet written, by channel
+	wg          sync.WaitGroup         // the channels' goroutines
+}
+
 const (
 	sendTimeout = 10 * time.Second
 	maxBackoff  = 5 * time.Minute
 )
 
-func (t *Tower) startDispatchers(ctx context.Context) {
-	t.wakeMu.Lock()
-	defer t.wakeMu.Unlock()
-	if t.dispatching == nil {
-		t.dispatching = map[string]bool{}
+func (d *dispatcher) start(ctx context.Context) {
+	d.wakeMu.Lock()
+	defer d.wakeMu.Unlock()
+	if d.dispatching == nil {
+		d.dispatching = map[string]bool{}
 	}
-	for _, ch := range t.cfg.Load().Channels {
-		if t.dispatching[ch.Name] {
+	for _, ch := range d.cfg.Load().Channels {
+		if d.dispatching[ch.Name] {
 			continue // already has its goroutine (a reload keeps it)
 		}
-		t.dispatching[ch.Name] = true
+		d.dispatching[ch.Name] = true
 		wake := make(chan struct{}, 1)
-		t.wakers = append(t.wakers, wake)
-		t.dispatchW.Add(1)
+		d.wakers = append(d.wakers, wake)
+		d.wg.Add(1)
 		go func() {
-			defer t.dispatchW.Done()
-			t.dispatch(ctx, ch.Name, wake)
+			defer d.wg.Done()
+			d.dispatch(ctx, ch.Name, wake)
 		}()
 	}
 }
 
 // wakeDispatchers tells every channel's goroutine that rows are due.
-func (t *Tower) wakeDispatchers() {
-	t.wakeMu.Lock()
-	defer t.wakeMu.Unlock()
-	for _, w := range t.wakers {
+func (d *dispatcher) wake() {
+	d.wakeMu.Lock()
+	defer d.wakeMu.Unlock()
+	for _, w := range d.wakers {
 		select {
 		case w <- struct{}{}:
 		default:
@@ -63,14 +85,14 @@ func (t *Tower) wakeDispatchers() {
 	}
 }
 
-func (t *Tower) dispatch(ctx context.Context, channel string, wake <-chan struct{}) {
+func (d *dispatcher) dispatch(ctx context.Context, channel string, wake <-chan struct{}) {
 	poll := time.NewTicker(500 * time.Millisecond)
 	defer poll.Stop()
 	for {
 		for {
-			sent, err := t.sendNext(ctx, channel)
+			sent, err := d.sendNext(ctx, channel)
 			if err != nil && ctx.Err() == nil {
-				t.log.Error("outbox", "channel", channel, "err", err)
+				d.log.Error("outbox", "channel", channel, "err", err)
 			}
 			if !sent || ctx.Err() != nil {
 				break
@@ -91,25 +113,25 @@ const fallbackAfter = 5
 
 // sendNext sends the channel's oldest due message, if any; it reports
 // whether it tried one.
-func (t *Tower) sendNext(ctx context.Context, channel string) (bool, error) {
-	senders := *t.senders.Load()
+func (d *dispatcher) sendNext(ctx context.Context, channel string) (bool, error) {
+	senders := *d.senders.Load()
 	s := senders[channel]
 	if s == nil {
 		return false, nil // channel removed by a reload
 	}
-	now := t.now()
-	if held, err := t.flushUnrecorded(channel, now); held {
+	now := d.now()
+	if held, err := d.flushUnrecorded(channel, now); held {
 		return false, err
 	}
-	row, ok, err := t.store.NextDue(ctx, channel, now)
+	row, ok, err := d.store.NextDue(ctx, channel, now)
 	if !ok || err != nil {
 		return false, err
 	}
 	if row.BadMsg != nil {
-		return t.record(channel, now, now, CloseRows{IDs: []int64{row.ID}, State: "failed", At: now, Error: "stored message unreadable: " + row.BadMsg.Error()})
+		return d.record(channel, now, now, CloseRows{IDs: []int64{row.ID}, State: "failed", At: now, Error: "stored message unreadable: " + row.BadMsg.Error()})
 	}
 	if row.Group != "" && row.Attempts == 0 {
-		if err := t.mergeGroup(ctx, channel, &row, now); err != nil {
+		if err := d.mergeGroup(ctx, channel, &row, now); err != nil {
 			return false, err
 		}
 	}
@@ -120,7 +142,7 @@ func (t *Tower) sendNext(ctx context.Context, channel string) (bool, error) {
 	// The closing writes: this row, and the rows a RESOLVED folded in.
 	closing := []int64{row.ID}
 	if row.Group == "" && row.Msg.State != notify.Resolved {
-		folded, err := t.foldOvertaken(ctx, channel, &row, row.Created, now)
+		folded, err := d.foldOvertaken(ctx, channel, &row, row.Created, now)
 		if err != nil {
 			return false, err
 		}
@@ -137,31 +159,31 @@ func (t *Tower) sendNext(ctx context.Context, channel string) (bool, error) {
 	start := time.Now()
 	err = s.Send(sctx, row.Msg)
 	cancel()
-	t.metrics.sendSeconds.WithLabelValues(channel).Observe(time.Since(start).Seconds())
+	d.metrics.sendSeconds.WithLabelValues(channel).Observe(time.Since(start).Seconds())
 	if err == nil {
-		t.metrics.sends.WithLabelValues(channel, "delivered").Inc()
-		end := t.now()
-		return t.record(channel, end, end, CloseRows{IDs: closing, State: "delivered", Attempts: row.Attempts + 1, At: end})
+		d.metrics.sends.WithLabelValues(channel, "delivered").Inc()
+		end := d.now()
+		return d.record(channel, end, end, CloseRows{IDs: closing, State: "delivered", Attempts: row.Attempts + 1, At: end})
 	}
 	if !notify.Retryable(err) {
-		t.metrics.sends.WithLabelValues(channel, "failed").Inc()
-		t.log.Error("notification failed for good", "channel", channel, "alert", row.Msg.Key, "err", err)
-		end := t.now()
-		return t.record(channel, end, end, t.fallbackOp(row, channel, err, end), CloseRows{IDs: closing, State: "failed", Attempts: row.Attempts + 1, At: end, Error: err.Error()})
+		d.metrics.sends.WithLabelValues(channel, "failed").Inc()
+		d.log.Error("notification failed for good", "channel", channel, "alert", row.Msg.Key, "err", err)
+		end := d.now()
+		return d.record(channel, end, end, d.fallbackOp(row, channel, err, end), CloseRows{IDs: closing, State: "failed", Attempts: row.Attempts + 1, At: end, Error: err.Error()})
 	}
 	var fallback OutboxOp
 	if row.Attempts+1 >= fallbackAfter {
-		fallback = t.fallbackOp(row, channel, err, t.now())
+		fallback = d.fallbackOp(row, channel, err, d.now())
 	}
-	t.metrics.sends.WithLabelValues(channel, "retry").Inc()
+	d.metrics.sends.WithLabelValues(channel, "retry").Inc()
 	backoff := time.Second << min(row.Attempts, 12)
 	backoff = min(backoff, maxBackoff)
 	if ra := notify.RetryAfter(err); ra > backoff {
 		backoff = min(ra, time.Hour)
 	}
-	next := t.now().Add(backoff)
-	t.log.Warn("notification will be retried", "channel", channel, "alert", row.Msg.Key, "attempt", row.Attempts+1, "in", backoff, "err", err)
-	_, werr := t.record(channel, t.now(), next, fallback, RetryRow{ID: row.ID, Next: next, Error: err.Error()})
+	next := d.now().Add(backoff)
+	d.log.Warn("notification will be retried", "channel", channel, "alert", row.Msg.Key, "attempt", row.Attempts+1, "in", backoff, "err", err)
+	_, werr := d.record(channel, d.now(), next, fallback, RetryRow{ID: row.ID, Next: next, Error: err.Error()})
 	// Not "sent": wait for the next poll before trying this channel again.
 	return false, werr
 }
@@ -179,24 +201,24 @@ type unrecorded struct {
 // channel holds until it is written (flushUnrecorded), and no earlier than
 // due, the time the row itself would next be due. It reports whether the
 // channel may go on at once.
-func (t *Tower) record(channel string, now, due time.Time, ops ...OutboxOp) (bool, error) {
+func (d *dispatcher) record(channel string, now, due time.Time, ops ...OutboxOp) (bool, error) {
 	ops = slices.DeleteFunc(ops, func(op OutboxOp) bool { return op == nil })
-	err := t.store.RecordOutbox(context.Background(), ops)
+	err := d.store.RecordOutbox(context.Background(), ops)
 	if err == nil {
 		if slices.ContainsFunc(ops, func(op OutboxOp) bool { _, ok := op.(QueueFallback); return ok }) {
-			t.wakeDispatchers() // a fallback was queued
+			d.wake() // a fallback was queued
 		}
 		return true, nil
 	}
-	t.unrecMu.Lock()
-	defer t.unrecMu.Unlock()
-	if t.unrec == nil {
-		t.unrec = map[string]*unrecorded{}
+	d.unrecMu.Lock()
+	defer d.unrecMu.Unlock()
+	if d.unrec == nil {
+		d.unrec = map[string]*unrecorded{}
 	}
-	u := t.unrec[channel]
+	u := d.unrec[channel]
 	if u == nil {
 		u = &unrecorded{}
-		t.unrec[channel] = u
+		d.unrec[channel] = u
 	}
 	u.writes = append(u.writes, ops...)
 	u.failures++
@@ -206,10 +228,10 @@ func (t *Tower) record(channel string, now, due time.Time, ops ...OutboxOp) (boo
 
 // flushUnrecorded writes the channel's unrecorded outcomes when their
 // retry is due; it reports whether the channel must still hold.
-func (t *Tower) flushUnrecorded(channel string, now time.Time) (bool, error) {
-	t.unrecMu.Lock()
-	defer t.unrecMu.Unlock()
-	u := t.unrec[channel]
+func (d *dispatcher) flushUnrecorded(channel string, now time.Time) (bool, error) {
+	d.unrecMu.Lock()
+	defer d.unrecMu.Unlock()
+	u := d.unrec[channel]
 	if u == nil || len(u.writes) == 0 {
 		return false, nil
 	}
@@ -217,14 +239,14 @@ func (t *Tower) flushUnrecorded(channel string, now time.Time) (bool, error) {
 		return true, nil
 	}
 	writes := u.writes
-	err := t.store.RecordOutbox(context.Background(), writes)
+	err := d.store.RecordOutbox(context.Background(), writes)
 	if err != nil {
 		u.failures++
 		u.retry = now.Add(recordBackoff(u.failures))
 		return true, fmt.Errorf("recording %d notification outcomes (kept in memory, retried in %s): %w", len(writes), u.retry.Sub(now).Round(time.Millisecond), err)
 	}
-	delete(t.unrec, channel)
-	t.wakeDispatchers()
+	delete(d.unrec, channel)
+	d.wake()
 	return false, nil
 }
 
@@ -245,10 +267,10 @@ func later(a, b time.Time) time.Time {
 // mergeGroup folds the other due messages of the row's group (same
 // channel, host and state) into the row: twenty findings of one host in one
 // minute become one message listing them.
-func (t *Tower) mergeGroup(ctx context.Context, channel string, row *OutboxRow, now time.Time) error {
+func (d *dispatcher) mergeGroup(ctx context.Context, channel string, row *OutboxRow, now time.Time) error {
 	// Everything queued for the group so far goes with the first one, even
 	// if its own wait has not ended: that is what the wait was for.
-	others, err := t.store.DueInGroup(ctx, channel, row.Group, row.ID, now)
+	others, err := d.store.DueInGroup(ctx, channel, row.Group, row.ID, now)
 	if err != nil || len(others) == 0 {
 		return err
 	}
@@ -259,7 +281,7 @@ func (t *Tower) mergeGroup(ctx context.Context, channel string, row *OutboxRow, 
 		msgs = append(msgs, *o.Msg)
 	}
 	row.Msg = groupMessage(msgs, now)
-	return t.store.MergeGroup(ctx, row.ID, row.Msg, ids)
+	return d.store.MergeGroup(ctx, row.ID, row.Msg, ids)
 }
 
 // groupMessage is one message for several about the same host and state.
@@ -298,7 +320,7 @@ func groupMessage(ms []notify.Message, now time.Time) notify.Message {
 // fallbackOp is the write that queues the message once for the route's
 // fallback channels, saying which channel could not deliver it (nil when
 // there is nothing to queue).
-func (t *Tower) fallbackOp(row OutboxRow, channel string, cause error, now time.Time) OutboxOp {
+func (d *dispatcher) fallbackOp(row OutboxRow, channel string, cause error, now time.Time) OutboxOp {
 	if len(row.Fallback) == 0 || row.FallbackSent {
 		return nil
 	}
@@ -323,8 +345,8 @@ const lateAfter = 10 * time.Second
 // saying so, and the ids of the later rows it stands for are returned
 // (the RESOLVED's last). Sending both, minutes late, would page for
 // something already over.
-func (t *Tower) foldOvertaken(ctx context.Context, channel string, row *OutboxRow, queued, now time.Time) ([]int64, error) {
-	later, err := t.store.DueAfter(ctx, channel, row.ID)
+func (d *dispatcher) foldOvertaken(ctx context.Context, channel string, row *OutboxRow, queued, now time.Time) ([]int64, error) {
+	later, err := d.store.DueAfter(ctx, channel, row.ID)
 	if err != nil {
 		return nil, err
 	}

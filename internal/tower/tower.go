@@ -83,14 +83,10 @@ type Tower struct {
 	startNewDispatchers func()
 
 	senders     atomic.Pointer[map[string]notify.Sender]
-	wakeMu      sync.Mutex
-	wakers      []chan struct{} // one per channel dispatcher
-	dispatching map[string]bool
+	out         *dispatcher
 	degr        degradation
 	ingestSlots chan struct{} // batches in flight (maxIngest)
-	unrecMu     sync.Mutex
-	unrec       map[string]*unrecorded // send outcomes not yet written, by channel
-	evaluate    chan struct{}          // something changed: evaluate now
+	evaluate    chan struct{} // something changed: evaluate now
 	metrics     *metrics
 	Registry    *prometheus.Registry
 	// publicMetrics is Registry without private probes (metrics.public).
@@ -99,7 +95,7 @@ type Tower struct {
 	serveTLS      bool // the listener speaks TLS (tls was set when it was bound)
 	cert          atomic.Pointer[tls.Certificate]
 	httpSrv       *http.Server
-	dispatchW     sync.WaitGroup
+	dispatchW     sync.WaitGroup // sends of the degraded page (degraded.go)
 }
 
 // Host is what the tower knows about an agent's host.
@@ -204,6 +200,8 @@ func New(cfg *Config, o Options) (*Tower, error) {
 	base := time.Now()
 	t.mono = func() time.Duration { return time.Since(base) }
 	t.metrics = newMetrics(t.Registry, t.publicMetrics, t)
+	// The dispatcher reads the tower's clock through t.now, which a test may set after New.
+	t.out = &dispatcher{store: st, log: t.log, now: func() time.Time { return t.now() }, cfg: &t.cfg, senders: &t.senders, metrics: t.metrics}
 	client := o.HTTPClient
 	if client == nil {
 		client = &http.Client{Timeout: 10 * time.Second}
@@ -444,9 +442,9 @@ func (t *Tower) Run(ctx context.Context) error {
 
 	dctx, stopDispatch := context.WithCancel(context.Background())
 	t.mu.Lock()
-	t.startNewDispatchers = func() { t.startDispatchers(dctx) }
+	t.startNewDispatchers = func() { t.out.start(dctx) }
 	t.mu.Unlock()
-	t.startDispatchers(dctx)
+	t.out.start(dctx)
 
 	go t.pollPeers(dctx)
 	probesDone, historyDone := make(chan struct{}), make(chan struct{})
@@ -476,6 +474,7 @@ func (t *Tower) Run(ctx context.Context) error {
 	stopDispatch()
 	<-historyDone // the probes stopped and their last results are written
 	t.dispatchW.Wait()
+	t.out.wg.Wait()
 	if cerr := t.store.Close(); err == nil {
 		err = cerr
 	}
@@ -821,7 +820,7 @@ func (t *Tower) Evaluate(ctx context.Context, now time.Time) error {
 			t.metrics.transitions.WithLabelValues(c.alert.Kind, string(c.event)).Inc()
 		}
 	}
-	t.wakeDispatchers()
+	t.out.wake()
 	return nil
 }
 
