@@ -2,7 +2,10 @@
 // (each record once, by agent and sequence number), hosts, findings, alert
 // states and the notification outbox. One writer goroutine batches writes
 // into transactions (group commit), each synced to disk before Write
-// returns; readers use the pool in parallel (WAL).
+// returns; readers use the pool in parallel (WAL). The tower reaches it
+// only through its Store interface, whose SQLite implementation
+// (internal/tower/store_sqlite.go) holds the queries; this package holds the
+// file, the schema, its migrations, retention and the writer.
 package store
 
 import (

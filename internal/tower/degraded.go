@@ -13,7 +13,6 @@ import (
 
 	"github.com/hinomi/hinomi/internal/finding"
 	"github.com/hinomi/hinomi/internal/notify"
-	"github.com/hinomi/hinomi/internal/store"
 )
 
 // A tower that cannot write its database (disk full, I/O errors, a
@@ -111,11 +110,11 @@ func (t *Tower) watchStorage(ctx context.Context, now time.Time) {
 	was := t.degr.since
 	switch {
 	case err != nil && was.IsZero():
-		t.degr.since, t.degr.reason = now, store.Reason(err)
+		t.degr.since, t.degr.reason = now, t.store.Reason(err)
 		t.degr.told, t.degr.lastTry, t.degr.tried = map[string]string{}, map[string]time.Time{}, map[string]string{}
 		t.degr.mu.Unlock()
 		t.metrics.degraded.Set(1)
-		t.log.Error("the tower cannot write its database: it judges in memory and pages through its channels until it can", "reason", store.Reason(err), "err", err, "data_dir", t.cfg.Load().DataDir)
+		t.log.Error("the tower cannot write its database: it judges in memory and pages through its channels until it can", "reason", t.store.Reason(err), "err", err, "data_dir", t.cfg.Load().DataDir)
 	case err == nil && !was.IsZero():
 		t.degr.since, t.degr.unwritten = time.Time{}, nil
 		told := t.degr.told

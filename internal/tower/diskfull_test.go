@@ -72,29 +72,29 @@ channels:
 	// The dispatcher asks again at once after a send; a hundred asks at
 	// the same instant, then some a little later, send it only once.
 	for range 100 {
-		if _, err := tw.sendNext(ctx, "ops"); err != nil {
+		if _, err := tw.out.sendNext(ctx, "ops"); err != nil {
 			break
 		}
 	}
 	for range 100 {
-		_, _ = tw.sendNext(ctx, "ops")
+		_, _ = tw.out.sendNext(ctx, "ops")
 	}
 	if got := int(r.n.Load()); got != 1 {
 		t.Fatalf("receiver got %d copies, want 1", got)
 	}
 	var failures int
-	tw.unrecMu.Lock()
-	if u := tw.unrec["ops"]; u != nil {
+	tw.out.unrecMu.Lock()
+	if u := tw.out.unrec["ops"]; u != nil {
 		failures = u.failures
 	}
-	tw.unrecMu.Unlock()
+	tw.out.unrecMu.Unlock()
 	if failures != 1 {
 		t.Errorf("the delivery was written %d times at the same instant, want once before its retry is due", failures)
 	}
 	// Its retries follow the schedule and still send nothing.
 	for _, d := range []time.Duration{2 * time.Second, 5 * time.Second, time.Minute} {
 		c.Set(c.Now().Add(d))
-		if sent, err := tw.sendNext(ctx, "ops"); sent || err == nil {
+		if sent, err := tw.out.sendNext(ctx, "ops"); sent || err == nil {
 			t.Errorf("+%s with the disk full: sent %v, err %v; want held with an error", d, sent, err)
 		}
 	}

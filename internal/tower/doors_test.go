@@ -102,7 +102,7 @@ func (l *liveTower) do(t *testing.T, method, path, contentType, token, body stri
 func (l *liveTower) silencesStored(t *testing.T) int {
 	t.Helper()
 	var n int
-	if err := l.tw.store.DB.QueryRow("SELECT count(*) FROM silences").Scan(&n); err != nil {
+	if err := sqlDB(l.tw).QueryRow("SELECT count(*) FROM silences").Scan(&n); err != nil {
 		t.Fatal(err)
 	}
 	l.tw.mu.Lock()

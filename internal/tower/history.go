@@ -2,7 +2,6 @@ package tower
 
 import (
 	"context"
-	"database/sql"
 	"encoding/json"
 	"fmt"
 	"time"
@@ -96,45 +95,7 @@ func (t *Tower) flushHistory(ctx context.Context) error {
 	if len(rows) == 0 {
 		return nil
 	}
-	err := t.store.Write(ctx, func(tx *sql.Tx) error {
-		svc, err := tx.Prepare(`INSERT INTO probe_services(name, grp, public, status, since, first, last, message, reason, recent)
-			VALUES(?,?,?,?,?,?,?,?,?,?) ON CONFLICT(name) DO UPDATE SET grp=excluded.grp, public=excluded.public,
-			status=excluded.status, since=excluded.since, first=excluded.first, last=excluded.last,
-			message=excluded.message, reason=excluded.reason, recent=excluded.recent`)
-		if err != nil {
-			return err
-		}
-		defer svc.Close()
-		day, err := tx.Prepare(`INSERT INTO probe_days(name, day, up, degraded, n, worst) VALUES(?,?,?,?,?,?)
-			ON CONFLICT(name, day) DO UPDATE SET up=excluded.up, degraded=excluded.degraded, n=excluded.n, worst=excluded.worst`)
-		if err != nil {
-			return err
-		}
-		defer day.Close()
-		lat, err := tx.Prepare(`INSERT INTO probe_latency(name, bucket, sum, n) VALUES(?,?,?,?)
-			ON CONFLICT(name, bucket) DO UPDATE SET sum=excluded.sum, n=excluded.n`)
-		if err != nil {
-			return err
-		}
-		defer lat.Close()
-		for _, r := range rows {
-			if _, err := svc.Exec(r.name, r.group, r.public, r.status, r.since.UnixNano(), r.first.UnixNano(), r.last.UnixNano(),
-				r.message, r.reason, r.recent); err != nil {
-				return err
-			}
-			for _, d := range r.days {
-				if _, err := day.Exec(r.name, d.date.Unix(), d.up, d.degraded, d.n, d.worst); err != nil {
-					return err
-				}
-			}
-			for _, b := range r.lat {
-				if _, err := lat.Exec(r.name, b.start.Unix(), b.sum, b.n); err != nil {
-					return err
-				}
-			}
-		}
-		return nil
-	})
+	err := t.store.SaveProbeHistory(ctx, rows)
 	if err != nil {
 		t.services.unflushed(rows)
 		return fmt.Errorf("writing the status page's history: %w", err)
@@ -153,85 +114,36 @@ func (t *Tower) loadHistory(ctx context.Context) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.ready()
-	ns := func(n int64) time.Time { return time.Unix(0, n).UTC() }
-	rows, err := t.store.DB.QueryContext(ctx, "SELECT name, grp, public, status, since, first, last, message, reason, recent FROM probe_services")
+	// Only the chart's buckets: older ones wait for the next prune.
+	chart := t.now().Truncate(latencyBucket).Add(-latencyPoints * latencyBucket)
+	rows, err := t.store.LoadProbeHistory(ctx, chart)
 	if err != nil {
 		return err
 	}
-	for rows.Next() {
-		var st serviceState
-		var since, first, last int64
-		var recent []byte
-		if err := rows.Scan(&st.name, &st.group, &st.public, &st.status, &since, &first, &last, &st.message, &st.reason, &recent); err != nil {
-			rows.Close()
-			return err
-		}
-		pc := configured[st.name]
+	for _, r := range rows {
+		pc := configured[r.name]
 		if pc == nil {
 			continue // removed from the configuration: not on the page
 		}
 		// The configuration says where it is shown now.
-		st.group, st.public = pc.Group, pc.Public
-		st.since, st.first, st.last = ns(since), ns(first), ns(last)
-		if err := json.Unmarshal(recent, &st.recent); err != nil {
+		st := serviceState{name: r.name, group: pc.Group, public: pc.Public, status: r.status,
+			since: r.since, first: r.first, last: r.last, message: r.message, reason: r.reason, days: r.days}
+		if err := json.Unmarshal(r.recent, &st.recent); err != nil {
 			t.log.Warn("a probe's recent results in the store do not decode; starting them afresh", "probe", st.name, "err", err)
 			st.recent = nil
 		}
 		for i := range st.recent {
 			st.recent[i].At = st.recent[i].At.UTC()
 		}
-		s.m[st.name] = &st
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return err
-	}
-	rows, err = t.store.DB.QueryContext(ctx, "SELECT name, day, up, degraded, n, worst FROM probe_days ORDER BY name, day")
-	if err != nil {
-		return err
-	}
-	for rows.Next() {
-		var name string
-		var d dayAgg
-		var day int64
-		if err := rows.Scan(&name, &day, &d.up, &d.degraded, &d.n, &d.worst); err != nil {
-			rows.Close()
-			return err
-		}
-		if st := s.m[name]; st != nil {
-			d.date = time.Unix(day, 0).UTC()
-			st.days = append(st.days, d)
-		}
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return err
-	}
-	for _, st := range s.m {
 		if len(st.days) > historyDays {
 			st.days = st.days[len(st.days)-historyDays:]
 		}
-	}
-	// Only the chart's buckets: older ones wait for the next prune.
-	chart := t.now().Truncate(latencyBucket).Add(-latencyPoints * latencyBucket)
-	rows, err = t.store.DB.QueryContext(ctx, "SELECT name, bucket, sum, n FROM probe_latency WHERE bucket > ? ORDER BY name, bucket", chart.Unix())
-	if err != nil {
-		return err
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var name string
-		var b latBucket
-		var start int64
-		if err := rows.Scan(&name, &start, &b.sum, &b.n); err != nil {
-			return err
-		}
-		if st := s.m[name]; st != nil {
-			b.start = time.Unix(start, 0).UTC()
+		for _, b := range r.lat {
 			st.lat[latIndex(b.start)] = b // ordered by time: the newest bucket of a slot wins
 		}
+		s.m[st.name] = &st
 	}
-	return rows.Err()
+	return nil
 }
 
 // pruneHistory forgets days older than the retention, response-time
@@ -256,19 +168,7 @@ func (t *Tower) pruneHistory(ctx context.Context, retention time.Duration, now t
 		st.days = st.days[keep:]
 	}
 	s.mu.Unlock()
-	return t.store.Write(ctx, func(tx *sql.Tx) error {
-		if _, err := tx.Exec("DELETE FROM probe_days WHERE day < ?", cutDay.Unix()); err != nil {
-			return err
-		}
-		if _, err := tx.Exec("DELETE FROM probe_latency WHERE bucket <= ?", cutLat.Unix()); err != nil {
-			return err
-		}
-		if _, err := tx.Exec("DELETE FROM probe_services WHERE last < ?", cut.UnixNano()); err != nil {
-			return err
-		}
-		_, err := tx.Exec("DELETE FROM probe_days WHERE name NOT IN (SELECT name FROM probe_services)")
-		return err
-	})
+	return t.store.PruneProbeHistory(ctx, cutDay, cutLat, cut)
 }
 
 // keepHistory writes the status page's history every historyFlush and

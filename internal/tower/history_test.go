@@ -172,10 +172,10 @@ func TestStatusPageSameAfterRestart(t *testing.T) {
 	// The rows are few: a day per service and day and the chart's 24 hours,
 	// not a row per run.
 	var days, buckets int
-	if err := tw2.store.DB.QueryRow("SELECT count(*) FROM probe_days").Scan(&days); err != nil {
+	if err := sqlDB(tw2).QueryRow("SELECT count(*) FROM probe_days").Scan(&days); err != nil {
 		t.Fatal(err)
 	}
-	if err := tw2.store.DB.QueryRow("SELECT count(*) FROM probe_latency").Scan(&buckets); err != nil {
+	if err := sqlDB(tw2).QueryRow("SELECT count(*) FROM probe_latency").Scan(&buckets); err != nil {
 		t.Fatal(err)
 	}
 	if days != 4*7 || buckets > 4*latencyPoints+4 {
@@ -292,10 +292,10 @@ probes:
 		t.Errorf("%d day bars with data; want 11 (today and the 10 days kept)", withData)
 	}
 	var rows int
-	if err := tw.store.DB.QueryRow("SELECT count(*) FROM probe_days WHERE day < ?", now.Add(-11*24*time.Hour).Unix()).Scan(&rows); err != nil || rows != 0 {
+	if err := sqlDB(tw).QueryRow("SELECT count(*) FROM probe_days WHERE day < ?", now.Add(-11*24*time.Hour).Unix()).Scan(&rows); err != nil || rows != 0 {
 		t.Errorf("%d day rows older than the retention left in the store (%v)", rows, err)
 	}
-	if err := tw.store.DB.QueryRow("SELECT count(*) FROM probe_services WHERE name = 'old'").Scan(&rows); err != nil || rows != 0 {
+	if err := sqlDB(tw).QueryRow("SELECT count(*) FROM probe_services WHERE name = 'old'").Scan(&rows); err != nil || rows != 0 {
 		t.Errorf("the stale service is still in the store: %d rows (%v)", rows, err)
 	}
 	before := tw.services.list(now, false)
@@ -333,14 +333,14 @@ probes: [{name: web, type: tcp, target: "127.0.0.1:9", public: true}]
 `
 	tw := openTower(t, c, text)
 	ctx := context.Background()
-	if _, err := tw.store.DB.Exec(`CREATE TRIGGER full BEFORE INSERT ON probe_days BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END`); err != nil {
+	if _, err := sqlDB(tw).Exec(`CREATE TRIGGER full BEFORE INSERT ON probe_days BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END`); err != nil {
 		t.Fatal(err)
 	}
 	tw.RecordProbe(ProbeResult{Name: "web", Public: true, Status: "down", Reason: "connection refused", Started: now.Add(-25 * time.Hour), Duration: time.Millisecond})
 	if err := tw.flushHistory(ctx); err == nil || !strings.Contains(err.Error(), "disk is full") {
 		t.Fatalf("flush with a failing store: %v; want the store's error", err)
 	}
-	if _, err := tw.store.DB.Exec(`DROP TRIGGER full`); err != nil {
+	if _, err := sqlDB(tw).Exec(`DROP TRIGGER full`); err != nil {
 		t.Fatal(err)
 	}
 	tw.RecordProbe(ProbeResult{Name: "web", Public: true, Status: "up", Started: now, Duration: 2 * time.Millisecond})

@@ -2,7 +2,6 @@ package tower
 
 import (
 	"context"
-	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -73,9 +72,11 @@ type Event struct {
 }
 
 func (t *Tower) loadIncidents() error {
-	return eachJSON(context.Background(), t.store.DB, "SELECT data FROM incidents WHERE closed = 0", nil, func(in Incident) {
+	ins, err := t.store.LoadOpenIncidents(context.Background())
+	for _, in := range ins {
 		t.incidents[in.ID] = &in
-	})
+	}
+	return err
 }
 
 // related reports whether two hosts are the same or linked by a declared
@@ -167,17 +168,6 @@ func sevRank(s string) int {
 	return map[string]int{"info": 1, "low": 2, "medium": 3, "high": 4, "catastrophic": 5}[s]
 }
 
-func saveIncident(tx *sql.Tx, in *Incident) error {
-	data, _ := json.Marshal(in)
-	closed := int64(0)
-	if !in.Closed.IsZero() {
-		closed = in.Closed.UnixNano()
-	}
-	_, err := tx.Exec(`INSERT INTO incidents(id, opened, closed, data) VALUES(?,?,?,?)
-		ON CONFLICT(id) DO UPDATE SET closed=excluded.closed, data=excluded.data`, in.ID, in.Opened.UnixNano(), closed, data)
-	return err
-}
-
 // Timeline assembles an incident's events: alert changes, findings opened
 // and resolved, matched log lines of every host involved, and notes.
 func (t *Tower) Timeline(ctx context.Context, id int64) (*Incident, []Event, error) {
@@ -191,63 +181,36 @@ func (t *Tower) Timeline(ctx context.Context, id int64) (*Incident, []Event, err
 	}
 	from, to := in.ImpactStart().Add(-timelineMargin), end.Add(timelineMargin)
 	var evs []Event
-	rows, err := t.store.DB.QueryContext(ctx, "SELECT time, host, key, text FROM alert_events WHERE incident = ? ORDER BY time", id)
+	alertEvs, err := t.store.IncidentEvents(ctx, id)
 	if err != nil {
 		return nil, nil, err
 	}
-	for rows.Next() {
-		var at int64
-		var e Event
-		var key string
-		if err := rows.Scan(&at, &e.Host, &key, &e.Text); err != nil {
-			rows.Close()
-			return nil, nil, err
-		}
-		e.At, e.Kind, e.Text = time.Unix(0, at).UTC(), "alert", rewordResolution(key, e.Text)
-		evs = append(evs, e)
+	for _, ae := range alertEvs {
+		evs = append(evs, Event{At: ae.At, Host: ae.Host, Kind: "alert", Text: rewordResolution(ae.Key, ae.Text)})
 	}
-	rows.Close()
 	for _, h := range in.Hosts {
-		rows, err := t.store.DB.QueryContext(ctx, `SELECT opened, resolved, summary, severity FROM findings WHERE host = ?
-			AND ((opened BETWEEN ? AND ?) OR (resolved BETWEEN ? AND ?))`, h, from.UnixNano(), to.UnixNano(), from.UnixNano(), to.UnixNano())
+		spans, err := t.store.FindingsBetween(ctx, h, from, to)
 		if err != nil {
 			return nil, nil, err
 		}
-		for rows.Next() {
-			var opened, resolved int64
-			var summary, sev string
-			if err := rows.Scan(&opened, &resolved, &summary, &sev); err != nil {
-				rows.Close()
-				return nil, nil, err
+		for _, f := range spans {
+			if o := f.Opened; !o.Before(from) && !o.After(to) {
+				evs = append(evs, Event{At: o, Host: h, Kind: "finding", Text: fmt.Sprintf("finding (%s): %s", f.Severity, f.Summary)})
 			}
-			if o := time.Unix(0, opened).UTC(); !o.Before(from) && !o.After(to) {
-				evs = append(evs, Event{At: o, Host: h, Kind: "finding", Text: fmt.Sprintf("finding (%s): %s", sev, summary)})
-			}
-			if resolved > 0 {
-				if r := time.Unix(0, resolved).UTC(); !r.Before(from) && !r.After(to) {
-					evs = append(evs, Event{At: r, Host: h, Kind: "finding", Text: "finding resolved: " + summary})
-				}
+			if r := f.Resolved; !r.IsZero() && !r.Before(from) && !r.After(to) {
+				evs = append(evs, Event{At: r, Host: h, Kind: "finding", Text: "finding resolved: " + f.Summary})
 			}
 		}
-		rows.Close()
-		rows, err = t.store.DB.QueryContext(ctx, `SELECT time, data FROM records WHERE agent = ? AND kind = ? AND time BETWEEN ? AND ? ORDER BY time`,
-			h, wire.KindLog, from.UnixNano(), to.UnixNano())
+		logs, err := t.store.RecordsBetween(ctx, h, wire.KindLog, from, to)
 		if err != nil {
 			return nil, nil, err
 		}
-		for rows.Next() {
-			var at int64
-			var data []byte
-			if err := rows.Scan(&at, &data); err != nil {
-				rows.Close()
-				return nil, nil, err
-			}
+		for _, r := range logs {
 			var l wire.Log
-			if json.Unmarshal(data, &l) == nil {
-				evs = append(evs, Event{At: time.Unix(0, at).UTC(), Host: h, Kind: "log", Text: fmt.Sprintf("%s: %s", l.Source, l.Line)})
+			if json.Unmarshal(r.Data, &l) == nil {
+				evs = append(evs, Event{At: r.Time, Host: h, Kind: "log", Text: fmt.Sprintf("%s: %s", l.Source, l.Line)})
 			}
 		}
-		rows.Close()
 	}
 	for _, n := range in.Notes {
 		evs = append(evs, Event{At: n.At, Host: "", Kind: "note", Text: n.By + ": " + n.Text})
@@ -278,16 +241,11 @@ func (t *Tower) incident(ctx context.Context, id int64) (*Incident, error) {
 		return &cp, nil
 	}
 	t.mu.Unlock()
-	var data []byte
-	err := t.store.DB.QueryRowContext(ctx, "SELECT data FROM incidents WHERE id = ?", id).Scan(&data)
-	if errors.Is(err, sql.ErrNoRows) {
+	in, err := t.store.LoadIncident(ctx, id)
+	if errors.Is(err, ErrNotFound) {
 		return nil, fmt.Errorf("no incident %d", id)
 	}
 	if err != nil {
-		return nil, err
-	}
-	var in Incident
-	if err := json.Unmarshal(data, &in); err != nil {
 		return nil, err
 	}
 	return &in, nil
@@ -311,7 +269,7 @@ func (t *Tower) AddNote(ctx context.Context, id int64, by, text string) error {
 	in.Notes = append(in.Notes, Note{At: t.now(), By: by, Text: text})
 	cp := *in
 	t.mu.Unlock()
-	return t.store.Write(ctx, func(tx *sql.Tx) error { return saveIncident(tx, &cp) })
+	return t.store.SaveIncident(ctx, cp)
 }
 
 // Postmortem renders an incident as a markdown postmortem draft.
@@ -371,15 +329,14 @@ func (t *Tower) Postmortem(ctx context.Context, id int64) (string, error) {
 
 // Incidents lists incidents, newest first.
 func (t *Tower) Incidents(ctx context.Context, limit int) ([]Incident, error) {
-	var out []Incident
-	err := eachJSON(ctx, t.store.DB, "SELECT data FROM incidents ORDER BY id DESC LIMIT ?", []any{limit}, func(in Incident) {
-		t.mu.Lock()
-		if live := t.incidents[in.ID]; live != nil {
-			in = *live
+	out, err := t.store.LoadIncidents(ctx, limit)
+	t.mu.Lock()
+	for i := range out {
+		if live := t.incidents[out[i].ID]; live != nil {
+			out[i] = *live
 		}
-		t.mu.Unlock()
-		out = append(out, in)
-	})
+	}
+	t.mu.Unlock()
 	return out, err
 }
 

@@ -3,7 +3,6 @@ package tower
 import (
 	"compress/gzip"
 	"context"
-	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -16,7 +15,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/hinomi/hinomi/internal/store"
 	"github.com/hinomi/hinomi/internal/wire"
 )
 
@@ -249,48 +247,10 @@ func (t *Tower) oncePerMinute(key string) bool {
 
 // ingest stores a batch and updates the tower's view of the host.
 func (t *Tower) ingest(ctx context.Context, env *wire.Envelope, addr string, now time.Time) (uint64, error) {
-	var acked uint64
-	var applied []func()
-	err := t.store.Write(ctx, func(tx *sql.Tx) error {
-		applied = applied[:0]
-		var maxSeq uint64
-		for _, r := range env.Records {
-			res, err := tx.Exec(`INSERT OR IGNORE INTO records(agent, spool, seq, kind, time, received, data) VALUES(?,?,?,?,?,?,?)`,
-				env.Agent, env.Spool, r.Seq, r.Kind, r.Time.UnixNano(), now.UnixNano(), []byte(r.Data))
-			if err != nil {
-				return err
-			}
-			maxSeq = max(maxSeq, r.Seq)
-			if n, _ := res.RowsAffected(); n == 0 {
-				continue // seen before: already applied
-			}
-			if r.Kind == wire.KindFindings {
-				var f wire.Findings
-				if err := json.Unmarshal(r.Data, &f); err != nil {
-					continue // kept as a record; nothing to apply
-				}
-				fn, err := t.applyFindings(tx, env.Agent, f, now)
-				if err != nil {
-					return err
-				}
-				applied = append(applied, fn)
-			}
-		}
-		// The acknowledged sequence only grows within a spool.
-		_, err := tx.Exec(`INSERT INTO hosts(name, first_seen, last_seen, boot_id, version, addr, interval_ns, dropped, lost, lost_reason, spool, acked)
-			VALUES(?,?,?,?,?,?,?,?,?,?,?,?)
-			ON CONFLICT(name) DO UPDATE SET last_seen=excluded.last_seen, boot_id=excluded.boot_id, version=excluded.version,
-				addr=excluded.addr, interval_ns=excluded.interval_ns, dropped=excluded.dropped, lost=excluded.lost, lost_reason=excluded.lost_reason,
-				acked=CASE WHEN hosts.spool = excluded.spool THEN max(hosts.acked, excluded.acked) ELSE excluded.acked END,
-				spool=excluded.spool`,
-			env.Agent, now.UnixNano(), now.UnixNano(), env.BootID, env.Version, addr, int64(env.Interval), env.Dropped, env.Lost, lostReason(env), env.Spool, maxSeq)
-		if err != nil {
-			return err
-		}
-		return tx.QueryRow("SELECT acked FROM hosts WHERE name = ?", env.Agent).Scan(&acked)
-	})
+	res, err := t.store.SaveBatch(ctx, Batch{Agent: env.Agent, Spool: env.Spool, BootID: env.BootID, Version: env.Version, Addr: addr,
+		Interval: env.Interval, Dropped: env.Dropped, Lost: env.Lost, LostReason: lostReason(env), Records: env.Records, Received: now})
 	if err != nil {
-		if store.StorageError(err) {
+		if t.store.StorageError(err) {
 			// Not stored (the agent keeps the batch and sends it again),
 			// but the host was heard from: it is not silent.
 			t.mu.Lock()
@@ -311,72 +271,34 @@ func (t *Tower) ingest(ctx context.Context, env *wire.Envelope, addr string, now
 		t.hosts[env.Agent] = h
 	}
 	h.LastSeen, h.BootID, h.Version, h.Addr, h.Interval, h.Dropped, h.Spool, h.Acked =
-		now, env.BootID, env.Version, addr, env.Interval, env.Dropped, env.Spool, acked
+		now, env.BootID, env.Version, addr, env.Interval, env.Dropped, env.Spool, res.Acked
 	h.Lost, h.LostReason, h.loss = env.Lost, lostReason(env), loss
-	for _, fn := range applied {
-		fn()
+	for _, ch := range res.Findings {
+		t.applyFindings(env.Agent, ch, now)
 	}
 	t.mu.Unlock()
-	return acked, nil
+	return res.Acked, nil
 }
 
-// applyFindings writes a findings record into the findings table and
-// returns the change to make to the in-memory view once committed.
-func (t *Tower) applyFindings(tx *sql.Tx, host string, f wire.Findings, now time.Time) (func(), error) {
-	open := map[string]bool{}
+// applyFindings applies a stored findings record to the in-memory view.
+// t.mu is held.
+func (t *Tower) applyFindings(host string, f FindingsChange, now time.Time) {
+	fs := t.findings[host]
+	if fs == nil {
+		fs = map[string]*Finding{}
+		t.findings[host] = fs
+	}
 	for _, fd := range f.Open {
-		open[fd.Key] = true
-		data, _ := json.Marshal(fd)
-		since := now
-		if fd.Since != nil {
-			since = *fd.Since
+		cur := fs[fd.Key]
+		if cur == nil {
+			cur = &Finding{Host: host, Opened: now}
+			fs[fd.Key] = cur
 		}
-		if _, err := tx.Exec(`INSERT INTO findings(host, key, state, severity, mode, summary, since, opened, updated, data)
-			VALUES(?,?,'open',?,?,?,?,?,?,?)
-			ON CONFLICT(host, key) DO UPDATE SET state='open', severity=excluded.severity, summary=excluded.summary,
-				since=excluded.since, updated=excluded.updated, data=excluded.data, resolved=0,
-				opened=CASE WHEN findings.state = 'open' THEN findings.opened ELSE excluded.opened END`,
-			host, fd.Key, fd.Severity.String(), fd.Mode, fd.Summary, since.UnixNano(), now.UnixNano(), now.UnixNano(), data); err != nil {
-			return nil, err
-		}
+		cur.Finding, cur.Updated = fd, now
 	}
-	resolve := append([]string(nil), f.Resolved...)
-	if f.Full {
-		rows, err := tx.Query("SELECT key FROM findings WHERE host = ? AND state = 'open'", host)
-		if err != nil {
-			return nil, err
-		}
-		for rows.Next() {
-			var k string
-			if err := rows.Scan(&k); err == nil && !open[k] {
-				resolve = append(resolve, k)
-			}
-		}
-		rows.Close()
+	for _, k := range f.Resolved {
+		delete(fs, k)
 	}
-	for _, k := range resolve {
-		if _, err := tx.Exec("UPDATE findings SET state='resolved', resolved=?, updated=? WHERE host=? AND key=?", now.UnixNano(), now.UnixNano(), host, k); err != nil {
-			return nil, err
-		}
-	}
-	return func() {
-		fs := t.findings[host]
-		if fs == nil {
-			fs = map[string]*Finding{}
-			t.findings[host] = fs
-		}
-		for _, fd := range f.Open {
-			cur := fs[fd.Key]
-			if cur == nil {
-				cur = &Finding{Host: host, Opened: now}
-				fs[fd.Key] = cur
-			}
-			cur.Finding, cur.Updated = fd, now
-		}
-		for _, k := range resolve {
-			delete(fs, k)
-		}
-	}, nil
 }
 
 // lockAgent serialises the batches of one agent.

@@ -1,6 +1,7 @@
 package tower
 
 import (
+	"context"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 )
@@ -55,9 +56,8 @@ func newMetrics(reg, public *prometheus.Registry, t *Tower) *metrics {
 	outbox := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "hinomi_tower_outbox_due", Help: "Notifications waiting in the outbox.",
 	}, func() float64 {
-		var n float64
-		_ = t.store.DB.QueryRow("SELECT count(*) FROM outbox WHERE state = 'due'").Scan(&n)
-		return n
+		n, _ := t.store.CountDue(context.Background())
+		return float64(n)
 	})
 	lastEval := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "hinomi_tower_last_evaluation_timestamp_seconds", Help: "When the alert engine last evaluated every signal (Unix time); a tower whose engine stalls shows here.",

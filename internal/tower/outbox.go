@@ -2,13 +2,13 @@ package tower
 
 import (
 	"context"
-	"database/sql"
-	"encoding/json"
-	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hinomi/hinomi/internal/finding"
@@ -28,37 +28,56 @@ import (
 // outcome is written, retried on the same backoff schedule as a failed
 // send. Only a restart before then sends the row again.
 
+// dispatcher delivers the outbox. It shares the tower's store, clock,
+// configuration, channels and metrics, and nothing else: the tower queues
+// messages (Store.SaveAlerts) and wakes it.
+type dispatcher struct {
+	store   Store
+	log     *slog.Logger
+	now     func() time.Time
+	cfg     *atomic.Pointer[Config]
+	senders *atomic.Pointer[map[string]notify.Sender]
+	metrics *metrics
+
+	wakeMu      sync.Mutex
+	wakers      []chan struct{} // one per channel
+	dispatching map[string]bool
+	unrecMu     sync.Mutex
+	unrec       map[string]*unrecorded // send outcomes not yet written, by channel
+	wg          sync.WaitGroup         // the channels' goroutines
+}
+
 const (
 	sendTimeout = 10 * time.Second
 	maxBackoff  = 5 * time.Minute
 )
 
-func (t *Tower) startDispatchers(ctx context.Context) {
-	t.wakeMu.Lock()
-	defer t.wakeMu.Unlock()
-	if t.dispatching == nil {
-		t.dispatching = map[string]bool{}
+func (d *dispatcher) start(ctx context.Context) {
+	d.wakeMu.Lock()
+	defer d.wakeMu.Unlock()
+	if d.dispatching == nil {
+		d.dispatching = map[string]bool{}
 	}
-	for _, ch := range t.cfg.Load().Channels {
-		if t.dispatching[ch.Name] {
+	for _, ch := range d.cfg.Load().Channels {
+		if d.dispatching[ch.Name] {
 			continue // already has its goroutine (a reload keeps it)
 		}
-		t.dispatching[ch.Name] = true
+		d.dispatching[ch.Name] = true
 		wake := make(chan struct{}, 1)
-		t.wakers = append(t.wakers, wake)
-		t.dispatchW.Add(1)
+		d.wakers = append(d.wakers, wake)
+		d.wg.Add(1)
 		go func() {
-			defer t.dispatchW.Done()
-			t.dispatch(ctx, ch.Name, wake)
+			defer d.wg.Done()
+			d.dispatch(ctx, ch.Name, wake)
 		}()
 	}
 }
 
 // wakeDispatchers tells every channel's goroutine that rows are due.
-func (t *Tower) wakeDispatchers() {
-	t.wakeMu.Lock()
-	defer t.wakeMu.Unlock()
-	for _, w := range t.wakers {
+func (d *dispatcher) wake() {
+	d.wakeMu.Lock()
+	defer d.wakeMu.Unlock()
+	for _, w := range d.wakers {
 		select {
 		case w <- struct{}{}:
 		default:
@@ -66,14 +85,14 @@ func (t *Tower) wakeDispatchers() {
 	}
 }
 
-func (t *Tower) dispatch(ctx context.Context, channel string, wake <-chan struct{}) {
+func (d *dispatcher) dispatch(ctx context.Context, channel string, wake <-chan struct{}) {
 	poll := time.NewTicker(500 * time.Millisecond)
 	defer poll.Stop()
 	for {
 		for {
-			sent, err := t.sendNext(ctx, channel)
+			sent, err := d.sendNext(ctx, channel)
 			if err != nil && ctx.Err() == nil {
-				t.log.Error("outbox", "channel", channel, "err", err)
+				d.log.Error("outbox", "channel", channel, "err", err)
 			}
 			if !sent || ctx.Err() != nil {
 				break
@@ -88,108 +107,83 @@ func (t *Tower) dispatch(ctx context.Context, channel string, wake <-chan struct
 	}
 }
 
-type outboxRow struct {
-	id           int64
-	attempts     int
-	msg          notify.Message
-	fallback     string
-	fallbackSent bool
-	group        string
-}
-
 // fallbackAfter is how many failed attempts hand a message to the route's
 // fallback channels (while the channel keeps retrying).
 const fallbackAfter = 5
 
 // sendNext sends the channel's oldest due message, if any; it reports
 // whether it tried one.
-func (t *Tower) sendNext(ctx context.Context, channel string) (bool, error) {
-	senders := *t.senders.Load()
+func (d *dispatcher) sendNext(ctx context.Context, channel string) (bool, error) {
+	senders := *d.senders.Load()
 	s := senders[channel]
 	if s == nil {
 		return false, nil // channel removed by a reload
 	}
-	now := t.now()
-	if held, err := t.flushUnrecorded(channel, now); held {
+	now := d.now()
+	if held, err := d.flushUnrecorded(channel, now); held {
 		return false, err
 	}
-	var row outboxRow
-	var raw []byte
-	var created int64
-	// Per alert, in order: a row waits while an earlier one of its alert
-	// is undelivered (retrying), so a RESOLVED never overtakes its FIRING.
-	err := t.store.DB.QueryRowContext(ctx, `SELECT o.id, o.attempts, o.message, o.fallback, o.fallback_sent, o.group_key, o.created FROM outbox o
-		WHERE o.channel = ? AND o.state = 'due' AND o.next_attempt <= ?
-		AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.channel = o.channel AND p.alert_key = o.alert_key AND p.state = 'due' AND p.id < o.id)
-		ORDER BY o.id LIMIT 1`, channel, now.UnixNano()).
-		Scan(&row.id, &row.attempts, &raw, &row.fallback, &row.fallbackSent, &row.group, &created)
-	if errors.Is(err, sql.ErrNoRows) {
-		return false, nil
-	}
-	if err != nil {
+	row, ok, err := d.store.NextDue(ctx, channel, now)
+	if !ok || err != nil {
 		return false, err
 	}
-	if err := json.Unmarshal(raw, &row.msg); err != nil {
-		return t.record(channel, now, now, t.finishFn(row.id, "failed", 0, now, "stored message unreadable: "+err.Error()))
+	if row.BadMsg != nil {
+		return d.record(channel, now, now, CloseRows{IDs: []int64{row.ID}, State: "failed", At: now, Error: "stored message unreadable: " + row.BadMsg.Error()})
 	}
-	if row.group != "" && row.attempts == 0 {
-		if err := t.mergeGroup(ctx, channel, &row, now); err != nil {
+	if row.Group != "" && row.Attempts == 0 {
+		if err := d.mergeGroup(ctx, channel, &row, now); err != nil {
 			return false, err
 		}
 	}
 	// A message sent late says how late, with its durations as of now.
-	if delay := now.Sub(time.Unix(0, created)); row.group == "" && (row.attempts > 0 || delay > lateAfter) {
-		row.msg.Now, row.msg.Delayed = now, delay
+	if delay := now.Sub(row.Created); row.Group == "" && (row.Attempts > 0 || delay > lateAfter) {
+		row.Msg.Now, row.Msg.Delayed = now, delay
 	}
 	// The closing writes: this row, and the rows a RESOLVED folded in.
-	closing := []int64{row.id}
-	if row.group == "" && row.msg.State != notify.Resolved {
-		folded, err := t.foldOvertaken(ctx, channel, &row, time.Unix(0, created), now)
+	closing := []int64{row.ID}
+	if row.Group == "" && row.Msg.State != notify.Resolved {
+		folded, err := d.foldOvertaken(ctx, channel, &row, row.Created, now)
 		if err != nil {
 			return false, err
 		}
 		closing = append(closing, folded...)
 	}
 	sentID := closing[len(closing)-1]
-	if row.msg.Labels == nil {
-		row.msg.Labels = map[string]string{}
+	if row.Msg.Labels == nil {
+		row.Msg.Labels = map[string]string{}
 	}
-	row.msg.Labels["outbox_id"] = strconv.FormatInt(sentID, 10)
+	row.Msg.Labels["outbox_id"] = strconv.FormatInt(sentID, 10)
 	// The send gets its own deadline and is not cancelled by shutdown:
 	// a message half-sent at exit would be sent again.
 	sctx, cancel := context.WithTimeout(context.Background(), sendTimeout)
 	start := time.Now()
-	err = s.Send(sctx, row.msg)
+	err = s.Send(sctx, row.Msg)
 	cancel()
-	t.metrics.sendSeconds.WithLabelValues(channel).Observe(time.Since(start).Seconds())
+	d.metrics.sendSeconds.WithLabelValues(channel).Observe(time.Since(start).Seconds())
 	if err == nil {
-		t.metrics.sends.WithLabelValues(channel, "delivered").Inc()
-		end := t.now()
-		return t.record(channel, end, end, t.closeFn(closing, "delivered", row.attempts+1, end, ""))
+		d.metrics.sends.WithLabelValues(channel, "delivered").Inc()
+		end := d.now()
+		return d.record(channel, end, end, CloseRows{IDs: closing, State: "delivered", Attempts: row.Attempts + 1, At: end})
 	}
 	if !notify.Retryable(err) {
-		t.metrics.sends.WithLabelValues(channel, "failed").Inc()
-		t.log.Error("notification failed for good", "channel", channel, "alert", row.msg.Key, "err", err)
-		end := t.now()
-		return t.record(channel, end, end, t.fallbackFn(row, channel, err, end), t.closeFn(closing, "failed", row.attempts+1, end, err.Error()))
+		d.metrics.sends.WithLabelValues(channel, "failed").Inc()
+		d.log.Error("notification failed for good", "channel", channel, "alert", row.Msg.Key, "err", err)
+		end := d.now()
+		return d.record(channel, end, end, d.fallbackOp(row, channel, err, end), CloseRows{IDs: closing, State: "failed", Attempts: row.Attempts + 1, At: end, Error: err.Error()})
 	}
-	var fallback func(*sql.Tx) error
-	if row.attempts+1 >= fallbackAfter {
-		fallback = t.fallbackFn(row, channel, err, t.now())
+	var fallback OutboxOp
+	if row.Attempts+1 >= fallbackAfter {
+		fallback = d.fallbackOp(row, channel, err, d.now())
 	}
-	t.metrics.sends.WithLabelValues(channel, "retry").Inc()
-	backoff := time.Second << min(row.attempts, 12)
+	d.metrics.sends.WithLabelValues(channel, "retry").Inc()
+	backoff := time.Second << min(row.Attempts, 12)
 	backoff = min(backoff, maxBackoff)
 	if ra := notify.RetryAfter(err); ra > backoff {
 		backoff = min(ra, time.Hour)
 	}
-	next := t.now().Add(backoff)
-	t.log.Warn("notification will be retried", "channel", channel, "alert", row.msg.Key, "attempt", row.attempts+1, "in", backoff, "err", err)
-	errText := err.Error()
-	_, werr := t.record(channel, t.now(), next, fallback, func(tx *sql.Tx) error {
-		_, err := tx.Exec("UPDATE outbox SET attempts = attempts + 1, next_attempt = ?, last_error = ? WHERE id = ?", next.UnixNano(), errText, row.id)
-		return err
-	})
+	next := d.now().Add(backoff)
+	d.log.Warn("notification will be retried", "channel", channel, "alert", row.Msg.Key, "attempt", row.Attempts+1, "in", backoff, "err", err)
+	_, werr := d.record(channel, d.now(), next, fallback, RetryRow{ID: row.ID, Next: next, Error: err.Error()})
 	// Not "sent": wait for the next poll before trying this channel again.
 	return false, werr
 }
@@ -197,7 +191,7 @@ func (t *Tower) sendNext(ctx context.Context, channel string) (bool, error) {
 // unrecorded is a channel's send outcomes that could not be written yet,
 // oldest first, and when to try writing them again.
 type unrecorded struct {
-	writes   []func(*sql.Tx) error
+	writes   []OutboxOp
 	retry    time.Time
 	failures int
 }
@@ -207,39 +201,26 @@ type unrecorded struct {
 // channel holds until it is written (flushUnrecorded), and no earlier than
 // due, the time the row itself would next be due. It reports whether the
 // channel may go on at once.
-func (t *Tower) record(channel string, now, due time.Time, fns ...func(*sql.Tx) error) (bool, error) {
-	fn := func(tx *sql.Tx) error {
-		for _, f := range fns {
-			if f == nil {
-				continue
-			}
-			if err := f(tx); err != nil {
-				return err
-			}
-		}
-		return nil
-	}
-	err := t.store.Write(context.Background(), fn)
+func (d *dispatcher) record(channel string, now, due time.Time, ops ...OutboxOp) (bool, error) {
+	ops = slices.DeleteFunc(ops, func(op OutboxOp) bool { return op == nil })
+	err := d.store.RecordOutbox(context.Background(), ops)
 	if err == nil {
-		for _, f := range fns[:len(fns)-1] {
-			if f != nil {
-				t.wakeDispatchers() // a fallback was queued
-				break
-			}
+		if slices.ContainsFunc(ops, func(op OutboxOp) bool { _, ok := op.(QueueFallback); return ok }) {
+			d.wake() // a fallback was queued
 		}
 		return true, nil
 	}
-	t.unrecMu.Lock()
-	defer t.unrecMu.Unlock()
-	if t.unrec == nil {
-		t.unrec = map[string]*unrecorded{}
+	d.unrecMu.Lock()
+	defer d.unrecMu.Unlock()
+	if d.unrec == nil {
+		d.unrec = map[string]*unrecorded{}
 	}
-	u := t.unrec[channel]
+	u := d.unrec[channel]
 	if u == nil {
 		u = &unrecorded{}
-		t.unrec[channel] = u
+		d.unrec[channel] = u
 	}
-	u.writes = append(u.writes, fn)
+	u.writes = append(u.writes, ops...)
 	u.failures++
 	u.retry = later(now.Add(recordBackoff(u.failures)), due)
 	return false, fmt.Errorf("recording a notification's outcome (kept in memory, retried in %s): %w", u.retry.Sub(now).Round(time.Millisecond), err)
@@ -247,10 +228,10 @@ func (t *Tower) record(channel string, now, due time.Time, fns ...func(*sql.Tx) 
 
 // flushUnrecorded writes the channel's unrecorded outcomes when their
 // retry is due; it reports whether the channel must still hold.
-func (t *Tower) flushUnrecorded(channel string, now time.Time) (bool, error) {
-	t.unrecMu.Lock()
-	defer t.unrecMu.Unlock()
-	u := t.unrec[channel]
+func (d *dispatcher) flushUnrecorded(channel string, now time.Time) (bool, error) {
+	d.unrecMu.Lock()
+	defer d.unrecMu.Unlock()
+	u := d.unrec[channel]
 	if u == nil || len(u.writes) == 0 {
 		return false, nil
 	}
@@ -258,21 +239,14 @@ func (t *Tower) flushUnrecorded(channel string, now time.Time) (bool, error) {
 		return true, nil
 	}
 	writes := u.writes
-	err := t.store.Write(context.Background(), func(tx *sql.Tx) error {
-		for _, fn := range writes {
-			if err := fn(tx); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
+	err := d.store.RecordOutbox(context.Background(), writes)
 	if err != nil {
 		u.failures++
 		u.retry = now.Add(recordBackoff(u.failures))
 		return true, fmt.Errorf("recording %d notification outcomes (kept in memory, retried in %s): %w", len(writes), u.retry.Sub(now).Round(time.Millisecond), err)
 	}
-	delete(t.unrec, channel)
-	t.wakeDispatchers()
+	delete(d.unrec, channel)
+	d.wake()
 	return false, nil
 }
 
@@ -293,46 +267,21 @@ func later(a, b time.Time) time.Time {
 // mergeGroup folds the other due messages of the row's group (same
 // channel, host and state) into the row: twenty findings of one host in one
 // minute become one message listing them.
-func (t *Tower) mergeGroup(ctx context.Context, channel string, row *outboxRow, now time.Time) error {
+func (d *dispatcher) mergeGroup(ctx context.Context, channel string, row *OutboxRow, now time.Time) error {
 	// Everything queued for the group so far goes with the first one, even
 	// if its own wait has not ended: that is what the wait was for.
-	rows, err := t.store.DB.QueryContext(ctx, `SELECT id, message FROM outbox WHERE channel = ? AND state = 'due'
-		AND group_key = ? AND attempts = 0 AND id != ? AND created <= ? ORDER BY id`, channel, row.group, row.id, now.UnixNano())
-	if err != nil {
+	others, err := d.store.DueInGroup(ctx, channel, row.Group, row.ID, now)
+	if err != nil || len(others) == 0 {
 		return err
 	}
-	var ids []int64
-	msgs := []notify.Message{row.msg}
-	for rows.Next() {
-		var id int64
-		var raw []byte
-		var m notify.Message
-		if err := rows.Scan(&id, &raw); err != nil {
-			rows.Close()
-			return err
-		}
-		if json.Unmarshal(raw, &m) == nil {
-			ids = append(ids, id)
-			msgs = append(msgs, m)
-		}
+	ids := make([]int64, 0, len(others))
+	msgs := []notify.Message{row.Msg}
+	for _, o := range others {
+		ids = append(ids, o.ID)
+		msgs = append(msgs, *o.Msg)
 	}
-	rows.Close()
-	if len(ids) == 0 {
-		return nil
-	}
-	row.msg = groupMessage(msgs, now)
-	merged, _ := json.Marshal(row.msg)
-	return t.store.Write(ctx, func(tx *sql.Tx) error {
-		if _, err := tx.Exec("UPDATE outbox SET message = ? WHERE id = ?", merged, row.id); err != nil {
-			return err
-		}
-		for _, id := range ids {
-			if _, err := tx.Exec("UPDATE outbox SET state = 'merged', delivered = ? WHERE id = ?", row.id, id); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
+	row.Msg = groupMessage(msgs, now)
+	return d.store.MergeGroup(ctx, row.ID, row.Msg, ids)
 }
 
 // groupMessage is one message for several about the same host and state.
@@ -368,27 +317,22 @@ func groupMessage(ms []notify.Message, now time.Time) notify.Message {
 	return g
 }
 
-// fallbackFn is the write that queues the message once for the route's
+// fallbackOp is the write that queues the message once for the route's
 // fallback channels, saying which channel could not deliver it (nil when
 // there is nothing to queue).
-func (t *Tower) fallbackFn(row outboxRow, channel string, cause error, now time.Time) func(*sql.Tx) error {
-	if row.fallback == "" || row.fallbackSent {
+func (d *dispatcher) fallbackOp(row OutboxRow, channel string, cause error, now time.Time) OutboxOp {
+	if len(row.Fallback) == 0 || row.FallbackSent {
 		return nil
 	}
-	m := row.msg
+	m := row.Msg
 	m.Details = append([]string{fmt.Sprintf("Sent here because channel %q could not deliver it: %v", channel, cause)}, m.Details...)
 	var chans []string
-	for _, c := range strings.Split(row.fallback, ",") {
+	for _, c := range row.Fallback {
 		if c != channel {
 			chans = append(chans, c)
 		}
 	}
-	return func(tx *sql.Tx) error {
-		if _, err := tx.Exec("UPDATE outbox SET fallback_sent = 1 WHERE id = ?", row.id); err != nil {
-			return err
-		}
-		return enqueue(tx, outMsg{msg: &m, channels: chans}, m.Key, now)
-	}
+	return QueueFallback{ID: row.ID, Msg: outMsg{msg: &m, channels: chans}.enqueue(m.Key, now)}
 }
 
 // lateAfter is how long after it was queued a message counts as late even
@@ -401,65 +345,30 @@ const lateAfter = 10 * time.Second
 // saying so, and the ids of the later rows it stands for are returned
 // (the RESOLVED's last). Sending both, minutes late, would page for
 // something already over.
-func (t *Tower) foldOvertaken(ctx context.Context, channel string, row *outboxRow, queued, now time.Time) ([]int64, error) {
-	rows, err := t.store.DB.QueryContext(ctx, `SELECT id, message FROM outbox WHERE channel = ? AND state = 'due'
-		AND alert_key = (SELECT alert_key FROM outbox WHERE id = ?) AND id > ? ORDER BY id`, channel, row.id, row.id)
+func (d *dispatcher) foldOvertaken(ctx context.Context, channel string, row *OutboxRow, queued, now time.Time) ([]int64, error) {
+	later, err := d.store.DueAfter(ctx, channel, row.ID)
 	if err != nil {
 		return nil, err
 	}
-	defer rows.Close()
 	var ids, upTo []int64
 	var resolved *notify.Message
-	for rows.Next() {
-		var id int64
-		var raw []byte
-		if err := rows.Scan(&id, &raw); err != nil {
-			return nil, err
+	for _, l := range later {
+		ids = append(ids, l.ID)
+		if l.Msg != nil && l.Msg.State == notify.Resolved {
+			resolved, upTo = l.Msg, slices.Clone(ids)
 		}
-		ids = append(ids, id)
-		var m notify.Message
-		if json.Unmarshal(raw, &m) == nil && m.State == notify.Resolved {
-			resolved, upTo = &m, slices.Clone(ids)
-		}
-	}
-	if err := rows.Err(); err != nil {
-		return nil, err
 	}
 	if resolved == nil {
 		return nil, nil
 	}
-	first := row.msg
+	first := row.Msg
 	resolved.Now, resolved.Overtook = now, true
 	if resolved.Started.IsZero() {
 		resolved.Started = first.Started
 	}
-	if row.attempts > 0 || now.Sub(queued) > lateAfter {
+	if row.Attempts > 0 || now.Sub(queued) > lateAfter {
 		resolved.Delayed = now.Sub(queued)
 	}
-	row.msg = *resolved
+	row.Msg = *resolved
 	return upTo, nil
-}
-
-// closeFn closes the rows of one send: the first (the one attempted) and
-// those folded into it, which point at the last (the one sent).
-func (t *Tower) closeFn(ids []int64, state string, attempts int, now time.Time, errText string) func(*sql.Tx) error {
-	sent := ids[len(ids)-1]
-	return func(tx *sql.Tx) error {
-		for _, id := range ids[:len(ids)-1] {
-			if _, err := tx.Exec("UPDATE outbox SET state = ?, attempts = ?, delivered = ?, last_error = ? WHERE id = ?",
-				"merged", attempts, sent, errText, id); err != nil {
-				return err
-			}
-		}
-		return t.finishFn(sent, state, attempts, now, errText)(tx)
-	}
-}
-
-// finishFn is the write that closes an outbox row.
-func (t *Tower) finishFn(id int64, state string, attempts int, now time.Time, errText string) func(*sql.Tx) error {
-	return func(tx *sql.Tx) error {
-		_, err := tx.Exec("UPDATE outbox SET state = ?, attempts = ?, delivered = ?, last_error = ? WHERE id = ?",
-			state, attempts, now.UnixNano(), errText, id)
-		return err
-	}
 }

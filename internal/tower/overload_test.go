@@ -48,7 +48,7 @@ func TestIngestShedsLoad(t *testing.T) {
 	release := make(chan struct{})
 	held := make(chan error, 1)
 	go func() {
-		held <- tw.store.Write(context.Background(), func(*sql.Tx) error { <-release; return nil })
+		held <- tw.store.(*sqliteStore).db.Write(context.Background(), func(*sql.Tx) error { <-release; return nil })
 	}()
 	client := &http.Client{Timeout: 10 * time.Second}
 	send := func(token string, body []byte) (*http.Response, error) {

@@ -360,7 +360,7 @@ func TestGrouping(t *testing.T) {
 		t.Errorf("group message:\n%s\n%s", sum, desc)
 	}
 	var merged int
-	_ = p.tw.store.DB.QueryRow("SELECT count(*) FROM outbox WHERE state = 'merged'").Scan(&merged)
+	_ = sqlDB(p.tw).QueryRow("SELECT count(*) FROM outbox WHERE state = 'merged'").Scan(&merged)
 	if merged != 19 {
 		t.Errorf("%d outbox rows merged, want 19", merged)
 	}

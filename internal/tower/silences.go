@@ -3,42 +3,30 @@ package tower
 import (
 	"context"
 	"crypto/rand"
-	"database/sql"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
-	"strings"
 	"time"
 
 	"github.com/hinomi/hinomi/internal/alerting"
 )
 
-// enqueue writes one message's outbox rows, one per channel.
-func enqueue(tx *sql.Tx, o outMsg, key string, now time.Time) error {
-	msg, err := json.Marshal(o.msg)
-	if err != nil {
-		return err
-	}
-	fallback := strings.Join(o.fallback, ",")
+// enqueue is the message's outbox rows for the store, queued at now.
+func (o outMsg) enqueue(key string, now time.Time) Enqueue {
 	group := ""
 	if o.groupWait > 0 {
 		group = o.msg.Host + "|" + o.msg.State.String()
 	}
-	for _, ch := range o.channels {
-		if _, err := tx.Exec(`INSERT INTO outbox(channel, alert_key, created, message, next_attempt, fallback, group_key) VALUES(?,?,?,?,?,?,?)`,
-			ch, key, now.UnixNano(), msg, now.Add(o.groupWait).UnixNano(), fallback, group); err != nil {
-			return err
-		}
-	}
-	return nil
+	return Enqueue{AlertKey: key, Msg: *o.msg, Channels: o.channels, Fallback: o.fallback, Group: group,
+		Created: now, Due: now.Add(o.groupWait)}
 }
 
 func (t *Tower) loadSilences(now time.Time) error {
-	return eachJSON(context.Background(), t.store.DB, "SELECT data FROM silences WHERE ends > ?", []any{now.UnixNano()}, func(s Silence) {
-		t.silences = append(t.silences, s)
-	})
+	ss, err := t.store.LoadSilences(context.Background(), now)
+	t.silences = append(t.silences, ss...)
+	return err
 }
 
 // AddSilence stores a silence and applies it from the next evaluation.
@@ -64,11 +52,7 @@ func (t *Tower) AddSilence(ctx context.Context, s Silence) (Silence, error) {
 	var r [8]byte
 	_, _ = rand.Read(r[:])
 	s.ID = hex.EncodeToString(r[:])
-	data, _ := json.Marshal(s)
-	if err := t.store.Write(ctx, func(tx *sql.Tx) error {
-		_, err := tx.Exec("INSERT INTO silences(id, data, ends) VALUES(?,?,?)", s.ID, data, s.Ends.UnixNano())
-		return err
-	}); err != nil {
+	if err := t.store.SaveSilence(ctx, s); err != nil {
 		return s, err
 	}
 	t.mu.Lock()
@@ -98,11 +82,7 @@ func (t *Tower) ExpireSilence(ctx context.Context, id string) error {
 	if found == nil {
 		return fmt.Errorf("no silence %q", id)
 	}
-	data, _ := json.Marshal(found)
-	if err := t.store.Write(ctx, func(tx *sql.Tx) error {
-		_, err := tx.Exec("UPDATE silences SET data = ?, ends = ? WHERE id = ?", data, now.UnixNano(), id)
-		return err
-	}); err != nil {
+	if err := t.store.SaveSilence(ctx, *found); err != nil {
 		return err
 	}
 	t.kick()
@@ -128,20 +108,12 @@ func (t *Tower) Acknowledge(ctx context.Context, key, by, comment string) (Alert
 	a.Ack = &Ack{By: by, At: t.now(), Comment: comment}
 	cp := *a
 	t.mu.Unlock()
-	data, _ := json.Marshal(cp)
 	text := "ACKNOWLEDGED: " + cp.Title + " by " + by
 	if comment != "" {
 		text += ": " + comment
 	}
-	err := t.store.Write(ctx, func(tx *sql.Tx) error {
-		if _, err := tx.Exec("UPDATE alerts SET state = ? WHERE key = ?", data, key); err != nil {
-			return err
-		}
-		// On the incident's timeline: who took it, when.
-		_, err := tx.Exec("INSERT INTO alert_events(time, key, host, incident, event, text) VALUES(?,?,?,?,?,?)",
-			cp.Ack.At.UnixNano(), key, cp.Host, cp.Incident, "ack", text)
-		return err
-	})
+	// On the incident's timeline: who took it, when.
+	err := t.store.SaveAck(ctx, cp, AlertEvent{At: cp.Ack.At, Key: key, Host: cp.Host, Incident: cp.Incident, Event: "ack", Text: text})
 	return cp, err
 }
 

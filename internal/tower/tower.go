@@ -10,8 +10,6 @@ import (
 	"context"
 	"crypto/subtle"
 	"crypto/tls"
-	"database/sql"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -32,13 +30,12 @@ import (
 	"github.com/hinomi/hinomi/internal/finding"
 	"github.com/hinomi/hinomi/internal/notify"
 	"github.com/hinomi/hinomi/internal/probe"
-	"github.com/hinomi/hinomi/internal/store"
 )
 
 // Tower is a running tower.
 type Tower struct {
 	cfg   atomic.Pointer[Config]
-	store *store.Store
+	store Store
 	log   *slog.Logger
 	now   func() time.Time
 
@@ -86,14 +83,10 @@ type Tower struct {
 	startNewDispatchers func()
 
 	senders     atomic.Pointer[map[string]notify.Sender]
-	wakeMu      sync.Mutex
-	wakers      []chan struct{} // one per channel dispatcher
-	dispatching map[string]bool
+	out         *dispatcher
 	degr        degradation
 	ingestSlots chan struct{} // batches in flight (maxIngest)
-	unrecMu     sync.Mutex
-	unrec       map[string]*unrecorded // send outcomes not yet written, by channel
-	evaluate    chan struct{}          // something changed: evaluate now
+	evaluate    chan struct{} // something changed: evaluate now
 	metrics     *metrics
 	Registry    *prometheus.Registry
 	// publicMetrics is Registry without private probes (metrics.public).
@@ -102,7 +95,7 @@ type Tower struct {
 	serveTLS      bool // the listener speaks TLS (tls was set when it was bound)
 	cert          atomic.Pointer[tls.Certificate]
 	httpSrv       *http.Server
-	dispatchW     sync.WaitGroup
+	dispatchW     sync.WaitGroup // sends of the degraded page (degraded.go)
 }
 
 // Host is what the tower knows about an agent's host.
@@ -191,7 +184,7 @@ func New(cfg *Config, o Options) (*Tower, error) {
 		o.Now = time.Now
 	}
 	o.Log = slog.New(newThrottle(o.Log.Handler(), time.Minute))
-	st, err := store.Open(cfg.DataDir)
+	st, err := openSQLite(cfg.DataDir)
 	if err != nil {
 		return nil, err
 	}
@@ -207,6 +200,8 @@ func New(cfg *Config, o Options) (*Tower, error) {
 	base := time.Now()
 	t.mono = func() time.Duration { return time.Since(base) }
 	t.metrics = newMetrics(t.Registry, t.publicMetrics, t)
+	// The dispatcher reads the tower's clock through t.now, which a test may set after New.
+	t.out = &dispatcher{store: st, log: t.log, now: func() time.Time { return t.now() }, cfg: &t.cfg, senders: &t.senders, metrics: t.metrics}
 	client := o.HTTPClient
 	if client == nil {
 		client = &http.Client{Timeout: 10 * time.Second}
@@ -231,7 +226,10 @@ func New(cfg *Config, o Options) (*Tower, error) {
 		st.Close()
 		return nil, fmt.Errorf("loading the status page's history: %w", err)
 	}
-	_ = st.DB.QueryRow("SELECT coalesce(max(id), 0) FROM incidents").Scan(&t.nextIncident)
+	if t.nextIncident, err = st.LastIncidentID(context.Background()); err != nil {
+		st.Close()
+		return nil, fmt.Errorf("loading incidents: %w", err)
+	}
 	return t, nil
 }
 
@@ -316,67 +314,32 @@ func (t *Tower) Reload(path string) error {
 }
 
 func (t *Tower) load() error {
-	rows, err := t.store.DB.Query("SELECT name, first_seen, last_seen, boot_id, version, addr, interval_ns, dropped, lost, lost_reason, spool, acked FROM hosts")
+	ctx := context.Background()
+	hosts, err := t.store.LoadHosts(ctx)
 	if err != nil {
 		return err
 	}
-	for rows.Next() {
-		var h Host
-		var first, last, interval int64
-		if err := rows.Scan(&h.Name, &first, &last, &h.BootID, &h.Version, &h.Addr, &interval, &h.Dropped, &h.Lost, &h.LostReason, &h.Spool, &h.Acked); err != nil {
-			rows.Close()
-			return err
-		}
-		h.FirstSeen, h.LastSeen, h.Interval = time.Unix(0, first).UTC(), time.Unix(0, last).UTC(), time.Duration(interval)
+	for _, h := range hosts {
 		t.hosts[h.Name] = &h
 	}
-	rows.Close()
-	rows, err = t.store.DB.Query("SELECT host, opened, updated, data FROM findings WHERE state = 'open'")
+	findings, err := t.store.LoadOpenFindings(ctx)
 	if err != nil {
 		return err
 	}
-	for rows.Next() {
-		var f Finding
-		var opened, updated int64
-		var data []byte
-		if err := rows.Scan(&f.Host, &opened, &updated, &data); err != nil {
-			rows.Close()
-			return err
-		}
-		if err := json.Unmarshal(data, &f.Finding); err != nil {
-			continue
-		}
-		f.Opened, f.Updated = time.Unix(0, opened).UTC(), time.Unix(0, updated).UTC()
+	for _, f := range findings {
 		if t.findings[f.Host] == nil {
 			t.findings[f.Host] = map[string]*Finding{}
 		}
 		t.findings[f.Host][f.Finding.Key] = &f
 	}
-	rows.Close()
-	return eachJSON(context.Background(), t.store.DB, "SELECT state FROM alerts", nil, func(a Alert) {
-		t.alerts[a.Key] = &a
-	})
-}
-
-// eachJSON calls fn for every row of a one-column query whose values are
-// JSON documents of T; rows that do not decode are skipped.
-func eachJSON[T any](ctx context.Context, db *sql.DB, query string, args []any, fn func(T)) error {
-	rows, err := db.QueryContext(ctx, query, args...)
+	alerts, err := t.store.LoadAlerts(ctx)
 	if err != nil {
 		return err
 	}
-	defer rows.Close()
-	for rows.Next() {
-		var b []byte
-		if err := rows.Scan(&b); err != nil {
-			return err
-		}
-		var v T
-		if json.Unmarshal(b, &v) == nil {
-			fn(v)
-		}
+	for _, a := range alerts {
+		t.alerts[a.Key] = &a
 	}
-	return rows.Err()
+	return nil
 }
 
 // RecordProbe takes one probe result: the status page's history and the
@@ -479,9 +442,9 @@ func (t *Tower) Run(ctx context.Context) error {
 
 	dctx, stopDispatch := context.WithCancel(context.Background())
 	t.mu.Lock()
-	t.startNewDispatchers = func() { t.startDispatchers(dctx) }
+	t.startNewDispatchers = func() { t.out.start(dctx) }
 	t.mu.Unlock()
-	t.startDispatchers(dctx)
+	t.out.start(dctx)
 
 	go t.pollPeers(dctx)
 	probesDone, historyDone := make(chan struct{}), make(chan struct{})
@@ -511,6 +474,7 @@ func (t *Tower) Run(ctx context.Context) error {
 	stopDispatch()
 	<-historyDone // the probes stopped and their last results are written
 	t.dispatchW.Wait()
+	t.out.wg.Wait()
 	if cerr := t.store.Close(); err == nil {
 		err = cerr
 	}
@@ -549,7 +513,7 @@ func (t *Tower) engine(ctx context.Context) {
 		prevWall, prevMono = now, mono
 		if pruneNow {
 			cfg := t.cfg.Load()
-			if n, err := t.store.Prune(ctx, store.Retention{MaxAge: time.Duration(cfg.Retention.MaxAge), MaxBytes: int64(cfg.Retention.MaxBytes)}, now); err != nil {
+			if n, err := t.store.Prune(ctx, time.Duration(cfg.Retention.MaxAge), int64(cfg.Retention.MaxBytes), now); err != nil {
 				t.log.Error("pruning records", "err", err)
 			} else if n > 0 {
 				t.log.Info("pruned records", "deleted", n)
@@ -813,40 +777,22 @@ func (t *Tower) Evaluate(ctx context.Context, now time.Time) error {
 		t.noteUnwritten(nil)
 		return nil
 	}
-	err := t.store.Write(ctx, func(tx *sql.Tx) error {
-		for _, c := range changes {
-			data, _ := json.Marshal(c.alert)
-			if _, err := tx.Exec(`INSERT INTO alerts(key, host, kind, title, severity, status, state, updated) VALUES(?,?,?,?,?,?,?,?)
-				ON CONFLICT(key) DO UPDATE SET title=excluded.title, severity=excluded.severity, status=excluded.status, state=excluded.state, updated=excluded.updated`,
-				c.alert.Key, c.alert.Host, c.alert.Kind, c.alert.Title, c.alert.Severity, string(c.alert.State.Status), data, now.UnixNano()); err != nil {
-				return err
-			}
-			for _, o := range c.out {
-				if err := enqueue(tx, o, c.alert.Key, now); err != nil {
-					return err
-				}
-			}
-			if text := eventText(&c.alert, c.event, now); text != "" {
-				if _, err := tx.Exec("INSERT INTO alert_events(time, key, host, incident, event, text) VALUES(?,?,?,?,?,?)",
-					now.UnixNano(), c.alert.Key, c.alert.Host, c.alert.Incident, string(c.event), text); err != nil {
-					return err
-				}
-			}
-			if held := c.before.HeldSince; !held.IsZero() && c.alert.HeldSince.IsZero() && c.alert.Notified && !c.before.Notified {
-				text := fmt.Sprintf("SENT: %s, held back for %s (%s)", c.alert.Title, finding.HumanDuration(now.Sub(held)), c.before.Suppressed)
-				if _, err := tx.Exec("INSERT INTO alert_events(time, key, host, incident, event, text) VALUES(?,?,?,?,?,?)",
-					now.UnixNano(), c.alert.Key, c.alert.Host, c.alert.Incident, "released", text); err != nil {
-					return err
-				}
-			}
-			if c.incident != nil {
-				if err := saveIncident(tx, c.incident); err != nil {
-					return err
-				}
-			}
+	writes := make([]AlertChange, 0, len(changes))
+	for _, c := range changes {
+		w := AlertChange{Alert: c.alert, Incident: c.incident}
+		for _, o := range c.out {
+			w.Messages = append(w.Messages, o.enqueue(c.alert.Key, now))
 		}
-		return nil
-	})
+		if text := eventText(&c.alert, c.event, now); text != "" {
+			w.Events = append(w.Events, AlertEvent{At: now, Key: c.alert.Key, Host: c.alert.Host, Incident: c.alert.Incident, Event: string(c.event), Text: text})
+		}
+		if held := c.before.HeldSince; !held.IsZero() && c.alert.HeldSince.IsZero() && c.alert.Notified && !c.before.Notified {
+			text := fmt.Sprintf("SENT: %s, held back for %s (%s)", c.alert.Title, finding.HumanDuration(now.Sub(held)), c.before.Suppressed)
+			w.Events = append(w.Events, AlertEvent{At: now, Key: c.alert.Key, Host: c.alert.Host, Incident: c.alert.Incident, Event: "released", Text: text})
+		}
+		writes = append(writes, w)
+	}
+	err := t.store.SaveAlerts(ctx, now, writes)
 	if err != nil {
 		// Nothing was written: put the alerts back as they were, so that the
 		// next evaluation decides (and notifies) again.
@@ -857,7 +803,7 @@ func (t *Tower) Evaluate(ctx context.Context, now time.Time) error {
 			}
 		}
 		t.mu.Unlock()
-		if store.StorageError(err) {
+		if t.store.StorageError(err) {
 			// Judged all the same: the degraded page names them.
 			var judged []Alert
 			for _, c := range changes {
@@ -874,7 +820,7 @@ func (t *Tower) Evaluate(ctx context.Context, now time.Time) error {
 			t.metrics.transitions.WithLabelValues(c.alert.Kind, string(c.event)).Inc()
 		}
 	}
-	t.wakeDispatchers()
+	t.out.wake()
 	return nil
 }
 

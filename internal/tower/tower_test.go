@@ -122,7 +122,7 @@ func post(t *testing.T, h http.Handler, token string, body []byte) (*httptest.Re
 func count(t *testing.T, tw *Tower, q string, args ...any) int {
 	t.Helper()
 	var n int
-	if err := tw.store.DB.QueryRow(q, args...).Scan(&n); err != nil {
+	if err := sqlDB(tw).QueryRow(q, args...).Scan(&n); err != nil {
 		t.Fatal(err)
 	}
 	return n
@@ -264,7 +264,7 @@ func annotation(m map[string]any, key string) string {
 func drain(t *testing.T, tw *Tower, channel string) {
 	t.Helper()
 	for {
-		sent, err := tw.sendNext(context.Background(), channel)
+		sent, err := tw.out.sendNext(context.Background(), channel)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -309,7 +309,7 @@ func TestFindingAlertAndRetry(t *testing.T) {
 		t.Errorf("message does not start at the finding's own start time: %s", d)
 	}
 	var attempts int
-	_ = tw.store.DB.QueryRow("SELECT attempts FROM outbox").Scan(&attempts)
+	_ = sqlDB(tw).QueryRow("SELECT attempts FROM outbox").Scan(&attempts)
 	if attempts != 4 {
 		t.Errorf("outbox attempts %d, want 4", attempts)
 	}
@@ -348,8 +348,8 @@ func TestHangingReceiverDoesNotDelayOthers(t *testing.T) {
 	c := &clock{now: t0}
 	tw := newTower(t, c, "channels:\n  - name: hung\n    type: webhook\n    url: "+hung.URL+"\n  - name: ops\n    type: webhook\n    url: "+r.srv.URL+"\n")
 	ctx, cancel := context.WithCancel(context.Background())
-	tw.startDispatchers(ctx)
-	defer func() { cancel(); close(release); tw.dispatchW.Wait() }()
+	tw.out.start(ctx)
+	defer func() { cancel(); close(release); tw.out.wg.Wait() }()
 	if rec, _ := post(t, tw.Handler(), tokenA, batch("pve1", "s1")); rec.Code != 200 {
 		t.Fatal(rec.Body.String())
 	}

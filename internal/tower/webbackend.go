@@ -169,20 +169,18 @@ func (b webBackend) Silence(ctx context.Context, host, key string, d time.Durati
 // publicUpdates tells a public incident's story from its probe alerts
 // only: when each public service stopped and started working again.
 func (b webBackend) publicUpdates(ctx context.Context, id int64, public map[string]bool) []web.TimelineEvent {
-	rows, err := b.t.store.DB.QueryContext(ctx, "SELECT time, key, event FROM alert_events WHERE incident = ? ORDER BY time", id)
+	evs, err := b.t.store.IncidentEvents(ctx, id)
 	if err != nil {
 		return nil
 	}
-	defer rows.Close()
 	var out []web.TimelineEvent
 	down := map[string]time.Time{}
-	for rows.Next() {
-		var at int64
-		var key, ev string
-		if rows.Scan(&at, &key, &ev) != nil || !public[key] {
+	for _, e := range evs {
+		key, ev := e.Key, e.Event
+		if !public[key] {
 			continue
 		}
-		when := time.Unix(0, at).UTC()
+		when := e.At
 		name := strings.TrimPrefix(key, "probe/")
 		switch alerting.Event(ev) {
 		case alerting.Fire:
