@@ -55,6 +55,11 @@ type Env struct {
 	mountsOnce sync.Once
 	mountList  []*procfs.MountInfo
 	mountsErr  error
+
+	// The Docker engine's state, read once per run (see docker).
+	dockerOnce sync.Once
+	dockerSt   *dockerState
+	dockerErr  error
 }
 
 // Result is what one check found.
@@ -85,6 +90,7 @@ func All() []Check {
 		{"disk", checkDisk},
 		{"mounts", checkMounts},
 		{"runtime", checkRuntime},
+		{"docker-restarts", checkDockerRestarts},
 		{"services", checkServices},
 		{"previous-boot", checkPreviousBoot},
 	}

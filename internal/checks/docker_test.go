@@ -1,0 +1,214 @@
+package checks
+
+import (
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/moby/moby/api/types/container"
+
+	"github.com/hinomi/hinomi/internal/finding"
+	"github.com/hinomi/hinomi/internal/host"
+	"github.com/hinomi/hinomi/internal/testload"
+)
+
+// uniqueName names a test container so that runs of other checkouts at the
+// same time never share it.
+func uniqueName(what string) string {
+	return fmt.Sprintf("hinomi-test-%s-%d", what, os.Getpid())
+}
+
+func liveDockerEnv(t *testing.T) *Env {
+	t.Helper()
+	return &Env{Src: host.Live(), Host: "test", Now: time.Now(), Log: slog.New(slog.DiscardHandler)}
+}
+
+// findingFor returns the finding about subject, failing the test without.
+func findingFor(t *testing.T, res Result, subject string) finding.Finding {
+	t.Helper()
+	var got []string
+	for _, f := range res.Findings {
+		if f.Subject == subject {
+			return f
+		}
+		got = append(got, f.Subject)
+	}
+	t.Fatalf("no finding about %q; got %q (blind: %q)", subject, got, res.Blind)
+	return finding.Finding{}
+}
+
+// A --restart=always container that exits 3 every second is a restart
+// loop, named with its image, exit code, count and rate.
+func TestDockerRestartLoop(t *testing.T) {
+	image := testload.ScratchImage(t, testload.DefaultImage)
+	name := uniqueName("c4-loop")
+	testload.StartContainer(t, image, name, testload.ContainerSpec{
+		Restart: container.RestartPolicyAlways,
+		Args:    []string{"-stdin=false", "-exit-after", "1s", "-exit-code", "3"},
+	})
+	testload.WaitContainer(t, name, "restarted 3 times", func(c *container.InspectResponse) bool {
+		return c.RestartCount >= 3
+	})
+
+	res, err := checkDockerRestarts(t.Context(), liveDockerEnv(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := findingFor(t, res, "container "+name)
+	if f.Mode != "FM-C4" || f.Severity != finding.High {
+		t.Errorf("mode %s severity %s; want FM-C4 high", f.Mode, f.Severity)
+	}
+	v := f.Evidence.Vars
+	if v["exit_code"] != "3" || v["container"] != name || v["owner"] != "docker" || v["image"] != image {
+		t.Errorf("vars %v; want exit_code 3, container %s, owner docker, image %s", v, name, image)
+	}
+	if n, _ := strconv.Atoi(v["restarts"]); n < 3 {
+		t.Errorf("restarts %q; want at least 3", v["restarts"])
+	}
+	// At least 3 restarts within the minute the test allows.
+	if r, _ := strconv.ParseFloat(v["rate"], 64); r < 3*60 {
+		t.Errorf("rate %q per hour; want at least 180", v["rate"])
+	}
+	for _, want := range []string{"restart loop", "exit code 3", image, "restarts since"} {
+		if !strings.Contains(f.Summary, want) {
+			t.Errorf("summary lacks %q: %s", want, f.Summary)
+		}
+	}
+	if f.Since == nil {
+		t.Error("no start time")
+	}
+}
+
+// An on-failure:1 container whose only process is OOM-killed stops being
+// restarted: the finding says it was OOM-killed and gave up.
+func TestDockerOOMKilledGaveUp(t *testing.T) {
+	image := testload.ScratchImage(t, testload.DefaultImage)
+	name := uniqueName("c4-oom")
+	testload.StartContainer(t, image, name, testload.ContainerSpec{
+		Restart: container.RestartPolicyOnFailure, MaxRetries: 1,
+		Limits: testload.Limits{Memory: 32 << 20},
+		Args:   []string{"-hog", "-hog-mb", "96"},
+	})
+	testload.WaitContainer(t, name, "exited after its one retry", func(c *container.InspectResponse) bool {
+		return c.State.Status == container.StateExited && c.RestartCount == 1
+	})
+
+	res, err := checkDockerRestarts(t.Context(), liveDockerEnv(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := findingFor(t, res, "container "+name)
+	if f.Mode != "FM-C4" || f.Severity != finding.High {
+		t.Errorf("mode %s severity %s; want FM-C4 high", f.Mode, f.Severity)
+	}
+	if f.Evidence.Vars["oom"] != "true" || f.Evidence.Vars["exit_code"] != "137" {
+		t.Errorf("vars %v; want oom true, exit_code 137", f.Evidence.Vars)
+	}
+	for _, want := range []string{"OOM killer", "exit code 137", `"on-failure:1" no longer restarts it`} {
+		if !strings.Contains(f.Summary, want) {
+			t.Errorf("summary lacks %q: %s", want, f.Summary)
+		}
+	}
+}
+
+// A container whose health check fails is reported with the probe's
+// output in full, and the finding replays from a snapshot.
+func TestDockerUnhealthyShowsProbeOutput(t *testing.T) {
+	image := testload.ScratchImage(t, testload.DefaultImage)
+	name := uniqueName("c4-unhealthy")
+	// Longer than any terminal line: it must not be cut.
+	said := "probe: GET http://127.0.0.1:8080/healthz: connection refused; " + strings.Repeat("retry ", 40) + "end"
+	testload.StartContainer(t, image, name, testload.ContainerSpec{
+		Args:   []string{"-stdin=false"},
+		Health: []string{"/" + testload.ProgramName, "-say", said, "-exit-code", "1"},
+	})
+	testload.WaitContainer(t, name, "unhealthy", func(c *container.InspectResponse) bool {
+		return c.State.Health != nil && c.State.Health.Status == container.Unhealthy
+	})
+
+	dir := filepath.Join(t.TempDir(), "snap")
+	rec, err := host.NewRecorder(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := liveDockerEnv(t)
+	env.Src.Record(rec)
+	res, err := checkDockerRestarts(t.Context(), env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := rec.Close(host.Meta{Host: "test", Taken: env.Now}); err != nil {
+		t.Fatal(err)
+	}
+	f := findingFor(t, res, "container "+name)
+	if f.Mode != "FM-C4" || f.Severity != finding.Medium {
+		t.Errorf("mode %s severity %s; want FM-C4 medium", f.Mode, f.Severity)
+	}
+	if !strings.Contains(f.Summary, "unhealthy") || !strings.Contains(f.Summary, said) {
+		t.Errorf("summary lacks the state or the probe's full output: %s", f.Summary)
+	}
+	if f.Evidence.Vars["probe_output"] != said {
+		t.Errorf("probe_output %q; want %q", f.Evidence.Vars["probe_output"], said)
+	}
+	if len(f.Evidence.Lines) == 0 || f.Evidence.Lines[len(f.Evidence.Lines)-1].Text != said {
+		t.Errorf("lines %+v; want the probe output last", f.Evidence.Lines)
+	}
+
+	src, err := host.FromDir(t.Context(), dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	replayed, err := checkDockerRestarts(t.Context(), &Env{Src: src, Now: env.Now, Log: env.Log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g := findingFor(t, replayed, "container "+name); g.Summary != f.Summary {
+		t.Errorf("replayed summary\n%s\nwant\n%s", g.Summary, f.Summary)
+	}
+}
+
+func TestRestartFindingCases(t *testing.T) {
+	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	created := now.Add(-2 * time.Hour)
+	cases := []struct {
+		name string
+		c    dockerContainer
+		want finding.Severity // 0: no finding
+	}{
+		{"stable after old restarts", dockerContainer{Status: "running", Running: true, RestartCount: 7, Created: created, StartedAt: now.Add(-time.Hour), RestartPolicy: "always"}, 0},
+		{"restarting", dockerContainer{Status: "restarting", Restarting: true, RestartCount: 1, ExitCode: 1, Created: created, RestartPolicy: "always"}, finding.High},
+		{"up for seconds after many restarts", dockerContainer{Status: "running", Running: true, RestartCount: 12, Created: created, StartedAt: now.Add(-5 * time.Second), RestartPolicy: "always"}, finding.High},
+		{"stopped by hand", dockerContainer{Status: "exited", ExitCode: 143, Created: created, RestartPolicy: "always"}, 0},
+		{"no restart policy", dockerContainer{Status: "exited", ExitCode: 1, RestartCount: 0, Created: created}, 0},
+		{"engine could not start it", dockerContainer{Status: "exited", ExitCode: 128, Error: "failed to create shim task: OCI runtime create failed", Created: created, RestartPolicy: "unless-stopped"}, finding.High},
+		{"running, its last death from the events", dockerContainer{Status: "running", Running: true, RestartCount: 4, Created: created, StartedAt: now.Add(-time.Second), RestartPolicy: "always",
+			Exits: []dockerExit{{now.Add(-9 * time.Second), 2}, {now.Add(-3 * time.Second), 3}}}, finding.High},
+		{"healthy", dockerContainer{Status: "running", Running: true, Created: created, StartedAt: created, Health: &dockerHealth{Status: "healthy"}}, 0},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.c.Name = "web"
+			f, ok := restartFinding(&tc.c, now)
+			switch {
+			case tc.want == 0 && ok:
+				t.Errorf("finding %s: %s; want none", f.Severity, f.Summary)
+			case tc.want != 0 && !ok:
+				t.Errorf("no finding; want %s", tc.want)
+			case ok && f.Severity != tc.want:
+				t.Errorf("severity %s; want %s", f.Severity, tc.want)
+			}
+			if ok && len(tc.c.Exits) > 0 && (f.Evidence.Vars["exit_code"] != "3" || f.Evidence.Vars["exit_codes"] != "2 3") {
+				t.Errorf("vars %v; want exit_code 3 and exit_codes \"2 3\" from the events", f.Evidence.Vars)
+			}
+			if ok && tc.c.Error != "" && !strings.Contains(f.Summary, tc.c.Error) {
+				t.Errorf("summary lacks the error in full: %s", f.Summary)
+			}
+		})
+	}
+}
