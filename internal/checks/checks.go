@@ -90,6 +90,7 @@ func All() []Check {
 		{"disk", checkDisk},
 		{"mounts", checkMounts},
 		{"runtime", checkRuntime},
+		{"docker-api", checkDockerAPI},
 		{"docker-restarts", checkDockerRestarts},
 		{"services", checkServices},
 		{"previous-boot", checkPreviousBoot},

@@ -14,6 +14,7 @@ import (
 
 	"github.com/hinomi/hinomi/internal/finding"
 	"github.com/hinomi/hinomi/internal/host"
+	"github.com/hinomi/hinomi/internal/proctable"
 	"github.com/hinomi/hinomi/internal/testload"
 )
 
@@ -210,5 +211,108 @@ func TestRestartFindingCases(t *testing.T) {
 				t.Errorf("summary lacks the error in full: %s", f.Summary)
 			}
 		})
+	}
+}
+
+// A Docker socket that accepts and never answers is FM-E7, high, found
+// within the API's deadline, naming the dockerd that still runs.
+func TestDockerAPIHang(t *testing.T) {
+	sock := testload.SilentSocket(t)
+	t.Setenv("DOCKER_HOST", "unix://"+sock)
+	src := host.Live()
+	procs, err := proctable.Scan(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := &Env{Src: src, Procs: procs, Now: time.Now(), Log: slog.New(slog.DiscardHandler)}
+	dir := filepath.Join(t.TempDir(), "snap")
+	rec, err := host.NewRecorder(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	src.Record(rec)
+
+	start := time.Now()
+	res, err := checkDockerAPI(t.Context(), env)
+	took := time.Since(start)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := rec.Close(host.Meta{Host: "test", Taken: env.Now}); err != nil {
+		t.Fatal(err)
+	}
+	if took > 2*dockerCallTimeout {
+		t.Errorf("took %s; want at most %s", took, 2*dockerCallTimeout)
+	}
+	f := findingFor(t, res, "docker API")
+	if f.Mode != "FM-E7" || f.Severity != finding.High {
+		t.Errorf("mode %s severity %s; want FM-E7 high", f.Mode, f.Severity)
+	}
+	if !strings.Contains(f.Summary, "unix://"+sock) || !strings.Contains(f.Summary, "did not answer a ping") {
+		t.Errorf("summary does not name the socket and the call: %s", f.Summary)
+	}
+	if d := findDaemon(procs); d != nil {
+		if f.Evidence.Vars["pid"] != strconv.Itoa(d.PID) || !strings.Contains(f.Summary, "while dockerd (pid "+strconv.Itoa(d.PID)) {
+			t.Errorf("dockerd (pid %d) not named: vars %v, summary %s", d.PID, f.Evidence.Vars, f.Summary)
+		}
+	}
+	// The restart check shares the one reading and stays quiet.
+	if r, err := checkDockerRestarts(t.Context(), env); err != ErrNotApplicable || len(r.Findings) > 0 {
+		t.Errorf("restart check: %v, %d findings; want not applicable", err, len(r.Findings))
+	}
+
+	// doctor --from replays the hang, with the same processes.
+	snap, err := host.FromDir(t.Context(), dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer snap.Close()
+	replayed, err := checkDockerAPI(t.Context(), &Env{Src: snap, Procs: procs, Now: env.Now, Log: env.Log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g := findingFor(t, replayed, "docker API"); g.Summary != f.Summary {
+		t.Errorf("replayed summary\n%s\nwant\n%s", g.Summary, f.Summary)
+	}
+}
+
+func TestDockerAPINoSocketIsNotApplicable(t *testing.T) {
+	t.Setenv("DOCKER_HOST", "unix://"+filepath.Join(t.TempDir(), "none.sock"))
+	env := liveDockerEnv(t)
+	if _, err := checkDockerAPI(t.Context(), env); err != ErrNotApplicable {
+		t.Errorf("err %v; want ErrNotApplicable", err)
+	}
+}
+
+// A hung API with runc processes that have not exited for minutes and a
+// shim in D state names them, oldest first.
+func TestDockerAPIHangNamesStuckRuntimeProcesses(t *testing.T) {
+	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	procs := &proctable.Table{Procs: []*proctable.Proc{
+		{PID: 900, Comm: "dockerd", State: "S", Started: now.Add(-48 * time.Hour)},
+		{PID: 4100, Comm: "runc", State: "D", Wchan: "cgroup_freeze", Started: now.Add(-7 * time.Minute)},
+		{PID: 4200, Comm: "runc", State: "S", Started: now.Add(-2 * time.Second)},
+		{PID: 3000, Comm: "containerd-shim", State: "D", Started: now.Add(-3 * time.Hour)},
+	}}
+	env := &Env{Procs: procs, Now: now, Log: slog.New(slog.DiscardHandler)}
+	env.dockerOnce.Do(func() {
+		env.dockerSt = &dockerState{Endpoint: "unix:///var/run/docker.sock", Hung: "list", Timeout: 3, Error: "list: no answer within 3s"}
+	})
+	res, err := checkDockerAPI(t.Context(), env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := findingFor(t, res, "docker API")
+	v := f.Evidence.Vars
+	if v["pid"] != "3000" || v["comm"] != "containerd-shim" || v["stuck_for"] != "3h" {
+		t.Errorf("vars %v; want the oldest stuck process, containerd-shim 3000, stuck 3h", v)
+	}
+	for _, want := range []string{"while dockerd (pid 900, up 2d) runs", "the container list", "2 runtime processes are stuck", "runc (pid 4100, 7m, state D)"} {
+		if !strings.Contains(f.Summary, want) {
+			t.Errorf("summary lacks %q: %s", want, f.Summary)
+		}
+	}
+	if strings.Contains(f.Summary, "4200") {
+		t.Errorf("a runc process 2s old is named as stuck: %s", f.Summary)
 	}
 }
