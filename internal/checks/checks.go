@@ -92,6 +92,7 @@ func All() []Check {
 		{"runtime", checkRuntime},
 		{"docker-api", checkDockerAPI},
 		{"docker-restarts", checkDockerRestarts},
+		{"docker-memory", checkDockerMemory},
 		{"services", checkServices},
 		{"previous-boot", checkPreviousBoot},
 	}

@@ -65,10 +65,8 @@ func restartFinding(c *dockerContainer, now time.Time) (finding.Finding, bool) {
 	}
 
 	name := c.label()
-	vars := map[string]string{
-		"owner": "docker", "owner_label": name, "container": name, "container_id": c.ID,
-		"image": c.Image, "restarts": itoa(c.RestartCount),
-	}
+	vars := map[string]string{"image": c.Image, "restarts": itoa(c.RestartCount)}
+	c.ownerVars(vars)
 	// A running container's exit code is reset: its last death says more.
 	code := c.ExitCode
 	if c.Running && len(c.Exits) > 0 {

@@ -316,3 +316,46 @@ func TestDockerAPIHangNamesStuckRuntimeProcesses(t *testing.T) {
 		t.Errorf("a runc process 2s old is named as stuck: %s", f.Summary)
 	}
 }
+
+// A container limited to 64 MiB holding 52 MiB is near its memory limit:
+// named, with its use and limit read from its own memory cgroup.
+func TestDockerMemoryNearLimit(t *testing.T) {
+	image := testload.ScratchImage(t, testload.DefaultImage)
+	name := uniqueName("b4-memory")
+	const limit = 64 << 20
+	testload.RunContainerLimited(t, image, name, testload.Limits{Memory: limit}, "-hog-mb", "52")
+
+	var f finding.Finding
+	deadline := time.Now().Add(testload.ReadyTimeout)
+	for found := false; !found; {
+		env := liveDockerEnv(t)
+		res, err := checkDockerMemory(t.Context(), env)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, g := range res.Findings {
+			if g.Subject == "memory of container "+name {
+				f, found = g, true
+			}
+		}
+		if !found && time.Now().After(deadline) {
+			t.Fatalf("no memory finding for %s within %s; got %+v", name, testload.ReadyTimeout, res)
+		}
+		if !found {
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	if f.Mode != "FM-B4" || f.Severity < finding.Low {
+		t.Errorf("mode %s severity %s; want FM-B4", f.Mode, f.Severity)
+	}
+	v := f.Evidence.Vars
+	if v["limit"] != strconv.Itoa(limit) || v["container"] != name || v["owner"] != "docker" || v["resource"] != "memory" {
+		t.Errorf("vars %v; want limit %d, container %s, owner docker, resource memory", v, limit, name)
+	}
+	if used, _ := strconv.Atoi(v["used"]); used < 48<<20 || used > limit {
+		t.Errorf("used %s; want the 52 MiB held, within the limit", v["used"])
+	}
+	if !strings.Contains(f.Summary, "Container "+name) || !strings.Contains(f.Summary, "64.0 MiB memory limit") {
+		t.Errorf("summary: %s", f.Summary)
+	}
+}
