@@ -49,7 +49,10 @@ type Env struct {
 	Kernel *KernelLog
 	// Signatures finds distress in logs (previous boot, kernel log).
 	Signatures *signatures.Matcher
-	Log        *slog.Logger
+	// DockerEvents, in the agent, holds the deaths seen on the Docker
+	// event stream; nil makes the Docker checks ask the engine.
+	DockerEvents *DockerEvents
+	Log          *slog.Logger
 
 	// The mount table, read once per run (see mounts).
 	mountsOnce sync.Once

@@ -106,7 +106,7 @@ func docker(ctx context.Context, env *Env) (*dockerState, error) {
 	env.dockerOnce.Do(func() {
 		var st dockerState
 		err := env.Src.Probe("docker", &st, func() error {
-			st = readDocker(ctx)
+			st = readDocker(ctx, env.DockerEvents)
 			return nil
 		})
 		switch {
@@ -123,7 +123,7 @@ func docker(ctx context.Context, env *Env) (*dockerState, error) {
 
 // readDocker asks the daemon named by DOCKER_HOST (by default the local
 // socket) for its containers, every call under dockerCallTimeout.
-func readDocker(ctx context.Context) dockerState {
+func readDocker(ctx context.Context, ev *DockerEvents) dockerState {
 	var st dockerState
 	cli, err := client.New(client.FromEnv)
 	if err != nil {
@@ -219,7 +219,14 @@ func readDocker(ctx context.Context) dockerState {
 		}
 		st.Unseen = append(st.Unseen, fmt.Sprintf("container %s: %v", name, errs[i]))
 	}
-	readExits(ctx, cli, st.Containers, time.Now())
+	readExits(ctx, cli, ev, st.Containers, time.Now())
+	if len(st.Unseen) == 0 {
+		ids := map[string]bool{}
+		for _, c := range st.Containers {
+			ids[c.ID] = true
+		}
+		ev.forget(ids)
+	}
 	if len(st.Containers) == 0 && len(st.Unseen) > 0 && ictx.Err() != nil {
 		st.Hung, st.Timeout = "inspect", dockerCallTimeout.Seconds()
 		st.Error = fmt.Sprintf("inspect: no container could be inspected within %s", dockerInspectBudget)
@@ -231,15 +238,23 @@ func readDocker(ctx context.Context) dockerState {
 const dockerExitsMax = 20
 
 // readExits fills Exits for the containers that look like a restart loop,
-// from the engine's events (dockerd keeps the last 256 in memory), within
-// one dockerCallTimeout for all of them.
-func readExits(ctx context.Context, cli *client.Client, cs []dockerContainer, now time.Time) {
+// from the agent's event log when it has them, else from the engine's
+// events (dockerd keeps the last 256 in memory), within one
+// dockerCallTimeout for all of them.
+func readExits(ctx context.Context, cli *client.Client, ev *DockerEvents, cs []dockerContainer, now time.Time) {
 	ctx, cancel := context.WithTimeout(ctx, dockerCallTimeout)
 	defer cancel()
 	n := 0
 	for i := range cs {
 		c := &cs[i]
-		if !c.restarting(now) || c.Created.IsZero() || n >= dockerExitsMax {
+		if !c.restarting(now) || c.Created.IsZero() {
+			continue
+		}
+		if x, ok := ev.exits(c.ID, c.Created); ok {
+			c.Exits = x
+			continue
+		}
+		if n >= dockerExitsMax {
 			continue
 		}
 		n++
