@@ -15,6 +15,7 @@ import (
 	"github.com/hinomi/hinomi/internal/finding"
 	"github.com/hinomi/hinomi/internal/host"
 	"github.com/hinomi/hinomi/internal/proctable"
+	"github.com/hinomi/hinomi/internal/runbook"
 	"github.com/hinomi/hinomi/internal/testload"
 )
 
@@ -357,5 +358,42 @@ func TestDockerMemoryNearLimit(t *testing.T) {
 	}
 	if !strings.Contains(f.Summary, "Container "+name) || !strings.Contains(f.Summary, "64.0 MiB memory limit") {
 		t.Errorf("summary: %s", f.Summary)
+	}
+}
+
+// The runbook of a looping Docker container has ready docker steps and no
+// kubectl ones.
+func TestDockerLoopRunbookSteps(t *testing.T) {
+	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	f, ok := restartFinding(&dockerContainer{ID: "4f1c", Name: "web", Image: "nginx:1.27", Status: "restarting", Restarting: true,
+		RestartCount: 9, ExitCode: 3, Created: now.Add(-time.Hour), RestartPolicy: "always"}, now)
+	if !ok {
+		t.Fatal("no finding")
+	}
+	book, err := runbook.Load("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ready := map[string]bool{}
+	for _, sec := range []string{"Confirm", "Recover"} {
+		steps, err := book.Get(f.Mode).Steps(sec, f.Evidence.Vars)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, s := range steps {
+			for _, l := range s.Lines {
+				if strings.Contains(l, "kubectl") {
+					t.Errorf("%s step for a Docker container: %s", sec, l)
+				}
+				if s.Ready {
+					ready[l] = true
+				}
+			}
+		}
+	}
+	for _, want := range []string{"docker logs --tail 100 --timestamps web", "docker update --restart=no web"} {
+		if !ready[want] {
+			t.Errorf("no ready step %q among %v", want, ready)
+		}
 	}
 }
