@@ -68,11 +68,18 @@ func restartFinding(c *dockerContainer, now time.Time) (finding.Finding, bool) {
 	vars := map[string]string{"image": c.Image, "restarts": itoa(c.RestartCount)}
 	c.ownerVars(vars)
 	// A running container's exit code is reset: its last death says more.
-	code := c.ExitCode
-	if c.Running && len(c.Exits) > 0 {
-		code = c.Exits[len(c.Exits)-1].Code
+	// A running container's exit code is reset to 0: its last death, from
+	// the events, says more, and without it the code is not known.
+	code, known := c.ExitCode, true
+	if c.Running {
+		known = len(c.Exits) > 0
+		if known {
+			code = c.Exits[len(c.Exits)-1].Code
+		}
 	}
-	vars["exit_code"] = itoa(code)
+	if known {
+		vars["exit_code"] = itoa(code)
+	}
 	var figs []finding.Figure
 	var lines []finding.Line
 	var notes []string
@@ -81,6 +88,9 @@ func restartFinding(c *dockerContainer, now time.Time) (finding.Finding, bool) {
 	sev := finding.Medium
 
 	exit := "exit code " + itoa(code) + exitMeaning(code)
+	if !known {
+		exit = "an exit code the engine no longer reports (it resets it on restart, and its event log no longer holds the death)"
+	}
 	if c.OOMKilled {
 		exit += ", killed by the OOM killer (the container's memory limit or the host's memory ran out)"
 		vars["oom"] = "true"
@@ -102,8 +112,10 @@ func restartFinding(c *dockerContainer, now time.Time) (finding.Finding, bool) {
 		figs = append(figs,
 			finding.Figure{Name: "restarts", Value: float64(c.RestartCount), Source: "docker inspect .RestartCount"},
 			finding.Figure{Name: "restarts per hour", Value: rate},
-			finding.Figure{Name: "last exit code", Value: float64(code)},
 		)
+		if known {
+			figs = append(figs, finding.Figure{Name: "last exit code", Value: float64(code)})
+		}
 		count := fmt.Sprintf("%d %s since %s (%.0f per hour)", c.RestartCount, plural(c.RestartCount, "restart", "restarts"), fmtWhen(c.Created), rate)
 		if len(c.Exits) > 0 {
 			var codes []string
