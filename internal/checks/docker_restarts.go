@@ -172,12 +172,16 @@ func restartFinding(c *dockerContainer, now time.Time) (finding.Finding, bool) {
 		parts = append(parts, msg+".")
 	}
 
+	consumer := finding.Consumer{Kind: "container", Name: name, ID: c.ID, Owner: c.Image, Value: float64(c.RestartCount), Unit: "restarts"}
+	if !loop && !gaveUp {
+		consumer.Value, consumer.Unit = float64(c.Health.FailingStreak), "failed health checks"
+	}
 	return finding.Finding{
 		Mode: "FM-C4", Severity: sev, Subject: "container " + name,
 		Summary: strings.Join(parts, " "), Since: since,
 		Evidence: finding.Evidence{
 			Figures: figs, Lines: lines, Notes: notes, Vars: vars,
-			Consumers: []finding.Consumer{{Kind: "container", Name: name, ID: c.ID, Owner: c.Image, Value: float64(c.RestartCount), Unit: "restarts"}},
+			Consumers: []finding.Consumer{consumer},
 		},
 	}, true
 }

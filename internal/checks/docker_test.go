@@ -158,6 +158,9 @@ func TestDockerUnhealthyShowsProbeOutput(t *testing.T) {
 	if !strings.Contains(f.Summary, "unhealthy") || !strings.Contains(f.Summary, said) {
 		t.Errorf("summary lacks the state or the probe's full output: %s", f.Summary)
 	}
+	if c := f.Evidence.Consumers; len(c) != 1 || c[0].Unit != "failed health checks" || c[0].Value < 1 {
+		t.Errorf("consumers %+v; want the container with its failed checks", c)
+	}
 	if f.Evidence.Vars["probe_output"] != said {
 		t.Errorf("probe_output %q; want %q", f.Evidence.Vars["probe_output"], said)
 	}
