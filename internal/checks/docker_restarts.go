@@ -63,9 +63,16 @@ func restartFinding(c *dockerContainer, now time.Time) (finding.Finding, bool) {
 	if !loop && !gaveUp && !unhealthy {
 		return finding.Finding{}, false
 	}
+	state := "unhealthy"
+	switch {
+	case loop:
+		state = "loop"
+	case gaveUp:
+		state = "gave-up"
+	}
 
 	name := c.label()
-	vars := map[string]string{"image": c.Image, "restarts": itoa(c.RestartCount)}
+	vars := map[string]string{"image": c.Image, "restarts": itoa(c.RestartCount), "state": state}
 	c.ownerVars(vars)
 	// A running container's exit code is reset: its last death says more.
 	// A running container's exit code is reset to 0: its last death, from

@@ -407,4 +407,30 @@ func TestDockerLoopRunbookSteps(t *testing.T) {
 			t.Errorf("no ready step %q among %v", want, ready)
 		}
 	}
+	if ready["docker restart web"] {
+		t.Error("a looping container is offered docker restart")
+	}
+
+	// Only unhealthy: restart it once fixed, no restart policy changes.
+	f, _ = restartFinding(&dockerContainer{ID: "4f1c", Name: "web", Image: "nginx:1.27", Status: "running", Running: true,
+		Created: now.Add(-time.Hour), StartedAt: now.Add(-time.Hour), Health: &dockerHealth{Status: "unhealthy", FailingStreak: 3,
+			Log: []dockerProbe{{Start: now.Add(-time.Minute), ExitCode: 1, Output: "refused"}}}}, now)
+	steps, err := book.Get(f.Mode).Steps("Recover", f.Evidence.Vars)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var lines []string
+	restart := false
+	for _, s := range steps {
+		lines = append(lines, s.Lines...)
+		for _, l := range s.Lines {
+			restart = restart || (s.Ready && l == "docker restart web")
+			if strings.Contains(l, "docker update") {
+				t.Errorf("an unhealthy container is offered %s", l)
+			}
+		}
+	}
+	if !restart {
+		t.Errorf("no ready docker restart for an unhealthy container among %q", lines)
+	}
 }
