@@ -87,8 +87,8 @@ type Agent struct {
 	// to a line a minute.
 	logs *logLimiter
 	// docker follows the Docker event stream; wake asks for a diagnosis
-	// before the next tick when a container dies, is OOM-killed or
-	// changes health.
+	// before the next tick when a container starts looping, is
+	// OOM-killed or turns unhealthy.
 	docker *checks.DockerEvents
 	wake   chan struct{}
 }
@@ -206,7 +206,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		wg.Go(func() { a.watchJournal(ctx) })
 	}
 	wg.Go(func() {
-		a.docker.Watch(ctx, a.cfg.Log, func(string) {
+		a.docker.Watch(ctx, a.cfg.Log, func() {
 			select {
 			case a.wake <- struct{}{}:
 			default: // a diagnosis is already due
@@ -250,9 +250,10 @@ func (a *Agent) cycles(ctx context.Context) {
 			return
 		case <-tick.C:
 		case <-a.wake:
-			// A container died or changed health: diagnose now, but
-			// at most once per wakeGap, so a tight loop's events do
-			// not turn into back-to-back diagnoses.
+			// A container started looping, was OOM-killed or turned
+			// unhealthy: diagnose now, but at most once per wakeGap,
+			// so events of many containers do not turn into
+			// back-to-back diagnoses.
 			wait := time.NewTimer(max(wakeGap-time.Since(last), 0))
 			select {
 			case <-ctx.Done():

@@ -4,9 +4,11 @@ import (
 	"context"
 	"log/slog"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
+	"github.com/moby/moby/api/types/events"
 	"github.com/moby/moby/client"
 )
 
@@ -22,18 +24,24 @@ const dockerEventsKept = 20
 type DockerEvents struct {
 	mu     sync.Mutex
 	deaths map[string][]dockerExit // by container ID, oldest first
+	woke   map[string]time.Time    // when each container last asked for a diagnosis
 }
+
+// eventWakeEvery is how often one container's events may ask for a
+// diagnosis: once its finding is out, the regular interval follows it, and
+// a container that loops for hours costs no more than that.
+const eventWakeEvery = 10 * time.Minute
 
 // NewDockerEvents returns an empty event log; Watch fills it.
 func NewDockerEvents() *DockerEvents {
-	return &DockerEvents{deaths: map[string][]dockerExit{}}
+	return &DockerEvents{deaths: map[string][]dockerExit{}, woke: map[string]time.Time{}}
 }
 
 // Watch follows the stream of the engine at DOCKER_HOST (or the default
 // socket) until ctx ends, reconnecting with a backoff from one second to a
 // minute when the engine is absent or the stream breaks. notify is called
-// after each event it keeps, with the event's action; it must not block.
-func (e *DockerEvents) Watch(ctx context.Context, log *slog.Logger, notify func(action string)) {
+// when an event is worth a diagnosis now (see worth); it must not block.
+func (e *DockerEvents) Watch(ctx context.Context, log *slog.Logger, notify func()) {
 	backoff := time.Second
 	for ctx.Err() == nil {
 		got, err := e.follow(ctx, notify)
@@ -54,7 +62,7 @@ func (e *DockerEvents) Watch(ctx context.Context, log *slog.Logger, notify func(
 }
 
 // follow reads one connection's events; got says it read any.
-func (e *DockerEvents) follow(ctx context.Context, notify func(string)) (got bool, err error) {
+func (e *DockerEvents) follow(ctx context.Context, notify func()) (got bool, err error) {
 	cli, err := client.New(client.FromEnv)
 	if err != nil {
 		return false, err
@@ -77,27 +85,57 @@ func (e *DockerEvents) follow(ctx context.Context, notify func(string)) (got boo
 		select {
 		case m := <-res.Messages:
 			got = true
-			if m.Action == "die" {
-				code, err := strconv.Atoi(m.Actor.Attributes["exitCode"])
-				if err == nil {
-					e.died(m.Actor.ID, dockerExit{Time: time.Unix(0, m.TimeNano).UTC(), Code: code})
-				}
+			if e.worth(m, time.Now()) {
+				notify()
 			}
-			notify(string(m.Action))
 		case err := <-res.Err:
 			return got, err
 		}
 	}
 }
 
-func (e *DockerEvents) died(id string, x dockerExit) {
+// worth records the event and reports whether it calls for a diagnosis
+// now: a container's third death within loopUptime (a loop in the
+// making), an OOM kill, a health check turning unhealthy or a restart by
+// hand — at most once per container per eventWakeEvery.
+func (e *DockerEvents) worth(m events.Message, now time.Time) bool {
+	id := m.Actor.ID
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	d := append(e.deaths[id], x)
-	if len(d) > dockerEventsKept {
-		d = d[len(d)-dockerEventsKept:]
+	wake := false
+	switch m.Action {
+	case events.ActionDie:
+		code, err := strconv.Atoi(m.Actor.Attributes["exitCode"])
+		if err != nil {
+			return false
+		}
+		d := append(e.deaths[id], dockerExit{Time: time.Unix(0, m.TimeNano).UTC(), Code: code})
+		if len(d) > dockerEventsKept {
+			d = d[len(d)-dockerEventsKept:]
+		}
+		e.deaths[id] = d
+		recent := 0
+		for _, x := range d {
+			if now.Sub(x.Time) < loopUptime {
+				recent++
+			}
+		}
+		wake = recent >= loopMinRestarts
+	case events.ActionOOM, events.ActionRestart:
+		wake = true
+	default:
+		wake = strings.HasSuffix(string(m.Action), ": unhealthy") // "health_status: unhealthy"
 	}
-	e.deaths[id] = d
+	if !wake || now.Sub(e.woke[id]) < eventWakeEvery {
+		return false
+	}
+	for k, t := range e.woke {
+		if now.Sub(t) >= eventWakeEvery {
+			delete(e.woke, k)
+		}
+	}
+	e.woke[id] = now
+	return true
 }
 
 // exits returns the deaths seen for container id since it was created.

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/api/types/events"
 
 	"github.com/hinomi/hinomi/internal/finding"
 	"github.com/hinomi/hinomi/internal/host"
@@ -432,5 +433,44 @@ func TestDockerLoopRunbookSteps(t *testing.T) {
 	}
 	if !restart {
 		t.Errorf("no ready docker restart for an unhealthy container among %q", lines)
+	}
+}
+
+// The agent is woken by a container's third death within the loop window,
+// an OOM kill or a turn to unhealthy, once per container per
+// eventWakeEvery; other events only feed the deaths log.
+func TestDockerEventsWorthADiagnosis(t *testing.T) {
+	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	msg := func(id string, action events.Action, at time.Time, attrs map[string]string) events.Message {
+		return events.Message{Type: events.ContainerEventType, Action: action, Actor: events.Actor{ID: id, Attributes: attrs}, TimeNano: at.UnixNano()}
+	}
+	die := func(id string, at time.Time, code string) events.Message {
+		return msg(id, events.ActionDie, at, map[string]string{"exitCode": code, "name": "web"})
+	}
+	e := NewDockerEvents()
+	steps := []struct {
+		m    events.Message
+		at   time.Time
+		want bool
+	}{
+		{die("a", now, "3"), now, false},
+		{die("a", now.Add(time.Second), "3"), now.Add(time.Second), false},
+		{die("a", now.Add(2*time.Second), "3"), now.Add(2 * time.Second), true},  // third death: a loop
+		{die("a", now.Add(3*time.Second), "3"), now.Add(3 * time.Second), false}, // already woken for a
+		{msg("b", events.ActionOOM, now, nil), now.Add(3 * time.Second), true},
+		{msg("c", "health_status: healthy", now, nil), now.Add(3 * time.Second), false},
+		{msg("c", "health_status: unhealthy", now, nil), now.Add(3 * time.Second), true},
+		{die("a", now.Add(11*time.Minute), "3"), now.Add(11 * time.Minute), false}, // one death in the window
+		{die("a", now.Add(11*time.Minute+time.Second), "3"), now.Add(11*time.Minute + time.Second), false},
+		{die("a", now.Add(11*time.Minute+2*time.Second), "1"), now.Add(11*time.Minute + 2*time.Second), true}, // a loop again, 10 min later
+	}
+	for i, s := range steps {
+		if got := e.worth(s.m, s.at); got != s.want {
+			t.Errorf("step %d (%s %s): worth %v; want %v", i, s.m.Actor.ID, s.m.Action, got, s.want)
+		}
+	}
+	x, ok := e.exits("a", now)
+	if !ok || len(x) != 7 || x[len(x)-1].Code != 1 {
+		t.Errorf("exits of a: %v; want 7 deaths, the last with code 1", x)
 	}
 }
