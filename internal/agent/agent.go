@@ -86,6 +86,11 @@ type Agent struct {
 	// logs keeps failures that repeat with every record (a full disk)
 	// to a line a minute.
 	logs *logLimiter
+	// docker follows the Docker event stream; wake asks for a diagnosis
+	// before the next tick when a container starts looping, is
+	// OOM-killed or turns unhealthy.
+	docker *checks.DockerEvents
+	wake   chan struct{}
 }
 
 type tower struct {
@@ -143,7 +148,7 @@ func New(cfg Config) (*Agent, error) {
 		cfg.Signatures = c
 	}
 	a := &Agent{cfg: cfg, matcher: signatures.NewMatcher(cfg.Signatures), sent: map[string]string{}, retryMin: time.Second, warnMax: 5 * time.Minute,
-		logs: newLogLimiter(time.Minute)}
+		logs: newLogLimiter(time.Minute), docker: checks.NewDockerEvents(), wake: make(chan struct{}, 1)}
 	if b, err := os.ReadFile("/proc/sys/kernel/random/boot_id"); err == nil {
 		a.bootID = strings.TrimSpace(string(b))
 	}
@@ -200,6 +205,14 @@ func (a *Agent) Run(ctx context.Context) error {
 	if a.cfg.Journal {
 		wg.Go(func() { a.watchJournal(ctx) })
 	}
+	wg.Go(func() {
+		a.docker.Watch(ctx, a.cfg.Log, func() {
+			select {
+			case a.wake <- struct{}{}:
+			default: // a diagnosis is already due
+			}
+		})
+	})
 	a.status(wire.Status{Event: "started", Message: "hinomi agent " + a.cfg.Version})
 	a.cycles(ctx)
 	wg.Wait()
@@ -213,7 +226,8 @@ func (a *Agent) cycles(ctx context.Context) {
 	tick := time.NewTicker(a.cfg.Interval)
 	defer tick.Stop()
 	for {
-		d, err := doctor.Diagnose(ctx, doctor.Options{Mounts: mounts, MountDeadline: 2 * time.Second, Signatures: a.matcher})
+		last := time.Now()
+		d, err := doctor.Diagnose(ctx, doctor.Options{Mounts: mounts, MountDeadline: 2 * time.Second, Signatures: a.matcher, DockerEvents: a.docker})
 		if err != nil && ctx.Err() != nil {
 			return // stopping: a diagnosis cut short is not sent
 		}
@@ -238,9 +252,25 @@ func (a *Agent) cycles(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-tick.C:
+		case <-a.wake:
+			// A container started looping, was OOM-killed or turned
+			// unhealthy: diagnose now, but at most once per wakeGap,
+			// so events of many containers do not turn into
+			// back-to-back diagnoses.
+			wait := time.NewTimer(max(wakeGap-time.Since(last), 0))
+			select {
+			case <-ctx.Done():
+				wait.Stop()
+				return
+			case <-wait.C:
+			}
 		}
 	}
 }
+
+// wakeGap is the shortest time between the starts of two diagnoses that
+// Docker events asked for.
+const wakeGap = 2 * time.Second
 
 // fingerprint is what makes a finding "changed" for the towers: its
 // severity. Figures move every cycle and are sent with the next change.

@@ -205,7 +205,11 @@ channels:
 	if !a.append(wire.KindStatus, wire.Status{Event: "test", Message: "after"}) {
 		t.Fatal("a record could not be spooled once space returned")
 	}
-	if out := logs.String(); !strings.Contains(out, "spooling records again") || !strings.Contains(out, fmt.Sprintf("lost=%d", st.Lost)) {
-		t.Errorf("no line saying spooling works again with lost=%d:\n%s", st.Lost, out)
+	// The agent's own cycles may have lost a record or two after st was
+	// read (a finding that changed while the disk was still full): the
+	// line counts every one, as the spool does now that nothing is lost.
+	final := a.towers[0].spool.Stats().Lost
+	if out := logs.String(); !strings.Contains(out, "spooling records again") || !strings.Contains(out, fmt.Sprintf("lost=%d", final)) || final < st.Lost {
+		t.Errorf("no line saying spooling works again with lost=%d (at least %d):\n%s", final, st.Lost, out)
 	}
 }

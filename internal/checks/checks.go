@@ -49,12 +49,20 @@ type Env struct {
 	Kernel *KernelLog
 	// Signatures finds distress in logs (previous boot, kernel log).
 	Signatures *signatures.Matcher
-	Log        *slog.Logger
+	// DockerEvents, in the agent, holds the deaths seen on the Docker
+	// event stream; nil makes the Docker checks ask the engine.
+	DockerEvents *DockerEvents
+	Log          *slog.Logger
 
 	// The mount table, read once per run (see mounts).
 	mountsOnce sync.Once
 	mountList  []*procfs.MountInfo
 	mountsErr  error
+
+	// The Docker engine's state, read once per run (see docker).
+	dockerOnce sync.Once
+	dockerSt   *dockerState
+	dockerErr  error
 }
 
 // Result is what one check found.
@@ -85,6 +93,9 @@ func All() []Check {
 		{"disk", checkDisk},
 		{"mounts", checkMounts},
 		{"runtime", checkRuntime},
+		{"docker-api", checkDockerAPI},
+		{"docker-restarts", checkDockerRestarts},
+		{"docker-memory", checkDockerMemory},
 		{"services", checkServices},
 		{"previous-boot", checkPreviousBoot},
 	}

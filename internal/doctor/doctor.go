@@ -44,6 +44,9 @@ type Options struct {
 	Signatures *signatures.Matcher
 	// HogDirs overrides the directories sized on a full filesystem.
 	HogDirs []string
+	// DockerEvents, in the agent, is the Docker event stream's log of
+	// container deaths.
+	DockerEvents *checks.DockerEvents
 	// Record, when set, copies every input into a snapshot.
 	Record *host.Recorder
 	Log    *slog.Logger
@@ -110,7 +113,8 @@ func Diagnose(ctx context.Context, o Options) (*Diagnosis, error) {
 	env := &checks.Env{
 		Src: src, Host: d.Host, Procs: procs, Now: d.Taken,
 		Signatures: sigs, SampleFor: o.SampleFor, Softnet: softnet, Mounts: mounts, Log: o.Log, HogDirs: o.HogDirs,
-		Kernel: checks.ReadKernelLog(src, procs.Boot, 5000),
+		Kernel:       checks.ReadKernelLog(src, procs.Boot, 5000),
+		DockerEvents: o.DockerEvents,
 	}
 	d.Report = checks.Run(ctx, env, checks.All())
 	d.Blind = append(d.Blind, notes...)

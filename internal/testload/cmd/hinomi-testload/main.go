@@ -19,7 +19,13 @@
 //     the program itself keeps room to run;
 //   - with -hog-mb M, after the ready line, a child (-hog) that allocates and
 //     touches M MiB and holds them: under a memory limit the kernel's OOM
-//     killer ends that child, and the program keeps running.
+//     killer ends that child, and the program keeps running;
+//   - with -exit-after D, the program exits with status -exit-code D after
+//     the ready line (a crashing service, for restart-loop tests).
+//
+// With -say TEXT it only prints TEXT and exits with status -exit-code at
+// once: a health-check command for a FROM scratch image, which has no
+// shell.
 //
 // When everything exists it prints exactly one line to stdout:
 //
@@ -46,6 +52,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"syscall"
+	"time"
 )
 
 // fdHeadroom is the number of descriptors kept free beyond the requested
@@ -83,6 +90,12 @@ type config struct {
 	// the ready line; hog is that child's mode.
 	hogMB int
 	hog   bool
+	// exitAfter, when set, ends the program with status exitCode that
+	// long after the ready line.
+	exitAfter time.Duration
+	exitCode  int
+	// say, when set, is printed and the program exits with exitCode.
+	say string
 }
 
 func main() {
@@ -101,6 +114,9 @@ func main() {
 	fs.BoolVar(&cfg.forkFull, "fork-until-full", false, "fork bare children until fork fails with EAGAIN (a pids limit), then free one slot")
 	fs.IntVar(&cfg.hogMB, "hog-mb", 0, "after the ready line, start a child that allocates and touches this many `MiB`")
 	fs.BoolVar(&cfg.hog, "hog", false, "internal: run as the memory-hog child of -hog-mb")
+	fs.DurationVar(&cfg.exitAfter, "exit-after", 0, "exit with status -exit-code this `long` after the ready line (0: never)")
+	fs.IntVar(&cfg.exitCode, "exit-code", 0, "exit `status` for -exit-after and -say")
+	fs.StringVar(&cfg.say, "say", "", "print this `text` to stdout and exit with status -exit-code at once (a health-check command)")
 	fs.SetOutput(os.Stderr)
 	if err := fs.Parse(os.Args[1:]); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -111,6 +127,10 @@ func main() {
 	if fs.NArg() > 0 {
 		fatalf("unexpected arguments: %q", fs.Args())
 	}
+	if cfg.say != "" {
+		fmt.Println(cfg.say)
+		os.Exit(cfg.exitCode)
+	}
 	if cfg.idle {
 		idle()
 		return
@@ -120,9 +140,19 @@ func main() {
 		return
 	}
 	if err := run(cfg, os.Stdin, os.Stdout); err != nil {
+		var ex exitStatus
+		if errors.As(err, &ex) {
+			os.Exit(int(ex))
+		}
 		fatalf("%v", err)
 	}
 }
+
+// exitStatus ends run with a chosen exit status (-exit-after), after the
+// held resources are released.
+type exitStatus int
+
+func (e exitStatus) Error() string { return fmt.Sprintf("exit status %d", int(e)) }
 
 func fatalf(format string, args ...any) {
 	fmt.Fprintf(os.Stderr, "hinomi-testload: "+format+"\n", args...)
@@ -139,8 +169,10 @@ func idle() {
 
 func (c config) validate() error {
 	switch {
-	case c.watches < 0, c.files < 0, c.children < 0, c.threads < 0, c.hogMB < 0:
-		return errors.New("-watches, -files, -children, -threads and -hog-mb must not be negative")
+	case c.watches < 0, c.files < 0, c.children < 0, c.threads < 0, c.hogMB < 0, c.exitAfter < 0:
+		return errors.New("-watches, -files, -children, -threads, -hog-mb and -exit-after must not be negative")
+	case c.exitCode < 0 || c.exitCode > 255:
+		return fmt.Errorf("-exit-code must be 0 to 255, got %d", c.exitCode)
 	case c.instances < 1:
 		return fmt.Errorf("-instances must be at least 1, got %d", c.instances)
 	case c.watches > 0 && c.instances > c.watches:
@@ -228,9 +260,15 @@ func run(cfg config, stdin io.Reader, stdout io.Writer) (err error) {
 			close(eof)
 		}()
 	}
+	var exit <-chan time.Time
+	if cfg.exitAfter > 0 {
+		exit = time.After(cfg.exitAfter)
+	}
 	select {
 	case <-eof:
 	case <-sig:
+	case <-exit:
+		return exitStatus(cfg.exitCode)
 	}
 	return nil
 }

@@ -1,0 +1,244 @@
+package checks
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/hinomi/hinomi/internal/finding"
+)
+
+// loopMinRestarts is how many restarts make a running container a loop
+// when it has been up less than loopUptime (see restarting).
+const (
+	loopMinRestarts = 3
+	loopUptime      = 10 * time.Minute
+)
+
+// checkDockerRestarts is FM-C4 for plain Docker containers: a container in
+// a restart loop, one whose restart policy gave up on it, and one whose
+// health check fails, each with its exit code, OOM flag, the engine's
+// error and the failing probe's output, in full.
+func checkDockerRestarts(ctx context.Context, env *Env) (Result, error) {
+	var res Result
+	st, err := docker(ctx, env)
+	if err != nil {
+		return res, err
+	}
+	if st.Absent || st.Hung != "" {
+		return res, ErrNotApplicable // no engine here, or docker-api reports the hang
+	}
+	if st.Error != "" {
+		res.Blind = append(res.Blind, "Docker API at "+st.Endpoint+": "+st.Error)
+		return res, nil
+	}
+	for _, u := range st.Unseen {
+		res.Blind = append(res.Blind, "Docker: "+u)
+	}
+	looping := 0
+	for i := range st.Containers {
+		c := &st.Containers[i]
+		f, ok := restartFinding(c, env.Now)
+		if !ok {
+			continue
+		}
+		looping++
+		res.Findings = append(res.Findings, f)
+	}
+	res.Headroom = append(res.Headroom, finding.Figure{
+		Name: "Docker containers looping, given up or unhealthy", Value: float64(looping),
+		Limit: float64(len(st.Containers)), Source: "Docker API " + st.Endpoint,
+	})
+	return res, nil
+}
+
+func restartFinding(c *dockerContainer, now time.Time) (finding.Finding, bool) {
+	loop := c.restarting(now)
+	policy := c.RestartPolicy != "" && c.RestartPolicy != "no"
+	gaveUp := !loop && c.Status == "exited" && c.ExitCode != 0 && policy &&
+		(c.RestartCount > 0 || c.Error != "" || c.OOMKilled)
+	unhealthy := c.Health != nil && c.Health.Status == "unhealthy"
+	if !loop && !gaveUp && !unhealthy {
+		return finding.Finding{}, false
+	}
+	state := "unhealthy"
+	switch {
+	case loop:
+		state = "loop"
+	case gaveUp:
+		state = "gave-up"
+	}
+
+	name := c.label()
+	vars := map[string]string{"image": c.Image, "restarts": itoa(c.RestartCount), "state": state}
+	c.ownerVars(vars)
+	// A running container's exit code is reset: its last death says more.
+	// A running container's exit code is reset to 0: its last death, from
+	// the events, says more, and without it the code is not known.
+	code, known := c.ExitCode, true
+	if c.Running {
+		known = len(c.Exits) > 0
+		if known {
+			code = c.Exits[len(c.Exits)-1].Code
+		}
+	}
+	if known {
+		vars["exit_code"] = itoa(code)
+	}
+	var figs []finding.Figure
+	var lines []finding.Line
+	var notes []string
+	var since *time.Time
+	var parts []string
+	sev := finding.Medium
+
+	exit := "exit code " + itoa(code) + exitMeaning(code)
+	if !known {
+		exit = "an exit code the engine no longer reports (it resets it on restart, and its event log no longer holds the death)"
+	}
+	if c.OOMKilled {
+		exit += ", killed by the OOM killer (the container's memory limit or the host's memory ran out)"
+		vars["oom"] = "true"
+	}
+	reason := c.Error
+	if reason == "" {
+		reason = exit
+	}
+	vars["reason"] = reason
+
+	if loop || gaveUp {
+		sev = finding.High
+		rate := 0.0
+		if !c.Created.IsZero() && now.After(c.Created) {
+			rate = float64(c.RestartCount) / max(now.Sub(c.Created).Hours(), 1.0/3600)
+			since = timePtr(c.Created)
+		}
+		vars["rate"] = strconv.FormatFloat(rate, 'f', 1, 64)
+		figs = append(figs,
+			finding.Figure{Name: "restarts", Value: float64(c.RestartCount), Source: "docker inspect .RestartCount"},
+			finding.Figure{Name: "restarts per hour", Value: rate},
+		)
+		if known {
+			figs = append(figs, finding.Figure{Name: "last exit code", Value: float64(code)})
+		}
+		count := fmt.Sprintf("%d %s since %s (%.0f per hour)", c.RestartCount, plural(c.RestartCount, "restart", "restarts"), fmtWhen(c.Created), rate)
+		if len(c.Exits) > 0 {
+			var codes []string
+			for _, e := range c.Exits[max(0, len(c.Exits)-10):] {
+				codes = append(codes, itoa(e.Code))
+				lines = append(lines, finding.Line{Time: timePtr(e.Time), Source: "docker events", Text: "container died with exit code " + itoa(e.Code)})
+			}
+			vars["exit_codes"] = strings.Join(codes, " ")
+			count += "; last exit codes " + strings.Join(codes, ", ")
+		}
+		switch {
+		case loop:
+			state := "running again since " + fmtWhen(c.StartedAt)
+			if c.Restarting {
+				state = "waiting to be restarted"
+			}
+			parts = append(parts, fmt.Sprintf("Container %s (image %s) is in a restart loop: %s; it last died with %s and is %s.", name, c.Image, count, exit, state))
+		default:
+			parts = append(parts, fmt.Sprintf("Container %s (image %s) exited with %s at %s and its restart policy %q no longer restarts it (%s).", name, c.Image, exit, fmtWhen(c.FinishedAt), policyText(c), count))
+		}
+		if c.Error != "" {
+			parts = append(parts, "The engine's error: "+c.Error)
+			lines = append(lines, finding.Line{Time: timePtr(c.FinishedAt), Source: "docker inspect .State.Error", Text: c.Error})
+		}
+		notes = append(notes, "dockerd counts restarts from the container's last start by hand; the rate is over the time since the container was created.")
+	}
+
+	if unhealthy {
+		h := c.Health
+		fails := failingProbes(h)
+		last := ""
+		if len(fails) > 0 {
+			lp := fails[len(fails)-1]
+			last = strings.TrimRight(lp.Output, "\n")
+			if since == nil {
+				since = timePtr(fails[0].Start)
+			}
+		}
+		vars["health"] = h.Status
+		vars["probe_output"] = last
+		if c.Error == "" && !loop && !gaveUp {
+			vars["reason"] = "health check failing: " + last
+		}
+		figs = append(figs, finding.Figure{Name: "consecutive failed health checks", Value: float64(h.FailingStreak), Source: "docker inspect .State.Health.FailingStreak"})
+		for _, p := range fails {
+			lines = append(lines, finding.Line{Time: timePtr(p.Start), Source: fmt.Sprintf("health check (exit %d)", p.ExitCode), Text: strings.TrimRight(p.Output, "\n")})
+		}
+		msg := fmt.Sprintf("Container %s (image %s) is unhealthy: its health check failed %d times in a row", name, c.Image, h.FailingStreak)
+		if last != "" {
+			msg += "; the last probe said: " + last
+		} else {
+			msg += "; the last probe printed nothing"
+		}
+		parts = append(parts, msg+".")
+	}
+
+	consumer := finding.Consumer{Kind: "container", Name: name, ID: c.ID, Owner: c.Image, Value: float64(c.RestartCount), Unit: "restarts"}
+	if !loop && !gaveUp {
+		consumer.Value, consumer.Unit = float64(c.Health.FailingStreak), "failed health checks"
+	}
+	return finding.Finding{
+		Mode: "FM-C4", Severity: sev, Subject: "container " + name,
+		Summary: strings.Join(parts, " "), Since: since,
+		Evidence: finding.Evidence{
+			Figures: figs, Lines: lines, Notes: notes, Vars: vars,
+			Consumers: []finding.Consumer{consumer},
+		},
+	}, true
+}
+
+// failingProbes are the health log's entries of the current failing
+// streak (the log keeps the last five).
+func failingProbes(h *dockerHealth) []dockerProbe {
+	var out []dockerProbe
+	for _, p := range h.Log {
+		if p.ExitCode == 0 {
+			out = out[:0]
+			continue
+		}
+		out = append(out, p)
+	}
+	return out
+}
+
+func policyText(c *dockerContainer) string {
+	if c.RestartPolicy == "on-failure" && c.MaxRetries > 0 {
+		return fmt.Sprintf("on-failure:%d", c.MaxRetries)
+	}
+	return c.RestartPolicy
+}
+
+// exitMeaning says what a shell-style exit status above 128 means.
+func exitMeaning(code int) string {
+	switch code {
+	case 137:
+		return " (SIGKILL)"
+	case 143:
+		return " (SIGTERM)"
+	case 139:
+		return " (SIGSEGV)"
+	case 134:
+		return " (SIGABRT)"
+	}
+	return ""
+}
+
+func fmtWhen(t time.Time) string {
+	if t.IsZero() {
+		return "an unknown time"
+	}
+	return t.UTC().Format("2006-01-02 15:04:05 UTC")
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
+}
