@@ -82,6 +82,10 @@ func Diagnose(ctx context.Context, o Options) (*Diagnosis, error) {
 		defer s.Close()
 		m := s.Meta()
 		src, d.Source, d.Host, d.Taken = s, o.From, m.Host, m.Taken
+		// What follows reads the private copy, which cannot hang: a
+		// signal that cut the copy short still gets the report of what
+		// was copied.
+		ctx = context.WithoutCancel(ctx)
 	} else {
 		src = host.Live()
 		d.Host, _ = os.Hostname()
