@@ -502,6 +502,7 @@ func (a *Agent) ship(ctx context.Context, t *tower) {
 		wait := a.cfg.Interval
 		if err != nil {
 			if ctx.Err() != nil {
+				a.lastTry(t) // stopped mid-delivery: what was spooled still goes
 				return
 			}
 			wait = down.failed(time.Now(), sent, err, a.retryMin, a.warnMax, min(30*time.Second, a.cfg.Interval), func() {
@@ -527,16 +528,26 @@ func (a *Agent) ship(ctx context.Context, t *tower) {
 		select {
 		case <-ctx.Done():
 			timer.Stop()
-			// One last try, so what the last cycle found is not left behind.
-			sctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
-			_, _ = a.deliver(sctx, t)
-			cancel()
+			a.lastTry(t)
 			return
 		case <-kick:
 		case <-timer.C:
 		}
 		timer.Stop()
 	}
+}
+
+// lastTryFor bounds the delivery an agent makes as it stops: short, so a
+// tower that hangs cannot keep it from exiting within a second of SIGTERM
+// (what it could not send stays in the spool for its next start).
+const lastTryFor = 500 * time.Millisecond
+
+// lastTry delivers once more as the agent stops, so what the last cycle
+// found is not left behind.
+func (a *Agent) lastTry(t *tower) {
+	ctx, cancel := context.WithTimeout(context.Background(), lastTryFor)
+	defer cancel()
+	_, _ = a.deliver(ctx, t)
 }
 
 // outage is one tower's run of failed deliveries.
