@@ -1,0 +1,240 @@
+package tower
+
+import (
+	"bytes"
+	"compress/gzip"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/hinomi/hinomi/internal/wire"
+)
+
+// BenchmarkIngestCapacity finds the highest rate a real tower on 127.0.0.1
+// ingests with p99 under 100 ms at the client and every batch accepted.
+// It steps the offered rate (capacitySteps, each held capacityStep) of two
+// loads from capacityAgents agents: batches of 3 status records, and
+// heartbeats (batches of no record, what an agent with nothing to report
+// sends each interval). Each load is measured twice: alone (the baseline),
+// and with one hostile agent posting, back to back, the largest batches the
+// tower accepts: 500 records in one gzip body that decompresses to just
+// under the 16 MiB cap. A step fails when its p99 reaches 100 ms or any of
+// its batches is refused (a 429 sheds it); a load's capacity is the last
+// step that passed. Each series runs on a fresh tower and database.
+//
+//	go test -run '^$' -bench IngestCapacity -benchtime 1x ./internal/tower
+func BenchmarkIngestCapacity(b *testing.B) {
+	hostile := hostileBodies(b, 48)
+	for b.Loop() {
+		if f, err := os.ReadFile("/proc/loadavg"); err == nil {
+			b.Logf("load average %s", strings.Join(strings.Fields(string(f))[:3], " "))
+		}
+		batches := ingestCapacity(b, 3, nil)
+		heartbeats := ingestCapacity(b, 0, nil)
+		hBatches := ingestCapacity(b, 3, hostile)
+		hHeartbeats := ingestCapacity(b, 0, hostile)
+		b.ReportMetric(batches, "batches/s")
+		b.ReportMetric(heartbeats, "heartbeats/s")
+		b.ReportMetric(hBatches, "hostile-batches/s")
+		b.ReportMetric(hHeartbeats, "hostile-heartbeats/s")
+		ratio := func(a, b float64) float64 {
+			if b == 0 {
+				return 0
+			}
+			return a / b
+		}
+		b.Logf("capacity at p99 < 100 ms: %.0f batches/s of 3 records, %.0f heartbeats/s; beside a hostile agent: %.0f batches/s (%.2f× alone), %.0f heartbeats/s (%.2f× alone)",
+			batches, heartbeats, hBatches, ratio(hBatches, batches), hHeartbeats, ratio(hHeartbeats, heartbeats))
+	}
+}
+
+const (
+	capacityAgents = 100
+	capacityStep   = 2 * time.Second
+	capacityBound  = 100 * time.Millisecond
+)
+
+// capacitySteps are the offered rates, batches per second; the last is
+// past what two cores take, so that every series ends on a failed step.
+var capacitySteps = []int{100, 200, 400, 800, 1200, 1600, 2400, 3200, 4800, 6400}
+
+// hostileBodies builds n gzip bodies of the largest batch the tower
+// accepts (wire.MaxRecords records, decompressed just under
+// maxDecompressed), each with new sequence numbers so that every one is
+// stored, not ignored as a resend.
+func hostileBodies(b *testing.B, n int) [][]byte {
+	b.Helper()
+	const overhead = 160 // a record's JSON around its data's padding
+	pad := strings.Repeat("x", (maxDecompressed-4096)/wire.MaxRecords-overhead)
+	when := time.Now().UTC().Format(time.RFC3339Nano)
+	bodies := make([][]byte, n)
+	var raw bytes.Buffer
+	for k := range bodies {
+		raw.Reset()
+		raw.WriteString(`{"agent":"hostile","spool":"h","records":[`)
+		for i := range wire.MaxRecords {
+			if i > 0 {
+				raw.WriteByte(',')
+			}
+			raw.WriteString(`{"seq":` + strconv.Itoa(k*wire.MaxRecords+i+1) + `,"kind":"status","time":"` + when + `","data":{"p":"` + pad + `"}}`)
+		}
+		raw.WriteString("]}\n")
+		if raw.Len() >= maxDecompressed {
+			b.Fatalf("hostile batch is %d bytes decompressed, over the %d cap", raw.Len(), maxDecompressed)
+		}
+		var gz bytes.Buffer
+		zw, _ := gzip.NewWriterLevel(&gz, gzip.BestSpeed)
+		_, _ = zw.Write(raw.Bytes())
+		_ = zw.Close()
+		bodies[k] = gz.Bytes()
+	}
+	b.Logf("hostile batch: %d records, %d bytes decompressed, %d bytes sent", wire.MaxRecords, raw.Len(), len(bodies[0]))
+	return bodies
+}
+
+// ingestCapacity steps the offered rate of batches of n records from
+// capacityAgents agents on a fresh tower, with the hostile agent posting
+// its bodies back to back when there are any, and returns the highest
+// rate that passed.
+func ingestCapacity(b *testing.B, n int, hostile [][]byte) float64 {
+	b.Helper()
+	var cfg strings.Builder
+	fmt.Fprintf(&cfg, "data_dir: %s\nagents:\n  - {name: hostile, token: tok-capacity-hostile-000}\n", b.TempDir())
+	for i := range capacityAgents {
+		fmt.Fprintf(&cfg, "  - {name: c%03d, token: tok-capacity-%012d}\n", i, i)
+	}
+	c, err := ParseConfig([]byte(cfg.String()), "capacity.yaml")
+	if err != nil {
+		b.Fatal(err)
+	}
+	tw, err := New(c, Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer tw.store.Close()
+	srv := httptest.NewServer(tw.Handler())
+	defer srv.Close()
+	client := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 4096}}
+	defer client.CloseIdleConnections()
+	post := func(token string, body []byte, gzipped bool) (int, time.Duration) {
+		req, _ := http.NewRequest(http.MethodPost, srv.URL+wire.Path, bytes.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+token)
+		if gzipped {
+			req.Header.Set("Content-Encoding", "gzip")
+		}
+		t0 := time.Now()
+		resp, err := client.Do(req)
+		if err != nil {
+			return 0, time.Since(t0)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp.StatusCode, time.Since(t0)
+	}
+	label := fmt.Sprintf("%d-record batches", n)
+	if n == 0 {
+		label = "heartbeats"
+	}
+	stop := make(chan struct{})
+	hostileDone := make(chan map[int]int, 1)
+	if hostile != nil {
+		label += " beside a hostile agent"
+		go func() {
+			codes := map[int]int{}
+			defer func() { hostileDone <- codes }()
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				// Past the prepared bodies the batches are resends: still
+				// decoded and checked, no longer stored.
+				code, _ := post("tok-capacity-hostile-000", hostile[i%len(hostile)], true)
+				codes[code]++
+			}
+		}()
+	}
+	seq := make([]uint64, capacityAgents)
+	best := 0
+	for _, rate := range capacitySteps {
+		var mu sync.Mutex
+		var lat []time.Duration
+		codes := map[int]int{}
+		var wg sync.WaitGroup
+		var inFlight atomic.Int64
+		// The rate is offered in slices of 10 ms, whatever the answers
+		// (open loop): a slow tower meets the same arrivals as a fast one.
+		const slice = 10 * time.Millisecond
+		tick := time.NewTicker(slice)
+		start := time.Now()
+		sent := 0
+		for now := range tick.C {
+			el := now.Sub(start)
+			if el >= capacityStep {
+				break
+			}
+			due := int(float64(rate) * (el + slice).Seconds())
+			for ; sent < due; sent++ {
+				if inFlight.Load() >= 4*maxIngest*16 {
+					mu.Lock()
+					codes[-1]++ // not even sent: the client is past its bound
+					mu.Unlock()
+					continue
+				}
+				a := sent % capacityAgents
+				env := wire.Envelope{Agent: fmt.Sprintf("c%03d", a), Spool: "s", Interval: 15 * time.Second}
+				for range n {
+					seq[a]++
+					env.Records = append(env.Records, wire.Record{Seq: seq[a], Kind: wire.KindStatus, Time: now, Data: []byte(`{"event":"cycle","took_ns":41000000}`)})
+				}
+				body, _ := json.Marshal(env)
+				token := fmt.Sprintf("tok-capacity-%012d", a)
+				wg.Add(1)
+				inFlight.Add(1)
+				go func() {
+					defer wg.Done()
+					defer inFlight.Add(-1)
+					code, d := post(token, body, false)
+					mu.Lock()
+					lat = append(lat, d)
+					codes[code]++
+					mu.Unlock()
+				}()
+			}
+		}
+		tick.Stop()
+		wg.Wait()
+		slices.Sort(lat)
+		if len(lat) == 0 {
+			b.Fatalf("%s at %d/s: nothing sent", label, rate)
+		}
+		p := func(q float64) time.Duration { return lat[int(q*float64(len(lat)-1))] }
+		ok := p(0.99) < capacityBound && codes[200] == len(lat)
+		b.Logf("%s at %d/s: %d sent, codes %v, p50 %s p99 %s max %s: %s", label, rate, len(lat), codes,
+			p(0.5).Round(100*time.Microsecond), p(0.99).Round(100*time.Microsecond), lat[len(lat)-1].Round(100*time.Microsecond), map[bool]string{true: "passed", false: "failed"}[ok])
+		if !ok {
+			break
+		}
+		best = rate
+	}
+	close(stop)
+	if hostile != nil {
+		codes := <-hostileDone
+		b.Logf("%s: hostile agent's answers %v", label, codes)
+		if codes[200] == 0 {
+			b.Fatalf("no hostile batch was accepted (%v): the benchmark must load the tower with the largest batch it takes", codes)
+		}
+	}
+	return float64(best)
+}
