@@ -111,7 +111,7 @@ func (t *Tower) handleIngest(w http.ResponseWriter, r *http.Request) {
 		t.logClockOff(env.Agent, n, first, now)
 	}
 	addr, _, _ := net.SplitHostPort(r.RemoteAddr)
-	acked, err := t.ingest(r.Context(), &env, addr, now)
+	acked, err := t.ingestInTurns(r.Context(), &env, addr, now)
 	if err != nil {
 		t.log.Error("storing a batch", "agent", env.Agent, "err", err)
 		fail(http.StatusServiceUnavailable, "could not store the batch; resend it")
