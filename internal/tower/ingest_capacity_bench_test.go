@@ -29,8 +29,8 @@ import (
 // and with one hostile agent posting, back to back, the largest batches the
 // tower accepts: 500 records in one gzip body that decompresses to just
 // under the 16 MiB cap. A step fails when its p99 reaches 100 ms or any of
-// its batches is refused (a 429 sheds it); a load's capacity is the last
-// step that passed. Each series runs on a fresh tower and database.
+// its batches is refused (a 429 sheds it), twice in a row; a load's
+// capacity is the last step that passed. Each series runs on a fresh tower and database.
 //
 //	go test -run '^$' -bench IngestCapacity -benchtime 1x ./internal/tower
 func BenchmarkIngestCapacity(b *testing.B) {
@@ -167,7 +167,9 @@ func ingestCapacity(b *testing.B, n int, hostile [][]byte) float64 {
 	}
 	seq := make([]uint64, capacityAgents)
 	best := 0
-	for _, rate := range capacitySteps {
+	// step offers rate batches/s for capacityStep and says whether the
+	// step passed.
+	step := func(rate, try int) bool {
 		var mu sync.Mutex
 		var lat []time.Duration
 		codes := map[int]int{}
@@ -221,9 +223,15 @@ func ingestCapacity(b *testing.B, n int, hostile [][]byte) float64 {
 		}
 		p := func(q float64) time.Duration { return lat[int(q*float64(len(lat)-1))] }
 		ok := p(0.99) < capacityBound && codes[200] == len(lat)
-		b.Logf("%s at %d/s: %d sent, codes %v, p50 %s p99 %s max %s: %s", label, rate, len(lat), codes,
+		b.Logf("%s at %d/s (try %d): %d sent, codes %v, p50 %s p99 %s max %s: %s", label, rate, try, len(lat), codes,
 			p(0.5).Round(100*time.Microsecond), p(0.99).Round(100*time.Microsecond), lat[len(lat)-1].Round(100*time.Microsecond), map[bool]string{true: "passed", false: "failed"}[ok])
-		if !ok {
+		return ok
+	}
+	// A failed step is tried once more: on a shared machine one stall of
+	// the whole process (another's burst of work) delays every batch in
+	// flight at once, more than 1 % of a step's batches at low rates.
+	for _, rate := range capacitySteps {
+		if !step(rate, 1) && !step(rate, 2) {
 			break
 		}
 		best = rate
