@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"io"
 	"net/http"
@@ -28,7 +29,8 @@ import (
 // sends each interval). Each load is measured twice: alone (the baseline),
 // and with one hostile agent posting, back to back, the largest batches the
 // tower accepts: 500 records in one gzip body that decompresses to just
-// under the 16 MiB cap. A step fails when its p99 reaches 100 ms or any of
+// under the 16 MiB cap. Told 429, it waits for Retry-After as an agent
+// does (with -capacity.flood it posts again at once). A step fails when its p99 reaches 100 ms or any of
 // its batches is refused (a 429 sheds it), twice in a row; a load's
 // capacity is the last step that passed. Each series runs on a fresh tower and database.
 //
@@ -58,10 +60,17 @@ func BenchmarkIngestCapacity(b *testing.B) {
 	}
 }
 
+// capacityFlood makes the hostile agent ignore Retry-After and post again
+// at once: a flood of requests rather than of bytes.
+var capacityFlood = flag.Bool("capacity.flood", false, "BenchmarkIngestCapacity: the hostile agent ignores Retry-After")
+
 const (
 	capacityAgents = 100
 	capacityStep   = 2 * time.Second
-	capacityBound  = 100 * time.Millisecond
+	// capacityStepMax bounds a step beside the hostile agent, which the
+	// tower may keep waiting for its byte budget (16 MiB at 2 MiB/s: 8 s).
+	capacityStepMax = 12 * time.Second
+	capacityBound   = 100 * time.Millisecond
 )
 
 // capacitySteps are the offered rates, batches per second; the last is
@@ -126,7 +135,7 @@ func ingestCapacity(b *testing.B, n int, hostile [][]byte) float64 {
 	defer srv.Close()
 	client := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 4096}}
 	defer client.CloseIdleConnections()
-	post := func(token string, body []byte, gzipped bool) (int, time.Duration) {
+	post := func(token string, body []byte, gzipped bool) (int, time.Duration, time.Duration) {
 		req, _ := http.NewRequest(http.MethodPost, srv.URL+wire.Path, bytes.NewReader(body))
 		req.Header.Set("Authorization", "Bearer "+token)
 		if gzipped {
@@ -135,17 +144,22 @@ func ingestCapacity(b *testing.B, n int, hostile [][]byte) float64 {
 		t0 := time.Now()
 		resp, err := client.Do(req)
 		if err != nil {
-			return 0, time.Since(t0)
+			return 0, time.Since(t0), 0
 		}
 		_, _ = io.Copy(io.Discard, resp.Body)
 		resp.Body.Close()
-		return resp.StatusCode, time.Since(t0)
+		after, _ := strconv.Atoi(resp.Header.Get("Retry-After"))
+		return resp.StatusCode, time.Since(t0), time.Duration(after) * time.Second
 	}
 	label := fmt.Sprintf("%d-record batches", n)
 	if n == 0 {
 		label = "heartbeats"
 	}
 	stop := make(chan struct{})
+	// hostileTaken is when the latest hostile batch the tower took was
+	// sent: a step beside the hostile agent lasts until one sent during it
+	// was taken, so that every step measures its cost.
+	var hostileTaken atomic.Int64
 	hostileDone := make(chan map[int]int, 1)
 	if hostile != nil {
 		label += " beside a hostile agent"
@@ -160,15 +174,29 @@ func ingestCapacity(b *testing.B, n int, hostile [][]byte) float64 {
 				}
 				// Past the prepared bodies the batches are resends: still
 				// decoded and checked, no longer stored.
-				code, _ := post("tok-capacity-hostile-000", hostile[i%len(hostile)], true)
+				sentAt := time.Now()
+				code, _, after := post("tok-capacity-hostile-000", hostile[i%len(hostile)], true)
 				codes[code]++
+				if code == http.StatusOK {
+					hostileTaken.Store(sentAt.UnixNano())
+				}
+				if *capacityFlood || code != http.StatusTooManyRequests {
+					continue
+				}
+				// As an agent does: the batch again once Retry-After has passed.
+				select {
+				case <-stop:
+					return
+				case <-time.After(after):
+				}
 			}
 		}()
 	}
 	seq := make([]uint64, capacityAgents)
 	best := 0
-	// step offers rate batches/s for capacityStep and says whether the
-	// step passed.
+	// step offers rate batches/s for capacityStep (longer beside the
+	// hostile agent, see hostileTaken; at most capacityStepMax) and says
+	// whether the step passed.
 	step := func(rate, try int) bool {
 		var mu sync.Mutex
 		var lat []time.Duration
@@ -183,7 +211,7 @@ func ingestCapacity(b *testing.B, n int, hostile [][]byte) float64 {
 		sent := 0
 		for now := range tick.C {
 			el := now.Sub(start)
-			if el >= capacityStep {
+			if el >= capacityStep && (hostile == nil || hostileTaken.Load() >= start.UnixNano()) || el >= capacityStepMax {
 				break
 			}
 			due := int(float64(rate) * (el + slice).Seconds())
@@ -207,7 +235,7 @@ func ingestCapacity(b *testing.B, n int, hostile [][]byte) float64 {
 				go func() {
 					defer wg.Done()
 					defer inFlight.Add(-1)
-					code, d := post(token, body, false)
+					code, d, _ := post(token, body, false)
 					mu.Lock()
 					lat = append(lat, d)
 					codes[code]++
@@ -223,7 +251,10 @@ func ingestCapacity(b *testing.B, n int, hostile [][]byte) float64 {
 		}
 		p := func(q float64) time.Duration { return lat[int(q*float64(len(lat)-1))] }
 		ok := p(0.99) < capacityBound && codes[200] == len(lat)
-		b.Logf("%s at %d/s (try %d): %d sent, codes %v, p50 %s p99 %s max %s: %s", label, rate, try, len(lat), codes,
+		if hostile != nil && hostileTaken.Load() < start.UnixNano() {
+			b.Logf("%s at %d/s (try %d): no hostile batch was taken during the step", label, rate, try)
+		}
+		b.Logf("%s at %d/s (try %d, %.1f s): %d sent, codes %v, p50 %s p99 %s max %s: %s", label, rate, try, time.Since(start).Seconds(), len(lat), codes,
 			p(0.5).Round(100*time.Microsecond), p(0.99).Round(100*time.Microsecond), lat[len(lat)-1].Round(100*time.Microsecond), map[bool]string{true: "passed", false: "failed"}[ok])
 		return ok
 	}
