@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -26,15 +27,18 @@ import (
 // It steps the offered rate (capacitySteps, each held capacityStep) of two
 // loads from capacityAgents agents: batches of 3 status records, and
 // heartbeats (batches of no record, what an agent with nothing to report
-// sends each interval). Each load is measured twice: alone (the baseline),
-// and with one hostile agent posting, back to back, the largest batches the
-// tower accepts: 500 records in one gzip body that decompresses to just
-// under the 16 MiB cap. Told 429, it waits for Retry-After as an agent
-// does (with -capacity.flood it posts again at once). A step fails when its p99 reaches 100 ms or any of
-// its batches is refused (a 429 sheds it), twice in a row; a load's
-// capacity is the last step that passed. Each series runs on a fresh tower and database.
+// sends each interval). Each load runs alone (the baseline), then beside
+// one hostile agent posting, back to back, the largest batch the tower
+// accepts: 500 records in one gzip body that decompresses to just under
+// the 16 MiB cap. Told 429, the hostile agent waits for Retry-After as an
+// agent does (with -capacity.flood it posts again at once); a step beside
+// it lasts until one of its batches sent during the step was taken. A step
+// fails when its p99 reaches 100 ms or any of its batches is refused (a
+// 429 sheds it), twice in a row; a load's capacity is the last step that
+// passed. Each series runs on a fresh tower and database. -v prints every
+// step.
 //
-//	go test -run '^$' -bench IngestCapacity -benchtime 1x ./internal/tower
+//	go test -run '^$' -bench IngestCapacity -benchtime 1x -v ./internal/tower
 func BenchmarkIngestCapacity(b *testing.B) {
 	hostile := hostileBodies(b, 48)
 	for b.Loop() {
@@ -117,40 +121,11 @@ func hostileBodies(b *testing.B, n int) [][]byte {
 // rate that passed.
 func ingestCapacity(b *testing.B, n int, hostile [][]byte) float64 {
 	b.Helper()
-	var cfg strings.Builder
-	fmt.Fprintf(&cfg, "data_dir: %s\nagents:\n  - {name: hostile, token: tok-capacity-hostile-000}\n", b.TempDir())
+	agents := map[string]string{"hostile": "tok-capacity-hostile-000"}
 	for i := range capacityAgents {
-		fmt.Fprintf(&cfg, "  - {name: c%03d, token: tok-capacity-%012d}\n", i, i)
+		agents[fmt.Sprintf("c%03d", i)] = fmt.Sprintf("tok-capacity-%012d", i)
 	}
-	c, err := ParseConfig([]byte(cfg.String()), "capacity.yaml")
-	if err != nil {
-		b.Fatal(err)
-	}
-	tw, err := New(c, Options{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer tw.store.Close()
-	srv := httptest.NewServer(tw.Handler())
-	defer srv.Close()
-	client := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 4096}}
-	defer client.CloseIdleConnections()
-	post := func(token string, body []byte, gzipped bool) (int, time.Duration, time.Duration) {
-		req, _ := http.NewRequest(http.MethodPost, srv.URL+wire.Path, bytes.NewReader(body))
-		req.Header.Set("Authorization", "Bearer "+token)
-		if gzipped {
-			req.Header.Set("Content-Encoding", "gzip")
-		}
-		t0 := time.Now()
-		resp, err := client.Do(req)
-		if err != nil {
-			return 0, time.Since(t0), 0
-		}
-		_, _ = io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-		after, _ := strconv.Atoi(resp.Header.Get("Retry-After"))
-		return resp.StatusCode, time.Since(t0), time.Duration(after) * time.Second
-	}
+	post := benchTower(b, agents)
 	label := fmt.Sprintf("%d-record batches", n)
 	if n == 0 {
 		label = "heartbeats"
@@ -276,4 +251,48 @@ func ingestCapacity(b *testing.B, n int, hostile [][]byte) float64 {
 		}
 	}
 	return float64(best)
+}
+
+// benchTower starts a real tower on 127.0.0.1 with the agents given (name
+// to token), stopped when the benchmark ends, and returns how to post a
+// batch to it: the answer's status (0 when there was none), how long it
+// took, and its Retry-After.
+func benchTower(b *testing.B, agents map[string]string) func(token string, body []byte, gzipped bool) (int, time.Duration, time.Duration) {
+	b.Helper()
+	var cfg strings.Builder
+	fmt.Fprintf(&cfg, "data_dir: %s\nagents:\n", b.TempDir())
+	for _, name := range slices.Sorted(maps.Keys(agents)) {
+		fmt.Fprintf(&cfg, "  - {name: %s, token: %s}\n", name, agents[name])
+	}
+	c, err := ParseConfig([]byte(cfg.String()), "bench.yaml")
+	if err != nil {
+		b.Fatal(err)
+	}
+	tw, err := New(c, Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	srv := httptest.NewServer(tw.Handler())
+	client := &http.Client{Timeout: 60 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 4096}}
+	b.Cleanup(func() {
+		client.CloseIdleConnections()
+		srv.Close()
+		tw.store.Close()
+	})
+	return func(token string, body []byte, gzipped bool) (int, time.Duration, time.Duration) {
+		req, _ := http.NewRequest(http.MethodPost, srv.URL+wire.Path, bytes.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+token)
+		if gzipped {
+			req.Header.Set("Content-Encoding", "gzip")
+		}
+		t0 := time.Now()
+		resp, err := client.Do(req)
+		if err != nil {
+			return 0, time.Since(t0), 0
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		after, _ := strconv.Atoi(resp.Header.Get("Retry-After"))
+		return resp.StatusCode, time.Since(t0), time.Duration(after) * time.Second
+	}
 }
