@@ -58,6 +58,10 @@ func (t *Tower) handleIngest(w http.ResponseWriter, r *http.Request) {
 		fail(http.StatusUnauthorized, "unknown or missing agent token")
 		return
 	}
+	if wait := t.budget.wait(agent.Name, t.now()); wait > 0 {
+		t.shedAgent(w, &result, agent.Name, wait)
+		return
+	}
 	body := http.MaxBytesReader(w, r.Body, wire.MaxBody)
 	var rd io.Reader = body
 	if r.Header.Get("Content-Encoding") == "gzip" {
@@ -69,9 +73,11 @@ func (t *Tower) handleIngest(w http.ResponseWriter, r *http.Request) {
 		// Bound the decompressed size too.
 		rd = &capReader{r: zr, left: maxDecompressed}
 	}
+	read := &countingReader{r: rd}
 	var env wire.Envelope
-	dec := json.NewDecoder(rd)
-	if err := dec.Decode(&env); err != nil {
+	err := json.NewDecoder(read).Decode(&env)
+	t.budget.charge(agent.Name, read.n, t.now())
+	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
 			fail(http.StatusRequestEntityTooLarge, fmt.Sprintf("batch larger than %d bytes", wire.MaxBody))
@@ -109,7 +115,7 @@ func (t *Tower) handleIngest(w http.ResponseWriter, r *http.Request) {
 		t.logClockOff(env.Agent, n, first, now)
 	}
 	addr, _, _ := net.SplitHostPort(r.RemoteAddr)
-	acked, err := t.ingest(r.Context(), &env, addr, now)
+	acked, err := t.ingestInTurns(r.Context(), &env, addr, now)
 	if err != nil {
 		t.log.Error("storing a batch", "agent", env.Agent, "err", err)
 		fail(http.StatusServiceUnavailable, "could not store the batch; resend it")

@@ -5,8 +5,6 @@ import (
 	"compress/gzip"
 	"encoding/json"
 	"fmt"
-	"net/http"
-	"net/http/httptest"
 	"slices"
 	"strings"
 	"sync"
@@ -25,22 +23,11 @@ import (
 //	go test -run '^$' -bench IngestHostileAgent -benchtime 1x ./internal/tower
 func BenchmarkIngestHostileAgent(b *testing.B) {
 	const agents, rate, span = 20, 100, 5 * time.Second
-	var cfg strings.Builder
-	fmt.Fprintf(&cfg, "data_dir: %s\nagents:\n", b.TempDir())
+	names := map[string]string{}
 	for i := range agents + 1 {
-		fmt.Fprintf(&cfg, "  - {name: a%02d, token: tok-bench-%012d}\n", i, i)
+		names[fmt.Sprintf("a%02d", i)] = fmt.Sprintf("tok-bench-%012d", i)
 	}
-	c, err := ParseConfig([]byte(cfg.String()), "bench.yaml")
-	if err != nil {
-		b.Fatal(err)
-	}
-	tw, err := New(c, Options{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer tw.store.Close()
-	srv := httptest.NewServer(tw.Handler())
-	defer srv.Close()
+	post := benchTower(b, names)
 	gz := func(env wire.Envelope) []byte {
 		var buf bytes.Buffer
 		zw := gzip.NewWriter(&buf)
@@ -57,21 +44,6 @@ func BenchmarkIngestHostileAgent(b *testing.B) {
 	wide := wire.Envelope{Agent: "a20", Spool: "w"}
 	for i := range 500 {
 		wide.Records = append(wide.Records, wire.Record{Seq: uint64(i + 1), Kind: wire.KindStatus, Time: time.Now(), Data: json.RawMessage(`{"p":"` + pad + `"}`)})
-	}
-	client := &http.Client{Timeout: 60 * time.Second}
-	post := func(token string, body []byte, gzipped bool) (int, time.Duration) {
-		req, _ := http.NewRequest(http.MethodPost, srv.URL+wire.Path, bytes.NewReader(body))
-		req.Header.Set("Authorization", "Bearer "+token)
-		if gzipped {
-			req.Header.Set("Content-Encoding", "gzip")
-		}
-		t0 := time.Now()
-		resp, err := client.Do(req)
-		if err != nil {
-			return 0, time.Since(t0)
-		}
-		resp.Body.Close()
-		return resp.StatusCode, time.Since(t0)
 	}
 	for b.Loop() {
 		stop := make(chan struct{})
@@ -94,7 +66,7 @@ func BenchmarkIngestHostileAgent(b *testing.B) {
 					}
 					body = gz(wide)
 				}
-				code, _ := post("tok-bench-000000000020", body, true)
+				code, _, _ := post("tok-bench-000000000020", body, true)
 				hostileCodes[code]++
 			}
 		}()
@@ -122,7 +94,7 @@ func BenchmarkIngestHostileAgent(b *testing.B) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				code, d := post(fmt.Sprintf("tok-bench-%012d", a), body, false)
+				code, d, _ := post(fmt.Sprintf("tok-bench-%012d", a), body, false)
 				mu.Lock()
 				lat = append(lat, d)
 				codes[code]++

@@ -38,7 +38,7 @@ func newMetrics(reg, public *prometheus.Registry, t *Tower) *metrics {
 		Name: "hinomi_tower_database_unwritable", Help: "1 while the tower cannot write its database (disk full, I/O errors, read-only): it is degraded.",
 	})
 	m.shed = prometheus.NewCounter(prometheus.CounterOpts{
-		Name: "hinomi_tower_ingest_shed_total", Help: "Agent batches answered 429 (Retry-After) because ingest was overloaded.",
+		Name: "hinomi_tower_ingest_shed_total", Help: "Agent batches answered 429 (Retry-After) because ingest was overloaded or the agent was past its share of it.",
 	})
 	silent := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "hinomi_tower_hosts_silent", Help: "Hosts whose heartbeat alert is firing.",

@@ -44,6 +44,8 @@ type Tower struct {
 	// (Evaluate, acks, notes): each copies under mu and writes under
 	// persistMu, so an older copy never overwrites a newer one.
 	persistMu sync.Mutex
+	// budget bounds each agent's share of ingest, in bytes (budget.go).
+	budget byteBudget
 	// agentLocks serialise each agent's batches (lockAgent).
 	agentLocksMu sync.Mutex
 	agentLocks   map[string]*sync.Mutex
