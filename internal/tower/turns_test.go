@@ -41,7 +41,7 @@ func TestIngestBigBatchTakesTurns(t *testing.T) {
 	}
 
 	// The order records are written in, kept by the database itself.
-	if _, err := tw.store.DB.Exec(`CREATE TABLE written(n INTEGER PRIMARY KEY AUTOINCREMENT, agent TEXT);
+	if _, err := sqlDB(tw).Exec(`CREATE TABLE written(n INTEGER PRIMARY KEY AUTOINCREMENT, agent TEXT);
 		CREATE TRIGGER written_order AFTER INSERT ON records BEGIN INSERT INTO written(agent) VALUES(new.agent); END;`); err != nil {
 		t.Fatal(err)
 	}
@@ -49,7 +49,7 @@ func TestIngestBigBatchTakesTurns(t *testing.T) {
 	release := make(chan struct{})
 	held := make(chan error, 1)
 	go func() {
-		held <- tw.store.Write(context.Background(), func(*sql.Tx) error { <-release; return nil })
+		held <- tw.store.(*sqliteStore).db.Write(context.Background(), func(*sql.Tx) error { <-release; return nil })
 	}()
 	defer func() {
 		select {
