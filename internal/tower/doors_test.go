@@ -3,6 +3,7 @@ package tower
 import (
 	"context"
 	"io"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -22,6 +23,26 @@ type liveTower struct {
 	c   *clock
 }
 
+// runListening listens and runs tw until the test ends, and returns the
+// address it listens on.
+func runListening(t *testing.T, tw *Tower) net.Addr {
+	t.Helper()
+	addr, err := tw.Listen()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- tw.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	})
+	return addr
+}
+
 func startLiveTower(t *testing.T, extra string) *liveTower {
 	t.Helper()
 	yaml := "listen: 127.0.0.1:0\ndata_dir: " + t.TempDir() + "\ngrace: 1s\nagents:\n  - {name: pve1, token: " + tokenA + "}\n" + extra
@@ -39,19 +60,7 @@ func startLiveTower(t *testing.T, extra string) *liveTower {
 		t.Fatal(err)
 	}
 	tw.SetUI(site.Handler())
-	addr, err := tw.Listen()
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- tw.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Error(err)
-		}
-	})
+	addr := runListening(t, tw)
 	return &liveTower{tw: tw, url: "http://" + addr.String(), c: c}
 }
 

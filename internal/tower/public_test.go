@@ -1,7 +1,6 @@
 package tower
 
 import (
-	"context"
 	"io"
 	"net"
 	"net/http"
@@ -69,19 +68,7 @@ probes:
 		t.Fatal(err)
 	}
 	tw.SetUI(site.Handler())
-	addr, err := tw.Listen()
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- tw.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Error(err)
-		}
-	})
+	addr := runListening(t, tw)
 	base := "http://" + addr.String()
 
 	want := map[string]string{
@@ -104,7 +91,7 @@ probes:
 		// Two probes fail with the same plain reason: the page alone does
 		// not show that both have run.
 		ran := 0
-		if svcs, err := tw.Web().Services(ctx, time.Now(), false); err == nil {
+		if svcs, err := tw.Web().Services(t.Context(), time.Now(), false); err == nil {
 			for _, s := range svcs {
 				if want[s.Name] != "" && len(s.Recent) > 0 {
 					ran++
@@ -138,7 +125,7 @@ probes:
 	}
 
 	// The console (and notifications, from the same message) keep the detail.
-	svcs, err := tw.Web().Services(ctx, time.Now(), false)
+	svcs, err := tw.Web().Services(t.Context(), time.Now(), false)
 	if err != nil {
 		t.Fatal(err)
 	}
