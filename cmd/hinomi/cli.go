@@ -109,7 +109,7 @@ func runDoctor(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	minSev := fs.String("min-severity", "low", "show findings at or above: info, low, medium, high, catastrophic")
 	from := fs.String("from", "", "diagnose the snapshot in `DIR` (made by hinomi snapshot) instead of this host")
 	rbDir := fs.String("runbooks", "", "directory of runbook overrides (default $HINOMI_RUNBOOKS)")
-	sample := fs.Duration("sample", 500*time.Millisecond, "second sample for rates such as packet drops (0: since-boot totals only)")
+	sample := fs.Duration("sample", 250*time.Millisecond, "second sample for rates such as packet drops (0: since-boot totals only)")
 	mountTimeout := fs.Duration("mount-timeout", 2*time.Second, "how long a network or FUSE mount may take to answer stat")
 	color := fs.String("color", "auto", "colour the output: auto (on a terminal, unless $NO_COLOR), always, never")
 	verbose := fs.Bool("v", false, "log what each check does on stderr")
@@ -254,7 +254,7 @@ func (m *multiFlag) Set(s string) error { *m = append(*m, s); return nil }
 
 func runSnapshot(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("snapshot", "[flags] DIR", "Save what doctor reads on this host into the new directory DIR; hinomi doctor --from DIR\ndiagnoses it anywhere (docs/snapshot.md). Environment variables are never saved.", stdout, stderr)
-	sample := fs.Duration("sample", 500*time.Millisecond, "second sample for rates")
+	sample := fs.Duration("sample", 250*time.Millisecond, "second sample for rates")
 	mountTimeout := fs.Duration("mount-timeout", 2*time.Second, "how long a network or FUSE mount may take to answer stat")
 	if err := fs.parse(args); err != nil {
 		return err
