@@ -180,8 +180,9 @@ var (
 // ownerNamer turns a victim's memory cgroup into its owner, with the
 // owner's name. The victim is gone and its container may have exited with
 // it, so the name comes from a process still in that container or else
-// from the container engine (which keeps exited containers) through the
-// same resolver the process table uses.
+// from the container engine (which keeps exited containers): the list the
+// process table was named from, else (a pod's container, when no process
+// of the table needed crictl) the same resolver asked for it alone.
 type ownerNamer struct {
 	ctx   context.Context
 	env   *Env
@@ -202,6 +203,12 @@ func (n *ownerNamer) of(memcg string) (proctable.Owner, bool) {
 		}
 	}
 	if !o.IsContainer() {
+		return o, true
+	}
+	// The engines' list, asked once for the process table, names exited
+	// containers too.
+	if name, ok := n.env.Procs.Names[o.ID]; ok {
+		o.Name = name
 		return o, true
 	}
 	if named, ok := n.asked[o.ID]; ok {

@@ -85,6 +85,7 @@ func ResolveNames(ctx context.Context, src *host.Source, t *Table) (notes []stri
 		}
 	}
 	t.Name(names)
+	t.Names = names
 	return notes
 }
 

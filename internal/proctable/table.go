@@ -109,6 +109,9 @@ type Table struct {
 	// pass instead of waiting after it.
 	Start time.Time `json:"-"`
 	Busy  uint64    `json:"-"`
+	// Names are the owner names ResolveNames found, for every container the
+	// engines know (exited ones too), not only those with a process here.
+	Names Names `json:"-"`
 }
 
 // BusyTicks sums the "cpu " line of /proc/stat that is not idle or
