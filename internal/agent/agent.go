@@ -31,6 +31,7 @@ import (
 	"github.com/hinomi/hinomi/internal/doctor"
 	"github.com/hinomi/hinomi/internal/finding"
 	"github.com/hinomi/hinomi/internal/logsource"
+	"github.com/hinomi/hinomi/internal/logthrottle"
 	"github.com/hinomi/hinomi/internal/signatures"
 	"github.com/hinomi/hinomi/internal/spool"
 	"github.com/hinomi/hinomi/internal/wire"
@@ -85,7 +86,7 @@ type Agent struct {
 	retryMin, warnMax time.Duration
 	// logs keeps failures that repeat with every record (a full disk)
 	// to a line a minute.
-	logs *logLimiter
+	logs *logthrottle.Limiter
 	// docker follows the Docker event stream; wake asks for a diagnosis
 	// before the next tick when a container starts looping, is
 	// OOM-killed or turns unhealthy.
@@ -148,7 +149,7 @@ func New(cfg Config) (*Agent, error) {
 		cfg.Signatures = c
 	}
 	a := &Agent{cfg: cfg, matcher: signatures.NewMatcher(cfg.Signatures), sent: map[string]string{}, retryMin: time.Second, warnMax: 5 * time.Minute,
-		logs: newLogLimiter(time.Minute), docker: checks.NewDockerEvents(), wake: make(chan struct{}, 1)}
+		logs: logthrottle.New(time.Minute), docker: checks.NewDockerEvents(), wake: make(chan struct{}, 1)}
 	if b, err := os.ReadFile("/proc/sys/kernel/random/boot_id"); err == nil {
 		a.bootID = strings.TrimSpace(string(b))
 	}
@@ -353,14 +354,14 @@ func (a *Agent) spoolFailed(t *tower, kind string, err error) {
 		t.lostReason = reason
 	}
 	t.mu.Unlock()
-	ok, held := a.logs.allow(t.url+" "+reason, time.Now())
+	ok, held := a.logs.Allow(t.url+" "+reason, time.Now())
 	if !ok {
 		return
 	}
 	st := t.spool.Stats()
 	a.cfg.Log.Error("cannot spool a record: it is lost, counted and reported to the tower (logged once a minute while it lasts)",
 		"tower", t.url, "reason", reason, "kind", kind, "err", err, "lost_total", st.Lost, "pending", st.Pending,
-		"suppressed", held, "suppressed_over", a.logs.period)
+		"suppressed", held, "suppressed_over", a.logs.Period)
 }
 
 // spooledAgain says once that a spool that failed takes records again,
@@ -376,7 +377,7 @@ func (a *Agent) spooledAgain(t *tower) {
 	t.mu.Unlock()
 	lost := t.spool.Stats().Lost
 	a.cfg.Log.Info("spooling records again", "tower", t.url, "lost", lost-min(from, lost), "reason", reason,
-		"suppressed", a.logs.reset(t.url+" "+reason))
+		"suppressed", a.logs.Reset(t.url+" "+reason))
 }
 
 // lossReason says why a spool could not take a record, as the tower's

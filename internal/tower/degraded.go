@@ -3,7 +3,6 @@ package tower
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"net/http"
 	"os"
 	"sort"
@@ -239,71 +238,6 @@ func (t *Tower) sendRecovered(since, now time.Time, told map[string]string) {
 			}
 		}()
 	}
-}
-
-// throttle is a log handler that lets through one error line of each kind
-// per period and counts the others, reported with the next one that
-// passes: a disk that stays full must not flood the log that would tell
-// of it.
-type throttle struct {
-	next   slog.Handler
-	period time.Duration
-	st     *throttleState
-}
-
-type throttleState struct {
-	mu   sync.Mutex
-	last map[string]time.Time
-	held map[string]int
-}
-
-func newThrottle(h slog.Handler, period time.Duration) *throttle {
-	return &throttle{next: h, period: period, st: &throttleState{last: map[string]time.Time{}, held: map[string]int{}}}
-}
-
-func (h *throttle) Enabled(ctx context.Context, l slog.Level) bool { return h.next.Enabled(ctx, l) }
-
-func (h *throttle) Handle(ctx context.Context, r slog.Record) error {
-	if r.Level < slog.LevelError {
-		return h.next.Handle(ctx, r)
-	}
-	// The kind is the message, and the channel if any: a few channels,
-	// each of whose failures matters.
-	kind := r.Message
-	r.Attrs(func(a slog.Attr) bool {
-		if a.Key == "channel" {
-			kind += "\x00" + a.Value.String()
-			return false
-		}
-		return true
-	})
-	h.st.mu.Lock()
-	last, seen := h.st.last[kind]
-	if seen && r.Time.Sub(last) < h.period {
-		h.st.held[kind]++
-		h.st.mu.Unlock()
-		return nil
-	}
-	if len(h.st.last) > 1000 {
-		h.st.last, h.st.held = map[string]time.Time{}, map[string]int{}
-	}
-	h.st.last[kind] = r.Time
-	n := h.st.held[kind]
-	delete(h.st.held, kind)
-	h.st.mu.Unlock()
-	if n > 0 {
-		r = r.Clone()
-		r.AddAttrs(slog.Int("suppressed", n), slog.Duration("suppressed_over", h.period))
-	}
-	return h.next.Handle(ctx, r)
-}
-
-func (h *throttle) WithAttrs(as []slog.Attr) slog.Handler {
-	return &throttle{next: h.next.WithAttrs(as), period: h.period, st: h.st}
-}
-
-func (h *throttle) WithGroup(name string) slog.Handler {
-	return &throttle{next: h.next.WithGroup(name), period: h.period, st: h.st}
 }
 
 // handleHealth is /healthz: "ok", or 503 and why the tower is degraded.

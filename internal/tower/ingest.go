@@ -239,16 +239,8 @@ func (t *Tower) logClockOff(agent string, n int, example, now time.Time) {
 
 // oncePerMinute reports whether a line of this key may be logged now.
 func (t *Tower) oncePerMinute(key string) bool {
-	t.refusedMu.Lock()
-	defer t.refusedMu.Unlock()
-	if t.refused == nil || len(t.refused) > 10000 {
-		t.refused = map[string]time.Time{}
-	}
-	if last, seen := t.refused[key]; seen && time.Since(last) < time.Minute {
-		return false
-	}
-	t.refused[key] = time.Now()
-	return true
+	ok, _ := t.logLimit.Allow(key, time.Now())
+	return ok
 }
 
 // ingest stores a batch and updates the tower's view of the host.
@@ -331,19 +323,7 @@ func (t *Tower) logRefusal(remote string, code int, msg string) {
 	if err != nil {
 		addr = remote
 	}
-	key := addr + " " + strconv.Itoa(code) + " " + msg
-	now := time.Now()
-	t.refusedMu.Lock()
-	if t.refused == nil || len(t.refused) > 10000 {
-		t.refused = map[string]time.Time{}
-	}
-	last, seen := t.refused[key]
-	quiet := seen && now.Sub(last) < time.Minute
-	if !quiet {
-		t.refused[key] = now
-	}
-	t.refusedMu.Unlock()
-	if quiet {
+	if !t.oncePerMinute("refused " + addr + " " + strconv.Itoa(code) + " " + msg) {
 		return
 	}
 	t.log.Warn("agent batch refused", "remote", addr, "status", code, "reason", msg)

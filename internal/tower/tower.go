@@ -28,6 +28,7 @@ import (
 
 	"github.com/hinomi/hinomi/internal/alerting"
 	"github.com/hinomi/hinomi/internal/finding"
+	"github.com/hinomi/hinomi/internal/logthrottle"
 	"github.com/hinomi/hinomi/internal/notify"
 	"github.com/hinomi/hinomi/internal/probe"
 )
@@ -74,9 +75,8 @@ type Tower struct {
 	probeSince   map[string]time.Time
 	probeStreaks map[string]probeStreak // consecutive results, for the thresholds
 	ownProbes    map[string]probeVerdict
-	isolated     bool // its probes looked cut off in the latest round
-	refusedMu    sync.Mutex
-	refused      map[string]time.Time // refused batches logged, by client and reason
+	isolated     bool                 // its probes looked cut off in the latest round
+	logLimit     *logthrottle.Limiter // lines logged once a minute per kind (refused batches, shedding, clocks)
 	expecting    map[string]time.Time // configured agents never heard from: since when expected
 	peerProbes   map[string]map[string]probeVerdict
 	probeSched   *probe.Scheduler
@@ -185,7 +185,7 @@ func New(cfg *Config, o Options) (*Tower, error) {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	o.Log = slog.New(newThrottle(o.Log.Handler(), time.Minute))
+	o.Log = slog.New(logthrottle.NewHandler(o.Log.Handler(), time.Minute))
 	st, err := openSQLite(cfg.DataDir)
 	if err != nil {
 		return nil, err
@@ -196,7 +196,7 @@ func New(cfg *Config, o Options) (*Tower, error) {
 		incidents: map[int64]*Incident{}, probes: map[string]ProbeResult{}, probeSince: map[string]time.Time{}, probeStreaks: map[string]probeStreak{},
 		ownProbes: map[string]probeVerdict{}, peerProbes: map[string]map[string]probeVerdict{}, peers: peerState{lastOK: map[string]time.Time{}}, started: o.Now(),
 		evaluate: make(chan struct{}, 1), ingestSlots: make(chan struct{}, maxIngest),
-		Registry: prometheus.NewRegistry(), publicMetrics: prometheus.NewRegistry(),
+		Registry: prometheus.NewRegistry(), publicMetrics: prometheus.NewRegistry(), logLimit: logthrottle.New(time.Minute),
 	}
 	t.watchFrom = t.started
 	base := time.Now()
