@@ -51,9 +51,9 @@ func readIntFile(t *testing.T, path string) int64 {
 	return v
 }
 
-// pidsCgroupDir is the directory of a process's pids cgroup: in the v1
-// "pids" hierarchy when there is one, else in the unified hierarchy.
-func pidsCgroupDir(t *testing.T, pid int) string {
+// cgroupDir is the directory of a process's cgroup for a controller: in
+// its v1 hierarchy when there is one (v1 true), else in the unified one.
+func cgroupDir(t *testing.T, pid int, controller string) (dir string, v1 bool) {
 	t.Helper()
 	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cgroup")
 	if err != nil {
@@ -66,8 +66,8 @@ func pidsCgroupDir(t *testing.T, pid int) string {
 			continue
 		}
 		for _, c := range strings.Split(parts[1], ",") {
-			if c == "pids" {
-				return filepath.Join("/sys/fs/cgroup/pids", parts[2])
+			if c == controller {
+				return filepath.Join("/sys/fs/cgroup", controller, parts[2]), true
 			}
 		}
 		if parts[0] == "0" {
@@ -75,9 +75,16 @@ func pidsCgroupDir(t *testing.T, pid int) string {
 		}
 	}
 	if unified == "" {
-		t.Fatalf("process %d is in no pids cgroup:\n%s", pid, b)
+		t.Fatalf("process %d is in no %s cgroup:\n%s", pid, controller, b)
 	}
-	return unified
+	return unified, false
+}
+
+// pidsCgroupDir is the directory of a process's pids cgroup.
+func pidsCgroupDir(t *testing.T, pid int) string {
+	t.Helper()
+	dir, _ := cgroupDir(t, pid, "pids")
+	return dir
 }
 
 // A container started with --pids-limit forks until the kernel refuses a
@@ -138,32 +145,6 @@ func TestContainerAtPidsMax(t *testing.T) {
 	}
 }
 
-// memoryCgroupDir is the directory of a process's memory cgroup (v1
-// "memory" hierarchy, else unified).
-func memoryCgroupDir(t *testing.T, pid int) (dir string, v1 bool) {
-	t.Helper()
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cgroup")
-	if err != nil {
-		t.Fatal(err)
-	}
-	unified := ""
-	for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
-		parts := strings.SplitN(line, ":", 3)
-		if len(parts) != 3 {
-			continue
-		}
-		for _, c := range strings.Split(parts[1], ",") {
-			if c == "memory" {
-				return filepath.Join("/sys/fs/cgroup/memory", parts[2]), true
-			}
-		}
-		if parts[0] == "0" {
-			unified = filepath.Join("/sys/fs/cgroup", parts[2])
-		}
-	}
-	return unified, false
-}
-
 // oomKills reads the OOM-kill count of a memory cgroup: "oom_kill" in
 // memory.oom_control (v1) or memory.events (v2).
 func oomKills(t *testing.T, dir string, v1 bool) int64 {
@@ -198,7 +179,7 @@ func TestContainerOOMKillNamesVictimAndContainer(t *testing.T) {
 	const name = "hinomi-test-oom"
 	pid := testload.RunContainerLimited(t, image, name, testload.Limits{Memory: 32 << 20}, "-hog-mb", "96")
 	id := testload.ContainerID(t, name)
-	dir, v1 := memoryCgroupDir(t, pid)
+	dir, v1 := cgroupDir(t, pid, "memory")
 
 	deadline := time.Now().Add(testload.ReadyTimeout)
 	for oomKills(t, dir, v1) == 0 {
