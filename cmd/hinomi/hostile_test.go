@@ -71,9 +71,7 @@ func TestDoctorSnapshotWithFIFO(t *testing.T) {
 // diagnosis within a second, with the report of what was read, and the
 // status shells expect of SIGTERM.
 func TestDoctorSnapshotSIGTERM(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("mounting FUSE needs root")
-	}
+	testload.RequireRoot(t, "it mounts FUSE")
 	dir := fifoSnapshot(t)
 	m := testload.MountHungOn(t, filepath.Join(dir, "sys", "nas"), "nas.example:/export")
 	m.Hang()

@@ -27,9 +27,7 @@ import (
 // open and requires the agent to exit within 1 s, cleanly, without sending
 // findings from the pass it cut short.
 func TestAgentStopsMidScan(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: it limits the agent's CPU with a cgroup")
-	}
+	testload.RequireRoot(t, "it limits the agent's CPU with a cgroup")
 	testload.Start(t, "-children", "300", "-files", "15000", "-watches", "3000", "-instances", "2")
 	bin := buildHinomi(t)
 	procs := cpuLimitedCgroup(t, 5)

@@ -16,15 +16,14 @@ import (
 	"github.com/hinomi/hinomi/internal/finding"
 	"github.com/hinomi/hinomi/internal/host"
 	"github.com/hinomi/hinomi/internal/proctable"
+	"github.com/hinomi/hinomi/internal/testload"
 )
 
 // A CPU-pressure finding names who used the CPU during its sample: here a
 // shell spinning in a cgroup of its own, named like a systemd unit, so
 // that it is attributed to that unit like any other finding's culprit.
 func TestCPUPressureNamesWhoUsesTheCPU(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("making a cgroup needs root")
-	}
+	testload.RequireRoot(t, "it makes a cgroup")
 	burner, unit := burnCPU(t)
 	table, err := proctable.Scan(t.Context(), host.Live())
 	if err != nil {

@@ -16,15 +16,14 @@ import (
 	"github.com/hinomi/hinomi/internal/host"
 	"github.com/hinomi/hinomi/internal/proctable"
 	"github.com/hinomi/hinomi/internal/runbook"
+	"github.com/hinomi/hinomi/internal/testload"
 )
 
 // A filesystem mounted on a path with a space and a quote fills up: the
 // mount point comes decoded from mountinfo's \040, and the runbook's
 // commands, run by a real shell, act on that very mount point.
 func TestCommandsQuoteARealMountPoint(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("mounting a tmpfs needs root")
-	}
+	testload.RequireRoot(t, "it mounts a tmpfs")
 	if _, err := exec.LookPath("bash"); err != nil {
 		t.Skip("no bash")
 	}

@@ -284,9 +284,7 @@ func TestScanCancelled(t *testing.T) {
 // TestScanFindsStuckThread finds a process whose main thread sleeps
 // normally while another of its threads is stuck in D on a hung mount.
 func TestScanFindsStuckThread(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to mount FUSE")
-	}
+	testload.RequireRoot(t, "it mounts FUSE")
 	m := testload.MountHung(t, "nas-thread.example:/tank")
 	m.Hang()
 	p, tid := testload.StuckThread(t, m)
