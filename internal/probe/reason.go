@@ -98,7 +98,11 @@ func errorReason(parent, run context.Context, err error, timeout time.Duration, 
 	switch msg := err.Error(); {
 	case strings.Contains(msg, "server gave HTTP response to HTTPS client"):
 		return "the service does not speak TLS"
-	case strings.Contains(msg, "malformed HTTP"):
+	case strings.Contains(msg, "malformed HTTP"),
+		// A server that speaks first (an SSH or SMTP banner) can land
+		// before the request is written: net/http then drops the
+		// connection as an unsolicited response, with this text.
+		strings.Contains(msg, "readLoopPeekFailLocked"):
 		return "malformed HTTP response"
 	}
 	return "no answer"

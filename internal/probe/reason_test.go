@@ -1,6 +1,8 @@
 package probe
 
 import (
+	"context"
+	"errors"
 	"io"
 	"net"
 	"net/http"
@@ -157,4 +159,15 @@ func lineServer(t *testing.T, line string) string {
 		}
 	}()
 	return l.Addr().String()
+}
+
+// A banner that arrives before the request is written is, to net/http, an
+// unsolicited response on an idle connection, with no error type: it is
+// the same plain reason as a banner read as the answer.
+func TestBannerBeforeRequestIsMalformedHTTP(t *testing.T) {
+	err := errors.New(`Get "http://127.0.0.1:35379/": readLoopPeekFailLocked: <nil>`)
+	ctx := context.Background()
+	if got := errorReason(ctx, ctx, err, time.Second, time.Now()); got != "malformed HTTP response" {
+		t.Errorf("reason %q, want %q", got, "malformed HTTP response")
+	}
 }
