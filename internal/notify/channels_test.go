@@ -7,6 +7,7 @@ import (
 	"errors"
 	"html"
 	"io"
+	"maps"
 	"mime"
 	"net/http"
 	"net/http/httptest"
@@ -63,11 +64,15 @@ func channelAt(typ, srvURL string) Channel {
 		ch.Server = srvURL
 		ch.Topic = "hinomi-alerts"
 		ch.Token = "tk_SECRET"
+	default:
+		moreChannelAt(&ch, srvURL)
 	}
 	return ch
 }
 
-var httpTypes = []string{TypeWebhook, TypeDiscord, TypeSlack, TypeTelegram, TypeNtfy}
+var httpTypes = []string{TypeWebhook, TypeDiscord, TypeSlack, TypeTelegram, TypeNtfy,
+	TypeMatrix, TypeTeams, TypeGotify, TypePushover, TypePagerDuty, TypeOpsgenie,
+	TypeMattermost, TypeRocketChat, TypeGoogleChat, TypeSignal, TypeAlertmanager}
 
 // outage is the message every payload test sends: a still-open long
 // outage whose evidence tries to break each channel's markup.
@@ -246,6 +251,7 @@ func TestPayloads(t *testing.T) {
 			}
 		},
 	}
+	maps.Copy(checks, moreChecks(m, subject, body))
 	for _, typ := range httpTypes {
 		t.Run(typ, func(t *testing.T) {
 			srv, reqs := recorder(t, http.StatusOK, nil, `{"ok":true}`)
@@ -253,8 +259,12 @@ func TestPayloads(t *testing.T) {
 				t.Fatalf("Send: %v", err)
 			}
 			r := <-reqs
-			if r.Method != http.MethodPost {
-				t.Errorf("method = %s", r.Method)
+			want := http.MethodPost
+			if typ == TypeMatrix {
+				want = http.MethodPut
+			}
+			if r.Method != want {
+				t.Errorf("method = %s; want %s", r.Method, want)
 			}
 			checks[typ](t, r)
 			golden(t, filepath.Join("testdata", "payload", typ+".txt"), dump(t, r))
@@ -280,7 +290,7 @@ func toStrings(v any) []string {
 func dump(t *testing.T, r captured) string {
 	var b strings.Builder
 	b.WriteString(r.Method + " " + r.Path + "\n")
-	for _, h := range []string{"Authorization", "Click", "Content-Type", "Priority", "Tags", "Title", "X-Scope-Orgid"} {
+	for _, h := range []string{"Authorization", "Click", "Content-Type", "Priority", "Tags", "Title", "X-Gotify-Key", "X-Scope-Orgid"} {
 		if v := r.Header.Get(h); v != "" {
 			b.WriteString(h + ": " + v + "\n")
 		}

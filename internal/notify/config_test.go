@@ -26,6 +26,17 @@ func TestExampleConfig(t *testing.T) {
 	if err := dec.Decode(&cfg); err != nil {
 		t.Fatal(err)
 	}
+	// The examples read some secrets as a systemd unit hands them over.
+	creds := t.TempDir()
+	for _, f := range []string{"matrix_token", "teams_url", "pagerduty_key"} {
+		v := "R0SECRETexample"
+		if f == "teams_url" {
+			v = "https://example.webhook.office.com/workflows/x"
+		}
+		writeSecret(t, creds, f, v+"\n")
+	}
+	t.Setenv("CREDENTIALS_DIRECTORY", creds)
+	t.Setenv("OPSGENIE_API_KEY", "eb243592-faa2-4ba2-a551q-1afdf565c889")
 	types := map[string]bool{}
 	for _, ch := range cfg.Notify {
 		s, err := New(ch, nil)

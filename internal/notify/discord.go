@@ -55,9 +55,9 @@ type discordMentions struct {
 
 func discordMessage(m Message) discordPayload {
 	r := render(m)
-	content := escapeDiscord(r.subject)
+	content := escapeMarkdown(r.subject)
 	if r.summary != "" {
-		content += "\n" + escapeDiscord(r.summary)
+		content += "\n" + escapeMarkdown(r.summary)
 	}
 	// The fence must survive the clip, and a ``` inside must not close it.
 	inner := strings.ReplaceAll(r.body, "```", "`\u200b``")
@@ -103,11 +103,12 @@ func discordRetryAfter(status int, body []byte) time.Duration {
 	return secondsDuration(v.RetryAfter)
 }
 
-// escapeDiscord backslash-escapes the markdown Discord would act on:
+// escapeMarkdown backslash-escapes the markdown Discord (and Mattermost,
+// Rocket.Chat) would act on:
 // emphasis, code, spoilers and mentions anywhere, headings, quotes and
 // lists at a line's start, and a masked link's "](". Other characters
 // stay as they are, so the push preview is not littered with backslashes.
-func escapeDiscord(s string) string {
+func escapeMarkdown(s string) string {
 	var b strings.Builder
 	lineStart := true
 	for i, r := range s {

@@ -137,10 +137,16 @@ func secondsDuration(s float64) time.Duration {
 // service-specific retry delay.
 func post(ctx context.Context, client *http.Client, name, typ, target string, header http.Header, body []byte,
 	answer func(status int, body []byte) time.Duration) error {
+	return roundTrip(ctx, client, http.MethodPost, name, typ, target, header, body, answer)
+}
+
+// roundTrip is post with another method (Matrix sends with PUT).
+func roundTrip(ctx context.Context, client *http.Client, method, name, typ, target string, header http.Header, body []byte,
+	answer func(status int, body []byte) time.Duration) error {
 	fail := func(err error) *SendError {
 		return &SendError{Channel: name, Type: typ, Temporary: true, Err: err}
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, target, bytes.NewReader(body))
+	req, err := http.NewRequestWithContext(ctx, method, target, bytes.NewReader(body))
 	if err != nil {
 		e := fail(fmt.Errorf("build request: %w", redact(err, target)))
 		e.Temporary = false

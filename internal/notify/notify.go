@@ -112,12 +112,27 @@ const (
 	TypeTelegram = "telegram"
 	TypeNtfy     = "ntfy"
 	TypeSMTP     = "smtp"
+
+	TypeMatrix       = "matrix"
+	TypeTeams        = "teams"
+	TypeGotify       = "gotify"
+	TypePushover     = "pushover"
+	TypePagerDuty    = "pagerduty"
+	TypeOpsgenie     = "opsgenie"
+	TypeMattermost   = "mattermost"
+	TypeRocketChat   = "rocketchat"
+	TypeGoogleChat   = "googlechat"
+	TypeSignal       = "signal"
+	TypeAlertmanager = "alertmanager"
 )
 
 // Default service addresses, used when a channel leaves its base URL empty.
 const (
 	DefaultTelegramAPI = "https://api.telegram.org"
 	DefaultNtfyServer  = "https://ntfy.sh"
+	DefaultPushoverAPI = "https://api.pushover.net"
+	DefaultPagerDuty   = "https://events.pagerduty.com"
+	DefaultOpsgenieAPI = "https://api.opsgenie.com"
 )
 
 // The SMTP transport security modes.
@@ -172,6 +187,34 @@ type Channel struct {
 	To           []string `yaml:"to,omitempty"`
 	TLS          string   `yaml:"tls,omitempty"`     // starttls (default), tls or none
 	CAFile       string   `yaml:"ca_file,omitempty"` // PEM roots for a private mail server
+
+	// Matrix: the homeserver is Server, the access token Token, and Room
+	// the room ID ("!abc:example.org") the bot has joined.
+	Room string `yaml:"room,omitempty"`
+
+	// Pushover: the application's token is Token; User is the user or
+	// group key, Device optionally one device of theirs.
+	User   string `yaml:"user,omitempty"`
+	Device string `yaml:"device,omitempty"`
+
+	// PagerDuty Events API v2: the service's integration (routing) key.
+	RoutingKey     string `yaml:"routing_key,omitempty"`
+	RoutingKeyFile string `yaml:"routing_key_file,omitempty"`
+
+	// Opsgenie: an API integration's key (api_url for the EU instance,
+	// https://api.eu.opsgenie.com).
+	APIKey     string `yaml:"api_key,omitempty"`
+	APIKeyFile string `yaml:"api_key_file,omitempty"`
+
+	// Signal through signal-cli-rest-api: Server is its address, Number
+	// the registered sender, Recipients the numbers or group IDs.
+	Number     string   `yaml:"number,omitempty"`
+	Recipients []string `yaml:"recipients,omitempty"`
+
+	// Alertmanager: how long after the last firing message an alert is
+	// kept firing there without news (endsAt); default 24h. hinomi sends
+	// the resolution itself, this only bounds an alert whose tower died.
+	EndsAfter time.Duration `yaml:"ends_after,omitempty"`
 }
 
 // New reads ch's secret files (ReadSecrets), checks ch and returns its
@@ -188,25 +231,12 @@ func New(ch Channel, client *http.Client) (Sender, error) {
 	if client == nil {
 		client = &http.Client{Timeout: 30 * time.Second}
 	}
-	switch ch.Type {
-	case TypeWebhook:
-		return newWebhook(ch, client), nil
-	case TypeDiscord:
-		return newDiscord(ch, client), nil
-	case TypeSlack:
-		return newSlack(ch, client), nil
-	case TypeTelegram:
-		return newTelegram(ch, client), nil
-	case TypeNtfy:
-		return newNtfy(ch, client), nil
-	case TypeSMTP:
-		s, err := newSMTP(ch)
-		if err != nil {
-			return nil, err // not a typed nil inside the interface
-		}
-		return s, nil
+	k, _ := kindOf(ch.Type)
+	s, err := k.sender(ch, client)
+	if err != nil {
+		return nil, err // not a typed nil inside the interface
 	}
-	panic("unreachable: Validate accepted type " + ch.Type)
+	return s, nil
 }
 
 // String names the channel without its secrets, so logging a Channel
@@ -223,67 +253,19 @@ func (ch Channel) Validate() error {
 	fail := func(format string, args ...any) error {
 		return fmt.Errorf("notify channel %q (%s): %s", ch.Name, ch.Type, fmt.Sprintf(format, args...))
 	}
-	allowed := fieldsOf(ch.Type)
-	if allowed == "" {
-		return fail("type must be one of webhook, discord, slack, telegram, ntfy, smtp")
+	k, ok := kindOf(ch.Type)
+	if !ok {
+		return fail("type must be one of %s", strings.Join(Types(), ", "))
 	}
 	for _, f := range ch.setFields() {
-		if !strings.Contains(" "+allowed+" ", " "+f+" ") {
-			return fail("field %s is not used by type %s (its fields: %s)", f, ch.Type, allowed)
+		if !strings.Contains(" "+k.fields+" ", " "+f+" ") {
+			return fail("field %s is not used by type %s (its fields: %s)", f, ch.Type, k.fields)
 		}
 	}
-	var err error
-	switch ch.Type {
-	case TypeWebhook, TypeDiscord, TypeSlack:
-		err = CheckURL("url", ch.URL, true)
-		if err == nil && ch.Type == TypeWebhook {
-			err = checkHeaders(ch.Headers)
-		}
-	case TypeTelegram:
-		switch {
-		case ch.BotToken == "":
-			err = fmt.Errorf("bot_token is required")
-		case strings.ContainsAny(ch.BotToken, "/?#% \t\r\n"):
-			err = fmt.Errorf("bot_token has characters a Telegram token never has")
-		case strings.TrimSpace(ch.ChatID) == "":
-			err = fmt.Errorf("chat_id is required")
-		default:
-			err = CheckURL("api_url", ch.APIURL, false)
-		}
-	case TypeNtfy:
-		switch {
-		case ch.Topic == "":
-			err = fmt.Errorf("topic is required")
-		case strings.ContainsAny(ch.Topic, "/?#% \t\r\n"):
-			err = fmt.Errorf("topic %q must be a single path segment", ch.Topic)
-		default:
-			err = CheckURL("server", ch.Server, false)
-		}
-	case TypeSMTP:
-		err = ch.validateSMTP()
-	}
-	if err != nil {
+	if err := k.validate(ch); err != nil {
 		return fail("%v", err)
 	}
 	return nil
-}
-
-// fieldsOf lists the YAML fields a type reads (besides name and type);
-// "" for an unknown type.
-func fieldsOf(typ string) string {
-	switch typ {
-	case TypeWebhook:
-		return "url url_file headers bearer_token bearer_token_file"
-	case TypeDiscord, TypeSlack:
-		return "url url_file"
-	case TypeTelegram:
-		return "bot_token bot_token_file chat_id thread_id api_url"
-	case TypeNtfy:
-		return "server topic token token_file"
-	case TypeSMTP:
-		return "host port username password password_file from to tls ca_file"
-	}
-	return ""
 }
 
 // setFields returns the YAML names of the per-type fields that are set.
@@ -294,29 +276,30 @@ func (ch Channel) setFields() []string {
 			out = append(out, name)
 		}
 	}
-	add("url", ch.URL != "")
-	add("url_file", ch.URLFile != "")
-	add("bearer_token_file", ch.BearerTokenFile != "")
-	add("bot_token_file", ch.BotTokenFile != "")
-	add("token_file", ch.TokenFile != "")
-	add("password_file", ch.PasswordFile != "")
+	for _, k := range secretKeys {
+		v, file := ch.secret(k)
+		add(k, *v != "")
+		add(k+"_file", *file != "")
+	}
 	add("headers", len(ch.Headers) > 0)
-	add("bearer_token", ch.BearerToken != "")
-	add("bot_token", ch.BotToken != "")
 	add("chat_id", ch.ChatID != "")
 	add("thread_id", ch.ThreadID != 0)
 	add("api_url", ch.APIURL != "")
 	add("server", ch.Server != "")
 	add("topic", ch.Topic != "")
-	add("token", ch.Token != "")
 	add("host", ch.Host != "")
 	add("port", ch.Port != 0)
 	add("username", ch.Username != "")
-	add("password", ch.Password != "")
 	add("from", ch.From != "")
 	add("to", len(ch.To) > 0)
 	add("tls", ch.TLS != "")
 	add("ca_file", ch.CAFile != "")
+	add("room", ch.Room != "")
+	add("user", ch.User != "")
+	add("device", ch.Device != "")
+	add("number", ch.Number != "")
+	add("recipients", len(ch.Recipients) > 0)
+	add("ends_after", ch.EndsAfter != 0)
 	return out
 }
 

@@ -60,21 +60,29 @@ func expandEnv(key, s string, lookup func(string) (string, bool)) (string, error
 	return out, nil
 }
 
-// secretFields are each channel type's secret settings, by YAML key.
-func (ch *Channel) secretFields() map[string][2]*string {
-	switch ch.Type {
-	case TypeWebhook:
-		return map[string][2]*string{"url": {&ch.URL, &ch.URLFile}, "bearer_token": {&ch.BearerToken, &ch.BearerTokenFile}}
-	case TypeDiscord, TypeSlack:
-		return map[string][2]*string{"url": {&ch.URL, &ch.URLFile}}
-	case TypeTelegram:
-		return map[string][2]*string{"bot_token": {&ch.BotToken, &ch.BotTokenFile}}
-	case TypeNtfy:
-		return map[string][2]*string{"token": {&ch.Token, &ch.TokenFile}}
-	case TypeSMTP:
-		return map[string][2]*string{"password": {&ch.Password, &ch.PasswordFile}}
+// secretKeys are the YAML keys of every secret setting; each has a
+// KEY_file twin that holds it instead.
+var secretKeys = []string{"url", "bearer_token", "bot_token", "token", "password", "routing_key", "api_key"}
+
+// secret returns the field holding the secret key and its *_file twin.
+func (ch *Channel) secret(key string) (value, file *string) {
+	switch key {
+	case "url":
+		return &ch.URL, &ch.URLFile
+	case "bearer_token":
+		return &ch.BearerToken, &ch.BearerTokenFile
+	case "bot_token":
+		return &ch.BotToken, &ch.BotTokenFile
+	case "token":
+		return &ch.Token, &ch.TokenFile
+	case "password":
+		return &ch.Password, &ch.PasswordFile
+	case "routing_key":
+		return &ch.RoutingKey, &ch.RoutingKeyFile
+	case "api_key":
+		return &ch.APIKey, &ch.APIKeyFile
 	}
-	return nil
+	panic("notify: unknown secret key " + key)
 }
 
 // ReadSecrets fills the channel's secret settings from their *_file keys
@@ -82,20 +90,23 @@ func (ch *Channel) secretFields() map[string][2]*string {
 // types are left for Validate to refuse. On error it returns the key at
 // fault.
 func (ch *Channel) ReadSecrets(lookup func(string) (string, bool)) (key string, err error) {
-	fields := ch.secretFields()
-	for _, k := range []string{"url", "bearer_token", "bot_token", "token", "password"} {
-		f, ok := fields[k]
-		if !ok {
+	kd, ok := kindOf(ch.Type)
+	if !ok {
+		return "", nil // Validate names the type
+	}
+	for _, k := range secretKeys {
+		if !strings.Contains(" "+kd.fields+" ", " "+k+" ") {
 			continue
 		}
-		v, err := Secret(k, *f[0], *f[1], lookup)
+		value, file := ch.secret(k)
+		v, err := Secret(k, *value, *file, lookup)
 		if err != nil {
-			if *f[1] != "" {
+			if *file != "" {
 				k += "_file"
 			}
 			return k, fmt.Errorf("notify channel %q (%s): %w", ch.Name, ch.Type, err)
 		}
-		*f[0], *f[1] = v, ""
+		*value, *file = v, ""
 	}
 	return "", nil
 }

@@ -46,23 +46,11 @@ type amAlert struct {
 	Fingerprint  string            `json:"fingerprint"`
 }
 
-// alertmanagerPayload maps m onto Alertmanager's shape: status is
-// "firing" for Firing and Repeat; endsAt is the zero time while firing
-// (as Alertmanager sends it); annotations.summary is the subject line, so
-// a receiver that shows only that still shows since when and how long.
-// hinomi's own labels (alertname, host, severity, key) win over m.Labels.
-func alertmanagerPayload(receiver string, m Message) amPayload {
-	r := render(m)
-	status := "firing"
-	var ends time.Time
-	if m.State == Resolved {
-		status = "resolved"
-		ends = m.Ended
-		if ends.IsZero() {
-			ends = m.Now
-		}
-	}
-	labels := map[string]string{}
+// amLabels are the labels and annotations hinomi gives an alert in
+// Alertmanager's shape, for its webhook and its API alike. hinomi's own
+// labels (alertname, host, severity, key) win over m.Labels.
+func amLabels(r rendered, m Message) (labels, annotations map[string]string) {
+	labels = map[string]string{}
 	for k, v := range m.Labels {
 		labels[strings.ToValidUTF8(k, "\uFFFD")] = strings.ToValidUTF8(v, "\uFFFD")
 	}
@@ -82,7 +70,7 @@ func alertmanagerPayload(receiver string, m Message) amPayload {
 	set("host", r.host)
 	set("severity", r.severity)
 	set("key", r.key)
-	annotations := map[string]string{
+	annotations = map[string]string{
 		"summary":     r.subject,
 		"description": r.body,
 		"title":       r.title,
@@ -91,6 +79,26 @@ func alertmanagerPayload(receiver string, m Message) amPayload {
 	if r.runbook != "" {
 		annotations["runbook"] = r.runbook
 	}
+	return labels, annotations
+}
+
+// alertmanagerPayload maps m onto Alertmanager's shape: status is
+// "firing" for Firing and Repeat; endsAt is the zero time while firing
+// (as Alertmanager sends it); annotations.summary is the subject line, so
+// a receiver that shows only that still shows since when and how long.
+// hinomi's own labels (alertname, host, severity, key) win over m.Labels.
+func alertmanagerPayload(receiver string, m Message) amPayload {
+	r := render(m)
+	status := "firing"
+	var ends time.Time
+	if m.State == Resolved {
+		status = "resolved"
+		ends = m.Ended
+		if ends.IsZero() {
+			ends = m.Now
+		}
+	}
+	labels, annotations := amLabels(r, m)
 	sum := sha256.Sum256([]byte(m.Key))
 	return amPayload{
 		Version:           "4",
