@@ -33,6 +33,7 @@ Usage:
   hinomi ack KEY               acknowledge a firing alert (stops repeats, escalation)
   hinomi silence add|list|expire   mute matching alerts for a while
   hinomi incidents [ID]        incidents, one's timeline, --postmortem, --note
+  hinomi notify test CHANNEL   send a test message through a channel of the tower's config
   hinomi hash-password         bcrypt a console password read from standard input
   hinomi version               print the version and the commit it was built from
 
@@ -63,6 +64,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = runAck(ctx, args[1:], stdout, stderr)
 	case "silence", "silences":
 		err = runSilence(ctx, args[1:], stdout, stderr)
+	case "notify":
+		err = runNotify(ctx, args[1:], stdout, stderr)
 	case "hash-password":
 		err = runHashPassword(args[1:], os.Stdin, stdout, stderr)
 	case "incidents", "incident":
