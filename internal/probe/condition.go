@@ -87,16 +87,43 @@ func (e pathElem) String() string {
 }
 
 type subject struct {
+	// fn is Gatus's function around the placeholder: "len" (a length,
+	// a number) or "has" (whether the path exists, true/false); "" for
+	// none.
+	fn   string
 	name string
 	path []pathElem
 }
 
 func (s subject) kind() kind {
-	if len(s.path) > 0 {
+	switch {
+	case s.fn == fnLen:
+		return kindNumber
+	case s.fn == fnHas:
+		return kindBool
+	case len(s.path) > 0:
 		return kindJSON
 	}
 	return placeholders[s.name].kind
 }
+
+// String is the subject as written, for messages: len([BODY].data).
+func (s subject) String() string {
+	out := "[" + s.name + "]"
+	for _, e := range s.path {
+		out += e.String()
+	}
+	if s.fn != "" {
+		out = s.fn + "(" + out + ")"
+	}
+	return out
+}
+
+// The functions Gatus puts around a placeholder.
+const (
+	fnLen = "len"
+	fnHas = "has"
+)
 
 type literal struct {
 	text   string
@@ -107,6 +134,9 @@ type literal struct {
 	dur    time.Duration
 	b      bool
 	ip     net.IP
+	// ref is a placeholder on the right ([BODY].age == [BODY].id),
+	// compared with the left one's value in each run.
+	ref *subject
 }
 
 type condition struct {
@@ -121,6 +151,9 @@ type condition struct {
 type parser struct {
 	src string
 	pos int
+	// The probe's type and target, for placeholders on the right.
+	t      Type
+	target string
 }
 
 func (p *parser) col(pos int) int { return utf8.RuneCountInString(p.src[:pos]) + 1 }
@@ -171,82 +204,44 @@ func isFieldEnd(c byte) bool { return strings.IndexByte(" \t.[]()=!<>,\"", c) >=
 
 // parseCondition parses and type-checks one condition for a probe of type t aimed at target.
 func parseCondition(text string, t Type, target string) (*condition, error) {
-	p := &parser{src: text}
+	p := &parser{src: text, t: t, target: target}
 	c := &condition{text: text}
 	p.skipSpace()
 	if p.eof() {
 		return nil, p.errAt(p.pos, "empty condition")
 	}
-	if p.src[p.pos] != '[' {
-		return nil, p.errAt(p.pos, "a condition starts with a placeholder such as [STATUS], not %q", p.token(p.pos))
+	sub, err := p.parseSubject(t, target)
+	if err != nil {
+		return nil, err
 	}
-	start := p.pos
-	end := strings.IndexByte(p.src[start:], ']')
-	if end < 0 {
-		return nil, p.errAt(start, "unterminated placeholder: missing ]")
-	}
-	name := p.src[start+1 : start+end]
-	p.pos = start + end + 1
-	ph, ok := placeholders[name]
-	if !ok {
-		if _, ok := placeholders[strings.ToUpper(name)]; ok {
-			return nil, p.errAt(start, "placeholders are written in capitals: [%s]", strings.ToUpper(name))
-		}
-		known := make([]string, len(placeholderOrder))
-		for i, n := range placeholderOrder {
-			known[i] = "[" + n + "]"
-		}
-		return nil, p.errAt(start, "unknown placeholder [%s] (known: %s)", name, strings.Join(known, ", "))
-	}
-	if !slices.Contains(ph.types, t) {
-		return nil, p.errAt(start, "[%s] is not measured by %s probes", name, t)
-	}
-	if name == phCert && t == HTTP && !strings.HasPrefix(strings.ToLower(strings.TrimSpace(target)), "https://") {
-		return nil, p.errAt(start, "[%s] needs an https:// target", name)
-	}
-	c.subject.name = name
-	for !p.eof() && (p.src[p.pos] == '.' || p.src[p.pos] == '[') {
-		if name != phBody || t != HTTP {
-			return nil, p.errAt(p.pos, "[%s] has no fields: only [BODY] of an http probe takes a JSON path", name)
-		}
-		if p.src[p.pos] == '.' {
-			p.pos++
-			fs := p.pos
-			for !p.eof() && !isFieldEnd(p.src[p.pos]) {
-				p.pos++
-			}
-			if fs == p.pos {
-				return nil, p.errAt(fs, "expected a field name after \".\"")
-			}
-			c.subject.path = append(c.subject.path, pathElem{key: p.src[fs:p.pos]})
-			continue
-		}
-		bs := p.pos
-		p.pos++
-		ds := p.pos
-		for !p.eof() && p.src[p.pos] >= '0' && p.src[p.pos] <= '9' {
-			p.pos++
-		}
-		if ds == p.pos || p.eof() || p.src[p.pos] != ']' {
-			return nil, p.errAt(bs, "expected an array index such as [0]")
-		}
-		n, err := strconv.Atoi(p.src[ds:p.pos])
-		if err != nil {
-			return nil, p.errAt(ds, "array index too large")
-		}
-		p.pos++
-		c.subject.path = append(c.subject.path, pathElem{index: n, isIndex: true})
-	}
-
+	c.subject = sub
 	p.skipSpace()
 	if p.eof() {
-		return nil, p.errAt(p.pos, "missing operator after %s (one of ==, !=, <, <=, >, >=, contains, not contains, matches, not matches, in, not in)", text[start:p.pos])
+		return nil, p.errAt(p.pos, "missing operator after %s (one of ==, !=, <, <=, >, >=, contains, not contains, matches, not matches, in, not in)", strings.TrimSpace(text[:p.pos]))
 	}
 	opPos := p.pos
 	if err := p.parseOperator(c); err != nil {
 		return nil, err
 	}
 	k := c.subject.kind()
+	if fn, arg, argPos, ok := p.valueFunction(); ok && (c.op == opEq || c.op == opNe) {
+		// Gatus's == pat(glob) and == any(a, b): a match and a list.
+		c.negate = c.op == opNe
+		switch fn {
+		case "pat":
+			if k == kindDuration || k == kindBool {
+				return nil, p.errAt(opPos, "%s is not text: pat(...) matches text and numbers", c.subject)
+			}
+			c.op = opMatches
+			c.re = globRegexp(arg)
+			c.values = []literal{{text: arg, col: p.col(argPos)}}
+			p.pos = len(p.src)
+			return c, nil
+		case "any":
+			c.op = opIn
+			p.pos = argPos - 1 // at the "(" of the list
+		}
+	}
 	if err := checkOperator(p, opPos, c, k); err != nil {
 		return nil, err
 	}
@@ -364,7 +359,7 @@ func (p *parser) parseOperator(c *condition) error {
 }
 
 func checkOperator(p *parser, opPos int, c *condition, k kind) error {
-	name := "[" + c.subject.name + "]"
+	name := c.subject.String()
 	if k == kindJSON {
 		return nil
 	}
@@ -447,6 +442,16 @@ func (p *parser) parseValue(op operator) (literal, error) {
 		return literal{}, p.errAt(p.pos, "missing value after %s", opNames[op])
 	}
 	start := p.pos
+	if p.src[p.pos] == '[' || p.hasPrefix(fnLen+"(") || p.hasPrefix(fnHas+"(") {
+		if op == opContains || op == opMatches || op == opIn {
+			return literal{}, p.errAt(start, "%s takes values, not a placeholder", opNames[op])
+		}
+		ref, err := p.parseSubject(p.t, p.target)
+		if err != nil {
+			return literal{}, err
+		}
+		return literal{text: ref.String(), ref: &ref, col: p.col(start)}, nil
+	}
 	if p.src[p.pos] == '"' {
 		p.pos++
 		var b strings.Builder
@@ -490,17 +495,24 @@ func (p *parser) parseValue(op operator) (literal, error) {
 		return literal{}, p.errAt(start, "unexpected %q: expected a value", p.token(start))
 	}
 	text := p.src[start:p.pos]
-	if strings.EqualFold(text, "any") && !p.eof() && p.src[p.pos] == '(' {
-		return literal{}, p.errAt(start, "any(...) is written as a list here: [STATUS] in (200, 204)")
+	if strings.EqualFold(text, "pat") && !p.eof() && p.src[p.pos] == '(' {
+		return literal{}, p.errAt(start, "pat(...) compares with == or !=")
 	}
 	return literal{text: text, col: p.col(start)}, nil
 }
 
 // checkValue type-checks one literal against the subject and fills its parsed forms.
 func checkValue(p *parser, c *condition, k kind, v *literal) error {
-	name := "[" + c.subject.name + "]"
+	name := c.subject.String()
 	bad := func(format string, args ...any) error {
 		return &ConditionError{Column: v.col, Condition: p.src, Msg: fmt.Sprintf(format, args...)}
+	}
+	if v.ref != nil {
+		rk := v.ref.kind()
+		if rk != k && rk != kindJSON && k != kindJSON && !(rk == kindNumber && k == kindNumber) {
+			return bad("%s cannot be compared with %s", name, v.ref)
+		}
+		return nil
 	}
 	if f, err := strconv.ParseFloat(v.text, 64); err == nil && !v.quoted && isDecimal(v.text) {
 		v.num, v.isNum = f, true
@@ -518,6 +530,11 @@ func checkValue(p *parser, c *condition, k kind, v *literal) error {
 		}
 		v.num, v.isNum = mustFloat(v.text), true
 	case kindDuration:
+		if c.subject.name == phResponseTime && isDecimal(v.text) && !v.quoted {
+			// Gatus's unit for a bare response time: milliseconds.
+			v.dur = time.Duration(mustFloat(v.text) * float64(time.Millisecond))
+			return nil
+		}
 		d, err := parseDuration(v.text)
 		if err != nil {
 			if isDecimal(v.text) {
@@ -596,4 +613,119 @@ func parseDuration(s string) (time.Duration, error) {
 		return days - rest, nil
 	}
 	return days + rest, nil
+}
+
+// valueFunction reports whether the rest of the condition is Gatus's
+// pat(...) or any(...): its name, the text inside the parentheses and
+// where that text starts. p.pos does not move.
+func (p *parser) valueFunction() (fn, arg string, argPos int, ok bool) {
+	rest := strings.TrimRight(p.src[p.pos:], " \t")
+	lead := len(rest) - len(strings.TrimLeft(rest, " \t"))
+	rest = rest[lead:]
+	for _, f := range []string{"pat", "any"} {
+		if len(rest) > len(f)+1 && strings.EqualFold(rest[:len(f)], f) && rest[len(f)] == '(' && strings.HasSuffix(rest, ")") {
+			return f, rest[len(f)+1 : len(rest)-1], p.pos + lead + len(f) + 1, true
+		}
+	}
+	return "", "", 0, false
+}
+
+// globRegexp is Gatus's pattern: * stands for any run of characters,
+// everything else is itself, and the whole value must match.
+func globRegexp(glob string) *regexp.Regexp {
+	parts := strings.Split(glob, "*")
+	for i, part := range parts {
+		parts[i] = regexp.QuoteMeta(part)
+	}
+	return regexp.MustCompile("^(?s:" + strings.Join(parts, ".*") + ")$")
+}
+
+// parseSubject parses a placeholder, its JSON path and a len(...) or
+// has(...) around it, checked against the probe type t and its target.
+func (p *parser) parseSubject(t Type, target string) (subject, error) {
+	var sub subject
+	fnPos := p.pos
+	for _, fn := range []string{fnLen, fnHas} {
+		if len(p.src)-p.pos > len(fn) && strings.EqualFold(p.src[p.pos:p.pos+len(fn)], fn) && p.src[p.pos+len(fn)] == '(' {
+			sub.fn = fn
+			p.pos += len(fn) + 1
+			p.skipSpace()
+			break
+		}
+	}
+	if p.eof() || p.src[p.pos] != '[' {
+		if sub.fn != "" {
+			return subject{}, p.errAt(p.pos, "%s(...) takes a placeholder such as [BODY].data", sub.fn)
+		}
+		return subject{}, p.errAt(p.pos, "a condition starts with a placeholder such as [STATUS], not %q", p.token(p.pos))
+	}
+	start := p.pos
+	end := strings.IndexByte(p.src[start:], ']')
+	if end < 0 {
+		return subject{}, p.errAt(start, "unterminated placeholder: missing ]")
+	}
+	name := p.src[start+1 : start+end]
+	p.pos = start + end + 1
+	ph, ok := placeholders[name]
+	if !ok {
+		if _, ok := placeholders[strings.ToUpper(name)]; ok {
+			return subject{}, p.errAt(start, "placeholders are written in capitals: [%s]", strings.ToUpper(name))
+		}
+		known := make([]string, len(placeholderOrder))
+		for i, n := range placeholderOrder {
+			known[i] = "[" + n + "]"
+		}
+		return subject{}, p.errAt(start, "unknown placeholder [%s] (known: %s)", name, strings.Join(known, ", "))
+	}
+	if !slices.Contains(ph.types, t) {
+		return subject{}, p.errAt(start, "[%s] is not measured by %s probes", name, t)
+	}
+	if name == phCert && t == HTTP && !strings.HasPrefix(strings.ToLower(strings.TrimSpace(target)), "https://") {
+		return subject{}, p.errAt(start, "[%s] needs an https:// target", name)
+	}
+	sub.name = name
+	for !p.eof() && (p.src[p.pos] == '.' || p.src[p.pos] == '[') {
+		if name != phBody || t != HTTP {
+			return subject{}, p.errAt(p.pos, "[%s] has no fields: only [BODY] of an http probe takes a JSON path", name)
+		}
+		if p.src[p.pos] == '.' {
+			p.pos++
+			fs := p.pos
+			for !p.eof() && !isFieldEnd(p.src[p.pos]) {
+				p.pos++
+			}
+			if fs == p.pos {
+				return subject{}, p.errAt(fs, "expected a field name after \".\"")
+			}
+			sub.path = append(sub.path, pathElem{key: p.src[fs:p.pos]})
+			continue
+		}
+		bs := p.pos
+		p.pos++
+		ds := p.pos
+		for !p.eof() && p.src[p.pos] >= '0' && p.src[p.pos] <= '9' {
+			p.pos++
+		}
+		if ds == p.pos || p.eof() || p.src[p.pos] != ']' {
+			return subject{}, p.errAt(bs, "expected an array index such as [0]")
+		}
+		n, err := strconv.Atoi(p.src[ds:p.pos])
+		if err != nil {
+			return subject{}, p.errAt(ds, "array index too large")
+		}
+		p.pos++
+		sub.path = append(sub.path, pathElem{index: n, isIndex: true})
+	}
+	if sub.fn != "" {
+		if name != phBody {
+			return subject{}, p.errAt(fnPos, "%s(...) applies to [BODY] and its JSON paths, not [%s]", sub.fn, name)
+		}
+		p.skipSpace()
+		if p.eof() || p.src[p.pos] != ')' {
+			return subject{}, p.errAt(fnPos, "%s( is not closed: missing ) after %s", sub.fn, p.src[start:p.pos])
+		}
+		p.pos++
+	}
+
+	return sub, nil
 }

@@ -75,7 +75,16 @@ func TestParseConditionErrors(t *testing.T) {
 		{HTTP, "https://x", "[STATUS] ==", 12, "missing value after =="},
 		{HTTP, "https://x", "[STATUS] is 200", 10, `unexpected "is": expected an operator`},
 		{HTTP, "https://x", "[STATUS] == OK", 13, `compared with a number, not "OK"`},
-		{HTTP, "https://x", "[STATUS] == any(200, 301)", 13, "[STATUS] in (200, 204)"},
+		{HTTP, "https://x", "[STATUS] == any(200, OK)", 22, `not "OK"`},
+		{HTTP, "https://x", "[RESPONSE_TIME] == pat(5*)", 17, "pat(...) matches text and numbers"},
+		{HTTP, "https://x", "[STATUS] < pat(2*)", 12, "pat(...) compares with == or !="},
+		{HTTP, "https://x", "len([STATUS]) == 3", 1, "applies to [BODY]"},
+		{HTTP, "https://x", "len([BODY].data == 3", 1, "missing ) after"},
+		{HTTP, "https://x", "has(STATUS) == true", 5, "takes a placeholder"},
+		{HTTP, "https://x", "has([BODY].x) == 1", 18, "true or false"},
+		{HTTP, "https://x", "len([BODY].x) contains 1", 15, "is a number"},
+		{HTTP, "https://x", "[BODY].a in ([BODY].b)", 14, "takes values, not a placeholder"},
+		{HTTP, "https://x", "[STATUS] == [CONNECTED]", 13, "cannot be compared with [CONNECTED]"},
 		{HTTP, "https://x", "[STATUS] in 200", 13, "in takes a list"},
 		{HTTP, "https://x", "[STATUS] in ()", 13, "empty list"},
 		{HTTP, "https://x", "[STATUS] in (200, 301", 13, "missing )"},
@@ -97,7 +106,6 @@ func TestParseConditionErrors(t *testing.T) {
 		{HTTP, "https://x", "[BODY]. == a", 8, `field name after "."`},
 		{HTTP, "https://x", "[BODY].name > abc", 15, `> compares numbers, not "abc"`},
 		{HTTP, "https://x", "[STATUS].code == 200", 9, "[STATUS] has no fields"},
-		{HTTP, "https://x", "[RESPONSE_TIME] < 500", 19, `"500" needs a unit`},
 		{HTTP, "https://x", "[RESPONSE_TIME] < 5OOms", 19, "not a duration"},
 		{HTTP, "https://x", "[RESPONSE_TIME] contains 5", 17, "is a duration"},
 		{HTTP, "https://x", "[CERTIFICATE_EXPIRATION] > 14", 28, `"14" needs a unit`},
@@ -128,7 +136,7 @@ func TestParseConditionErrors(t *testing.T) {
 func TestValidateReportsConditionIndex(t *testing.T) {
 	s := &Spec{Name: "web", Type: HTTP, Target: "https://example.org/", Conditions: []string{
 		"[STATUS] == 200", `[BODY] contains "ok"`, "[BODY].status == up)",
-	}, Degraded: []string{"[RESPONSE_TIME] < 500"}}
+	}, Degraded: []string{"[RESPONSE_TIME] < 5OO"}}
 	err := s.Validate()
 	if err == nil {
 		t.Fatal("Validate accepted a bad condition")
@@ -141,7 +149,7 @@ func TestValidateReportsConditionIndex(t *testing.T) {
 	if !errors.As(err, &ce) || ce.Field != "conditions" || ce.Index != 2 || ce.Column != 20 {
 		t.Errorf("got %+v; want conditions[2] column 20", ce)
 	}
-	if !strings.Contains(err.Error(), `degraded[0]: "[RESPONSE_TIME] < 500": "500" needs a unit`) {
+	if !strings.Contains(err.Error(), `degraded[0]: "[RESPONSE_TIME] < 5OO": "5OO" is not a duration`) {
 		t.Errorf("degraded error missing from %q", err)
 	}
 }
@@ -248,6 +256,8 @@ func FuzzParseCondition(f *testing.F) {
 		"[STATUS] == 200", `[BODY] not contains "Something went wrong"`, "[BODY].data[0].name == a",
 		"[BODY] matches /a\\/b/i", "[STATUS] in (200, 204)", "[CERTIFICATE_EXPIRATION] > 14d",
 		"[BODY].status == up)", `[BODY] contains "エラー"`, "[RESPONSE_TIME] < 1d12h",
+		"len([BODY].data) < 5", "has([BODY].errors) == false", "[BODY].name == pat(john*)",
+		"[STATUS] == any(200, 429)", "[BODY].age == [BODY].id", "[RESPONSE_TIME] < 500",
 	} {
 		f.Add(s)
 	}

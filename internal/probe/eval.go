@@ -50,6 +50,7 @@ type value struct {
 	dur   time.Duration
 	isDur bool
 	arr   []any
+	raw   any // the JSON value, for a path into the body
 	show  string
 }
 
@@ -58,6 +59,9 @@ func evaluate(c *condition, o *observation) (ok bool, reason string) {
 	v, why := resolve(c.subject, o)
 	if why != "" {
 		return false, why
+	}
+	if ok, reason, done := compareRefs(c, v, o); done {
+		return ok, reason
 	}
 	body := c.subject.name == phBody && len(c.subject.path) == 0
 	switch c.op {
@@ -142,11 +146,54 @@ func evaluate(c *condition, o *observation) (ok bool, reason string) {
 	return false, "was " + v.show
 }
 
+// compareRefs decides a condition whose value is another placeholder
+// ([BODY].age == [BODY].id): numbers as numbers, durations as durations,
+// anything else as text. done is false when there is no such value.
+func compareRefs(c *condition, v value, o *observation) (ok bool, reason string, done bool) {
+	if len(c.values) != 1 || c.values[0].ref == nil {
+		return false, "", false
+	}
+	r, why := resolve(*c.values[0].ref, o)
+	if why != "" {
+		return false, c.values[0].ref.String() + ": " + why, true
+	}
+	var order int
+	comparable := true
+	switch {
+	case v.isNum && r.isNum:
+		order = cmp.Compare(v.num, r.num)
+	case v.isDur && r.isDur:
+		order = cmp.Compare(v.dur, r.dur)
+	default:
+		order = strings.Compare(v.str, r.str)
+		comparable = c.op == opEq || c.op == opNe
+	}
+	var pass bool
+	switch c.op {
+	case opEq:
+		pass = order == 0
+	case opNe:
+		pass = order != 0
+	case opLt:
+		pass = comparable && order < 0
+	case opLe:
+		pass = comparable && order <= 0
+	case opGt:
+		pass = comparable && order > 0
+	case opGe:
+		pass = comparable && order >= 0
+	}
+	if pass {
+		return true, "", true
+	}
+	return false, "was " + v.show + ", " + c.values[0].ref.String() + " was " + r.show, true
+}
+
 func equal(v value, l literal, s subject) bool {
 	switch {
 	case v.isDur:
 		return v.dur == l.dur
-	case s.name == phConnected:
+	case s.name == phConnected || s.fn == fnHas:
 		return v.str == strconv.FormatBool(l.b)
 	case s.name == phIP && len(s.path) == 0:
 		ip := net.ParseIP(v.str)
@@ -166,6 +213,9 @@ func truncNote(o *observation) string {
 
 // resolve reads a placeholder; why is non-empty when there is no value to compare.
 func resolve(s subject, o *observation) (v value, why string) {
+	if s.fn != "" {
+		return resolveFn(s, o)
+	}
 	missing := func(what string) string {
 		if o.missing != "" {
 			return what + ": " + o.missing
@@ -256,6 +306,7 @@ func resolveJSON(path []pathElem, o *observation) (v value, why string) {
 		where += e.String()
 	}
 	v.str = jsonString(cur)
+	v.raw = cur
 	switch x := cur.(type) {
 	case json.Number:
 		if f, err := x.Float64(); err == nil {
@@ -270,6 +321,41 @@ func resolveJSON(path []pathElem, o *observation) (v value, why string) {
 	default:
 		v.show = trunc(v.str)
 	}
+	return v, ""
+}
+
+// resolveFn reads len(...) or has(...) of the body or a path in it.
+func resolveFn(s subject, o *observation) (v value, why string) {
+	inner := subject{name: s.name, path: s.path}
+	if !o.hasBody {
+		return resolve(inner, o) // says why there is no body
+	}
+	got, why := resolve(inner, o)
+	if s.fn == fnHas {
+		v.str = strconv.FormatBool(why == "")
+		v.show = v.str
+		if why != "" {
+			v.show += " (" + why + ")"
+		}
+		return v, ""
+	}
+	if why != "" {
+		return v, why
+	}
+	n := len(got.str) // the body itself: its length in bytes, as Gatus counts it
+	if len(s.path) > 0 {
+		switch x := got.raw.(type) {
+		case string:
+			n = utf8.RuneCountInString(x)
+		case []any:
+			n = len(x)
+		case map[string]any:
+			n = len(x)
+		}
+	}
+	v.num, v.isNum = float64(n), true
+	v.str = strconv.Itoa(n)
+	v.show = v.str
 	return v, ""
 }
 
