@@ -312,8 +312,8 @@ func (c *Config) validate(root *yaml.Node) error {
 	if c.Grace < Duration(time.Second) {
 		bad("must be at least 1s", "grace")
 	}
-	if len(c.Agents) == 0 {
-		bad("list at least one agent (name and token)", "agents")
+	if len(c.Agents) == 0 && len(c.Probes) == 0 {
+		bad("list at least one agent (name and token) or one probe: a tower with neither watches nothing", "agents")
 	}
 	names := map[string]bool{}
 	tokens := map[string]bool{}
