@@ -103,14 +103,15 @@ func readSwarm(ctx context.Context, endpoint string) swarmdiag.State {
 	}
 
 	hostnames := map[string]string{}
-	if call("node list", func(ctx context.Context) error {
+	nodesRead := call("node list", func(ctx context.Context) error {
 		r, err := cli.NodeList(ctx, client.NodeListOptions{})
 		for _, n := range r.Items {
 			st.Nodes = append(st.Nodes, fromNode(n, info.NodeID))
 			hostnames[n.ID] = n.Description.Hostname
 		}
 		return err
-	}) == false && st.NoLeader != "" {
+	})
+	if !nodesRead && st.NoLeader != "" {
 		return st // the other lists would give the same answer
 	}
 	names := map[string]string{}

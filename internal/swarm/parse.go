@@ -45,8 +45,9 @@ func (p Parsed) Notes() []string {
 
 var (
 	reANSI = regexp.MustCompile(`\x1b\[[0-9;?]*[ -/]*[@-~]`)
-	// A shell prompt before a command: "$ ", "# ", "root@pve1:~# ".
-	rePrompt = regexp.MustCompile(`^(?:\S*[@:]\S*)?[$#>%]\s+`)
+	// A shell prompt before a command: "$ ", "~# ", "root@pve1:~# ",
+	// "[root@localhost ~]# ".
+	rePrompt = regexp.MustCompile(`^(?:\[[^\]]*\]|\S*)?[$#>%]\s+`)
 )
 
 // cleanLines splits text into lines without CR, ANSI colours or trailing
@@ -111,18 +112,19 @@ func ParseServicePS(text string, now time.Time) (*State, Parsed, error) {
 		if strings.TrimSpace(l) == "" || isHeader(l, "DESIRED STATE") {
 			continue
 		}
-		m := rePSRow.FindStringSubmatch(l)
+		m, next := rowAt(lines, i, rePSRow)
 		if m == nil {
 			if looksLikeRow(l) {
 				p.Skipped = append(p.Skipped, strings.TrimSpace(l))
 			}
 			continue
 		}
+		i = next
 		errText := m[9]
 		// A wrapped ERROR: its closing quote is on a later line.
-		for errText != "" && !closedQuote(errText) && i+1 < len(lines) && !rePSRow.MatchString(lines[i+1]) && strings.TrimSpace(lines[i+1]) != "" {
+		for errText != "" && !closedQuote(errText) && i+1 < len(lines) && !looksLikeRow(lines[i+1]) && strings.TrimSpace(lines[i+1]) != "" {
 			i++
-			errText += strings.TrimSpace(lines[i])
+			errText += lines[i]
 		}
 		t := Task{ID: m[1], Current: m[2] == "", Image: m[4], Node: m[5],
 			DesiredState: strings.ToLower(m[6]), State: strings.ToLower(m[7])}
@@ -237,7 +239,9 @@ var reNodeRow = regexp.MustCompile(`(?i)^\s*([a-z0-9]{10,25})(\s+\*)?\s+(\S+)\s+
 func ParseNodeLS(text string) (*State, Parsed, error) {
 	st := &State{Source: "docker node ls"}
 	var p Parsed
-	for _, l := range cleanLines(text) {
+	lines := cleanLines(text)
+	for i := 0; i < len(lines); i++ {
+		l := lines[i]
 		if noLeader(l) {
 			st.NoLeader = strings.TrimSpace(l)
 			continue
@@ -249,13 +253,14 @@ func ParseNodeLS(text string) (*State, Parsed, error) {
 		if strings.TrimSpace(l) == "" || isHeader(l, "AVAILABILITY") {
 			continue
 		}
-		m := reNodeRow.FindStringSubmatch(l)
+		m, next := rowAt(lines, i, reNodeRow)
 		if m == nil {
 			if looksLikeRow(l) {
 				p.Skipped = append(p.Skipped, strings.TrimSpace(l))
 			}
 			continue
 		}
+		i = next
 		n := Node{ID: m[1], Self: m[2] != "", Hostname: m[3], State: strings.ToLower(m[4]),
 			Availability: strings.ToLower(m[5]), Role: "worker", Engine: m[7]}
 		if mgr := strings.ToLower(m[6]); mgr != "" {
@@ -286,7 +291,9 @@ var reServiceRow = regexp.MustCompile(`(?i)^\s*([a-z0-9]{10,25})\s+(\S+)\s+(repl
 func ParseServiceLS(text string) (*State, Parsed, error) {
 	st := &State{Source: "docker service ls"}
 	var p Parsed
-	for _, l := range cleanLines(text) {
+	lines := cleanLines(text)
+	for i := 0; i < len(lines); i++ {
+		l := lines[i]
 		if noLeader(l) {
 			st.NoLeader = strings.TrimSpace(l)
 			continue
@@ -298,13 +305,14 @@ func ParseServiceLS(text string) (*State, Parsed, error) {
 		if strings.TrimSpace(l) == "" || isHeader(l, "REPLICAS") {
 			continue
 		}
-		m := reServiceRow.FindStringSubmatch(l)
+		m, next := rowAt(lines, i, reServiceRow)
 		if m == nil {
 			if looksLikeRow(l) {
 				p.Skipped = append(p.Skipped, strings.TrimSpace(l))
 			}
 			continue
 		}
+		i = next
 		run, err1 := strconv.Atoi(m[4])
 		want, err2 := strconv.Atoi(m[5])
 		if err1 != nil || err2 != nil {
@@ -328,3 +336,29 @@ func ParseServiceLS(text string) (*State, Parsed, error) {
 // noLeader reports whether l is the managers' answer when the Raft
 // majority is lost.
 func noLeader(l string) bool { return strings.Contains(l, "does not have a leader") }
+
+// rowAt matches the row starting at lines[i], joining up to three
+// following lines when a terminal or a web page wrapped it: first as they
+// are (a wrap inside a word), then with a space (a wrap at padding whose
+// blanks were trimmed). It returns the match and the last line used.
+func rowAt(lines []string, i int, re *regexp.Regexp) ([]string, int) {
+	if m := re.FindStringSubmatch(lines[i]); m != nil {
+		return m, i
+	}
+	if !looksLikeRow(lines[i]) {
+		return nil, i
+	}
+	joined := lines[i]
+	for k := i + 1; k < len(lines) && k <= i+3; k++ {
+		if looksLikeRow(lines[k]) || strings.TrimSpace(lines[k]) == "" {
+			break
+		}
+		for _, sep := range []string{"", " "} {
+			if m := re.FindStringSubmatch(joined + sep + lines[k]); m != nil {
+				return m, k
+			}
+		}
+		joined += lines[k]
+	}
+	return nil, i
+}
