@@ -89,7 +89,7 @@ func TestDiagnoseCases(t *testing.T) {
 	t.Run("device from the service's volume", func(t *testing.T) {
 		st := &State{LocalState: "active", Manager: true,
 			Services: []Service{{Name: "db", Desired: 1, Mounts: []Mount{{Type: "volume", Source: "pg", Target: "/var/lib/postgresql", Device: "/dev/drbd3"}}}},
-			Tasks: []Task{{ID: "t1", Service: "db", State: "rejected", Err: "failed to mount local volume: mount /dev/drbd3:/var/lib/docker/volumes/pg/_data, flags: 0x400: structure needs cleaning", Time: testNow.Add(-time.Minute)}}}
+			Tasks:    []Task{{ID: "t1", Service: "db", State: "rejected", Err: "failed to mount local volume: mount /dev/drbd3:/var/lib/docker/volumes/pg/_data, flags: 0x400: structure needs cleaning", Time: testNow.Add(-time.Minute)}}}
 		f := findingAbout(t, Diagnose(st, testNow), "swarm service db")
 		if f.Mode != "FM-C5" || f.Evidence.Vars["device"] != "/dev/drbd3" || f.Evidence.Vars["volume"] != "pg" {
 			t.Errorf("mode %s vars %v", f.Mode, f.Evidence.Vars)
