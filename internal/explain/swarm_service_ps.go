@@ -12,50 +12,65 @@ import (
 // of a service, with each rejected or failed attempt's error. Without
 // --no-trunc the error is cut at about 30 characters; the diagnosis says
 // so and gives the command that prints it whole.
-var swarmServicePS = Format{
-	Name:    "docker-service-ps",
-	Command: "docker service ps --no-trunc SERVICE",
-	Detect: func(in *Input) int {
-		return swarmDetect(in, "DESIRED STATE", "CURRENT STATE", func() bool {
-			_, p, err := swarm.ParseServicePS(in.Text, in.Now)
-			return err == nil && p.Rows > 0
-		})
-	},
-	Explain: func(in *Input) (Result, error) {
-		st, p, err := swarm.ParseServicePS(in.Text, in.Now)
+var swarmServicePS = func() Format {
+	parse := func(in *Input) (*swarm.State, swarm.Parsed, error) { return swarm.ParseServicePS(in.Text, in.Now) }
+	f := swarmFormat("docker-service-ps", "docker service ps --no-trunc SERVICE", "DESIRED STATE", "CURRENT STATE", parse)
+	f.Explain = func(in *Input) (Result, error) {
+		st, p, err := parse(in)
 		if err != nil {
 			return Result{}, err
 		}
 		res := swarmResult("docker-service-ps", st, p, in)
 		if p.Truncated {
-			svc := "SERVICE"
-			names := map[string]bool{}
-			for _, t := range st.Tasks {
-				names[t.Service] = true
-			}
-			if f := strings.Fields(p.Command); len(f) > 3 {
-				svc = strings.Join(f[3:], " ")
-			} else if len(names) == 1 {
-				svc = st.Tasks[0].Service
-			}
-			res.Notes = append(res.Notes, "This output was printed without --no-trunc, so task errors are cut short; run `docker service ps --no-trunc "+svc+"` for the full text.")
+			res.Notes = append(res.Notes, "This output was printed without --no-trunc, so task errors are cut short; run `docker service ps --no-trunc "+psService(st, p)+"` for the full text.")
 		}
 		return res, nil
-	},
+	}
+	return f
+}()
+
+// psService names the service(s) of a pasted service ps: from its command
+// line, else the one service of its tasks.
+func psService(st *swarm.State, p swarm.Parsed) string {
+	if f := strings.Fields(p.Command); len(f) > 3 {
+		return strings.Join(f[3:], " ")
+	}
+	names := map[string]bool{}
+	for _, t := range st.Tasks {
+		names[t.Service] = true
+	}
+	if len(names) == 1 {
+		return st.Tasks[0].Service
+	}
+	return "SERVICE"
 }
 
-// swarmDetect scores a paste: 100 with the command's header (both columns
-// on one line), 60 for rows alone that the parser reads.
-func swarmDetect(in *Input, col1, col2 string, rows func() bool) int {
-	for _, l := range in.Lines {
-		if strings.Contains(l, col1) && strings.Contains(l, col2) && strings.HasPrefix(strings.TrimSpace(l), "ID") {
-			return 100
-		}
+// swarmFormat is a Swarm command's format: recognised by its header
+// (two of its column names on a line starting with ID: 100) or, when the
+// header was not pasted, by rows the parser reads (60); diagnosed by
+// swarm.Diagnose, as the live check is.
+func swarmFormat(name, command, col1, col2 string, parse func(in *Input) (*swarm.State, swarm.Parsed, error)) Format {
+	return Format{
+		Name: name, Command: command,
+		Detect: func(in *Input) int {
+			for _, l := range in.Lines {
+				if strings.Contains(l, col1) && strings.Contains(l, col2) && strings.HasPrefix(strings.TrimSpace(l), "ID") {
+					return 100
+				}
+			}
+			if _, p, err := parse(in); err == nil && p.Rows > 0 {
+				return 60
+			}
+			return 0
+		},
+		Explain: func(in *Input) (Result, error) {
+			st, p, err := parse(in)
+			if err != nil {
+				return Result{}, err
+			}
+			return swarmResult(name, st, p, in), nil
+		},
 	}
-	if rows() {
-		return 60
-	}
-	return 0
 }
 
 // swarmResult diagnoses a swarm.State read from a paste, as the live

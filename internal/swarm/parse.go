@@ -96,35 +96,13 @@ var rePSRow = regexp.MustCompile(`(?i)^\s*([a-z0-9]{10,25})\s+(\\\s?_\s*)?(\S+)\
 // turns the ages ("3 seconds ago") into times.
 func ParseServicePS(text string, now time.Time) (*State, Parsed, error) {
 	st := &State{Source: "docker service ps"}
-	var p Parsed
-	lines := cleanLines(text)
 	short := 0
-	for i := 0; i < len(lines); i++ {
-		l := lines[i]
-		if noLeader(l) {
-			st.NoLeader = strings.TrimSpace(l)
-			continue
-		}
-		if c, ok := commandIn(l, "docker service ps"); ok {
-			p.Command = c
-			continue
-		}
-		if strings.TrimSpace(l) == "" || isHeader(l, "DESIRED STATE") {
-			continue
-		}
-		m, next := rowAt(lines, i, rePSRow)
-		if m == nil {
-			if looksLikeRow(l) {
-				p.Skipped = append(p.Skipped, strings.TrimSpace(l))
-			}
-			continue
-		}
-		i = next
+	p := scan(text, st, "docker service ps", "DESIRED STATE", rePSRow, func(lines []string, i *int, m []string) bool {
 		errText := m[9]
 		// A wrapped ERROR: its closing quote is on a later line.
-		for errText != "" && !closedQuote(errText) && i+1 < len(lines) && !looksLikeRow(lines[i+1]) && strings.TrimSpace(lines[i+1]) != "" {
-			i++
-			errText += lines[i]
+		for errText != "" && !closedQuote(errText) && *i+1 < len(lines) && !looksLikeRow(lines[*i+1]) && strings.TrimSpace(lines[*i+1]) != "" {
+			*i++
+			errText += lines[*i]
 		}
 		t := Task{ID: m[1], Current: m[2] == "", Image: m[4], Node: m[5],
 			DesiredState: strings.ToLower(m[6]), State: strings.ToLower(m[7])}
@@ -134,7 +112,6 @@ func ParseServicePS(text string, now time.Time) (*State, Parsed, error) {
 		}
 		if errText != "" {
 			t.Err, t.Truncated = quotedErr(errText)
-			p.Truncated = p.Truncated || t.Truncated
 		}
 		if len(t.ID) < 25 {
 			short++
@@ -143,16 +120,58 @@ func ParseServicePS(text string, now time.Time) (*State, Parsed, error) {
 			t.ExitCode, _ = strconv.Atoi(code[1])
 		}
 		st.Tasks = append(st.Tasks, t)
-		p.Rows++
-	}
+		return true
+	})
 	if p.Rows == 0 {
 		return nil, p, ErrNoRows
+	}
+	for _, t := range st.Tasks {
+		p.Truncated = p.Truncated || t.Truncated
 	}
 	// Without --no-trunc the IDs are cut to 12 characters too.
 	if short == p.Rows && !strings.Contains(p.Command, "--no-trunc") {
 		p.Truncated = true
 	}
 	return st, p, nil
+}
+
+// scan reads the rows of one command's output: it notes the command line
+// and the managers' "no leader" answer, skips the header and blank lines,
+// matches each row with re (joining wrapped lines) and hands it to row,
+// which may read further lines (moving *i) and returns false when it
+// cannot use the row. Lines that start like a row but are not are listed
+// in Skipped.
+func scan(text string, st *State, cmd, headerCol string, re *regexp.Regexp, row func(lines []string, i *int, m []string) bool) Parsed {
+	var p Parsed
+	lines := cleanLines(text)
+	for i := 0; i < len(lines); i++ {
+		l := lines[i]
+		if noLeader(l) {
+			st.NoLeader = strings.TrimSpace(l)
+			continue
+		}
+		if c, ok := commandIn(l, cmd); ok {
+			p.Command = c
+			continue
+		}
+		if strings.TrimSpace(l) == "" || isHeader(l, headerCol) {
+			continue
+		}
+		m, next := rowAt(lines, i, re)
+		if m == nil {
+			if looksLikeRow(l) {
+				p.Skipped = append(p.Skipped, strings.TrimSpace(l))
+			}
+			continue
+		}
+		i = next
+		if !row(lines, &i, m) {
+			p.Skipped = append(p.Skipped, strings.TrimSpace(l))
+			continue
+		}
+		p.Rows++
+	}
+	return p
 }
 
 // closedQuote reports whether an ERROR field that opens with a quote also
@@ -238,29 +257,7 @@ var reNodeRow = regexp.MustCompile(`(?i)^\s*([a-z0-9]{10,25})(\s+\*)?\s+(\S+)\s+
 // ParseNodeLS reads `docker node ls`.
 func ParseNodeLS(text string) (*State, Parsed, error) {
 	st := &State{Source: "docker node ls"}
-	var p Parsed
-	lines := cleanLines(text)
-	for i := 0; i < len(lines); i++ {
-		l := lines[i]
-		if noLeader(l) {
-			st.NoLeader = strings.TrimSpace(l)
-			continue
-		}
-		if c, ok := commandIn(l, "docker node ls"); ok {
-			p.Command = c
-			continue
-		}
-		if strings.TrimSpace(l) == "" || isHeader(l, "AVAILABILITY") {
-			continue
-		}
-		m, next := rowAt(lines, i, reNodeRow)
-		if m == nil {
-			if looksLikeRow(l) {
-				p.Skipped = append(p.Skipped, strings.TrimSpace(l))
-			}
-			continue
-		}
-		i = next
+	p := scan(text, st, "docker node ls", "AVAILABILITY", reNodeRow, func(_ []string, _ *int, m []string) bool {
 		n := Node{ID: m[1], Self: m[2] != "", Hostname: m[3], State: strings.ToLower(m[4]),
 			Availability: strings.ToLower(m[5]), Role: "worker", Engine: m[7]}
 		if mgr := strings.ToLower(m[6]); mgr != "" {
@@ -275,8 +272,8 @@ func ParseNodeLS(text string) (*State, Parsed, error) {
 			st.NodeID, st.Manager, st.LocalState = n.ID, true, "active"
 		}
 		st.Nodes = append(st.Nodes, n)
-		p.Rows++
-	}
+		return true
+	})
 	if p.Rows == 0 {
 		return nil, p, ErrNoRows
 	}
@@ -290,34 +287,11 @@ var reServiceRow = regexp.MustCompile(`(?i)^\s*([a-z0-9]{10,25})\s+(\S+)\s+(repl
 // ParseServiceLS reads `docker service ls`.
 func ParseServiceLS(text string) (*State, Parsed, error) {
 	st := &State{Source: "docker service ls"}
-	var p Parsed
-	lines := cleanLines(text)
-	for i := 0; i < len(lines); i++ {
-		l := lines[i]
-		if noLeader(l) {
-			st.NoLeader = strings.TrimSpace(l)
-			continue
-		}
-		if c, ok := commandIn(l, "docker service ls"); ok {
-			p.Command = c
-			continue
-		}
-		if strings.TrimSpace(l) == "" || isHeader(l, "REPLICAS") {
-			continue
-		}
-		m, next := rowAt(lines, i, reServiceRow)
-		if m == nil {
-			if looksLikeRow(l) {
-				p.Skipped = append(p.Skipped, strings.TrimSpace(l))
-			}
-			continue
-		}
-		i = next
+	p := scan(text, st, "docker service ls", "REPLICAS", reServiceRow, func(_ []string, _ *int, m []string) bool {
 		run, err1 := strconv.Atoi(m[4])
 		want, err2 := strconv.Atoi(m[5])
 		if err1 != nil || err2 != nil {
-			p.Skipped = append(p.Skipped, strings.TrimSpace(l))
-			continue
+			return false
 		}
 		mode := strings.ReplaceAll(strings.ToLower(m[3]), " ", "-")
 		s := Service{ID: m[1], Name: m[2], Mode: mode, Running: run, Desired: want, Image: m[7]}
@@ -325,17 +299,13 @@ func ParseServiceLS(text string) (*State, Parsed, error) {
 			s.Desired = -1 // "0/1 (1/1 completed)": a finished job runs nothing
 		}
 		st.Services = append(st.Services, s)
-		p.Rows++
-	}
+		return true
+	})
 	if p.Rows == 0 {
 		return nil, p, ErrNoRows
 	}
 	return st, p, nil
 }
-
-// noLeader reports whether l is the managers' answer when the Raft
-// majority is lost.
-func noLeader(l string) bool { return strings.Contains(l, "does not have a leader") }
 
 // rowAt matches the row starting at lines[i], joining up to three
 // following lines when a terminal or a web page wrapped it: first as they
@@ -362,3 +332,7 @@ func rowAt(lines []string, i int, re *regexp.Regexp) ([]string, int) {
 	}
 	return nil, i
 }
+
+// noLeader reports whether l is the managers' answer when the Raft
+// majority is lost.
+func noLeader(l string) bool { return strings.Contains(l, "does not have a leader") }

@@ -238,16 +238,17 @@ func fuzzSeeds(f *testing.F, prefix string) {
 	}
 }
 
-// fuzz budget: 2000x
-func FuzzParseServicePS(f *testing.F) {
-	fuzzSeeds(f, "service-ps")
+// fuzzParser checks that parse never panics, reads a row per item it
+// returns, and gives findings with what every finding must have.
+func fuzzParser(f *testing.F, prefix string, parse func(string) (*State, Parsed, error), items func(*State) int) {
+	fuzzSeeds(f, prefix)
 	f.Fuzz(func(t *testing.T, text string) {
-		st, p, err := ParseServicePS(text, testNow)
+		st, p, err := parse(text)
 		if err != nil {
 			return
 		}
-		if p.Rows != len(st.Tasks) || p.Rows == 0 {
-			t.Fatalf("%d rows, %d tasks", p.Rows, len(st.Tasks))
+		if n := items(st); p.Rows != n || p.Rows == 0 {
+			t.Fatalf("%d rows, %d items", p.Rows, n)
 		}
 		for _, task := range st.Tasks {
 			if task.Service == "" || task.State == "" || task.Time.After(testNow) {
@@ -259,33 +260,19 @@ func FuzzParseServicePS(f *testing.F) {
 }
 
 // fuzz budget: 2000x
+func FuzzParseServicePS(f *testing.F) {
+	fuzzParser(f, "service-ps", func(s string) (*State, Parsed, error) { return ParseServicePS(s, testNow) },
+		func(st *State) int { return len(st.Tasks) })
+}
+
+// fuzz budget: 2000x
 func FuzzParseNodeLS(f *testing.F) {
-	fuzzSeeds(f, "node-ls")
-	f.Fuzz(func(t *testing.T, text string) {
-		st, p, err := ParseNodeLS(text)
-		if err != nil {
-			return
-		}
-		if p.Rows != len(st.Nodes) || p.Rows == 0 {
-			t.Fatalf("%d rows, %d nodes", p.Rows, len(st.Nodes))
-		}
-		checkReport(t, Diagnose(st, testNow))
-	})
+	fuzzParser(f, "node-ls", ParseNodeLS, func(st *State) int { return len(st.Nodes) })
 }
 
 // fuzz budget: 2000x
 func FuzzParseServiceLS(f *testing.F) {
-	fuzzSeeds(f, "service-ls")
-	f.Fuzz(func(t *testing.T, text string) {
-		st, p, err := ParseServiceLS(text)
-		if err != nil {
-			return
-		}
-		if p.Rows != len(st.Services) || p.Rows == 0 {
-			t.Fatalf("%d rows, %d services", p.Rows, len(st.Services))
-		}
-		checkReport(t, Diagnose(st, testNow))
-	})
+	fuzzParser(f, "service-ls", ParseServiceLS, func(st *State) int { return len(st.Services) })
 }
 
 // checkReport holds what every finding must have.
