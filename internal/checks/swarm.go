@@ -65,7 +65,15 @@ func readSwarm(ctx context.Context, endpoint string) swarmdiag.State {
 		return st
 	}
 	defer cli.Close()
+	// A manager that does not answer one list will not answer the next:
+	// after a timeout the other calls are not made, so a hung manager
+	// costs doctor one deadline, not four.
+	hung := false
 	call := func(name string, f func(ctx context.Context) error) bool {
+		if hung {
+			st.Unread = append(st.Unread, name+": not asked, the manager stopped answering")
+			return false
+		}
 		cctx, cancel := context.WithTimeout(ctx, dockerCallTimeout)
 		defer cancel()
 		err := f(cctx)
@@ -73,6 +81,7 @@ func readSwarm(ctx context.Context, endpoint string) swarmdiag.State {
 		case err == nil:
 			return true
 		case cctx.Err() != nil && ctx.Err() == nil:
+			hung = true
 			st.Unread = append(st.Unread, fmt.Sprintf("%s: no answer within %s", name, dockerCallTimeout))
 		case strings.Contains(err.Error(), "does not have a leader"):
 			st.NoLeader = err.Error()

@@ -86,6 +86,13 @@ func TestDiagnoseCases(t *testing.T) {
 			t.Errorf("findings %+v; want none", r.Findings)
 		}
 	})
+	t.Run("truncated volume error points at FM-C5", func(t *testing.T) {
+		st := &State{Tasks: []Task{{ID: "t1", Service: "ldap", Slot: 1, Current: true, DesiredState: "ready", State: "rejected", Err: "failed to mount local volu", Truncated: true, Time: testNow.Add(-time.Second)}}}
+		f := findingAbout(t, Diagnose(st, testNow), "swarm service ldap")
+		if f.Mode != "FM-C4" || !strings.Contains(f.Summary, "FM-C5") || !strings.Contains(f.Summary, "docker service ps --no-trunc ldap") {
+			t.Errorf("mode %s summary %s", f.Mode, f.Summary)
+		}
+	})
 	t.Run("device from the service's volume", func(t *testing.T) {
 		st := &State{LocalState: "active", Manager: true,
 			Services: []Service{{Name: "db", Desired: 1, Mounts: []Mount{{Type: "volume", Source: "pg", Target: "/var/lib/postgresql", Device: "/dev/drbd3"}}}},

@@ -100,6 +100,8 @@ func explainErr(err string, truncated bool) cause {
 		c.plain = "the runtime could not start its container"
 	case strings.Contains(err, "network") && strings.Contains(err, "not found"):
 		c.plain = "a network it is attached to does not exist"
+	case truncated && strings.HasPrefix(err, "failed to mount local vol"):
+		c.plain = "a local volume does not mount on the node; the part of the error that says which device and why was cut (an `invalid argument` there means a damaged filesystem, FM-C5)"
 	case truncated:
 		c.plain = "" // the rest of the error would say
 	default:
