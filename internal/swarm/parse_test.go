@@ -259,18 +259,18 @@ func fuzzParser(f *testing.F, prefix string, parse func(string) (*State, Parsed,
 	})
 }
 
-// fuzz budget: 2000x
+// fuzz budget: 15000x
 func FuzzParseServicePS(f *testing.F) {
 	fuzzParser(f, "service-ps", func(s string) (*State, Parsed, error) { return ParseServicePS(s, testNow) },
 		func(st *State) int { return len(st.Tasks) })
 }
 
-// fuzz budget: 2000x
+// fuzz budget: 15000x
 func FuzzParseNodeLS(f *testing.F) {
 	fuzzParser(f, "node-ls", ParseNodeLS, func(st *State) int { return len(st.Nodes) })
 }
 
-// fuzz budget: 2000x
+// fuzz budget: 15000x
 func FuzzParseServiceLS(f *testing.F) {
 	fuzzParser(f, "service-ls", ParseServiceLS, func(st *State) int { return len(st.Services) })
 }
