@@ -20,6 +20,9 @@ var swarmServicePS = func() Format {
 		if err != nil {
 			return Result{}, err
 		}
+		if p.Command == "" && strings.Contains(in.Command, "docker service ps") {
+			p.Command = in.Command // the prompt line, taken out of the text by Clean
+		}
 		res := swarmResult("docker-service-ps", st, p, in)
 		if p.Truncated {
 			res.Notes = append(res.Notes, "This output was printed without --no-trunc, so task errors are cut short; run `docker service ps --no-trunc "+psService(st, p)+"` for the full text.")
@@ -32,8 +35,9 @@ var swarmServicePS = func() Format {
 // psService names the service(s) of a pasted service ps: from its command
 // line, else the one service of its tasks.
 func psService(st *swarm.State, p swarm.Parsed) string {
-	if f := strings.Fields(p.Command); len(f) > 3 {
-		return strings.Join(f[3:], " ")
+	_, args, _ := strings.Cut(p.Command, "docker service ps")
+	if f := strings.Fields(args); len(f) > 0 {
+		return strings.Join(f, " ")
 	}
 	names := map[string]bool{}
 	for _, t := range st.Tasks {

@@ -74,6 +74,33 @@ func TestSwarmFormats(t *testing.T) {
 	}
 }
 
+// A prompt line that the explain helper took out of the text still names
+// the service in the advice.
+func TestSwarmServicePSCommandFromPrompt(t *testing.T) {
+	in := swarmInput(t, "service-ps-live-trunc.txt")
+	var kept []string
+	for _, l := range in.Lines {
+		if !strings.HasPrefix(l, "#") {
+			kept = append(kept, l)
+		}
+	}
+	in.Lines, in.Text = kept, strings.Join(kept, "\n")
+	for _, t2 := range []string{"docker service ps web", ""} {
+		in.Command = t2
+		res, err := swarmServicePS.Explain(in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := "docker service ps --no-trunc web"
+		if t2 == "" {
+			want = "docker service ps --no-trunc swarm-probe-rej"
+		}
+		if !strings.Contains(strings.Join(res.Notes, "\n"), want) {
+			t.Errorf("command %q: notes %q lack %q", t2, res.Notes, want)
+		}
+	}
+}
+
 // Text of another command is not claimed by the Swarm formats, and a
 // Swarm format given it by force says it has no row.
 func TestSwarmFormatsRefuseOtherText(t *testing.T) {
