@@ -9,6 +9,7 @@ func All() []Format {
 	// Docker.
 
 	// Docker Swarm.
+	fs = append(fs, swarmServicePS, swarmNodeLS, swarmServiceLS)
 
 	// Kubernetes.
 
