@@ -50,7 +50,9 @@ func TestKumaBackup(t *testing.T) {
 			return p.Conditions[2] == `[BODY].status == "ok"` && p.Headers["Accept"] == "application/json"
 		}},
 		{"SSH pve1", func(p Probe) bool { return p.Type == "tcp" && p.Target == "pve1.lan:22" }},
-		{"Router", func(p Probe) bool { return p.Type == "icmp" && p.Target == "192.168.1.1" && p.Timeout.String() == "24s" }},
+		{"Router", func(p Probe) bool {
+			return p.Type == "icmp" && p.Target == "192.168.1.1" && p.Timeout.String() == "24s"
+		}},
 		{"DNS example.org", func(p Probe) bool {
 			return p.Type == "dns" && p.RecordType == "AAAA" && p.Resolver == "9.9.9.9:53"
 		}},
