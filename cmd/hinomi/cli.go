@@ -34,6 +34,7 @@ Usage:
   hinomi silence add|list|expire   mute matching alerts for a while
   hinomi incidents [ID]        incidents, one's timeline, --postmortem, --note
   hinomi notify test CHANNEL   send a test message through a channel of the tower's config
+  hinomi import gatus|uptime-kuma FILE   a tower config from a Gatus or Uptime Kuma setup
   hinomi hash-password         bcrypt a console password read from standard input
   hinomi version               print the version and the commit it was built from
 
@@ -66,6 +67,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = runSilence(ctx, args[1:], stdout, stderr)
 	case "notify":
 		err = runNotify(ctx, args[1:], stdout, stderr)
+	case "import":
+		err = runImport(args[1:], stdout, stderr)
 	case "hash-password":
 		err = runHashPassword(args[1:], os.Stdin, stdout, stderr)
 	case "incidents", "incident":

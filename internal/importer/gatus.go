@@ -57,12 +57,28 @@ type gatusAlert struct {
 	SuccessThreshold int    `yaml:"success-threshold"`
 }
 
-// Gatus reads a Gatus configuration (config.yaml; several files of a
-// configuration directory can be concatenated by the caller).
-func Gatus(data []byte) (*Result, error) {
+// Gatus reads a Gatus configuration: config.yaml, or the files of a
+// configuration directory, which Gatus merges (their alerting providers
+// together, their endpoints one after the other).
+func Gatus(files ...[]byte) (*Result, error) {
 	var cfg gatusConfig
-	if err := yaml.Unmarshal(data, &cfg); err != nil {
-		return nil, fmt.Errorf("not a Gatus configuration: %w", err)
+	for i, data := range files {
+		var part gatusConfig
+		if err := yaml.Unmarshal(data, &part); err != nil {
+			if len(files) > 1 {
+				return nil, fmt.Errorf("file %d is not a Gatus configuration: %w", i+1, err)
+			}
+			return nil, fmt.Errorf("not a Gatus configuration: %w", err)
+		}
+		for k, v := range part.Alerting {
+			if cfg.Alerting == nil {
+				cfg.Alerting = map[string]yaml.Node{}
+			}
+			cfg.Alerting[k] = v
+		}
+		cfg.Endpoints = append(cfg.Endpoints, part.Endpoints...)
+		cfg.ExternalEndpoints = append(cfg.ExternalEndpoints, part.ExternalEndpoints...)
+		cfg.Suites = append(cfg.Suites, part.Suites...)
 	}
 	if len(cfg.Endpoints) == 0 && len(cfg.ExternalEndpoints) == 0 {
 		return nil, fmt.Errorf("not a Gatus configuration: it has no endpoints")

@@ -160,3 +160,30 @@ func FuzzGatus(f *testing.F) {
 		}
 	})
 }
+
+// TestGatusConfigDirectory: the files of a configuration directory are
+// merged as Gatus merges them.
+func TestGatusConfigDirectory(t *testing.T) {
+	var files [][]byte
+	for _, f := range []string{"multi-global.yaml", "multi-backend.yaml", "multi-frontend.yaml"} {
+		b, err := os.ReadFile(filepath.Join("testdata", "gatus", f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		files = append(files, b)
+	}
+	r, err := Gatus(files...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, p := range r.Config.Probes {
+		names = append(names, p.Name)
+	}
+	if got := strings.Join(names, ","); !strings.HasPrefix(got, "check-if-api-is-healthy,check-if-website-is-pingable,check-domain-expiration,") {
+		t.Errorf("probes from three files: %s", got)
+	}
+	if _, err := Gatus(files[0], []byte("endpoints: [")); err == nil || !strings.Contains(err.Error(), "file 2") {
+		t.Errorf("a broken second file: %v; want it named", err)
+	}
+}
