@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"path/filepath"
 	"runtime/debug"
 	"strings"
 	"syscall"
@@ -125,13 +126,22 @@ func runAgent(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	spoolMax := fs.Int64("spool-max-bytes", 64<<20, "bound on each tower's on-disk spool")
 	kmsg := fs.String("kmsg", "", "kernel log device (default /dev/kmsg; - to not read the kernel log)")
 	journal := fs.String("journal", "auto", "follow the systemd journal for service logs: auto (when journald runs), yes, no")
-	var sigFiles multiFlag
+	var sigFiles, logFiles multiFlag
 	fs.Var(&sigFiles, "signatures", "a YAML file of extra log signatures (repeatable)")
+	fs.Var(&logFiles, "log-file", "follow the log files matching this `glob` too, e.g. '/var/log/nginx/*.log' (repeatable; default $HINOMI_LOG_FILES, comma-separated)")
 	if err := fs.parse(args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("agent: unexpected argument %q", fs.Arg(0))
+	}
+	if len(logFiles) == 0 && os.Getenv("HINOMI_LOG_FILES") != "" {
+		logFiles = strings.Split(os.Getenv("HINOMI_LOG_FILES"), ",")
+	}
+	for _, g := range logFiles {
+		if _, err := filepath.Match(g, ""); err != nil || !filepath.IsAbs(g) {
+			return fmt.Errorf("agent: --log-file %q: want an absolute path or glob, e.g. /var/log/nginx/*.log", g)
+		}
 	}
 	// The agent lives on the host it watches and idles between cycles:
 	// collect garbage sooner than Go's default, for a smaller footprint
@@ -170,8 +180,8 @@ func runAgent(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		followJournal = errTool == nil && errSock == nil
 	}
 	a, err := agent.New(agent.Config{
-		Journal: followJournal,
-		Towers:  towers, Token: tok, Name: name.Get(), StateDir: state.Get(), Interval: *interval,
+		Journal: followJournal, LogFiles: logFiles,
+		Towers: towers, Token: tok, Name: name.Get(), StateDir: state.Get(), Interval: *interval,
 		SpoolBytes: *spoolMax, Kmsg: *kmsg, Signatures: cat, Version: shortVersion(), Log: log,
 	})
 	if err != nil {

@@ -24,6 +24,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -60,7 +61,10 @@ type Config struct {
 	// Kmsg is the kernel log device ("" for /dev/kmsg; "-" to not read it).
 	Kmsg string
 	// Journal follows the systemd journal (service logs) with journalctl.
-	Journal    bool
+	Journal bool
+	// LogFiles are globs of log files to follow (rotation and truncation
+	// handled, position kept across restarts).
+	LogFiles   []string
 	Signatures *signatures.Catalogue
 	Version    string
 	HTTPClient *http.Client
@@ -92,6 +96,15 @@ type Agent struct {
 	// OOM-killed or turns unhealthy.
 	docker *checks.DockerEvents
 	wake   chan struct{}
+	// logw turns the distress lines read into findings; filesFollowed
+	// counts the log files being followed.
+	logw          *logWatch
+	filesFollowed atomic.Int64
+	fileScans     atomic.Int64 // how often the globs were matched
+	// inodes are the log files' inodes read from, so a file rotated to
+	// a name the glob also matches is not read twice.
+	inodeMu sync.Mutex
+	inodes  map[uint64]bool
 }
 
 type tower struct {
@@ -149,7 +162,7 @@ func New(cfg Config) (*Agent, error) {
 		cfg.Signatures = c
 	}
 	a := &Agent{cfg: cfg, matcher: signatures.NewMatcher(cfg.Signatures), sent: map[string]string{}, retryMin: time.Second, warnMax: 5 * time.Minute,
-		logs: logthrottle.New(time.Minute), docker: checks.NewDockerEvents(), wake: make(chan struct{}, 1)}
+		logs: logthrottle.New(time.Minute), docker: checks.NewDockerEvents(), wake: make(chan struct{}, 1), logw: newLogWatch()}
 	if b, err := os.ReadFile("/proc/sys/kernel/random/boot_id"); err == nil {
 		a.bootID = strings.TrimSpace(string(b))
 	}
@@ -206,6 +219,9 @@ func (a *Agent) Run(ctx context.Context) error {
 	if a.cfg.Journal {
 		wg.Go(func() { a.watchJournal(ctx) })
 	}
+	if len(a.cfg.LogFiles) > 0 {
+		wg.Go(func() { a.watchFiles(ctx) })
+	}
 	wg.Go(func() {
 		a.docker.Watch(ctx, a.cfg.Log, func() {
 			select {
@@ -235,6 +251,8 @@ func (a *Agent) cycles(ctx context.Context) {
 		if err != nil {
 			a.cfg.Log.Error("diagnosis failed", "err", err)
 		} else {
+			// The distress lines read since, folded into findings.
+			d.Findings = append(d.Findings, a.logw.findings(d.Host, time.Now())...)
 			var dropped uint64
 			for _, t := range a.towers {
 				st := t.spool.Stats()
@@ -418,6 +436,7 @@ func (a *Agent) watchKernel(ctx context.Context) {
 		err := logsource.Kmsg(ctx, a.cfg.Kmsg, from, func(l logsource.Line) error {
 			spooled := false
 			a.matcher.Line(l.Text, "kernel", func(ev signatures.Event) {
+				a.logw.add(ev, time.Now())
 				a.append(wire.KindLog, wire.Log{
 					Signature: ev.Sig.ID, Mode: ev.Sig.Mode, Severity: ev.Sig.Severity, Title: ev.Sig.Title,
 					Source: "kernel", Line: ev.Entry.Message, Fields: ev.Fields,
@@ -461,6 +480,7 @@ func (a *Agent) watchJournal(ctx context.Context) {
 			}
 			spooled := false
 			a.matcher.Line(l.Text, "journal", func(ev signatures.Event) {
+				a.logw.add(ev, time.Now())
 				a.append(wire.KindLog, wire.Log{
 					Signature: ev.Sig.ID, Mode: ev.Sig.Mode, Severity: ev.Sig.Severity, Title: ev.Sig.Title,
 					Source: ev.Entry.Source, Line: ev.Entry.Message, Fields: ev.Fields,

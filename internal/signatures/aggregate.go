@@ -115,6 +115,24 @@ func (a *Aggregator) Add(ev Event) {
 	in.Last = ev
 }
 
+// Prune forgets the incidents keep refuses, for a reader that never
+// stops (the agent's log watch).
+func (a *Aggregator) Prune(keep func(*Incident) bool) {
+	all := a.all[:0]
+	for _, in := range a.all {
+		if keep(in) {
+			all = append(all, in)
+		}
+	}
+	clear(a.all[len(all):])
+	a.all = all
+	for k, in := range a.byKey {
+		if !keep(in) {
+			delete(a.byKey, k)
+		}
+	}
+}
+
 // complete joins ev to the latest event it completes, if any.
 func (a *Aggregator) complete(ev Event) bool {
 	for i := len(a.all) - 1; i >= 0; i-- {

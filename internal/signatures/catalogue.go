@@ -13,6 +13,7 @@ import (
 	"os"
 	"regexp"
 	"strings"
+	"time"
 
 	"gopkg.in/yaml.v3"
 
@@ -49,8 +50,11 @@ type Signature struct {
 	// Vars are runbook values every finding of the signature has: the
 	// sub-case of its failure mode (resource: conntrack), so that the
 	// runbook offers the steps for that case only.
-	Vars     map[string]string `yaml:"vars"`
-	Examples []Example         `yaml:"examples"`
+	Vars map[string]string `yaml:"vars"`
+	// Quiet is how long the agent's log watch waits without a new line
+	// before the finding resolves (0: the agent's default, 30 minutes).
+	Quiet    Duration  `yaml:"quiet"`
+	Examples []Example `yaml:"examples"`
 	// CounterExamples are real lines that must not match.
 	CounterExamples []Example `yaml:"counter_examples"`
 
@@ -225,3 +229,16 @@ func (s *Signature) Match(msg string) (map[string]string, bool) {
 
 // Regexp is the compiled pattern (nil when the anchors decide alone).
 func (s *Signature) Regexp() *regexp.Regexp { return s.re }
+
+// Duration is a YAML duration written with its unit: 15m, 2h.
+type Duration time.Duration
+
+// UnmarshalYAML reads "15m", "2h".
+func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	v, err := time.ParseDuration(n.Value)
+	if err != nil || v < 0 {
+		return fmt.Errorf("line %d: %q is not a duration such as 15m or 2h", n.Line, n.Value)
+	}
+	*d = Duration(v)
+	return nil
+}
