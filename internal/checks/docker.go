@@ -79,6 +79,10 @@ type dockerContainer struct {
 	// log, oldest first, read for containers that keep restarting: a
 	// running container's own exit code is already reset to 0.
 	Exits []dockerExit `json:"exits,omitempty"`
+
+	// restartsUnknown says RestartCount and Created are not known: the
+	// container was read from `docker ps`, which shows neither.
+	restartsUnknown bool
 }
 
 // dockerExit is one "die" event.
