@@ -125,22 +125,29 @@ func DockerListedFindings(cs []DockerListed, now time.Time) []finding.Finding {
 		c.ownerVars(vars)
 		out = append(out, finding.Finding{
 			Mode: "FM-C4", Severity: finding.Low, Subject: "container " + name,
-			Summary: fmt.Sprintf("Container %s (image %s) exited with exit code %d%s and is stopped; the list does not show whether its restart policy should have restarted it (docker inspect %s does).",
-				name, c.Image, l.ExitCode, exitMeaning(l.ExitCode), name),
+			Summary: fmt.Sprintf("Container %s%s exited with exit code %d%s and is stopped; the list does not show whether its restart policy should have restarted it (docker inspect %s does).",
+				name, c.imageText(), l.ExitCode, exitMeaning(l.ExitCode), name),
 			Evidence: finding.Evidence{
-				Figures:   []finding.Figure{{Name: "last exit code", Value: float64(l.ExitCode), Source: "docker ps -a"}},
-				Lines:     []finding.Line{line},
-				Vars:      vars,
-				Consumers: []finding.Consumer{{Kind: "container", Name: name, ID: c.ID, Owner: c.Image}},
+				Figures: []finding.Figure{{Name: "last exit code", Value: float64(l.ExitCode), Source: "docker ps -a"}},
+				Lines:   []finding.Line{line},
+				Vars:    vars,
 			},
 		})
 	}
 	return out
 }
 
+// imageText is " (image NAME)", or nothing when the image is not known.
+func (c *dockerContainer) imageText() string {
+	if c.Image == "" {
+		return ""
+	}
+	return " (image " + c.Image + ")"
+}
+
 // stateSentence says in one sentence what the engine says of c.
 func (c *dockerContainer) stateSentence() string {
-	s := fmt.Sprintf("container %s (image %s): %s", c.label(), c.Image, c.Status)
+	s := fmt.Sprintf("container %s%s: %s", c.label(), c.imageText(), c.Status)
 	switch {
 	case c.Status == "exited" || (!c.Running && !c.Restarting && !c.FinishedAt.IsZero()):
 		s += fmt.Sprintf(", exit code %d%s at %s", c.ExitCode, exitMeaning(c.ExitCode), fmtWhen(c.FinishedAt))
@@ -189,7 +196,8 @@ func restartFinding(c *dockerContainer, now time.Time) (finding.Finding, bool) {
 	policy := c.RestartPolicy != "" && c.RestartPolicy != "no"
 	gaveUp := !loop && c.Status == "exited" && c.ExitCode != 0 && policy &&
 		(c.RestartCount > 0 || c.Error != "" || c.OOMKilled)
-	unhealthy := c.Health != nil && c.Health.Status == "unhealthy"
+	// An exited container keeps the health it last had: stale, not failing.
+	unhealthy := c.Health != nil && c.Health.Status == "unhealthy" && (c.Running || c.Restarting)
 	if !loop && !gaveUp && !unhealthy {
 		return finding.Finding{}, false
 	}
@@ -279,9 +287,9 @@ func restartFinding(c *dockerContainer, now time.Time) (finding.Finding, bool) {
 			if c.Restarting {
 				state = "waiting to be restarted"
 			}
-			parts = append(parts, fmt.Sprintf("Container %s (image %s) is in a restart loop: %s; it last died with %s and is %s.", name, c.Image, count, exit, state))
+			parts = append(parts, fmt.Sprintf("Container %s%s is in a restart loop: %s; it last died with %s and is %s.", name, c.imageText(), count, exit, state))
 		default:
-			parts = append(parts, fmt.Sprintf("Container %s (image %s) exited with %s at %s and its restart policy %q no longer restarts it (%s).", name, c.Image, exit, fmtWhen(c.FinishedAt), policyText(c), count))
+			parts = append(parts, fmt.Sprintf("Container %s%s exited with %s at %s and its restart policy %q no longer restarts it (%s).", name, c.imageText(), exit, fmtWhen(c.FinishedAt), policyText(c), count))
 		}
 		if c.Error != "" {
 			parts = append(parts, "The engine's error: "+c.Error)
@@ -314,12 +322,12 @@ func restartFinding(c *dockerContainer, now time.Time) (finding.Finding, bool) {
 		for _, p := range fails {
 			lines = append(lines, finding.Line{Time: timePtr(p.Start), Source: fmt.Sprintf("health check (exit %d)", p.ExitCode), Text: strings.TrimRight(p.Output, "\n")})
 		}
-		msg := fmt.Sprintf("Container %s (image %s) is unhealthy: its health check failed %d times in a row", name, c.Image, h.FailingStreak)
+		msg := fmt.Sprintf("Container %s%s is unhealthy: its health check failed %d times in a row", name, c.imageText(), h.FailingStreak)
 		switch {
 		case h.FailingStreak == 0 && len(h.Log) == 0:
 			// docker ps says "(unhealthy)" and nothing more.
 			delete(vars, "probe_output")
-			msg = fmt.Sprintf("Container %s (image %s) is unhealthy: its health check fails; the probe's output is not shown here (docker inspect %s shows it)", name, c.Image, name)
+			msg = fmt.Sprintf("Container %s%s is unhealthy: its health check fails; the probe's output is not shown here (docker inspect %s shows it)", name, c.imageText(), name)
 		case last != "":
 			msg += "; the last probe said: " + last
 		default:
@@ -332,12 +340,17 @@ func restartFinding(c *dockerContainer, now time.Time) (finding.Finding, bool) {
 	if !loop && !gaveUp {
 		consumer.Value, consumer.Unit = float64(c.Health.FailingStreak), "failed health checks"
 	}
+	var consumers []finding.Consumer
+	// From docker ps neither figure is known: the subject names it alone.
+	if !c.restartsUnknown || (!loop && !gaveUp && c.Health.FailingStreak > 0) {
+		consumers = append(consumers, consumer)
+	}
 	return finding.Finding{
 		Mode: "FM-C4", Severity: sev, Subject: "container " + name,
 		Summary: strings.Join(parts, " "), Since: since,
 		Evidence: finding.Evidence{
 			Figures: figs, Lines: lines, Notes: notes, Vars: vars,
-			Consumers: []finding.Consumer{consumer},
+			Consumers: consumers,
 		},
 	}, true
 }
