@@ -216,7 +216,8 @@ func restartFinding(c *dockerContainer, now time.Time) (finding.Finding, bool) {
 	// A running container's exit code is reset to 0: its last death, from
 	// the events, says more, and without it the code is not known.
 	code, known := c.ExitCode, true
-	if c.Running {
+	// One the engine waits to restart still holds its last exit code.
+	if c.Running && (!c.Restarting || len(c.Exits) > 0) {
 		known = len(c.Exits) > 0
 		if known {
 			code = c.Exits[len(c.Exits)-1].Code
