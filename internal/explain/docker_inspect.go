@@ -227,24 +227,77 @@ func firstOf(ss ...string) string {
 
 // closeJSON makes JSON cut short readable: it drops the value being cut
 // and closes the open arrays and objects. It works on any prefix of valid
-// JSON and reports false when there is nothing complete to keep.
+// JSON and reports false when there is nothing complete to keep. Its cost
+// stays linear whatever it is given.
 func closeJSON(b []byte) ([]byte, bool) {
-	var stack []byte
-	inStr, esc := false, false
-	// cut is the length to keep and closers what closes it: at the last
-	// point where a value just ended inside a container.
-	cut, closers := -1, ""
-	closeWith := func() string {
-		var s strings.Builder
-		for i := len(stack) - 1; i >= 0; i-- {
-			if stack[i] == '{' {
-				s.WriteByte('}')
+	// cuts are the last points where a value just ended inside a
+	// container (or one just opened).
+	const keep = 16
+	var cuts []int
+	mark := func(at int) {
+		if len(cuts) == keep {
+			copy(cuts, cuts[1:])
+			cuts = cuts[:keep-1]
+		}
+		cuts = append(cuts, at)
+	}
+	depth := 0
+	scanJSON(b, func(i int, c byte) bool {
+		switch c {
+		case '{', '[':
+			depth++
+			mark(i + 1)
+		case '}', ']':
+			depth--
+			if depth <= 0 {
+				cuts = append(cuts[:0], -(i + 1)) // complete: keep it all
+				return false
+			}
+			mark(i + 1)
+		case ',':
+			mark(i)
+		}
+		return true
+	})
+	if len(cuts) == 1 && cuts[0] < 0 {
+		out := b[:-cuts[0]]
+		return out, json.Valid(out)
+	}
+	// The last cut is nearly always valid; earlier ones cover a cut
+	// between a key and its value.
+	for k := len(cuts) - 1; k >= 0; k-- {
+		at := cuts[k]
+		var open []byte
+		scanJSON(b[:at], func(_ int, c byte) bool {
+			switch c {
+			case '{', '[':
+				open = append(open, c)
+			case '}', ']':
+				if len(open) > 0 {
+					open = open[:len(open)-1]
+				}
+			}
+			return true
+		})
+		out := bytes.TrimRight(append([]byte(nil), b[:at]...), " \t\n")
+		for i := len(open) - 1; i >= 0; i-- {
+			if open[i] == '{' {
+				out = append(out, '}')
 			} else {
-				s.WriteByte(']')
+				out = append(out, ']')
 			}
 		}
-		return s.String()
+		if json.Valid(out) {
+			return out, true
+		}
 	}
+	return nil, false
+}
+
+// scanJSON calls f with each structural byte of b outside strings, until
+// f returns false.
+func scanJSON(b []byte, f func(i int, c byte) bool) {
+	inStr, esc := false, false
 	for i := 0; i < len(b); i++ {
 		c := b[i]
 		if inStr {
@@ -261,35 +314,10 @@ func closeJSON(b []byte) ([]byte, bool) {
 		switch c {
 		case '"':
 			inStr = true
-		case '{', '[':
-			stack = append(stack, c)
-			// An empty container is complete once closed: keep its opening.
-			cut, closers = i+1, closeWith()
-		case '}', ']':
-			if len(stack) == 0 {
-				return nil, false
+		case '{', '[', '}', ']', ',':
+			if !f(i, c) {
+				return
 			}
-			stack = stack[:len(stack)-1]
-			if len(stack) == 0 {
-				return b[:i+1], json.Valid(b[:i+1])
-			}
-			cut, closers = i+1, closeWith()
-		case ',':
-			cut, closers = i, closeWith()
 		}
 	}
-	if cut < 0 {
-		return nil, false
-	}
-	out := append(bytes.TrimRight(append([]byte(nil), b[:cut]...), " \t\n"), closers...)
-	// A cut right after a key's colon or inside an object between key
-	// and value is not valid: drop back to the previous comma.
-	if !json.Valid(out) {
-		j := bytes.LastIndexByte(b[:cut], ',')
-		if j < 0 {
-			return nil, false
-		}
-		return closeJSON(b[:j])
-	}
-	return out, true
 }
