@@ -55,6 +55,20 @@ func explainDockerInfo(in *Input) (Result, error) {
 	return Result{Findings: fs, Notes: append(notes, more...)}, nil
 }
 
+// infoStrings are the top-level text fields docker info prints, by label.
+var infoStrings = map[string]func(*system.Info) *string{
+	"Server Version":   func(i *system.Info) *string { return &i.ServerVersion },
+	"Storage Driver":   func(i *system.Info) *string { return &i.Driver },
+	"Logging Driver":   func(i *system.Info) *string { return &i.LoggingDriver },
+	"Cgroup Driver":    func(i *system.Info) *string { return &i.CgroupDriver },
+	"Cgroup Version":   func(i *system.Info) *string { return &i.CgroupVersion },
+	"Kernel Version":   func(i *system.Info) *string { return &i.KernelVersion },
+	"Operating System": func(i *system.Info) *string { return &i.OperatingSystem },
+	"Name":             func(i *system.Info) *string { return &i.Name },
+	"ID":               func(i *system.Info) *string { return &i.ID },
+	"Docker Root Dir":  func(i *system.Info) *string { return &i.DockerRootDir },
+}
+
 // parseDockerInfo reads docker info's "Key: value" lines into the API's
 // Info, nesting by indentation: old CLIs print the server's keys at the
 // margin, newer ones under "Server:", one space in.
@@ -137,26 +151,8 @@ func parseDockerInfo(text string) (system.Info, []string, error) {
 			info.Containers = n
 		case key == "Images" && nerr == nil:
 			info.Images = n
-		case key == "Server Version":
-			info.ServerVersion = val
-		case key == "Storage Driver":
-			info.Driver = val
-		case key == "Logging Driver":
-			info.LoggingDriver = val
-		case key == "Cgroup Driver":
-			info.CgroupDriver = val
-		case key == "Cgroup Version":
-			info.CgroupVersion = val
-		case key == "Kernel Version":
-			info.KernelVersion = val
-		case key == "Operating System":
-			info.OperatingSystem = val
-		case key == "Name":
-			info.Name = val
-		case key == "ID" && parent != "Swarm":
-			info.ID = val
-		case key == "Docker Root Dir":
-			info.DockerRootDir = val
+		case infoStrings[key] != nil && (key != "ID" || parent != "Swarm"):
+			*infoStrings[key](&info) = val
 		case key == "Swarm":
 			info.Swarm.LocalNodeState = swarm.LocalNodeState(val)
 		case key == "Live Restore Enabled":

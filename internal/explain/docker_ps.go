@@ -177,6 +177,10 @@ func psRow(r string, cols []string) (checks.DockerListed, bool) {
 			c.Name = tail[len(tail)-1]
 		}
 	}
+	if c.Name == "" && c.ID == "" && len(cols) > 0 && (cols[0] == "NAME" || cols[0] == "NAMES") {
+		// docker compose ps and --format tables lead with the name.
+		c.Name = words[0]
+	}
 	if c.Name == "" && c.ID == "" {
 		return c, false
 	}
