@@ -135,6 +135,8 @@ var (
 	promptBare = regexp.MustCompile(`^[\w.-]+@([\w.-]+) ?[$#%](?: (.*)|)$`)
 	// PS C:\Users\me> cmd
 	promptPS = regexp.MustCompile(`^PS [A-Za-z]:\\[^>]*> ?(.*)$`)
+	// oh-my-zsh: ➜  dir git:(master) ✗ cmd
+	promptZsh = regexp.MustCompile(`^➜ +\S+(?: git:\([^)]*\))?(?: ✗)?(?: (.*)|)$`)
 	// a command's first word: a lowercase name or a path
 	commandWord = regexp.MustCompile(`^(?:sudo |doas )?(?:[a-z][a-z0-9_.+-]*|\.?/[\w./+-]+)(?: |$)`)
 )
@@ -164,6 +166,9 @@ func prompt(l string) (cmd, host string, ok bool) {
 		return strings.TrimSpace(m[2]), m[1], true
 	}
 	if m := promptPS.FindStringSubmatch(l); m != nil {
+		return strings.TrimSpace(m[1]), "", true
+	}
+	if m := promptZsh.FindStringSubmatch(l); m != nil {
 		return strings.TrimSpace(m[1]), "", true
 	}
 	if l == "$" || l == "#" {

@@ -24,6 +24,7 @@ func TestCleanPrompts(t *testing.T) {
 		{"admin@XXX : ~$ docker info", "docker info", "XXX", true},
 		{`PS C:\Users\me> docker ps -a`, "docker ps -a", "", true},
 		{"root@pve1:~#", "", "pve1", true},
+		{"➜  docker-compose git:(master) ✗ docker compose ps -a", "docker compose ps -a", "", true},
 		{"# kubectl get pods -A", "kubectl get pods -A", "", true},
 		// Comments and annotations are not prompts.
 		{"# source: https://github.com/moby/moby/issues/20400", "", "", false},

@@ -23,7 +23,12 @@ var (
 	// psAgo is how docker prints a duration: "5 seconds", "About an hour".
 	psAgo = `(?:Less than a second|About an? \w+|\d+ \w+)`
 	// psStatus is the STATUS column, found anywhere in a row.
-	psStatus = regexp.MustCompile(`(?:^|\s)(Up ` + psAgo + `(?: \((?:healthy|unhealthy|health: starting|Paused)\))?|Exited \((-?\d+)\) ` + psAgo + ` ago|Restarting \((-?\d+)\) ` + psAgo + ` ago|Created|Dead|Removal In Progress)(?:\s|$)`)
+	psStatus = regexp.MustCompile(`(?:^|\s)(Up ` + psAgo + `(?: \((?:healthy|unhealthy|health: starting|Paused)\))?|Exited \(-?\d+\) ` + psAgo + ` ago|Restarting \(-?\d+\) ` + psAgo + ` ago|Created|Dead|Removal In Progress)(?:\s|$)`)
+	// psStatusLower is the state as docker compose ps printed it before
+	// v2.7, in lower case; tried when no Docker status is in the row.
+	psStatusLower = regexp.MustCompile(`(?:^|\s)(running(?: \((?:healthy|unhealthy|starting)\))?|exited \(-?\d+\)|restarting|paused|created|dead)(?:\s|$)`)
+	// psCode is the exit code in a status: "Exited (137) 2 hours ago".
+	psCode = regexp.MustCompile(`\((-?\d+)\)`)
 	// psID is a container ID, short or full.
 	psID = regexp.MustCompile(`^(?:[0-9a-f]{64}|[0-9a-f]{12})(?:\s|$)`)
 	// psColumns splits a row or header at runs of two spaces or a tab.
@@ -96,7 +101,7 @@ func parseDockerPS(lines []string) (rows []checks.DockerListed, skipped []string
 		switch {
 		case psID.MatchString(l) || (!withID && cols != nil):
 			raw = append(raw, l)
-		case len(raw) > 0 && withID && psStatus.FindStringIndex(raw[len(raw)-1]) == nil:
+		case len(raw) > 0 && withID && !psStatus.MatchString(raw[len(raw)-1]):
 			// A row the terminal wrapped before its status: join it back.
 			raw[len(raw)-1] += " " + strings.TrimSpace(l)
 		case len(raw) > 0 && withID && strings.HasPrefix(l, " "):
@@ -123,11 +128,19 @@ func psRow(r string, cols []string) (checks.DockerListed, bool) {
 	var c checks.DockerListed
 	m := psStatus.FindStringSubmatchIndex(r)
 	if m == nil {
+		m = psStatusLower.FindStringSubmatchIndex(r)
+	}
+	if m == nil {
 		return c, false
 	}
 	c.Status = r[m[2]:m[3]]
-	switch {
-	case strings.HasPrefix(c.Status, "Up "):
+	code := 0
+	if cm := psCode.FindStringSubmatch(c.Status); cm != nil {
+		code, _ = strconv.Atoi(cm[1])
+	}
+	word, _, _ := strings.Cut(strings.ToLower(c.Status), " ")
+	switch word {
+	case "up", "running":
 		c.State = "running"
 		switch {
 		case strings.HasSuffix(c.Status, "(Paused)"):
@@ -136,19 +149,17 @@ func psRow(r string, cols []string) (checks.DockerListed, bool) {
 			c.Health = "unhealthy"
 		case strings.HasSuffix(c.Status, "(healthy)"):
 			c.Health = "healthy"
-		case strings.HasSuffix(c.Status, "(health: starting)"):
+		case strings.HasSuffix(c.Status, "starting)"):
 			c.Health = "starting"
 		}
-	case strings.HasPrefix(c.Status, "Exited"):
-		c.State = "exited"
-		c.ExitCode, _ = strconv.Atoi(r[m[4]:m[5]])
-	case strings.HasPrefix(c.Status, "Restarting"):
-		c.State = "restarting"
-		c.ExitCode, _ = strconv.Atoi(r[m[6]:m[7]])
-	case c.Status == "Removal In Progress":
+	case "exited":
+		c.State, c.ExitCode = "exited", code
+	case "restarting":
+		c.State, c.ExitCode = "restarting", code
+	case "removal":
 		c.State = "removing"
 	default:
-		c.State = strings.ToLower(c.Status)
+		c.State = word
 	}
 
 	fields := psColumns.Split(strings.TrimSpace(r), -1)

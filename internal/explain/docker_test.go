@@ -233,3 +233,21 @@ func TestExplainRealDockerOutputs(t *testing.T) {
 		t.Errorf("docker info notes %q; want the storage driver", info.Notes)
 	}
 }
+
+// docker compose ps (v2.6): lower-case states, no IMAGE, an empty PORTS
+// cell; every row is read by its name.
+func TestDockerComposePS(t *testing.T) {
+	b, err := os.ReadFile("testdata/docker-compose-ps.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows, skipped := parseDockerPS(strings.Split(string(b), "\n"))
+	var names []string
+	for _, r := range rows {
+		names = append(names, r.Name+"/"+r.State+"/"+r.Health)
+	}
+	want := "docspell-consumedir/running/ docspell-joex/running/healthy docspell-restserver/running/healthy docspell-solr/running/healthy postgres_db/running/"
+	if strings.Join(names, " ") != want || len(skipped) != 2 {
+		t.Errorf("rows %q, skipped %q; want %s and the source and prompt lines skipped", names, skipped, want)
+	}
+}

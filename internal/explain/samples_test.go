@@ -147,6 +147,10 @@ var sampleCases = map[string]sampleCase{
 		{"FM-C4", finding.Low, "container modest_feynman"},
 	}},
 	"docker-ps-healthy-mixed.txt": {formats: []string{"docker-ps"}},
+	"docker-compose-ps.txt":       {formats: []string{"", "docker-ps"}},
+	// Up for seconds though created hours ago: restarted, but how often
+	// the list does not say, and the live rule wants the count.
+	"docker-container-list.txt": {formats: []string{"", "docker-ps"}},
 
 	// docker inspect. An exited container's stale "unhealthy" and an
 	// exit 137 without a restart policy are not loops.
