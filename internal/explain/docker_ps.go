@@ -3,8 +3,10 @@ package explain
 import (
 	"fmt"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/hinomi/hinomi/internal/checks"
 )
@@ -54,26 +56,42 @@ func psHeader(l string) ([]string, bool) {
 }
 
 func detectDockerPS(in *Input) int {
-	for _, l := range in.Lines {
+	lines := unwrapLines(in.Lines)
+	for _, l := range lines {
 		if _, ok := psHeader(l); ok {
 			return 100
 		}
 	}
-	rows := 0
-	for _, l := range in.Lines {
-		if psID.MatchString(l) && psStatus.MatchString(l) {
-			rows++
-		}
-	}
+	rows, _ := parseDockerPS(lines)
 	cmd := strings.Fields(in.Command)
-	if rows > 0 && len(cmd) >= 2 && (cmd[0] == "docker" || cmd[0] == "podman") &&
-		(cmd[1] == "ps" || (cmd[1] == "container" && len(cmd) > 2 && (cmd[2] == "ls" || cmd[2] == "ps"))) {
+	if len(rows) > 0 && len(cmd) >= 2 && (cmd[0] == "docker" || cmd[0] == "podman") &&
+		(cmd[1] == "ps" || (cmd[1] == "container" && len(cmd) > 2 && (cmd[2] == "ls" || cmd[2] == "ps" || cmd[2] == "list"))) {
 		return 95
 	}
-	if rows > 0 {
+	if len(rows) > 0 {
 		return 60
 	}
 	return 0
+}
+
+// terminalWidths are the widths at which terminals and tools commonly
+// break long lines.
+var terminalWidths = map[int]bool{80: true, 100: true, 120: true, 132: true, 160: true, 200: true}
+
+// unwrapLines joins back the lines a terminal broke at its width: a line
+// exactly that long followed by more text is one with the next.
+func unwrapLines(lines []string) []string {
+	out := make([]string, 0, len(lines))
+	joining := false
+	for _, l := range lines {
+		if joining {
+			out[len(out)-1] += l
+		} else {
+			out = append(out, l)
+		}
+		joining = l != "" && terminalWidths[utf8.RuneCountInString(l)]
+	}
+	return out
 }
 
 // parseDockerPS reads the rows of a container list. A missing header is
@@ -84,29 +102,27 @@ func parseDockerPS(lines []string) (rows []checks.DockerListed, skipped []string
 	var cols []string
 	withID := true
 	var raw []string
+	// inRow says the last line belongs to the last row: a blank line ends
+	// it, and what follows is not its wrapped tail.
+	inRow := false
 	for _, l := range lines {
 		if strings.TrimSpace(l) == "" {
+			inRow = false
 			continue
 		}
 		if c, ok := psHeader(l); ok {
 			cols = c
-			withID = false
-			for _, name := range c {
-				if name == "CONTAINER ID" {
-					withID = true
-				}
-			}
+			withID = slices.Contains(c, "CONTAINER ID")
+			inRow = false
 			continue
 		}
 		switch {
 		case psID.MatchString(l) || (!withID && cols != nil):
 			raw = append(raw, l)
-		case len(raw) > 0 && withID && !psStatus.MatchString(raw[len(raw)-1]):
-			// A row the terminal wrapped before its status: join it back.
-			raw[len(raw)-1] += " " + strings.TrimSpace(l)
-		case len(raw) > 0 && withID && strings.HasPrefix(l, " "):
-			// A wrapped tail (ports, names) of the previous row.
-			raw[len(raw)-1] += " " + strings.TrimSpace(l)
+			inRow = true
+		case inRow && withID:
+			// A row the terminal wrapped: join it back.
+			raw[len(raw)-1] = unwrap(raw[len(raw)-1], l)
 		default:
 			skipped = append(skipped, l)
 		}
@@ -120,6 +136,12 @@ func parseDockerPS(lines []string) (rows []checks.DockerListed, skipped []string
 		rows = append(rows, row)
 	}
 	return rows, skipped
+}
+
+// unwrap joins a continuation an editor or a narrower wrap made back to
+// its row (breaks at a terminal's width are joined already).
+func unwrap(line, next string) string {
+	return line + " " + strings.TrimLeft(next, " ")
 }
 
 // psRow reads one row, by the header's columns when the row splits into
@@ -201,7 +223,7 @@ func psRow(r string, cols []string) (checks.DockerListed, bool) {
 }
 
 func explainDockerPS(in *Input) (Result, error) {
-	rows, skipped := parseDockerPS(in.Lines)
+	rows, skipped := parseDockerPS(unwrapLines(in.Lines))
 	if len(rows) == 0 {
 		return Result{}, fmt.Errorf("no container rows: want the output of docker ps -a, a header line and one row per container")
 	}
