@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -200,11 +201,33 @@ func readInput(ctx context.Context, name string, stdin io.Reader, stderr io.Writ
 	if res.err != nil {
 		return nil, fmt.Errorf("explain: reading %s: %w", displayName(name), res.err)
 	}
+	switch kind := compressed(res.b); kind {
+	case "gzip", "zstd":
+		return nil, fmt.Errorf("explain: %s is %s-compressed; a compressed log is read by: hinomi logs scan %s", displayName(name), kind, name)
+	case "":
+	default:
+		return nil, fmt.Errorf("explain: %s is %s-compressed; decompress it first", displayName(name), kind)
+	}
 	if len(res.b) > explainMaxBytes {
 		return nil, fmt.Errorf("explain: %s is larger than %d MiB, the most explain reads; for a whole log use: hinomi logs scan %s",
 			displayName(name), explainMaxBytes>>20, name)
 	}
 	return res.b, nil
+}
+
+// compressed names the compression of b by its magic bytes, or "".
+func compressed(b []byte) string {
+	switch {
+	case bytes.HasPrefix(b, []byte{0x1f, 0x8b}):
+		return "gzip"
+	case bytes.HasPrefix(b, []byte{0x28, 0xb5, 0x2f, 0xfd}):
+		return "zstd"
+	case bytes.HasPrefix(b, []byte("BZh")) && len(b) > 4 && b[3] >= '1' && b[3] <= '9' && b[4] == 0x31:
+		return "bzip2"
+	case bytes.HasPrefix(b, []byte{0xfd, '7', 'z', 'X', 'Z', 0}):
+		return "xz"
+	}
+	return ""
 }
 
 func displayName(name string) string {

@@ -130,6 +130,15 @@ func TestExplainBinaryRefuses(t *testing.T) {
 	if code != doctor.ExitFailed || out != "" || !strings.Contains(errOut, "larger than 8 MiB") || !strings.Contains(errOut, "hinomi logs scan") {
 		t.Errorf("big file: exit %d\n%s%s", code, out, errOut)
 	}
+	// Compressed: said, with the command that reads it.
+	gz := filepath.Join(t.TempDir(), "kern.log.gz")
+	if err := os.WriteFile(gz, []byte{0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3}, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, errOut, code = runHinomi(t, nil, "explain", gz)
+	if code != doctor.ExitFailed || !strings.Contains(errOut, "gzip-compressed") || !strings.Contains(errOut, "hinomi logs scan "+gz) {
+		t.Errorf("gzip file: exit %d\n%s", code, errOut)
+	}
 	// A clean capture exits 0; -h exits 0 and documents the flags.
 	_, _, code = runHinomi(t, nil, "explain", explainTestdata+"docker-ps-healthy-mixed.txt")
 	if code != doctor.ExitOK {

@@ -1,10 +1,12 @@
 package explain
 
 import (
+	"encoding/binary"
 	"regexp"
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf16"
 	"unicode/utf8"
 )
 
@@ -16,7 +18,7 @@ import (
 // it names; the text before the first prompt is an input of its own. Parts
 // with no text are left out. now is the time the inputs are judged at.
 func Clean(name string, raw []byte, now time.Time) []Input {
-	text := string(raw)
+	text := decodeUTF16(raw)
 	if !utf8.ValidString(text) {
 		text = strings.ToValidUTF8(text, "\uFFFD")
 	}
@@ -73,6 +75,26 @@ func Clean(name string, raw []byte, now time.Time) []Input {
 		}
 	}
 	return out
+}
+
+// decodeUTF16 reads text that Windows wrote as UTF-16 (PowerShell 5's
+// "docker ps > out.txt" does), known by its byte-order mark; other text
+// is returned as it is.
+func decodeUTF16(b []byte) string {
+	var order binary.ByteOrder
+	switch {
+	case len(b) >= 2 && b[0] == 0xFF && b[1] == 0xFE:
+		order = binary.LittleEndian
+	case len(b) >= 2 && b[0] == 0xFE && b[1] == 0xFF:
+		order = binary.BigEndian
+	default:
+		return string(b)
+	}
+	u := make([]uint16, 0, len(b)/2)
+	for i := 2; i+1 < len(b); i += 2 {
+		u = append(u, order.Uint16(b[i:]))
+	}
+	return string(utf16.Decode(u))
 }
 
 // escape matches terminal escape sequences: CSI (colours, cursor moves),

@@ -85,6 +85,20 @@ func TestCleanEscapesQuotesFences(t *testing.T) {
 	}
 }
 
+// PowerShell 5 writes "docker ps > out.txt" as UTF-16 with a byte-order
+// mark and CRLF line ends.
+func TestCleanUTF16(t *testing.T) {
+	text := "PS C:\\Users\\me> docker info\r\nServer Version: 24.0.5\r\n"
+	le := []byte{0xFF, 0xFE}
+	for _, r := range text {
+		le = append(le, byte(r), 0)
+	}
+	ins := Clean("out.txt", le, explainNow)
+	if len(ins) != 1 || ins[0].Command != "docker info" || ins[0].Text != "Server Version: 24.0.5" {
+		t.Errorf("Clean(UTF-16LE) = %+v; want the docker info part", ins)
+	}
+}
+
 func TestCleanEmpty(t *testing.T) {
 	for _, s := range []string{"", "\n\n", "   \r\n", "$ \n# \n", "```\n```"} {
 		if ins := Clean("x", []byte(s), explainNow); len(ins) != 0 {
