@@ -27,6 +27,7 @@ Usage:
   hinomi runbook [ID]          list the runbooks, or print one (e.g. FM-B2)
   hinomi snapshot DIR          save what doctor reads on this host into DIR
   hinomi logs scan FILE...|-   find known distress in logs, as a timeline
+  hinomi explain [FILE...|-]   diagnose a pasted command output (docker ps, inspect …) or log
   hinomi agent --tower URL     watch this host and report to towers
   hinomi tower --config FILE   the out-of-band server: heartbeats, alerts, notifications
   hinomi status --tower URL    hosts and firing alerts, as the tower sees them
@@ -75,6 +76,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = runIncidents(ctx, args[1:], stdout, stderr)
 	case "logs":
 		err = runLogs(ctx, args[1:], os.Stdin, stdout, stderr)
+	case "explain":
+		err = runExplain(ctx, args[1:], os.Stdin, stdout, stderr)
 	case "version", "--version":
 		err = runVersion(args[1:], stdout, stderr)
 	case "help", "-h", "-help", "--help":

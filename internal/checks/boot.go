@@ -120,16 +120,31 @@ func checkPreviousBoot(ctx context.Context, env *Env) (Result, error) {
 // logFindings runs the signature engine over a log and returns one finding
 // per incident, its subject prefixed.
 func logFindings(env *Env, input string, text []byte, prefix string) []finding.Finding {
+	out := LogFindings(env.Signatures, env.Host, input, text, prefix)
+	for _, f := range out {
+		cgroupOwner(env, f.Evidence.Vars)
+	}
+	return out
+}
+
+// LogFindings runs the signature engine over a log and returns one finding
+// per incident, its subject prefixed, as doctor reports the kernel log and
+// the previous boot's. host names the findings' host; when empty, each
+// takes the host its first line names.
+func LogFindings(m *signatures.Matcher, host, input string, text []byte, prefix string) []finding.Finding {
 	agg := signatures.NewAggregator()
-	if _, err := env.Signatures.Scan(bytes.NewReader(text), input, agg.Add); err != nil {
+	if _, err := m.Scan(bytes.NewReader(text), input, agg.Add); err != nil {
 		return nil
 	}
 	var out []finding.Finding
 	for _, in := range agg.Incidents() {
-		f := in.Finding(env.Host)
+		h := host
+		if h == "" {
+			h = in.Host()
+		}
+		f := in.Finding(h)
 		f.Subject = prefix + f.Subject
 		f.Key = finding.MakeKey(f.Mode, f.Subject)
-		cgroupOwner(env, f.Evidence.Vars)
 		out = append(out, f)
 	}
 	return out

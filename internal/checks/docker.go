@@ -79,6 +79,10 @@ type dockerContainer struct {
 	// log, oldest first, read for containers that keep restarting: a
 	// running container's own exit code is already reset to 0.
 	Exits []dockerExit `json:"exits,omitempty"`
+
+	// restartsUnknown says RestartCount and Created are not known: the
+	// container was read from `docker ps`, which shows neither.
+	restartsUnknown bool
 }
 
 // dockerExit is one "die" event.
@@ -313,6 +317,23 @@ func fromInspect(c container.InspectResponse, image string) *dockerContainer {
 		d.Running, d.Restarting, d.OOMKilled = s.Running, s.Restarting, s.OOMKilled
 		d.Pid, d.ExitCode, d.Error = s.Pid, s.ExitCode, s.Error
 		d.StartedAt, d.FinishedAt = parseDockerTime(s.StartedAt), parseDockerTime(s.FinishedAt)
+		if d.Status == "" {
+			// Engines before API 1.21 (Docker 1.9) print no Status.
+			switch {
+			case s.Restarting:
+				d.Status = "restarting"
+			case s.Paused:
+				d.Status = "paused"
+			case s.Running:
+				d.Status = "running"
+			case s.Dead:
+				d.Status = "dead"
+			case !d.FinishedAt.IsZero():
+				d.Status = "exited"
+			default:
+				d.Status = "created"
+			}
+		}
 		if h := s.Health; h != nil {
 			dh := &dockerHealth{Status: string(h.Status), FailingStreak: h.FailingStreak}
 			for _, r := range h.Log {

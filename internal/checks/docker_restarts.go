@@ -7,6 +7,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/moby/moby/api/types/container"
+
 	"github.com/hinomi/hinomi/internal/finding"
 )
 
@@ -54,12 +56,148 @@ func checkDockerRestarts(ctx context.Context, env *Env) (Result, error) {
 	return res, nil
 }
 
+// DockerInspectFindings diagnoses containers as `docker inspect` prints
+// them (the API's container JSON) with the live check's rules, judged at
+// now. It also returns one plain sentence per container on its state, and
+// the mounts of those with a finding are added to its notes.
+func DockerInspectFindings(cs []container.InspectResponse, now time.Time) ([]finding.Finding, []string) {
+	var out []finding.Finding
+	var states []string
+	for _, ic := range cs {
+		c := fromInspect(ic, ic.Image)
+		states = append(states, c.stateSentence())
+		f, ok := restartFinding(c, now)
+		if !ok {
+			continue
+		}
+		if m := mountsText(ic.Mounts); m != "" {
+			f.Evidence.Notes = append(f.Evidence.Notes, "Its mounts: "+m+".")
+		}
+		out = append(out, f)
+	}
+	return out, states
+}
+
+// DockerListed is one container as a `docker ps -a` row shows it: less
+// than inspect says (no restart count, restart policy or probe output).
+type DockerListed struct {
+	ID, Name, Image string
+	// State is running, restarting, exited, created, paused, removing or
+	// dead.
+	State string
+	// ExitCode is the code in "Exited (N)" or "Restarting (N)".
+	ExitCode int
+	// Health is healthy, unhealthy or starting, or empty without a health
+	// check.
+	Health string
+	// Status is the STATUS column as printed: "Restarting (3) 5 seconds ago".
+	Status string
+}
+
+// DockerListedFindings diagnoses `docker ps -a` rows with the live check's
+// rules: a container the engine is restarting is a loop, an unhealthy one
+// is unhealthy. A container that exited with an error, which the live
+// check judges by its restart policy, is a low finding here: the list does
+// not show the policy.
+func DockerListedFindings(cs []DockerListed, now time.Time) []finding.Finding {
+	var out []finding.Finding
+	for _, l := range cs {
+		c := &dockerContainer{
+			ID: l.ID, Name: l.Name, Image: l.Image, Status: l.State,
+			Running: l.State == "running", Restarting: l.State == "restarting",
+			ExitCode: l.ExitCode, restartsUnknown: true,
+		}
+		if l.Health != "" {
+			c.Health = &dockerHealth{Status: l.Health}
+		}
+		line := finding.Line{Source: "docker ps -a", Text: l.Status}
+		if f, ok := restartFinding(c, now); ok {
+			f.Evidence.Lines = append([]finding.Line{line}, f.Evidence.Lines...)
+			out = append(out, f)
+			continue
+		}
+		if l.State != "exited" || l.ExitCode == 0 {
+			continue
+		}
+		name := c.label()
+		vars := map[string]string{"image": c.Image, "state": "exited", "exit_code": itoa(l.ExitCode),
+			"reason": "exit code " + itoa(l.ExitCode) + exitMeaning(l.ExitCode)}
+		c.ownerVars(vars)
+		out = append(out, finding.Finding{
+			Mode: "FM-C4", Severity: finding.Low, Subject: "container " + name,
+			Summary: fmt.Sprintf("Container %s%s exited with exit code %d%s and is stopped; the list does not show whether its restart policy should have restarted it (docker inspect %s does).",
+				name, c.imageText(), l.ExitCode, exitMeaning(l.ExitCode), name),
+			Evidence: finding.Evidence{
+				Figures: []finding.Figure{{Name: "last exit code", Value: float64(l.ExitCode), Source: "docker ps -a"}},
+				Lines:   []finding.Line{line},
+				Vars:    vars,
+			},
+		})
+	}
+	return out
+}
+
+// imageText is " (image NAME)", or nothing when the image is not known.
+func (c *dockerContainer) imageText() string {
+	if c.Image == "" {
+		return ""
+	}
+	return " (image " + c.Image + ")"
+}
+
+// stateSentence says in one sentence what the engine says of c.
+func (c *dockerContainer) stateSentence() string {
+	s := fmt.Sprintf("container %s%s: %s", c.label(), c.imageText(), c.Status)
+	switch {
+	case c.Status == "exited" || (!c.Running && !c.Restarting && !c.FinishedAt.IsZero()):
+		s += fmt.Sprintf(", exit code %d%s at %s", c.ExitCode, exitMeaning(c.ExitCode), fmtWhen(c.FinishedAt))
+	case c.Running:
+		s += " since " + fmtWhen(c.StartedAt)
+	}
+	if c.OOMKilled {
+		s += ", OOM-killed"
+	}
+	s += fmt.Sprintf(", %d %s", c.RestartCount, plural(c.RestartCount, "restart", "restarts"))
+	if c.RestartPolicy != "" {
+		s += ", restart policy " + policyText(c)
+	}
+	if c.Health != nil {
+		s += ", health " + c.Health.Status
+	}
+	if c.Error != "" {
+		s += ", error: " + c.Error
+	}
+	return s
+}
+
+// mountsText lists a container's mounts: "volume ldap_data at /data, bind
+// /srv/conf at /etc/app (read-only)".
+func mountsText(ms []container.MountPoint) string {
+	var parts []string
+	for _, m := range ms {
+		src := m.Name
+		if src == "" {
+			src = m.Source
+		}
+		p := fmt.Sprintf("%s %s at %s", m.Type, src, m.Destination)
+		if m.Type == "" {
+			p = fmt.Sprintf("%s at %s", src, m.Destination)
+		}
+		if !m.RW {
+			p += " (read-only)"
+		}
+		parts = append(parts, p)
+	}
+	return strings.Join(parts, ", ")
+}
+
 func restartFinding(c *dockerContainer, now time.Time) (finding.Finding, bool) {
 	loop := c.restarting(now)
 	policy := c.RestartPolicy != "" && c.RestartPolicy != "no"
 	gaveUp := !loop && c.Status == "exited" && c.ExitCode != 0 && policy &&
 		(c.RestartCount > 0 || c.Error != "" || c.OOMKilled)
-	unhealthy := c.Health != nil && c.Health.Status == "unhealthy"
+	// An exited container keeps the health it last had: stale, not failing.
+	unhealthy := c.Health != nil && c.Health.Status == "unhealthy" && (c.Running || c.Restarting)
 	if !loop && !gaveUp && !unhealthy {
 		return finding.Finding{}, false
 	}
@@ -78,7 +216,8 @@ func restartFinding(c *dockerContainer, now time.Time) (finding.Finding, bool) {
 	// A running container's exit code is reset to 0: its last death, from
 	// the events, says more, and without it the code is not known.
 	code, known := c.ExitCode, true
-	if c.Running {
+	// One the engine waits to restart still holds its last exit code.
+	if c.Running && (!c.Restarting || len(c.Exits) > 0) {
 		known = len(c.Exits) > 0
 		if known {
 			code = c.Exits[len(c.Exits)-1].Code
@@ -124,6 +263,16 @@ func restartFinding(c *dockerContainer, now time.Time) (finding.Finding, bool) {
 			figs = append(figs, finding.Figure{Name: "last exit code", Value: float64(code)})
 		}
 		count := fmt.Sprintf("%d %s since %s (%.0f per hour)", c.RestartCount, plural(c.RestartCount, "restart", "restarts"), fmtWhen(c.Created), rate)
+		if c.restartsUnknown {
+			// docker ps shows neither the count nor the creation time.
+			delete(vars, "restarts")
+			delete(vars, "rate")
+			figs = figs[:0]
+			if known {
+				figs = append(figs, finding.Figure{Name: "last exit code", Value: float64(code)})
+			}
+			count = "how many times is not shown (docker inspect " + name + " shows it)"
+		}
 		if len(c.Exits) > 0 {
 			var codes []string
 			for _, e := range c.Exits[max(0, len(c.Exits)-10):] {
@@ -139,15 +288,17 @@ func restartFinding(c *dockerContainer, now time.Time) (finding.Finding, bool) {
 			if c.Restarting {
 				state = "waiting to be restarted"
 			}
-			parts = append(parts, fmt.Sprintf("Container %s (image %s) is in a restart loop: %s; it last died with %s and is %s.", name, c.Image, count, exit, state))
+			parts = append(parts, fmt.Sprintf("Container %s%s is in a restart loop: %s; it last died with %s and is %s.", name, c.imageText(), count, exit, state))
 		default:
-			parts = append(parts, fmt.Sprintf("Container %s (image %s) exited with %s at %s and its restart policy %q no longer restarts it (%s).", name, c.Image, exit, fmtWhen(c.FinishedAt), policyText(c), count))
+			parts = append(parts, fmt.Sprintf("Container %s%s exited with %s at %s and its restart policy %q no longer restarts it (%s).", name, c.imageText(), exit, fmtWhen(c.FinishedAt), policyText(c), count))
 		}
 		if c.Error != "" {
 			parts = append(parts, "The engine's error: "+c.Error)
 			lines = append(lines, finding.Line{Time: timePtr(c.FinishedAt), Source: "docker inspect .State.Error", Text: c.Error})
 		}
-		notes = append(notes, "dockerd counts restarts from the container's last start by hand; the rate is over the time since the container was created.")
+		if !c.restartsUnknown {
+			notes = append(notes, "dockerd counts restarts from the container's last start by hand; the rate is over the time since the container was created.")
+		}
 	}
 
 	if unhealthy {
@@ -164,16 +315,23 @@ func restartFinding(c *dockerContainer, now time.Time) (finding.Finding, bool) {
 		vars["health"] = h.Status
 		vars["probe_output"] = last
 		if c.Error == "" && !loop && !gaveUp {
-			vars["reason"] = "health check failing: " + last
+			vars["reason"] = strings.TrimSuffix("health check failing: "+last, ": ")
 		}
-		figs = append(figs, finding.Figure{Name: "consecutive failed health checks", Value: float64(h.FailingStreak), Source: "docker inspect .State.Health.FailingStreak"})
+		if h.FailingStreak > 0 {
+			figs = append(figs, finding.Figure{Name: "consecutive failed health checks", Value: float64(h.FailingStreak), Source: "docker inspect .State.Health.FailingStreak"})
+		}
 		for _, p := range fails {
 			lines = append(lines, finding.Line{Time: timePtr(p.Start), Source: fmt.Sprintf("health check (exit %d)", p.ExitCode), Text: strings.TrimRight(p.Output, "\n")})
 		}
-		msg := fmt.Sprintf("Container %s (image %s) is unhealthy: its health check failed %d times in a row", name, c.Image, h.FailingStreak)
-		if last != "" {
+		msg := fmt.Sprintf("Container %s%s is unhealthy: its health check failed %d times in a row", name, c.imageText(), h.FailingStreak)
+		switch {
+		case h.FailingStreak == 0 && len(h.Log) == 0:
+			// docker ps says "(unhealthy)" and nothing more.
+			delete(vars, "probe_output")
+			msg = fmt.Sprintf("Container %s%s is unhealthy: its health check fails; the probe's output is not shown here (docker inspect %s shows it)", name, c.imageText(), name)
+		case last != "":
 			msg += "; the last probe said: " + last
-		} else {
+		default:
 			msg += "; the last probe printed nothing"
 		}
 		parts = append(parts, msg+".")
@@ -183,12 +341,17 @@ func restartFinding(c *dockerContainer, now time.Time) (finding.Finding, bool) {
 	if !loop && !gaveUp {
 		consumer.Value, consumer.Unit = float64(c.Health.FailingStreak), "failed health checks"
 	}
+	var consumers []finding.Consumer
+	// From docker ps neither figure is known: the subject names it alone.
+	if !c.restartsUnknown || (!loop && !gaveUp && c.Health.FailingStreak > 0) {
+		consumers = append(consumers, consumer)
+	}
 	return finding.Finding{
 		Mode: "FM-C4", Severity: sev, Subject: "container " + name,
 		Summary: strings.Join(parts, " "), Since: since,
 		Evidence: finding.Evidence{
 			Figures: figs, Lines: lines, Notes: notes, Vars: vars,
-			Consumers: []finding.Consumer{consumer},
+			Consumers: consumers,
 		},
 	}, true
 }

@@ -17,7 +17,9 @@ import (
 // describes it. Fields are only ever added under this name.
 const JSONSchema = "hinomi.doctor/v1"
 
-type jsonFinding struct {
+// JSONFinding is a finding as the JSON views print it (`doctor --json`,
+// `explain --json`): the finding with its runbook's recovery commands.
+type JSONFinding struct {
 	finding.Finding
 	// Recover are the runbook's recovery commands filled with the evidence.
 	Recover []string `json:"recover"`
@@ -35,7 +37,7 @@ type jsonReport struct {
 	Processes   int               `json:"processes"`
 	MinSeverity finding.Severity  `json:"min_severity"`
 	Worst       string            `json:"worst"`
-	Findings    []jsonFinding     `json:"findings"`
+	Findings    []JSONFinding     `json:"findings"`
 	Headroom    []finding.Figure  `json:"headroom"`
 	Blind       []string          `json:"could_not_see"`
 	Errors      map[string]string `json:"check_errors"`
@@ -46,7 +48,7 @@ func WriteJSON(w io.Writer, d *Diagnosis, min finding.Severity, book *runbook.Bo
 	r := jsonReport{
 		Schema: JSONSchema, Host: d.Host, Taken: d.Taken, Source: d.Source,
 		TookSeconds: math.Round(d.Took.Seconds()*1000) / 1000, Processes: d.Processes,
-		MinSeverity: min, Worst: "none", Findings: []jsonFinding{},
+		MinSeverity: min, Worst: "none",
 		Headroom: d.Headroom, Blind: d.Blind, Errors: d.Errors,
 	}
 	if w := d.Worst(); w > 0 {
@@ -58,13 +60,20 @@ func WriteJSON(w io.Writer, d *Diagnosis, min finding.Severity, book *runbook.Bo
 	if r.Blind == nil {
 		r.Blind = []string{}
 	}
-	for _, f := range d.AtLeast(min) {
-		all, ready := recoverCommands(book, f)
-		r.Findings = append(r.Findings, jsonFinding{Finding: f, Recover: all, RecoverReady: ready})
-	}
+	r.Findings = JSONFindings(d.AtLeast(min), book)
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	return enc.Encode(r)
+}
+
+// JSONFindings pairs each finding with its recovery commands; never nil.
+func JSONFindings(fs []finding.Finding, book *runbook.Book) []JSONFinding {
+	out := make([]JSONFinding, 0, len(fs))
+	for _, f := range fs {
+		all, ready := recoverCommands(book, f)
+		out = append(out, JSONFinding{Finding: f, Recover: all, RecoverReady: ready})
+	}
+	return out
 }
 
 // recoverCommands renders the runbook's recovery steps for the finding:
@@ -116,6 +125,20 @@ var sevColor = map[finding.Severity]string{
 	finding.High: "\x1b[31m", finding.Catastrophic: "\x1b[1;41;97m",
 }
 
+func (o TextOptions) paint(s string, sev finding.Severity) string {
+	if !o.Color {
+		return s
+	}
+	return sevColor[sev] + s + "\x1b[0m"
+}
+
+func (o TextOptions) bold(s string) string {
+	if !o.Color {
+		return s
+	}
+	return "\x1b[1m" + s + "\x1b[0m"
+}
+
 // WriteText writes the diagnosis for a person: grouped by severity, worst
 // first; a healthy host gets an all-clear with its headroom.
 func WriteText(w io.Writer, d *Diagnosis, o TextOptions, book *runbook.Book) error {
@@ -124,18 +147,7 @@ func WriteText(w io.Writer, d *Diagnosis, o TextOptions, book *runbook.Book) err
 	if loc == nil {
 		loc = time.Local
 	}
-	paint := func(s string, sev finding.Severity) string {
-		if !o.Color {
-			return s
-		}
-		return sevColor[sev] + s + "\x1b[0m"
-	}
-	bold := func(s string) string {
-		if !o.Color {
-			return s
-		}
-		return "\x1b[1m" + s + "\x1b[0m"
-	}
+	bold := o.bold
 	src := ""
 	if d.Source != "live" {
 		src = " (snapshot " + d.Source + ")"
@@ -159,59 +171,7 @@ func WriteText(w io.Writer, d *Diagnosis, o TextOptions, book *runbook.Book) err
 			p.f("  %-52s %s\n", h.Name, figure(h))
 		}
 	} else {
-		var cur finding.Severity = -1
-		for _, f := range shown {
-			if f.Severity != cur {
-				cur = f.Severity
-				n := 0
-				for _, g := range shown {
-					if g.Severity == cur {
-						n++
-					}
-				}
-				p.f("\n%s\n", paint(fmt.Sprintf("%s (%d)", strings.ToUpper(cur.String()), n), cur))
-			}
-			p.f("  %s  %s\n", paint(fmt.Sprintf("%-6s", f.Mode), f.Severity), f.Summary)
-			ind := "          "
-			if f.Since != nil {
-				p.f("%ssince %s (%s ago)\n", ind, f.Since.In(loc).Format("2006-01-02 15:04:05"), ago(d.Taken.Sub(*f.Since)))
-			}
-			for _, fig := range f.Evidence.Figures {
-				p.f("%s%-40s %s\n", ind, fig.Name, figure(fig))
-			}
-			for i, c := range f.Evidence.Consumers {
-				if i == 0 {
-					p.f("%stop:\n", ind)
-				}
-				p.f("%s  %s\n", ind, consumer(c))
-			}
-			for _, l := range f.Evidence.Lines {
-				ts := ""
-				if l.Time != nil {
-					ts = l.Time.In(loc).Format("2006-01-02 15:04:05") + "  "
-				}
-				p.f("%s| %s%s\n", ind, ts, clip(l.Text, 160))
-			}
-			for _, n := range f.Evidence.Notes {
-				p.f("%s%s\n", ind, n)
-			}
-			all, cmds := recoverCommands(book, f)
-			limit := o.MaxCommands
-			if limit <= 0 {
-				limit = 8
-			}
-			shown := min(len(cmds), limit)
-			if shown > 0 {
-				p.f("%srecover:\n", ind)
-				for _, c := range cmds[:shown] {
-					p.f("%s  %s\n", ind, bold(c))
-				}
-			}
-			if more := len(all) - shown; more > 0 {
-				p.f("%s(%d more command(s), needing values or a decision of yours, are in the runbook.)\n", ind, more)
-			}
-			p.f("%srunbook: hinomi runbook %s\n", ind, f.Runbook)
-		}
+		writeFindings(p, shown, d.Taken, o, book)
 		if below := len(d.Findings) - len(shown); below > 0 {
 			p.f("\n(%d more finding(s) below %s.)\n", below, o.Min)
 		}
@@ -226,6 +186,76 @@ func WriteText(w io.Writer, d *Diagnosis, o TextOptions, book *runbook.Book) err
 		}
 	}
 	return p.err
+}
+
+// WriteFindings writes findings for a person the way doctor does, grouped
+// by severity (fs sorted worst first, see finding.Sort); ages are counted
+// to taken. `hinomi explain` prints its diagnoses with it.
+func WriteFindings(w io.Writer, fs []finding.Finding, taken time.Time, o TextOptions, book *runbook.Book) error {
+	p := &printer{w: w}
+	writeFindings(p, fs, taken, o, book)
+	return p.err
+}
+
+func writeFindings(p *printer, shown []finding.Finding, taken time.Time, o TextOptions, book *runbook.Book) {
+	loc := o.Location
+	if loc == nil {
+		loc = time.Local
+	}
+	paint, bold := o.paint, o.bold
+	var cur finding.Severity = -1
+	for _, f := range shown {
+		if f.Severity != cur {
+			cur = f.Severity
+			n := 0
+			for _, g := range shown {
+				if g.Severity == cur {
+					n++
+				}
+			}
+			p.f("\n%s\n", paint(fmt.Sprintf("%s (%d)", strings.ToUpper(cur.String()), n), cur))
+		}
+		p.f("  %s  %s\n", paint(fmt.Sprintf("%-6s", f.Mode), f.Severity), f.Summary)
+		ind := "          "
+		if f.Since != nil {
+			p.f("%ssince %s (%s ago)\n", ind, f.Since.In(loc).Format("2006-01-02 15:04:05"), ago(taken.Sub(*f.Since)))
+		}
+		for _, fig := range f.Evidence.Figures {
+			p.f("%s%-40s %s\n", ind, fig.Name, figure(fig))
+		}
+		for i, c := range f.Evidence.Consumers {
+			if i == 0 {
+				p.f("%stop:\n", ind)
+			}
+			p.f("%s  %s\n", ind, consumer(c))
+		}
+		for _, l := range f.Evidence.Lines {
+			ts := ""
+			if l.Time != nil {
+				ts = l.Time.In(loc).Format("2006-01-02 15:04:05") + "  "
+			}
+			p.f("%s| %s%s\n", ind, ts, clip(l.Text, 160))
+		}
+		for _, n := range f.Evidence.Notes {
+			p.f("%s%s\n", ind, n)
+		}
+		all, cmds := recoverCommands(book, f)
+		limit := o.MaxCommands
+		if limit <= 0 {
+			limit = 8
+		}
+		shown := min(len(cmds), limit)
+		if shown > 0 {
+			p.f("%srecover:\n", ind)
+			for _, c := range cmds[:shown] {
+				p.f("%s  %s\n", ind, bold(c))
+			}
+		}
+		if more := len(all) - shown; more > 0 {
+			p.f("%s(%d more command(s), needing values or a decision of yours, are in the runbook.)\n", ind, more)
+		}
+		p.f("%srunbook: hinomi runbook %s\n", ind, f.Runbook)
+	}
 }
 
 type printer struct {

@@ -8,6 +8,7 @@ package explain
 
 import (
 	"errors"
+	"fmt"
 	"sort"
 	"time"
 
@@ -82,6 +83,37 @@ func Lookup(name string, fs []Format) (Format, bool) {
 		}
 	}
 	return Format{}, false
+}
+
+// Explain reads in as format f and completes its findings as doctor does:
+// each names the input's host, has its runbook and its stable key, and
+// they are sorted worst first. A format that panics on odd input costs
+// only that input: the panic becomes its error.
+func Explain(in *Input, f Format) (res Result, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			res, err = Result{Format: f.Name}, fmt.Errorf("%s could not read %s: %v", f.Name, in.Name, r)
+		}
+	}()
+	res, err = f.Explain(in)
+	res.Format = f.Name
+	if err != nil {
+		return res, err
+	}
+	for i := range res.Findings {
+		g := &res.Findings[i]
+		if in.Host != "" || g.Host == "" {
+			g.Host = in.Host
+		}
+		if g.Runbook == "" {
+			g.Runbook = g.Mode
+		}
+		if g.Key == "" {
+			g.Key = finding.MakeKey(g.Mode, g.Subject)
+		}
+	}
+	finding.Sort(res.Findings)
+	return res, nil
 }
 
 // Names lists the formats' names, sorted.

@@ -7,6 +7,7 @@ func All() []Format {
 	var fs []Format
 
 	// Docker.
+	fs = append(fs, dockerPS, dockerInspect, dockerInfo)
 
 	// Docker Swarm.
 	fs = append(fs, swarmServicePS, swarmNodeLS, swarmServiceLS)
@@ -18,6 +19,7 @@ func All() []Format {
 	// DRBD, ZFS, md RAID and SMART.
 
 	// Logs: last, as any text with log lines is one.
+	fs = append(fs, logs)
 
 	return fs
 }
