@@ -98,6 +98,10 @@ func All() []Check {
 		{"docker-memory", checkDockerMemory},
 		{"services", checkServices},
 		{"previous-boot", checkPreviousBoot},
+		{"drbd", checkDRBD},
+		{"zfs", checkZFS},
+		{"md-raid", checkMDRAID},
+		{"smart", checkSMART},
 	}
 }
 

@@ -1,0 +1,85 @@
+package checks
+
+import (
+	"context"
+	"fmt"
+	"regexp"
+	"time"
+
+	"github.com/hinomi/hinomi/internal/finding"
+	"github.com/hinomi/hinomi/internal/host"
+	"github.com/hinomi/hinomi/internal/storage"
+)
+
+// smartBudget bounds all smartctl calls of one run; smartMaxDisks the
+// disks asked.
+const (
+	smartBudget   = 10 * time.Second
+	smartMaxDisks = 32
+)
+
+var reKeyUnsafe = regexp.MustCompile(`[^A-Za-z0-9_.-]+`)
+
+// checkSMART is FM-C8 for the disks themselves: smartctl's overall health,
+// pre-fail attributes failing now or in the past, reallocated, pending and
+// offline-uncorrectable sectors, and an NVMe disk's critical warning,
+// media errors and wear. Disks in standby are not woken (-n standby). A
+// host without smartctl, or whose disks have no SMART (virtual disks),
+// is not applicable.
+func checkSMART(ctx context.Context, env *Env) (Result, error) {
+	var res Result
+	scan, err := env.Src.Command(ctx, "smartctl-scan", "smartctl", "--scan", "-j")
+	if err != nil {
+		if host.Missing(err) {
+			return res, ErrNotApplicable
+		}
+		return res, fmt.Errorf("smartctl --scan: %w", err)
+	}
+	devs, err := storage.ParseSmartScan(scan.Stdout)
+	if err != nil {
+		return res, err
+	}
+	if len(devs) == 0 {
+		return res, ErrNotApplicable
+	}
+	deadline := time.Now().Add(smartBudget)
+	read := 0
+	for i, d := range devs {
+		if i >= smartMaxDisks || env.Src.Live() && time.Now().After(deadline) {
+			res.Blind = append(res.Blind, fmt.Sprintf("SMART of %d more disks (time or count budget spent)", len(devs)-i))
+			break
+		}
+		argv := []string{"smartctl", "-a", "-j", "-n", "standby", d.Name}
+		if d.Type != "" {
+			argv = append(argv, "-d", d.Type)
+		}
+		key := "smartctl-" + reKeyUnsafe.ReplaceAllString(d.Name+"-"+d.Type, "-")
+		out, err := env.Src.Command(ctx, key, argv...)
+		if err != nil {
+			res.Blind = append(res.Blind, "SMART of "+d.Name+": "+err.Error())
+			continue
+		}
+		disk, err := storage.ParseSmartJSON(out.Stdout)
+		if err != nil {
+			res.Blind = append(res.Blind, "SMART of "+d.Name+": "+err.Error())
+			continue
+		}
+		if disk.Device == "" {
+			disk.Device = d.Name
+		}
+		if disk.Passed == nil && len(disk.Attrs) == 0 && disk.NVMe == nil {
+			why := "no SMART data"
+			if out.ExitCode&2 != 0 {
+				why = "asleep (standby) or not answering; not woken"
+			}
+			res.Blind = append(res.Blind, "SMART of "+d.Name+": "+why)
+			continue
+		}
+		read++
+		if f, ok := storage.DiagnoseSmart(disk, "smartctl -a -j "+d.Name); ok {
+			res.Findings = append(res.Findings, f)
+		}
+	}
+	res.Headroom = append(res.Headroom, finding.Figure{Name: "disks with healthy SMART", Value: float64(read - len(res.Findings)), Limit: float64(read), Source: "smartctl"})
+	return res, nil
+}
