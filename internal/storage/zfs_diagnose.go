@@ -73,7 +73,8 @@ func errored(v *Vdev) *Vdev {
 }
 
 // DiagnoseZFS judges each pool of `zpool status`, with the capacities of
-// `zpool list` when known, at time now.
+// `zpool list` when known, at time now (zero when unknown: the age of the
+// last scrub is then not judged).
 func DiagnoseZFS(pools []Pool, usage []PoolUsage, now time.Time, source string) []finding.Finding {
 	var out []finding.Finding
 	for _, p := range pools {
@@ -178,6 +179,9 @@ func diagnosePool(p Pool, usage []PoolUsage, now time.Time, source string) (find
 			s += ", started " + p.ScanTime.Format("2006-01-02 15:04")
 		}
 		notes = append(notes, s+".")
+	case now.IsZero():
+		// A pasted output: the time it was taken is unknown, so is the
+		// age of its last scrub.
 	case p.ScanKind == "scrub" && !p.ScanTime.IsZero() && now.Sub(p.ScanTime) > ScrubMaxAge:
 		raise(finding.Low, fmt.Sprintf("ZFS pool %s was last scrubbed %s ago: silent corruption on a disk is found only by a scrub, before a second failure makes it unrepairable.", p.Name, finding.HumanDuration(now.Sub(p.ScanTime))))
 	case p.Scan == "none requested":
