@@ -142,7 +142,7 @@ func DiagnoseMD(arrays []MDArray, source string) []finding.Finding {
 
 func diagnoseArray(a MDArray, source string) (finding.Finding, bool) {
 	dev := "/dev/" + a.Name
-	vars := map[string]string{"array": dev}
+	vars := map[string]string{"array": dev, "kind": "md"}
 	var failed *MDMember
 	for i := range a.Members {
 		if a.Members[i].Flag == "F" {

@@ -357,7 +357,7 @@ func DiagnoseSmart(d SmartDisk, source string) (finding.Finding, bool) {
 	if sev == 0 {
 		return finding.Finding{}, false
 	}
-	vars := map[string]string{"state": state}
+	vars := map[string]string{"state": state, "kind": "smart"}
 	if dv := diskOf(d.Device); dv != "" {
 		vars["device"] = dv
 	} else if d.Device != "" {

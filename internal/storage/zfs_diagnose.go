@@ -87,7 +87,7 @@ func DiagnoseZFS(pools []Pool, usage []PoolUsage, now time.Time, source string) 
 
 func diagnosePool(p Pool, usage []PoolUsage, now time.Time, source string) (finding.Finding, bool) {
 	f := finding.Finding{Mode: "FM-C8", Subject: "zpool " + p.Name}
-	vars := map[string]string{"pool": p.Name}
+	vars := map[string]string{"pool": p.Name, "kind": "zfs"}
 	var notes []string
 	sev := finding.Severity(0)
 	summary := ""
