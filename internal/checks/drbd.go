@@ -52,6 +52,12 @@ func checkDRBD(ctx context.Context, env *Env) (Result, error) {
 		}
 	}
 	res.Findings = storage.DiagnoseDRBD(rs, prev, source)
+	for i := range res.Findings {
+		res.Findings[i].Evidence.Vars["node"] = env.Host
+		if env.Kernel != nil {
+			storage.SinceFromKernel(&res.Findings[i], env.Kernel.Lines)
+		}
+	}
 	healthy := len(rs)
 	for _, f := range res.Findings {
 		if f.Mode == "FM-D8" {

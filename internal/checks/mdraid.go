@@ -27,6 +27,11 @@ func checkMDRAID(_ context.Context, env *Env) (Result, error) {
 		return res, ErrNotApplicable
 	}
 	res.Findings = storage.DiagnoseMD(arrays, "/proc/mdstat")
+	for i := range res.Findings {
+		if env.Kernel != nil {
+			storage.SinceFromKernel(&res.Findings[i], env.Kernel.Lines)
+		}
+	}
 	whole := 0
 	for _, a := range arrays {
 		if a.Active && a.Have >= a.Want {

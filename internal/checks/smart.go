@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"regexp"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/hinomi/hinomi/internal/finding"
@@ -25,9 +27,21 @@ var reKeyUnsafe = regexp.MustCompile(`[^A-Za-z0-9_.-]+`)
 // offline-uncorrectable sectors, and an NVMe disk's critical warning,
 // media errors and wear. Disks in standby are not woken (-n standby). A
 // host without smartctl, or whose disks have no SMART (virtual disks),
-// is not applicable.
+// is not applicable: the latter is known from /sys/block without running
+// smartctl.
 func checkSMART(ctx context.Context, env *Env) (Result, error) {
 	var res Result
+	if env.Src.Live() {
+		// Only SATA/SAS (sd*), NVMe and old IDE (hd*) disks report SMART:
+		// a VM's virtio disks, loop, zram, dm and md devices do not, and
+		// such a host need not run smartctl at all.
+		names, err := env.Src.ReadDirNames("/sys/block")
+		if err == nil && !slices.ContainsFunc(names, func(n string) bool {
+			return strings.HasPrefix(n, "sd") || strings.HasPrefix(n, "nvme") || strings.HasPrefix(n, "hd")
+		}) {
+			return res, ErrNotApplicable
+		}
+	}
 	scan, err := env.Src.Command(ctx, "smartctl-scan", "smartctl", "--scan", "-j")
 	if err != nil {
 		if host.Missing(err) {

@@ -211,6 +211,11 @@ func TestZpoolStatus(t *testing.T) {
 		{"zpool-status-15932-abbrev.txt", []want{{"FM-C8", "zpool tank30", finding.High,
 			map[string]string{"member": "scsi-35000c50094bacf9f", "state": "DEGRADED"}}}},
 		{"zpool-status-3267-healthy-logs-cache.txt", nil},
+		{"zpool-status-unraid-2547-v23.txt", []want{{"FM-C8", "zpool storage", finding.High,
+			map[string]string{"member": "11687508470009778260", "state": "UNAVAIL"}}}},
+		// The capture ends before the faulted member: the pool's own
+		// DEGRADED state is all there is.
+		{"zpool-status-17472-v23-resilvered.txt", []want{{"FM-C8", "zpool HomeBackup", finding.High, map[string]string{"pool": "HomeBackup"}}}},
 	} {
 		t.Run(c.file, func(t *testing.T) {
 			pools, _ := ParseZpoolStatus(read(t, c.file))
@@ -231,6 +236,10 @@ func TestZpoolStatusDetails(t *testing.T) {
 	}
 	if len(p.Root.Children) != 3 || p.Root.Children[0].Children[0].Name != "replacing-0" || len(p.Root.Children[0].Children[0].Children) != 2 {
 		t.Errorf("tree = %+v", p.Root)
+	}
+	pools, _ = ParseZpoolStatus(read(t, "zpool-status-unraid-2547-v23.txt"))
+	if p := pools[0]; p.ScanPercent != 46.64 || p.ScanToGo != "07:58:49" || p.DataErrors != 1 || strings.Contains(p.Scan, "expand") {
+		t.Errorf("2.3 scan: %+v", p)
 	}
 	pools, _ = ParseZpoolStatus(read(t, "zpool-status-3267-healthy-logs-cache.txt"))
 	if len(pools[0].Sections) != 2 || pools[0].Sections[0].Name != "logs" || len(pools[0].Sections[1].Children) != 2 {
@@ -472,5 +481,34 @@ func TestEveryCaptureParses(t *testing.T) {
 		if got == 0 {
 			t.Errorf("%s: parsed nothing", n)
 		}
+	}
+}
+
+// The kernel's state-change lines date a finding.
+func TestSinceFromKernel(t *testing.T) {
+	// drbd-5's second excerpt: the peer is lost and the disk goes Outdated.
+	var kernel []finding.Line
+	base := time.Date(2021, 1, 18, 11, 20, 1, 0, time.UTC)
+	for i, l := range strings.Split(string(parts(read(t, "drbd-5.txt"))[1]), "\n") {
+		if _, msg, ok := strings.Cut(l, "] "); ok {
+			ts := base.Add(time.Duration(i) * time.Millisecond)
+			kernel = append(kernel, finding.Line{Time: &ts, Source: "kernel", Text: msg})
+		}
+	}
+	f := finding.Finding{Mode: "FM-D8", Evidence: finding.Evidence{Vars: map[string]string{
+		"case": DRBDAllOutdated, "resource": "pvc-1ed58414-0a3d-415d-8b20-80d4fae9cf71", "disk_state": "Outdated"}}}
+	SinceFromKernel(&f, kernel)
+	if f.Since == nil || !strings.Contains(f.Evidence.Lines[0].Text, "disk( UpToDate -> Outdated )") {
+		t.Fatalf("since %v, lines %v", f.Since, f.Evidence.Lines)
+	}
+	// Another resource, or another state, is not dated by these lines.
+	g := finding.Finding{Mode: "FM-D8", Evidence: finding.Evidence{Vars: map[string]string{
+		"case": DRBDStandAlone, "resource": "pvc-1ed58414-0a3d-415d-8b20-80d4fae9cf71", "connection": "StandAlone"}}}
+	SinceFromKernel(&g, kernel)
+	h := finding.Finding{Mode: "FM-D8", Evidence: finding.Evidence{Vars: map[string]string{
+		"case": DRBDAllOutdated, "resource": "pvc-1ed", "disk_state": "Outdated"}}}
+	SinceFromKernel(&h, kernel)
+	if g.Since != nil || h.Since != nil {
+		t.Errorf("dated wrongly: %v %v", g.Since, h.Since)
 	}
 }

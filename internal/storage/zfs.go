@@ -82,7 +82,7 @@ func ParseZpoolStatus(b []byte) (pools []Pool, skipped int) {
 				flush()
 				cur = &Pool{Name: val, ScanPercent: -1, DataErrors: 0}
 				continue
-			case "state", "status", "action", "scan", "see", "config", "errors", "remove", "checkpoint":
+			case "state", "status", "action", "scan", "see", "config", "errors", "remove", "checkpoint", "expand":
 				if cur == nil {
 					if key == "errors" || key == "state" {
 						skipped++
