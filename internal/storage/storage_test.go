@@ -211,6 +211,14 @@ func TestZpoolStatus(t *testing.T) {
 		{"zpool-status-15932-abbrev.txt", []want{{"FM-C8", "zpool tank30", finding.High,
 			map[string]string{"member": "scsi-35000c50094bacf9f", "state": "DEGRADED"}}}},
 		{"zpool-status-3267-healthy-logs-cache.txt", nil},
+		// raidz1 with one disk gone: the last copy is at risk.
+		{"zpool-status-1754-raidz1-offline.txt", []want{{"FM-C8", "zpool data", finding.Catastrophic,
+			map[string]string{"member": "B2", "state": "OFFLINE"}}}},
+		{"zpool-status-17262-v23-unavail.txt", []want{{"FM-C8", "zpool Regression-Pool", finding.Catastrophic,
+			map[string]string{"member": "wwn-0x50000394f803873c", "state": "REMOVED"}}}},
+		// The vdev says ONLINE with a member UNAVAIL: the members count.
+		{"zpool-status-3998-raidz1-unavail-online.txt", []want{{"FM-C8", "zpool rpool", finding.Catastrophic,
+			map[string]string{"member": "17682433485448789979", "state": "UNAVAIL"}}}},
 		{"zpool-status-unraid-2547-v23.txt", []want{{"FM-C8", "zpool storage", finding.High,
 			map[string]string{"member": "11687508470009778260", "state": "UNAVAIL"}}}},
 		// The capture ends before the faulted member: the pool's own
