@@ -6,6 +6,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/hinomi/hinomi/internal/finding"
@@ -42,7 +43,7 @@ func checkSMART(ctx context.Context, env *Env) (Result, error) {
 			return res, ErrNotApplicable
 		}
 	}
-	scan, err := env.Src.Command(ctx, "smartctl-scan", "smartctl", "--scan", "-j")
+	scan, err := env.Smart.command(ctx, env, "smartctl-scan", "smartctl", "--scan", "-j")
 	if err != nil {
 		if host.Missing(err) {
 			return res, ErrNotApplicable
@@ -68,7 +69,7 @@ func checkSMART(ctx context.Context, env *Env) (Result, error) {
 			argv = append(argv, "-d", d.Type)
 		}
 		key := "smartctl-" + reKeyUnsafe.ReplaceAllString(d.Name+"-"+d.Type, "-")
-		out, err := env.Src.Command(ctx, key, argv...)
+		out, err := env.Smart.command(ctx, env, key, argv...)
 		if err != nil {
 			res.Blind = append(res.Blind, "SMART of "+d.Name+": "+err.Error())
 			continue
@@ -96,4 +97,49 @@ func checkSMART(ctx context.Context, env *Env) (Result, error) {
 	}
 	res.Headroom = append(res.Headroom, finding.Figure{Name: "disks with healthy SMART", Value: float64(read - len(res.Findings)), Limit: float64(read), Source: "smartctl"})
 	return res, nil
+}
+
+// SmartTTL is how long the agent reuses a disk's SMART reading: SMART
+// attributes move over hours, and asking every disk at every cycle (15 s)
+// is needless work for the disks and their controller. smartd polls every
+// 30 minutes by default.
+const SmartTTL = 10 * time.Minute
+
+// SmartCache keeps smartctl's answers between the agent's diagnoses.
+type SmartCache struct {
+	mu  sync.Mutex
+	ttl time.Duration
+	out map[string]smartAnswer
+}
+
+type smartAnswer struct {
+	at  time.Time
+	res host.CommandResult
+}
+
+// NewSmartCache returns a cache that reuses an answer for ttl.
+func NewSmartCache(ttl time.Duration) *SmartCache {
+	return &SmartCache{ttl: ttl, out: map[string]smartAnswer{}}
+}
+
+// command runs smartctl through the host seam, or returns the answer of a
+// run younger than the cache's TTL. A nil cache (doctor) always runs it;
+// errors are never kept.
+func (c *SmartCache) command(ctx context.Context, env *Env, key string, argv ...string) (host.CommandResult, error) {
+	if c == nil || !env.Src.Live() {
+		return env.Src.Command(ctx, key, argv...)
+	}
+	c.mu.Lock()
+	a, ok := c.out[key]
+	c.mu.Unlock()
+	if ok && env.Now.Sub(a.at) < c.ttl && !env.Now.Before(a.at) {
+		return a.res, nil
+	}
+	res, err := env.Src.Command(ctx, key, argv...)
+	if err == nil {
+		c.mu.Lock()
+		c.out[key] = smartAnswer{at: env.Now, res: res}
+		c.mu.Unlock()
+	}
+	return res, err
 }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/hinomi/hinomi/internal/finding"
+	"github.com/hinomi/hinomi/internal/host"
 )
 
 // storageCapture reads a capture of internal/storage/testdata, split at
@@ -75,5 +76,34 @@ func TestStorageChecksNotApplicable(t *testing.T) {
 		if res, err := c(); err != ErrNotApplicable || len(res.Findings) != 0 {
 			t.Errorf("%s: %v, %d findings; want ErrNotApplicable", name, err, len(res.Findings))
 		}
+	}
+}
+
+// The agent's SMART cache answers from memory within its TTL and asks
+// again after it; each answer here is a fresh random UUID from the kernel.
+func TestSmartCache(t *testing.T) {
+	c := NewSmartCache(time.Minute)
+	t0 := time.Now()
+	ask := func(at time.Time) string {
+		env := &Env{Src: host.Live(), Now: at}
+		res, err := c.command(t.Context(), env, "uuid", "cat", "/proc/sys/kernel/random/uuid")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(res.Stdout)
+	}
+	first := ask(t0)
+	if again := ask(t0.Add(30 * time.Second)); again != first {
+		t.Errorf("within the TTL: %q, then %q; want the cached answer", first, again)
+	}
+	if later := ask(t0.Add(2 * time.Minute)); later == first {
+		t.Errorf("after the TTL: still %q; want a new answer", later)
+	}
+	var nilCache *SmartCache
+	env := &Env{Src: host.Live(), Now: t0}
+	a, _ := nilCache.command(t.Context(), env, "uuid", "cat", "/proc/sys/kernel/random/uuid")
+	b, _ := nilCache.command(t.Context(), env, "uuid", "cat", "/proc/sys/kernel/random/uuid")
+	if string(a.Stdout) == string(b.Stdout) {
+		t.Error("without a cache (doctor) every call runs the command")
 	}
 }
