@@ -32,6 +32,7 @@ func TestStorageFormats(t *testing.T) {
 		{"drbd-3.txt", "", "drbdadm-status", []string{"drbd one-vm-9120-disk-0", "drbd one-vm-7707-disk-0"}, "medium"},
 		{"drbd-1.txt", "", "drbdadm-status", nil, ""},
 		{"drbd-json-ha-exporter-25.txt", "", "drbdsetup-status-json", nil, ""},
+		{"drbd-7.txt", "", "drbdsetup-events2", []string{"drbd test0"}, "medium"},
 		{"proc-drbd-84-trinity-651.txt", "", "proc-drbd", []string{"drbd minor 1"}, "catastrophic"},
 		{"proc-drbd-84-cockpit-17042.txt", "", "proc-drbd", []string{"drbd minor 1", "drbd minor 2"}, "medium"},
 		{"zpool-status-7537-replacing.txt", "", "zpool-status", []string{"zpool vz"}, "catastrophic"},
@@ -99,7 +100,7 @@ func TestStorageSeedDRBD(t *testing.T) {
 // Unreadable text of a recognised format is an error, not an empty
 // diagnosis.
 func TestStorageFormatsRefuse(t *testing.T) {
-	for _, f := range []Format{DRBDStatus, DRBDJSON, ProcDRBD, ZpoolStatus, Mdstat, SmartctlText, SmartctlJSON} {
+	for _, f := range []Format{DRBDStatus, DRBDJSON, ProcDRBD, DRBDEvents2, ZpoolStatus, Mdstat, SmartctlText, SmartctlJSON} {
 		in := &Input{Text: "hello\nworld\n", Lines: []string{"hello", "world", ""}}
 		if s := f.Detect(in); s != 0 {
 			t.Errorf("%s claims plain text with score %d", f.Name, s)

@@ -114,3 +114,12 @@ func FuzzRepairJSON(f *testing.F) {
 		_, _ = repairJSON(b)
 	})
 }
+
+// fuzz budget: 2000x
+func FuzzDRBDEvents2(f *testing.F) {
+	seeds(f, "drbd-7", "drbd-1")
+	f.Fuzz(func(t *testing.T, b []byte) {
+		rs, _ := ParseDRBDEvents2(b)
+		DiagnoseDRBD(rs, rs, "drbdsetup events2")
+	})
+}

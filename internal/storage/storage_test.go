@@ -441,8 +441,11 @@ func TestEveryCaptureParses(t *testing.T) {
 		}
 		got := 0
 		switch {
-		case strings.HasPrefix(n, "drbd-5"), strings.HasPrefix(n, "drbd-7"):
-			continue // kernel log lines and drbdsetup events2: no parser here
+		case strings.HasPrefix(n, "drbd-5"):
+			continue // kernel log lines: read by SinceFromKernel
+		case strings.HasPrefix(n, "drbd-7"):
+			rs, _ := ParseDRBDEvents2(b)
+			got = len(rs)
 		case strings.HasPrefix(n, "drbd-6"), strings.HasPrefix(n, "drbd-json"):
 			rs, _, err := ParseDRBDJSON(b)
 			if err != nil {
@@ -518,5 +521,31 @@ func TestSinceFromKernel(t *testing.T) {
 	SinceFromKernel(&h, kernel)
 	if g.Since != nil || h.Since != nil {
 		t.Errorf("dated wrongly: %v %v", g.Since, h.Since)
+	}
+}
+
+func TestDRBDEvents2(t *testing.T) {
+	p := parts(read(t, "drbd-7.txt"))
+	rs, skipped := ParseDRBDEvents2(p[0])
+	if len(rs) != 1 || skipped != 1 { // the fixture's "# source:" line
+		t.Fatalf("%d resources, %d skipped; want 1, 1", len(rs), skipped)
+	}
+	r := rs[0]
+	if r.Name != "pvc-0a2826c9-7108-11e9-8f74-0026b954ca4c" || r.Role != "Secondary" || r.Volumes[0].Minor != 1016 ||
+		r.Volumes[0].Disk != "UpToDate" || r.Peers[0].Name != "kubelet-b" || r.Peers[0].Volumes[0].PeerDisk != "UpToDate" {
+		t.Errorf("got %+v", r)
+	}
+	check(t, DiagnoseDRBD(rs, nil, "drbdsetup events2"), nil)
+	// Older utils: no peer-node-id; a SyncSource with 196 GiB out of sync.
+	rs, _ = ParseDRBDEvents2(p[1])
+	check(t, DiagnoseDRBD(rs, nil, "drbdsetup events2"), []want{{"FM-D8", "drbd test0", finding.Medium,
+		map[string]string{"case": DRBDResync, "peer": "peer", "replication": "SyncSource", "peer_disk": "Inconsistent"}}})
+	if rs[0].Peers[0].Volumes[0].OutOfSyncKiB != 205655500 {
+		t.Errorf("out-of-sync = %d", rs[0].Peers[0].Volumes[0].OutOfSyncKiB)
+	}
+	// drbd-reactor's inputs: newer fields, and a device still Attaching.
+	rs, _ = ParseDRBDEvents2(p[2])
+	if len(rs) != 1 || rs[0].Volumes[0].Disk != "Attaching" || !rs[0].Suspended {
+		t.Errorf("drbd-reactor lines: %+v", rs)
 	}
 }
