@@ -43,6 +43,9 @@ func checkDRBD(ctx context.Context, env *Env) (Result, error) {
 			return res, err
 		}
 	}
+	if len(rs) == 0 {
+		return res, ErrNotApplicable // the module is loaded, nothing is configured
+	}
 	var prev []storage.DRBDResource
 	if key != "" && drbdMoving(rs) {
 		// A resync or a half-open connection: read again to tell moving
