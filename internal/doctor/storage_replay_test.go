@@ -29,6 +29,8 @@ func TestStorageReplay(t *testing.T) {
 		{"storage-drbd-wfbitmap", "FM-D8", finding.High, "drbd ボリューム名",
 			map[string]string{"case": "wfbitmap", "peer": "hive0.hive名", "replication": "WFBitMapS", "peer_disk": "Consistent"},
 			"ssh 'hive0.hive名' drbdadm disconnect 'ボリューム名'", "--discard-my-data"},
+		{"storage-drbd8-standalone", "FM-D8", finding.Catastrophic, "drbd minor 1",
+			map[string]string{"case": "standalone", "minor": "1", "connection": "StandAlone", "disk_state": "UpToDate"}, "", "--discard-my-data"},
 		{"storage-drbd-volume-full", "FM-D9", finding.Medium, "drbd volume ldap_data",
 			map[string]string{"volume": "ldap_data", "used_pct": "93", "device": "/dev/drbd8"}, "", "xfs_growfs"},
 		{"storage-zfs-degraded", "FM-C8", finding.Catastrophic, "zpool vz",

@@ -352,7 +352,7 @@ func ParseProcDRBD(b []byte) (res []DRBDResource, version string) {
 			r := DRBDResource{Minor: minor, Role: roles[0], Node: node}
 			r.Volumes = []DRBDVolume{{Minor: minor, Disk: disks[0], Client: "no"}}
 			conn, repl := splitCS(m[2])
-			r.Peers = []DRBDPeer{{Name: "peer", Connection: conn, Role: roles[1],
+			r.Peers = []DRBDPeer{{Connection: conn, Role: roles[1],
 				Volumes: []DRBDPeerVolume{{Replication: repl, PeerDisk: disks[1], OutOfSyncKiB: -1, Done: -1}}}}
 			res = append(res, r)
 			cur = &res[len(res)-1]

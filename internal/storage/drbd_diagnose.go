@@ -99,7 +99,7 @@ func diagnoseResource(r DRBDResource, prev *DRBDResource, source string) (findin
 	for _, p := range r.Peers {
 		for _, pv := range p.Volumes {
 			if pv.PeerDisk == "UpToDate" {
-				upPeers = append(upPeers, p.Name)
+				upPeers = append(upPeers, pname(&p))
 				copies++
 				break
 			}
@@ -139,7 +139,7 @@ func diagnoseResource(r DRBDResource, prev *DRBDResource, source string) (findin
 			var names []string
 			for _, p := range r.Peers {
 				_, d := peerState(&p)
-				names = append(names, p.Name+" "+d)
+				names = append(names, pname(&p)+" "+d)
 			}
 			set(DRBDAllOutdated, &r.Peers[0], nil, finding.Catastrophic,
 				fmt.Sprintf("DRBD resource %s has no UpToDate copy: the disk here is %s and the peers are %s, so no node may become Primary and the volume is unusable.", name, local, strings.Join(names, ", ")))
@@ -152,7 +152,7 @@ func diagnoseResource(r DRBDResource, prev *DRBDResource, source string) (findin
 			pv := &p.Volumes[j]
 			if pv.Replication == "WFBitMapS" || pv.Replication == "WFBitMapT" {
 				set(DRBDHalfOpen, p, pv, finding.High,
-					fmt.Sprintf("DRBD resource %s is stuck half-open towards %s (replication:%s peer-disk:%s): the bitmap exchange never finished, so nothing replicates; reconnect it on %s, the side that looks healthy.", name, p.Name, pv.Replication, pv.PeerDisk, p.Name))
+					fmt.Sprintf("DRBD resource %s is stuck half-open towards %s (replication:%s peer-disk:%s): the bitmap exchange never finished, so nothing replicates; reconnect it on %s, the side that looks healthy.", name, pname(p), pv.Replication, pv.PeerDisk, pname(p)))
 			}
 		}
 	}
@@ -162,7 +162,7 @@ func diagnoseResource(r DRBDResource, prev *DRBDResource, source string) (findin
 		if p.Connection == "StandAlone" {
 			pv, _ := peerState(p)
 			set(DRBDStandAlone, p, pv, finding.High,
-				fmt.Sprintf("DRBD resource %s is StandAlone towards %s: the nodes stopped replicating (split brain or a refused connection) and will not reconnect by themselves.", name, p.Name))
+				fmt.Sprintf("DRBD resource %s is StandAlone towards %s: the nodes stopped replicating (split brain or a refused connection) and will not reconnect by themselves.", name, pname(p)))
 		}
 	}
 	// 4. A resync runs: moving, stalled, or not yet known.
@@ -173,7 +173,7 @@ func diagnoseResource(r DRBDResource, prev *DRBDResource, source string) (findin
 			if !syncing(pv.Replication) {
 				continue
 			}
-			words := fmt.Sprintf("DRBD resource %s is resyncing with %s (%s", name, p.Name, pv.Replication)
+			words := fmt.Sprintf("DRBD resource %s is resyncing with %s (%s", name, pname(p), pv.Replication)
 			if pv.Done >= 0 {
 				words += fmt.Sprintf(", %.1f%% done", pv.Done)
 			}
@@ -214,7 +214,7 @@ func diagnoseResource(r DRBDResource, prev *DRBDResource, source string) (findin
 		p := &r.Peers[i]
 		if p.Connection != "Connected" {
 			set(DRBDDisconnected, p, firstPV(p), finding.High,
-				fmt.Sprintf("DRBD resource %s is not connected to %s (connection:%s): nothing replicates to it.", name, p.Name, p.Connection))
+				fmt.Sprintf("DRBD resource %s is not connected to %s (connection:%s): nothing replicates to it.", name, pname(p), p.Connection))
 		}
 	}
 	for i := range r.Peers {
@@ -226,7 +226,7 @@ func diagnoseResource(r DRBDResource, prev *DRBDResource, source string) (findin
 				continue
 			}
 			set(DRBDPeerDisk, p, pv, finding.High,
-				fmt.Sprintf("DRBD resource %s: the disk of peer %s is %s, so it holds no good copy.", name, p.Name, d))
+				fmt.Sprintf("DRBD resource %s: the disk of %s is %s, so it holds no good copy.", name, pname(p), d))
 		}
 	}
 	if h == nil && quorumLost {
@@ -262,7 +262,7 @@ func diagnoseResource(r DRBDResource, prev *DRBDResource, source string) (findin
 		delete(vars, "resource")
 		vars["minor"] = fmt.Sprint(r.Minor)
 	}
-	if peer != nil && peer.Name == "peer" && r.Name == "" {
+	if vars["peer"] == "" {
 		delete(vars, "peer")
 	}
 	f := finding.Finding{
@@ -287,14 +287,23 @@ func diagnoseResource(r DRBDResource, prev *DRBDResource, source string) (findin
 	for _, p := range r.Peers {
 		for _, pv := range p.Volumes {
 			if pv.OutOfSyncKiB > 0 {
-				f.Evidence.Figures = append(f.Evidence.Figures, finding.Figure{Name: "out of sync with " + p.Name, Value: float64(pv.OutOfSyncKiB) * 1024, Unit: "bytes", Source: source})
+				f.Evidence.Figures = append(f.Evidence.Figures, finding.Figure{Name: "out of sync with " + pname(&p), Value: float64(pv.OutOfSyncKiB) * 1024, Unit: "bytes", Source: source})
 			}
 			if pv.Done >= 0 {
-				f.Evidence.Figures = append(f.Evidence.Figures, finding.Figure{Name: "resync with " + p.Name, Value: pv.Done, Limit: 100, Unit: "%", Source: source})
+				f.Evidence.Figures = append(f.Evidence.Figures, finding.Figure{Name: "resync with " + pname(&p), Value: pv.Done, Limit: 100, Unit: "%", Source: source})
 			}
 		}
 	}
 	return f, true
+}
+
+// pname is how a sentence names a peer; DRBD 8's /proc/drbd has no name
+// for it.
+func pname(p *DRBDPeer) string {
+	if p.Name == "" {
+		return "the peer"
+	}
+	return p.Name
 }
 
 func firstPV(p *DRBDPeer) *DRBDPeerVolume {
@@ -346,7 +355,7 @@ func drbdLines(r DRBDResource, source string) []finding.Line {
 		add(s)
 	}
 	for _, p := range r.Peers {
-		s := "  " + p.Name
+		s := "  " + orDefault(p.Name, "(peer)")
 		if p.Role != "" {
 			s += " role:" + p.Role
 		}
