@@ -107,3 +107,41 @@ func TestSmartCache(t *testing.T) {
 		t.Error("without a cache (doctor) every call runs the command")
 	}
 }
+
+// DRBD 9 is read from drbdsetup status --json; drbd-utils that refuse
+// --json (LINBIT/drbd#129: "status: unrecognized option '--json'", a
+// non-zero exit) fall back to drbdadm status.
+func TestDRBDJSONAndFallback(t *testing.T) {
+	withoutSource := func(name string) []byte {
+		b := strings.Join(storageCapture(t, name), "\n\n")
+		_, rest, _ := strings.Cut(b, "\n")
+		return []byte(rest)
+	}
+	ok, _ := json.Marshal(map[string]any{"argv": []string{"drbdsetup", "status", "--json"}, "exit_code": 0})
+	refused, _ := json.Marshal(map[string]any{"argv": []string{"drbdsetup", "status", "--json"}, "exit_code": 20})
+	adm, _ := json.Marshal(map[string]any{"argv": []string{"drbdadm", "status"}, "exit_code": 0})
+	version := []byte("version: 9.1.16 (api:2/proto:86-121)\n")
+
+	src := writeSnapshot(t, map[string][]byte{
+		"proc/drbd":                           version,
+		"commands/drbdsetup-status-json.json": ok,
+		"commands/drbdsetup-status-json.out":  withoutSource("drbd-json-ha-exporter-25.txt"),
+	})
+	res, err := checkDRBD(t.Context(), &Env{Src: src, Host: "node1", Now: time.Now()})
+	if err != nil || len(res.Findings) != 0 || len(res.Headroom) != 1 || res.Headroom[0].Source != "drbdsetup status --json" || res.Headroom[0].Limit != 2 {
+		t.Fatalf("JSON: %+v, %v", res, err)
+	}
+
+	seed := strings.Split(strings.Join(storageCapture(t, "drbd-2.txt"), "\n\n"), "\n## ")[1]
+	src = writeSnapshot(t, map[string][]byte{
+		"proc/drbd":                           version,
+		"commands/drbdsetup-status-json.json": refused,
+		"commands/drbdsetup-status-json.out":  nil,
+		"commands/drbdadm-status.json":        adm,
+		"commands/drbdadm-status.out":         []byte(seed),
+	})
+	res, err = checkDRBD(t.Context(), &Env{Src: src, Host: "hive0", Now: time.Now()})
+	if err != nil || len(res.Findings) != 1 || res.Findings[0].Evidence.Vars["case"] != "outdated" || res.Headroom[0].Source != "drbdadm status" {
+		t.Fatalf("fallback: %+v, %v", res, err)
+	}
+}
