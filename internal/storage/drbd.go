@@ -221,7 +221,8 @@ func ParseDRBDStatus(b []byte) (res []DRBDResource, skipped int) {
 			lastPV = addPeerVolume(peer, m)
 			lastVol = nil
 		case m["disk"] != "" && peer == nil:
-			v := DRBDVolume{Volume: atoiOr(m["volume"], 0), Minor: atoiOr(m["minor"], -1), Disk: m["disk"], Client: m["client"], Quorum: m["quorum"]}
+			v := DRBDVolume{Volume: atoiOr(m["volume"], 0), Minor: -1}
+			mergeVolume(&v, m)
 			cur.Volumes = append(cur.Volumes, v)
 			lastVol, lastPV = &cur.Volumes[len(cur.Volumes)-1], nil
 		case m["volume"] != "" && peer != nil:
@@ -233,12 +234,7 @@ func ParseDRBDStatus(b []byte) (res []DRBDResource, skipped int) {
 			case lastPV != nil:
 				mergePeerVolume(lastPV, m)
 			case lastVol != nil:
-				if s, err := strconv.ParseInt(m["size"], 10, 64); err == nil {
-					lastVol.SizeKiB = s
-				}
-				if m["client"] != "" {
-					lastVol.Client = m["client"]
-				}
+				mergeVolume(lastVol, m)
 			case peer != nil:
 				if m["role"] != "" {
 					peer.Role = m["role"]
@@ -269,6 +265,25 @@ func addPeerVolume(p *DRBDPeer, m map[string]string) *DRBDPeerVolume {
 	mergePeerVolume(&pv, m)
 	p.Volumes = append(p.Volumes, pv)
 	return &p.Volumes[len(p.Volumes)-1]
+}
+
+// mergeVolume sets the fields of a local volume that m names.
+func mergeVolume(d *DRBDVolume, m map[string]string) {
+	if v := m["minor"]; v != "" {
+		d.Minor = atoiOr(v, -1)
+	}
+	if v := m["disk"]; v != "" {
+		d.Disk = v
+	}
+	if v := m["client"]; v != "" {
+		d.Client = v
+	}
+	if v := m["quorum"]; v != "" {
+		d.Quorum = v
+	}
+	if v, err := strconv.ParseInt(m["size"], 10, 64); err == nil {
+		d.SizeKiB = v
+	}
 }
 
 func mergePeerVolume(pv *DRBDPeerVolume, m map[string]string) {

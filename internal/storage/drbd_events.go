@@ -1,9 +1,6 @@
 package storage
 
-import (
-	"strconv"
-	"strings"
-)
+import "strings"
 
 // ParseDRBDEvents2 reads `drbdsetup events2 [--now] [--timestamps]
 // [--statistics]`: "exists"/"create"/"change"/"destroy" lines for
@@ -80,21 +77,7 @@ func ParseDRBDEvents2(b []byte) (res []DRBDResource, skipped int) {
 				r.Volumes = append(r.Volumes, DRBDVolume{Volume: vol, Minor: -1})
 				d = &r.Volumes[len(r.Volumes)-1]
 			}
-			if v := m["minor"]; v != "" {
-				d.Minor = atoiOr(v, -1)
-			}
-			if v := m["disk"]; v != "" {
-				d.Disk = v
-			}
-			if v := m["client"]; v != "" {
-				d.Client = v
-			}
-			if v := m["quorum"]; v != "" {
-				d.Quorum = v
-			}
-			if v, err := strconv.ParseInt(m["size"], 10, 64); err == nil {
-				d.SizeKiB = v
-			}
+			mergeVolume(d, m)
 		case "connection", "peer-device":
 			cn := m["conn-name"]
 			if cn == "" {
