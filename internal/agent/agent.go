@@ -95,6 +95,7 @@ type Agent struct {
 	// before the next tick when a container starts looping, is
 	// OOM-killed or turns unhealthy.
 	docker *checks.DockerEvents
+	smart  *checks.SmartCache
 	wake   chan struct{}
 	// logw turns the distress lines read into findings; filesFollowed
 	// counts the log files being followed.
@@ -162,7 +163,8 @@ func New(cfg Config) (*Agent, error) {
 		cfg.Signatures = c
 	}
 	a := &Agent{cfg: cfg, matcher: signatures.NewMatcher(cfg.Signatures), sent: map[string]string{}, retryMin: time.Second, warnMax: 5 * time.Minute,
-		logs: logthrottle.New(time.Minute), docker: checks.NewDockerEvents(), wake: make(chan struct{}, 1), logw: newLogWatch()}
+		logs: logthrottle.New(time.Minute), docker: checks.NewDockerEvents(), smart: checks.NewSmartCache(checks.SmartTTL),
+		wake: make(chan struct{}, 1), logw: newLogWatch()}
 	if b, err := os.ReadFile("/proc/sys/kernel/random/boot_id"); err == nil {
 		a.bootID = strings.TrimSpace(string(b))
 	}
@@ -244,7 +246,7 @@ func (a *Agent) cycles(ctx context.Context) {
 	defer tick.Stop()
 	for {
 		last := time.Now()
-		d, err := doctor.Diagnose(ctx, doctor.Options{Mounts: mounts, MountDeadline: 2 * time.Second, Signatures: a.matcher, DockerEvents: a.docker})
+		d, err := doctor.Diagnose(ctx, doctor.Options{Mounts: mounts, MountDeadline: 2 * time.Second, Signatures: a.matcher, DockerEvents: a.docker, Smart: a.smart})
 		if err != nil && ctx.Err() != nil {
 			return // stopping: a diagnosis cut short is not sent
 		}

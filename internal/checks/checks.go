@@ -52,7 +52,10 @@ type Env struct {
 	// DockerEvents, in the agent, holds the deaths seen on the Docker
 	// event stream; nil makes the Docker checks ask the engine.
 	DockerEvents *DockerEvents
-	Log          *slog.Logger
+	// Smart, in the agent, keeps smartctl's answers between cycles; nil
+	// makes the SMART check ask every time.
+	Smart *SmartCache
+	Log   *slog.Logger
 
 	// The mount table, read once per run (see mounts).
 	mountsOnce sync.Once
@@ -99,6 +102,10 @@ func All() []Check {
 		{"swarm", checkSwarm},
 		{"services", checkServices},
 		{"previous-boot", checkPreviousBoot},
+		{"drbd", checkDRBD},
+		{"zfs", checkZFS},
+		{"md-raid", checkMDRAID},
+		{"smart", checkSMART},
 	}
 }
 

@@ -66,16 +66,7 @@ func checkDisk(_ context.Context, env *Env) (Result, error) {
 			continue // a bind mount of part of a filesystem seen elsewhere
 		}
 		seen[m.MajorMinorVer] = true
-		var u usage
-		err := env.Src.Probe(fmt.Sprintf("statfs-%d", i), &u, func() error {
-			var st unix.Statfs_t
-			if err := unix.Statfs(env.Src.Path(m.MountPoint), &st); err != nil {
-				return err
-			}
-			bs := uint64(st.Bsize)
-			u = usage{Size: st.Blocks * bs, Avail: st.Bavail * bs, Used: (st.Blocks - st.Bfree) * bs, Files: st.Files, FreeFiles: st.Ffree}
-			return nil
-		})
+		u, err := statfsProbe(env, fmt.Sprintf("statfs-%d", i), m.MountPoint)
 		if err != nil {
 			if !errors.Is(err, fs.ErrPermission) {
 				res.Blind = append(res.Blind, "usage of "+m.MountPoint+": "+err.Error())
@@ -106,6 +97,21 @@ func checkDisk(_ context.Context, env *Env) (Result, error) {
 		res.Headroom = append(res.Headroom, *worst)
 	}
 	return res, nil
+}
+
+// statfsProbe measures a mounted filesystem's usage, recorded under key.
+func statfsProbe(env *Env, key, mountpoint string) (usage, error) {
+	var u usage
+	err := env.Src.Probe(key, &u, func() error {
+		var st unix.Statfs_t
+		if err := unix.Statfs(env.Src.Path(mountpoint), &st); err != nil {
+			return err
+		}
+		bs := uint64(st.Bsize)
+		u = usage{Size: st.Blocks * bs, Avail: st.Bavail * bs, Used: (st.Blocks - st.Bfree) * bs, Files: st.Files, FreeFiles: st.Ffree}
+		return nil
+	})
+	return u, err
 }
 
 // diskSeverity follows Zabbix's default disk-space trigger (used > 80 %).

@@ -17,6 +17,7 @@ func All() []Format {
 	// Proxmox VE and corosync.
 
 	// DRBD, ZFS, md RAID and SMART.
+	fs = append(fs, DRBDJSON, ProcDRBD, DRBDEvents2, DRBDStatus, ZpoolStatus, Mdstat, SmartctlJSON, SmartctlText)
 
 	// Logs: last, as any text with log lines is one.
 	fs = append(fs, logs)
