@@ -36,6 +36,7 @@ Usage:
   hinomi incidents [ID]        incidents, one's timeline, --postmortem, --note
   hinomi notify test CHANNEL   send a test message through a channel of the tower's config
   hinomi import gatus|uptime-kuma FILE   a tower config from a Gatus or Uptime Kuma setup
+  hinomi push URL [-- CMD...]  report to a push monitor (dead-man switch) that a job ran
   hinomi hash-password         bcrypt a console password read from standard input
   hinomi version               print the version and the commit it was built from
 
@@ -70,6 +71,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = runNotify(ctx, args[1:], stdout, stderr)
 	case "import":
 		err = runImport(args[1:], stdout, stderr)
+	case "push":
+		err = runPush(ctx, args[1:], stdout, stderr)
 	case "hash-password":
 		err = runHashPassword(args[1:], os.Stdin, stdout, stderr)
 	case "incidents", "incident":

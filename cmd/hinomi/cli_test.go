@@ -20,7 +20,7 @@ var commandLines = [][]string{
 	{"logs"}, {"logs", "scan"}, {"logs", "signatures"},
 	{"agent"}, {"tower"}, {"status"}, {"ack"},
 	{"silence"}, {"silence", "list"}, {"silence", "add"}, {"silence", "expire"},
-	{"incidents"}, {"notify"}, {"notify", "test"}, {"import"}, {"import", "gatus"}, {"import", "uptime-kuma"}, {"hash-password"}, {"version"}, {"help"},
+	{"incidents"}, {"notify"}, {"notify", "test"}, {"import"}, {"import", "gatus"}, {"import", "uptime-kuma"}, {"push"}, {"explain"}, {"hash-password"}, {"version"}, {"help"},
 }
 
 // TestCommandTableIsComplete: every command the usage lists is in
