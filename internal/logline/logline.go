@@ -36,6 +36,12 @@ const (
 	Klog          Format = "klog"
 	Logread       Format = "openwrt-logread"
 	Wall          Format = "wall"
+	// Stamped is a container's plain line behind its runtime's RFC 3339
+	// time (kubectl logs --timestamps, docker logs -t); a line of a known
+	// format behind that time keeps its own format's name.
+	Stamped   Format = "stamped"
+	AppJSON   Format = "json"              // an application's JSON log line (msg, message …)
+	Monotonic Format = "journal-monotonic" // journalctl -o short-monotonic
 )
 
 // Entry is a normalised line.
@@ -96,13 +102,35 @@ const MaxLine = 64 << 10
 // Parse normalises one line. before is the text that precedes the line in
 // its input (may be nil): multi-line formats (journal export, wall
 // messages) keep the line's time and host there.
+//
+// Whatever wraps the line is peeled off first: terminal colours, a pasted
+// viewer's line numbers, a container runtime's timestamp, a JSON
+// application log's object (see wrappers.go).
 func Parse(line, before []byte, ctx Context) Entry {
 	if len(line) > MaxLine {
 		line = line[:MaxLine]
 	}
 	line = bytes.TrimRight(line, "\r\n")
-	if e, ok := parseExportField(line, before); ok {
-		return e
+	e, ok := parseExportField(line, before)
+	if !ok {
+		e = parse(stripANSI(line), before, ctx, 0)
+	}
+	// Colours inside a JSON string or a journal field arrive as bytes
+	// only once the field is decoded.
+	if strings.IndexByte(e.Message, 0x1b) >= 0 {
+		e.Message = string(stripANSI([]byte(e.Message)))
+	}
+	return e
+}
+
+// maxDepth bounds how many wrappers are peeled off one line.
+const maxDepth = 4
+
+// parse recognises one line; depth counts the wrappers already removed.
+func parse(line, before []byte, ctx Context, depth int) Entry {
+	line = bytes.TrimRight(line, "\r\n")
+	if depth > maxDepth {
+		return Entry{Format: Plain, Message: string(bytes.TrimLeft(line, " \t"))}
 	}
 	trimmed := bytes.TrimLeft(line, " \t")
 	if len(trimmed) == 0 {
@@ -110,7 +138,7 @@ func Parse(line, before []byte, ctx Context) Entry {
 	}
 	switch c := trimmed[0]; {
 	case c == '{':
-		if e, ok := parseJSON(trimmed, ctx); ok {
+		if e, ok := parseJSON(trimmed, ctx, depth); ok {
 			return e
 		}
 	case c == '<':
@@ -125,8 +153,11 @@ func Parse(line, before []byte, ctx Context) Entry {
 		if e, ok := parseKmsg(trimmed); ok {
 			return e
 		}
-		if e, ok := parseISO(trimmed); ok {
+		if e, ok := parseISO(trimmed, ctx, depth); ok {
 			return e
+		}
+		if rest, ok := lineNumber(line, ctx, depth); ok {
+			return parse(rest, before, ctx, depth+1)
 		}
 	case c == 'I' || c == 'W' || c == 'E' || c == 'F':
 		if e, ok := parseKlog(trimmed, ctx); ok {
@@ -135,6 +166,9 @@ func Parse(line, before []byte, ctx Context) Entry {
 	}
 	if e, ok := parseDmesgX(trimmed, ctx); ok {
 		return e
+	}
+	if rest, ok := pipePrefix(trimmed); ok {
+		return parse(rest, before, ctx, depth+1)
 	}
 	if e, ok := parseSyslog(trimmed, ctx); ok {
 		return e
@@ -193,6 +227,9 @@ func kernelPrefix(msg string) (rest string, up time.Duration, ok bool) {
 func parseDmesg(b []byte, ctx Context) (Entry, bool) {
 	s := string(b)
 	if rest, up, ok := kernelPrefix(s); ok {
+		if e, ok := parseMonotonic(rest, up); ok {
+			return e, true
+		}
 		return Entry{Uptime: up, HasUptime: true, Source: "kernel", Message: rest, Format: Dmesg}, true
 	}
 	// dmesg -T: "[Wed Nov 25 21:14:01 2026] msg"
@@ -264,7 +301,10 @@ func parseISOTime(s string) (time.Time, bool) {
 
 // parseISO reads "2026-11-25T21:14:01+0000 host tag[pid]: msg", the
 // layout of journalctl -o short-iso and of rsyslog's RFC 3339 template.
-func parseISO(b []byte) (Entry, bool) {
+//
+// Behind a container runtime's time (kubectl logs --timestamps, docker
+// logs -t) the rest is the container's own line, not "host tag:".
+func parseISO(b []byte, ctx Context, depth int) (Entry, bool) {
 	s := string(b)
 	ts, rest, ok := strings.Cut(s, " ")
 	if !ok || len(ts) < 19 || ts[4] != '-' || ts[10] != 'T' {
@@ -282,6 +322,9 @@ func parseISO(b []byte) (Entry, bool) {
 	t, ok := parseISOTime(ts)
 	if !ok {
 		return Entry{}, false
+	}
+	if !looksJournal(rest, false) {
+		return parseStamped(t, rest, ctx, depth)
 	}
 	e := hostTagMessage(rest)
 	e.Time, e.Format = t, ISO
@@ -465,7 +508,7 @@ func skipSD(s string) string {
 }
 
 // parseJSON reads journalctl -o json and Docker json-file lines.
-func parseJSON(b []byte, ctx Context) (Entry, bool) {
+func parseJSON(b []byte, ctx Context, depth int) (Entry, bool) {
 	var m map[string]json.RawMessage
 	if err := json.Unmarshal(b, &m); err != nil {
 		return Entry{}, false
@@ -483,7 +526,7 @@ func parseJSON(b []byte, ctx Context) (Entry, bool) {
 			return Entry{}, false
 		}
 		inner = strings.TrimRight(inner, "\r\n")
-		e := Parse([]byte(inner), nil, ctx)
+		e := parse(stripANSI([]byte(inner)), nil, ctx, depth+1)
 		if e.Format == Plain || e.Time.IsZero() {
 			if t, ok := parseISOTime(str("time")); ok && e.Time.IsZero() {
 				e.Time = t
@@ -511,7 +554,7 @@ func parseJSON(b []byte, ctx Context) (Entry, bool) {
 		e.PID, _ = strconv.Atoi(str("_PID"))
 		return e, true
 	}
-	return Entry{}, false
+	return parseAppJSON(m, ctx, depth)
 }
 
 // journalMessage decodes MESSAGE, which journald writes as an array of
