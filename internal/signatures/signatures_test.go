@@ -32,7 +32,9 @@ func scanText(t testing.TB, m *Matcher, text string) []Event {
 	return evs
 }
 
-var reSource = regexp.MustCompile(`^(https?://\S+|\.\./shared/(samples|seeds)/\S+)`)
+// A source is a public URL, a shared sample or seed, or a capture of
+// real kernel lines kept in testdata/captures.
+var reSource = regexp.MustCompile(`^(https?://\S+|\.\./shared/(samples|seeds)/\S+|testdata/captures/\S+)`)
 
 func TestCatalogueExamples(t *testing.T) {
 	c := loadBuiltin(t)
@@ -48,6 +50,11 @@ func TestCatalogueExamples(t *testing.T) {
 			for _, ex := range s.Examples {
 				if !reSource.MatchString(ex.Source) {
 					t.Errorf("example %q: source %q is not a URL or a shared sample", ex.Line, ex.Source)
+				}
+				if strings.HasPrefix(ex.Source, "testdata/") {
+					if b, err := os.ReadFile(ex.Source); err != nil || !strings.Contains(string(b), ex.Line) {
+						t.Errorf("example %q is not in its capture %s (%v)", ex.Line, ex.Source, err)
+					}
 				}
 				var got *Event
 				for _, e := range scanText(t, m, ex.Line+"\n") {
