@@ -356,9 +356,14 @@ func hostTagMessage(s string) Entry {
 	} else {
 		e.Message = rest
 	}
-	// Kubernetes components log klog lines through syslog/journald.
+	// Kubernetes components log klog lines through syslog/journald,
+	// dockerd and containerd logrus lines.
 	if k, ok := parseKlog([]byte(e.Message), Context{}); ok {
 		e.Message = k.Message
+	} else if isLogrus(e.Message) {
+		if l, ok := parseLogfmt([]byte(e.Message)); ok {
+			e.Message = l.Message
+		}
 	}
 	if e.Source == "kernel" || e.Source == "" {
 		if m, up, ok := kernelPrefix(e.Message); ok {
@@ -680,6 +685,13 @@ func parseLogfmt(b []byte) (Entry, bool) {
 		e.Message += ": " + errText
 	}
 	return e, true
+}
+
+// isLogrus says whether a message is a logfmt record as logrus writes it
+// ("time=… level=… msg=…"), not a message that merely holds "msg=" (an
+// audit record's msg='unit=…').
+func isLogrus(s string) bool {
+	return (strings.HasPrefix(s, "time=") || strings.HasPrefix(s, "level=") || strings.HasPrefix(s, "ts=")) && strings.Contains(s, "msg=")
 }
 
 // ParseLogfmt splits logfmt text into its keys and values; quoted values

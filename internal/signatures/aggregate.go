@@ -100,7 +100,7 @@ func (a *Aggregator) Add(ev Event) {
 	}
 	// Lines from different hosts (a syslog server's files, pasted logs)
 	// are different incidents.
-	if ev.Sig.Completes != "" && a.complete(ev) {
+	if ev.Sig.Completes != "" && (a.complete(ev) || ev.Sig.Companion) {
 		return
 	}
 	k := groupKey(ev.Sig.ID, ev.Sig.GroupBy, ev.Fields) + "\x00" + ev.Entry.Host
@@ -140,9 +140,15 @@ func (a *Aggregator) complete(ev Event) bool {
 // (kmsg, dmesg, a container's log).
 func (in *Incident) Host() string { return in.First.Entry.Host }
 
-// Incidents returns every incident in order of first occurrence.
+// Incidents returns every incident in order of first occurrence, but
+// for those with fewer occurrences than their signature's MinCount.
 func (a *Aggregator) Incidents() []*Incident {
-	out := append([]*Incident(nil), a.all...)
+	var out []*Incident
+	for _, in := range a.all {
+		if in.Count >= in.Sig.MinCount {
+			out = append(out, in)
+		}
+	}
 	sort.SliceStable(out, func(i, j int) bool {
 		ti, tj := out[i].First.When(), out[j].First.When()
 		if ti.IsZero() != tj.IsZero() {

@@ -174,16 +174,20 @@ func (m *Matcher) line(data []byte, ls, le int, input string, lineNo int64, st *
 	}
 	for _, si := range sortedInts(cands) {
 		sig := m.cat.Sigs[si]
-		fields, ok := sig.Match(entry.Message)
-		if !ok {
-			continue
+		var all []map[string]string
+		if sig.Repeat {
+			all = sig.MatchAll(entry.Message)
+		} else if fields, ok := sig.Match(entry.Message); ok {
+			all = []map[string]string{fields}
 		}
-		ev := Event{Sig: sig, Entry: entry, Fields: fields, Line: strings.TrimRight(raw, "\r"), Input: input, LineNo: lineNo}
-		if sig.Continuation {
-			ev.Trace, next = m.continuation(data, le+1)
+		for i, fields := range all {
+			ev := Event{Sig: sig, Entry: entry, Fields: fields, Line: strings.TrimRight(raw, "\r"), Input: input, LineNo: lineNo}
+			if sig.Continuation && i == 0 {
+				ev.Trace, next = m.continuation(data, le+1)
+			}
+			st.Events++
+			emit(ev)
 		}
-		st.Events++
-		emit(ev)
 	}
 	return next
 }
