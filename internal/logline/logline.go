@@ -645,19 +645,27 @@ func parseWallBody(line, before []byte, ctx Context) (Entry, bool) {
 		return Entry{}, false
 	}
 	host, when, _ := strings.Cut(string(rest), " at ")
-	e := hostTagMessage(host + " " + strings.Trim(string(line), " \t\r"))
+	body := strings.Trim(string(line), " \t\r")
+	var e Entry
+	// The body is "tag:message", the tag glued to the text
+	// ("kernel:unregister_netdevice: waiting …"): the tag ends at the
+	// first colon.
+	if tag, msg, ok := strings.Cut(body, ":"); ok && tag != "" && !strings.ContainsAny(tag, " \t") {
+		e = Entry{Host: host, Source: tag, Message: strings.TrimPrefix(msg, " ")}
+		if i := strings.IndexByte(tag, '['); i > 0 && strings.HasSuffix(tag, "]") {
+			e.PID, _ = strconv.Atoi(tag[i+1 : len(tag)-1])
+			e.Source = tag[:i]
+		}
+		if m, up, ok := kernelPrefix(e.Message); ok {
+			e.Message, e.Uptime, e.HasUptime = m, up, true
+		}
+	} else {
+		e = hostTagMessage(host + " " + body)
+	}
 	e.Format = Wall
 	if len(when) >= 15 {
 		if t, err := time.Parse("Jan _2 15:04:05", when[:15]); err == nil {
 			e.Time = ctx.complete(t)
-		}
-	}
-	if e.Source == "" {
-		if tag, msg, ok := strings.Cut(strings.TrimSpace(string(line)), ":"); ok && !strings.Contains(tag, " ") {
-			e.Source, e.Message = tag, msg
-			if m, up, ok := kernelPrefix(msg); ok {
-				e.Message, e.Uptime, e.HasUptime = m, up, true
-			}
 		}
 	}
 	return e, true
