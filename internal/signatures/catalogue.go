@@ -54,6 +54,12 @@ type Signature struct {
 	// Repeat: every match in one line is an occurrence (a goroutine dump
 	// logged as one line holds many blocked goroutines).
 	Repeat bool `yaml:"repeat"`
+	// Excuses names signatures whose events about the same cluster
+	// node(s) are expected after this one (a node its administrator shut
+	// down leaves the membership and its links go down): they are no
+	// finding. The node is the event's "node" field (a space-separated
+	// list for membership lines) or "host_id" (knet lines).
+	Excuses []string `yaml:"excuses"`
 	// MinCount: an incident with fewer occurrences is no finding (one
 	// goroutine waiting long on a lock is normal; many are a hang).
 	MinCount int `yaml:"min_count"`
@@ -156,6 +162,11 @@ func New(sigs []*Signature) (*Catalogue, error) {
 		}
 		if s.Completes != "" && c.byID[s.Completes] == nil {
 			errs = append(errs, fmt.Errorf("signature %q completes unknown %q", s.ID, s.Completes))
+		}
+		for _, x := range s.Excuses {
+			if c.byID[x] == nil {
+				errs = append(errs, fmt.Errorf("signature %q excuses unknown %q", s.ID, x))
+			}
 		}
 		if s.Resolves == "" {
 			continue
