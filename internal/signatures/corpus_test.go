@@ -20,8 +20,8 @@ import (
 //
 //	go test ./internal/signatures -run TestCorpus -v
 const (
-	floorRecall      = 0.0 // overall recall of expected (file, mode) pairs
-	floorFiles       = 150 // distress excerpts
+	floorRecall      = 0.95 // overall recall of expected (file, mode) pairs (measured 0.963)
+	floorFiles       = 150  // distress excerpts
 	floorBenignFiles = 30
 	maxFalseAlarms   = 0 // incidents raised by benign logs
 )
