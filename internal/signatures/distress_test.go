@@ -1,6 +1,7 @@
 package signatures
 
 import (
+	"os"
 	"strings"
 	"testing"
 )
@@ -93,7 +94,14 @@ func TestGoroutineDumpBlockedCount(t *testing.T) {
 	if m := modesOf(t, idle); len(m) > 0 {
 		t.Errorf("idle goroutines raised %v", m)
 	}
-	ins := aggregate(t, loadBuiltin(t), one+one, 2024)
+	// https://github.com/docker/for-linux/issues/543: two goroutines of a
+	// dockerd whose inspect, exec and kill hang, waiting on a container's
+	// lock for days.
+	b, err := os.ReadFile("testdata/corpus/distress/e7-goroutines-semacquire-docker-inspect.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ins := aggregate(t, loadBuiltin(t), string(b), 2024)
 	if len(ins) != 1 || ins[0].Sig.ID != "goroutines-blocked" || ins[0].Count != 2 {
 		t.Fatalf("two blocked goroutines: %d incidents, want goroutines-blocked with a count of 2", len(ins))
 	}
