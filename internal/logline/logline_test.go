@@ -238,6 +238,7 @@ func TestWrappers(t *testing.T) {
 		{"wrappers.txt", "Using TOML", Logfmt, "Using TOML configuration file /dev/null", false, true},
 		{"wrappers.txt", "runner-host01", Syslog, "WARNING: Checking for jobs... failed", false, true},
 		{"wrappers.txt", `"error":"failed"`, AppJSON, "failed to fetch URL: failed", false, false},
+		{"wrappers.txt", "21:28:11.869453", Syslog, "rcu: INFO: rcu_preempt detected stalls", false, true},
 		{"dmesg-color.txt", "hinomi-test-pids-23843", Dmesg, "cgroup: fork rejected by pids controller in /hinomi-test-pids-23843", true, false},
 		{"dmesg-color.txt", "[Wed Dec  2 00:48:25 2026]", DmesgT, "hinomi-testload invoked oom-killer: gfp_mask=0xcc0(GFP_KERNEL), order=0, oom_score_adj=0", false, true},
 		{"line-numbers.txt", "1:[", Dmesg, "cgroup: fork rejected by pids controller in /hinomi-test-pids-23843", true, false},
@@ -261,6 +262,9 @@ func TestWrappers(t *testing.T) {
 		}
 		if strings.ContainsAny(e.Message, "\x1b") || strings.Contains(e.Message, "#033[") {
 			t.Errorf("colour left in %q", e.Message)
+		}
+		if tt.contains == "21:28:11.869453" && e.Time.Nanosecond() != 869453000 {
+			t.Errorf("short-precise: time %v lost its microseconds", e.Time)
 		}
 		if tt.uptime != e.HasUptime || tt.abs == e.Time.IsZero() {
 			t.Errorf("%s %q: uptime %v (%v), time %v", tt.file, tt.contains, e.HasUptime, e.Uptime, e.Time)

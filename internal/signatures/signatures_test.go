@@ -223,6 +223,7 @@ func TestLineNumbersAcrossChunks(t *testing.T) {
 	}
 }
 
+// fuzz budget: 20000x
 func FuzzScan(f *testing.F) {
 	c, err := Builtin()
 	if err != nil {
@@ -232,6 +233,14 @@ func FuzzScan(f *testing.F) {
 	for _, s := range c.Sigs {
 		for _, ex := range s.Examples {
 			f.Add([]byte(ex.Line + "\n"))
+		}
+	}
+	// Whole real excerpts: wrapped records, continuation traces, wall
+	// broadcasts, goroutine dumps.
+	paths, _ := filepath.Glob("testdata/corpus/*/*")
+	for _, p := range paths {
+		if b, err := os.ReadFile(p); err == nil {
+			f.Add(b)
 		}
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
