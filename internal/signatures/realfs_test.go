@@ -323,3 +323,60 @@ func alignedBuf(n int) []byte {
 }
 
 func uintptrOf(b []byte) uintptr { return uintptr(unsafe.Pointer(&b[0])) }
+
+// TestRealExt4OnFailingDisk: ext4 mounted errors=remount-ro on the failing
+// disk; once its reads fail, a directory whose blocks are not cached any
+// more cannot be read: the kernel's ext4 error, then the remount.
+func TestRealExt4OnFailingDisk(t *testing.T) {
+	requireTool(t, "mkfs.ext4")
+	disk := testload.NewFailingDisk(t, 32<<20)
+	run(t, "mkfs.ext4", "-q", "-F", disk.Dev)
+	dir := mountAt(t, disk.Dev, "ext4", "errors=remount-ro")
+	sub := filepath.Join(dir, "d")
+	if err := os.MkdirAll(filepath.Join(sub, "e"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Unmount(dir, 0); err != nil {
+		t.Fatal(err)
+	}
+	// Mount again: the directory's blocks are read from the disk on
+	// first use, not served from what the first mount wrote.
+	if err := syscall.Mount(disk.Dev, dir, "ext4", 0, "errors=remount-ro"); err != nil {
+		t.Fatal(err)
+	}
+	flushBufs(t, disk.Dev)
+	k := tailKmsg(t)
+	disk.Fail()
+	if _, err := os.ReadDir(sub); err == nil {
+		t.Fatal("a directory of the failing disk was read")
+	}
+	lines := k.until(t, disk.Name, time.Minute, func(lines []string) bool {
+		for _, l := range lines {
+			if strings.Contains(l, "EXT4-fs error") {
+				return true
+			}
+		}
+		return false
+	})
+	found := sigsIn(t, lines)
+	wantSig(t, found, "ext4-fs-error", "FM-E5", disk.Name, lines)
+	wantSig(t, found, "blk-io-error", "FM-E5", disk.Name, lines)
+	if len(found["ext4-corruption"]) > 0 {
+		t.Error("a disk failing reads was reported as corruption")
+	}
+}
+
+// flushBufs drops the block device's cached buffers (BLKFLSBUF), for that
+// device only.
+func flushBufs(t *testing.T, dev string) {
+	t.Helper()
+	f, err := os.Open(dev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	const blkflsbuf = 0x1261
+	if _, _, errno := syscall.Syscall(syscall.SYS_IOCTL, f.Fd(), blkflsbuf, 0); errno != 0 {
+		t.Fatalf("BLKFLSBUF %s: %v", dev, errno)
+	}
+}
