@@ -129,3 +129,31 @@ dk8sxitj3v7uyjhmkh57cneoz    \_ ldap.1          s-hive2.op:5000/image_ldap:lates
 		t.Fatalf("rejected loop: %+v", loop)
 	}
 }
+
+// A line matches whatever wraps it: the same signatures come out of the
+// real captures of colours, viewers' line numbers and wall broadcasts.
+func TestWrappedLinesMatch(t *testing.T) {
+	m := NewMatcher(loadBuiltin(t))
+	for file, want := range map[string][]string{
+		"dmesg-color.txt":  {"pids-cgroup-fork-rejected", "oom-killer-invoked"},
+		"line-numbers.txt": {"pids-cgroup-fork-rejected", "oom-killer-invoked"},
+		"wrappers.txt":     {"soft-lockup", "rcu-stall"},
+	} {
+		b, err := os.ReadFile("../logline/testdata/formats/" + file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := map[string]bool{}
+		for _, e := range scanText(t, m, string(b)) {
+			got[e.Sig.ID] = true
+			if strings.ContainsRune(e.Entry.Message, 0x1b) {
+				t.Errorf("%s: colour left in the message %q", file, e.Entry.Message)
+			}
+		}
+		for _, id := range want {
+			if !got[id] {
+				t.Errorf("%s: %s not found (found %v)", file, id, got)
+			}
+		}
+	}
+}
