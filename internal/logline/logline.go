@@ -36,6 +36,12 @@ const (
 	Klog          Format = "klog"
 	Logread       Format = "openwrt-logread"
 	Wall          Format = "wall"
+	// Stamped is a container's plain line behind its runtime's RFC 3339
+	// time (kubectl logs --timestamps, docker logs -t); a line of a known
+	// format behind that time keeps its own format's name.
+	Stamped   Format = "stamped"
+	AppJSON   Format = "json"              // an application's JSON log line (msg, message …)
+	Monotonic Format = "journal-monotonic" // journalctl -o short-monotonic
 )
 
 // Entry is a normalised line.
@@ -96,13 +102,35 @@ const MaxLine = 64 << 10
 // Parse normalises one line. before is the text that precedes the line in
 // its input (may be nil): multi-line formats (journal export, wall
 // messages) keep the line's time and host there.
+//
+// Whatever wraps the line is peeled off first: terminal colours, a pasted
+// viewer's line numbers, a container runtime's timestamp, a JSON
+// application log's object (see wrappers.go).
 func Parse(line, before []byte, ctx Context) Entry {
 	if len(line) > MaxLine {
 		line = line[:MaxLine]
 	}
 	line = bytes.TrimRight(line, "\r\n")
-	if e, ok := parseExportField(line, before); ok {
-		return e
+	e, ok := parseExportField(line, before)
+	if !ok {
+		e = parse(stripANSI(line), before, ctx, 0)
+	}
+	// Colours inside a JSON string or a journal field arrive as bytes
+	// only once the field is decoded.
+	if strings.IndexByte(e.Message, 0x1b) >= 0 {
+		e.Message = string(stripANSI([]byte(e.Message)))
+	}
+	return e
+}
+
+// maxDepth bounds how many wrappers are peeled off one line.
+const maxDepth = 4
+
+// parse recognises one line; depth counts the wrappers already removed.
+func parse(line, before []byte, ctx Context, depth int) Entry {
+	line = bytes.TrimRight(line, "\r\n")
+	if depth > maxDepth {
+		return Entry{Format: Plain, Message: string(bytes.TrimLeft(line, " \t"))}
 	}
 	trimmed := bytes.TrimLeft(line, " \t")
 	if len(trimmed) == 0 {
@@ -110,7 +138,7 @@ func Parse(line, before []byte, ctx Context) Entry {
 	}
 	switch c := trimmed[0]; {
 	case c == '{':
-		if e, ok := parseJSON(trimmed, ctx); ok {
+		if e, ok := parseJSON(trimmed, ctx, depth); ok {
 			return e
 		}
 	case c == '<':
@@ -125,8 +153,11 @@ func Parse(line, before []byte, ctx Context) Entry {
 		if e, ok := parseKmsg(trimmed); ok {
 			return e
 		}
-		if e, ok := parseISO(trimmed); ok {
+		if e, ok := parseISO(trimmed, ctx, depth); ok {
 			return e
+		}
+		if rest, ok := lineNumber(line, ctx, depth); ok {
+			return parse(rest, before, ctx, depth+1)
 		}
 	case c == 'I' || c == 'W' || c == 'E' || c == 'F':
 		if e, ok := parseKlog(trimmed, ctx); ok {
@@ -135,6 +166,9 @@ func Parse(line, before []byte, ctx Context) Entry {
 	}
 	if e, ok := parseDmesgX(trimmed, ctx); ok {
 		return e
+	}
+	if rest, ok := pipePrefix(trimmed); ok {
+		return parse(rest, before, ctx, depth+1)
 	}
 	if e, ok := parseSyslog(trimmed, ctx); ok {
 		return e
@@ -193,6 +227,9 @@ func kernelPrefix(msg string) (rest string, up time.Duration, ok bool) {
 func parseDmesg(b []byte, ctx Context) (Entry, bool) {
 	s := string(b)
 	if rest, up, ok := kernelPrefix(s); ok {
+		if e, ok := parseMonotonic(rest, up); ok {
+			return e, true
+		}
 		return Entry{Uptime: up, HasUptime: true, Source: "kernel", Message: rest, Format: Dmesg}, true
 	}
 	// dmesg -T: "[Wed Nov 25 21:14:01 2026] msg"
@@ -264,7 +301,10 @@ func parseISOTime(s string) (time.Time, bool) {
 
 // parseISO reads "2026-11-25T21:14:01+0000 host tag[pid]: msg", the
 // layout of journalctl -o short-iso and of rsyslog's RFC 3339 template.
-func parseISO(b []byte) (Entry, bool) {
+//
+// Behind a container runtime's time (kubectl logs --timestamps, docker
+// logs -t) the rest is the container's own line, not "host tag:".
+func parseISO(b []byte, ctx Context, depth int) (Entry, bool) {
 	s := string(b)
 	ts, rest, ok := strings.Cut(s, " ")
 	if !ok || len(ts) < 19 || ts[4] != '-' || ts[10] != 'T' {
@@ -282,6 +322,9 @@ func parseISO(b []byte) (Entry, bool) {
 	t, ok := parseISOTime(ts)
 	if !ok {
 		return Entry{}, false
+	}
+	if !looksJournal(rest, false) {
+		return parseStamped(t, rest, ctx, depth)
 	}
 	e := hostTagMessage(rest)
 	e.Time, e.Format = t, ISO
@@ -313,9 +356,14 @@ func hostTagMessage(s string) Entry {
 	} else {
 		e.Message = rest
 	}
-	// Kubernetes components log klog lines through syslog/journald.
+	// Kubernetes components log klog lines through syslog/journald,
+	// dockerd and containerd logrus lines.
 	if k, ok := parseKlog([]byte(e.Message), Context{}); ok {
 		e.Message = k.Message
+	} else if isLogrus(e.Message) {
+		if l, ok := parseLogfmt([]byte(e.Message)); ok {
+			e.Message = l.Message
+		}
 	}
 	if e.Source == "kernel" || e.Source == "" {
 		if m, up, ok := kernelPrefix(e.Message); ok {
@@ -465,7 +513,7 @@ func skipSD(s string) string {
 }
 
 // parseJSON reads journalctl -o json and Docker json-file lines.
-func parseJSON(b []byte, ctx Context) (Entry, bool) {
+func parseJSON(b []byte, ctx Context, depth int) (Entry, bool) {
 	var m map[string]json.RawMessage
 	if err := json.Unmarshal(b, &m); err != nil {
 		return Entry{}, false
@@ -483,7 +531,7 @@ func parseJSON(b []byte, ctx Context) (Entry, bool) {
 			return Entry{}, false
 		}
 		inner = strings.TrimRight(inner, "\r\n")
-		e := Parse([]byte(inner), nil, ctx)
+		e := parse(stripANSI([]byte(inner)), nil, ctx, depth+1)
 		if e.Format == Plain || e.Time.IsZero() {
 			if t, ok := parseISOTime(str("time")); ok && e.Time.IsZero() {
 				e.Time = t
@@ -511,7 +559,7 @@ func parseJSON(b []byte, ctx Context) (Entry, bool) {
 		e.PID, _ = strconv.Atoi(str("_PID"))
 		return e, true
 	}
-	return Entry{}, false
+	return parseAppJSON(m, ctx, depth)
 }
 
 // journalMessage decodes MESSAGE, which journald writes as an array of
@@ -597,19 +645,27 @@ func parseWallBody(line, before []byte, ctx Context) (Entry, bool) {
 		return Entry{}, false
 	}
 	host, when, _ := strings.Cut(string(rest), " at ")
-	e := hostTagMessage(host + " " + strings.Trim(string(line), " \t\r"))
+	body := strings.Trim(string(line), " \t\r")
+	var e Entry
+	// The body is "tag:message", the tag glued to the text
+	// ("kernel:unregister_netdevice: waiting …"): the tag ends at the
+	// first colon.
+	if tag, msg, ok := strings.Cut(body, ":"); ok && tag != "" && !strings.ContainsAny(tag, " \t") {
+		e = Entry{Host: host, Source: tag, Message: strings.TrimPrefix(msg, " ")}
+		if i := strings.IndexByte(tag, '['); i > 0 && strings.HasSuffix(tag, "]") {
+			e.PID, _ = strconv.Atoi(tag[i+1 : len(tag)-1])
+			e.Source = tag[:i]
+		}
+		if m, up, ok := kernelPrefix(e.Message); ok {
+			e.Message, e.Uptime, e.HasUptime = m, up, true
+		}
+	} else {
+		e = hostTagMessage(host + " " + body)
+	}
 	e.Format = Wall
 	if len(when) >= 15 {
 		if t, err := time.Parse("Jan _2 15:04:05", when[:15]); err == nil {
 			e.Time = ctx.complete(t)
-		}
-	}
-	if e.Source == "" {
-		if tag, msg, ok := strings.Cut(strings.TrimSpace(string(line)), ":"); ok && !strings.Contains(tag, " ") {
-			e.Source, e.Message = tag, msg
-			if m, up, ok := kernelPrefix(msg); ok {
-				e.Message, e.Uptime, e.HasUptime = m, up, true
-			}
 		}
 	}
 	return e, true
@@ -637,6 +693,13 @@ func parseLogfmt(b []byte) (Entry, bool) {
 		e.Message += ": " + errText
 	}
 	return e, true
+}
+
+// isLogrus says whether a message is a logfmt record as logrus writes it
+// ("time=… level=… msg=…"), not a message that merely holds "msg=" (an
+// audit record's msg='unit=…').
+func isLogrus(s string) bool {
+	return (strings.HasPrefix(s, "time=") || strings.HasPrefix(s, "level=") || strings.HasPrefix(s, "ts=")) && strings.Contains(s, "msg=")
 }
 
 // ParseLogfmt splits logfmt text into its keys and values; quoted values

@@ -218,3 +218,106 @@ func FuzzParseLogfmt(f *testing.F) {
 	f.Add(`time="2026-11-25T21:43:56Z" level=info msg="Starting up" a b=`)
 	f.Fuzz(func(t *testing.T, s string) { _ = ParseLogfmt(s) })
 }
+
+// TestWrappers: a line keeps its message whatever wraps it. Each case is
+// a real line of testdata/formats; want is the start of the message the
+// line must come out with (nothing of the wrapper left in it).
+func TestWrappers(t *testing.T) {
+	ctx := Context{Year: 2026, Location: time.UTC, Now: time.Date(2026, 12, 2, 0, 0, 0, 0, time.UTC)}
+	tests := []struct {
+		file, contains string
+		format         Format
+		want           string
+		uptime, abs    bool
+	}{
+		{"wrappers.txt", "324986342Z", Stamped, "2019/05/08 06:02:13 http2: Framer", false, true},
+		{"wrappers.txt", "nginx: [emerg]", Stamped, "nginx: [emerg] host not found", false, true},
+		{"wrappers.txt", "4274.089861", Monotonic, "ACPI: EC: interrupt blocked", true, false},
+		{"wrappers.txt", "SERVICE_STOP", Monotonic, "SERVICE_STOP pid=1", true, false},
+		{"wrappers.txt", "Hostname set", Monotonic, "Hostname set to <localhost>.", true, false},
+		{"wrappers.txt", "Using TOML", Logfmt, "Using TOML configuration file /dev/null", false, true},
+		{"wrappers.txt", "runner-host01", Syslog, "WARNING: Checking for jobs... failed", false, true},
+		{"wrappers.txt", `"error":"failed"`, AppJSON, "failed to fetch URL: failed", false, false},
+		{"wrappers.txt", "21:28:11.869453", Syslog, "rcu: INFO: rcu_preempt detected stalls", false, true},
+		{"dmesg-color.txt", "hinomi-test-pids-23843", Dmesg, "cgroup: fork rejected by pids controller in /hinomi-test-pids-23843", true, false},
+		{"dmesg-color.txt", "[Wed Dec  2 00:48:25 2026]", DmesgT, "hinomi-testload invoked oom-killer: gfp_mask=0xcc0(GFP_KERNEL), order=0, oom_score_adj=0", false, true},
+		{"line-numbers.txt", "1:[", Dmesg, "cgroup: fork rejected by pids controller in /hinomi-test-pids-23843", true, false},
+		{"line-numbers.txt", "\t[Wed Dec  2 00:48:25", DmesgT, "hinomi-testload invoked oom-killer", false, true},
+		{"line-numbers.txt", "     2 | [", Dmesg, "cgroup: fork rejected by pids controller in /docker/", true, false},
+	}
+	for _, tt := range tests {
+		var line string
+		for _, l := range fixtureLines(t, tt.file) {
+			if strings.Contains(l, tt.contains) {
+				line = l
+				break
+			}
+		}
+		if line == "" {
+			t.Fatalf("%s: no line holds %q", tt.file, tt.contains)
+		}
+		e := Parse([]byte(line), nil, ctx)
+		if e.Format != tt.format || !strings.HasPrefix(e.Message, tt.want) {
+			t.Errorf("%s %q:\n got %s %q\nwant %s %q…", tt.file, tt.contains, e.Format, e.Message, tt.format, tt.want)
+		}
+		if strings.ContainsAny(e.Message, "\x1b") || strings.Contains(e.Message, "#033[") {
+			t.Errorf("colour left in %q", e.Message)
+		}
+		if tt.contains == "21:28:11.869453" && e.Time.Nanosecond() != 869453000 {
+			t.Errorf("short-precise: time %v lost its microseconds", e.Time)
+		}
+		if tt.uptime != e.HasUptime || tt.abs == e.Time.IsZero() {
+			t.Errorf("%s %q: uptime %v (%v), time %v", tt.file, tt.contains, e.HasUptime, e.Uptime, e.Time)
+		}
+	}
+}
+
+func TestStripANSI(t *testing.T) {
+	for in, want := range map[string]string{
+		"\x1b[32m[ 1.0] \x1b[0mx":     "[ 1.0] x",
+		"#033[0;33mWARNING#033[0;m y": "WARNING y",
+		"\x1b]0;title\x07text":        "text",
+		"a #033 b":                    "a #033 b",
+		"\x1b[":                       "",
+		"\x1b":                        "",
+	} {
+		if got := string(stripANSI([]byte(in))); got != want {
+			t.Errorf("stripANSI(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+// fuzz budget: 2000x
+func FuzzWrappers(f *testing.F) {
+	for _, name := range []string{"wrappers.txt", "dmesg-color.txt", "line-numbers.txt", "klog.txt", "docker-json.txt"} {
+		b, err := os.ReadFile(filepath.Join("testdata", "formats", name))
+		if err != nil {
+			f.Fatal(err)
+		}
+		for _, l := range strings.Split(string(b), "\n") {
+			if !strings.HasPrefix(l, "#") && l != "" {
+				f.Add([]byte(l))
+			}
+		}
+	}
+	f.Fuzz(func(t *testing.T, line []byte) {
+		e := Parse(line, nil, Context{})
+		if strings.IndexByte(e.Message, 0x1b) >= 0 {
+			t.Errorf("escape byte left in the message %q", e.Message)
+		}
+		if len(e.Message) > MaxLine*2 {
+			t.Errorf("message of %d bytes from a %d-byte line", len(e.Message), len(line))
+		}
+		// Peeling wrappers never invents text: the message is made of
+		// the line's bytes, colours aside (JSON and journal fields decode escapes, so
+		// they are left out of this check).
+		if line := string(stripANSI(line)); !strings.ContainsAny(line, `{"\`) && e.Message != "" && len(line) < MaxLine {
+			for _, w := range strings.Fields(e.Message) {
+				if !strings.Contains(line, w) {
+					t.Errorf("word %q of the message %q is not in the line %q", w, e.Message, line)
+					break
+				}
+			}
+		}
+	})
+}

@@ -69,10 +69,54 @@ func (in *Incident) Subject() string {
 type Aggregator struct {
 	byKey map[string]*Incident
 	all   []*Incident
+	// excused[host+"\x00"+sigID] holds the cluster nodes whose events of
+	// that signature are expected (see Signature.Excuses).
+	excused map[string]map[string]bool
 }
 
 // NewAggregator returns an empty aggregator.
-func NewAggregator() *Aggregator { return &Aggregator{byKey: map[string]*Incident{}} }
+func NewAggregator() *Aggregator {
+	return &Aggregator{byKey: map[string]*Incident{}, excused: map[string]map[string]bool{}}
+}
+
+// nodesOf are the cluster node IDs an event is about.
+func nodesOf(ev Event) []string {
+	if n := ev.Fields["node"]; n != "" {
+		return strings.Fields(n)
+	}
+	if n := ev.Fields["host_id"]; n != "" {
+		return []string{n}
+	}
+	return nil
+}
+
+// excuse records the nodes of a planned event; isExcused says whether an
+// event is about nodes that were all announced that way.
+func (a *Aggregator) excuse(ev Event) {
+	for _, id := range ev.Sig.Excuses {
+		k := ev.Entry.Host + "\x00" + id
+		if a.excused[k] == nil {
+			a.excused[k] = map[string]bool{}
+		}
+		for _, n := range nodesOf(ev) {
+			a.excused[k][n] = true
+		}
+	}
+}
+
+func (a *Aggregator) isExcused(ev Event) bool {
+	set := a.excused[ev.Entry.Host+"\x00"+ev.Sig.ID]
+	nodes := nodesOf(ev)
+	if len(set) == 0 || len(nodes) == 0 {
+		return false
+	}
+	for _, n := range nodes {
+		if !set[n] {
+			return false
+		}
+	}
+	return true
+}
 
 func groupKey(id string, groupBy []string, fields map[string]string) string {
 	var b strings.Builder
@@ -86,6 +130,13 @@ func groupKey(id string, groupBy []string, fields map[string]string) string {
 
 // Add takes the next event (events should come in time order).
 func (a *Aggregator) Add(ev Event) {
+	if len(ev.Sig.Excuses) > 0 {
+		a.excuse(ev)
+		return
+	}
+	if a.isExcused(ev) {
+		return
+	}
 	if target := ev.Sig.Resolves; target != "" {
 		// The resolved signature's group_by names the fields to compare.
 		for _, in := range a.all {
@@ -100,7 +151,7 @@ func (a *Aggregator) Add(ev Event) {
 	}
 	// Lines from different hosts (a syslog server's files, pasted logs)
 	// are different incidents.
-	if ev.Sig.Completes != "" && a.complete(ev) {
+	if ev.Sig.Completes != "" && (a.complete(ev) || ev.Sig.Companion) {
 		return
 	}
 	k := groupKey(ev.Sig.ID, ev.Sig.GroupBy, ev.Fields) + "\x00" + ev.Entry.Host
@@ -158,9 +209,15 @@ func (a *Aggregator) complete(ev Event) bool {
 // (kmsg, dmesg, a container's log).
 func (in *Incident) Host() string { return in.First.Entry.Host }
 
-// Incidents returns every incident in order of first occurrence.
+// Incidents returns every incident in order of first occurrence, but
+// for those with fewer occurrences than their signature's MinCount.
 func (a *Aggregator) Incidents() []*Incident {
-	out := append([]*Incident(nil), a.all...)
+	var out []*Incident
+	for _, in := range a.all {
+		if in.Count >= in.Sig.MinCount {
+			out = append(out, in)
+		}
+	}
 	sort.SliceStable(out, func(i, j int) bool {
 		ti, tj := out[i].First.When(), out[j].First.When()
 		if ti.IsZero() != tj.IsZero() {

@@ -47,6 +47,23 @@ type Signature struct {
 	// making an incident of its own. Alone, it is its own incident.
 	Completes string   `yaml:"completes"`
 	Same      []string `yaml:"same"`
+	// Companion: the line is only ever evidence of the signature it
+	// Completes; alone it is no finding (corosync's "Members[2]: 1 2"
+	// after a failure is part of it, after a planned join it is news
+	// of a healthy cluster).
+	Companion bool `yaml:"companion"`
+	// Repeat: every match in one line is an occurrence (a goroutine dump
+	// logged as one line holds many blocked goroutines).
+	Repeat bool `yaml:"repeat"`
+	// Excuses names signatures whose events about the same cluster
+	// node(s) are expected after this one (a node its administrator shut
+	// down leaves the membership and its links go down): they are no
+	// finding. The node is the event's "node" field (a space-separated
+	// list for membership lines) or "host_id" (knet lines).
+	Excuses []string `yaml:"excuses"`
+	// MinCount: an incident with fewer occurrences is no finding (one
+	// goroutine waiting long on a lock is normal; many are a hang).
+	MinCount int `yaml:"min_count"`
 	// Vars are runbook values every finding of the signature has: the
 	// sub-case of its failure mode (resource: conntrack), so that the
 	// runbook offers the steps for that case only.
@@ -144,8 +161,16 @@ func New(sigs []*Signature) (*Catalogue, error) {
 		c.Sigs = append(c.Sigs, s)
 	}
 	for _, s := range c.Sigs {
+		if s.Companion && s.Completes == "" {
+			errs = append(errs, fmt.Errorf("signature %q is a companion of nothing: set completes", s.ID))
+		}
 		if s.Completes != "" && c.byID[s.Completes] == nil {
 			errs = append(errs, fmt.Errorf("signature %q completes unknown %q", s.ID, s.Completes))
+		}
+		for _, x := range s.Excuses {
+			if c.byID[x] == nil {
+				errs = append(errs, fmt.Errorf("signature %q excuses unknown %q", s.ID, x))
+			}
 		}
 		if s.Resolves == "" {
 			continue
@@ -225,6 +250,28 @@ func (s *Signature) Match(msg string) (map[string]string, bool) {
 		}
 	}
 	return fields, true
+}
+
+// MatchAll is Match for every non-overlapping match in msg (a Repeat
+// signature); it returns the fields of each.
+func (s *Signature) MatchAll(msg string) []map[string]string {
+	if s.re == nil {
+		if f, ok := s.Match(msg); ok {
+			return []map[string]string{f}
+		}
+		return nil
+	}
+	var out []map[string]string
+	for _, m := range s.re.FindAllStringSubmatchIndex(msg, -1) {
+		fields := map[string]string{}
+		for i, n := range s.re.SubexpNames() {
+			if n != "" && m[2*i] >= 0 {
+				fields[n] = msg[m[2*i]:m[2*i+1]]
+			}
+		}
+		out = append(out, fields)
+	}
+	return out
 }
 
 // Regexp is the compiled pattern (nil when the anchors decide alone).

@@ -172,20 +172,83 @@ func (m *Matcher) line(data []byte, ls, le int, input string, lineNo int64, st *
 	if len(raw) > logline.MaxLine {
 		raw = raw[:logline.MaxLine]
 	}
-	for _, si := range sortedInts(cands) {
-		sig := m.cat.Sigs[si]
-		fields, ok := sig.Match(entry.Message)
-		if !ok {
-			continue
-		}
-		ev := Event{Sig: sig, Entry: entry, Fields: fields, Line: strings.TrimRight(raw, "\r"), Input: input, LineNo: lineNo}
-		if sig.Continuation {
-			ev.Trace, next = m.continuation(data, le+1)
-		}
-		st.Events++
-		emit(ev)
+	cands = sortedInts(cands)
+	if n := m.match(cands, entry, raw, data, le, input, lineNo, st, emit); n > 0 {
+		return n
+	}
+	if n, ok := m.wrapped(cands, entry, data, ls, le, input, lineNo, st, emit); ok {
+		return n
 	}
 	return next
+}
+
+// match runs the candidate signatures on one entry and emits what they
+// find; it returns where the search goes on, 0 when nothing matched.
+func (m *Matcher) match(cands []int, entry logline.Entry, raw string, data []byte, le int, input string, lineNo int64, st *Stats, emit func(Event)) int {
+	next, found := le+1, false
+	for _, si := range cands {
+		sig := m.cat.Sigs[si]
+		var all []map[string]string
+		if sig.Repeat {
+			all = sig.MatchAll(entry.Message)
+		} else if fields, ok := sig.Match(entry.Message); ok {
+			all = []map[string]string{fields}
+		}
+		for i, fields := range all {
+			ev := Event{Sig: sig, Entry: entry, Fields: fields, Line: strings.TrimRight(raw, "\r"), Input: input, LineNo: lineNo}
+			if sig.Continuation && i == 0 {
+				ev.Trace, next = m.continuation(data, le+1)
+			}
+			st.Events++
+			found = true
+			emit(ev)
+		}
+	}
+	if !found {
+		return 0
+	}
+	return next
+}
+
+// wrapped retries a line that holds an anchor but matched nothing, joined
+// with the line before or after it when that line is the other half of a
+// record a terminal, an editor or a paste wrapped in two: a line of no
+// known format (no time, no host, no tag). The line before is taken only
+// when it holds no anchor (it was not matched on its own already).
+func (m *Matcher) wrapped(cands []int, entry logline.Entry, data []byte, ls, le int, input string, lineNo int64, st *Stats, emit func(Event)) (int, bool) {
+	line := data[ls:le]
+	try := func(first, second []byte, firstNo int64, end int) bool {
+		for _, sep := range []string{"", " "} {
+			joined := make([]byte, 0, len(first)+len(sep)+len(second))
+			joined = append(append(append(joined, bytes.TrimRight(first, "\r")...), sep...), second...)
+			if len(joined) > logline.MaxLine {
+				return false
+			}
+			e := logline.Parse(joined, nil, m.Context)
+			if n := m.match(cands, e, string(joined), data, end, input, firstNo, st, emit); n > 0 {
+				return true
+			}
+		}
+		return false
+	}
+	if entry.Format == logline.Plain && ls > 0 {
+		ps := bytes.LastIndexByte(data[:ls-1], '\n') + 1
+		prev := data[ps : ls-1]
+		if len(prev) > 0 && m.anchors.next(prev, 0) < 0 && try(prev, line, lineNo-1, le) {
+			return le + 1, true
+		}
+	}
+	if le < len(data) {
+		ne := len(data)
+		if i := bytes.IndexByte(data[le+1:], '\n'); i >= 0 {
+			ne = le + 1 + i
+		}
+		nextLine := data[le+1 : ne]
+		if len(bytes.TrimSpace(nextLine)) > 0 && logline.Parse(nextLine, nil, m.Context).Format == logline.Plain && try(line, nextLine, lineNo, ne) {
+			return ne + 1, true
+		}
+	}
+	return 0, false
 }
 
 func sortedInts(xs []int) []int {

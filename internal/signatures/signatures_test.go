@@ -32,7 +32,9 @@ func scanText(t testing.TB, m *Matcher, text string) []Event {
 	return evs
 }
 
-var reSource = regexp.MustCompile(`^(https?://\S+|\.\./shared/(samples|seeds)/\S+)`)
+// A source is a public URL, a shared sample or seed, or a capture of
+// real kernel lines kept in testdata/captures.
+var reSource = regexp.MustCompile(`^(https?://\S+|\.\./shared/(samples|seeds)/\S+|testdata/captures/\S+)`)
 
 func TestCatalogueExamples(t *testing.T) {
 	c := loadBuiltin(t)
@@ -48,6 +50,11 @@ func TestCatalogueExamples(t *testing.T) {
 			for _, ex := range s.Examples {
 				if !reSource.MatchString(ex.Source) {
 					t.Errorf("example %q: source %q is not a URL or a shared sample", ex.Line, ex.Source)
+				}
+				if strings.HasPrefix(ex.Source, "testdata/") {
+					if b, err := os.ReadFile(ex.Source); err != nil || !strings.Contains(string(b), ex.Line) {
+						t.Errorf("example %q is not in its capture %s (%v)", ex.Line, ex.Source, err)
+					}
 				}
 				var got *Event
 				for _, e := range scanText(t, m, ex.Line+"\n") {
@@ -216,6 +223,7 @@ func TestLineNumbersAcrossChunks(t *testing.T) {
 	}
 }
 
+// fuzz budget: 20000x
 func FuzzScan(f *testing.F) {
 	c, err := Builtin()
 	if err != nil {
@@ -225,6 +233,14 @@ func FuzzScan(f *testing.F) {
 	for _, s := range c.Sigs {
 		for _, ex := range s.Examples {
 			f.Add([]byte(ex.Line + "\n"))
+		}
+	}
+	// Whole real excerpts: wrapped records, continuation traces, wall
+	// broadcasts, goroutine dumps.
+	paths, _ := filepath.Glob("testdata/corpus/*/*")
+	for _, p := range paths {
+		if b, err := os.ReadFile(p); err == nil {
+			f.Add(b)
 		}
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
@@ -266,7 +282,9 @@ func TestMatcherAgreesWithNaive(t *testing.T) {
 	for sc.Scan() {
 		e := logline.Parse(sc.Bytes(), nil, logline.Context{})
 		for _, s := range c.Sigs {
-			if _, ok := s.Match(e.Message); ok {
+			if s.Repeat {
+				slow[s.ID] += len(s.MatchAll(e.Message))
+			} else if _, ok := s.Match(e.Message); ok {
 				slow[s.ID]++
 			}
 		}

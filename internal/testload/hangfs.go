@@ -143,12 +143,15 @@ func connOf(dir string) string {
 	return ""
 }
 
-// abortConn cuts the mount's FUSE connection through fusectl, mounted for
-// the call on a private directory (fusectl has one instance; mounting it
-// again elsewhere disturbs no one).
-func (m *HungMount) abortConn() error {
-	if m.conn == "" {
-		return fmt.Errorf("no FUSE connection known for %s", m.Dir)
+// abortConn cuts the mount's FUSE connection through fusectl.
+func (m *HungMount) abortConn() error { return abortFUSE(m.conn, m.Dir) }
+
+// abortFUSE cuts a FUSE connection (its number conn, the mount on dir)
+// through fusectl, mounted for the call on a private directory (fusectl
+// has one instance; mounting it again elsewhere disturbs no one).
+func abortFUSE(conn, dir string) error {
+	if conn == "" {
+		return fmt.Errorf("no FUSE connection known for %s", dir)
 	}
 	ctl, err := os.MkdirTemp("", "hinomi-fusectl-")
 	if err != nil {
@@ -159,8 +162,8 @@ func (m *HungMount) abortConn() error {
 		return fmt.Errorf("mounting fusectl: %w", err)
 	}
 	defer func() { _ = syscall.Unmount(ctl, syscall.MNT_DETACH) }()
-	if err := os.WriteFile(ctl+"/"+m.conn+"/abort", []byte("1"), 0o200); err != nil {
-		return fmt.Errorf("aborting the FUSE connection of %s: %w", m.Dir, err)
+	if err := os.WriteFile(ctl+"/"+conn+"/abort", []byte("1"), 0o200); err != nil {
+		return fmt.Errorf("aborting the FUSE connection of %s: %w", dir, err)
 	}
 	return nil
 }
