@@ -38,11 +38,11 @@ func (w *logWatch) add(ev signatures.Event, now time.Time) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.agg.Add(ev)
-	for _, in := range w.agg.Incidents() {
+	w.agg.Each(func(in *signatures.Incident) {
 		if in.Last.Line == ev.Line && in.Sig == ev.Sig || in.Ended != nil && in.Ended.Line == ev.Line {
 			w.seen[in] = now
 		}
-	}
+	})
 	if len(w.seen) > maxLogIncidents {
 		w.pruneLocked(now, maxLogIncidents*3/4)
 	}
@@ -80,13 +80,13 @@ func (w *logWatch) pruneLocked(now time.Time, keep int) {
 		last time.Time
 	}
 	var live []aged
-	for _, in := range w.agg.Incidents() {
+	w.agg.Each(func(in *signatures.Incident) {
 		last := w.seen[in]
 		if in.Ended != nil || now.Sub(last) > quiet(in.Sig) {
-			continue
+			return
 		}
 		live = append(live, aged{in, last})
-	}
+	})
 	sort.Slice(live, func(i, j int) bool { return live[i].last.After(live[j].last) })
 	if len(live) > keep {
 		live = live[:keep]

@@ -166,6 +166,14 @@ func (a *Aggregator) Add(ev Event) {
 	in.Last = ev
 }
 
+// Each calls f for every incident, those below their signature's
+// MinCount included.
+func (a *Aggregator) Each(f func(*Incident)) {
+	for _, in := range a.all {
+		f(in)
+	}
+}
+
 // Prune forgets the incidents keep refuses, for a reader that never
 // stops (the agent's log watch).
 func (a *Aggregator) Prune(keep func(*Incident) bool) {
