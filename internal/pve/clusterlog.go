@@ -1,0 +1,240 @@
+package pve
+
+import (
+	"regexp"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/hinomi/hinomi/internal/logline"
+)
+
+// EventKind classifies a corosync, knet, pmxcfs or pve-ha line.
+type EventKind string
+
+// The kinds of cluster events the trend counts.
+const (
+	TokenLost   EventKind = "token-lost"   // [TOTEM ] Token has not been received in N ms
+	LinkDown    EventKind = "link-down"    // [KNET  ] link: host: N link: L is down
+	LinkUp      EventKind = "link-up"      // [KNET  ] rx: host: N link: L is up
+	Membership  EventKind = "membership"   // [TOTEM ] A new membership (…) was formed.
+	MembersLeft EventKind = "members-left" // … Members left: 1 3
+	QuorumLost  EventKind = "quorum-lost"  // non-primary component / pmxcfs node lost quorum
+	QuorumBack  EventKind = "quorum-back"  // primary component / pmxcfs node has quorum
+	CPGFailed   EventKind = "cpg-failed"   // pmxcfs [dcdb] crit: cpg_send_message failed
+	HALostLock  EventKind = "ha-lost-lock" // pve-ha-lrm/crm lost lock / lost_agent_lock
+	Retransmit  EventKind = "retransmit"   // [TOTEM ] Retransmit List:
+	WatchdogExp EventKind = "watchdog"     // watchdog-mux: client watchdog expired
+)
+
+// Event is one classified line.
+type Event struct {
+	Kind EventKind
+	// Time is zero when the line carried none (a pasted excerpt).
+	Time time.Time
+	// Peer is the corosync node ID a knet line names.
+	Peer, Link string
+	// Program is corosync, pmxcfs, pve-ha-lrm … when the line says.
+	Program string
+	Text    string
+}
+
+var (
+	reToken      = regexp.MustCompile(`Token has not been received in (\d+) ms`)
+	reLinkDown   = regexp.MustCompile(`link: host: (\d+) link: (\d+) is down`)
+	reLinkUp     = regexp.MustCompile(`host: (\d+) link: (\d+) is up`)
+	reMembership = regexp.MustCompile(`A new membership \(([0-9a-f.:]+)\) was formed`)
+	reLeft       = regexp.MustCompile(`Members left: ([\d ]+)`)
+)
+
+// classify returns the kind of a line, or "" when it is none of them.
+func classify(msg string) (EventKind, []string) {
+	switch {
+	case reToken.MatchString(msg):
+		return TokenLost, nil
+	case strings.Contains(msg, "is down") && reLinkDown.MatchString(msg):
+		return LinkDown, reLinkDown.FindStringSubmatch(msg)[1:]
+	case strings.Contains(msg, "is up") && reLinkUp.MatchString(msg):
+		return LinkUp, reLinkUp.FindStringSubmatch(msg)[1:]
+	case reMembership.MatchString(msg):
+		if m := reLeft.FindStringSubmatch(msg); m != nil {
+			return MembersLeft, strings.Fields(m[1])
+		}
+		return Membership, nil
+	case strings.Contains(msg, "within the non-primary component"), strings.Contains(msg, "notice: node lost quorum"):
+		return QuorumLost, nil
+	case strings.Contains(msg, "within the primary component"), strings.Contains(msg, "notice: node has quorum"):
+		return QuorumBack, nil
+	case strings.Contains(msg, "cpg_send_message failed"):
+		return CPGFailed, nil
+	case strings.Contains(msg, "lost lock 'ha_"), strings.Contains(msg, "=> lost_agent_lock"):
+		return HALostLock, nil
+	case strings.Contains(msg, "Retransmit List:"):
+		return Retransmit, nil
+	case strings.Contains(msg, "atchdog expired"):
+		return WatchdogExp, nil
+	}
+	return "", nil
+}
+
+// ParseClusterLog picks the cluster events out of a log: journalctl output
+// (any -o short* format), syslog, corosync's own log file, or a paste
+// without times. Lines of other programs are skipped.
+func ParseClusterLog(text string, ctx logline.Context) []Event {
+	var out []Event
+	for _, l := range lines(text) {
+		if strings.TrimSpace(l) == "" {
+			continue
+		}
+		kind, args := classify(l)
+		if kind == "" {
+			continue
+		}
+		e := logline.Parse([]byte(strings.TrimSpace(l)), nil, ctx)
+		ev := Event{Kind: kind, Time: e.Time, Program: e.Source, Text: strings.TrimSpace(l)}
+		switch kind {
+		case LinkDown, LinkUp:
+			ev.Peer, ev.Link = args[0], args[1]
+		case MembersLeft:
+			for _, p := range args {
+				c := ev
+				c.Peer = p
+				out = append(out, c)
+			}
+			continue
+		}
+		out = append(out, ev)
+	}
+	return out
+}
+
+// Trend is the cluster events of a window, counted.
+type Trend struct {
+	From, To time.Time
+	// Timed is false when the lines carried no times: the counts are of
+	// the whole text.
+	Timed bool
+	// Counts by kind over the window; LastHour over its last hour.
+	Counts, LastHour map[EventKind]int
+	// PeakHour is the worst clock hour by token losses plus link-downs.
+	PeakHour      time.Time
+	PeakHourCount int
+	// Peers counts link-downs and departures per corosync node ID.
+	Peers map[string]*PeerTrend
+	// First and Last trouble event (token loss, link down, quorum loss).
+	First, Last *Event
+}
+
+// PeerTrend is one peer's trouble.
+type PeerTrend struct {
+	ID         string
+	LinkDowns  int
+	Departures int
+	// LastHour counts link-downs in the window's last hour.
+	LastHour int
+	// Link is the knet link number of its last link-down.
+	Link string
+}
+
+// trouble are the kinds that mean the network misbehaves; a healthy node
+// joining logs none of them.
+func trouble(k EventKind) bool {
+	switch k {
+	case TokenLost, LinkDown, MembersLeft, QuorumLost, CPGFailed, HALostLock, WatchdogExp:
+		return true
+	}
+	return false
+}
+
+// TrendOf counts events in (now-window, now]; untimed events all count.
+func TrendOf(evs []Event, now time.Time, window time.Duration) *Trend {
+	t := &Trend{To: now, From: now.Add(-window), Counts: map[EventKind]int{}, LastHour: map[EventKind]int{}, Peers: map[string]*PeerTrend{}}
+	hours := map[time.Time]int{}
+	for i := range evs {
+		e := &evs[i]
+		timed := !e.Time.IsZero()
+		if timed {
+			t.Timed = true
+			if !e.Time.After(t.From) || e.Time.After(now.Add(time.Minute)) {
+				continue
+			}
+		}
+		t.Counts[e.Kind]++
+		recent := timed && e.Time.After(now.Add(-time.Hour))
+		if recent {
+			t.LastHour[e.Kind]++
+		}
+		if e.Peer != "" && (e.Kind == LinkDown || e.Kind == MembersLeft) {
+			p := t.Peers[e.Peer]
+			if p == nil {
+				p = &PeerTrend{ID: e.Peer}
+				t.Peers[e.Peer] = p
+			}
+			if e.Kind == LinkDown {
+				p.LinkDowns++
+				p.Link = e.Link
+				if recent {
+					p.LastHour++
+				}
+			} else {
+				p.Departures++
+			}
+		}
+		if e.Kind == TokenLost || e.Kind == LinkDown {
+			if timed {
+				h := e.Time.Truncate(time.Hour)
+				hours[h]++
+				if hours[h] > t.PeakHourCount || (hours[h] == t.PeakHourCount && h.After(t.PeakHour)) {
+					t.PeakHour, t.PeakHourCount = h, hours[h]
+				}
+			}
+		}
+		if trouble(e.Kind) {
+			if t.First == nil {
+				t.First = e
+			}
+			t.Last = e
+		}
+	}
+	return t
+}
+
+// WorstPeer is the peer with the most link-downs, then departures; nil when
+// no peer is named.
+func (t *Trend) WorstPeer() *PeerTrend {
+	ps := make([]*PeerTrend, 0, len(t.Peers))
+	for _, p := range t.Peers {
+		ps = append(ps, p)
+	}
+	sort.Slice(ps, func(i, j int) bool {
+		a, b := ps[i], ps[j]
+		if a.LinkDowns != b.LinkDowns {
+			return a.LinkDowns > b.LinkDowns
+		}
+		if a.Departures != b.Departures {
+			return a.Departures > b.Departures
+		}
+		return a.ID < b.ID
+	})
+	if len(ps) == 0 {
+		return nil
+	}
+	return ps[0]
+}
+
+// LastQuorumLoss is when the last loss of quorum in evs began, and whether
+// quorum was still lost at the end of evs; zero when none.
+func LastQuorumLoss(evs []Event) (lost time.Time, open bool) {
+	for _, e := range evs {
+		switch e.Kind {
+		case QuorumLost:
+			if !open {
+				lost = e.Time
+			}
+			open = true
+		case QuorumBack:
+			open = false
+		}
+	}
+	return lost, open
+}
