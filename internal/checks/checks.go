@@ -63,6 +63,11 @@ type Env struct {
 	dockerOnce sync.Once
 	dockerSt   *dockerState
 	dockerErr  error
+
+	// The Proxmox VE / corosync state, read once per run (see pve.go).
+	pveOnce sync.Once
+	pveSt   *pveState
+	pveErr  error
 }
 
 // Result is what one check found.
@@ -98,6 +103,15 @@ func All() []Check {
 		{"docker-memory", checkDockerMemory},
 		{"services", checkServices},
 		{"previous-boot", checkPreviousBoot},
+		// Proxmox VE and corosync.
+		{"pve-quorum", checkPVEQuorum},
+		{"pve-cluster-network", checkPVENetwork},
+		{"pve-ha", checkPVEHA},
+		{"pve-ha-replication", checkPVEHAReplication},
+		{"pve-replication", checkPVEReplication},
+		{"pve-storage", checkPVEStorage},
+		{"pve-services", checkPVEServices},
+		{"pve-locks", checkPVELocks},
 	}
 }
 

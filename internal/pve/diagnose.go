@@ -24,6 +24,10 @@ type Scope struct {
 	Now     time.Time
 }
 
+// Vars are the runbook values every finding of the scope carries:
+// cluster and node.
+func (s Scope) Vars() map[string]string { return s.vars() }
+
 func (s Scope) vars(kv ...string) map[string]string {
 	v := map[string]string{}
 	if s.Cluster != "" {
