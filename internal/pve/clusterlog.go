@@ -34,6 +34,8 @@ type Event struct {
 	Time time.Time
 	// Peer is the corosync node ID a knet line names.
 	Peer, Link string
+	// Left are the node IDs of a "Members left:" line.
+	Left []string
 	// Program is corosync, pmxcfs, pve-ha-lrm … when the line says.
 	Program string
 	Text    string
@@ -96,12 +98,7 @@ func ParseClusterLog(text string, ctx logline.Context) []Event {
 		case LinkDown, LinkUp:
 			ev.Peer, ev.Link = args[0], args[1]
 		case MembersLeft:
-			for _, p := range args {
-				c := ev
-				c.Peer = p
-				out = append(out, c)
-			}
-			continue
+			ev.Left = args
 		}
 		out = append(out, ev)
 	}
@@ -164,21 +161,16 @@ func TrendOf(evs []Event, now time.Time, window time.Duration) *Trend {
 		if recent {
 			t.LastHour[e.Kind]++
 		}
-		if e.Peer != "" && (e.Kind == LinkDown || e.Kind == MembersLeft) {
-			p := t.Peers[e.Peer]
-			if p == nil {
-				p = &PeerTrend{ID: e.Peer}
-				t.Peers[e.Peer] = p
+		if e.Kind == LinkDown {
+			p := t.peer(e.Peer)
+			p.LinkDowns++
+			p.Link = e.Link
+			if recent {
+				p.LastHour++
 			}
-			if e.Kind == LinkDown {
-				p.LinkDowns++
-				p.Link = e.Link
-				if recent {
-					p.LastHour++
-				}
-			} else {
-				p.Departures++
-			}
+		}
+		for _, id := range e.Left {
+			t.peer(id).Departures++
 		}
 		if e.Kind == TokenLost || e.Kind == LinkDown {
 			if timed {
@@ -197,6 +189,15 @@ func TrendOf(evs []Event, now time.Time, window time.Duration) *Trend {
 		}
 	}
 	return t
+}
+
+func (t *Trend) peer(id string) *PeerTrend {
+	p := t.Peers[id]
+	if p == nil {
+		p = &PeerTrend{ID: id}
+		t.Peers[id] = p
+	}
+	return p
 }
 
 // WorstPeer is the peer with the most link-downs, then departures; nil when

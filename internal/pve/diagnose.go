@@ -161,7 +161,7 @@ func DiagnoseClusterLog(t *Trend, sc Scope) []finding.Finding {
 	}
 	if cpg >= 10 {
 		sev = finding.Catastrophic
-		why = append(why, fmt.Sprintf("pmxcfs failed to send %d cluster messages (cpg_send_message storm)", cpg))
+		why = append(why, fmt.Sprintf("the cluster filesystem (pmxcfs) failed to send %d messages (a cpg_send_message storm)", cpg))
 	}
 	if locks > 0 && flaps > 0 {
 		sev = finding.Catastrophic
@@ -184,7 +184,11 @@ func DiagnoseClusterLog(t *Trend, sc Scope) []finding.Finding {
 	summary := fmt.Sprintf("Corosync on %s sees an unstable cluster network %s: %s", orUnknown(sc.Node), span, strings.Join(parts, ", "))
 	if worst != nil {
 		peer, peerName = worst.ID, sc.nodeName(worst.ID)
-		summary += fmt.Sprintf("; worst peer %s (nodeid %s): %d link-downs, left the membership %d times", peerName, peer, worst.LinkDowns, worst.Departures)
+		who := peerName + " (nodeid " + peer + ")"
+		if peerName == "node "+peer {
+			who, peerName = "nodeid "+peer, ""
+		}
+		summary += fmt.Sprintf("; worst peer %s: %d link-downs, left the membership %d time(s)", who, worst.LinkDowns, worst.Departures)
 	}
 	summary += "."
 	if len(why) > 0 {
@@ -215,7 +219,7 @@ func DiagnoseClusterLog(t *Trend, sc Scope) []finding.Finding {
 	sort.Strings(ids)
 	for _, id := range ids {
 		p := t.Peers[id]
-		ev.Consumers = append(ev.Consumers, finding.Consumer{Kind: "node", Name: sc.nodeName(id), ID: id, Value: float64(p.LinkDowns), Unit: "link-downs"})
+		ev.Consumers = append(ev.Consumers, finding.Consumer{Kind: "node", Name: sc.nodeName(id), ID: id, Value: float64(p.LinkDowns), Unit: fmt.Sprintf("link-downs, left %d time(s)", p.Departures)})
 	}
 	if worst != nil && worst.Link != "" {
 		ev.Vars["link"] = worst.Link
