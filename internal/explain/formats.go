@@ -13,6 +13,7 @@ func All() []Format {
 	// Kubernetes.
 
 	// Proxmox VE and corosync.
+	fs = append(fs, pvecmStatus(), corosyncQuorumtool(), haManagerStatus(), pvesrStatus(), pvesmStatus())
 
 	// DRBD, ZFS, md RAID and SMART.
 
