@@ -82,7 +82,7 @@ func fencedBoot(ctx context.Context, env *Env, tailLines []finding.Line) (findin
 	lines = append(lines, tail(tailLines, 3)...)
 	f := finding.Finding{
 		Mode: "FM-D7", Severity: finding.Catastrophic, Subject: "node " + node + " fenced",
-		Summary: fmt.Sprintf("HA node %s was reset without a shutdown (fenced) after it lost quorum: the previous boot logged %q shortly before it ended; every service on it was killed and HA restarted its guests elsewhere.", node, strings.TrimSpace(cause.Text)),
+		Summary: fmt.Sprintf("HA node %s was reset without a shutdown (fenced) after it lost quorum: the previous boot logged %q shortly before it ended; every service on it was killed and HA restarted its guests elsewhere.", node, cause.Message),
 		Since:   timePtr(cause.Time),
 		Evidence: finding.Evidence{
 			Lines: lines,

@@ -38,7 +38,9 @@ type Event struct {
 	Left []string
 	// Program is corosync, pmxcfs, pve-ha-lrm … when the line says.
 	Program string
-	Text    string
+	// Text is the whole line; Message is the line without its time,
+	// host and program prefix.
+	Text, Message string
 }
 
 var (
@@ -93,7 +95,10 @@ func ParseClusterLog(text string, ctx logline.Context) []Event {
 			continue
 		}
 		e := logline.Parse([]byte(strings.TrimSpace(l)), nil, ctx)
-		ev := Event{Kind: kind, Time: e.Time, Program: e.Source, Text: strings.TrimSpace(l)}
+		ev := Event{Kind: kind, Time: e.Time, Program: e.Source, Text: strings.TrimSpace(l), Message: strings.TrimSpace(e.Message)}
+		if ev.Message == "" {
+			ev.Message = ev.Text
+		}
 		switch kind {
 		case LinkDown, LinkUp:
 			ev.Peer, ev.Link = args[0], args[1]

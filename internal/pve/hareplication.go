@@ -51,26 +51,26 @@ func parseNodes(s string) []nodePrio {
 
 // placement is where HA may run a resource: the group or node-affinity
 // rule that places it, and its nodes; empty nodes means anywhere.
-func (c *HAConfig) placement(sid string, res Section) (name, spec string, nodes []nodePrio) {
+func (c *HAConfig) placement(sid string, res Section) (kind, name, spec string, nodes []nodePrio) {
 	for _, r := range c.Rules {
 		if r.Type != "node-affinity" || r.Props["disable"] == "1" {
 			continue
 		}
 		for _, s := range strings.Split(r.Props["resources"], ",") {
 			if strings.TrimSpace(s) == sid {
-				return r.ID, r.Props["nodes"], parseNodes(r.Props["nodes"])
+				return "rule", r.ID, r.Props["nodes"], parseNodes(r.Props["nodes"])
 			}
 		}
 	}
 	if g := res.Props["group"]; g != "" {
 		for _, s := range c.Groups {
 			if s.ID == g {
-				return g, s.Props["nodes"], parseNodes(s.Props["nodes"])
+				return "group", g, s.Props["nodes"], parseNodes(s.Props["nodes"])
 			}
 		}
-		return g, "", nil
+		return "group", g, "", nil
 	}
-	return "", "", nil
+	return "", "", "", nil
 }
 
 // DiagnoseHAReplication is FM-D3: every HA guest with disks on local
@@ -115,7 +115,7 @@ func DiagnoseHAReplication(c *HAConfig, sc Scope) []finding.Finding {
 			targetList = append(targetList, j.Props["target"])
 		}
 		sort.Strings(targetList)
-		name, spec, nodes := c.placement(sid, res)
+		kind, name, spec, nodes := c.placement(sid, res)
 		cands := failoverNodes(nodes, c.Nodes, g.Node)
 		var lacking []string
 		for _, n := range cands {
@@ -145,7 +145,7 @@ func DiagnoseHAReplication(c *HAConfig, sc Scope) []finding.Finding {
 				sid, g.Node, strings.Join(local, ", "), repl, where, strings.Join(lacking, ", ")),
 			finding.Evidence{
 				Vars: sc.vars("guest", res.ID, "sid", sid, "node", g.Node, "repl_job", replJob, "repl_target", replTarget,
-					"ha_group", name, "ha_nodes", spec, "ha_preferred", lacking[0]),
+					"ha_group", name, "ha_nodes", spec, "ha_preferred", lacking[0], "placement", kind),
 				Notes: []string{"Failover candidates (the nodes of the highest priority after " + g.Node + "): " + strings.Join(cands, ", ") + "; replica on: " + orNone(targetList) + "."},
 			})
 		if g.Kind == "lxc" {
