@@ -78,11 +78,10 @@ func TestPVELiveChild(t *testing.T) {
 
 // liveNode is one corosync node of the live cluster.
 type liveNode struct {
-	id         int
-	ns, veth   string
-	conf, log  string
-	corosync   *exec.Cmd
-	addrPrefix string
+	id        int
+	ns, veth  string
+	conf, log string
+	corosync  *exec.Cmd
 }
 
 // TestPVELiveCorosync runs a real three-node corosync cluster (Debian's
