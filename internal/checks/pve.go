@@ -95,6 +95,32 @@ func readPVEState(ctx context.Context, env *Env) (*pveState, error) {
 	return st, nil
 }
 
+// pveNode returns the shared state on a PVE node whose /etc/pve answers,
+// and ErrNotApplicable elsewhere.
+func pveNode(ctx context.Context, env *Env) (*pveState, error) {
+	st, err := pveStateOf(ctx, env)
+	if err != nil {
+		return nil, err
+	}
+	if !st.PVE || st.EtcHung {
+		return nil, ErrNotApplicable
+	}
+	return st, nil
+}
+
+// clusterNode returns the shared state on a node of a corosync cluster,
+// and ErrNotApplicable elsewhere (a single PVE node has no cluster).
+func clusterNode(ctx context.Context, env *Env) (*pveState, error) {
+	st, err := pveStateOf(ctx, env)
+	if err != nil {
+		return nil, err
+	}
+	if !st.Corosync {
+		return nil, ErrNotApplicable
+	}
+	return st, nil
+}
+
 // readQuorum asks corosync for the quorum state. corosync-quorumtool talks
 // to corosync directly; pvecm status wraps it and needs pmxcfs, so it is
 // the fallback.

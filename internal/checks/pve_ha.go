@@ -11,11 +11,11 @@ import (
 // HA gave up on (error).
 func checkPVEHA(ctx context.Context, env *Env) (Result, error) {
 	var res Result
-	st, err := pveStateOf(ctx, env)
+	st, err := pveNode(ctx, env)
 	if err != nil {
 		return res, err
 	}
-	if !st.PVE || !st.Corosync || st.EtcHung {
+	if !st.Corosync {
 		return res, ErrNotApplicable
 	}
 	if b, err := env.Src.ReadFile("/etc/pve/ha/resources.cfg"); err != nil || len(b) == 0 {

@@ -11,12 +11,9 @@ import (
 // /etc/pve/replication.cfg, storage.cfg and the guests' configs.
 func checkPVEHAReplication(ctx context.Context, env *Env) (Result, error) {
 	var res Result
-	st, err := pveStateOf(ctx, env)
+	st, err := pveNode(ctx, env)
 	if err != nil {
 		return res, err
-	}
-	if !st.PVE || st.EtcHung {
-		return res, ErrNotApplicable
 	}
 	c := &pve.HAConfig{Guests: map[string]pve.Guest{}}
 	for _, f := range []struct {

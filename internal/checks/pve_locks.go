@@ -12,12 +12,9 @@ import (
 // it has been there (the config file's mtime, recorded as a probe).
 func checkPVELocks(ctx context.Context, env *Env) (Result, error) {
 	var res Result
-	st, err := pveStateOf(ctx, env)
+	st, err := pveNode(ctx, env)
 	if err != nil {
 		return res, err
-	}
-	if !st.PVE || st.EtcHung {
-		return res, ErrNotApplicable
 	}
 	gs, _ := st.guests(env)
 	var locks []pve.GuestLock

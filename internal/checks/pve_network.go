@@ -11,12 +11,9 @@ import (
 // hour, membership changes, quorum flaps, cpg_send_message storms.
 func checkPVENetwork(ctx context.Context, env *Env) (Result, error) {
 	var res Result
-	st, err := pveStateOf(ctx, env)
+	st, err := clusterNode(ctx, env)
 	if err != nil {
 		return res, err
-	}
-	if !st.Corosync {
-		return res, ErrNotApplicable
 	}
 	evs, source := st.clusterLog(ctx, env)
 	if source == "" {

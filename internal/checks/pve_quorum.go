@@ -13,12 +13,9 @@ import (
 // missing, named from corosync.conf's nodelist.
 func checkPVEQuorum(ctx context.Context, env *Env) (Result, error) {
 	var res Result
-	st, err := pveStateOf(ctx, env)
+	st, err := clusterNode(ctx, env)
 	if err != nil {
 		return res, err
-	}
-	if !st.Corosync {
-		return res, ErrNotApplicable // a single PVE node has no cluster
 	}
 	if st.Quorum == nil {
 		res.Blind = append(res.Blind, "corosync quorum: "+st.QuorumErr.Error())

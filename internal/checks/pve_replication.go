@@ -12,12 +12,9 @@ import (
 // sync.
 func checkPVEReplication(ctx context.Context, env *Env) (Result, error) {
 	var res Result
-	st, err := pveStateOf(ctx, env)
+	st, err := pveNode(ctx, env)
 	if err != nil {
 		return res, err
-	}
-	if !st.PVE || st.EtcHung {
-		return res, ErrNotApplicable
 	}
 	if b, err := env.Src.ReadFile("/etc/pve/replication.cfg"); err != nil || len(b) == 0 {
 		return res, ErrNotApplicable

@@ -13,12 +13,9 @@ import (
 // storage), so it is not reported twice.
 func checkPVEStorage(ctx context.Context, env *Env) (Result, error) {
 	var res Result
-	st, err := pveStateOf(ctx, env)
+	st, err := pveNode(ctx, env)
 	if err != nil {
 		return res, err
-	}
-	if !st.PVE || st.EtcHung {
-		return res, ErrNotApplicable
 	}
 	out, err := pveCommand(ctx, env, "pvesm-status", "pvesm", "status")
 	if err != nil {
