@@ -261,9 +261,15 @@ func sampleLines(t *Trend) []finding.Line {
 // resources in the error state (FM-D7's aftermath).
 func DiagnoseHA(s *HAStatus, sc Scope) []finding.Finding {
 	var out []finding.Finding
+	fencing := map[string]bool{}
+	for _, svc := range s.Services {
+		if svc.State == "fence" || svc.State == "recovery" {
+			fencing[svc.Node] = true
+		}
+	}
 	for _, l := range s.LRMs {
-		if !l.Dead() {
-			continue
+		if !l.Dead() || fencing[l.Node] {
+			continue // a node being fenced gets the one, worse, finding below
 		}
 		var guests []finding.Consumer
 		for _, svc := range s.Services {

@@ -84,6 +84,11 @@ func TestDiagnoseHA(t *testing.T) {
 	if len(fs) != 1 || fs[0].Mode != "FM-D7" || fs[0].Subject != "node pve2" || fs[0].Evidence.Vars["node"] != "pve2" {
 		t.Errorf("%+v", fs)
 	}
+	// The same node dead and being fenced: one finding, the fence.
+	s, _ = ParseHAStatus("quorum OK\nmaster pve1 (active, x)\nlrm pve2 (old timestamp - dead?, x)\nservice vm:100 (pve2, fence)\n")
+	if fs := DiagnoseHA(s, Scope{}); len(fs) != 1 || fs[0].Severity != finding.Catastrophic || fs[0].Subject != "node pve2" {
+		t.Errorf("dead and fenced: %+v", fs)
+	}
 	for _, f := range []string{"ha-manager-status-maintenance.txt", "ha-manager-status-2016.txt", "ha-manager-status-watchdog.txt", "ha-manager-status-docs-pve9.txt"} {
 		s, _ := ParseHAStatus(fixture(t, f))
 		if fs := DiagnoseHA(s, Scope{}); len(fs) != 0 {
