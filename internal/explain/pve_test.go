@@ -42,6 +42,8 @@ func TestPVEFormats(t *testing.T) {
 		{"proxmox-1.txt", "pvecm-status", nil, 0},
 		{"proxmox-2.txt", "corosync-quorumtool", []string{"FM-D5"}, finding.High},
 		{"corosync-quorumtool-q1-healthy.txt", "corosync-quorumtool", nil, 0},
+		{"corosync-quorumtool-suse-2node.txt", "corosync-quorumtool", nil, 0},
+		{"pcs-quorum-status-openshift.txt", "corosync-quorumtool", nil, 0},
 		{"corosync-quorumtool-q1-two-of-three.txt", "corosync-quorumtool", []string{"FM-D5"}, finding.High},
 		{"corosync-quorumtool-q3-alone.txt", "corosync-quorumtool", []string{"FM-D5"}, finding.Catastrophic},
 		{"ha-manager-status-maintenance.txt", "ha-manager-status", nil, 0},

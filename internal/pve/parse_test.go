@@ -59,6 +59,8 @@ func TestParseQuorum(t *testing.T) {
 		{"corosync-quorumtool-q1-two-of-three.txt", true, false, 3, 2, 2, 2, 1, "pve1", "", "Quorate", ""},
 		{"corosync-quorumtool-q3-alone.txt", false, true, 3, 1, 2, 1, 3, "pve3", "", "", ""},
 		{"corosync-quorumtool-q1-alone.txt", false, true, 3, 1, 2, 1, 1, "pve1", "", "", ""},
+		{"corosync-quorumtool-suse-2node.txt", true, false, 2, 2, 1, 2, 1084783549, "s153cl01.cl0.example.com", "", "2Node Quorate WaitForAll", ""},
+		{"pcs-quorum-status-openshift.txt", true, false, 2, 2, 1, 2, 1, "master-0", "", "2Node Quorate WaitForAll", "NR"},
 	} {
 		t.Run(c.file, func(t *testing.T) {
 			q, err := ParseQuorum(fixture(t, c.file))
@@ -89,7 +91,7 @@ func TestParseQuorum(t *testing.T) {
 			if q.Members[0].QDevice != c.qdevice {
 				t.Errorf("qdevice column %q; want %q", q.Members[0].QDevice, c.qdevice)
 			}
-			if c.qdevice != "" && !q.Members[len(q.Members)-1].IsQDevice() {
+			if strings.Contains(c.flags, "Qdevice") && !q.Members[len(q.Members)-1].IsQDevice() {
 				t.Errorf("last row %+v is not the Qdevice", q.Members[len(q.Members)-1])
 			}
 		})

@@ -177,8 +177,12 @@ func parseMember(t string, qdevCol bool) (Member, bool) {
 	return m, true
 }
 
-// isQDeviceState matches the Qdevice column: A or NA, V or NV, MW or NMW.
+// isQDeviceState matches the Qdevice column: A or NA, V or NV, MW or NMW;
+// or NR, a node not registered with the quorum device.
 func isQDeviceState(s string) bool {
+	if s == "NR" {
+		return true
+	}
 	p := strings.Split(s, ",")
 	if len(p) != 3 {
 		return false
