@@ -10,7 +10,7 @@ import (
 )
 
 func liveScope(t *testing.T, node string) Scope {
-	conf, err := ParseCorosyncConf(liveConf)
+	conf, err := ParseCorosyncConf(fixture(t, "corosync-conf-live.txt"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -121,7 +121,7 @@ func TestParseQuorumMessyPaste(t *testing.T) {
 }
 
 func TestParseCorosyncConfAndMissing(t *testing.T) {
-	conf, err := ParseCorosyncConf(liveConf)
+	conf, err := ParseCorosyncConf(fixture(t, "corosync-conf-live.txt"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -135,36 +135,6 @@ func TestParseCorosyncConfAndMissing(t *testing.T) {
 	}
 }
 
-// liveConf is the corosync.conf of the live test (corosync_live_test.go).
-const liveConf = `totem {
-  version: 2
-  cluster_name: pvelive
-  transport: knet
-  crypto_cipher: none
-  crypto_hash: none
-  token: 1000
-}
-nodelist {
-  node {
-    nodeid: 1
-    name: pve1
-    ring0_addr: 198.18.7.1
-  }
-  node {
-    nodeid: 2
-    name: pve2
-    ring0_addr: 198.18.7.2
-  }
-  node {
-    nodeid: 3
-    name: pve3
-    ring0_addr: 198.18.7.3
-  }
-}
-quorum {
-  provider: corosync_votequorum
-}
-`
 
 func TestParseHAStatus(t *testing.T) {
 	for _, c := range []struct {
