@@ -9,8 +9,8 @@ import (
 
 // checkPVEStorage is FM-C6's Proxmox form: storages `pvesm status` shows
 // inactive or unknown. A storage mounted under /mnt/pve whose mount hangs
-// is the mounts check's (it probes every network mount and names the
-// storage), so it is not reported twice.
+// or is dead is the mounts check's (it probes every network mount and names
+// the storage), so it is not reported twice.
 func checkPVEStorage(ctx context.Context, env *Env) (Result, error) {
 	var res Result
 	st, err := pveNode(ctx, env)
@@ -38,8 +38,8 @@ func checkPVEStorage(ctx context.Context, env *Env) (Result, error) {
 		}
 	}
 	for _, f := range pve.DiagnoseStorage(sts, st.Scope) {
-		if mp := f.Evidence.Vars["mount"]; mp != "" && mounted[mp] {
-			continue // the mounts check probes it
+		if mp := f.Evidence.Vars["mount"]; mp != "" && mounted[mp] && !mountAnswers(ctx, env, "pve-storage-"+f.Evidence.Vars["storage"], mp) {
+			continue // hung or dead: the mounts check reports it, named by storage
 		}
 		res.Findings = append(res.Findings, f)
 	}
@@ -51,4 +51,20 @@ func checkPVEStorage(ctx context.Context, env *Env) (Result, error) {
 	}
 	res.Headroom = append(res.Headroom, finding.Figure{Name: "Proxmox storages usable", Value: float64(active), Limit: float64(len(sts)), Source: "pvesm status"})
 	return res, nil
+}
+
+// mountAnswers reports whether a mount answers its stat within the mount
+// deadline without an error that means it is dead. While the mounts check's
+// own stat of it is still waiting, the prober says so at once.
+func mountAnswers(ctx context.Context, env *Env, key, mountpoint string) bool {
+	if env.Mounts == nil {
+		return false
+	}
+	var a MountAnswer
+	err := env.Src.Probe(key, &a, func() error {
+		a = env.Mounts.Probe(ctx, env.Src.Path(mountpoint))
+		return nil
+	})
+	_, dead := deadErrno[a.Errno]
+	return err == nil && a.Answered && !dead
 }

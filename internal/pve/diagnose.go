@@ -173,7 +173,7 @@ func DiagnoseClusterLog(t *Trend, sc Scope) []finding.Finding {
 	}
 	span := "in this log"
 	if t.Timed {
-		span = "in the last " + finding.HumanDuration(t.To.Sub(t.From))
+		span = fmt.Sprintf("in the last %.0f hours", t.To.Sub(t.From).Hours())
 	}
 	worst := t.WorstPeer()
 	peer, peerName := "", ""
