@@ -135,7 +135,6 @@ func TestParseCorosyncConfAndMissing(t *testing.T) {
 	}
 }
 
-
 func TestParseHAStatus(t *testing.T) {
 	for _, c := range []struct {
 		file          string
