@@ -27,7 +27,7 @@ func seedAll(f *testing.F) {
 
 var fuzzNow = time.Date(2026, 12, 2, 1, 30, 0, 0, time.UTC)
 
-// fuzz budget: 2000x
+// fuzz budget: 20000x
 func FuzzParseQuorum(f *testing.F) {
 	seedAll(f)
 	f.Fuzz(func(t *testing.T, s string) {
@@ -43,7 +43,7 @@ func FuzzParseQuorum(f *testing.F) {
 	})
 }
 
-// fuzz budget: 2000x
+// fuzz budget: 20000x
 func FuzzParseCorosyncConf(f *testing.F) {
 	seedAll(f)
 	f.Fuzz(func(t *testing.T, s string) {
@@ -51,7 +51,7 @@ func FuzzParseCorosyncConf(f *testing.F) {
 	})
 }
 
-// fuzz budget: 2000x
+// fuzz budget: 20000x
 func FuzzParseHAStatus(f *testing.F) {
 	seedAll(f)
 	f.Fuzz(func(t *testing.T, s string) {
@@ -63,7 +63,7 @@ func FuzzParseHAStatus(f *testing.F) {
 	})
 }
 
-// fuzz budget: 2000x
+// fuzz budget: 20000x
 func FuzzParseReplStatus(f *testing.F) {
 	seedAll(f)
 	f.Fuzz(func(t *testing.T, s string) {
@@ -77,7 +77,7 @@ func FuzzParseReplStatus(f *testing.F) {
 	})
 }
 
-// fuzz budget: 2000x
+// fuzz budget: 20000x
 func FuzzParseStorageStatus(f *testing.F) {
 	seedAll(f)
 	f.Fuzz(func(t *testing.T, s string) {
@@ -86,7 +86,7 @@ func FuzzParseStorageStatus(f *testing.F) {
 	})
 }
 
-// fuzz budget: 2000x
+// fuzz budget: 20000x
 func FuzzParseSections(f *testing.F) {
 	seedAll(f)
 	f.Fuzz(func(t *testing.T, s string) {
@@ -100,7 +100,7 @@ func FuzzParseSections(f *testing.F) {
 	})
 }
 
-// fuzz budget: 2000x
+// fuzz budget: 20000x
 func FuzzParseGuestConfig(f *testing.F) {
 	seedAll(f)
 	f.Fuzz(func(t *testing.T, s string) {
@@ -109,7 +109,7 @@ func FuzzParseGuestConfig(f *testing.F) {
 	})
 }
 
-// fuzz budget: 2000x
+// fuzz budget: 20000x
 func FuzzParseClusterLog(f *testing.F) {
 	seedAll(f)
 	f.Fuzz(func(t *testing.T, s string) {
@@ -119,7 +119,7 @@ func FuzzParseClusterLog(f *testing.F) {
 	})
 }
 
-// fuzz budget: 2000x
+// fuzz budget: 20000x
 func FuzzParseUnitStates(f *testing.F) {
 	seedAll(f)
 	f.Add("Id=pveproxy.service\nLoadState=loaded\nActiveState=failed\nSubState=failed\n")
