@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -162,9 +163,9 @@ func TestPVELiveCorosync(t *testing.T) {
 	for _, n := range nodes {
 		waitQuorum(t, n, "Total votes:      3")
 	}
-	for _, n := range nodes {
-		if fs := childFindings(t, n); len(fs) != 0 {
-			t.Errorf("pve%d, healthy cluster: %+v", n.id, fs)
+	for i, fs := range childrenFindings(t, nodes...) {
+		if len(fs) != 0 {
+			t.Errorf("pve%d, healthy cluster: %+v", nodes[i].id, fs)
 		}
 	}
 
@@ -173,8 +174,9 @@ func TestPVELiveCorosync(t *testing.T) {
 	run(t, "ip", "link", "set", nodes[2].veth, "down")
 	waitQuorum(t, nodes[0], "Total votes:      2")
 	waitQuorum(t, nodes[2], "Activity blocked")
-	for _, n := range nodes[:2] {
-		fs := childFindings(t, n)
+	after := childrenFindings(t, nodes...)
+	for i, n := range nodes[:2] {
+		fs := after[i]
 		d5 := only(t, fs, "FM-D5")
 		if d5.Severity != finding.High || d5.Subject != "cluster pvelive" || d5.Evidence.Vars["missing"] != "pve3" || d5.Evidence.Vars["node"] != fmt.Sprintf("pve%d", n.id) {
 			t.Errorf("pve%d after cutting pve3: %+v", n.id, d5)
@@ -183,14 +185,14 @@ func TestPVELiveCorosync(t *testing.T) {
 			t.Errorf("pve%d: network finding blames %q, want pve3: %s", n.id, d6.Evidence.Vars["peer_name"], d6.Summary)
 		}
 	}
-	if d5 := only(t, childFindings(t, nodes[2]), "FM-D5"); d5.Severity != finding.Catastrophic || d5.Evidence.Vars["missing"] != "pve1,pve2" {
+	if d5 := only(t, after[2], "FM-D5"); d5.Severity != finding.Catastrophic || d5.Evidence.Vars["missing"] != "pve1,pve2" {
 		t.Errorf("pve3, cut off: %+v", d5)
 	}
 
 	// Cut pve2 as well: pve1 alone has no quorum.
 	run(t, "ip", "link", "set", nodes[1].veth, "down")
 	waitQuorum(t, nodes[0], "Activity blocked")
-	d5 := only(t, childFindings(t, nodes[0]), "FM-D5")
+	d5 := only(t, childrenFindings(t, nodes[0])[0], "FM-D5")
 	if d5.Severity != finding.Catastrophic || d5.Evidence.Vars["missing"] != "pve2,pve3" || d5.Evidence.Vars["total_votes"] != "1" {
 		t.Errorf("pve1 alone: %+v", d5)
 	}
@@ -231,18 +233,36 @@ func waitQuorum(t *testing.T, n *liveNode, want string) {
 	t.Fatalf("pve%d: no %q within 15s; last:\n%s\nlog:\n%s", n.id, want, last, log)
 }
 
+// childrenFindings runs the pve checks inside each node's namespaces at
+// once, as the nodes' agents would, and returns their findings in order.
+func childrenFindings(t *testing.T, nodes ...*liveNode) [][]finding.Finding {
+	t.Helper()
+	out := make([][]finding.Finding, len(nodes))
+	errs := make([]error, len(nodes))
+	var wg sync.WaitGroup
+	for i, n := range nodes {
+		wg.Go(func() { out[i], errs[i] = childFindings(t.Context(), n) })
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	return out
+}
+
 // childFindings runs the pve checks inside n's namespaces, with n's
 // corosync.conf and log at the paths a corosync node has them.
-func childFindings(t *testing.T, n *liveNode) []finding.Finding {
-	t.Helper()
+func childFindings(ctx context.Context, n *liveNode) ([]finding.Finding, error) {
 	self, err := os.Executable()
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	script := fmt.Sprintf("mount -t tmpfs none /etc/corosync && ln -s %s /etc/corosync/corosync.conf && "+
 		"mkdir -p /var/log/corosync && mount -t tmpfs none /var/log/corosync && ln -s %s /var/log/corosync/corosync.log && "+
 		"exec %s -test.run='^TestPVELiveChild$' -test.count=1", n.conf, n.log, self)
-	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "ip", "netns", "exec", n.ns, "unshare", "-m", "sh", "-c", script)
 	cmd.Env = append(os.Environ(), childEnv+"=1")
@@ -250,17 +270,17 @@ func childFindings(t *testing.T, n *liveNode) []finding.Finding {
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
 	if err != nil {
-		t.Fatalf("pve%d child: %v\n%s\n%s", n.id, err, out, stderr.String())
+		return nil, fmt.Errorf("pve%d child: %v\n%s\n%s", n.id, err, out, stderr.String())
 	}
 	var rep checks.Report
 	line, _, _ := bytes.Cut(out, []byte("\n"))
 	if err := json.Unmarshal(line, &rep); err != nil {
-		t.Fatalf("pve%d child output %q: %v", n.id, out, err)
+		return nil, fmt.Errorf("pve%d child output %q: %v", n.id, out, err)
 	}
 	if len(rep.Errors) > 0 {
-		t.Errorf("pve%d: check errors %v", n.id, rep.Errors)
+		return nil, fmt.Errorf("pve%d: check errors %v", n.id, rep.Errors)
 	}
-	return rep.Findings
+	return rep.Findings, nil
 }
 
 func run(t *testing.T, argv ...string) {
