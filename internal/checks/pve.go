@@ -167,19 +167,22 @@ const clusterLogWindow = 24 * time.Hour
 // corosync logs to a file.
 func (st *pveState) clusterLog(ctx context.Context, env *Env) ([]pve.Event, string) {
 	st.logOnce.Do(func() {
-		lctx := logContext(env)
+		m, err := pve.LogMatcher(env.Signatures, logContext(env))
+		if err != nil {
+			return
+		}
 		out, err := pveCommand(ctx, env, "journal-cluster", "journalctl", "-q", "--no-pager", "-o", "short-iso",
 			"-u", "corosync", "-u", "pve-cluster", "-u", "pve-ha-lrm", "-u", "pve-ha-crm", "-u", "watchdog-mux",
 			"--since", "-24h", "-n", "20000")
 		if err == nil && out.ExitCode == 0 && len(strings.TrimSpace(string(out.Stdout))) > 0 {
-			st.events, st.logSource = pve.ParseClusterLog(string(out.Stdout), lctx), "journal"
+			st.events, st.logSource = pve.ParseClusterLog(string(out.Stdout), m), "journal"
 			return
 		}
 		if b, ferr := env.Src.ReadFile("/var/log/corosync/corosync.log"); ferr == nil {
 			if len(b) > 4<<20 {
 				b = b[len(b)-4<<20:]
 			}
-			st.events, st.logSource = pve.ParseClusterLog(string(b), lctx), "/var/log/corosync/corosync.log"
+			st.events, st.logSource = pve.ParseClusterLog(string(b), m), "/var/log/corosync/corosync.log"
 		}
 	})
 	return st.events, st.logSource

@@ -27,7 +27,11 @@ func fencedBoot(ctx context.Context, env *Env, tailLines []finding.Line) (findin
 	if err != nil || out.ExitCode != 0 {
 		return finding.Finding{}, false
 	}
-	evs := pve.ParseClusterLog(string(out.Stdout), logContext(env))
+	m, err := pve.LogMatcher(env.Signatures, logContext(env))
+	if err != nil {
+		return finding.Finding{}, false
+	}
+	evs := pve.ParseClusterLog(string(out.Stdout), m)
 	var end time.Time
 	lastLine := ""
 	for i := len(tailLines) - 1; i >= 0; i-- {

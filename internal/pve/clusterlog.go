@@ -1,12 +1,12 @@
 package pve
 
 import (
-	"regexp"
 	"sort"
 	"strings"
 	"time"
 
 	"github.com/hinomi/hinomi/internal/logline"
+	"github.com/hinomi/hinomi/internal/signatures"
 )
 
 // EventKind classifies a corosync, knet, pmxcfs or pve-ha line.
@@ -17,8 +17,8 @@ const (
 	TokenLost   EventKind = "token-lost"   // [TOTEM ] Token has not been received in N ms
 	LinkDown    EventKind = "link-down"    // [KNET  ] link: host: N link: L is down
 	LinkUp      EventKind = "link-up"      // [KNET  ] rx: host: N link: L is up
-	Membership  EventKind = "membership"   // [TOTEM ] A new membership (…) was formed.
-	MembersLeft EventKind = "members-left" // … Members left: 1 3
+	Membership  EventKind = "membership"   // [QUORUM] Members[N]: the membership changed
+	MembersLeft EventKind = "members-left" // [TOTEM ] A new membership (…) was formed. Members left: 1 3
 	QuorumLost  EventKind = "quorum-lost"  // non-primary component / pmxcfs node lost quorum
 	QuorumBack  EventKind = "quorum-back"  // primary component / pmxcfs node has quorum
 	CPGFailed   EventKind = "cpg-failed"   // pmxcfs [dcdb] crit: cpg_send_message failed
@@ -43,70 +43,68 @@ type Event struct {
 	Text, Message string
 }
 
-var (
-	reToken      = regexp.MustCompile(`Token has not been received in (\d+) ms`)
-	reLinkDown   = regexp.MustCompile(`link: host: (\d+) link: (\d+) is down`)
-	reLinkUp     = regexp.MustCompile(`host: (\d+) link: (\d+) is up`)
-	reMembership = regexp.MustCompile(`A new membership \(([0-9a-f.:]+)\) was formed`)
-	reLeft       = regexp.MustCompile(`Members left: ([\d ]+)`)
-)
-
-// classify returns the kind of a line, or "" when it is none of them.
-func classify(msg string) (EventKind, []string) {
-	switch {
-	case reToken.MatchString(msg):
-		return TokenLost, nil
-	case strings.Contains(msg, "is down") && reLinkDown.MatchString(msg):
-		return LinkDown, reLinkDown.FindStringSubmatch(msg)[1:]
-	case strings.Contains(msg, "is up") && reLinkUp.MatchString(msg):
-		return LinkUp, reLinkUp.FindStringSubmatch(msg)[1:]
-	case reMembership.MatchString(msg):
-		if m := reLeft.FindStringSubmatch(msg); m != nil {
-			return MembersLeft, strings.Fields(m[1])
-		}
-		return Membership, nil
-	case strings.Contains(msg, "within the non-primary component"), strings.Contains(msg, "notice: node lost quorum"):
-		return QuorumLost, nil
-	case strings.Contains(msg, "within the primary component"), strings.Contains(msg, "notice: node has quorum"):
-		return QuorumBack, nil
-	case strings.Contains(msg, "cpg_send_message failed"):
-		return CPGFailed, nil
-	case strings.Contains(msg, "lost lock 'ha_"), strings.Contains(msg, "=> lost_agent_lock"):
-		return HALostLock, nil
-	case strings.Contains(msg, "Retransmit List:"):
-		return Retransmit, nil
-	case strings.Contains(msg, "atchdog expired"):
-		return WatchdogExp, nil
-	}
-	return "", nil
+// kindOf maps the signature catalogue's corosync, knet, pmxcfs, pve-ha and
+// watchdog-mux signatures (internal/signatures/catalogue.yaml, FM-D5..D7)
+// to the events the trend counts.
+var kindOf = map[string]EventKind{
+	"corosync-token-timeout":   TokenLost,
+	"knet-link-down":           LinkDown,
+	"knet-link-up":             LinkUp,
+	"corosync-members-changed": Membership,
+	"corosync-members-left":    MembersLeft,
+	"corosync-quorum-lost":     QuorumLost,
+	"pmxcfs-lost-quorum":       QuorumLost,
+	"pacemaker-quorum-lost":    QuorumLost,
+	"corosync-quorum-regained": QuorumBack,
+	"pmxcfs-quorum-regained":   QuorumBack,
+	"pve-ha-lost-lock":         HALostLock,
+	"pve-ha-lost-agent-lock":   HALostLock,
+	"corosync-retransmit":      Retransmit,
+	"watchdog-mux-expired":     WatchdogExp,
+	"pmxcfs-crit":              CPGFailed, // only its cpg_send_message reason, see below
 }
 
-// ParseClusterLog picks the cluster events out of a log: journalctl output
-// (any -o short* format), syslog, corosync's own log file, or a paste
-// without times. Lines of other programs are skipped.
-func ParseClusterLog(text string, ctx logline.Context) []Event {
+// LogMatcher is a copy of m (the built-in catalogue's when m is nil) that
+// dates zone-less and year-less lines with ctx.
+func LogMatcher(m *signatures.Matcher, ctx logline.Context) (*signatures.Matcher, error) {
+	if m == nil {
+		cat, err := signatures.Builtin()
+		if err != nil {
+			return nil, err
+		}
+		m = signatures.NewMatcher(cat)
+	}
+	c := *m
+	c.Context = ctx
+	return &c, nil
+}
+
+// ParseClusterLog picks the cluster events out of a log with the signature
+// engine: journalctl output (any -o short* format), syslog, corosync's own
+// log file, or a paste without times. m's Context dates lines that leave
+// out the year or the zone.
+func ParseClusterLog(text string, m *signatures.Matcher) []Event {
 	var out []Event
-	for _, l := range lines(text) {
-		if strings.TrimSpace(l) == "" {
-			continue
+	_, _ = m.Scan(strings.NewReader(strings.Join(lines(text), "\n")), "cluster log", func(se signatures.Event) {
+		kind, ok := kindOf[se.Sig.ID]
+		if !ok {
+			return
 		}
-		kind, args := classify(l)
-		if kind == "" {
-			continue
+		if se.Sig.ID == "pmxcfs-crit" && se.Fields["reason"] != "cpg_send_message failed" {
+			return
 		}
-		e := logline.Parse([]byte(strings.TrimSpace(l)), nil, ctx)
-		ev := Event{Kind: kind, Time: e.Time, Program: e.Source, Text: strings.TrimSpace(l), Message: strings.TrimSpace(e.Message)}
+		ev := Event{Kind: kind, Time: se.Entry.Time, Program: se.Entry.Source, Text: strings.TrimSpace(se.Line), Message: strings.TrimSpace(se.Entry.Message)}
 		if ev.Message == "" {
 			ev.Message = ev.Text
 		}
 		switch kind {
 		case LinkDown, LinkUp:
-			ev.Peer, ev.Link = args[0], args[1]
+			ev.Peer, ev.Link = se.Fields["host_id"], se.Fields["link"]
 		case MembersLeft:
-			ev.Left = args
+			ev.Left = strings.Fields(se.Fields["node"])
 		}
 		out = append(out, ev)
-	}
+	})
 	return out
 }
 

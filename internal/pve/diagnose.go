@@ -177,7 +177,7 @@ func DiagnoseClusterLog(t *Trend, sc Scope) []finding.Finding {
 	}
 	worst := t.WorstPeer()
 	peer, peerName := "", ""
-	parts := []string{fmt.Sprintf("%d token losses", tokens), fmt.Sprintf("%d link-downs", downs), fmt.Sprintf("%d membership changes", t.Counts[Membership]+left), fmt.Sprintf("%d quorum losses", flaps)}
+	parts := []string{fmt.Sprintf("%d token losses", tokens), fmt.Sprintf("%d link-downs", downs), fmt.Sprintf("%d membership changes", t.Counts[Membership]), fmt.Sprintf("%d quorum losses", flaps)}
 	if cpg > 0 {
 		parts = append(parts, fmt.Sprintf("%d cpg_send_message failures", cpg))
 	}
@@ -195,14 +195,14 @@ func DiagnoseClusterLog(t *Trend, sc Scope) []finding.Finding {
 		summary += " " + strings.ToUpper(why[0][:1]) + why[0][1:] + "."
 	}
 	ev := finding.Evidence{
-		Vars: sc.vars("peer", peer, "peer_name", peerName, "token_losses", itoa(t.LastHour[TokenLost]), "membership_changes", itoa(t.LastHour[Membership]+t.LastHour[MembersLeft])),
+		Vars: sc.vars("peer", peer, "peer_name", peerName, "token_losses", itoa(t.LastHour[TokenLost]), "membership_changes", itoa(t.LastHour[Membership])),
 	}
 	if !t.Timed {
-		ev.Vars["token_losses"], ev.Vars["membership_changes"] = itoa(tokens), itoa(t.Counts[Membership]+left)
+		ev.Vars["token_losses"], ev.Vars["membership_changes"] = itoa(tokens), itoa(t.Counts[Membership])
 	}
 	for _, k := range []EventKind{TokenLost, LinkDown, MembersLeft, Membership, QuorumLost, CPGFailed, HALostLock, Retransmit} {
 		if n := t.Counts[k]; n > 0 {
-			f := finding.Figure{Name: string(k) + " " + span, Value: float64(n), Source: "corosync/pmxcfs/pve-ha log"}
+			f := finding.Figure{Name: kindLabel[k] + " " + span, Value: float64(n), Source: "corosync/pmxcfs/pve-ha log"}
 			ev.Figures = append(ev.Figures, f)
 		}
 	}
@@ -234,6 +234,13 @@ func DiagnoseClusterLog(t *Trend, sc Scope) []finding.Finding {
 		f.Since = &s
 	}
 	return []finding.Finding{f}
+}
+
+// kindLabel names an event kind in a figure.
+var kindLabel = map[EventKind]string{
+	TokenLost: "token losses", LinkDown: "knet link-downs", MembersLeft: "departures",
+	Membership: "membership changes", QuorumLost: "quorum losses", CPGFailed: "cpg_send_message failures",
+	HALostLock: "HA lock losses", Retransmit: "retransmit lists",
 }
 
 // sampleLines keeps the first and last trouble lines as evidence.

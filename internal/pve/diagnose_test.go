@@ -58,7 +58,7 @@ func TestDiagnoseQuorum(t *testing.T) {
 }
 
 func TestDiagnoseClusterLog(t *testing.T) {
-	evs := ParseClusterLog(fixture(t, "seed-003-journal.txt"), logline.Context{})
+	evs := ParseClusterLog(fixture(t, "seed-003-journal.txt"), matcher(t, logline.Context{}))
 	fs := DiagnoseClusterLog(TrendOf(evs, time.Now(), 24*time.Hour), Scope{Node: "pve5", Cluster: "c"})
 	if len(fs) != 1 {
 		t.Fatalf("%+v", fs)
@@ -72,7 +72,7 @@ func TestDiagnoseClusterLog(t *testing.T) {
 	// Only the first cut of node 3, a minute in: high, peer pve3.
 	text := fixture(t, "corosync-log-live.txt")
 	text = text[:strings.Index(text, "Dec 02 01:28:09")]
-	fs = DiagnoseClusterLog(TrendOf(ParseClusterLog(text, ctx), sc.Now, 24*time.Hour), sc)
+	fs = DiagnoseClusterLog(TrendOf(ParseClusterLog(text, matcher(t, ctx)), sc.Now, 24*time.Hour), sc)
 	if len(fs) != 1 || fs[0].Severity != finding.High || fs[0].Evidence.Vars["peer_name"] != "pve3" || fs[0].Since == nil {
 		t.Errorf("live: %+v", fs)
 	}

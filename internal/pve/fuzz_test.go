@@ -27,6 +27,10 @@ func seedAll(f *testing.F) {
 
 var fuzzNow = time.Date(2026, 12, 2, 1, 30, 0, 0, time.UTC)
 
+// fuzzMatcher is built once: the catalogue takes longer to load than a
+// fuzz input to scan.
+var fuzzMatcher, _ = LogMatcher(nil, logline.Context{Now: fuzzNow, Location: time.UTC})
+
 // fuzz budget: 20000x
 func FuzzParseQuorum(f *testing.F) {
 	seedAll(f)
@@ -113,7 +117,7 @@ func FuzzParseGuestConfig(f *testing.F) {
 func FuzzParseClusterLog(f *testing.F) {
 	seedAll(f)
 	f.Fuzz(func(t *testing.T, s string) {
-		evs := ParseClusterLog(s, logline.Context{Now: fuzzNow, Location: time.UTC})
+		evs := ParseClusterLog(s, fuzzMatcher)
 		DiagnoseClusterLog(TrendOf(evs, fuzzNow, 24*time.Hour), Scope{Now: fuzzNow})
 		LastQuorumLoss(evs)
 	})

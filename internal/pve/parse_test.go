@@ -8,7 +8,18 @@ import (
 	"time"
 
 	"github.com/hinomi/hinomi/internal/logline"
+	"github.com/hinomi/hinomi/internal/signatures"
 )
+
+// matcher is the built-in signature catalogue dating lines with ctx.
+func matcher(t testing.TB, ctx logline.Context) *signatures.Matcher {
+	t.Helper()
+	m, err := LogMatcher(nil, ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
 
 // fixture reads testdata/NAME without its "# source:" line.
 func fixture(t testing.TB, name string) string {
@@ -259,7 +270,7 @@ func TestParseGuestConfig(t *testing.T) {
 }
 
 func TestParseClusterLogSeed003(t *testing.T) {
-	evs := ParseClusterLog(fixture(t, "seed-003-journal.txt"), logline.Context{})
+	evs := ParseClusterLog(fixture(t, "seed-003-journal.txt"), matcher(t, logline.Context{}))
 	tr := TrendOf(evs, time.Now(), 24*time.Hour)
 	if tr.Timed {
 		t.Error("the seed's excerpt has no times")
@@ -276,7 +287,7 @@ func TestParseClusterLogSeed003(t *testing.T) {
 func TestParseClusterLogLive(t *testing.T) {
 	text := fixture(t, "corosync-log-live.txt")
 	ctx := logline.Context{Now: time.Date(2026, 12, 2, 2, 0, 0, 0, time.UTC), Location: time.UTC}
-	evs := ParseClusterLog(text, ctx)
+	evs := ParseClusterLog(text, matcher(t, ctx))
 	tr := TrendOf(evs, ctx.Now, 24*time.Hour)
 	if !tr.Timed || tr.Counts[TokenLost] != 4 || tr.Counts[LinkDown] != 4 || tr.Counts[QuorumLost] != 2 || tr.Peers["3"].LinkDowns != 2 {
 		t.Errorf("counts %v peers %+v", tr.Counts, tr.Peers)
@@ -284,7 +295,7 @@ func TestParseClusterLogLive(t *testing.T) {
 	// The start of the log, up to the healthy join, is no trouble.
 	head := text[:strings.Index(text, "Token has not been received")]
 	head = head[:strings.LastIndex(head, "\n")]
-	if fs := DiagnoseClusterLog(TrendOf(ParseClusterLog(head, ctx), ctx.Now, 24*time.Hour), Scope{Node: "pve1"}); len(fs) != 0 {
+	if fs := DiagnoseClusterLog(TrendOf(ParseClusterLog(head, matcher(t, ctx)), ctx.Now, 24*time.Hour), Scope{Node: "pve1"}); len(fs) != 0 {
 		t.Errorf("a healthy start and join gave %+v", fs)
 	}
 }
