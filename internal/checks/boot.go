@@ -85,13 +85,17 @@ func checkPreviousBoot(ctx context.Context, env *Env) (Result, error) {
 			if len(distress) > 0 {
 				summary += "; its kernel logged distress before it ended (see the findings marked previous boot)"
 			}
-			res.Findings = append(res.Findings, finding.Finding{
-				Mode: "FM-C1", Severity: finding.Medium, Subject: "previous boot unclean", Summary: summary + ".", Since: end,
-				Evidence: finding.Evidence{
-					Lines: tail(tailLines, 5),
-					Notes: []string{"These are the previous boot's last journal lines; none is a shutdown message."},
-				},
-			})
+			if f, ok := fencedBoot(ctx, env, tailLines); ok {
+				res.Findings = append(res.Findings, f)
+			} else {
+				res.Findings = append(res.Findings, finding.Finding{
+					Mode: "FM-C1", Severity: finding.Medium, Subject: "previous boot unclean", Summary: summary + ".", Since: end,
+					Evidence: finding.Evidence{
+						Lines: tail(tailLines, 5),
+						Notes: []string{"These are the previous boot's last journal lines; none is a shutdown message."},
+					},
+				})
+			}
 		}
 	}
 	if !looked {

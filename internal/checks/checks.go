@@ -66,6 +66,11 @@ type Env struct {
 	dockerOnce sync.Once
 	dockerSt   *dockerState
 	dockerErr  error
+
+	// The Proxmox VE / corosync state, read once per run (see pve.go).
+	pveOnce sync.Once
+	pveSt   *pveState
+	pveErr  error
 }
 
 // Result is what one check found.
@@ -106,6 +111,15 @@ func All() []Check {
 		{"zfs", checkZFS},
 		{"md-raid", checkMDRAID},
 		{"smart", checkSMART},
+		// Proxmox VE and corosync.
+		{"pve-quorum", checkPVEQuorum},
+		{"pve-cluster-network", checkPVENetwork},
+		{"pve-ha", checkPVEHA},
+		{"pve-ha-replication", checkPVEHAReplication},
+		{"pve-replication", checkPVEReplication},
+		{"pve-storage", checkPVEStorage},
+		{"pve-services", checkPVEServices},
+		{"pve-locks", checkPVELocks},
 	}
 }
 

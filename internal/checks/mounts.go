@@ -277,7 +277,9 @@ func checkMounts(ctx context.Context, env *Env) (Result, error) {
 	}
 	var probes []*probe
 	for _, m := range ms {
-		if networkFS(m.FSType) {
+		// /etc/pve is Proxmox's pmxcfs: when it hangs, its service is
+		// the culprit, and the pve-services check says so (FM-D2).
+		if networkFS(m.FSType) && m.MountPoint != "/etc/pve" {
 			probes = append(probes, &probe{m: m})
 		}
 	}
@@ -322,16 +324,21 @@ func checkMounts(ctx context.Context, env *Env) (Result, error) {
 		}
 		blocked := storageWaiters(env, p.m.MountPoint)
 		s := since
+		vars := map[string]string{"mount": p.m.MountPoint, "server": server, "fstype": p.m.FSType, "stuck_for": stuck.String()}
+		what := ""
+		if id := pveStorageID(p.m.MountPoint); id != "" {
+			vars["storage"], what = id, "Proxmox storage "+id+": "
+		}
 		res.Findings = append(res.Findings, finding.Finding{
 			Mode: "FM-C6", Severity: finding.High, Subject: p.m.MountPoint,
-			Summary: fmt.Sprintf("%s mount %s from %s does not answer (stat stuck for %s); every process that touches it will hang.",
-				p.m.FSType, p.m.MountPoint, server, stuck),
+			Summary: fmt.Sprintf("%s%s mount %s from %s does not answer (stat stuck for %s); every process that touches it will hang.",
+				what, p.m.FSType, p.m.MountPoint, server, stuck),
 			Since: &s,
 			Evidence: finding.Evidence{
 				Figures:   []finding.Figure{{Name: "stat wait", Value: p.a.Took.Seconds(), Limit: env.Mounts.Deadline.Seconds(), Unit: "s"}},
 				Consumers: blocked, Lines: lines,
 				Notes: []string{sinceNote, "Source " + p.m.Source + ", options " + joinOpts(p.m.SuperOptions)},
-				Vars:  map[string]string{"mount": p.m.MountPoint, "server": server, "fstype": p.m.FSType, "stuck_for": stuck.String()},
+				Vars:  vars,
 			},
 		})
 	}
@@ -382,6 +389,10 @@ func deadMount(env *Env, m *procfs.MountInfo, a MountAnswer, why string) finding
 			break
 		}
 	}
+	vars := map[string]string{"mount": m.MountPoint, "server": server, "fstype": m.FSType, "error": a.Errno + " (" + a.Err + ")"}
+	if id := pveStorageID(m.MountPoint); id != "" {
+		vars["storage"] = id
+	}
 	return finding.Finding{
 		Mode: "FM-C6", Severity: finding.High, Subject: m.MountPoint,
 		Summary: fmt.Sprintf("%s mount %s from %s is dead: stat fails at once with %s (%s); every program that reads it gets errors.",
@@ -390,7 +401,7 @@ func deadMount(env *Env, m *procfs.MountInfo, a MountAnswer, why string) finding
 		Evidence: finding.Evidence{
 			Consumers: storageWaiters(env, m.MountPoint), Lines: lines,
 			Notes: []string{"stat: " + a.Err, "Source " + m.Source + ", options " + joinOpts(m.SuperOptions)},
-			Vars:  map[string]string{"mount": m.MountPoint, "server": server, "fstype": m.FSType, "error": a.Errno + " (" + a.Err + ")"},
+			Vars:  vars,
 		},
 	}
 }
@@ -405,4 +416,14 @@ func joinOpts(o map[string]string) string {
 	}
 	sort.Strings(keys)
 	return strings.Join(keys, ",")
+}
+
+// pveStorageID is the Proxmox storage a mount point belongs to: PVE mounts
+// network storage ID at /mnt/pve/ID.
+func pveStorageID(mountpoint string) string {
+	id, ok := strings.CutPrefix(mountpoint, "/mnt/pve/")
+	if !ok || id == "" || strings.Contains(id, "/") {
+		return ""
+	}
+	return id
 }

@@ -4,7 +4,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -181,8 +183,10 @@ func WriteText(w io.Writer, d *Diagnosis, o TextOptions, book *runbook.Book) err
 		for _, b := range d.Blind {
 			p.f("  - %s\n", b)
 		}
-		for name, e := range d.Errors {
-			p.f("  - check %s failed: %s\n", name, e)
+		// In the order of the checks' names: a map's order would change
+		// the text from run to run.
+		for _, name := range slices.Sorted(maps.Keys(d.Errors)) {
+			p.f("  - check %s failed: %s\n", name, d.Errors[name])
 		}
 	}
 	return p.err

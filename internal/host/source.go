@@ -165,6 +165,9 @@ func (s *Source) Command(ctx context.Context, key string, argv ...string) (Comma
 			return CommandResult{}, err
 		}
 		if m.Error != "" {
+			if strings.HasPrefix(m.Error, argv[0]+": ") {
+				return CommandResult{}, errors.New(m.Error) // recorded with its name already
+			}
 			return CommandResult{}, fmt.Errorf("%s: %s", argv[0], m.Error)
 		}
 		out, err := s.readCopy("commands/" + key + ".out")
