@@ -15,7 +15,7 @@ func All() []Format {
 	// Kubernetes.
 
 	// Proxmox VE and corosync.
-	fs = append(fs, pvecmStatus(), corosyncQuorumtool(), haManagerStatus(), pvesrStatus(), pvesmStatus())
+	fs = append(fs, pvecmStatus(), corosyncQuorumtool(), haManagerStatus(), pvesrStatus(), pvesmStatus(), pveGuestLock())
 
 	// DRBD, ZFS, md RAID and SMART.
 	fs = append(fs, DRBDJSON, ProcDRBD, DRBDEvents2, DRBDStatus, ZpoolStatus, Mdstat, SmartctlJSON, SmartctlText)

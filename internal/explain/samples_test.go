@@ -44,26 +44,42 @@ var explainNow = time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
 // captures from public GitHub issues, URL in each file's first line).
 var sampleCases = map[string]sampleCase{
 	// Docker Swarm family: docker service ps / docker node ls.
-	"samples/docker-1.txt": {pending: "Docker Swarm (docker service ps --no-trunc)"},
-	"samples/docker-2.txt": {pending: "Docker Swarm (docker node ls)"},
-	"samples/docker-3.txt": {pending: "Docker Swarm (docker service ps, truncated ERROR column)"},
+	"samples/docker-1.txt": {formats: []string{"docker-service-ps"}, want: []want{
+		{"FM-C5", finding.High, "swarm service ldap"},
+	}},
+	"samples/docker-2.txt": {formats: []string{"docker-node-ls"}, want: []want{
+		{"FM-D10", finding.High, "swarm node s-hive0"},
+	}},
+	"samples/docker-3.txt": {formats: []string{"docker-service-ps"}, want: []want{
+		{"FM-C4", finding.High, "swarm service sandbox-swarm_helloworld"},
+	}},
 	"samples/docker-5.txt": {neither: "docker system df (-v) and du: sizes without the filesystem's size or growth, nothing FM-C2 can judge; no format reads it yet"},
 	// The engine's event stream as JSON lines reads as a log; none of
 	// its events (resize, die with code 0) is distress.
 	"samples/docker-6.txt": {formats: []string{"log"}},
 
 	// DRBD, ZFS, md RAID and SMART family.
-	"samples/drbd-1.txt": {pending: "DRBD (drbdadm status)"},
-	"samples/drbd-2.txt": {pending: "DRBD (drbdadm status, all Outdated / WFBitMapS)"},
-	"samples/drbd-3.txt": {pending: "DRBD (drbdadm status, drbdsetup status --verbose)"},
+	// Bring-up, ending UpToDate: nothing wrong at the end.
+	"samples/drbd-1.txt": {formats: []string{"drbdadm-status"}},
+	"samples/drbd-2.txt": {formats: []string{"", "drbdadm-status", "drbdadm-status", "drbdadm-status"}, want: []want{
+		{"FM-D8", finding.Catastrophic, "drbd ボリューム名"},
+		{"FM-D8", finding.High, "drbd ボリューム名"},
+	}},
+	"samples/drbd-3.txt": {formats: []string{"", "drbdadm-status", "drbdadm-status", "drbdadm-status"}, want: []want{
+		{"FM-D8", finding.Medium, "drbd one-vm-9120-disk-0"},
+		{"FM-D8", finding.Medium, "drbd one-vm-9120-disk-0"},
+		{"FM-D8", finding.Catastrophic, "drbd one-vm-7707-disk-0"},
+	}},
 	// Kernel state-change lines: the signatures already read them.
 	"samples/drbd-5.txt": {formats: []string{"log"}, want: []want{
 		{"FM-D8", finding.High, "drbd-connection-lost resource=pvc-1ed58414-0a3d-415d-8b20-80d4fae9cf71 peer=kube-node-2"},
 		{"FM-D8", finding.High, "drbd-disk-degraded resource=one-vm-8737-disk-0 volume=0"},
 		{"FM-D8", finding.High, "drbd-disk-degraded resource=pvc-1ed58414-0a3d-415d-8b20-80d4fae9cf71 volume=0"},
 	}},
-	"samples/drbd-6.txt": {pending: "DRBD (drbdsetup status --json)"},
-	"samples/drbd-7.txt": {pending: "DRBD (drbdsetup events2; read as a log without findings until then)"},
+	"samples/drbd-6.txt": {formats: []string{"drbdsetup-status-json"}},
+	"samples/drbd-7.txt": {formats: []string{"drbdsetup-events2"}, want: []want{
+		{"FM-D8", finding.Medium, "drbd test0"},
+	}},
 
 	// Kubernetes family.
 	"samples/k8s-1.txt": {pending: "Kubernetes (kubectl get pods -A, kubectl get events)"},
@@ -110,10 +126,12 @@ var sampleCases = map[string]sampleCase{
 	}},
 
 	// Proxmox VE and corosync family.
-	"samples/proxmox-1.txt":  {pending: "Proxmox VE (pvecm status)"},
+	"samples/proxmox-1.txt":  {formats: []string{"pvecm-status"}}, // quorate, both votes
 	"samples/proxmox-11.txt": {pending: "Proxmox VE (pvesr replication job log)"},
 	"samples/proxmox-12.txt": {neither: "a Prometheus scrape of prometheus-pve-exporter: metrics, not a command a person runs on the host"},
-	"samples/proxmox-2.txt":  {pending: "Proxmox VE (pvecm status with QDevice)"},
+	"samples/proxmox-2.txt": {formats: []string{"corosync-quorumtool"}, want: []want{
+		{"FM-D5", finding.High, "corosync cluster"},
+	}},
 	// corosync's journal: the signatures read it (the family may add
 	// trending on top).
 	"samples/proxmox-5.txt": {formats: []string{"log"}, want: []want{
@@ -125,11 +143,19 @@ var sampleCases = map[string]sampleCase{
 		{"FM-D6", finding.High, "corosync-token-timeout"},
 		{"FM-D6", finding.High, "knet-no-active-links host_id=2"},
 		{"FM-D6", finding.Medium, "corosync-leave-message-failed"},
-		{"FM-D6", finding.Low, "corosync-members-changed"},
 	}},
-	"samples/proxmox-6.txt": {pending: "Proxmox VE (pvesm status)"},
+	"samples/proxmox-6.txt": {formats: []string{"pvesm-status"}, want: []want{
+		{"FM-C6", finding.High, "storage drbdpool"},
+	}},
 	"samples/proxmox-8.txt": {neither: "configuration files (/etc/pve/ha/resources.cfg, replication.cfg), not command output; the Proxmox family reads them from the host"},
-	"samples/proxmox-9.txt": {pending: "Proxmox VE (pct errors about a held guest lock)"},
+	// A process holding CT 110's config lock file, then other sources'
+	// lock errors, one of which names its guest (101) in a bash trace.
+	"samples/proxmox-9.txt": {formats: []string{"", "", "pve-guest-lock", "pve-guest-lock", "pve-guest-lock"}, want: []want{
+		{"FM-D1", finding.Low, "guest 110"},
+		{"FM-D1", finding.Low, "guest 110"},
+		{"FM-D1", finding.Low, "guest 110"},
+		{"FM-D1", finding.Low, "guest 101"},
+	}},
 
 	// docker ps -a.
 	"docker-ps-restarting.txt": {formats: []string{"docker-ps"}, want: []want{

@@ -434,7 +434,7 @@ func DiagnoseLocks(locks []GuestLock, sc Scope) []finding.Finding {
 		}
 		f := mk("FM-D1", finding.Low, "guest "+l.Guest,
 			fmt.Sprintf("%s %s on %s has been locked (%s) for %s: backups, snapshots, migrations and config changes of it fail with \"%s is locked (%s)\" until `%s unlock %s`.", what, l.Guest, l.Node, l.Lock, heldFor, what, l.Lock, tool, l.Guest),
-			finding.Evidence{Vars: sc.vars("guest", l.Guest, "guest_kind", l.Kind, "lock", l.Lock, "held_for", heldFor, "node", l.Node)})
+			finding.Evidence{Vars: sc.vars("guest", l.Guest, "guest_kind", l.Kind, "lock", l.Lock, "lock_held", "config", "held_for", heldFor, "node", l.Node)})
 		if !l.Since.IsZero() {
 			t := l.Since
 			f.Since = &t
