@@ -246,7 +246,7 @@ func (a *Agent) cycles(ctx context.Context) {
 	defer tick.Stop()
 	for {
 		last := time.Now()
-		d, err := doctor.Diagnose(ctx, doctor.Options{Mounts: mounts, MountDeadline: 2 * time.Second, Signatures: a.matcher, DockerEvents: a.docker, Smart: a.smart})
+		d, err := doctor.Diagnose(ctx, doctor.Options{Mounts: mounts, MountDeadline: 2 * time.Second, Signatures: a.matcher, DockerEvents: a.docker, NoJournal: a.cfg.Journal, Smart: a.smart})
 		if err != nil && ctx.Err() != nil {
 			return // stopping: a diagnosis cut short is not sent
 		}

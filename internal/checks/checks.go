@@ -52,6 +52,9 @@ type Env struct {
 	// DockerEvents, in the agent, holds the deaths seen on the Docker
 	// event stream; nil makes the Docker checks ask the engine.
 	DockerEvents *DockerEvents
+	// NoJournal skips reading this boot's journal (the agent follows it
+	// live instead).
+	NoJournal bool
 	// Smart, in the agent, keeps smartctl's answers between cycles; nil
 	// makes the SMART check ask every time.
 	Smart *SmartCache
@@ -107,6 +110,7 @@ func All() []Check {
 		{"swarm", checkSwarm},
 		{"services", checkServices},
 		{"previous-boot", checkPreviousBoot},
+		{"journal", checkJournal},
 		{"drbd", checkDRBD},
 		{"zfs", checkZFS},
 		{"md-raid", checkMDRAID},

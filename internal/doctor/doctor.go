@@ -47,6 +47,8 @@ type Options struct {
 	// DockerEvents, in the agent, is the Docker event stream's log of
 	// container deaths.
 	DockerEvents *checks.DockerEvents
+	// NoJournal skips this boot's journal (the agent follows it live).
+	NoJournal bool
 	// Smart, in the agent, keeps each disk's SMART reading between
 	// diagnoses (checks.SmartTTL).
 	Smart *checks.SmartCache
@@ -123,6 +125,7 @@ func Diagnose(ctx context.Context, o Options) (*Diagnosis, error) {
 		Kernel:       checks.ReadKernelLog(src, procs.Boot, 5000),
 		DockerEvents: o.DockerEvents,
 		Smart:        o.Smart,
+		NoJournal:    o.NoJournal,
 	}
 	d.Report = checks.Run(ctx, env, checks.All())
 	d.Blind = append(d.Blind, notes...)
