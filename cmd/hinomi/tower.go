@@ -126,6 +126,7 @@ func runAgent(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	spoolMax := fs.Int64("spool-max-bytes", 64<<20, "bound on each tower's on-disk spool")
 	kmsg := fs.String("kmsg", "", "kernel log device (default /dev/kmsg; - to not read the kernel log)")
 	journal := fs.String("journal", "auto", "follow the systemd journal for service logs: auto (when journald runs), yes, no")
+	containerLogs := fs.String("container-logs", "auto", "follow the running Docker containers' logs: auto (when a Docker socket is there), yes, no")
 	var sigFiles, logFiles multiFlag
 	fs.Var(&sigFiles, "signatures", "a YAML file of extra log signatures (repeatable)")
 	fs.Var(&logFiles, "log-file", "follow the log files matching this `glob` too, e.g. '/var/log/nginx/*.log' (repeatable; default $HINOMI_LOG_FILES, comma-separated)")
@@ -160,6 +161,15 @@ func runAgent(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	default:
 		return fmt.Errorf("agent: --journal %q: want auto, yes or no", *journal)
 	}
+	followContainers := *containerLogs == "yes"
+	switch *containerLogs {
+	case "auto":
+		_, errSock := os.Stat("/var/run/docker.sock")
+		followContainers = errSock == nil || os.Getenv("DOCKER_HOST") != ""
+	case "yes", "no":
+	default:
+		return fmt.Errorf("agent: --container-logs %q: want auto, yes or no", *containerLogs)
+	}
 	tok := token.Get()
 	if f := tokenFile.Get(); f != "" {
 		b, err := os.ReadFile(f)
@@ -180,7 +190,7 @@ func runAgent(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		followJournal = errTool == nil && errSock == nil
 	}
 	a, err := agent.New(agent.Config{
-		Journal: followJournal, LogFiles: logFiles,
+		Journal: followJournal, LogFiles: logFiles, ContainerLogs: followContainers,
 		Towers: towers, Token: tok, Name: name.Get(), StateDir: state.Get(), Interval: *interval,
 		SpoolBytes: *spoolMax, Kmsg: *kmsg, Signatures: cat, Version: shortVersion(), Log: log,
 	})

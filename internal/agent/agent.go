@@ -64,11 +64,13 @@ type Config struct {
 	Journal bool
 	// LogFiles are globs of log files to follow (rotation and truncation
 	// handled, position kept across restarts).
-	LogFiles   []string
-	Signatures *signatures.Catalogue
-	Version    string
-	HTTPClient *http.Client
-	Log        *slog.Logger
+	LogFiles []string
+	// ContainerLogs follows the running Docker containers' logs.
+	ContainerLogs bool
+	Signatures    *signatures.Catalogue
+	Version       string
+	HTTPClient    *http.Client
+	Log           *slog.Logger
 }
 
 // Agent is a running agent.
@@ -102,6 +104,8 @@ type Agent struct {
 	logw          *logWatch
 	filesFollowed atomic.Int64
 	fileScans     atomic.Int64 // how often the globs were matched
+	// containersFollowed counts the containers whose logs are followed.
+	containersFollowed atomic.Int64
 	// inodes are the log files' inodes read from, so a file rotated to
 	// a name the glob also matches is not read twice.
 	inodeMu sync.Mutex
@@ -223,6 +227,9 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 	if len(a.cfg.LogFiles) > 0 {
 		wg.Go(func() { a.watchFiles(ctx) })
+	}
+	if a.cfg.ContainerLogs {
+		wg.Go(func() { a.watchContainerLogs(ctx) })
 	}
 	wg.Go(func() {
 		a.docker.Watch(ctx, a.cfg.Log, func() {

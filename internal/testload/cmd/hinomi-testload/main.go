@@ -51,6 +51,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -96,7 +97,16 @@ type config struct {
 	exitCode  int
 	// say, when set, is printed and the program exits with exitCode.
 	say string
+	// logLines are printed after the ready line (a service logging its
+	// distress), and the program goes on.
+	logLines multiString
 }
+
+// multiString is a repeatable string flag.
+type multiString []string
+
+func (m *multiString) String() string     { return strings.Join(*m, "\n") }
+func (m *multiString) Set(v string) error { *m = append(*m, v); return nil }
 
 func main() {
 	var cfg config
@@ -116,6 +126,7 @@ func main() {
 	fs.BoolVar(&cfg.hog, "hog", false, "internal: run as the memory-hog child of -hog-mb")
 	fs.DurationVar(&cfg.exitAfter, "exit-after", 0, "exit with status -exit-code this `long` after the ready line (0: never)")
 	fs.IntVar(&cfg.exitCode, "exit-code", 0, "exit `status` for -exit-after and -say")
+	fs.Var(&cfg.logLines, "log", "print this `line` after the ready line, then go on (repeatable)")
 	fs.StringVar(&cfg.say, "say", "", "print this `text` to stdout and exit with status -exit-code at once (a health-check command)")
 	fs.SetOutput(os.Stderr)
 	if err := fs.Parse(os.Args[1:]); err != nil {
@@ -243,6 +254,9 @@ func run(cfg config, stdin io.Reader, stdout io.Writer) (err error) {
 	w := bufio.NewWriter(stdout)
 	fmt.Fprintf(w, "ready pid=%d watches=%d instances=%d files=%d children=%d%s\n",
 		os.Getpid(), cfg.watches, cfg.instances, cfg.files, cfg.children, forked)
+	for _, l := range cfg.logLines {
+		fmt.Fprintln(w, l)
+	}
 	if err := w.Flush(); err != nil {
 		return fmt.Errorf("writing the ready line: %w", err)
 	}
