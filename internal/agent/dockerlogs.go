@@ -92,7 +92,9 @@ func firstOr(ss []string, def string) string {
 // engine's timestamps, from the saved position or since.
 func (a *Agent) followContainer(ctx context.Context, cli *client.Client, id, name, posFile string, since time.Time) {
 	pos := &positionWriter{file: posFile}
-	warn := func(err error) { a.cfg.Log.Warn("cannot save a container log's position", "container", name, "err", err) }
+	warn := func(err error) {
+		a.cfg.Log.Warn("cannot save a container log's position", "container", name, "err", err)
+	}
 	defer func() { pos.flush(time.Now(), warn) }()
 	if b, err := os.ReadFile(posFile); err == nil {
 		if t, err := time.Parse(time.RFC3339Nano, strings.TrimSpace(string(b))); err == nil {
