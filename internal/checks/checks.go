@@ -63,6 +63,12 @@ type Env struct {
 	dockerOnce sync.Once
 	dockerSt   *dockerState
 	dockerErr  error
+
+	// What the Docker containers keep on disk, measured once per run
+	// (see dockerDisk).
+	dockerDiskOnce sync.Once
+	dockerDiskSt   *dockerDiskState
+	dockerDiskErr  error
 }
 
 // Result is what one check found.
@@ -96,6 +102,7 @@ func All() []Check {
 		{"docker-api", checkDockerAPI},
 		{"docker-restarts", checkDockerRestarts},
 		{"docker-memory", checkDockerMemory},
+		{"docker-disk", checkDockerDisk},
 		{"services", checkServices},
 		{"previous-boot", checkPreviousBoot},
 	}

@@ -50,7 +50,7 @@ func localFS(fstype, mountpoint string) bool {
 
 // checkDisk is FM-C2: space and inodes of every local filesystem, with the
 // biggest directories under the usual hogs when one is filling up.
-func checkDisk(_ context.Context, env *Env) (Result, error) {
+func checkDisk(ctx context.Context, env *Env) (Result, error) {
 	var res Result
 	ms, err := mounts(env)
 	if err != nil {
@@ -92,11 +92,11 @@ func checkDisk(_ context.Context, env *Env) (Result, error) {
 			worst = &s
 		}
 		inodes := finding.Figure{Name: "inodes " + m.MountPoint, Value: float64(u.Files - u.FreeFiles), Limit: float64(u.Files), Source: "statfs " + m.MountPoint}
-		if f, ok := diskFinding(env, m, space, "space"); ok {
+		if f, ok := diskFinding(ctx, env, m, space, "space"); ok {
 			res.Findings = append(res.Findings, f)
 		}
 		if u.Files > 0 {
-			if f, ok := diskFinding(env, m, inodes, "inodes"); ok {
+			if f, ok := diskFinding(ctx, env, m, inodes, "inodes"); ok {
 				res.Findings = append(res.Findings, f)
 			}
 		}
@@ -123,7 +123,7 @@ func diskSeverity(pct float64) finding.Severity {
 	return 0
 }
 
-func diskFinding(env *Env, m *procfs.MountInfo, fig finding.Figure, what string) (finding.Finding, bool) {
+func diskFinding(ctx context.Context, env *Env, m *procfs.MountInfo, fig finding.Figure, what string) (finding.Finding, bool) {
 	sev := diskSeverity(fig.Percent())
 	if sev == 0 {
 		return finding.Finding{}, false
@@ -198,7 +198,51 @@ func diskFinding(env *Env, m *procfs.MountInfo, fig finding.Figure, what string)
 	if len(f.Evidence.Consumers) > 0 {
 		vars["dir"] = f.Evidence.Consumers[0].Name
 	}
+	if what == "space" {
+		nameDockerConsumers(ctx, env, m.MountPoint, &f)
+	}
 	return f, true
+}
+
+// nameDockerConsumers names the Docker containers, Swarm services and
+// volumes behind the space of a filling filesystem: directories such as
+// overlay2/<id> or volumes/<name> get their owner's name, and the biggest
+// writable layers, logs and volumes on it are added by name, the top one
+// in the summary and the runbook's vars.
+func nameDockerConsumers(ctx context.Context, env *Env, mount string, f *finding.Finding) {
+	dd, err := dockerDisk(ctx, env)
+	if err != nil || dd.Root == "" {
+		return
+	}
+	for i, c := range f.Evidence.Consumers {
+		if c.Kind == "directory" {
+			f.Evidence.Consumers[i].Name = dd.nameDir(c.Name)
+		}
+	}
+	named := dd.diskConsumers(env, mount, 5)
+	if len(named) == 0 {
+		return
+	}
+	top := named[0]
+	f.Evidence.Consumers = append(f.Evidence.Consumers, named...)
+	sortConsumers(f.Evidence.Consumers)
+	vars := f.Evidence.Vars
+	if c := dd.owner(top.ID); c != nil {
+		vars["container"], vars["container_id"] = c.Name, c.ID
+		vars["owner"], vars["owner_label"] = "docker", c.Name
+		vars["dir"], vars["log_path"], vars["layer_dir"] = c.LayerDir, c.LogPath, c.LayerDir
+		if strings.Contains(top.Name, "(log ") {
+			vars["dir"] = c.LogPath
+		}
+		if c.Service != "" {
+			vars["service"] = c.Service
+		}
+	}
+	r := dd.reclaim()
+	vars["prune_bytes"] = finding.HumanBytes(r.prune())
+	f.Summary += fmt.Sprintf(" The biggest Docker consumer is %s: %s.", top.Kind+" "+top.Name, finding.HumanBytes(top.Value))
+	f.Evidence.Figures = append(f.Evidence.Figures, r.figures(dd.Root)...)
+	f.Evidence.Notes = append(f.Evidence.Notes, r.sentence())
 }
 
 // mountOf returns the mount point holding path on the source.
@@ -230,46 +274,77 @@ func biggestChildren(dir string, count bool) ([]dirSize, error) {
 	if err != nil {
 		return nil, err
 	}
-	var root unix.Stat_t
-	if err := unix.Stat(dir, &root); err != nil {
-		return nil, err
-	}
-	deadline := time.Now().Add(duBudget)
-	files := 0
-	stop := errors.New("budget")
+	w := newWalker(duBudget, duMaxFiles)
 	var out []dirSize
 	for _, e := range ents {
-		var total float64
-		_ = filepath.WalkDir(filepath.Join(dir, e.Name()), func(p string, d fs.DirEntry, err error) error {
-			if err != nil {
-				return nil
-			}
-			files++
-			if files%1024 == 0 && time.Now().After(deadline) || files > duMaxFiles {
-				return stop
-			}
-			info, err := d.Info()
-			if err != nil {
-				return nil
-			}
-			st, ok := info.Sys().(*syscall.Stat_t)
-			if !ok {
-				return nil
-			}
-			if d.IsDir() && st.Dev != root.Dev {
-				return filepath.SkipDir
-			}
-			if count {
-				total++
-			} else {
-				total += float64(st.Blocks) * 512
-			}
-			return nil
-		})
-		out = append(out, dirSize{Name: e.Name(), Value: total})
+		bytes, files, _ := w.size(filepath.Join(dir, e.Name()), dir)
+		v := bytes
+		if count {
+			v = files
+		}
+		out = append(out, dirSize{Name: e.Name(), Value: v})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Value > out[j].Value })
 	return out, nil
+}
+
+// walker sizes directory trees under one budget of time and files shared
+// by all its walks: a tree with millions of files cannot hold a run up.
+type walker struct {
+	deadline time.Time
+	files    int
+	maxFiles int
+	// Out says the budget ran out: later walks return at once, and the
+	// walk that ran into it counted only part of its tree.
+	Out bool
+}
+
+func newWalker(budget time.Duration, maxFiles int) *walker {
+	return &walker{deadline: time.Now().Add(budget), maxFiles: maxFiles}
+}
+
+var errBudget = errors.New("budget")
+
+// size returns the bytes allocated to path (a file or a tree) and how many
+// files it holds, staying on the filesystem of dev (a directory on it,
+// usually path's parent); complete is false when the budget ran out
+// during the walk or before it.
+func (w *walker) size(path, dev string) (bytes, files float64, complete bool) {
+	if w.Out {
+		return 0, 0, false
+	}
+	var root unix.Stat_t
+	if err := unix.Stat(dev, &root); err != nil {
+		return 0, 0, false
+	}
+	err := filepath.WalkDir(path, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return nil
+		}
+		w.files++
+		if w.files%1024 == 0 && time.Now().After(w.deadline) || w.files > w.maxFiles {
+			return errBudget
+		}
+		info, err := d.Info()
+		if err != nil {
+			return nil
+		}
+		st, ok := info.Sys().(*syscall.Stat_t)
+		if !ok {
+			return nil
+		}
+		if d.IsDir() && st.Dev != uint64(root.Dev) {
+			return filepath.SkipDir
+		}
+		files++
+		bytes += float64(st.Blocks) * 512
+		return nil
+	})
+	if errors.Is(err, errBudget) {
+		w.Out = true
+		return bytes, files, false
+	}
+	return bytes, files, true
 }
 
 // holds reports whether path lives on the filesystem mounted at m.

@@ -24,6 +24,10 @@ type ContainerSpec struct {
 	Health         []string
 	HealthInterval time.Duration
 	Limits         Limits
+	// Binds are docker run -v mounts ("volume:/path"); a named volume
+	// that does not exist is created by the engine, and the caller
+	// removes it.
+	Binds []string
 }
 
 // StartContainer creates and starts a container named name from image (see
@@ -51,6 +55,7 @@ func StartContainer(t testing.TB, image, name string, spec ContainerSpec) string
 	}
 	hc := &container.HostConfig{
 		NetworkMode:   "none",
+		Binds:         spec.Binds,
 		RestartPolicy: container.RestartPolicy{Name: spec.Restart, MaximumRetryCount: spec.MaxRetries},
 		Resources:     spec.Limits.resources(),
 	}

@@ -1,0 +1,255 @@
+package checks
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/moby/moby/client"
+
+	"github.com/hinomi/hinomi/internal/finding"
+	"github.com/hinomi/hinomi/internal/host"
+	"github.com/hinomi/hinomi/internal/testload"
+)
+
+// diskName names this helper's Docker objects.
+func diskName(what string) string { return fmt.Sprintf("dockerdisk-%s-%d", what, os.Getpid()) }
+
+func inspectDisk(t *testing.T, name string) (upper, logPath string) {
+	t.Helper()
+	cli, err := client.New(client.FromEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cli.Close()
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	res, err := cli.ContainerInspect(ctx, name, client.ContainerInspectOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Container.GraphDriver != nil {
+		upper = res.Container.GraphDriver.Data["UpperDir"]
+	}
+	return upper, res.Container.LogPath
+}
+
+// consumerNamed returns the consumer whose name starts with prefix.
+func consumerNamed(cs []finding.Consumer, prefix string) (finding.Consumer, bool) {
+	for _, c := range cs {
+		if strings.HasPrefix(c.Name, prefix) {
+			return c, true
+		}
+	}
+	return finding.Consumer{}, false
+}
+
+// A container that writes 200 MB into its writable layer is named, with
+// that size, as the top consumer of its finding; when the filesystem
+// holding Docker's data fills, the disk finding names it by name (not its
+// overlay2 hash); and both replay from a snapshot.
+func TestDockerDiskLayerNamed(t *testing.T) {
+	image := testload.ScratchImage(t, testload.DefaultImage)
+	name := diskName("layer")
+	testload.RunContainer(t, image, name, "-write-mb", "200")
+	upper, _ := inspectDisk(t, name)
+
+	dir := filepath.Join(t.TempDir(), "snap")
+	rec, err := host.NewRecorder(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := liveDockerEnv(t)
+	env.Src.Record(rec)
+	res, err := checkDockerDisk(t.Context(), env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := findingFor(t, res, "writable layer of container "+name)
+	if f.Mode != "FM-C2" || f.Severity != finding.Low {
+		t.Errorf("mode %s severity %s; want FM-C2 low", f.Mode, f.Severity)
+	}
+	if len(f.Evidence.Figures) == 0 || f.Evidence.Figures[0].Value < 200<<20 || f.Evidence.Figures[0].Value > 210<<20 {
+		t.Errorf("figures %+v; want the layer's 200 MiB first", f.Evidence.Figures)
+	}
+	c := f.Evidence.Consumers
+	if len(c) == 0 || !strings.HasPrefix(c[0].Name, name+" (writable layer "+upper+")") || c[0].Value < 200<<20 {
+		t.Errorf("consumers %+v; want %s's layer %s first with 200 MiB", c, name, upper)
+	}
+	if v := f.Evidence.Vars; v["container"] != name || v["dir"] != upper || v["owner"] != "docker" || v["prune_bytes"] == "" {
+		t.Errorf("vars %v; want container %s, dir %s", v, name, upper)
+	}
+	if !strings.Contains(f.Summary, name) || !strings.Contains(f.Summary, "200.0 MiB") && !strings.Contains(f.Summary, "200 MiB") {
+		t.Errorf("summary does not name the container and its size: %s", f.Summary)
+	}
+
+	// The filesystem holding Docker's data is full: the disk finding's
+	// overlay2/<id> directory and its top Docker consumer carry names.
+	ms, err := mounts(env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mp := mountOf(env, upper)
+	var m = ms[0]
+	for _, x := range ms {
+		if x.MountPoint == mp {
+			m = x
+		}
+	}
+	env.HogDirs = []string{filepath.Dir(filepath.Dir(upper))} // …/overlay2
+	full := finding.Figure{Name: "disk " + mp, Value: 96, Limit: 100, Unit: "bytes"}
+	df, ok := diskFinding(t.Context(), env, m, full, "space")
+	if !ok {
+		t.Fatal("no disk finding at 96%")
+	}
+	if df.Severity != finding.High {
+		t.Errorf("severity %s; want high at 96%%", df.Severity)
+	}
+	if _, ok := consumerNamed(df.Evidence.Consumers, filepath.Dir(upper)+" (container "+name+")"); !ok {
+		t.Errorf("no consumer naming %s's overlay2 directory by name: %+v", name, df.Evidence.Consumers)
+	}
+	top, ok := consumerNamed(df.Evidence.Consumers, name+" (writable layer")
+	if !ok || top.Kind != "container" || top.Value < 200<<20 {
+		t.Errorf("consumers %+v; want %s's writable layer by name with 200 MiB", df.Evidence.Consumers, name)
+	}
+	if df.Evidence.Vars["container"] != name || df.Evidence.Vars["dir"] != upper {
+		t.Errorf("vars %v; want container %s and dir %s", df.Evidence.Vars, name, upper)
+	}
+	if !strings.Contains(df.Summary, "The biggest Docker consumer is container "+name) {
+		t.Errorf("summary does not name the top container: %s", df.Summary)
+	}
+
+	if err := rec.Close(host.Meta{Host: "test", Taken: env.Now}); err != nil {
+		t.Fatal(err)
+	}
+	src, err := host.FromDir(t.Context(), dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	replayed, err := checkDockerDisk(t.Context(), &Env{Src: src, Now: env.Now, Log: env.Log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g := findingFor(t, replayed, "writable layer of container "+name); g.Summary != f.Summary {
+		t.Errorf("replayed summary\n%s\nwant\n%s", g.Summary, f.Summary)
+	}
+}
+
+// A container that logs heavily without max-size is named for its log
+// file, with its path and size.
+func TestDockerDiskLogNamed(t *testing.T) {
+	image := testload.ScratchImage(t, testload.DefaultImage)
+	name := diskName("log")
+	testload.RunContainer(t, image, name, "-log-mb", "110")
+	_, logPath := inspectDisk(t, name)
+	deadline := time.Now().Add(time.Minute)
+	for {
+		fi, err := os.Stat(logPath)
+		if err == nil && fi.Size() >= 110<<20 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("log %s did not reach 110 MiB within a minute (%v)", logPath, err)
+		}
+		time.Sleep(100 * time.Millisecond) // polling the file's size, with a deadline
+	}
+	res, err := checkDockerDisk(t.Context(), liveDockerEnv(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := findingFor(t, res, "log of container "+name)
+	if f.Mode != "FM-C2" || f.Severity != finding.Low {
+		t.Errorf("mode %s severity %s; want FM-C2 low", f.Mode, f.Severity)
+	}
+	if v := f.Evidence.Vars; v["container"] != name || v["dir"] != logPath || v["log_path"] != logPath {
+		t.Errorf("vars %v; want container %s, dir and log_path %s", v, name, logPath)
+	}
+	c, ok := consumerNamed(f.Evidence.Consumers, name+" (log "+logPath+")")
+	if !ok || c.Value < 110<<20 {
+		t.Errorf("consumers %+v; want %s's log with at least 110 MiB", f.Evidence.Consumers, name)
+	}
+	if !strings.Contains(f.Summary, "not rotated") || !strings.Contains(f.Summary, name) {
+		t.Errorf("summary: %s", f.Summary)
+	}
+}
+
+// A volume is named with the container that uses it and its size, and a
+// volume nobody uses counts in what a prune would free.
+func TestDockerDiskVolumeUsers(t *testing.T) {
+	image := testload.ScratchImage(t, testload.DefaultImage)
+	name, vol, spare := diskName("voluser"), diskName("vol"), diskName("spare")
+	cli, err := client.New(client.FromEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cli.Close()
+	for _, v := range []string{vol, spare} {
+		if _, err := cli.VolumeCreate(t.Context(), client.VolumeCreateOptions{Name: v}); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			if _, err := cli.VolumeRemove(ctx, v, client.VolumeRemoveOptions{Force: true}); err != nil {
+				t.Errorf("removing volume %s: %v", v, err)
+			}
+		})
+	}
+	// Registered after the volumes' cleanups, so the container goes first.
+	testload.StartContainer(t, image, name, testload.ContainerSpec{
+		Binds: []string{vol + ":/data"},
+		Args:  []string{"-stdin=false", "-write-mb", "20", "-write-to", "/data/blob"},
+	})
+	deadline := time.Now().Add(time.Minute)
+	for {
+		out, _ := testload.ContainerLogs(t, name)
+		if strings.Contains(out, "ready ") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s printed no ready line within a minute", name)
+		}
+		time.Sleep(100 * time.Millisecond) // polling the logs, with a deadline
+	}
+
+	env := liveDockerEnv(t)
+	dd, err := dockerDisk(t.Context(), env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got, unused *volumeDisk
+	for i := range dd.Volumes {
+		switch dd.Volumes[i].Name {
+		case vol:
+			got = &dd.Volumes[i]
+		case spare:
+			unused = &dd.Volumes[i]
+		}
+	}
+	if got == nil || unused == nil {
+		t.Fatalf("volumes %+v lack %s or %s", dd.Volumes, vol, spare)
+	}
+	if len(got.Users) != 1 || got.Users[0] != name || got.Bytes < 20<<20 || !got.Done {
+		t.Errorf("volume %+v; want used by %s with 20 MiB", got, name)
+	}
+	if len(unused.Users) != 0 {
+		t.Errorf("volume %+v; want no user", unused)
+	}
+	mp := mountOf(env, got.Dir)
+	c, ok := consumerNamed(dd.diskConsumers(env, mp, 1000), vol+" (used by "+name)
+	if !ok || c.Kind != "volume" || c.Value < 20<<20 {
+		t.Errorf("no consumer naming volume %s with its user %s", vol, name)
+	}
+	if n := dd.nameDir(filepath.Dir(got.Dir)); n != filepath.Dir(got.Dir)+" (volume "+vol+", used by "+name+")" {
+		t.Errorf("nameDir = %q", n)
+	}
+	r := dd.reclaim()
+	if r.volumesN < 1 || !strings.Contains(r.sentence(), "volumes no container uses") {
+		t.Errorf("reclaim %+v: the unused volume is not counted: %s", r, r.sentence())
+	}
+}
