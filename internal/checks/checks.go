@@ -99,6 +99,7 @@ func All() []Check {
 		{"disk", checkDisk},
 		{"mounts", checkMounts},
 		{"runtime", checkRuntime},
+		{"runtime-guests", checkRuntimeInGuests},
 		{"docker-api", checkDockerAPI},
 		{"docker-restarts", checkDockerRestarts},
 		{"docker-memory", checkDockerMemory},

@@ -132,7 +132,7 @@ func diskFinding(ctx context.Context, env *Env, m *procfs.MountInfo, fig finding
 		// The runbook shows the journal and Docker steps only for the
 		// filesystem that holds them.
 		"holds_journal": yesNo(holds(env, m, "/var/log/journal")),
-		"holds_docker":  yesNo(holds(env, m, "/var/lib/docker") || holds(env, m, "/var/lib/containerd")),
+		"holds_docker":  yesNo(holdsDocker(ctx, env, m)),
 	}
 	f := finding.Finding{
 		Mode: "FM-C2", Severity: sev, Subject: what + " " + m.MountPoint,
@@ -345,6 +345,21 @@ func (w *walker) size(path, dev string) (bytes, files float64, complete bool) {
 		return bytes, files, false
 	}
 	return bytes, files, true
+}
+
+// holdsDocker reports whether Docker keeps its data on the filesystem
+// mounted at m: only then does the runbook show docker commands. A host
+// without a Docker engine (a Proxmox node whose guests are LXC) never gets
+// them; an engine whose data root is not known shows them.
+func holdsDocker(ctx context.Context, env *Env, m *procfs.MountInfo) bool {
+	st, err := docker(ctx, env)
+	if err != nil || st.Absent {
+		return false
+	}
+	if dd, err := dockerDisk(ctx, env); err == nil && dd.Root != "" {
+		return holds(env, m, dd.Root)
+	}
+	return holds(env, m, "/var/lib/docker")
 }
 
 // holds reports whether path lives on the filesystem mounted at m.
