@@ -92,6 +92,10 @@ type Agent struct {
 	// OOM-killed or turns unhealthy.
 	docker *checks.DockerEvents
 	wake   chan struct{}
+	// disk remembers each filesystem's use over the last cycles: the
+	// disk check predicts from it when one is full and what grows
+	// fastest.
+	disk *checks.DiskTrend
 }
 
 type tower struct {
@@ -149,7 +153,7 @@ func New(cfg Config) (*Agent, error) {
 		cfg.Signatures = c
 	}
 	a := &Agent{cfg: cfg, matcher: signatures.NewMatcher(cfg.Signatures), sent: map[string]string{}, retryMin: time.Second, warnMax: 5 * time.Minute,
-		logs: logthrottle.New(time.Minute), docker: checks.NewDockerEvents(), wake: make(chan struct{}, 1)}
+		logs: logthrottle.New(time.Minute), docker: checks.NewDockerEvents(), wake: make(chan struct{}, 1), disk: checks.NewDiskTrend()}
 	if b, err := os.ReadFile("/proc/sys/kernel/random/boot_id"); err == nil {
 		a.bootID = strings.TrimSpace(string(b))
 	}
@@ -228,7 +232,7 @@ func (a *Agent) cycles(ctx context.Context) {
 	defer tick.Stop()
 	for {
 		last := time.Now()
-		d, err := doctor.Diagnose(ctx, doctor.Options{Mounts: mounts, MountDeadline: 2 * time.Second, Signatures: a.matcher, DockerEvents: a.docker})
+		d, err := doctor.Diagnose(ctx, doctor.Options{Mounts: mounts, MountDeadline: 2 * time.Second, Signatures: a.matcher, DockerEvents: a.docker, DiskTrend: a.disk})
 		if err != nil && ctx.Err() != nil {
 			return // stopping: a diagnosis cut short is not sent
 		}

@@ -52,7 +52,10 @@ type Env struct {
 	// DockerEvents, in the agent, holds the deaths seen on the Docker
 	// event stream; nil makes the Docker checks ask the engine.
 	DockerEvents *DockerEvents
-	Log          *slog.Logger
+	// DiskTrend, in the agent, remembers filesystems' use across cycles
+	// to predict when they are full; nil in a one-shot doctor.
+	DiskTrend *DiskTrend
+	Log       *slog.Logger
 
 	// The mount table, read once per run (see mounts).
 	mountsOnce sync.Once

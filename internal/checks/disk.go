@@ -92,11 +92,19 @@ func checkDisk(ctx context.Context, env *Env) (Result, error) {
 			worst = &s
 		}
 		inodes := finding.Figure{Name: "inodes " + m.MountPoint, Value: float64(u.Files - u.FreeFiles), Limit: float64(u.Files), Source: "statfs " + m.MountPoint}
-		if f, ok := diskFinding(ctx, env, m, space, "space"); ok {
+		pred := env.DiskTrend.observe(m.MountPoint, env.Now, float64(u.Used), float64(u.Avail))
+		if f, ok := diskFinding(ctx, env, m, space, "space", pred); ok {
 			res.Findings = append(res.Findings, f)
+		} else if env.DiskTrend != nil {
+			// Not filling: remember the sizes of the containers and
+			// volumes on it, so that the cycle it starts to fill
+			// names the fastest grower at once.
+			if dd, err := dockerDisk(ctx, env); err == nil {
+				env.DiskTrend.grow(m.MountPoint, env.Now, dd.diskConsumers(env, m.MountPoint, trendConsumers))
+			}
 		}
 		if u.Files > 0 {
-			if f, ok := diskFinding(ctx, env, m, inodes, "inodes"); ok {
+			if f, ok := diskFinding(ctx, env, m, inodes, "inodes", nil); ok {
 				res.Findings = append(res.Findings, f)
 			}
 		}
@@ -123,8 +131,8 @@ func diskSeverity(pct float64) finding.Severity {
 	return 0
 }
 
-func diskFinding(ctx context.Context, env *Env, m *procfs.MountInfo, fig finding.Figure, what string) (finding.Finding, bool) {
-	sev := diskSeverity(fig.Percent())
+func diskFinding(ctx context.Context, env *Env, m *procfs.MountInfo, fig finding.Figure, what string, pred *diskPrediction) (finding.Finding, bool) {
+	sev := max(diskSeverity(fig.Percent()), pred.severity())
 	if sev == 0 {
 		return finding.Finding{}, false
 	}
@@ -200,8 +208,43 @@ func diskFinding(ctx context.Context, env *Env, m *procfs.MountInfo, fig finding
 	}
 	if what == "space" {
 		nameDockerConsumers(ctx, env, m.MountPoint, &f)
+		if !predictFull(env, m.MountPoint, &f, pred) && diskSeverity(fig.Percent()) == 0 {
+			// Filling fast but not full: the first cycle that sees it
+			// sizes what is on it, the next names what grew.
+			return f, false
+		}
 	}
 	return f, true
+}
+
+// predictFull adds, in the agent, when the filesystem is full at its
+// recent rate and what on it grows fastest. It returns false on the first
+// cycle of a prediction when no grower is known yet.
+func predictFull(env *Env, mount string, f *finding.Finding, pred *diskPrediction) bool {
+	if env.DiskTrend == nil {
+		return true
+	}
+	vars := f.Evidence.Vars
+	g, rate, span, ok := env.DiskTrend.grow(mount, env.Now, f.Evidence.Consumers)
+	var grower *finding.Consumer
+	if ok {
+		grower = &g
+		vars["grower"] = g.Kind + " " + g.Name
+		vars["grower_rate"] = humanRate(rate)
+	}
+	if pred != nil && pred.toFull > 0 {
+		vars["time_to_full"] = finding.HumanDuration(pred.toFull)
+		vars["full_at"] = pred.at.UTC().Format(time.RFC3339)
+		vars["fill_rate"] = humanRate(pred.rate)
+		f.Evidence.Figures = append(f.Evidence.Figures,
+			finding.Figure{Name: "fill rate of " + mount + " over " + finding.HumanDuration(pred.span), Value: pred.rate * 3600, Unit: "bytes/h", Source: fmt.Sprintf("statfs at %d cycles", pred.n)},
+			finding.Figure{Name: "time until " + mount + " is full", Value: pred.toFull.Seconds(), Unit: "s"})
+	}
+	if grower != nil {
+		f.Evidence.Figures = append(f.Evidence.Figures, finding.Figure{Name: "growth of " + g.Kind + " " + g.Name + " over " + finding.HumanDuration(span), Value: rate * 3600, Unit: "bytes/h"})
+	}
+	f.Summary += predictionSentence(pred, grower, rate, span)
+	return grower != nil || pred == nil || pred.cycles > 1
 }
 
 // nameDockerConsumers names the Docker containers, Swarm services and

@@ -102,7 +102,7 @@ func TestDockerDiskLayerNamed(t *testing.T) {
 	}
 	env.HogDirs = []string{filepath.Dir(filepath.Dir(upper))} // …/overlay2
 	full := finding.Figure{Name: "disk " + mp, Value: 96, Limit: 100, Unit: "bytes"}
-	df, ok := diskFinding(t.Context(), env, m, full, "space")
+	df, ok := diskFinding(t.Context(), env, m, full, "space", nil)
 	if !ok {
 		t.Fatal("no disk finding at 96%")
 	}

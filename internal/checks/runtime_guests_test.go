@@ -260,7 +260,7 @@ func TestDiskFullWithoutDockerHasNoDockerStep(t *testing.T) {
 			root = m
 		}
 	}
-	f, ok := diskFinding(t.Context(), env, root, finding.Figure{Name: "disk /", Value: 97, Limit: 100, Unit: "bytes"}, "space")
+	f, ok := diskFinding(t.Context(), env, root, finding.Figure{Name: "disk /", Value: 97, Limit: 100, Unit: "bytes"}, "space", nil)
 	if !ok {
 		t.Fatal("no finding at 97%")
 	}

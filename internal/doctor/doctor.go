@@ -47,6 +47,9 @@ type Options struct {
 	// DockerEvents, in the agent, is the Docker event stream's log of
 	// container deaths.
 	DockerEvents *checks.DockerEvents
+	// DiskTrend, in the agent, is each filesystem's use over its last
+	// cycles, for time-to-full predictions.
+	DiskTrend *checks.DiskTrend
 	// Record, when set, copies every input into a snapshot.
 	Record *host.Recorder
 	Log    *slog.Logger
@@ -119,6 +122,7 @@ func Diagnose(ctx context.Context, o Options) (*Diagnosis, error) {
 		Signatures: sigs, SampleFor: o.SampleFor, Softnet: softnet, Mounts: mounts, Log: o.Log, HogDirs: o.HogDirs,
 		Kernel:       checks.ReadKernelLog(src, procs.Boot, 5000),
 		DockerEvents: o.DockerEvents,
+		DiskTrend:    o.DiskTrend,
 	}
 	d.Report = checks.Run(ctx, env, checks.All())
 	d.Blind = append(d.Blind, notes...)
