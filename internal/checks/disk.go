@@ -282,7 +282,7 @@ func nameDockerConsumers(ctx context.Context, env *Env, mount string, f *finding
 		}
 	}
 	r := dd.reclaim()
-	vars["prune_bytes"] = finding.HumanBytes(r.prune())
+	dd.pruneVars(vars)
 	f.Summary += fmt.Sprintf(" The biggest Docker consumer is %s: %s.", top.Kind+" "+top.Name, finding.HumanBytes(top.Value))
 	f.Evidence.Figures = append(f.Evidence.Figures, r.figures(dd.Root)...)
 	f.Evidence.Notes = append(f.Evidence.Notes, r.sentence())

@@ -357,10 +357,14 @@ func checkDockerDisk(ctx context.Context, env *Env) (Result, error) {
 			bigLog = c
 		}
 		if c.Layer >= dockerDiskNote {
-			res.Findings = append(res.Findings, layerFinding(dd, c, r))
+			f := layerFinding(dd, c, r)
+			f.Evidence.Vars["mount"] = mountOf(env, c.LayerDir)
+			res.Findings = append(res.Findings, f)
 		}
 		if c.Log >= dockerDiskNote && c.LogMaxSize == "" {
-			res.Findings = append(res.Findings, logFinding(dd, c, r))
+			f := logFinding(dd, c, r)
+			f.Evidence.Vars["mount"] = mountOf(env, c.LogPath)
+			res.Findings = append(res.Findings, f)
 		}
 	}
 	if bigLayer != nil {
@@ -434,21 +438,41 @@ func containerDiskVars(dd *dockerDiskState, c *containerDisk, r reclaim) map[str
 	if c.Service != "" {
 		vars["service"] = c.Service
 	}
-	if v := dd.biggestVolume(); v != nil {
-		vars["volume"] = v.Name
-		vars["volume_users"] = strings.Join(v.Users, " ")
-	}
+	dd.pruneVars(vars)
 	return vars
 }
 
-func (dd *dockerDiskState) biggestVolume() *volumeDisk {
-	var best *volumeDisk
+// pruneVars names, for the runbook, the biggest volume with its users,
+// the biggest volume no container uses and the biggest stopped container.
+func (dd *dockerDiskState) pruneVars(vars map[string]string) {
+	var used, unused *volumeDisk
 	for i := range dd.Volumes {
-		if v := &dd.Volumes[i]; best == nil || v.Bytes > best.Bytes {
-			best = v
+		v := &dd.Volumes[i]
+		if used == nil || v.Bytes > used.Bytes {
+			used = v
+		}
+		if len(v.Users) == 0 && (unused == nil || v.Bytes > unused.Bytes) {
+			unused = v
 		}
 	}
-	return best
+	if used != nil {
+		vars["volume"] = used.Name
+		vars["volume_users"] = strings.Join(used.Users, ",")
+	}
+	if unused != nil {
+		vars["unused_volume"] = unused.Name
+	}
+	var stopped *containerDisk
+	for i := range dd.Containers {
+		c := &dd.Containers[i]
+		if !c.Running && c.Status != "restarting" && c.Status != "paused" && (stopped == nil || c.Layer+c.Log > stopped.Layer+stopped.Log) {
+			stopped = c
+		}
+	}
+	if stopped != nil {
+		vars["stopped_container"] = stopped.Name
+	}
+	vars["prune_bytes"] = finding.HumanBytes(dd.reclaim().prune())
 }
 
 // containerConsumers are the biggest writable layers or logs, with the

@@ -13,6 +13,7 @@ import (
 
 	"github.com/hinomi/hinomi/internal/finding"
 	"github.com/hinomi/hinomi/internal/host"
+	"github.com/hinomi/hinomi/internal/runbook"
 	"github.com/hinomi/hinomi/internal/testload"
 )
 
@@ -86,6 +87,7 @@ func TestDockerDiskLayerNamed(t *testing.T) {
 	if !strings.Contains(f.Summary, name) || !strings.Contains(f.Summary, "200.0 MiB") && !strings.Contains(f.Summary, "200 MiB") {
 		t.Errorf("summary does not name the container and its size: %s", f.Summary)
 	}
+	readyStep(t, f, "docker diff "+name)
 
 	// The filesystem holding Docker's data is full: the disk finding's
 	// overlay2/<id> directory and its top Docker consumer carry names.
@@ -176,6 +178,31 @@ func TestDockerDiskLogNamed(t *testing.T) {
 	if !strings.Contains(f.Summary, "not rotated") || !strings.Contains(f.Summary, name) {
 		t.Errorf("summary: %s", f.Summary)
 	}
+	readyStep(t, f, "truncate -s 0 "+logPath)
+}
+
+// readyStep fails unless the finding's runbook has a ready recovery step
+// holding want.
+func readyStep(t *testing.T, f finding.Finding, want string) {
+	t.Helper()
+	book, err := runbook.Load("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	steps, err := book.Get(f.Mode).Steps("Recover", f.Evidence.Vars)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var all []string
+	for _, s := range steps {
+		for _, l := range s.Lines {
+			if s.Ready && strings.Contains(l, want) {
+				return
+			}
+			all = append(all, fmt.Sprintf("%v %s", s.Ready, l))
+		}
+	}
+	t.Errorf("no ready step with %q among:\n%s", want, strings.Join(all, "\n"))
 }
 
 // A volume is named with the container that uses it and its size, and a
