@@ -29,35 +29,11 @@ func TestAgentPredictsTimeToFull(t *testing.T) {
 	}
 
 	const agentToken, apiToken = "agent-token-0123456789abcdef", "api-token-0123456789abcdef"
-	cfg, err := towersrv.ParseConfig([]byte(`
-listen: 127.0.0.1:0
-data_dir: `+t.TempDir()+`
-api_token: `+apiToken+`
+	base := startTower(t, apiToken, `
 agents:
   - name: dockerdisk
     token: `+agentToken+`
-`), "tower.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	tw, err := towersrv.New(cfg, towersrv.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr, err := tw.Listen()
-	if err != nil {
-		t.Fatal(err)
-	}
-	tctx, stopTower := context.WithCancel(context.Background())
-	towerDone := make(chan error, 1)
-	go func() { towerDone <- tw.Run(tctx) }()
-	t.Cleanup(func() {
-		stopTower()
-		if err := <-towerDone; err != nil {
-			t.Errorf("tower: %v", err)
-		}
-	})
-	base := "http://" + addr.String()
+`)
 
 	a, err := New(Config{Towers: []string{base}, Token: agentToken, Name: "dockerdisk", StateDir: t.TempDir(), Kmsg: "-", Interval: 300 * time.Millisecond})
 	if err != nil {

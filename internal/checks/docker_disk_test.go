@@ -3,6 +3,7 @@ package checks
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -59,13 +60,7 @@ func TestDockerDiskLayerNamed(t *testing.T) {
 	testload.RunContainer(t, image, name, "-write-mb", "200")
 	upper, _ := inspectDisk(t, name)
 
-	dir := filepath.Join(t.TempDir(), "snap")
-	rec, err := host.NewRecorder(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	env := liveDockerEnv(t)
-	env.Src.Record(rec)
+	env, rec, dir := recordingEnv(t)
 	res, err := checkDockerDisk(t.Context(), env)
 	if err != nil {
 		t.Fatal(err)
@@ -128,16 +123,37 @@ func TestDockerDiskLayerNamed(t *testing.T) {
 	if err := rec.Close(host.Meta{Host: "test", Taken: env.Now}); err != nil {
 		t.Fatal(err)
 	}
+	assertReplays(t, dir, env.Now, checkDockerDisk, f)
+}
+
+// recordingEnv is liveDockerEnv recording what it reads into a snapshot
+// in dir; rec.Close ends it.
+func recordingEnv(t *testing.T) (env *Env, rec *host.Recorder, dir string) {
+	t.Helper()
+	dir = filepath.Join(t.TempDir(), "snap")
+	rec, err := host.NewRecorder(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	env = liveDockerEnv(t)
+	env.Src.Record(rec)
+	return env, rec, dir
+}
+
+// assertReplays runs check on the snapshot in dir and fails unless it
+// finds f again, with the same summary.
+func assertReplays(t *testing.T, dir string, now time.Time, check func(context.Context, *Env) (Result, error), f finding.Finding) {
+	t.Helper()
 	src, err := host.FromDir(t.Context(), dir)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer src.Close()
-	replayed, err := checkDockerDisk(t.Context(), &Env{Src: src, Now: env.Now, Log: env.Log})
+	replayed, err := check(t.Context(), &Env{Src: src, Now: now, Log: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if g := findingFor(t, replayed, "writable layer of container "+name); g.Summary != f.Summary {
+	if g := findingFor(t, replayed, f.Subject); g.Summary != f.Summary {
 		t.Errorf("replayed summary\n%s\nwant\n%s", g.Summary, f.Summary)
 	}
 }

@@ -3,7 +3,6 @@ package checks
 import (
 	"bufio"
 	"bytes"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -11,7 +10,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -147,18 +145,7 @@ func guestCgroup(t *testing.T, id string) string {
 	t.Cleanup(func() {
 		// Deepest first; a cgroup goes once its processes are reaped.
 		for d := dir; strings.HasPrefix(d, top); d = filepath.Dir(d) {
-			deadline := time.Now().Add(10 * time.Second)
-			for {
-				err := syscall.Rmdir(d)
-				if err == nil || errors.Is(err, os.ErrNotExist) {
-					break
-				}
-				if time.Now().After(deadline) {
-					t.Errorf("removing cgroup %s: %v", d, err)
-					return
-				}
-				time.Sleep(20 * time.Millisecond) // the kernel frees the cgroup after the reap
-			}
+			rmdirCgroup(t, d)
 		}
 	})
 	return dir
