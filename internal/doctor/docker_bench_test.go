@@ -55,7 +55,10 @@ func BenchmarkDoctorDocker200(b *testing.B) {
 		})
 	}
 	bin := buildHinomi(b)
-	run := func(argv ...string) time.Duration {
+	// run returns the command's wall time and its own CPU time (user and
+	// system): on a loaded machine the wall time grows with the load,
+	// the CPU time much less.
+	run := func(argv ...string) (wall, cpu time.Duration) {
 		cmd := exec.Command(argv[0], argv[1:]...)
 		start := time.Now()
 		err := cmd.Run()
@@ -63,7 +66,7 @@ func BenchmarkDoctorDocker200(b *testing.B) {
 		if ee, ok := err.(*exec.ExitError); err != nil && !(ok && ee.ExitCode() == ExitFindings) {
 			b.Fatalf("%s: %v", argv[0], err)
 		}
-		return took
+		return took, cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
 	}
 	median := func(ds []time.Duration) time.Duration {
 		slices.Sort(ds)
@@ -71,16 +74,21 @@ func BenchmarkDoctorDocker200(b *testing.B) {
 	}
 	b.ResetTimer()
 	for b.Loop() {
-		var doctorT, psT []time.Duration
+		var doctorT, doctorCPU, psT []time.Duration
+		daemon0 := procCPU(dockerdPID())
 		for range 3 {
-			doctorT = append(doctorT, run(bin, "doctor"))
-			psT = append(psT, run("docker", "ps", "-a", "--size"))
+			w, c := run(bin, "doctor")
+			doctorT, doctorCPU = append(doctorT, w), append(doctorCPU, c)
+			w, _ = run("docker", "ps", "-a", "--size")
+			psT = append(psT, w)
 		}
-		d, p := median(doctorT), median(psT)
+		daemon := (procCPU(dockerdPID()) - daemon0) / 3
+		d, c, p := median(doctorT), median(doctorCPU), median(psT)
 		b.ReportMetric(d.Seconds(), "doctor-s")
+		b.ReportMetric(c.Seconds(), "doctor-cpu-s")
 		b.ReportMetric(p.Seconds(), "docker-ps-size-s")
-		b.Logf("%d running containers: doctor median of 3 %.3f s; docker ps -a --size median of 3 %.3f s (baseline); doctor/baseline %.2f",
-			benchContainers, d.Seconds(), p.Seconds(), d.Seconds()/p.Seconds())
+		b.Logf("%d running containers, load average %s: doctor median of 3 %.3f s wall (%.3f s CPU); docker ps -a --size median of 3 %.3f s (baseline); doctor/baseline %.2f; dockerd CPU per doctor + docker ps pair %.0f ms",
+			benchContainers, loadAvg(), d.Seconds(), c.Seconds(), p.Seconds(), d.Seconds()/p.Seconds(), ms(daemon))
 	}
 	b.StopTimer()
 	agentDockerCost(b)
@@ -106,12 +114,7 @@ func agentDockerCost(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	dockerd := 0
-	for _, p := range procs.Procs {
-		if p.Comm == "dockerd" {
-			dockerd = p.PID
-		}
-	}
+	dockerd := dockerdPID()
 	self0, daemon0, wall0 := selfCPU(), procCPU(dockerd), time.Now()
 	for range agentCycles {
 		env := &checks.Env{Src: src, Host: "bench", Procs: procs, Now: time.Now(), DockerEvents: events, DiskTrend: trend, Log: slog.New(slog.DiscardHandler)}
@@ -125,8 +128,32 @@ func agentDockerCost(b *testing.B) {
 	pct := func(d time.Duration) float64 { return 100 * d.Seconds() / interval.Seconds() }
 	b.ReportMetric(pct(self), "agent-docker-%core")
 	b.ReportMetric(pct(daemon), "dockerd-%core")
-	b.Logf("agent Docker watching, %d cycles over %d containers: %.1f ms wall, %.1f ms CPU in the agent and %.1f ms in dockerd per cycle; at the %s interval %.2f %% + %.2f %% of one core",
-		agentCycles, benchContainers, ms(wall), ms(self), ms(daemon), interval, pct(self), pct(daemon))
+	b.Logf("load average %s; agent Docker watching, %d cycles over %d containers: %.1f ms wall, %.1f ms CPU in the agent and %.1f ms in dockerd per cycle; at the %s interval %.2f %% + %.2f %% of one core",
+		loadAvg(), agentCycles, benchContainers, ms(wall), ms(self), ms(daemon), interval, pct(self), pct(daemon))
+}
+
+// dockerdPID is the host's dockerd, 0 when none runs.
+func dockerdPID() int {
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		if c, _ := os.ReadFile("/proc/" + e.Name() + "/comm"); strings.TrimSpace(string(c)) == "dockerd" {
+			return pid
+		}
+	}
+	return 0
+}
+
+// loadAvg is the 1-minute load average, as the benchmark saw it.
+func loadAvg() string {
+	b, _ := os.ReadFile("/proc/loadavg")
+	if f := strings.Fields(string(b)); len(f) > 0 {
+		return f[0]
+	}
+	return "?"
 }
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
