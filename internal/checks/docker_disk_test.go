@@ -221,8 +221,9 @@ func readyStep(t *testing.T, f finding.Finding, want string) {
 	t.Errorf("no ready step with %q among:\n%s", want, strings.Join(all, "\n"))
 }
 
-// A volume is named with the container that uses it and its size, and a
-// volume nobody uses counts in what a prune would free.
+// A volume is named with the container that uses it and its size, a
+// container's overlay2 directory with the Swarm service its label names,
+// and a volume nobody uses counts in what a prune would free.
 func TestDockerDiskVolumeUsers(t *testing.T) {
 	image := testload.ScratchImage(t, testload.DefaultImage)
 	name, vol, spare := diskName("voluser"), diskName("vol"), diskName("spare")
@@ -244,9 +245,11 @@ func TestDockerDiskVolumeUsers(t *testing.T) {
 		})
 	}
 	// Registered after the volumes' cleanups, so the container goes first.
+	// The label a Swarm task carries names its service.
 	testload.StartContainer(t, image, name, testload.ContainerSpec{
-		Binds: []string{vol + ":/data"},
-		Args:  []string{"-stdin=false", "-write-mb", "20", "-write-to", "/data/blob"},
+		Labels: map[string]string{"com.docker.swarm.service.name": "dockerdisk-svc"},
+		Binds:  []string{vol + ":/data"},
+		Args:   []string{"-stdin=false", "-write-mb", "20", "-write-to", "/data/blob"},
 	})
 	deadline := time.Now().Add(time.Minute)
 	for {
@@ -290,6 +293,10 @@ func TestDockerDiskVolumeUsers(t *testing.T) {
 	}
 	if n := dd.nameDir(filepath.Dir(got.Dir)); n != filepath.Dir(got.Dir)+" (volume "+vol+", used by "+name+")" {
 		t.Errorf("nameDir = %q", n)
+	}
+	upper, _ := inspectDisk(t, name)
+	if n := dd.nameDir(filepath.Dir(upper)); n != filepath.Dir(upper)+" (container "+name+" (service dockerdisk-svc))" {
+		t.Errorf("nameDir of the task's layer = %q; want its container and service", n)
 	}
 	r := dd.reclaim()
 	if r.volumesN < 1 || !strings.Contains(r.sentence(), "volumes no container uses") {
