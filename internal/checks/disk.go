@@ -270,12 +270,16 @@ func nameDockerConsumers(ctx context.Context, env *Env, mount string, f *finding
 	f.Evidence.Consumers = append(f.Evidence.Consumers, named...)
 	sortConsumers(f.Evidence.Consumers)
 	vars := f.Evidence.Vars
+	if top.Kind == "volume" {
+		vars["cause"] = "volume"
+	}
 	if c := dd.owner(top.ID); c != nil {
 		vars["container"], vars["container_id"] = c.Name, c.ID
 		vars["owner"], vars["owner_label"] = "docker", c.Name
 		vars["dir"], vars["log_path"], vars["layer_dir"] = c.LayerDir, c.LogPath, c.LayerDir
+		vars["cause"] = "layer"
 		if strings.Contains(top.Name, "(log ") {
-			vars["dir"] = c.LogPath
+			vars["dir"], vars["cause"] = c.LogPath, "log"
 		}
 		if c.Service != "" {
 			vars["service"] = c.Service

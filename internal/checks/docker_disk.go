@@ -385,7 +385,7 @@ func diskNoteSeverity(v float64) finding.Severity {
 
 func layerFinding(dd *dockerDiskState, c *containerDisk, r reclaim) finding.Finding {
 	vars := containerDiskVars(dd, c, r)
-	vars["dir"] = c.LayerDir
+	vars["dir"], vars["cause"] = c.LayerDir, "layer"
 	sum := fmt.Sprintf("Container %s has written %s into its writable layer (%s): that data grows the host's disk outside any volume and is lost when the container is recreated.",
 		c.Label, finding.HumanBytes(c.Layer), c.LayerDir)
 	if !c.LayerDone {
@@ -406,7 +406,7 @@ func layerFinding(dd *dockerDiskState, c *containerDisk, r reclaim) finding.Find
 
 func logFinding(dd *dockerDiskState, c *containerDisk, r reclaim) finding.Finding {
 	vars := containerDiskVars(dd, c, r)
-	vars["dir"] = c.LogPath
+	vars["dir"], vars["cause"] = c.LogPath, "log"
 	return finding.Finding{
 		Mode: "FM-C2", Severity: diskNoteSeverity(c.Log), Subject: "log of container " + c.Name,
 		Summary: fmt.Sprintf("Container %s's log file is %s and is not rotated (log driver %s without max-size): it grows until the disk is full.",
@@ -433,7 +433,8 @@ func containerDiskVars(dd *dockerDiskState, c *containerDisk, r reclaim) map[str
 		"owner": "docker", "owner_label": c.Name, "container": c.Name, "container_id": c.ID,
 		"log_path": c.LogPath, "layer_dir": c.LayerDir,
 		"prune_bytes":  finding.HumanBytes(r.prune()),
-		"holds_docker": "yes",
+		// The finding is about this container: no journal step.
+		"holds_docker": "yes", "holds_journal": "no",
 	}
 	if c.Service != "" {
 		vars["service"] = c.Service
