@@ -432,7 +432,7 @@ func containerDiskVars(dd *dockerDiskState, c *containerDisk, r reclaim) map[str
 	vars := map[string]string{
 		"owner": "docker", "owner_label": c.Name, "container": c.Name, "container_id": c.ID,
 		"log_path": c.LogPath, "layer_dir": c.LayerDir,
-		"prune_bytes":  finding.HumanBytes(r.prune()),
+		"prune_bytes": finding.HumanBytes(r.prune()),
 		// The finding is about this container: no journal step.
 		"holds_docker": "yes", "holds_journal": "no",
 	}
