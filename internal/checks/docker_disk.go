@@ -124,6 +124,11 @@ func dockerDisk(ctx context.Context, env *Env) (*dockerDiskState, error) {
 // build cache under one walking budget.
 func measureDockerDisk(ctx context.Context, src *host.Source, st *dockerState) dockerDiskState {
 	dd := dockerDiskState{Budget: dockerDiskBudget.Seconds()}
+	if st.Endpoint != "" && !strings.HasPrefix(st.Endpoint, "unix://") {
+		// The engine's paths are on another machine.
+		dd.Unmeasured = append(dd.Unmeasured, "the engine at "+st.Endpoint+" is not on this host: its layers, logs and volumes are measured by running hinomi there")
+		return dd
+	}
 	users := map[string][]string{}
 	for i := range st.Containers {
 		c := &st.Containers[i]

@@ -3,7 +3,9 @@ package checks
 import (
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -307,5 +309,46 @@ func TestDockerDiskVolumeUsers(t *testing.T) {
 	r := dd.reclaim()
 	if r.volumesN < 1 || !strings.Contains(r.sentence(), "volumes no container uses") {
 		t.Errorf("reclaim %+v: the unused volume is not counted: %s", r, r.sentence())
+	}
+}
+
+// An engine reached over TCP keeps its layers on another machine: doctor
+// says so instead of measuring this host's paths of the same name.
+func TestDockerDiskRemoteEngineNotMeasured(t *testing.T) {
+	testload.RequireDocker(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	// A TCP front for the real daemon's socket.
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				d, err := net.Dial("unix", testload.DockerSocket)
+				if err != nil {
+					return
+				}
+				defer d.Close()
+				go func() { _, _ = io.Copy(d, c) }()
+				_, _ = io.Copy(c, d)
+			}()
+		}
+	}()
+	t.Setenv("DOCKER_HOST", "tcp://"+ln.Addr().String())
+	res, err := checkDockerDisk(t.Context(), liveDockerEnv(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Findings) != 0 {
+		t.Errorf("findings about a remote engine's containers measured here: %+v", res.Findings)
+	}
+	if len(res.Blind) != 1 || !strings.Contains(res.Blind[0], "is not on this host") {
+		t.Errorf("blind %q; want the engine named as remote", res.Blind)
 	}
 }
