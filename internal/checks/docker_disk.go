@@ -104,7 +104,7 @@ func dockerDisk(ctx context.Context, env *Env) (*dockerDiskState, error) {
 		}
 		var dd dockerDiskState
 		err = env.Src.Probe("docker-disk", &dd, func() error {
-			dd = measureDockerDisk(ctx, env.Src, st)
+			dd = measureDockerDisk(ctx, env, st)
 			return nil
 		})
 		switch {
@@ -122,7 +122,8 @@ func dockerDisk(ctx context.Context, env *Env) (*dockerDiskState, error) {
 // measureDockerDisk sizes what the containers of st keep on the host: the
 // log files first (one lstat each), then the writable layers, volumes and
 // build cache under one walking budget.
-func measureDockerDisk(ctx context.Context, src *host.Source, st *dockerState) dockerDiskState {
+func measureDockerDisk(ctx context.Context, env *Env, st *dockerState) dockerDiskState {
+	src := env.Src
 	dd := dockerDiskState{Budget: dockerDiskBudget.Seconds()}
 	if st.Endpoint != "" && !strings.HasPrefix(st.Endpoint, "unix://") {
 		// The engine's paths are on another machine.
@@ -162,6 +163,10 @@ func measureDockerDisk(ctx context.Context, src *host.Source, st *dockerState) d
 		if cd.LayerDir == "" {
 			continue
 		}
+		if fstype := networkUnder(env, cd.LayerDir); fstype != "" {
+			dd.Unmeasured = append(dd.Unmeasured, fmt.Sprintf("the writable layer of %s is on %s and is not walked", cd.Label, fstype))
+			continue
+		}
 		dir := src.Path(cd.LayerDir)
 		cd.Layer, _, cd.LayerDone = w.size(dir, filepath.Dir(dir))
 		if !cd.LayerDone {
@@ -180,6 +185,11 @@ func measureDockerDisk(ctx context.Context, src *host.Source, st *dockerState) d
 	}
 	for _, v := range vols {
 		vd := volumeDisk{Name: v.name, Dir: v.dir, Users: users[v.name]}
+		if fstype := networkUnder(env, v.dir); fstype != "" {
+			// A hung server would hang the walk in the kernel.
+			dd.Unmeasured = append(dd.Unmeasured, fmt.Sprintf("volume %s is on %s and is not walked", v.name, fstype))
+			v.dir = ""
+		}
 		if v.dir != "" {
 			dir := src.Path(v.dir)
 			vd.Bytes, _, vd.Done = w.size(dir, filepath.Dir(dir))
@@ -204,6 +214,33 @@ func measureDockerDisk(ctx context.Context, src *host.Source, st *dockerState) d
 }
 
 type volumeRef struct{ name, dir string }
+
+// networkUnder returns the type of a network or FUSE filesystem that holds
+// path or is mounted below it ("" when none): walking it could wait on
+// another machine for ever.
+func networkUnder(env *Env, path string) string {
+	if path == "" {
+		return ""
+	}
+	ms, err := mounts(env)
+	if err != nil {
+		return ""
+	}
+	holder, fstype := "", ""
+	for _, m := range ms {
+		mp := m.MountPoint
+		switch {
+		case strings.HasPrefix(mp, strings.TrimSuffix(path, "/")+"/") && networkFS(m.FSType):
+			return m.FSType // below it
+		case (path == mp || strings.HasPrefix(path, strings.TrimSuffix(mp, "/")+"/")) && len(mp) >= len(holder):
+			holder, fstype = mp, m.FSType
+		}
+	}
+	if networkFS(fstype) {
+		return fstype
+	}
+	return ""
+}
 
 // listVolumesImages asks the engine for its local volumes and its
 // dangling images, under dockerCallTimeout each.

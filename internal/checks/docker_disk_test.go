@@ -352,3 +352,55 @@ func TestDockerDiskRemoteEngineNotMeasured(t *testing.T) {
 		t.Errorf("blind %q; want the engine named as remote", res.Blind)
 	}
 }
+
+// A volume whose data sits on a server that stopped answering (an NFS
+// volume; here a FUSE mount that hangs) is not walked: the measurement
+// finishes at once and says why the volume has no size.
+func TestDockerDiskHungVolumeNotWalked(t *testing.T) {
+	testload.RequireDocker(t)
+	vol := diskName("hungvol")
+	cli, err := client.New(client.FromEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cli.Close()
+	created, err := cli.VolumeCreate(t.Context(), client.VolumeCreateOptions{Name: vol})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if _, err := cli.VolumeRemove(ctx, vol, client.VolumeRemoveOptions{Force: true}); err != nil {
+			t.Errorf("removing volume %s: %v", vol, err)
+		}
+	})
+	// Registered after the volume's cleanup, so it is unmounted first.
+	// Below the volume's data, not on it: dockerd itself stats the data
+	// directory when it lists volumes, and would hang on it.
+	m := testload.MountHungOn(t, filepath.Join(created.Volume.Mountpoint, "nfs"), "dockerdisk:/export")
+	m.Hang()
+
+	env := liveDockerEnv(t)
+	var dd *dockerDiskState
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		dd, err = dockerDisk(t.Context(), env)
+	}()
+	select {
+	case <-done:
+	case <-time.After(4 * dockerCallTimeout):
+		t.Fatal("the measurement hangs on the hung volume") // the cleanup releases it
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, u := range dd.Unmeasured {
+		found = found || strings.Contains(u, "volume "+vol+" is on fuse") && strings.Contains(u, "not walked")
+	}
+	if !found {
+		t.Errorf("unmeasured %q; want volume %s named as on a FUSE mount, not walked", dd.Unmeasured, vol)
+	}
+}
