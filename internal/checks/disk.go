@@ -344,10 +344,23 @@ type walker struct {
 	// Out says the budget ran out: later walks return at once, and the
 	// walk that ran into it counted only part of its tree.
 	Out bool
+	// network are the mount points (on this machine) of network and
+	// FUSE filesystems.
+	network map[string]bool
 }
 
 func newWalker(budget time.Duration, maxFiles int) *walker {
-	return &walker{deadline: time.Now().Add(budget), maxFiles: maxFiles}
+	w := &walker{deadline: time.Now().Add(budget), maxFiles: maxFiles, network: map[string]bool{}}
+	// Network and FUSE mounts below a walked tree are never entered: a
+	// stat of a hung server's mount point waits in the kernel for ever.
+	if ms, err := procfs.GetMounts(); err == nil {
+		for _, m := range ms {
+			if networkFS(m.FSType) {
+				w.network[m.MountPoint] = true
+			}
+		}
+	}
+	return w
 }
 
 var errBudget = errors.New("budget")
@@ -357,7 +370,7 @@ var errBudget = errors.New("budget")
 // usually path's parent); complete is false when the budget ran out
 // during the walk or before it.
 func (w *walker) size(path, dev string) (bytes, files float64, complete bool) {
-	if w.Out {
+	if w.Out || w.network[path] {
 		return 0, 0, false
 	}
 	var root unix.Stat_t
@@ -367,6 +380,9 @@ func (w *walker) size(path, dev string) (bytes, files float64, complete bool) {
 	err := filepath.WalkDir(path, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return nil
+		}
+		if w.network[p] {
+			return filepath.SkipDir
 		}
 		w.files++
 		if w.files%1024 == 0 && time.Now().After(w.deadline) || w.files > w.maxFiles {

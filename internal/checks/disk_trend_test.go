@@ -122,3 +122,33 @@ func TestDiskTrendBounded(t *testing.T) {
 		}
 	}
 }
+
+// Sizing the directories of a full filesystem skips a mount below them
+// whose server hangs (a dead NFS server), instead of waiting on it.
+func TestBiggestChildrenSkipsHungMount(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.Mkdir(filepath.Join(dir, "a"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	writeMiB(t, filepath.Join(dir, "a", "data"), 1)
+	m := testload.MountHungOn(t, filepath.Join(dir, "nfs"), "dockerdisk:/export")
+	m.Hang()
+	var sizes []dirSize
+	var err error
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		sizes, err = biggestChildren(dir, false)
+	}()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("sizing hangs on the hung mount") // the cleanup releases it
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(sizes) != 2 || sizes[0].Name != "a" || sizes[0].Value < 1<<20 || sizes[1].Name != "nfs" || sizes[1].Value != 0 {
+		t.Errorf("sizes %+v; want a with 1 MiB, then nfs unsized", sizes)
+	}
+}
