@@ -233,6 +233,9 @@ func predictFull(env *Env, mount string, f *finding.Finding, pred *diskPredictio
 		vars["grower_rate"] = humanRate(rate)
 	}
 	if pred != nil && pred.toFull > 0 {
+		if f.Since == nil {
+			f.Since = timePtr(env.Now.Add(-pred.span)) // filling at least since the oldest sample
+		}
 		vars["time_to_full"] = finding.HumanDuration(pred.toFull)
 		vars["full_at"] = pred.at.UTC().Format(time.RFC3339)
 		vars["fill_rate"] = humanRate(pred.rate)

@@ -78,6 +78,9 @@ func TestDiskTrendPredictsTimeToFull(t *testing.T) {
 	if f.Mode != "FM-C2" || f.Severity != finding.High {
 		t.Errorf("mode %s severity %s; want FM-C2 high (full within the hour)", f.Mode, f.Severity)
 	}
+	if f.Since == nil || !f.Since.Equal(t0) {
+		t.Errorf("since %v; want the first cycle, %s", f.Since, t0)
+	}
 	v := f.Evidence.Vars
 	d, err := time.ParseDuration(strings.ReplaceAll(v["time_to_full"], " ", ""))
 	if err != nil || d < 5*time.Minute || d > 9*time.Minute {
