@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -402,5 +403,53 @@ func TestDockerDiskHungVolumeNotWalked(t *testing.T) {
 	}
 	if !found {
 		t.Errorf("unmeasured %q; want volume %s named as on a FUSE mount, not walked", dd.Unmeasured, vol)
+	}
+}
+
+// Over the agent's cycles, the container whose writable layer grows is
+// named as the fastest grower on its filesystem, before the filesystem
+// is anywhere near full.
+func TestDockerDiskFastestGrowingContainer(t *testing.T) {
+	image := testload.ScratchImage(t, testload.DefaultImage)
+	name := diskName("grower")
+	testload.RunContainer(t, image, name)
+	upper, _ := inspectDisk(t, name)
+	src := filepath.Join(t.TempDir(), "blob")
+	writeMiB(t, src, 16)
+
+	trend := NewDiskTrend()
+	t0 := time.Now()
+	var top finding.Consumer
+	var rate float64
+	var ok bool
+	mount := mountOf(liveDockerEnv(t), upper)
+	for i := range 3 {
+		if i > 0 {
+			// docker cp writes into the container's writable layer.
+			if out, err := exec.Command("docker", "cp", src, fmt.Sprintf("%s:/blob%d", name, i)).CombinedOutput(); err != nil {
+				t.Fatalf("docker cp: %v: %s", err, out)
+			}
+		}
+		env := liveDockerEnv(t)
+		env.Now = t0.Add(time.Duration(i) * 15 * time.Second)
+		dd, err := dockerDisk(t.Context(), env)
+		if err != nil {
+			t.Fatal(err)
+		}
+		top, rate, _, ok = trend.grow(mount, env.Now, dd.diskConsumers(env, mount, trendConsumers))
+	}
+	var mine *grower
+	for n, g := range trend.fs[mount].consumers {
+		if strings.HasPrefix(n, name+" (writable layer "+upper) {
+			mine = g
+		}
+	}
+	if mine == nil || mine.last-mine.first < 32<<20 {
+		t.Fatalf("%s's writable layer did not grow by 32 MiB in the trend: %+v", name, mine)
+	}
+	// Other engineers' containers may grow faster on this shared host:
+	// then the one named must have.
+	if !ok || top.Name != name+" (writable layer "+upper+")" && rate < (mine.last-mine.first)/30 {
+		t.Errorf("fastest grower %+v at %.0f B/s (%v); want %s's writable layer", top, rate, ok, name)
 	}
 }
