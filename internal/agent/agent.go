@@ -110,6 +110,10 @@ type Agent struct {
 	// a name the glob also matches is not read twice.
 	inodeMu sync.Mutex
 	inodes  map[uint64]bool
+	// disk remembers each filesystem's use over the last cycles: the
+	// disk check predicts from it when one is full and what grows
+	// fastest.
+	disk *checks.DiskTrend
 }
 
 type tower struct {
@@ -168,7 +172,7 @@ func New(cfg Config) (*Agent, error) {
 	}
 	a := &Agent{cfg: cfg, matcher: signatures.NewMatcher(cfg.Signatures), sent: map[string]string{}, retryMin: time.Second, warnMax: 5 * time.Minute,
 		logs: logthrottle.New(time.Minute), docker: checks.NewDockerEvents(), smart: checks.NewSmartCache(checks.SmartTTL),
-		wake: make(chan struct{}, 1), logw: newLogWatch()}
+		wake: make(chan struct{}, 1), logw: newLogWatch(), disk: checks.NewDiskTrend()}
 	if b, err := os.ReadFile("/proc/sys/kernel/random/boot_id"); err == nil {
 		a.bootID = strings.TrimSpace(string(b))
 	}
@@ -253,7 +257,8 @@ func (a *Agent) cycles(ctx context.Context) {
 	defer tick.Stop()
 	for {
 		last := time.Now()
-		d, err := doctor.Diagnose(ctx, doctor.Options{Mounts: mounts, MountDeadline: 2 * time.Second, Signatures: a.matcher, DockerEvents: a.docker, NoJournal: a.cfg.Journal, Smart: a.smart})
+		d, err := doctor.Diagnose(ctx, doctor.Options{Mounts: mounts, MountDeadline: 2 * time.Second, Signatures: a.matcher, DockerEvents: a.docker,
+			NoJournal: a.cfg.Journal, Smart: a.smart, DiskTrend: a.disk})
 		if err != nil && ctx.Err() != nil {
 			return // stopping: a diagnosis cut short is not sent
 		}

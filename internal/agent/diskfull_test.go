@@ -68,10 +68,7 @@ func TestSpoolDiskFull(t *testing.T) {
 	t.Cleanup(hook.Close)
 
 	const agentToken, apiToken = "agent-token-0123456789abcdef", "api-token-0123456789abcdef"
-	cfg, err := towersrv.ParseConfig([]byte(`
-listen: 127.0.0.1:0
-data_dir: `+t.TempDir()+`
-api_token: `+apiToken+`
+	base := startTower(t, apiToken, `
 agents:
   - name: pve1
     token: `+agentToken+`
@@ -79,28 +76,7 @@ channels:
   - name: ops
     type: webhook
     url: `+hook.URL+`
-`), "tower.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	tw, err := towersrv.New(cfg, towersrv.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr, err := tw.Listen()
-	if err != nil {
-		t.Fatal(err)
-	}
-	tctx, stopTower := context.WithCancel(context.Background())
-	towerDone := make(chan error, 1)
-	go func() { towerDone <- tw.Run(tctx) }()
-	t.Cleanup(func() {
-		stopTower()
-		if err := <-towerDone; err != nil {
-			t.Errorf("tower: %v", err)
-		}
-	})
-	base := "http://" + addr.String()
+`)
 
 	var logs syncBuffer
 	a, err := New(Config{Towers: []string{base}, Token: agentToken, Name: "pve1", StateDir: filepath.Join(mnt, "state"),

@@ -58,7 +58,10 @@ type Env struct {
 	// Smart, in the agent, keeps smartctl's answers between cycles; nil
 	// makes the SMART check ask every time.
 	Smart *SmartCache
-	Log   *slog.Logger
+	// DiskTrend, in the agent, remembers filesystems' use across cycles
+	// to predict when they are full; nil in a one-shot doctor.
+	DiskTrend *DiskTrend
+	Log       *slog.Logger
 
 	// The mount table, read once per run (see mounts).
 	mountsOnce sync.Once
@@ -74,6 +77,11 @@ type Env struct {
 	pveOnce sync.Once
 	pveSt   *pveState
 	pveErr  error
+	// What the Docker containers keep on disk, measured once per run
+	// (see dockerDisk).
+	dockerDiskOnce sync.Once
+	dockerDiskSt   *dockerDiskState
+	dockerDiskErr  error
 }
 
 // Result is what one check found.
@@ -104,10 +112,12 @@ func All() []Check {
 		{"disk", checkDisk},
 		{"mounts", checkMounts},
 		{"runtime", checkRuntime},
+		{"runtime-guests", checkRuntimeInGuests},
 		{"docker-api", checkDockerAPI},
 		{"docker-restarts", checkDockerRestarts},
 		{"docker-memory", checkDockerMemory},
 		{"swarm", checkSwarm},
+		{"docker-disk", checkDockerDisk},
 		{"services", checkServices},
 		{"previous-boot", checkPreviousBoot},
 		{"journal", checkJournal},

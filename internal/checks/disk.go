@@ -50,7 +50,7 @@ func localFS(fstype, mountpoint string) bool {
 
 // checkDisk is FM-C2: space and inodes of every local filesystem, with the
 // biggest directories under the usual hogs when one is filling up.
-func checkDisk(_ context.Context, env *Env) (Result, error) {
+func checkDisk(ctx context.Context, env *Env) (Result, error) {
 	var res Result
 	ms, err := mounts(env)
 	if err != nil {
@@ -83,11 +83,19 @@ func checkDisk(_ context.Context, env *Env) (Result, error) {
 			worst = &s
 		}
 		inodes := finding.Figure{Name: "inodes " + m.MountPoint, Value: float64(u.Files - u.FreeFiles), Limit: float64(u.Files), Source: "statfs " + m.MountPoint}
-		if f, ok := diskFinding(env, m, space, "space"); ok {
+		pred := env.DiskTrend.observe(m.MountPoint, env.Now, float64(u.Used), float64(u.Avail))
+		if f, ok := diskFinding(ctx, env, m, space, "space", pred); ok {
 			res.Findings = append(res.Findings, f)
+		} else if env.DiskTrend != nil {
+			// Not filling: remember the sizes of the containers and
+			// volumes on it, so that the cycle it starts to fill
+			// names the fastest grower at once.
+			if dd, err := dockerDisk(ctx, env); err == nil {
+				env.DiskTrend.grow(m.MountPoint, env.Now, dd.diskConsumers(env, m.MountPoint, trendConsumers))
+			}
 		}
 		if u.Files > 0 {
-			if f, ok := diskFinding(env, m, inodes, "inodes"); ok {
+			if f, ok := diskFinding(ctx, env, m, inodes, "inodes", nil); ok {
 				res.Findings = append(res.Findings, f)
 			}
 		}
@@ -129,8 +137,8 @@ func diskSeverity(pct float64) finding.Severity {
 	return 0
 }
 
-func diskFinding(env *Env, m *procfs.MountInfo, fig finding.Figure, what string) (finding.Finding, bool) {
-	sev := diskSeverity(fig.Percent())
+func diskFinding(ctx context.Context, env *Env, m *procfs.MountInfo, fig finding.Figure, what string, pred *diskPrediction) (finding.Finding, bool) {
+	sev := max(diskSeverity(fig.Percent()), pred.severity())
 	if sev == 0 {
 		return finding.Finding{}, false
 	}
@@ -138,7 +146,7 @@ func diskFinding(env *Env, m *procfs.MountInfo, fig finding.Figure, what string)
 		// The runbook shows the journal and Docker steps only for the
 		// filesystem that holds them.
 		"holds_journal": yesNo(holds(env, m, "/var/log/journal")),
-		"holds_docker":  yesNo(holds(env, m, "/var/lib/docker") || holds(env, m, "/var/lib/containerd")),
+		"holds_docker":  yesNo(holdsDocker(ctx, env, m)),
 	}
 	f := finding.Finding{
 		Mode: "FM-C2", Severity: sev, Subject: what + " " + m.MountPoint,
@@ -204,7 +212,93 @@ func diskFinding(env *Env, m *procfs.MountInfo, fig finding.Figure, what string)
 	if len(f.Evidence.Consumers) > 0 {
 		vars["dir"] = f.Evidence.Consumers[0].Name
 	}
+	if what == "space" {
+		nameDockerConsumers(ctx, env, m.MountPoint, &f)
+		if !predictFull(env, m.MountPoint, &f, pred) && diskSeverity(fig.Percent()) == 0 {
+			// Filling fast but not full: the first cycle that sees it
+			// sizes what is on it, the next names what grew.
+			return f, false
+		}
+	}
 	return f, true
+}
+
+// predictFull adds, in the agent, when the filesystem is full at its
+// recent rate and what on it grows fastest. It returns false on the first
+// cycle of a prediction when no grower is known yet.
+func predictFull(env *Env, mount string, f *finding.Finding, pred *diskPrediction) bool {
+	if env.DiskTrend == nil {
+		return true
+	}
+	vars := f.Evidence.Vars
+	g, rate, span, ok := env.DiskTrend.grow(mount, env.Now, f.Evidence.Consumers)
+	var grower *finding.Consumer
+	if ok {
+		grower = &g
+		vars["grower"] = g.Kind + " " + g.Name
+		vars["grower_rate"] = humanRate(rate)
+	}
+	if pred != nil && pred.toFull > 0 {
+		if f.Since == nil {
+			f.Since = timePtr(env.Now.Add(-pred.span)) // filling at least since the oldest sample
+		}
+		vars["time_to_full"] = finding.HumanDuration(pred.toFull)
+		vars["full_at"] = pred.at.UTC().Format(time.RFC3339)
+		vars["fill_rate"] = humanRate(pred.rate)
+		f.Evidence.Figures = append(f.Evidence.Figures,
+			finding.Figure{Name: "fill rate of " + mount + " over " + finding.HumanDuration(pred.span), Value: pred.rate * 3600, Unit: "bytes/h", Source: fmt.Sprintf("statfs at %d cycles", pred.n)},
+			finding.Figure{Name: "time until " + mount + " is full", Value: pred.toFull.Seconds(), Unit: "s"})
+	}
+	if grower != nil {
+		f.Evidence.Figures = append(f.Evidence.Figures, finding.Figure{Name: "growth of " + g.Kind + " " + g.Name + " over " + finding.HumanDuration(span), Value: rate * 3600, Unit: "bytes/h"})
+	}
+	f.Summary += predictionSentence(pred, grower, rate, span)
+	return grower != nil || pred == nil || pred.cycles > 1
+}
+
+// nameDockerConsumers names the Docker containers, Swarm services and
+// volumes behind the space of a filling filesystem: directories such as
+// overlay2/<id> or volumes/<name> get their owner's name, and the biggest
+// writable layers, logs and volumes on it are added by name, the top one
+// in the summary and the runbook's vars.
+func nameDockerConsumers(ctx context.Context, env *Env, mount string, f *finding.Finding) {
+	dd, err := dockerDisk(ctx, env)
+	if err != nil || dd.Root == "" {
+		return
+	}
+	for i, c := range f.Evidence.Consumers {
+		if c.Kind == "directory" {
+			f.Evidence.Consumers[i].Name = dd.nameDir(c.Name)
+		}
+	}
+	named := dd.diskConsumers(env, mount, 5)
+	if len(named) == 0 {
+		return
+	}
+	top := named[0]
+	f.Evidence.Consumers = append(f.Evidence.Consumers, named...)
+	sortConsumers(f.Evidence.Consumers)
+	vars := f.Evidence.Vars
+	if top.Kind == "volume" {
+		vars["cause"] = "volume"
+	}
+	if c := dd.owner(top.ID); c != nil {
+		vars["container"], vars["container_id"] = c.Name, c.ID
+		vars["owner"], vars["owner_label"] = "docker", c.Name
+		vars["dir"], vars["log_path"], vars["layer_dir"] = c.LayerDir, c.LogPath, c.LayerDir
+		vars["cause"] = "layer"
+		if strings.Contains(top.Name, "(log ") {
+			vars["dir"], vars["cause"] = c.LogPath, "log"
+		}
+		if c.Service != "" {
+			vars["service"] = c.Service
+		}
+	}
+	r := dd.reclaim()
+	dd.pruneVars(vars)
+	f.Summary += fmt.Sprintf(" The biggest Docker consumer is %s: %s.", top.Kind+" "+top.Name, finding.HumanBytes(top.Value))
+	f.Evidence.Figures = append(f.Evidence.Figures, r.figures(dd.Root)...)
+	f.Evidence.Notes = append(f.Evidence.Notes, r.sentence())
 }
 
 // mountOf returns the mount point holding path on the source.
@@ -236,46 +330,108 @@ func biggestChildren(dir string, count bool) ([]dirSize, error) {
 	if err != nil {
 		return nil, err
 	}
-	var root unix.Stat_t
-	if err := unix.Stat(dir, &root); err != nil {
-		return nil, err
-	}
-	deadline := time.Now().Add(duBudget)
-	files := 0
-	stop := errors.New("budget")
+	w := newWalker(duBudget, duMaxFiles)
 	var out []dirSize
 	for _, e := range ents {
-		var total float64
-		_ = filepath.WalkDir(filepath.Join(dir, e.Name()), func(p string, d fs.DirEntry, err error) error {
-			if err != nil {
-				return nil
-			}
-			files++
-			if files%1024 == 0 && time.Now().After(deadline) || files > duMaxFiles {
-				return stop
-			}
-			info, err := d.Info()
-			if err != nil {
-				return nil
-			}
-			st, ok := info.Sys().(*syscall.Stat_t)
-			if !ok {
-				return nil
-			}
-			if d.IsDir() && st.Dev != root.Dev {
-				return filepath.SkipDir
-			}
-			if count {
-				total++
-			} else {
-				total += float64(st.Blocks) * 512
-			}
-			return nil
-		})
-		out = append(out, dirSize{Name: e.Name(), Value: total})
+		bytes, files, _ := w.size(filepath.Join(dir, e.Name()), dir)
+		v := bytes
+		if count {
+			v = files
+		}
+		out = append(out, dirSize{Name: e.Name(), Value: v})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Value > out[j].Value })
 	return out, nil
+}
+
+// walker sizes directory trees under one budget of time and files shared
+// by all its walks: a tree with millions of files cannot hold a run up.
+type walker struct {
+	deadline time.Time
+	files    int
+	maxFiles int
+	// Out says the budget ran out: later walks return at once, and the
+	// walk that ran into it counted only part of its tree.
+	Out bool
+	// network are the mount points (on this machine) of network and
+	// FUSE filesystems.
+	network map[string]bool
+}
+
+func newWalker(budget time.Duration, maxFiles int) *walker {
+	w := &walker{deadline: time.Now().Add(budget), maxFiles: maxFiles, network: map[string]bool{}}
+	// Network and FUSE mounts below a walked tree are never entered: a
+	// stat of a hung server's mount point waits in the kernel for ever.
+	if ms, err := procfs.GetMounts(); err == nil {
+		for _, m := range ms {
+			if networkFS(m.FSType) {
+				w.network[m.MountPoint] = true
+			}
+		}
+	}
+	return w
+}
+
+var errBudget = errors.New("budget")
+
+// size returns the bytes allocated to path (a file or a tree) and how many
+// files it holds, staying on the filesystem of dev (a directory on it,
+// usually path's parent); complete is false when the budget ran out
+// during the walk or before it.
+func (w *walker) size(path, dev string) (bytes, files float64, complete bool) {
+	if w.Out || w.network[path] {
+		return 0, 0, false
+	}
+	var root unix.Stat_t
+	if err := unix.Stat(dev, &root); err != nil {
+		return 0, 0, false
+	}
+	err := filepath.WalkDir(path, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return nil
+		}
+		if w.network[p] {
+			return filepath.SkipDir
+		}
+		w.files++
+		if w.files%1024 == 0 && time.Now().After(w.deadline) || w.files > w.maxFiles {
+			return errBudget
+		}
+		info, err := d.Info()
+		if err != nil {
+			return nil
+		}
+		st, ok := info.Sys().(*syscall.Stat_t)
+		if !ok {
+			return nil
+		}
+		if d.IsDir() && st.Dev != uint64(root.Dev) {
+			return filepath.SkipDir
+		}
+		files++
+		bytes += float64(st.Blocks) * 512
+		return nil
+	})
+	if errors.Is(err, errBudget) {
+		w.Out = true
+		return bytes, files, false
+	}
+	return bytes, files, true
+}
+
+// holdsDocker reports whether Docker keeps its data on the filesystem
+// mounted at m: only then does the runbook show docker commands. A host
+// without a Docker engine (a Proxmox node whose guests are LXC) never gets
+// them; an engine whose data root is not known shows them.
+func holdsDocker(ctx context.Context, env *Env, m *procfs.MountInfo) bool {
+	st, err := docker(ctx, env)
+	if err != nil || st.Absent {
+		return false
+	}
+	if dd, err := dockerDisk(ctx, env); err == nil && dd.Root != "" {
+		return holds(env, m, dd.Root)
+	}
+	return holds(env, m, "/var/lib/docker")
 }
 
 // holds reports whether path lives on the filesystem mounted at m.

@@ -83,6 +83,17 @@ type dockerContainer struct {
 	// restartsUnknown says RestartCount and Created are not known: the
 	// container was read from `docker ps`, which shows neither.
 	restartsUnknown bool
+	// Where the container keeps its data on the host (see docker_disk.go):
+	// its writable layer (overlay2's UpperDir), its log file (json-file
+	// and local drivers) with the log options, its volumes, and the Swarm
+	// service or Compose service it belongs to.
+	UpperDir  string            `json:"upper_dir,omitempty"`
+	LogPath   string            `json:"log_path,omitempty"`
+	LogDriver string            `json:"log_driver,omitempty"`
+	LogOpts   map[string]string `json:"log_opts,omitempty"`
+	Volumes   []string          `json:"volumes,omitempty"` // volume names
+	Service   string            `json:"service,omitempty"` // com.docker.swarm.service.name
+	Compose   string            `json:"compose,omitempty"` // project/service from Compose labels
 }
 
 // dockerExit is one "die" event.
@@ -307,10 +318,26 @@ func fromInspect(c container.InspectResponse, image string) *dockerContainer {
 	if c.Config != nil && c.Config.Image != "" {
 		d.Image = c.Config.Image
 	}
+	if c.Config != nil {
+		d.Service = c.Config.Labels["com.docker.swarm.service.name"]
+		if p, s := c.Config.Labels["com.docker.compose.project"], c.Config.Labels["com.docker.compose.service"]; s != "" {
+			d.Compose = strings.TrimPrefix(p+"/"+s, "/")
+		}
+	}
 	if hc := c.HostConfig; hc != nil {
 		d.RestartPolicy = string(hc.RestartPolicy.Name)
 		d.MaxRetries = hc.RestartPolicy.MaximumRetryCount
 		d.MemoryLimit = hc.Memory
+		d.LogDriver, d.LogOpts = hc.LogConfig.Type, hc.LogConfig.Config
+	}
+	if g := c.GraphDriver; g != nil {
+		d.UpperDir = g.Data["UpperDir"]
+	}
+	d.LogPath = c.LogPath
+	for _, m := range c.Mounts {
+		if m.Type == "volume" && m.Name != "" {
+			d.Volumes = append(d.Volumes, m.Name)
+		}
 	}
 	if s := c.State; s != nil {
 		d.Status = string(s.Status)

@@ -138,13 +138,7 @@ func TestDockerUnhealthyShowsProbeOutput(t *testing.T) {
 		return c.State.Health != nil && c.State.Health.Status == container.Unhealthy
 	})
 
-	dir := filepath.Join(t.TempDir(), "snap")
-	rec, err := host.NewRecorder(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	env := liveDockerEnv(t)
-	env.Src.Record(rec)
+	env, rec, dir := recordingEnv(t)
 	res, err := checkDockerRestarts(t.Context(), env)
 	if err != nil {
 		t.Fatal(err)
@@ -169,18 +163,7 @@ func TestDockerUnhealthyShowsProbeOutput(t *testing.T) {
 		t.Errorf("lines %+v; want the probe output last", f.Evidence.Lines)
 	}
 
-	src, err := host.FromDir(t.Context(), dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer src.Close()
-	replayed, err := checkDockerRestarts(t.Context(), &Env{Src: src, Now: env.Now, Log: env.Log})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if g := findingFor(t, replayed, "container "+name); g.Summary != f.Summary {
-		t.Errorf("replayed summary\n%s\nwant\n%s", g.Summary, f.Summary)
-	}
+	assertReplays(t, dir, env.Now, checkDockerRestarts, f)
 }
 
 func TestRestartFindingCases(t *testing.T) {

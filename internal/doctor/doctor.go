@@ -52,6 +52,9 @@ type Options struct {
 	// Smart, in the agent, keeps each disk's SMART reading between
 	// diagnoses (checks.SmartTTL).
 	Smart *checks.SmartCache
+	// DiskTrend, in the agent, is each filesystem's use over its last
+	// cycles, for time-to-full predictions.
+	DiskTrend *checks.DiskTrend
 	// Record, when set, copies every input into a snapshot.
 	Record *host.Recorder
 	Log    *slog.Logger
@@ -126,6 +129,7 @@ func Diagnose(ctx context.Context, o Options) (*Diagnosis, error) {
 		DockerEvents: o.DockerEvents,
 		Smart:        o.Smart,
 		NoJournal:    o.NoJournal,
+		DiskTrend:    o.DiskTrend,
 	}
 	d.Report = checks.Run(ctx, env, checks.All())
 	d.Blind = append(d.Blind, notes...)

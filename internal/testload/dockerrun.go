@@ -24,6 +24,12 @@ type ContainerSpec struct {
 	Health         []string
 	HealthInterval time.Duration
 	Limits         Limits
+	// Labels are added to the container's (it always has ContainerLabel).
+	Labels map[string]string
+	// Binds are docker run -v mounts ("volume:/path"); a named volume
+	// that does not exist is created by the engine, and the caller
+	// removes it.
+	Binds []string
 }
 
 // StartContainer creates and starts a container named name from image (see
@@ -38,7 +44,11 @@ func StartContainer(t testing.TB, image, name string, spec ContainerSpec) string
 	if err := removeContainer(ctx, cli, name); err != nil && !cerrdefs.IsNotFound(err) {
 		t.Fatalf("testload: removing leftover container %s: %v", name, err)
 	}
-	cfg := &container.Config{Image: image, Cmd: spec.Args, Labels: map[string]string{ContainerLabel: "1"}}
+	labels := map[string]string{ContainerLabel: "1"}
+	for k, v := range spec.Labels {
+		labels[k] = v
+	}
+	cfg := &container.Config{Image: image, Cmd: spec.Args, Labels: labels}
 	if len(spec.Health) > 0 {
 		iv := spec.HealthInterval
 		if iv == 0 {
@@ -51,6 +61,7 @@ func StartContainer(t testing.TB, image, name string, spec ContainerSpec) string
 	}
 	hc := &container.HostConfig{
 		NetworkMode:   "none",
+		Binds:         spec.Binds,
 		RestartPolicy: container.RestartPolicy{Name: spec.Restart, MaximumRetryCount: spec.MaxRetries},
 		Resources:     spec.Limits.resources(),
 	}

@@ -20,6 +20,11 @@
 //   - with -hog-mb M, after the ready line, a child (-hog) that allocates and
 //     touches M MiB and holds them: under a memory limit the kernel's OOM
 //     killer ends that child, and the program keeps running;
+//   - with -write-mb M, before the ready line, a file of M MiB of
+//     random bytes at -write-to (default /hinomi-testload.data: in a
+//     container, its writable layer);
+//   - with -log-mb M, after the ready line, M MiB of log lines on stdout
+//     (in a container, its log file);
 //   - with -exit-after D, the program exits with status -exit-code D after
 //     the ready line (a crashing service, for restart-loop tests).
 //
@@ -42,6 +47,7 @@ package main
 
 import (
 	"bufio"
+	"crypto/rand"
 	"errors"
 	"flag"
 	"fmt"
@@ -100,6 +106,11 @@ type config struct {
 	// logLines are printed after the ready line (a service logging its
 	// distress), and the program goes on.
 	logLines multiString
+	// writeMB MiB are written to writeTo before the ready line; logMB
+	// MiB of lines go to stdout after it.
+	writeMB int
+	writeTo string
+	logMB   int
 }
 
 // multiString is a repeatable string flag.
@@ -128,6 +139,9 @@ func main() {
 	fs.IntVar(&cfg.exitCode, "exit-code", 0, "exit `status` for -exit-after and -say")
 	fs.Var(&cfg.logLines, "log", "print this `line` after the ready line, then go on (repeatable)")
 	fs.StringVar(&cfg.say, "say", "", "print this `text` to stdout and exit with status -exit-code at once (a health-check command)")
+	fs.IntVar(&cfg.writeMB, "write-mb", 0, "before the ready line, write a file of this many `MiB` at -write-to")
+	fs.StringVar(&cfg.writeTo, "write-to", "/hinomi-testload.data", "`path` of the -write-mb file")
+	fs.IntVar(&cfg.logMB, "log-mb", 0, "after the ready line, print this many `MiB` of log lines to stdout")
 	fs.SetOutput(os.Stderr)
 	if err := fs.Parse(os.Args[1:]); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -180,8 +194,8 @@ func idle() {
 
 func (c config) validate() error {
 	switch {
-	case c.watches < 0, c.files < 0, c.children < 0, c.threads < 0, c.hogMB < 0, c.exitAfter < 0:
-		return errors.New("-watches, -files, -children, -threads, -hog-mb and -exit-after must not be negative")
+	case c.watches < 0, c.files < 0, c.children < 0, c.threads < 0, c.hogMB < 0, c.exitAfter < 0, c.writeMB < 0, c.logMB < 0:
+		return errors.New("-watches, -files, -children, -threads, -hog-mb, -write-mb, -log-mb and -exit-after must not be negative")
 	case c.exitCode < 0 || c.exitCode > 255:
 		return fmt.Errorf("-exit-code must be 0 to 255, got %d", c.exitCode)
 	case c.instances < 1:
@@ -251,6 +265,12 @@ func run(cfg config, stdin io.Reader, stdout io.Writer) (err error) {
 		}
 	}
 
+	if cfg.writeMB > 0 {
+		if err := writeFile(cfg.writeTo, cfg.writeMB); err != nil {
+			return err
+		}
+	}
+
 	w := bufio.NewWriter(stdout)
 	fmt.Fprintf(w, "ready pid=%d watches=%d instances=%d files=%d children=%d%s\n",
 		os.Getpid(), cfg.watches, cfg.instances, cfg.files, cfg.children, forked)
@@ -263,6 +283,17 @@ func run(cfg config, stdin io.Reader, stdout io.Writer) (err error) {
 	if cfg.hogMB > 0 {
 		if err := st.startHog(cfg.hogMB); err != nil {
 			return err
+		}
+	}
+	if cfg.logMB > 0 {
+		line := []byte(strings.Repeat("hinomi-testload log line ", 40) + "\n") // 1001 bytes
+		for n := 0; n < cfg.logMB<<20; n += len(line) {
+			if _, err := w.Write(line); err != nil {
+				return fmt.Errorf("writing log lines: %w", err)
+			}
+		}
+		if err := w.Flush(); err != nil {
+			return fmt.Errorf("writing log lines: %w", err)
 		}
 	}
 
@@ -285,6 +316,31 @@ func run(cfg config, stdin io.Reader, stdout io.Writer) (err error) {
 		return exitStatus(cfg.exitCode)
 	}
 	return nil
+}
+
+// writeFile writes mb MiB of random bytes (which no filesystem compresses
+// away) to path, synced.
+func writeFile(path string, mb int) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	buf := make([]byte, 1<<20)
+	for range mb {
+		if _, err := rand.Read(buf); err != nil {
+			f.Close()
+			return err
+		}
+		if _, err := f.Write(buf); err != nil {
+			f.Close()
+			return fmt.Errorf("writing %s: %w", path, err)
+		}
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }
 
 // fillNoFile sets RLIMIT_NOFILE (soft and hard) so that the descriptors
