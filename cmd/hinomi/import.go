@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 
 	"github.com/hinomi/hinomi/internal/importer"
 )
@@ -23,8 +24,11 @@ func runImport(args []string, stdout, stderr io.Writer) error {
 	out := fs.String("o", "", "write to `FILE` instead of standard output (refuses to overwrite)")
 	listen := fs.String("listen", "127.0.0.1:8080", "the tower's listen address in the written configuration")
 	dataDir := fs.String("data-dir", "/var/lib/hinomi/tower", "the tower's data directory in the written configuration")
-	if len(args) > 0 && isHelp(args) {
-		return fs.parse(args)
+	if len(args) > 0 && strings.HasPrefix(args[0], "-") {
+		if err := fs.parse(args); err != nil {
+			return err // -h, or a flag error told once with the usage
+		}
+		args = fs.Args()
 	}
 	if len(args) == 0 {
 		return fmt.Errorf("import: want \"hinomi import gatus CONFIG...\" or \"hinomi import uptime-kuma BACKUP.json\"")

@@ -26,8 +26,10 @@ func runNotify(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	all := fs.Bool("all", false, "test every channel")
 	timeout := fs.Duration("timeout", 30*time.Second, "how long each send may take")
 	if len(args) == 0 || args[0] != "test" {
-		if len(args) > 0 && isHelp(args) {
-			return fs.parse(args)
+		if len(args) > 0 && strings.HasPrefix(args[0], "-") {
+			if err := fs.parse(args); err != nil {
+				return err // -h, or a flag error told once with the usage
+			}
 		}
 		return fmt.Errorf("notify: want \"hinomi notify test CHANNEL...\" (or --all); see hinomi notify -h")
 	}
