@@ -40,11 +40,11 @@ func TestPushWrapsAJob(t *testing.T) {
 	srv, hits := pushServer(t, http.StatusOK)
 	var out, errb bytes.Buffer
 	code := run(t.Context(), []string{"push", "--lines", "2", srv.URL + "/push/tok123", "--",
-		"sh", "-c", "echo one; echo two; echo three >&2; exit 3"}, &out, &errb)
+		"sh", "-c", "echo one; echo two; echo three; exit 3"}, &out, &errb)
 	if code != 3 {
 		t.Fatalf("exit %d; want the job's 3\n%s", code, errb.String())
 	}
-	if !strings.Contains(out.String(), "one\ntwo\n") || !strings.Contains(errb.String(), "three") {
+	if out.String() != "one\ntwo\nthree\n" {
 		t.Errorf("the job's output did not pass through: %q %q", out.String(), errb.String())
 	}
 	h := hits()
@@ -55,7 +55,7 @@ func TestPushWrapsAJob(t *testing.T) {
 		t.Errorf("start report %+v", h[0])
 	}
 	if h[1].path != "/push/tok123" || !strings.Contains(h[1].query, "status=fail") || !strings.Contains(h[1].query, "exit=3") ||
-		!strings.Contains(h[1].query, "duration=") || !lastTwo(h[1].body) {
+		!strings.Contains(h[1].query, "duration=") || h[1].body != "two\nthree\n" {
 		t.Errorf("end report %+v; want fail, exit 3, a duration and the last 2 lines", h[1])
 	}
 }
@@ -122,8 +122,17 @@ func TestPushNeverFailsTheJob(t *testing.T) {
 	}
 }
 
-// lastTwo: the last 2 lines are "two" and "three", in either order
-// (stdout and stderr are read by two goroutines).
-func lastTwo(body string) bool {
-	return body == "two\nthree\n" || body == "three\ntwo\n"
+
+// TestPushSendsStderr: what the job writes to standard error passes
+// through and is in the report.
+func TestPushSendsStderr(t *testing.T) {
+	srv, hits := pushServer(t, http.StatusOK)
+	var out, errb bytes.Buffer
+	if code := run(t.Context(), []string{"push", srv.URL + "/push/tok", "--", "sh", "-c", "echo disk full >&2; exit 1"}, &out, &errb); code != 1 {
+		t.Fatalf("exit %d", code)
+	}
+	h := hits()
+	if !strings.Contains(errb.String(), "disk full") || len(h) != 2 || h[1].body != "disk full\n" {
+		t.Errorf("stderr %q, reports %+v", errb.String(), h)
+	}
 }
