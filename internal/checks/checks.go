@@ -96,6 +96,7 @@ func All() []Check {
 		{"docker-api", checkDockerAPI},
 		{"docker-restarts", checkDockerRestarts},
 		{"docker-memory", checkDockerMemory},
+		{"kubernetes", checkKubernetes},
 		{"services", checkServices},
 		{"previous-boot", checkPreviousBoot},
 	}

@@ -1,0 +1,206 @@
+package kube
+
+import (
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// FromPod reduces an API pod to the model.
+func FromPod(p *corev1.Pod) Pod {
+	out := Pod{
+		Namespace: p.Namespace, Name: p.Name, Node: p.Spec.NodeName,
+		Phase: string(p.Status.Phase), Reason: p.Status.Reason, Message: p.Status.Message,
+		Created: p.CreationTimestamp.UTC(), AdvertiseAddr: AdvertiseAddr(p.Annotations),
+	}
+	if p.DeletionTimestamp != nil {
+		out.Terminating = true
+		out.Deleting = p.DeletionTimestamp.UTC()
+	}
+	if p.DeletionGracePeriodSeconds != nil {
+		out.GraceSeconds = *p.DeletionGracePeriodSeconds
+	}
+	for _, c := range p.Status.Conditions {
+		out.Conditions = append(out.Conditions, Condition{
+			Type: string(c.Type), Status: string(c.Status), Reason: c.Reason, Message: c.Message,
+			Since: t(c.LastTransitionTime),
+		})
+	}
+	for _, s := range p.Status.InitContainerStatuses {
+		out.Containers = append(out.Containers, fromStatus(s, true))
+	}
+	for _, s := range p.Status.ContainerStatuses {
+		out.Containers = append(out.Containers, fromStatus(s, false))
+	}
+	for _, c := range out.Containers {
+		out.Restarts += c.Restarts
+	}
+	out.Status = StatusOf(&out)
+	return out
+}
+
+func fromStatus(s corev1.ContainerStatus, init bool) Container {
+	c := Container{Name: s.Name, ID: TrimRuntime(s.ContainerID), Image: s.Image, Init: init, Ready: s.Ready, Restarts: int(s.RestartCount)}
+	switch st := s.State; {
+	case st.Waiting != nil:
+		c.State, c.Reason, c.Message = "waiting", st.Waiting.Reason, st.Waiting.Message
+	case st.Running != nil:
+		c.State, c.Since = "running", t(st.Running.StartedAt)
+	case st.Terminated != nil:
+		c.State = "terminated"
+		c.Exit = fromTerm(st.Terminated)
+		c.Reason, c.Message, c.Since = c.Exit.Reason, c.Exit.Message, c.Exit.Finished
+	}
+	if s.LastTerminationState.Terminated != nil {
+		c.Last = fromTerm(s.LastTerminationState.Terminated)
+	}
+	return c
+}
+
+func fromTerm(x *corev1.ContainerStateTerminated) *Termination {
+	return &Termination{
+		Reason: x.Reason, Message: x.Message, ExitCode: int(x.ExitCode), Signal: int(x.Signal),
+		Started: t(x.StartedAt), Finished: t(x.FinishedAt),
+	}
+}
+
+// FromNode reduces an API node to the model.
+func FromNode(n *corev1.Node) Node {
+	out := Node{
+		Name: n.Name, Unschedulable: n.Spec.Unschedulable, Version: n.Status.NodeInfo.KubeletVersion,
+		Created: n.CreationTimestamp.UTC(), SeenAddrs: SeenAddrs(n.Annotations),
+	}
+	out.Roles = RolesOf(n.Labels)
+	for _, c := range n.Status.Conditions {
+		out.Conditions = append(out.Conditions, Condition{
+			Type: string(c.Type), Status: string(c.Status), Reason: c.Reason, Message: c.Message,
+			Since: t(c.LastTransitionTime), Beat: t(c.LastHeartbeatTime),
+		})
+	}
+	for _, tn := range n.Spec.Taints {
+		x := Taint{Key: tn.Key, Value: tn.Value, Effect: string(tn.Effect)}
+		if tn.TimeAdded != nil {
+			x.Since = tn.TimeAdded.UTC()
+		}
+		out.Taints = append(out.Taints, x)
+	}
+	for _, a := range n.Status.Addresses {
+		switch a.Type {
+		case corev1.NodeInternalIP:
+			out.InternalIPs = append(out.InternalIPs, a.Address)
+		case corev1.NodeExternalIP:
+			out.ExternalIPs = append(out.ExternalIPs, a.Address)
+		}
+	}
+	return out
+}
+
+// FromEvent keeps a Warning event; it returns false for others.
+func FromEvent(e *corev1.Event) (Event, bool) {
+	if e.Type != corev1.EventTypeWarning {
+		return Event{}, false
+	}
+	last := e.LastTimestamp.Time
+	if last.IsZero() {
+		last = e.EventTime.Time
+	}
+	if last.IsZero() && e.Series != nil {
+		last = e.Series.LastObservedTime.Time
+	}
+	count := int(e.Count)
+	if e.Series != nil && int(e.Series.Count) > count {
+		count = int(e.Series.Count)
+	}
+	return Event{
+		Namespace: e.InvolvedObject.Namespace, Kind: e.InvolvedObject.Kind, Name: e.InvolvedObject.Name,
+		Reason: e.Reason, Message: e.Message, Count: count, Last: last.UTC(),
+	}, true
+}
+
+// RolesOf reads a node's roles from its node-role.kubernetes.io/ROLE
+// labels, as kubectl does.
+func RolesOf(labels map[string]string) []string {
+	var roles []string
+	for k, v := range labels {
+		if r, ok := strings.CutPrefix(k, "node-role.kubernetes.io/"); ok && r != "" {
+			roles = append(roles, r)
+		} else if k == "kubernetes.io/role" && v != "" {
+			roles = append(roles, v)
+		}
+	}
+	sortStrings(roles)
+	return roles
+}
+
+func t(x metav1.Time) time.Time {
+	if x.IsZero() {
+		return time.Time{}
+	}
+	return x.UTC()
+}
+
+// StatusOf computes the STATUS column kubectl prints for a pod, the way
+// kubectl's printer does: the pod's reason, an init container's trouble
+// as Init:REASON, the last container's waiting or terminated reason, and
+// Terminating once deletion began.
+func StatusOf(p *Pod) string {
+	reason := p.Phase
+	if p.Reason != "" {
+		reason = p.Reason
+	}
+	initDone := true
+	for _, c := range p.Containers {
+		if !c.Init {
+			continue
+		}
+		switch {
+		case c.State == "terminated" && c.Exit != nil && c.Exit.ExitCode == 0:
+			continue
+		case c.State == "terminated" && c.Exit != nil:
+			initDone = false
+			if c.Reason != "" {
+				reason = "Init:" + c.Reason
+			} else {
+				reason = "Init:ExitCode:" + itoa(c.Exit.ExitCode)
+			}
+		case c.State == "waiting" && c.Reason != "" && c.Reason != "PodInitializing":
+			initDone = false
+			reason = "Init:" + c.Reason
+		case c.State == "running" && c.Ready:
+			// A sidecar (restartable init container) keeps running.
+			continue
+		default:
+			initDone = false
+			reason = "Init:0/?"
+		}
+		break
+	}
+	if initDone {
+		for i := len(p.Containers) - 1; i >= 0; i-- {
+			c := p.Containers[i]
+			if c.Init {
+				continue
+			}
+			switch {
+			case c.State == "waiting" && c.Reason != "":
+				reason = c.Reason
+			case c.State == "terminated" && c.Reason != "":
+				reason = c.Reason
+			case c.State == "terminated" && c.Exit != nil:
+				reason = "ExitCode:" + itoa(c.Exit.ExitCode)
+			default:
+				continue
+			}
+			break
+		}
+	}
+	if p.Terminating {
+		if p.Reason == "NodeLost" {
+			return "Unknown"
+		}
+		return "Terminating"
+	}
+	return reason
+}
