@@ -11,6 +11,7 @@ func All() []Format {
 	// Docker Swarm.
 
 	// Kubernetes.
+	fs = append(fs, K8sGetJSON, K8sDescribePod, K8sDescribeNode, K8sGetPods, K8sGetNodes, K8sCrictlPs)
 
 	// Proxmox VE and corosync.
 
