@@ -1,0 +1,294 @@
+package checks
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hinomi/hinomi/internal/finding"
+	"github.com/hinomi/hinomi/internal/host"
+	"github.com/hinomi/hinomi/internal/runbook"
+)
+
+// fakeKubeToken is what the test kubeconfig authenticates with; the
+// server refuses requests without it, so a finding proves client-go
+// carried the kubeconfig's credentials.
+const fakeKubeToken = "hinomi-test-token"
+
+// kubeAPI is a real HTTPS server on 127.0.0.1 answering the three lists
+// the check reads with the given bodies.
+func kubeAPI(t *testing.T, pods, nodes string) *httptest.Server {
+	t.Helper()
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Authorization") != "Bearer "+fakeKubeToken {
+			w.WriteHeader(http.StatusUnauthorized)
+			fmt.Fprint(w, `{"kind":"Status","apiVersion":"v1","status":"Failure","message":"Unauthorized","reason":"Unauthorized","code":401}`)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		switch r.URL.Path {
+		case "/api/v1/pods":
+			fmt.Fprint(w, pods)
+		case "/api/v1/nodes":
+			fmt.Fprint(w, nodes)
+		case "/api/v1/events":
+			fmt.Fprint(w, `{"kind":"EventList","apiVersion":"v1","items":[]}`)
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+// useKubeconfig points $KUBECONFIG at a kubeconfig for server and hides
+// the machine's own (~/.kube/config).
+func useKubeconfig(t *testing.T, server string) {
+	t.Helper()
+	dir := t.TempDir()
+	p := filepath.Join(dir, "config")
+	cfg := fmt.Sprintf(`apiVersion: v1
+kind: Config
+clusters:
+- name: test
+  cluster:
+    server: %s
+    insecure-skip-tls-verify: true
+users:
+- name: test
+  user:
+    token: %s
+contexts:
+- name: test
+  context: {cluster: test, user: test}
+current-context: test
+`, server, fakeKubeToken)
+	if err := os.WriteFile(p, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("KUBECONFIG", p)
+	t.Setenv("HOME", dir)
+}
+
+// podList wraps verbatim pod captures from testdata into a PodList.
+func podList(t *testing.T, files ...string) string {
+	t.Helper()
+	var items []string
+	for _, f := range files {
+		b, err := os.ReadFile(filepath.Join("..", "kube", "testdata", f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		items = append(items, string(b))
+	}
+	return `{"kind":"PodList","apiVersion":"v1","metadata":{"resourceVersion":"1"},"items":[` + strings.Join(items, ",") + `]}`
+}
+
+const emptyNodes = `{"kind":"NodeList","apiVersion":"v1","items":[]}`
+
+func kubeEnv(now time.Time) *Env {
+	return &Env{Src: host.Live(), Host: "test", Now: now, Log: slog.New(slog.DiscardHandler)}
+}
+
+// Real pod objects (recorded from Docker Desktop by pulumi-kubernetes)
+// served by a real HTTPS server, read by client-go through a kubeconfig
+// with a token: each is a finding naming the pod with the reason the
+// API gave, and the snapshot replays to the same finding.
+func TestKubernetesCheckAgainstAPIServer(t *testing.T) {
+	cases := []struct {
+		fixture string
+		now     time.Time
+		sev     finding.Severity
+		state   string
+		reason  string
+	}{
+		{"pulumi-pod-imagepullbackoff.json", time.Date(2019, 6, 25, 20, 10, 0, 0, time.UTC), finding.Medium, "image", `Back-off pulling image "nginx:1.13-invalid"`},
+		{"pulumi-pod-unschedulable.json", time.Date(2019, 6, 25, 20, 45, 2, 0, time.UTC), finding.Medium, "pending", "Unschedulable: 0/1 nodes are available: 1 Insufficient memory."},
+	}
+	for _, tc := range cases {
+		t.Run(tc.fixture, func(t *testing.T) {
+			srv := kubeAPI(t, podList(t, tc.fixture), emptyNodes)
+			useKubeconfig(t, srv.URL)
+			dir := filepath.Join(t.TempDir(), "snap")
+			rec, err := host.NewRecorder(dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			env := kubeEnv(tc.now)
+			env.Src.Record(rec)
+			res, err := checkKubernetes(t.Context(), env)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := rec.Close(host.Meta{Host: "test", Taken: tc.now}); err != nil {
+				t.Fatal(err)
+			}
+			f := findingFor(t, res, "pod default/foo")
+			if f.Mode != "FM-C4" || f.Severity != tc.sev {
+				t.Errorf("mode %s severity %s; want FM-C4 %s", f.Mode, f.Severity, tc.sev)
+			}
+			v := f.Evidence.Vars
+			if v["state"] != tc.state || v["reason"] != tc.reason || v["namespace"] != "default" || v["pod"] != "foo" || v["owner"] != "kubernetes" {
+				t.Errorf("vars %v; want state %s, reason %q, pod default/foo", v, tc.state, tc.reason)
+			}
+			if !strings.Contains(f.Summary, tc.reason) {
+				t.Errorf("summary %q lacks the reason %q", f.Summary, tc.reason)
+			}
+			if f.Since == nil {
+				t.Error("no since")
+			}
+
+			src, err := host.FromDir(t.Context(), dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer src.Close()
+			// The replay must not touch the server: close it first.
+			srv.Close()
+			replayed, err := checkKubernetes(t.Context(), &Env{Src: src, Now: tc.now, Log: env.Log})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if g := findingFor(t, replayed, "pod default/foo"); g.Summary != f.Summary || g.Severity != f.Severity {
+				t.Errorf("replayed %s %q; want %s %q", g.Severity, g.Summary, f.Severity, f.Summary)
+			}
+		})
+	}
+}
+
+// client-go reads the certificate's addresses the server presents: the
+// test server's is valid for 127.0.0.1, which is what FM-C7 compares a
+// control-plane node's InternalIP with.
+func TestKubernetesReadsAPIServerCertificateAddresses(t *testing.T) {
+	srv := kubeAPI(t, `{"kind":"PodList","apiVersion":"v1","items":[]}`, emptyNodes)
+	ips := certIPs(t.Context(), srv.URL)
+	found := false
+	for _, ip := range ips {
+		found = found || ip == "127.0.0.1"
+	}
+	if !found {
+		t.Errorf("certificate IPs %v; want 127.0.0.1 among them", ips)
+	}
+}
+
+// Wrong credentials are a Blind line with the server's own message.
+func TestKubernetesUnauthorizedIsBlind(t *testing.T) {
+	srv := kubeAPI(t, "", emptyNodes)
+	useKubeconfig(t, srv.URL)
+	cfg, _ := os.ReadFile(os.Getenv("KUBECONFIG"))
+	_ = os.WriteFile(os.Getenv("KUBECONFIG"), []byte(strings.Replace(string(cfg), fakeKubeToken, "wrong", 1)), 0o600)
+	res, err := checkKubernetes(t.Context(), kubeEnv(time.Now()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Findings) != 0 || len(res.Blind) != 1 || !strings.Contains(res.Blind[0], "HTTP 401: Unauthorized") {
+		t.Errorf("findings %d, blind %q; want one Blind line with HTTP 401: Unauthorized", len(res.Findings), res.Blind)
+	}
+}
+
+// An API server that accepts connections and never answers costs one
+// call deadline, not a hang, and is a Blind line naming the deadline.
+func TestKubernetesSilentAPIServerDoesNotHang(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	done := make(chan struct{})
+	defer close(done)
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() { <-done; c.Close() }()
+		}
+	}()
+	useKubeconfig(t, "https://"+ln.Addr().String())
+	start := time.Now()
+	res, err := checkKubernetes(t.Context(), kubeEnv(time.Now()))
+	took := time.Since(start)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if took > kubeCallTimeout+2*time.Second {
+		t.Errorf("took %s; want about one call deadline (%s)", took, kubeCallTimeout)
+	}
+	if len(res.Blind) != 1 || !strings.Contains(res.Blind[0], "no answer within") {
+		t.Errorf("blind %q; want one line saying the server did not answer in time", res.Blind)
+	}
+}
+
+// Without a kubeconfig and outside a cluster the check is not
+// applicable, and costs nothing measurable.
+func TestKubernetesWithoutKubeconfigIsNotApplicable(t *testing.T) {
+	dir := t.TempDir()
+	t.Setenv("KUBECONFIG", filepath.Join(dir, "none"))
+	t.Setenv("HOME", dir)
+	t.Setenv("KUBERNETES_SERVICE_HOST", "")
+	if _, err := os.Stat("/etc/kubernetes/admin.conf"); err == nil {
+		t.Skip("this machine has /etc/kubernetes/admin.conf")
+	}
+	if _, err := os.Stat("/etc/rancher/k3s/k3s.yaml"); err == nil {
+		t.Skip("this machine has k3s")
+	}
+	_, err := checkKubernetes(context.Background(), kubeEnv(time.Now()))
+	if err != ErrNotApplicable {
+		t.Errorf("err %v; want ErrNotApplicable", err)
+	}
+}
+
+// The Kubernetes steps of FM-C4's runbook fit the pod: kubectl with its
+// namespace, name and container, crictl with its container ID.
+func TestKubernetesPodRunbookSteps(t *testing.T) {
+	srv := kubeAPI(t, podList(t, "pulumi-pod-imagepullbackoff.json"), emptyNodes)
+	useKubeconfig(t, srv.URL)
+	res, err := checkKubernetes(t.Context(), kubeEnv(time.Date(2019, 6, 25, 20, 10, 0, 0, time.UTC)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := findingFor(t, res, "pod default/foo")
+	book, err := runbook.Load("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rb, err := book.Get(f.Mode).Render(f.Evidence.Vars)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"kubectl describe pod -n default foo", "kubectl logs -n default foo -c nginx --previous"} {
+		if !strings.Contains(rb, want) {
+			t.Errorf("runbook lacks %q:\n%s", want, rb)
+		}
+	}
+	if strings.Contains(rb, "docker restart") {
+		t.Errorf("runbook offers docker restart for a pod:\n%s", rb)
+	}
+}
+
+// BenchmarkKubernetesNotApplicable is the check's cost on a host without
+// Kubernetes: looking for four kubeconfigs and the in-cluster variables.
+// Baseline: the "runtime" check's run on the same host, in the same run.
+func BenchmarkKubernetesNotApplicable(b *testing.B) {
+	dir := b.TempDir()
+	b.Setenv("KUBECONFIG", filepath.Join(dir, "none"))
+	b.Setenv("HOME", dir)
+	env := kubeEnv(time.Now())
+	start := time.Now()
+	for b.Loop() {
+		if _, err := checkKubernetes(context.Background(), env); err != ErrNotApplicable {
+			b.Fatal(err)
+		}
+	}
+	per := time.Since(start) / time.Duration(b.N)
+	b.ReportMetric(float64(per.Microseconds()), "µs/check")
+}
