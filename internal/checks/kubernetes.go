@@ -86,7 +86,13 @@ func checkKubernetes(ctx context.Context, env *Env) (Result, error) {
 		st, err = readKube(ctx)
 		return err
 	})
+	// On a control-plane node, a changed address is found on the host:
+	// the API server is then out of reach.
+	moved, movedOK := controlPlaneMoved(ctx, env, st.Server)
 	switch {
+	case (host.Missing(err) || errors.Is(err, rest.ErrNotInCluster)) && movedOK:
+		res.Findings = append(res.Findings, moved)
+		return res, nil
 	case host.Missing(err) || errors.Is(err, rest.ErrNotInCluster):
 		return res, ErrNotApplicable
 	case err != nil:
@@ -95,6 +101,9 @@ func checkKubernetes(ctx context.Context, env *Env) (Result, error) {
 	where := fmt.Sprintf("Kubernetes API at %s (%s)", st.Server, st.Config)
 	if st.Error != "" && len(st.Cluster.Nodes) == 0 && len(st.Cluster.Pods) == 0 {
 		res.Blind = append(res.Blind, where+": "+st.Error)
+		if movedOK {
+			res.Findings = append(res.Findings, moved)
+		}
 		return res, nil
 	}
 	for _, u := range st.Unseen {
@@ -104,6 +113,9 @@ func checkKubernetes(ctx context.Context, env *Env) (Result, error) {
 		st.Cluster.Source = "the " + where
 	}
 	res.Findings = kube.Diagnose(&st.Cluster, env.Now)
+	if movedOK && !hasKey(res.Findings, moved.Key) {
+		res.Findings = append(res.Findings, moved)
+	}
 	ready := 0
 	for i := range st.Cluster.Nodes {
 		if c, ok := st.Cluster.Nodes[i].Condition("Ready"); ok && c.Status == "True" {
@@ -321,4 +333,31 @@ func oneLine(s string, n int) string {
 		return s[:n] + "…"
 	}
 	return s
+}
+
+// controlPlaneMoved is FM-C7 on a kubeadm control-plane node: its
+// kube-apiserver manifest advertises an address the host no longer has.
+func controlPlaneMoved(ctx context.Context, env *Env, server string) (finding.Finding, bool) {
+	b, err := env.Src.ReadFile(kube.ManifestPath)
+	if err != nil {
+		return finding.Finding{}, false
+	}
+	adv := kube.ManifestAdvertiseAddr(string(b))
+	if adv == "" {
+		return finding.Finding{}, false
+	}
+	out, err := env.Src.Command(ctx, "ip-addr", "ip", "-o", "addr", "show")
+	if err != nil || out.ExitCode != 0 {
+		return finding.Finding{}, false
+	}
+	return kube.HostAddressFinding(env.Host, adv, kube.ParseIPAddr(string(out.Stdout)), server)
+}
+
+func hasKey(fs []finding.Finding, key string) bool {
+	for _, f := range fs {
+		if f.Key == key {
+			return true
+		}
+	}
+	return false
 }

@@ -292,3 +292,53 @@ func BenchmarkKubernetesNotApplicable(b *testing.B) {
 	per := time.Since(start) / time.Duration(b.N)
 	b.ReportMetric(float64(per.Microseconds()), "µs/check")
 }
+
+// Seed 004: the control-plane node's address changed, so the API server
+// cannot be reached at all. The check finds it on the host, from a real
+// kube-apiserver manifest (advertising 10.211.55.110) and this machine's
+// real `ip -o addr show`, recorded into a snapshot and replayed.
+func TestKubernetesControlPlaneAddressChangedOnHost(t *testing.T) {
+	manifest, err := os.ReadFile(filepath.Join("..", "kube", "testdata", "kube-apiserver-manifest.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(t.TempDir(), "snap")
+	rec, err := host.NewRecorder(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	live := host.Live()
+	live.Record(rec)
+	out, err := live.Command(t.Context(), "ip-addr", "ip", "-o", "addr", "show")
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("no ip command (iproute2): %v", err)
+		}
+		t.Skipf("no ip command here: %v", err)
+	}
+	rec.File("/etc/kubernetes/manifests/kube-apiserver.yaml", manifest)
+	if err := rec.Close(host.Meta{Host: "cp1", Taken: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(out.Stdout), "10.211.55.110") {
+		t.Skip("this machine has the manifest's address")
+	}
+	src, err := host.FromDir(t.Context(), dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	useKubeconfig(t, "https://127.0.0.1:1") // not captured: the snapshot has no "kubernetes" probe
+	res, err := checkKubernetes(t.Context(), &Env{Src: src, Host: "cp1", Now: time.Now(), Log: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := findingFor(t, res, "node cp1")
+	v := f.Evidence.Vars
+	if f.Mode != "FM-C7" || f.Severity != finding.High || v["old_addr"] != "10.211.55.110" || v["node"] != "cp1" {
+		t.Errorf("%s %s vars %v; want FM-C7 high from 10.211.55.110", f.Mode, f.Severity, v)
+	}
+	if v["new_addr"] == "" || !strings.Contains(string(out.Stdout), v["new_addr"]) || v["iface"] == "" {
+		t.Errorf("new_addr %q iface %q; want one of this machine's addresses:\n%s", v["new_addr"], v["iface"], out.Stdout)
+	}
+}

@@ -206,7 +206,7 @@ func TestParseJSONListAndTruncation(t *testing.T) {
 // the old address.
 func TestAddressChanged(t *testing.T) {
 	cp := Node{Name: "cp1", Roles: []string{"control-plane"}, InternalIPs: []string{"192.168.1.23"},
-		SeenAddrs: map[string]string{"flannel.alpha.coreos.com/public-ip": "192.168.1.10"},
+		SeenAddrs:  map[string]string{"flannel.alpha.coreos.com/public-ip": "192.168.1.10"},
 		Conditions: []Condition{{Type: "Ready", Status: "True"}}}
 	c := Cluster{Nodes: []Node{cp}, CertIPs: []string{"10.96.0.1", "192.168.1.10"}, Server: "https://192.168.1.10:6443",
 		Pods: []Pod{{Namespace: "kube-system", Name: "kube-apiserver-cp1", Node: "cp1", AdvertiseAddr: "192.168.1.10", Status: "Running"}}}
