@@ -15,6 +15,7 @@ func FromPod(p *corev1.Pod) Pod {
 		Phase: string(p.Status.Phase), Reason: p.Status.Reason, Message: p.Status.Message,
 		Created: p.CreationTimestamp.UTC(), AdvertiseAddr: AdvertiseAddr(p.Annotations),
 	}
+	out.Workload = workloadOf(p)
 	if p.DeletionTimestamp != nil {
 		out.Terminating = true
 		out.Deleting = p.DeletionTimestamp.UTC()
@@ -203,4 +204,27 @@ func StatusOf(p *Pod) string {
 		return "Terminating"
 	}
 	return reason
+}
+
+// workloadOf names the pod's controller the way kubectl takes it: a
+// ReplicaSet made by a Deployment is named DEPLOYMENT-HASH, the hash
+// being the pod's pod-template-hash label.
+func workloadOf(p *corev1.Pod) string {
+	for _, o := range p.OwnerReferences {
+		if o.Controller == nil || !*o.Controller {
+			continue
+		}
+		switch o.Kind {
+		case "ReplicaSet":
+			if h := p.Labels["pod-template-hash"]; h != "" {
+				if d, ok := strings.CutSuffix(o.Name, "-"+h); ok && d != "" {
+					return "deployment/" + d
+				}
+			}
+			return "replicaset/" + o.Name
+		case "StatefulSet", "DaemonSet", "Job", "ReplicationController":
+			return strings.ToLower(o.Kind) + "/" + o.Name
+		}
+	}
+	return ""
 }

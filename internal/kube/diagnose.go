@@ -126,6 +126,9 @@ func podFinding(cl *Cluster, p *Pod, now time.Time) (finding.Finding, bool) {
 	if p.Node != "" {
 		vars["node"] = p.Node
 	}
+	if p.Workload != "" {
+		vars["workload"] = p.Workload
+	}
 	f := finding.Finding{Mode: "FM-C4", Subject: "pod " + p.Ref()}
 	var notes []string
 	var lines []finding.Line
@@ -296,7 +299,9 @@ func podFinding(cl *Cluster, p *Pod, now time.Time) (finding.Finding, bool) {
 	if k.c != nil && k.c.Name != "" {
 		name += "/" + k.c.Name
 	}
-	f.Evidence.Consumers = []finding.Consumer{{Kind: "pod", Name: name, Owner: p.Node, Value: float64(atoiOr(vars["restarts"])), Unit: "restarts"}}
+	if n := atoiOr(vars["restarts"]); n > 0 {
+		f.Evidence.Consumers = []finding.Consumer{{Kind: "pod", Name: name, Owner: p.Node, Value: float64(n), Unit: "restarts"}}
+	}
 	return f, true
 }
 

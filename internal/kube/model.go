@@ -56,6 +56,9 @@ type Pod struct {
 	// was configured with (its kube-apiserver advertise-address
 	// annotation, without the port), for FM-C7.
 	AdvertiseAddr string `json:"advertise_addr,omitempty"`
+	// Workload is the pod's controller as kubectl names it
+	// ("deployment/web", "statefulset/db"), when known.
+	Workload string `json:"workload,omitempty"`
 	// Restarts and Age stand in for the containers' figures when a paste
 	// shows only the pod's line.
 	Restarts int `json:"restarts,omitempty"`
