@@ -6,7 +6,10 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/hinomi/hinomi/internal/finding"
 )
@@ -587,20 +590,14 @@ func serverIP(server string) string {
 	return h
 }
 
-// ServerIP is the API server's host in a server URL when it is an IP
-// address ("https://192.168.1.10:6443" → "192.168.1.10").
-func ServerIP(server string) string { return serverIP(server) }
-
+// exitMeaning names the signal a shell-style exit status above 128
+// stands for: 137 is " (SIGKILL)".
 func exitMeaning(code int) string {
-	switch code {
-	case 137:
-		return " (SIGKILL)"
-	case 143:
-		return " (SIGTERM)"
-	case 139:
-		return " (SIGSEGV)"
-	case 134:
-		return " (SIGABRT)"
+	if code <= 128 || code > 128+64 {
+		return ""
+	}
+	if name := unix.SignalName(syscall.Signal(code - 128)); name != "" {
+		return " (" + name + ")"
 	}
 	return ""
 }
