@@ -351,3 +351,26 @@ func TestKubernetesControlPlaneAddressChangedOnHost(t *testing.T) {
 		t.Errorf("new_addr %q iface %q; want one of this machine's addresses:\n%s", v["new_addr"], v["iface"], out.Stdout)
 	}
 }
+
+// A node the node controller marked unreachable, served as a NodeList:
+// FM-D10 naming the node, from its taints (its conditions are not in the
+// capture).
+func TestKubernetesUnreachableNodeFromAPI(t *testing.T) {
+	node, err := os.ReadFile(filepath.Join("..", "kube", "testdata", "k3os-node-from-describe.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := kubeAPI(t, `{"kind":"PodList","apiVersion":"v1","items":[]}`, `{"kind":"NodeList","apiVersion":"v1","items":[`+string(node)+`]}`)
+	useKubeconfig(t, srv.URL)
+	res, err := checkKubernetes(t.Context(), kubeEnv(time.Date(2021, 4, 29, 9, 0, 0, 0, time.UTC)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := findingFor(t, res, "node k3os-3040")
+	if f.Mode != "FM-D10" || f.Severity != finding.High || f.Evidence.Vars["status"] != "Unreachable" || f.Evidence.Vars["platform"] != "kubernetes" {
+		t.Errorf("%s %s vars %v; want FM-D10 high Unreachable", f.Mode, f.Severity, f.Evidence.Vars)
+	}
+	if len(res.Headroom) != 2 || res.Headroom[0].Value != 0 || res.Headroom[0].Limit != 1 {
+		t.Errorf("headroom %+v; want 0 of 1 nodes Ready", res.Headroom)
+	}
+}

@@ -9,6 +9,8 @@ import (
 var (
 	reDescribePodKeys = regexp.MustCompile(`(?m)^\s*(Restart Count|Last State|Container ID|QoS Class|Controlled By):`)
 	reDescribeState   = regexp.MustCompile(`(?m)^\s*State:\s+(Waiting|Running|Terminated)\s*$`)
+	// describe's Events table header, the part people paste most.
+	reDescribeEvents = regexp.MustCompile(`(?m)^\s*Type\s+Reason\s+Age\s+From\s+Message\s*$`)
 )
 
 // K8sDescribePod reads `kubectl describe pod` (whole, or one container's
@@ -26,6 +28,8 @@ var K8sDescribePod = Format{
 			return 95
 		case state || keys >= 2:
 			return 50
+		case reDescribeEvents.MatchString(in.Text):
+			return 60
 		}
 		return 0
 	},

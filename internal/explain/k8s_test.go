@@ -32,6 +32,7 @@ func TestKubernetesFormatsRecogniseRealCaptures(t *testing.T) {
 		{"describe-pod-crashloop-sigterm.txt", "kubectl-describe-pod", "FM-C4", "pod (name not in the paste)"},
 		{"describe-node-k3os-unreachable.txt", "kubectl-describe-node", "FM-D10", "node k3os-3040"},
 		{"describe-node-conditions-tabs.txt", "kubectl-describe-node", "FM-D10", "node (name not in the paste)"},
+		{"describe-pod-events-failedscheduling.txt", "kubectl-describe-pod", "FM-C4", "pod (name not in the paste)"},
 		{"crictl-ps-a-etcd-loop.txt", "crictl-ps", "FM-C4", "pod pod 5c17fc84618de"},
 		{"pulumi-pod-imagepullbackoff.json", "kubectl-get-json", "FM-C4", "pod default/foo"},
 	}

@@ -55,6 +55,15 @@ func ParseDescribePod(text string, now time.Time) (Parsed, error) {
 	var msg *string         // a Message whose value continues on the next lines
 	init := false
 	for _, l := range lines {
+		if section == "events" && p != nil {
+			// Event messages hold colons: read rows before key: value.
+			if t := strings.TrimSpace(l); strings.HasPrefix(t, "Warning ") || strings.HasPrefix(t, "Normal ") {
+				if e, ok := eventRow(l, p); ok {
+					out.Cluster.Events = append(out.Cluster.Events, e)
+				}
+				continue
+			}
+		}
 		m := reKV.FindStringSubmatch(l)
 		indent := 0
 		if m != nil {
@@ -98,6 +107,9 @@ func ParseDescribePod(text string, now time.Time) (Parsed, error) {
 				section = "conditions"
 				continue
 			case "Events":
+				if p == nil {
+					newPod()
+				}
 				section = "events"
 				continue
 			case "Volumes", "QoS Class", "Node-Selectors", "Tolerations", "Readiness Gates", "Labels", "Annotations", "IPs":
@@ -225,14 +237,26 @@ func ParseDescribePod(text string, now time.Time) (Parsed, error) {
 	}
 	for i := range pods {
 		q := &pods[i]
-		if q.Name == "" && len(q.Containers) == 0 {
+		scheduling := false
+		for _, e := range out.Cluster.Events {
+			scheduling = scheduling || (e.Name == q.Name && e.Reason == "FailedScheduling")
+		}
+		if q.Name == "" && len(q.Containers) == 0 && !scheduling {
 			continue
+		}
+		if scheduling && q.Phase == "" && q.Status == "" {
+			q.Phase = "Pending" // the scheduler has not placed it
 		}
 		if q.Name == "" {
 			q.Name = nameFromCommand(cmd, "pod")
 			if q.Name == "" {
 				q.Name = "(name not in the paste)"
 				out.Notes = append(out.Notes, "The paste does not hold the pod's Name: line.")
+			}
+			for j := range out.Cluster.Events {
+				if out.Cluster.Events[j].Name == "" {
+					out.Cluster.Events[j].Name = q.Name
+				}
 			}
 		}
 		for j := range q.Containers {

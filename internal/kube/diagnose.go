@@ -254,8 +254,13 @@ func podFinding(cl *Cluster, p *Pod, now time.Time) (finding.Finding, bool) {
 		if p.Node != "" {
 			notes = append(notes, "It runs on node "+p.Node+"; if that node is gone for good, the pod can be force-deleted (see FM-D10).")
 		}
-	case pending(p) && !p.Created.IsZero() && now.Sub(p.Created) >= PendingAfter:
-		age := now.Sub(p.Created)
+	case pending(p) && (!p.Created.IsZero() && now.Sub(p.Created) >= PendingAfter || p.Created.IsZero() && len(events) > 0):
+		// A paste may show only the events: the scheduler's refusal is
+		// worth saying even when the pod's age is not known.
+		age := time.Duration(0)
+		if !p.Created.IsZero() {
+			age = now.Sub(p.Created)
+		}
 		vars["state"] = "pending"
 		f.Severity = finding.Medium
 		f.Since = timePtr(p.Created)
@@ -274,6 +279,9 @@ func podFinding(cl *Cluster, p *Pod, now time.Time) (finding.Finding, bool) {
 		}
 		state := firstNonEmpty(p.Status, p.Phase)
 		f.Summary = fmt.Sprintf("Pod %s has been %s for %s", p.Ref(), state, finding.HumanDuration(age))
+		if p.Created.IsZero() {
+			f.Summary = fmt.Sprintf("Pod %s is %s (for how long is not shown)", p.Ref(), state)
+		}
 		if why != "" {
 			f.Summary += ": " + why
 			vars["reason"] = why
@@ -282,7 +290,9 @@ func podFinding(cl *Cluster, p *Pod, now time.Time) (finding.Finding, bool) {
 			vars["reason"] = state
 		}
 		f.Summary += "."
-		figs = append(figs, finding.Figure{Name: "seconds pending", Value: age.Seconds(), Unit: "s"})
+		if age > 0 {
+			figs = append(figs, finding.Figure{Name: "seconds pending", Value: age.Seconds(), Unit: "s"})
+		}
 	default:
 		return finding.Finding{}, false
 	}

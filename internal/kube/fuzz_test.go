@@ -34,7 +34,7 @@ var allFixtures = []string{
 	"samples-k8s-1.txt", "get-pods-watch-wide.txt", "get-pods-oomkilled.txt", "get-pods-A-createcontainererror.txt",
 	"get-nodes-notready.txt", "describe-pod-crashloop-sigterm.txt", "describe-node-k3os-unreachable.txt",
 	"describe-node-conditions-tabs.txt", "crictl-ps-a-etcd-loop.txt", "pulumi-pod-imagepullbackoff.json",
-	"pulumi-pod-unschedulable.json",
+	"pulumi-pod-unschedulable.json", "describe-pod-events-failedscheduling.txt", "kube-apiserver-manifest.yaml",
 }
 
 // fuzz budget: 2000x

@@ -266,3 +266,23 @@ func TestGetPodsCreateContainerError(t *testing.T) {
 		t.Errorf("summary %q", f.Summary)
 	}
 }
+
+// Only the Events of a describe: the scheduler's refusal is the finding,
+// with its message as the reason.
+func TestDescribePodEventsOnly(t *testing.T) {
+	p, err := ParseDescribePod(readFixture(t, "describe-pod-events-failedscheduling.txt"), now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fs := Diagnose(&p.Cluster, now)
+	if len(fs) != 1 {
+		t.Fatalf("%d findings; want 1", len(fs))
+	}
+	f := fs[0]
+	if f.Evidence.Vars["state"] != "pending" || f.Evidence.Vars["reason"] != "FailedScheduling: 0/3 nodes are available: 3 Insufficient memory." {
+		t.Errorf("vars %v", f.Evidence.Vars)
+	}
+	if len(f.Evidence.Lines) != 1 || f.Evidence.Lines[0].Source != "event FailedScheduling" {
+		t.Errorf("lines %+v; want the FailedScheduling event, not the Normal one", f.Evidence.Lines)
+	}
+}
