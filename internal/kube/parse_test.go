@@ -286,3 +286,77 @@ func TestDescribePodEventsOnly(t *testing.T) {
 		t.Errorf("lines %+v; want the FailedScheduling event, not the Normal one", f.Evidence.Lines)
 	}
 }
+
+// What people do to a paste, applied to a real capture: the same pods
+// and findings come out.
+func TestGetPodsSurvivesPasting(t *testing.T) {
+	orig := readFixture(t, "get-pods-A-createcontainererror.txt")
+	lines := strings.Split(orig, "\n")
+	var noHeader []string
+	for _, l := range lines {
+		if !strings.HasPrefix(l, "NAMESPACE") {
+			noHeader = append(noHeader, l)
+		}
+	}
+	// A terminal 60 columns wide wraps the apiserver's line.
+	var wrapped []string
+	for _, l := range lines {
+		if strings.Contains(l, "kube-apiserver-kiv") && len(l) > 60 {
+			wrapped = append(wrapped, l[:60], l[60:])
+			continue
+		}
+		wrapped = append(wrapped, l)
+	}
+	variants := map[string]string{
+		"crlf and trailing spaces": strings.ReplaceAll(orig, "\n", "   \r\n"),
+		"no header":                strings.Join(noHeader, "\n"),
+		"wrapped line":             strings.Join(wrapped, "\n"),
+		"prompt":                   "root@cp1:~# kubectl get po -A\n" + orig + "\nroot@cp1:~# ",
+	}
+	wp := mustParsePods(t, orig)
+	want := Diagnose(&wp.Cluster, now)
+	for name, text := range variants {
+		gp := mustParsePods(t, text)
+		got := Diagnose(&gp.Cluster, now)
+		if len(got) != len(want) {
+			t.Errorf("%s: %d findings; want %d", name, len(got), len(want))
+			continue
+		}
+		for i := range got {
+			if got[i].Key != want[i].Key || got[i].Summary != want[i].Summary {
+				t.Errorf("%s: finding %d is %q %q; want %q %q", name, i, got[i].Key, got[i].Summary, want[i].Key, want[i].Summary)
+			}
+		}
+	}
+}
+
+func mustParsePods(t *testing.T, text string) Parsed {
+	t.Helper()
+	p, err := ParseGetPods(text, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// A dead node's Terminating and Unknown pods are named in the node's
+// finding, not one finding each; a crash loop elsewhere still is one.
+func TestDeadNodeFoldsItsPods(t *testing.T) {
+	c := Cluster{
+		Nodes: []Node{{Name: "w1", Conditions: []Condition{{Type: "Ready", Status: "Unknown", Reason: "NodeStatusUnknown", Message: "Kubelet stopped posting node status.", Since: now.Add(-time.Hour)}}}},
+		Pods: []Pod{
+			{Namespace: "a", Name: "db-0", Node: "w1", Terminating: true, Deleting: now.Add(-50 * time.Minute), Status: "Terminating"},
+			{Namespace: "a", Name: "web-1", Node: "w1", Status: "Unknown"},
+			{Namespace: "a", Name: "api-2", Node: "w2", Status: "CrashLoopBackOff", Containers: []Container{{Name: "api", State: "waiting", Reason: "CrashLoopBackOff", Restarts: 9}}},
+		},
+	}
+	fs := Diagnose(&c, now)
+	if len(fs) != 2 {
+		t.Fatalf("%d findings; want the node and api-2", len(fs))
+	}
+	n := findingAbout(t, fs, "node w1")
+	if len(n.Evidence.Consumers) != 2 || n.Since == nil || !n.Since.Equal(now.Add(-time.Hour)) {
+		t.Errorf("node finding consumers %+v since %v; want its two pods, since an hour", n.Evidence.Consumers, n.Since)
+	}
+	findingAbout(t, fs, "pod a/api-2")
+}
