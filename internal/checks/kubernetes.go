@@ -12,7 +12,9 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -83,7 +85,7 @@ func checkKubernetes(ctx context.Context, env *Env) (Result, error) {
 	var st kubeState
 	err := env.Src.Probe("kubernetes", &st, func() error {
 		var err error
-		st, err = readKube(ctx)
+		st, err = readKubeBounded(ctx)
 		return err
 	})
 	// On a control-plane node, a changed address is found on the host:
@@ -159,16 +161,51 @@ func kubeConfig() (*rest.Config, string, error) {
 	return cfg, "in-cluster", nil
 }
 
+// kubeGrace is how long past kubeBudget the reading may take before the
+// check gives up on it: the calls honour their deadlines, but a
+// kubeconfig's exec credential plugin (aws eks get-token, an OIDC
+// helper) is a program of its own that may not.
+const kubeGrace = 2 * time.Second
+
+// readKubeBounded is readKube with a hard stop: past kubeBudget and
+// kubeGrace the check reports the server as not answering and moves on,
+// leaving the reading to finish (or not) on its own.
+func readKubeBounded(ctx context.Context) (kubeState, error) {
+	type result struct {
+		st  kubeState
+		err error
+	}
+	cfg, from, err := kubeConfig()
+	if err != nil {
+		return kubeState{}, err
+	}
+	boundExecPlugin(cfg)
+	done := make(chan result, 1)
+	go func() {
+		st, err := readKube(ctx, cfg, from)
+		done <- result{st, err}
+	}()
+	t := time.NewTimer(kubeBudget + kubeGrace)
+	defer t.Stop()
+	select {
+	case r := <-done:
+		return r.st, r.err
+	case <-t.C:
+		return kubeState{
+			Config: from, Server: cfg.Host, Unreachable: true, Timeout: (kubeBudget + kubeGrace).Seconds(),
+			Error: fmt.Sprintf("no answer within %s (a credential plugin or the server hangs)", kubeBudget+kubeGrace),
+		}, nil
+	case <-ctx.Done():
+		return kubeState{}, ctx.Err()
+	}
+}
+
 // readKube reads nodes, pods and Warning events, every call under
 // kubeCallTimeout and all of them under kubeBudget. A server that does
 // not answer is recorded as such, not returned as an error: it is what
 // doctor reports.
-func readKube(ctx context.Context) (kubeState, error) {
+func readKube(ctx context.Context, cfg *rest.Config, from string) (kubeState, error) {
 	var st kubeState
-	cfg, from, err := kubeConfig()
-	if err != nil {
-		return st, err
-	}
 	st.Config, st.Server = from, cfg.Host
 	if cfg.Host == "" {
 		st.Error = "the kubeconfig names no server"
@@ -360,4 +397,25 @@ func hasKey(fs []finding.Finding, key string) bool {
 		}
 	}
 	return false
+}
+
+// execPluginLimit is how long a kubeconfig's credential plugin may run.
+const execPluginLimit = 5 * time.Second
+
+// boundExecPlugin runs a kubeconfig's exec credential plugin under
+// coreutils' timeout: client-go starts the plugin without a deadline, and
+// one that waits for a login that never comes would outlive the check
+// (and, in the agent, pile up one per cycle).
+func boundExecPlugin(cfg *rest.Config) {
+	e := cfg.ExecProvider
+	if e == nil || e.Command == "" {
+		return
+	}
+	timeout, err := exec.LookPath("timeout")
+	if err != nil {
+		return
+	}
+	secs := strconv.Itoa(int(execPluginLimit.Seconds()))
+	e.Args = append([]string{"-k", "1", secs, e.Command}, e.Args...)
+	e.Command = timeout
 }

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -430,4 +431,53 @@ func BenchmarkKubernetesCheck500Pods(b *testing.B) {
 	b.ReportMetric(100*per.Seconds()/15, "%core@15s")
 	b.ReportMetric(float64(base.Microseconds())/1000, "ms-cpu/baseline-fetch")
 	b.ReportMetric(float64(per)/float64(max(base, 1)), "x-baseline")
+}
+
+// A kubeconfig whose exec credential plugin never returns (here: sleep
+// 600) does not hang the check, nor outlive it: the plugin is stopped
+// after execPluginLimit and the check says what failed.
+func TestKubernetesHungCredentialPluginDoesNotHang(t *testing.T) {
+	srv := kubeAPI(t, `{"kind":"PodList","apiVersion":"v1","items":[]}`, emptyNodes)
+	sleep, err := exec.LookPath("sleep")
+	if err != nil {
+		t.Skip("no sleep program")
+	}
+	dir := t.TempDir()
+	p := filepath.Join(dir, "config")
+	cfg := fmt.Sprintf(`apiVersion: v1
+kind: Config
+clusters:
+- name: test
+  cluster: {server: %q, insecure-skip-tls-verify: true}
+users:
+- name: test
+  user:
+    exec:
+      apiVersion: client.authentication.k8s.io/v1
+      command: %s
+      args: ["600"]
+      interactiveMode: Never
+contexts:
+- name: test
+  context: {cluster: test, user: test}
+current-context: test
+`, srv.URL, sleep)
+	if err := os.WriteFile(p, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("KUBECONFIG", p)
+	t.Setenv("HOME", dir)
+	start := time.Now()
+	res, err := checkKubernetes(t.Context(), kubeEnv(time.Now()))
+	took := time.Since(start)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if took > execPluginLimit+2*time.Second {
+		t.Errorf("took %s; want the plugin stopped after %s", took, execPluginLimit)
+	}
+	if len(res.Blind) != 1 || !strings.Contains(res.Blind[0], "list nodes") || !strings.Contains(res.Blind[0], srv.URL) {
+		t.Errorf("blind %q; want one line naming the server and the failed call", res.Blind)
+	}
+	t.Logf("took %s: %s", took, res.Blind)
 }
