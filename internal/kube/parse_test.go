@@ -360,3 +360,31 @@ func TestDeadNodeFoldsItsPods(t *testing.T) {
 	}
 	findingAbout(t, fs, "pod a/api-2")
 }
+
+// Rules on model values: a Ready node under disk pressure is medium, a
+// pod Terminating for 10 minutes past its grace on a Ready node is its
+// own finding with since when, and one that just began deleting is not.
+func TestPressureAndStuckTerminating(t *testing.T) {
+	c := Cluster{
+		Nodes: []Node{{Name: "w2", Conditions: []Condition{
+			{Type: "Ready", Status: "True"},
+			{Type: "DiskPressure", Status: "True", Reason: "KubeletHasDiskPressure", Message: "kubelet has disk pressure", Since: now.Add(-20 * time.Minute)},
+		}}},
+		Pods: []Pod{
+			{Namespace: "a", Name: "old", Node: "w2", Terminating: true, Deleting: now.Add(-10 * time.Minute), GraceSeconds: 30},
+			{Namespace: "a", Name: "new", Node: "w2", Terminating: true, Deleting: now.Add(-time.Minute), GraceSeconds: 30},
+		},
+	}
+	fs := Diagnose(&c, now)
+	n := findingAbout(t, fs, "node w2")
+	if n.Mode != "FM-D10" || n.Severity != finding.Medium || n.Evidence.Vars["status"] != "DiskPressure" {
+		t.Errorf("node: %s %s vars %v; want FM-D10 medium DiskPressure", n.Mode, n.Severity, n.Evidence.Vars)
+	}
+	p := findingAbout(t, fs, "pod a/old")
+	if p.Severity != finding.Medium || p.Evidence.Vars["state"] != "terminating" || p.Since == nil || !p.Since.Equal(now.Add(-10*time.Minute-30*time.Second)) {
+		t.Errorf("pod: %s vars %v since %v", p.Severity, p.Evidence.Vars, p.Since)
+	}
+	if len(fs) != 2 {
+		t.Errorf("%d findings; want the node and a/old only", len(fs))
+	}
+}
