@@ -18,8 +18,6 @@ import (
 	"strings"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 
@@ -227,7 +225,7 @@ func readKube(ctx context.Context, cfg *rest.Config, from string) (kubeState, er
 	defer cancel()
 	st.Cluster.Server = cfg.Host
 
-	var nodes corev1.NodeList
+	var nodes kube.APIList[kube.APINode]
 	if err := kubeGet(ctx, hc, base, "/api/v1/nodes", &nodes); err != nil {
 		st.fail("list nodes", err)
 		return st, nil
@@ -237,7 +235,7 @@ func readKube(ctx context.Context, cfg *rest.Config, from string) (kubeState, er
 	}
 	cont := ""
 	for {
-		var pods corev1.PodList
+		var pods kube.APIList[kube.APIPod]
 		q := fmt.Sprintf("/api/v1/pods?limit=%d", kubePage)
 		if cont != "" {
 			q += "&continue=" + url.QueryEscape(cont)
@@ -253,11 +251,11 @@ func readKube(ctx context.Context, cfg *rest.Config, from string) (kubeState, er
 		for i := range pods.Items {
 			st.Cluster.Pods = append(st.Cluster.Pods, kube.FromPod(&pods.Items[i]))
 		}
-		if cont = pods.Continue; cont == "" {
+		if cont = pods.Metadata.Continue; cont == "" {
 			break
 		}
 	}
-	var events corev1.EventList
+	var events kube.APIList[kube.APIEvent]
 	if err := kubeGet(ctx, hc, base, fmt.Sprintf("/api/v1/events?fieldSelector=type%%3DWarning&limit=%d", kubePage), &events); err != nil {
 		st.Unseen = append(st.Unseen, "Warning events: "+err.Error())
 	} else {
@@ -316,7 +314,9 @@ func kubeGet(ctx context.Context, hc *http.Client, base *url.URL, path string, v
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-		var s metav1.Status
+		var s struct {
+			Message string `json:"message"`
+		}
 		msg := strings.TrimSpace(string(b))
 		if json.Unmarshal(b, &s) == nil && s.Message != "" {
 			msg = s.Message

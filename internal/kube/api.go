@@ -3,29 +3,26 @@ package kube
 import (
 	"strings"
 	"time"
-
-	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
 // FromPod reduces an API pod to the model.
-func FromPod(p *corev1.Pod) Pod {
+func FromPod(p *APIPod) Pod {
 	out := Pod{
-		Namespace: p.Namespace, Name: p.Name, Node: p.Spec.NodeName,
-		Phase: string(p.Status.Phase), Reason: p.Status.Reason, Message: p.Status.Message,
-		Created: p.CreationTimestamp.UTC(), AdvertiseAddr: AdvertiseAddr(p.Annotations),
+		Namespace: p.Metadata.Namespace, Name: p.Metadata.Name, Node: p.Spec.NodeName,
+		Phase: p.Status.Phase, Reason: p.Status.Reason, Message: p.Status.Message,
+		Created: t(p.Metadata.CreationTimestamp), AdvertiseAddr: AdvertiseAddr(p.Metadata.Annotations),
 	}
 	out.Workload = workloadOf(p)
-	if p.DeletionTimestamp != nil {
+	if p.Metadata.DeletionTimestamp != nil {
 		out.Terminating = true
-		out.Deleting = p.DeletionTimestamp.UTC()
+		out.Deleting = t(p.Metadata.DeletionTimestamp)
 	}
-	if p.DeletionGracePeriodSeconds != nil {
-		out.GraceSeconds = *p.DeletionGracePeriodSeconds
+	if g := p.Metadata.DeletionGracePeriodSeconds; g != nil {
+		out.GraceSeconds = *g
 	}
 	for _, c := range p.Status.Conditions {
 		out.Conditions = append(out.Conditions, Condition{
-			Type: string(c.Type), Status: string(c.Status), Reason: c.Reason, Message: c.Message,
+			Type: c.Type, Status: c.Status, Reason: c.Reason, Message: c.Message,
 			Since: t(c.LastTransitionTime),
 		})
 	}
@@ -42,7 +39,7 @@ func FromPod(p *corev1.Pod) Pod {
 	return out
 }
 
-func fromStatus(s corev1.ContainerStatus, init bool) Container {
+func fromStatus(s APIContainerStatus, init bool) Container {
 	c := Container{Name: s.Name, ID: TrimRuntime(s.ContainerID), Image: s.Image, Init: init, Ready: s.Ready, Restarts: int(s.RestartCount)}
 	switch st := s.State; {
 	case st.Waiting != nil:
@@ -54,13 +51,13 @@ func fromStatus(s corev1.ContainerStatus, init bool) Container {
 		c.Exit = fromTerm(st.Terminated)
 		c.Reason, c.Message, c.Since = c.Exit.Reason, c.Exit.Message, c.Exit.Finished
 	}
-	if s.LastTerminationState.Terminated != nil {
-		c.Last = fromTerm(s.LastTerminationState.Terminated)
+	if s.LastState.Terminated != nil {
+		c.Last = fromTerm(s.LastState.Terminated)
 	}
 	return c
 }
 
-func fromTerm(x *corev1.ContainerStateTerminated) *Termination {
+func fromTerm(x *APITerminated) *Termination {
 	return &Termination{
 		Reason: x.Reason, Message: x.Message, ExitCode: int(x.ExitCode), Signal: int(x.Signal),
 		Started: t(x.StartedAt), Finished: t(x.FinishedAt),
@@ -68,30 +65,26 @@ func fromTerm(x *corev1.ContainerStateTerminated) *Termination {
 }
 
 // FromNode reduces an API node to the model.
-func FromNode(n *corev1.Node) Node {
+func FromNode(n *APINode) Node {
 	out := Node{
-		Name: n.Name, Unschedulable: n.Spec.Unschedulable, Version: n.Status.NodeInfo.KubeletVersion,
-		Created: n.CreationTimestamp.UTC(), SeenAddrs: SeenAddrs(n.Annotations),
+		Name: n.Metadata.Name, Unschedulable: n.Spec.Unschedulable, Version: n.Status.NodeInfo.KubeletVersion,
+		Created: t(n.Metadata.CreationTimestamp), SeenAddrs: SeenAddrs(n.Metadata.Annotations),
 	}
-	out.Roles = RolesOf(n.Labels)
+	out.Roles = RolesOf(n.Metadata.Labels)
 	for _, c := range n.Status.Conditions {
 		out.Conditions = append(out.Conditions, Condition{
-			Type: string(c.Type), Status: string(c.Status), Reason: c.Reason, Message: c.Message,
+			Type: c.Type, Status: c.Status, Reason: c.Reason, Message: c.Message,
 			Since: t(c.LastTransitionTime), Beat: t(c.LastHeartbeatTime),
 		})
 	}
 	for _, tn := range n.Spec.Taints {
-		x := Taint{Key: tn.Key, Value: tn.Value, Effect: string(tn.Effect)}
-		if tn.TimeAdded != nil {
-			x.Since = tn.TimeAdded.UTC()
-		}
-		out.Taints = append(out.Taints, x)
+		out.Taints = append(out.Taints, Taint{Key: tn.Key, Value: tn.Value, Effect: tn.Effect, Since: t(tn.TimeAdded)})
 	}
 	for _, a := range n.Status.Addresses {
 		switch a.Type {
-		case corev1.NodeInternalIP:
+		case "InternalIP":
 			out.InternalIPs = append(out.InternalIPs, a.Address)
-		case corev1.NodeExternalIP:
+		case "ExternalIP":
 			out.ExternalIPs = append(out.ExternalIPs, a.Address)
 		}
 	}
@@ -99,24 +92,24 @@ func FromNode(n *corev1.Node) Node {
 }
 
 // FromEvent keeps a Warning event; it returns false for others.
-func FromEvent(e *corev1.Event) (Event, bool) {
-	if e.Type != corev1.EventTypeWarning {
+func FromEvent(e *APIEvent) (Event, bool) {
+	if e.Type != "Warning" {
 		return Event{}, false
 	}
-	last := e.LastTimestamp.Time
+	last := t(e.LastTimestamp)
 	if last.IsZero() {
-		last = e.EventTime.Time
-	}
-	if last.IsZero() && e.Series != nil {
-		last = e.Series.LastObservedTime.Time
+		last = t(e.EventTime)
 	}
 	count := int(e.Count)
-	if e.Series != nil && int(e.Series.Count) > count {
-		count = int(e.Series.Count)
+	if e.Series != nil {
+		if last.IsZero() {
+			last = t(e.Series.LastObservedTime)
+		}
+		count = max(count, int(e.Series.Count))
 	}
 	return Event{
 		Namespace: e.InvolvedObject.Namespace, Kind: e.InvolvedObject.Kind, Name: e.InvolvedObject.Name,
-		Reason: e.Reason, Message: e.Message, Count: count, Last: last.UTC(),
+		Reason: e.Reason, Message: e.Message, Count: count, Last: last,
 	}, true
 }
 
@@ -135,8 +128,8 @@ func RolesOf(labels map[string]string) []string {
 	return roles
 }
 
-func t(x metav1.Time) time.Time {
-	if x.IsZero() {
+func t(x *APITime) time.Time {
+	if x == nil || x.IsZero() {
 		return time.Time{}
 	}
 	return x.UTC()
@@ -209,14 +202,14 @@ func StatusOf(p *Pod) string {
 // workloadOf names the pod's controller the way kubectl takes it: a
 // ReplicaSet made by a Deployment is named DEPLOYMENT-HASH, the hash
 // being the pod's pod-template-hash label.
-func workloadOf(p *corev1.Pod) string {
-	for _, o := range p.OwnerReferences {
+func workloadOf(p *APIPod) string {
+	for _, o := range p.Metadata.OwnerReferences {
 		if o.Controller == nil || !*o.Controller {
 			continue
 		}
 		switch o.Kind {
 		case "ReplicaSet":
-			if h := p.Labels["pod-template-hash"]; h != "" {
+			if h := p.Metadata.Labels["pod-template-hash"]; h != "" {
 				if d, ok := strings.CutSuffix(o.Name, "-"+h); ok && d != "" {
 					return "deployment/" + d
 				}

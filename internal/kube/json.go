@@ -7,8 +7,6 @@ import (
 	"fmt"
 	"io"
 	"strings"
-
-	corev1 "k8s.io/api/core/v1"
 )
 
 // ParseJSON reads `kubectl get pods|nodes|events -o json` (a List, a
@@ -148,19 +146,19 @@ func addObject(c *Cluster, raw json.RawMessage, listKind string) bool {
 	}
 	switch kind {
 	case "Pod":
-		var p corev1.Pod
+		var p APIPod
 		if !dec(&p) {
 			return false
 		}
 		c.Pods = append(c.Pods, FromPod(&p))
 	case "Node":
-		var n corev1.Node
+		var n APINode
 		if !dec(&n) {
 			return false
 		}
 		c.Nodes = append(c.Nodes, FromNode(&n))
 	case "Event":
-		var e corev1.Event
+		var e APIEvent
 		if !dec(&e) {
 			return false
 		}

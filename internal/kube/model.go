@@ -1,5 +1,5 @@
 // Package kube is hinomi's reading of a Kubernetes cluster: a small model of
-// pods and nodes, filled from the API server (client-go's core/v1 types) or
+// pods and nodes, filled from the API server's JSON (see wire.go) or
 // from what a person pasted (`kubectl get pods`, `kubectl describe node`,
 // `crictl ps`, …), and the one diagnosis both the live check and `hinomi
 // explain` run on it: pods in CrashLoopBackOff, ImagePullBackOff, OOMKilled,
