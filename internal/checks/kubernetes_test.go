@@ -481,3 +481,43 @@ current-context: test
 	}
 	t.Logf("took %s: %s", took, res.Blind)
 }
+
+// The ready recovery steps of a Kubernetes node finding are kubelet and
+// kubectl ones, never Docker or Swarm commands; deleting the node is left
+// to a person.
+func TestKubernetesNodeRunbookStepsFitKubernetes(t *testing.T) {
+	node, err := os.ReadFile(filepath.Join("..", "kube", "testdata", "k3os-node-from-describe.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := kubeAPI(t, `{"kind":"PodList","apiVersion":"v1","items":[]}`, `{"kind":"NodeList","apiVersion":"v1","items":[`+string(node)+`]}`)
+	useKubeconfig(t, srv.URL)
+	res, err := checkKubernetes(t.Context(), kubeEnv(time.Now()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := findingFor(t, res, "node k3os-3040")
+	book, err := runbook.Load("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	steps, err := book.Get(f.Mode).Steps("Recover", f.Evidence.Vars)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ready []string
+	for _, s := range steps {
+		if s.Ready {
+			ready = append(ready, s.Lines...)
+		}
+	}
+	all := strings.Join(ready, "\n")
+	if !strings.Contains(all, "kubectl cordon k3os-3040") || !strings.Contains(all, "systemctl restart kubelet") {
+		t.Errorf("ready steps lack cordon or the kubelet restart:\n%s", all)
+	}
+	for _, bad := range []string{"docker", "kubectl delete node"} {
+		if strings.Contains(all, bad) {
+			t.Errorf("ready steps hold %q:\n%s", bad, all)
+		}
+	}
+}

@@ -177,7 +177,9 @@ func podFinding(cl *Cluster, p *Pod, now time.Time) (finding.Finding, bool) {
 			}
 			figs = append(figs, finding.Figure{Name: "last exit code", Value: float64(last.ExitCode)})
 		}
-		figs = append(figs, finding.Figure{Name: "restarts", Value: float64(c.Restarts), Source: "status.containerStatuses[].restartCount"})
+		if c.Restarts > 0 || k.state == "crashloop" {
+			figs = append(figs, finding.Figure{Name: "restarts", Value: float64(c.Restarts), Source: "status.containerStatuses[].restartCount"})
+		}
 		if !p.Created.IsZero() && now.After(p.Created) && c.Restarts > 0 {
 			rate := float64(c.Restarts) / max(now.Sub(p.Created).Hours(), 1.0/60)
 			vars["rate"] = strconv.FormatFloat(rate, 'f', 1, 64)
