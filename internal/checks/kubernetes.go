@@ -106,6 +106,9 @@ func checkKubernetes(ctx context.Context, env *Env) (Result, error) {
 		}
 		return res, nil
 	}
+	if st.Error != "" {
+		res.Blind = append(res.Blind, where+": "+st.Error) // nodes read, pods not
+	}
 	for _, u := range st.Unseen {
 		res.Blind = append(res.Blind, where+": "+u)
 	}
@@ -137,6 +140,9 @@ func checkKubernetes(ctx context.Context, env *Env) (Result, error) {
 
 // kubeConfig finds the client configuration: the first kubeconfig that
 // exists, else in-cluster. None gives an error wrapping fs.ErrNotExist.
+// The kubeconfig is read directly, not through env.Src: it holds
+// credentials, which a snapshot must not; what the API server said is
+// what gets recorded.
 func kubeConfig() (*rest.Config, string, error) {
 	for _, p := range kubeconfigPaths() {
 		b, err := os.ReadFile(p)

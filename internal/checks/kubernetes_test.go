@@ -521,3 +521,27 @@ func TestKubernetesNodeRunbookStepsFitKubernetes(t *testing.T) {
 		}
 	}
 }
+
+// Nodes readable but pods forbidden (an RBAC role that lists nodes only):
+// the nodes are judged and the refusal is a Blind line.
+func TestKubernetesPodsForbiddenIsBlind(t *testing.T) {
+	srv := kubeAPI(t, "", emptyNodes)
+	useKubeconfig(t, srv.URL)
+	forbid := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/api/v1/nodes" {
+			srv.Config.Handler.ServeHTTP(w, r)
+			return
+		}
+		w.WriteHeader(http.StatusForbidden)
+		fmt.Fprint(w, `{"kind":"Status","apiVersion":"v1","status":"Failure","message":"pods is forbidden: User \"hinomi\" cannot list resource \"pods\" in API group \"\" at the cluster scope","reason":"Forbidden","code":403}`)
+	}))
+	defer forbid.Close()
+	useKubeconfig(t, forbid.URL)
+	res, err := checkKubernetes(t.Context(), kubeEnv(time.Now()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Blind) == 0 || !strings.Contains(res.Blind[0], `HTTP 403: pods is forbidden: User "hinomi" cannot list resource "pods"`) {
+		t.Errorf("blind %q; want the 403 with the server's message", res.Blind)
+	}
+}
