@@ -52,9 +52,17 @@ func kubeAPI(t testing.TB, pods, nodes string) *httptest.Server {
 	return srv
 }
 
-// useKubeconfig points $KUBECONFIG at a kubeconfig for server and hides
-// the machine's own (~/.kube/config).
+// useKubeconfig points $KUBECONFIG at a kubeconfig for server that
+// authenticates with the test token, and hides the machine's own
+// (~/.kube/config).
 func useKubeconfig(t testing.TB, server string) {
+	t.Helper()
+	writeKubeconfig(t, server, "    token: "+fakeKubeToken)
+}
+
+// writeKubeconfig writes a kubeconfig for server whose user stanza is
+// user (indented lines) and points $KUBECONFIG and $HOME at it.
+func writeKubeconfig(t testing.TB, server, user string) {
 	t.Helper()
 	dir := t.TempDir()
 	p := filepath.Join(dir, "config")
@@ -68,12 +76,12 @@ clusters:
 users:
 - name: test
   user:
-    token: %s
+%s
 contexts:
 - name: test
   context: {cluster: test, user: test}
 current-context: test
-`, server, fakeKubeToken)
+`, server, user)
 	if err := os.WriteFile(p, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -442,31 +450,11 @@ func TestKubernetesHungCredentialPluginDoesNotHang(t *testing.T) {
 	if err != nil {
 		t.Skip("no sleep program")
 	}
-	dir := t.TempDir()
-	p := filepath.Join(dir, "config")
-	cfg := fmt.Sprintf(`apiVersion: v1
-kind: Config
-clusters:
-- name: test
-  cluster: {server: %q, insecure-skip-tls-verify: true}
-users:
-- name: test
-  user:
-    exec:
+	writeKubeconfig(t, srv.URL, fmt.Sprintf(`    exec:
       apiVersion: client.authentication.k8s.io/v1
       command: %s
       args: ["600"]
-      interactiveMode: Never
-contexts:
-- name: test
-  context: {cluster: test, user: test}
-current-context: test
-`, srv.URL, sleep)
-	if err := os.WriteFile(p, []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	t.Setenv("KUBECONFIG", p)
-	t.Setenv("HOME", dir)
+      interactiveMode: Never`, sleep))
 	start := time.Now()
 	res, err := checkKubernetes(t.Context(), kubeEnv(time.Now()))
 	took := time.Since(start)

@@ -34,16 +34,25 @@ func findingAbout(t *testing.T, fs []finding.Finding, subject string) finding.Fi
 
 var now = time.Date(2026, 12, 2, 3, 0, 0, 0, time.UTC)
 
+// diagnoseFixture parses a testdata capture with parse and diagnoses it.
+func diagnoseFixture(t *testing.T, name string, parse func(string) (Parsed, error)) []finding.Finding {
+	t.Helper()
+	p, err := parse(readFixture(t, name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return Diagnose(&p.Cluster, now)
+}
+
+func getPods(s string) (Parsed, error)     { return ParseGetPods(s, now) }
+func describePod(s string) (Parsed, error) { return ParseDescribePod(s, now) }
+
 // The shared sample: `kubectl get pods -A` with three flannel pods in
 // CrashLoopBackOff and coredns ContainerCreating for 8 minutes, plus a
 // `kubectl get all` line of a pod restarted 141 times; the events table
 // and describe blocks in the same file are skipped, not misread.
 func TestGetPodsSampleK8s1(t *testing.T) {
-	p, err := ParseGetPods(readFixture(t, "samples-k8s-1.txt"), now)
-	if err != nil {
-		t.Fatal(err)
-	}
-	fs := Diagnose(&p.Cluster, now)
+	fs := diagnoseFixture(t, "samples-k8s-1.txt", getPods)
 	for _, name := range []string{"kube-flannel-ds-b9pmh", "kube-flannel-ds-m4fgh", "kube-flannel-ds-wd7hs"} {
 		f := findingAbout(t, fs, "pod kube-flannel/"+name)
 		if f.Mode != "FM-C4" || f.Severity != finding.High || f.Evidence.Vars["restarts"] != "6" || f.Evidence.Vars["state"] != "crashloop" {
@@ -96,11 +105,7 @@ func TestGetPodsOOMKilled(t *testing.T) {
 // A container block of `kubectl describe pod` pasted alone: the loop,
 // its last termination (Error, exit 143, SIGTERM) and restart count.
 func TestDescribePodContainerBlock(t *testing.T) {
-	p, err := ParseDescribePod(readFixture(t, "describe-pod-crashloop-sigterm.txt"), now)
-	if err != nil {
-		t.Fatal(err)
-	}
-	fs := Diagnose(&p.Cluster, now)
+	fs := diagnoseFixture(t, "describe-pod-crashloop-sigterm.txt", describePod)
 	if len(fs) != 1 {
 		t.Fatalf("%d findings; want 1", len(fs))
 	}
@@ -131,11 +136,7 @@ func TestDescribePodSampleCompletedLoop(t *testing.T) {
 
 // `kubectl get nodes` with a NotReady node (misaligned as pasted).
 func TestGetNodesNotReady(t *testing.T) {
-	p, err := ParseGetNodes(readFixture(t, "get-nodes-notready.txt"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	fs := Diagnose(&p.Cluster, now)
+	fs := diagnoseFixture(t, "get-nodes-notready.txt", ParseGetNodes)
 	if len(fs) != 1 {
 		t.Fatalf("%d findings; want docker02 only", len(fs))
 	}
@@ -162,11 +163,7 @@ func TestDescribeNodeUnreachable(t *testing.T) {
 
 // A tab-separated Conditions table alone: Ready Unknown since when.
 func TestDescribeNodeConditionsTabs(t *testing.T) {
-	p, err := ParseDescribeNode(readFixture(t, "describe-node-conditions-tabs.txt"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	fs := Diagnose(&p.Cluster, now)
+	fs := diagnoseFixture(t, "describe-node-conditions-tabs.txt", ParseDescribeNode)
 	if len(fs) != 1 {
 		t.Fatalf("%d findings; want 1", len(fs))
 	}
@@ -228,11 +225,7 @@ func TestAddressChanged(t *testing.T) {
 // crictl ps -a on a node: etcd's 25th attempt exited, a loop named by
 // its container ID (for crictl logs/inspect); the cut row is skipped.
 func TestCrictlPsLoop(t *testing.T) {
-	p, err := ParseCrictlPs(readFixture(t, "crictl-ps-a-etcd-loop.txt"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	fs := Diagnose(&p.Cluster, now)
+	fs := diagnoseFixture(t, "crictl-ps-a-etcd-loop.txt", ParseCrictlPs)
 	if len(fs) != 1 {
 		t.Fatalf("%d findings; want 1", len(fs))
 	}
@@ -249,11 +242,7 @@ func TestCrictlPsLoop(t *testing.T) {
 // get po -A from a fresh cluster: the API server cannot be created and
 // coredns waits; the running pods are not findings.
 func TestGetPodsCreateContainerError(t *testing.T) {
-	p, err := ParseGetPods(readFixture(t, "get-pods-A-createcontainererror.txt"), now)
-	if err != nil {
-		t.Fatal(err)
-	}
-	fs := Diagnose(&p.Cluster, now)
+	fs := diagnoseFixture(t, "get-pods-A-createcontainererror.txt", getPods)
 	if len(fs) != 3 {
 		t.Errorf("%d findings; want 3", len(fs))
 	}
@@ -270,11 +259,7 @@ func TestGetPodsCreateContainerError(t *testing.T) {
 // Only the Events of a describe: the scheduler's refusal is the finding,
 // with its message as the reason.
 func TestDescribePodEventsOnly(t *testing.T) {
-	p, err := ParseDescribePod(readFixture(t, "describe-pod-events-failedscheduling.txt"), now)
-	if err != nil {
-		t.Fatal(err)
-	}
-	fs := Diagnose(&p.Cluster, now)
+	fs := diagnoseFixture(t, "describe-pod-events-failedscheduling.txt", describePod)
 	if len(fs) != 1 {
 		t.Fatalf("%d findings; want 1", len(fs))
 	}
