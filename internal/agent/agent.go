@@ -30,6 +30,7 @@ import (
 	"github.com/hinomi/hinomi/internal/checks"
 	"github.com/hinomi/hinomi/internal/doctor"
 	"github.com/hinomi/hinomi/internal/finding"
+	"github.com/hinomi/hinomi/internal/kube"
 	"github.com/hinomi/hinomi/internal/logsource"
 	"github.com/hinomi/hinomi/internal/logthrottle"
 	"github.com/hinomi/hinomi/internal/signatures"
@@ -92,6 +93,8 @@ type Agent struct {
 	// OOM-killed or turns unhealthy.
 	docker *checks.DockerEvents
 	wake   chan struct{}
+	// kube remembers Kubernetes node addresses across cycles.
+	kube *kube.AddrMemory
 }
 
 type tower struct {
@@ -149,7 +152,8 @@ func New(cfg Config) (*Agent, error) {
 		cfg.Signatures = c
 	}
 	a := &Agent{cfg: cfg, matcher: signatures.NewMatcher(cfg.Signatures), sent: map[string]string{}, retryMin: time.Second, warnMax: 5 * time.Minute,
-		logs: logthrottle.New(time.Minute), docker: checks.NewDockerEvents(), wake: make(chan struct{}, 1)}
+		logs: logthrottle.New(time.Minute), docker: checks.NewDockerEvents(), wake: make(chan struct{}, 1),
+		kube: kube.NewAddrMemory()}
 	if b, err := os.ReadFile("/proc/sys/kernel/random/boot_id"); err == nil {
 		a.bootID = strings.TrimSpace(string(b))
 	}
@@ -228,7 +232,7 @@ func (a *Agent) cycles(ctx context.Context) {
 	defer tick.Stop()
 	for {
 		last := time.Now()
-		d, err := doctor.Diagnose(ctx, doctor.Options{Mounts: mounts, MountDeadline: 2 * time.Second, Signatures: a.matcher, DockerEvents: a.docker})
+		d, err := doctor.Diagnose(ctx, doctor.Options{Mounts: mounts, MountDeadline: 2 * time.Second, Signatures: a.matcher, DockerEvents: a.docker, KubeAddrs: a.kube})
 		if err != nil && ctx.Err() != nil {
 			return // stopping: a diagnosis cut short is not sent
 		}

@@ -21,6 +21,7 @@ import (
 
 	"github.com/hinomi/hinomi/internal/finding"
 	"github.com/hinomi/hinomi/internal/host"
+	"github.com/hinomi/hinomi/internal/kube"
 	"github.com/hinomi/hinomi/internal/proctable"
 	"github.com/hinomi/hinomi/internal/signatures"
 )
@@ -52,7 +53,10 @@ type Env struct {
 	// DockerEvents, in the agent, holds the deaths seen on the Docker
 	// event stream; nil makes the Docker checks ask the engine.
 	DockerEvents *DockerEvents
-	Log          *slog.Logger
+	// KubeAddrs, in the agent, remembers Kubernetes node addresses
+	// across cycles (FM-C7); nil in doctor.
+	KubeAddrs *kube.AddrMemory
+	Log       *slog.Logger
 
 	// The mount table, read once per run (see mounts).
 	mountsOnce sync.Once

@@ -115,6 +115,7 @@ func checkKubernetes(ctx context.Context, env *Env) (Result, error) {
 	if st.Cluster.Source == "" {
 		st.Cluster.Source = "the " + where
 	}
+	st.Cluster.Moved = env.KubeAddrs.Observe(st.Cluster.Nodes, env.Now)
 	res.Findings = kube.Diagnose(&st.Cluster, env.Now)
 	if movedOK && !hasKey(res.Findings, moved.Key) {
 		res.Findings = append(res.Findings, moved)

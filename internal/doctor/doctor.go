@@ -16,6 +16,7 @@ import (
 	"github.com/hinomi/hinomi/internal/checks"
 	"github.com/hinomi/hinomi/internal/finding"
 	"github.com/hinomi/hinomi/internal/host"
+	"github.com/hinomi/hinomi/internal/kube"
 	"github.com/hinomi/hinomi/internal/proctable"
 	"github.com/hinomi/hinomi/internal/signatures"
 )
@@ -47,6 +48,9 @@ type Options struct {
 	// DockerEvents, in the agent, is the Docker event stream's log of
 	// container deaths.
 	DockerEvents *checks.DockerEvents
+	// KubeAddrs, in the agent, remembers Kubernetes node addresses
+	// across diagnoses.
+	KubeAddrs *kube.AddrMemory
 	// Record, when set, copies every input into a snapshot.
 	Record *host.Recorder
 	Log    *slog.Logger
@@ -119,6 +123,7 @@ func Diagnose(ctx context.Context, o Options) (*Diagnosis, error) {
 		Signatures: sigs, SampleFor: o.SampleFor, Softnet: softnet, Mounts: mounts, Log: o.Log, HogDirs: o.HogDirs,
 		Kernel:       checks.ReadKernelLog(src, procs.Boot, 5000),
 		DockerEvents: o.DockerEvents,
+		KubeAddrs:    o.KubeAddrs,
 	}
 	d.Report = checks.Run(ctx, env, checks.All())
 	d.Blind = append(d.Blind, notes...)

@@ -528,6 +528,11 @@ func addressFinding(cl *Cluster, n *Node) (finding.Finding, bool) {
 			old = append(old, seen{a, "annotation " + k})
 		}
 	}
+	for _, mv := range cl.Moved {
+		if mv.Node == n.Name && net.ParseIP(mv.Old) != nil && !own[canonIP(mv.Old)] {
+			old = append(old, seen{mv.Old, "this agent saw it until " + mv.At.UTC().Format("2006-01-02 15:04:05 UTC")})
+		}
+	}
 	for i := range cl.Pods {
 		p := &cl.Pods[i]
 		if p.Node == n.Name && p.AdvertiseAddr != "" && net.ParseIP(p.AdvertiseAddr) != nil && !own[canonIP(p.AdvertiseAddr)] {

@@ -26,6 +26,9 @@ type Cluster struct {
 	Nodes   []Node   `json:"nodes,omitempty"`
 	// Events are the Warning events, for why a pod waits.
 	Events []Event `json:"events,omitempty"`
+	// Moved are node addresses the agent saw change between its cycles
+	// (AddrMemory), for FM-C7.
+	Moved []AddrChange `json:"moved,omitempty"`
 	// Source says where the reading came from ("API https://…:6443",
 	// "kubectl get pods -A"), for the findings' evidence.
 	Source string `json:"source,omitempty"`

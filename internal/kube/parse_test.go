@@ -373,3 +373,28 @@ func TestPressureAndStuckTerminating(t *testing.T) {
 		t.Errorf("%d findings; want the node and a/old only", len(fs))
 	}
 }
+
+// The agent's memory: a node whose InternalIP changes between two cycles
+// is FM-C7 with the old and new address, until its old address is back.
+func TestAddrMemoryAcrossCycles(t *testing.T) {
+	m := NewAddrMemory()
+	node := func(ip string) []Node {
+		return []Node{{Name: "cp1", InternalIPs: []string{ip}, Conditions: []Condition{{Type: "Ready", Status: "True"}}}}
+	}
+	if got := m.Observe(node("192.168.1.10"), now); len(got) != 0 {
+		t.Fatalf("first cycle: %+v; want nothing", got)
+	}
+	c := Cluster{Nodes: node("192.168.1.23")}
+	c.Moved = m.Observe(c.Nodes, now.Add(15*time.Second))
+	f := findingAbout(t, Diagnose(&c, now), "node cp1")
+	if f.Mode != "FM-C7" || f.Evidence.Vars["old_addr"] != "192.168.1.10" || f.Evidence.Vars["new_addr"] != "192.168.1.23" {
+		t.Errorf("%s vars %v", f.Mode, f.Evidence.Vars)
+	}
+	// Still reported a cycle later, gone once the old address is back.
+	if got := m.Observe(node("192.168.1.23"), now.Add(30*time.Second)); len(got) != 1 {
+		t.Errorf("next cycle: %+v; want the change still", got)
+	}
+	if got := m.Observe(node("192.168.1.10"), now.Add(45*time.Second)); len(got) != 0 {
+		t.Errorf("address back: %+v; want nothing", got)
+	}
+}
