@@ -213,14 +213,14 @@ func podFinding(cl *Cluster, p *Pod, now time.Time) (finding.Finding, bool) {
 		case "image":
 			s = fmt.Sprintf("Pod %s cannot start: the image of %s cannot be pulled (%s)", p.Ref(), what, c.Reason)
 			if c.Message != "" {
-				s += ": " + c.Message
+				s += ": " + strings.TrimRight(c.Message, ". ")
 			}
 			s += "."
 			vars["reason"] = firstNonEmpty(c.Message, c.Reason)
 		case "config":
 			s = fmt.Sprintf("Pod %s cannot start %s (%s)", p.Ref(), what, c.Reason)
 			if c.Message != "" {
-				s += ": " + c.Message
+				s += ": " + strings.TrimRight(c.Message, ". ")
 			}
 			s += "."
 			vars["reason"] = firstNonEmpty(c.Message, c.Reason)
@@ -285,7 +285,7 @@ func podFinding(cl *Cluster, p *Pod, now time.Time) (finding.Finding, bool) {
 			f.Summary = fmt.Sprintf("Pod %s is %s (for how long is not shown)", p.Ref(), state)
 		}
 		if why != "" {
-			f.Summary += ": " + why
+			f.Summary += ": " + strings.TrimRight(why, ". ")
 			vars["reason"] = why
 		} else {
 			f.Summary += "; the reason is in its events (kubectl describe pod)"
@@ -446,7 +446,7 @@ func nodeFinding(cl *Cluster, n *Node, now time.Time) (finding.Finding, bool) {
 	case sev >= finding.High:
 		s = fmt.Sprintf("Kubernetes node %s is %s", n.Name, status)
 		if ready.Message != "" {
-			s += ": " + ready.Message
+			s += ": " + strings.TrimRight(ready.Message, ". ")
 		}
 	default:
 		s = fmt.Sprintf("Kubernetes node %s is under %s: kubelet evicts pods from it and it takes no new ones", n.Name, strings.Join(pressures, ", "))
