@@ -31,6 +31,7 @@ import (
 	"github.com/hinomi/hinomi/internal/checks"
 	"github.com/hinomi/hinomi/internal/doctor"
 	"github.com/hinomi/hinomi/internal/finding"
+	"github.com/hinomi/hinomi/internal/kube"
 	"github.com/hinomi/hinomi/internal/logsource"
 	"github.com/hinomi/hinomi/internal/logthrottle"
 	"github.com/hinomi/hinomi/internal/signatures"
@@ -114,6 +115,8 @@ type Agent struct {
 	// disk check predicts from it when one is full and what grows
 	// fastest.
 	disk *checks.DiskTrend
+	// kube remembers Kubernetes node addresses across cycles.
+	kube *kube.AddrMemory
 }
 
 type tower struct {
@@ -172,7 +175,7 @@ func New(cfg Config) (*Agent, error) {
 	}
 	a := &Agent{cfg: cfg, matcher: signatures.NewMatcher(cfg.Signatures), sent: map[string]string{}, retryMin: time.Second, warnMax: 5 * time.Minute,
 		logs: logthrottle.New(time.Minute), docker: checks.NewDockerEvents(), smart: checks.NewSmartCache(checks.SmartTTL),
-		wake: make(chan struct{}, 1), logw: newLogWatch(), disk: checks.NewDiskTrend()}
+		wake: make(chan struct{}, 1), logw: newLogWatch(), disk: checks.NewDiskTrend(), kube: kube.NewAddrMemory()}
 	if b, err := os.ReadFile("/proc/sys/kernel/random/boot_id"); err == nil {
 		a.bootID = strings.TrimSpace(string(b))
 	}
@@ -258,7 +261,7 @@ func (a *Agent) cycles(ctx context.Context) {
 	for {
 		last := time.Now()
 		d, err := doctor.Diagnose(ctx, doctor.Options{Mounts: mounts, MountDeadline: 2 * time.Second, Signatures: a.matcher, DockerEvents: a.docker,
-			NoJournal: a.cfg.Journal, Smart: a.smart, DiskTrend: a.disk})
+			NoJournal: a.cfg.Journal, Smart: a.smart, DiskTrend: a.disk, KubeAddrs: a.kube})
 		if err != nil && ctx.Err() != nil {
 			return // stopping: a diagnosis cut short is not sent
 		}

@@ -21,6 +21,7 @@ import (
 
 	"github.com/hinomi/hinomi/internal/finding"
 	"github.com/hinomi/hinomi/internal/host"
+	"github.com/hinomi/hinomi/internal/kube"
 	"github.com/hinomi/hinomi/internal/proctable"
 	"github.com/hinomi/hinomi/internal/signatures"
 )
@@ -61,6 +62,9 @@ type Env struct {
 	// DiskTrend, in the agent, remembers filesystems' use across cycles
 	// to predict when they are full; nil in a one-shot doctor.
 	DiskTrend *DiskTrend
+	// KubeAddrs, in the agent, remembers Kubernetes node addresses
+	// across cycles (FM-C7); nil in doctor.
+	KubeAddrs *kube.AddrMemory
 	Log       *slog.Logger
 
 	// The mount table, read once per run (see mounts).
@@ -118,6 +122,7 @@ func All() []Check {
 		{"docker-memory", checkDockerMemory},
 		{"swarm", checkSwarm},
 		{"docker-disk", checkDockerDisk},
+		{"kubernetes", checkKubernetes},
 		{"services", checkServices},
 		{"previous-boot", checkPreviousBoot},
 		{"journal", checkJournal},

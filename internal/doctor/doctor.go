@@ -16,6 +16,7 @@ import (
 	"github.com/hinomi/hinomi/internal/checks"
 	"github.com/hinomi/hinomi/internal/finding"
 	"github.com/hinomi/hinomi/internal/host"
+	"github.com/hinomi/hinomi/internal/kube"
 	"github.com/hinomi/hinomi/internal/proctable"
 	"github.com/hinomi/hinomi/internal/signatures"
 )
@@ -55,6 +56,9 @@ type Options struct {
 	// DiskTrend, in the agent, is each filesystem's use over its last
 	// cycles, for time-to-full predictions.
 	DiskTrend *checks.DiskTrend
+	// KubeAddrs, in the agent, remembers Kubernetes node addresses
+	// across diagnoses.
+	KubeAddrs *kube.AddrMemory
 	// Record, when set, copies every input into a snapshot.
 	Record *host.Recorder
 	Log    *slog.Logger
@@ -130,6 +134,7 @@ func Diagnose(ctx context.Context, o Options) (*Diagnosis, error) {
 		Smart:        o.Smart,
 		NoJournal:    o.NoJournal,
 		DiskTrend:    o.DiskTrend,
+		KubeAddrs:    o.KubeAddrs,
 	}
 	d.Report = checks.Run(ctx, env, checks.All())
 	d.Blind = append(d.Blind, notes...)

@@ -13,6 +13,7 @@ func All() []Format {
 	fs = append(fs, swarmServicePS, swarmNodeLS, swarmServiceLS)
 
 	// Kubernetes.
+	fs = append(fs, K8sGetJSON, K8sDescribePod, K8sDescribeNode, K8sGetPods, K8sGetNodes, K8sCrictlPs)
 
 	// Proxmox VE and corosync.
 	fs = append(fs, pvecmStatus(), corosyncQuorumtool(), haManagerStatus(), pvesrStatus(), pvesmStatus(), pveGuestLock())
