@@ -82,7 +82,15 @@ var sampleCases = map[string]sampleCase{
 	}},
 
 	// Kubernetes family.
-	"samples/k8s-1.txt": {pending: "Kubernetes (kubectl get pods -A, kubectl get events)"},
+	// Flannel crash-looping, a pod stuck creating behind it; then a pod
+	// killed by its startup probe (kubectl get events + get all).
+	"samples/k8s-1.txt": {formats: []string{"", "kubectl-get-pods", "kubectl-get-pods"}, want: []want{
+		{"FM-C4", finding.High, "pod kube-flannel/kube-flannel-ds-b9pmh"},
+		{"FM-C4", finding.High, "pod kube-flannel/kube-flannel-ds-m4fgh"},
+		{"FM-C4", finding.High, "pod kube-flannel/kube-flannel-ds-wd7hs"},
+		{"FM-C4", finding.Medium, "pod kube-system/coredns-5d78c9869d-859jv"},
+		{"FM-C4", finding.High, "pod srl-probes-76b8468567-8pztg"},
+	}},
 	// kubelet's log: the signatures read it; the second part is a
 	// kubectl logs command with no output of its own.
 	"samples/k8s-2.txt": {formats: []string{"log", ""}, want: []want{
