@@ -10,6 +10,7 @@ import (
 	"math"
 	"net/http"
 	"net/netip"
+	"path"
 	"sort"
 	"strconv"
 	"strings"
@@ -122,6 +123,9 @@ func (s *Site) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /{$}", s.statusPage)
 	mux.HandleFunc("GET /badge/{name}", s.badge)
+	mux.HandleFunc("GET /badge/{name}/uptime", s.badge)
+	mux.HandleFunc("GET /badge/{name}/response", s.badge)
+	mux.HandleFunc("GET /feed.atom", s.feed)
 	static, _ := fs.Sub(assets, "static")
 	mux.Handle("GET /static/", http.StripPrefix("/static/", http.FileServerFS(static)))
 	mux.HandleFunc("GET /console/login", s.loginPage)
@@ -235,21 +239,53 @@ func (s *Site) statusPage(w http.ResponseWriter, r *http.Request) {
 	s.render(w, "status.html", v)
 }
 
-// badge is an SVG shield for one public service.
+// badge is an SVG shield for one public service: its state
+// (/badge/NAME), its uptime (/badge/NAME/uptime?span=24h|7d|30d|90d,
+// default 30d) or its average response time over the last 24 hours
+// (/badge/NAME/response).
 func (s *Site) badge(w http.ResponseWriter, r *http.Request) {
 	name := strings.TrimSuffix(r.PathValue("name"), ".svg")
+	kind := path.Base(r.URL.Path)
+	span := r.URL.Query().Get("span")
+	if span == "" {
+		span = "30d"
+	}
+	if kind == "uptime" && span != "24h" && span != "7d" && span != "30d" && span != "90d" {
+		http.Error(w, "span: want 24h, 7d, 30d or 90d", http.StatusBadRequest)
+		return
+	}
 	svcs, err := s.b.Services(r.Context(), s.o.Now(), true)
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusServiceUnavailable)
 		return
 	}
 	for _, sv := range svcs {
-		if sv.Name == name {
-			w.Header().Set("Content-Type", "image/svg+xml")
-			w.Header().Set("Cache-Control", "no-cache, max-age=30")
-			_, _ = w.Write([]byte(badgeSVG(sv.Name, sv.Status)))
-			return
+		if sv.Name != name {
+			continue
 		}
+		svg := badgeSVG(sv.Name, sv.Status)
+		switch kind {
+		case "uptime":
+			up, ok := sv.Uptime[span]
+			if !ok {
+				up = -1
+			}
+			svg = uptimeBadge(sv.Name, span, up)
+		case "response":
+			avg := -1.0
+			if len(sv.Latency) > 0 {
+				sum := 0.0
+				for _, p := range sv.Latency {
+					sum += p.Ms
+				}
+				avg = sum / float64(len(sv.Latency))
+			}
+			svg = responseBadge(sv.Name, avg)
+		}
+		w.Header().Set("Content-Type", "image/svg+xml")
+		w.Header().Set("Cache-Control", "no-cache, max-age=30")
+		_, _ = w.Write([]byte(svg))
+		return
 	}
 	http.NotFound(w, r)
 }
