@@ -67,7 +67,7 @@ func TestSpecValidateErrors(t *testing.T) {
 		want string
 	}{
 		{Spec{Type: TCP, Target: "h:1"}, "name is required"},
-		{Spec{Name: "x", Type: "smtp", Target: "h:1"}, `type "smtp" is not one of`},
+		{Spec{Name: "x", Type: "pop3", Target: "h:1"}, `type "pop3" is not one of http, tcp, dns, tls, icmp, smtp, imap, ssh, domain, docker`},
 		{Spec{Name: "x", Type: HTTP, Target: "shop.example.org"}, "not an http:// or https:// URL (e.g. https://shop.example.org)"},
 		{Spec{Name: "x", Type: HTTP, Target: "shop.lan:8080/health"}, "not an http:// or https:// URL (e.g. https://shop.lan:8080/health)"},
 		{Spec{Name: "x", Type: HTTP}, "target is required"},
@@ -79,7 +79,7 @@ func TestSpecValidateErrors(t *testing.T) {
 		{Spec{Name: "x", Type: DNS, Target: "a.b", Resolver: "1.1.1.1"}, "resolver:"},
 		{Spec{Name: "x", Type: TCP, Target: "h:1", Method: "POST"}, "method is only for http probes"},
 		{Spec{Name: "x", Type: TCP, Target: "h:1", RecordType: "A"}, "only for dns probes"},
-		{Spec{Name: "x", Type: ICMP, Target: "h", InsecureSkipVerify: true}, "only for http and tls"},
+		{Spec{Name: "x", Type: ICMP, Target: "h", InsecureSkipVerify: true}, "only for http, tls, smtp and imap"},
 		{Spec{Name: "x", Type: TCP, Target: "h:1", Interval: 500 * time.Millisecond}, "shorter than 1s"},
 		{Spec{Name: "x", Type: TCP, Target: "h:1", Interval: 5 * time.Second, Timeout: 6 * time.Second}, "runs would overlap"},
 		{Spec{Name: "x", Type: HTTP, Target: "http://h/", Method: "GE T"}, "not an HTTP method"},
