@@ -20,8 +20,7 @@ func TestGatusRealConfigs(t *testing.T) {
 		routes   int
 		skipped  []string // in the skipped list, "what: why"
 	}{
-		{"gatus-readme-config.yaml", []string{"front-end", "back-end", "monitoring", "nas", "example-dns-query", "icmp-ping", "check-domain-expiration"}, 0, 0,
-			[]string{`condition "[DOMAIN_EXPIRATION] > 720h" of endpoint "check-domain-expiration": domain registration expiry is not probed by hinomi yet`}},
+		{"gatus-readme-config.yaml", []string{"front-end", "back-end", "monitoring", "nas", "example-dns-query", "icmp-ping", "check-domain-expiration"}, 0, 0, nil},
 		{"gatus-example-kubernetes.yaml", []string{"website", "github", "cat-fact", "example"}, 0, 0, nil},
 		{"gatus-example-mattermost.yaml", []string{"example"}, 1, 1, nil},
 		{"gatus-pr271-discord.yaml", []string{"website", "back-end"}, 1, 1,
@@ -101,8 +100,10 @@ func TestGatusMapping(t *testing.T) {
 	if p := byName["icmp-ping"]; p.Type != "icmp" || p.Target != "example.org" {
 		t.Errorf("icmp-ping = %+v", p)
 	}
-	if p := byName["check-domain-expiration"]; len(p.Conditions) != 0 {
-		t.Errorf("check-domain-expiration kept %v", p.Conditions)
+	// Gatus's domain expiry on an http endpoint: the same condition, read over RDAP.
+	if p := byName["check-domain-expiration"]; p.Type != "http" || p.Target != "https://example.org/" ||
+		strings.Join(p.Conditions, ";") != "[DOMAIN_EXPIRATION] > 720h" {
+		t.Errorf("check-domain-expiration = %+v", p)
 	}
 }
 

@@ -27,7 +27,7 @@ type Result struct {
 
 // Skip is one thing that did not map, with the reason in plain words.
 type Skip struct {
-	What string // "endpoint \"ssh-bastion\"", "condition \"[DOMAIN_EXPIRATION] > 720h\" of endpoint \"x\""
+	What string // "endpoint \"ssh-bastion\"", "condition \"[X] == 1\" of endpoint \"x\""
 	Why  string
 }
 
@@ -150,9 +150,6 @@ var placeholderRE = regexp.MustCompile(`unknown placeholder \[([A-Z_]+)\]`)
 // conditionWhy says why a condition was left out, in a user's words.
 func conditionWhy(err error) string {
 	if m := placeholderRE.FindStringSubmatch(err.Error()); m != nil {
-		if m[1] == "DOMAIN_EXPIRATION" {
-			return "domain registration expiry is not probed by hinomi yet"
-		}
 		return "hinomi does not measure [" + m[1] + "]"
 	}
 	msg := err.Error()
