@@ -11,7 +11,6 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -33,11 +32,10 @@ func fixture(t testing.TB, name string) []byte {
 // name: every connection of the probe goes there, whatever the name, and its certificate
 // is for those names. It serves real captures.
 type registry struct {
-	env       *Env
-	now       time.Time
-	mu        sync.Mutex
-	hits      map[string]int // host+path -> requests
-	bootstrap atomic.Int32
+	env  *Env
+	now  time.Time
+	mu   sync.Mutex
+	hits map[string]int // host+path -> requests
 }
 
 func newRegistry(t *testing.T) *registry {

@@ -83,6 +83,14 @@ func TestSpecValidateErrors(t *testing.T) {
 		{Spec{Name: "x", Type: TCP, Target: "h:1", Interval: 500 * time.Millisecond}, "shorter than 1s"},
 		{Spec{Name: "x", Type: TCP, Target: "h:1", Interval: 5 * time.Second, Timeout: 6 * time.Second}, "runs would overlap"},
 		{Spec{Name: "x", Type: HTTP, Target: "http://h/", Method: "GE T"}, "not an HTTP method"},
+		{Spec{Name: "x", Type: SMTP, Target: "mail.lan"}, "is not host:port"},
+		{Spec{Name: "x", Type: SMTP, Target: "mail.lan:25", TLS: "yes"}, `tls "yes" is not one of auto, implicit, starttls, none`},
+		{Spec{Name: "x", Type: TCP, Target: "mail.lan:25", TLS: "starttls"}, "tls is only for smtp and imap probes"},
+		{Spec{Name: "x", Type: SSH, Target: "h:22", InsecureSkipVerify: true}, "only for http, tls, smtp and imap"},
+		{Spec{Name: "x", Type: SSH, Target: "h:22", Conditions: []string{"[CERTIFICATE_EXPIRATION] > 1d"}}, "not measured by ssh probes"},
+		{Spec{Name: "x", Type: SSH, Target: "h:22", Conditions: []string{"[BODY].a == b"}}, "only [BODY] of an http, docker or domain probe takes a JSON path"},
+		{Spec{Name: "x", Type: Docker, Target: "web app"}, "not a container name or ID"},
+		{Spec{Name: "x", Type: Docker, Target: "web", Conditions: []string{"[IP] == 10.0.0.1"}}, "not measured by docker probes"},
 	} {
 		err := tc.spec.Validate()
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
