@@ -52,7 +52,8 @@ var placeholders = map[string]struct {
 	phConnected:    {kindBool, Types},
 	phIP:           {kindIP, []Type{HTTP, TCP, DNS, TLS, ICMP, SMTP, IMAP, SSH}},
 	phRcode:        {kindRcode, []Type{DNS}},
-	phDomain:       {kindDuration, []Type{Domain, HTTP}},
+	// As in Gatus, every type with a host name in its target but dns.
+	phDomain: {kindDuration, []Type{Domain, HTTP, TCP, TLS, ICMP, SMTP, IMAP, SSH}},
 }
 
 // placeholderOrder is how the placeholders are listed in error messages.
@@ -702,9 +703,9 @@ func (p *parser) parseSubject(t Type, target string) (subject, error) {
 	if name == phCert && t == HTTP && !strings.HasPrefix(strings.ToLower(strings.TrimSpace(target)), "https://") {
 		return subject{}, p.errAt(start, "[%s] needs an https:// target", name)
 	}
-	if name == phDomain && t == HTTP {
-		if _, err := urlDomain(target); err != nil {
-			return subject{}, p.errAt(start, "[%s] needs a registered domain name in the URL: %v", name, err)
+	if name == phDomain && t != Domain {
+		if _, err := targetDomain(t, target); err != nil {
+			return subject{}, p.errAt(start, "[%s] needs a registered domain name in the target: %v", name, err)
 		}
 	}
 	sub.name = name

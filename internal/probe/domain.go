@@ -56,13 +56,25 @@ func registeredDomain(name string) (string, error) {
 	return d, nil
 }
 
-// urlDomain is the registered domain of a URL's host.
-func urlDomain(target string) (string, error) {
-	u, err := url.Parse(strings.TrimSpace(target))
-	if err != nil || u.Hostname() == "" {
-		return "", fmt.Errorf("%q has no host", target)
+// targetDomain is the registered domain of a probe's target host: a URL's, a host:port's
+// or a bare host's.
+func targetDomain(t Type, target string) (string, error) {
+	target = strings.TrimSpace(target)
+	switch t {
+	case HTTP:
+		u, err := url.Parse(target)
+		if err != nil || u.Hostname() == "" {
+			return "", fmt.Errorf("%q has no host", target)
+		}
+		return registeredDomain(u.Hostname())
+	case Domain, ICMP:
+		return registeredDomain(target)
 	}
-	return registeredDomain(u.Hostname())
+	host, _, err := net.SplitHostPort(target)
+	if err != nil {
+		return "", fmt.Errorf("%q is not host:port", target)
+	}
+	return registeredDomain(host)
 }
 
 // rdapAnswer is what the registry said about a domain.
@@ -112,10 +124,10 @@ func runDomain(ctx context.Context, s *Spec, env *Env, o *observation, values ma
 	return nil
 }
 
-// lookupDomain adds [DOMAIN_EXPIRATION] to an http probe's run; a failure is kept for the
+// lookupDomain adds [DOMAIN_EXPIRATION] to another type's run; a failure is kept for the
 // conditions that read it.
 func lookupDomain(ctx context.Context, s *Spec, env *Env, o *observation, values map[string]string) {
-	name, err := urlDomain(s.Target)
+	name, err := targetDomain(s.Type, s.Target)
 	if err != nil {
 		o.domainErr = err
 		return

@@ -245,14 +245,35 @@ func TestDomainValidation(t *testing.T) {
 		{Spec{Name: "x", Type: Domain, Target: "10.0.0.1"}, "is an address"},
 		{Spec{Name: "x", Type: Domain, Target: "localhost"}, "not under a registered domain"},
 		{Spec{Name: "x", Type: Domain, Target: "https://example.com/"}, "not a domain name"},
-		{Spec{Name: "x", Type: HTTP, Target: "http://127.0.0.1:8080/", Conditions: []string{"[DOMAIN_EXPIRATION] > 7d"}}, "needs a registered domain name in the URL"},
-		{Spec{Name: "x", Type: TCP, Target: "example.com:443", Conditions: []string{"[DOMAIN_EXPIRATION] > 7d"}}, "not measured by tcp probes"},
+		{Spec{Name: "x", Type: HTTP, Target: "http://127.0.0.1:8080/", Conditions: []string{"[DOMAIN_EXPIRATION] > 7d"}}, "needs a registered domain name in the target"},
+		{Spec{Name: "x", Type: TCP, Target: "localhost:443", Conditions: []string{"[DOMAIN_EXPIRATION] > 7d"}}, "needs a registered domain name in the target"},
+		{Spec{Name: "x", Type: DNS, Target: "example.com", Conditions: []string{"[DOMAIN_EXPIRATION] > 7d"}}, "not measured by dns probes"},
 		{Spec{Name: "x", Type: Domain, Target: "example.com", Conditions: []string{"[DOMAIN_EXPIRATION] > 30"}}, "needs a unit"},
 		{Spec{Name: "x", Type: Domain, Target: "example.com", Conditions: []string{"[RESPONSE_TIME] < 1s"}}, "not measured by domain probes"},
 	} {
 		err := tc.spec.Validate()
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s %s %v: got %v; want %q", tc.spec.Type, tc.spec.Target, tc.spec.Conditions, err, tc.want)
+		}
+	}
+}
+
+func TestTargetDomain(t *testing.T) {
+	for _, tc := range []struct {
+		typ    Type
+		target string
+		want   string
+	}{
+		{HTTP, "https://www.shop.example.co.uk:8443/x", "example.co.uk"},
+		{SMTP, "mail.example.org:25", "example.org"},
+		{TLS, "[2001:db8::1]:636", ""},
+		{ICMP, "router.example.net", "example.net"},
+		{Domain, "EXAMPLE.COM.", "example.com"},
+		{TCP, "db1:5432", ""},
+	} {
+		got, err := targetDomain(tc.typ, tc.target)
+		if got != tc.want || (err == nil) != (tc.want != "") {
+			t.Errorf("%s %s: %q, %v; want %q", tc.typ, tc.target, got, err, tc.want)
 		}
 	}
 }

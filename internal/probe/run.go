@@ -127,9 +127,9 @@ func Run(ctx context.Context, s *Spec, env *Env) Result {
 	case Docker:
 		err = runDocker(runCtx, rs, env, o, r.Values)
 	}
-	if rs.Type == HTTP && rs.compiled.domain && err == nil {
-		// The page answered; its domain's registration is asked for apart (and cached), and
-		// a failure there fails only the [DOMAIN_EXPIRATION] conditions, with its reason.
+	if rs.Type != Domain && rs.compiled.domain && runCtx.Err() == nil {
+		// The target's domain registration is asked for apart (and cached), and a failure
+		// there fails only the [DOMAIN_EXPIRATION] conditions, with its reason.
 		lookupDomain(runCtx, rs, env, o, r.Values)
 	}
 	r.Duration = time.Since(t0)
