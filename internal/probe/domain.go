@@ -127,16 +127,20 @@ func runDomain(ctx context.Context, s *Spec, env *Env, o *observation, values ma
 // lookupDomain adds [DOMAIN_EXPIRATION] to another type's run; a failure is kept for the
 // conditions that read it.
 func lookupDomain(ctx context.Context, s *Spec, env *Env, o *observation, values map[string]string) {
+	fail := func(err error) {
+		o.domainErr = err
+		o.domainReason = errorReason(ctx, ctx, err, s.Timeout, env.now())
+	}
 	name, err := targetDomain(s.Type, s.Target)
 	if err != nil {
-		o.domainErr = err
+		fail(err)
 		return
 	}
 	ans, cached, err := env.rdapLookup(ctx, name)
 	values["domain"] = name
 	values["rdap_cached"] = strconv.FormatBool(cached)
 	if err != nil {
-		o.domainErr = err
+		fail(err)
 		return
 	}
 	o.hasDomain, o.domainExpires, o.domainLeft = true, ans.expires, ans.expires.Sub(env.now())

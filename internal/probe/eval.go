@@ -37,7 +37,8 @@ type observation struct {
 	domainLeft    time.Duration
 	domainExpires time.Time
 	hasDomain     bool
-	domainErr     error // why there is no expiry date
+	domainErr     error  // why there is no expiry date
+	domainReason  string // the same in plain words
 
 	// missing says why the values that need an answer are absent (the run's error).
 	missing string

@@ -135,7 +135,7 @@ func (g *greetingConn) readLine(silent bool) (string, error) {
 	b, err := g.br.ReadSlice('\n')
 	switch {
 	case errors.Is(err, bufio.ErrBufferFull):
-		return "", protoErr("not a "+g.proto()+" server", "%s from %s: a line longer than %d bytes", g.what, g.target, maxLine)
+		return "", protoErr("not an "+g.proto()+" server", "%s from %s: a line longer than %d bytes", g.what, g.target, maxLine)
 	case err != nil && len(b) > 0 && errors.Is(err, io.EOF):
 		// A last line without its end: judge it.
 	case err != nil:

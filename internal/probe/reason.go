@@ -169,8 +169,8 @@ func conditionReason(c *condition, o *observation, t Type) string {
 		return "certificate expires in " + plainAge(v.dur)
 	case phDomain:
 		switch {
-		case why != "" && o.domainErr != nil:
-			return errorReason(context.Background(), context.Background(), o.domainErr, 0, time.Time{})
+		case why != "" && o.domainReason != "":
+			return o.domainReason
 		case why != "":
 			return "no domain expiry date"
 		case v.dur <= 0:
