@@ -116,14 +116,17 @@ func containerProblem(name string, st *container.State, now time.Time) error {
 	}
 	if h := st.Health; h != nil && h.Status == container.Unhealthy {
 		plain := "container " + name + " is unhealthy"
+		detail := plain
 		if n := len(h.Log); n > 0 {
 			if out := oneLine(h.Log[n-1].Output); out != "" {
-				plain += ": " + out
+				plain += ": " + trunc(hideAddresses(out))
+				detail += ": " + out
 			} else {
 				plain += fmt.Sprintf(": health check exited with code %d", h.Log[n-1].ExitCode)
+				detail = plain
 			}
 		}
-		return protoErr(plain, "%s (failing streak %d)", plain, h.FailingStreak)
+		return protoErr(plain, "%s (failing streak %d)", detail, h.FailingStreak)
 	}
 	return nil
 }
@@ -137,9 +140,23 @@ func clockAt(t, now time.Time) string {
 	return "on " + t.Format("2 Jan at 15:04")
 }
 
-// oneLine keeps a health check's output short and on one line.
+// oneLine puts a health check's output on one line.
 func oneLine(s string) string {
-	return trunc(strings.Join(strings.Fields(s), " "))
+	return strings.Join(strings.Fields(s), " ")
+}
+
+// addressRE finds what the public must not read in a health check's output: URLs and IP
+// addresses (with their port).
+var addressRE = regexp.MustCompile(`[a-zA-Z][a-zA-Z0-9+.-]*://[^\s"']*[^\s"'.,:;)]|\b\d{1,3}(?:\.\d{1,3}){3}(?::\d+)?\b|\[?[0-9a-fA-F]*:[0-9a-fA-F]*:[0-9a-fA-F:.]*\]?(?::\d+)?`)
+
+// hideAddresses keeps the words of an output and drops its addresses, for the public.
+func hideAddresses(s string) string {
+	return addressRE.ReplaceAllStringFunc(s, func(m string) string {
+		if strings.Count(m, ":") == 1 && !strings.Contains(m, "://") && !strings.Contains(m, ".") {
+			return m // "db: connection refused" has one colon and is no address
+		}
+		return "<address>"
+	})
 }
 
 // withoutEnv drops Config.Env from an inspect document: it holds the container's secrets,

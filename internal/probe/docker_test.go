@@ -96,6 +96,12 @@ func TestContainerProblemWords(t *testing.T) {
 		{container.State{Status: container.StateCreated}, "container web was created but never started"},
 		{container.State{Status: container.StateRunning, Running: true, Health: &container.Health{Status: container.Unhealthy,
 			Log: []*container.HealthcheckResult{{ExitCode: 1, Output: "curl: (7) Failed to connect\n"}}}}, "container web is unhealthy: curl: (7) Failed to connect"},
+		{container.State{Status: container.StateRunning, Running: true, Health: &container.Health{Status: container.Unhealthy,
+			Log: []*container.HealthcheckResult{{ExitCode: 7, Output: "curl: (7) Failed to connect to 10.0.0.5 port 8080 after 0 ms: Connection refused\n"}}}},
+			"container web is unhealthy: curl: (7) Failed to connect to <address> port 8080 after 0 ms: Connection refuse…"},
+		{container.State{Status: container.StateRunning, Running: true, Health: &container.Health{Status: container.Unhealthy,
+			Log: []*container.HealthcheckResult{{ExitCode: 1, Output: "GET http://127.0.0.1:8080/healthz: 503 from [::1]:8080"}}}},
+			"container web is unhealthy: GET <address>: 503 from <address>"},
 		{container.State{Status: container.StateRunning, Running: true, Health: &container.Health{Status: container.Starting}}, ""},
 	} {
 		got := ""
