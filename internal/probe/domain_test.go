@@ -278,7 +278,7 @@ func TestTargetDomain(t *testing.T) {
 	}
 }
 
-// fuzz budget: 2000x
+// fuzz budget: 20000x
 func FuzzRDAP(f *testing.F) {
 	for _, name := range []string{"rdap/iana-dns-bootstrap-2021-05-11-trimmed.json", "rdap/verisign-domain-example.com.json",
 		"rdap/nic.cz-domain-example.cz.json", "rdap/nicmx-404.json"} {

@@ -414,7 +414,7 @@ func TestParseGreetings(t *testing.T) {
 	}
 }
 
-// fuzz budget: 2000x
+// fuzz budget: 40000x
 func FuzzGreetingParsers(f *testing.F) {
 	for _, s := range []string{
 		"220 mail.test ESMTP Service Ready\r\n",
