@@ -263,6 +263,13 @@ func (s *Spec) Validate() error {
 			*l.dst = append(*l.dst, c)
 		}
 	}
+	if s.TLS == tlsNone {
+		for _, c := range append(slices.Clone(p.conditions), p.degraded...) {
+			if c.reads(phCert) {
+				bad("%s reads [CERTIFICATE_EXPIRATION], which tls: none never measures", strconv.Quote(c.text))
+			}
+		}
+	}
 	if len(errs) > 0 {
 		s.compiled = nil
 		return errors.Join(errs...)

@@ -86,6 +86,7 @@ func TestSpecValidateErrors(t *testing.T) {
 		{Spec{Name: "x", Type: SMTP, Target: "mail.lan"}, "is not host:port"},
 		{Spec{Name: "x", Type: SMTP, Target: "mail.lan:25", TLS: "yes"}, `tls "yes" is not one of auto, implicit, starttls, none`},
 		{Spec{Name: "x", Type: TCP, Target: "mail.lan:25", TLS: "starttls"}, "tls is only for smtp and imap probes"},
+		{Spec{Name: "x", Type: IMAP, Target: "mail.lan:143", TLS: "none", Degraded: []string{"[CERTIFICATE_EXPIRATION] > 7d"}}, "which tls: none never measures"},
 		{Spec{Name: "x", Type: SSH, Target: "h:22", InsecureSkipVerify: true}, "only for http, tls, smtp and imap"},
 		{Spec{Name: "x", Type: SSH, Target: "h:22", Conditions: []string{"[CERTIFICATE_EXPIRATION] > 1d"}}, "not measured by ssh probes"},
 		{Spec{Name: "x", Type: SSH, Target: "h:22", Conditions: []string{"[BODY].a == b"}}, "only [BODY] of an http, docker or domain probe takes a JSON path"},
