@@ -49,6 +49,8 @@ func runDocker(ctx context.Context, s *Spec, env *Env, o *observation, values ma
 	res, err := cli.ContainerInspect(ctx, name, client.ContainerInspectOptions{})
 	switch {
 	case err == nil:
+	case errors.Is(ctx.Err(), context.DeadlineExceeded):
+		return protoErr("Docker does not answer", "Docker at %s: no answer within %s", cli.DaemonHost(), s.Timeout)
 	case ctx.Err() != nil:
 		return ctx.Err()
 	case cerrdefs.IsNotFound(err):

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strings"
 	"testing"
 	"time"
 
@@ -79,6 +80,13 @@ func TestDockerProbe(t *testing.T) {
 	r = run(t, &Spec{Name: "web", Type: Docker, Target: healthy, Timeout: 2 * time.Second, Interval: time.Minute}, &Env{})
 	wantStatus(t, r, Down)
 	if r.Reason != "Docker does not answer" {
+		t.Errorf("reason %q (error %q)", r.Reason, r.Error)
+	}
+	// An engine that accepts and never answers (hung).
+	t.Setenv("DOCKER_HOST", "unix://"+testload.SilentSocket(t))
+	r = run(t, &Spec{Name: "web", Type: Docker, Target: healthy, Timeout: 500 * time.Millisecond, Interval: time.Minute}, &Env{})
+	wantStatus(t, r, Down)
+	if r.Reason != "Docker does not answer" || !strings.Contains(r.Error, "no answer within 500ms") {
 		t.Errorf("reason %q (error %q)", r.Reason, r.Error)
 	}
 }
