@@ -99,8 +99,6 @@ type rdapCache struct {
 	entries   map[string]*rdapEntry
 	bootstrap *rdapEntry
 	services  map[string][]string // TLD (or longer suffix) -> RDAP base URLs
-	// Queries counts the requests sent to RDAP servers and the bootstrap URL.
-	queries int
 }
 
 // runDomain reads the target's registration expiry.
@@ -173,6 +171,16 @@ func (e *Env) rdapLookup(ctx context.Context, name string) (ans rdapAnswer, cach
 				}
 			}
 		}
+		// Forget what has expired (a domain no probe asks about any more).
+		for n, old := range c.entries {
+			select {
+			case <-old.done:
+				if now.Sub(old.at) >= old.ttl {
+					delete(c.entries, n)
+				}
+			default:
+			}
+		}
 		ent = &rdapEntry{done: make(chan struct{})}
 		c.entries[name] = ent
 		c.mu.Unlock()
@@ -201,9 +209,6 @@ func (e *Env) rdapGet(ctx context.Context, u string, limit int64) (status int, b
 	}
 	req.Header.Set("Accept", "application/rdap+json, application/json")
 	req.Header.Set("User-Agent", "hinomi-probe")
-	e.rdap.mu.Lock()
-	e.rdap.queries++
-	e.rdap.mu.Unlock()
 	resp, err := e.rdapClient().Do(req)
 	if err != nil {
 		return 0, nil, err
