@@ -61,15 +61,16 @@ func TestImportGatusAndRun(t *testing.T) {
 	cfgPath := filepath.Join(dir, "tower.yaml")
 	var out, errb bytes.Buffer
 	code := run(t.Context(), []string{"import", "gatus", src, "-o", cfgPath, "--listen", addr, "--data-dir", filepath.Join(dir, "tower")}, &out, &errb)
-	if code != 0 || !strings.Contains(errb.String(), "imported 2 probes") ||
-		!strings.Contains(errb.String(), `endpoint "legacy-ssh": SSH checks are not probed by hinomi yet`) {
+	// The ssh endpoint becomes a banner probe; its login is listed as not imported.
+	if code != 0 || !strings.Contains(errb.String(), "imported 3 probes") ||
+		!strings.Contains(errb.String(), `ssh login and command of endpoint "legacy-ssh": hinomi's ssh probe reads the server's banner`) {
 		t.Fatalf("import: exit %d\n%s%s", code, out.String(), errb.String())
 	}
 	if code = run(t.Context(), []string{"import", "gatus", src, "-o", cfgPath}, &out, &errb); code != 2 || !strings.Contains(errb.String(), "not overwriting") {
 		t.Errorf("a second import over the file: exit %d %s", code, errb.String())
 	}
 	out.Reset()
-	if code = run(t.Context(), []string{"tower", "--config", cfgPath, "--check"}, &out, &errb); code != 0 || !strings.Contains(out.String(), "0 agents, 2 probes") {
+	if code = run(t.Context(), []string{"tower", "--config", cfgPath, "--check"}, &out, &errb); code != 0 || !strings.Contains(out.String(), "0 agents, 3 probes") {
 		t.Fatalf("tower --check of the import: exit %d\n%s%s", code, out.String(), errb.String())
 	}
 	tower := start(t, "tower", "--config", cfgPath)

@@ -129,6 +129,9 @@ func Gatus(files ...[]byte) (*Result, error) {
 			r.skip(what, "%s", why)
 			continue
 		}
+		if p.Type == probe.SSH && (e.SSH != nil || e.Body != "") {
+			r.skip("ssh login and command of "+what, "%s", sshWhy)
+		}
 		var chans []string
 		for _, a := range e.Alerts {
 			if a.Enabled != nil && !*a.Enabled {
@@ -200,9 +203,6 @@ func gatusProbe(e gatusEndpoint) (Probe, string) {
 		p.Resolver = dnsResolver(e.URL)
 		return p, ""
 	}
-	if e.SSH != nil {
-		return p, "SSH checks are not probed by hinomi yet"
-	}
 	u, err := url.Parse(e.URL)
 	if err != nil || u.Scheme == "" {
 		return p, fmt.Sprintf("url %q has no scheme hinomi knows", e.URL)
@@ -228,7 +228,14 @@ func gatusProbe(e gatusEndpoint) (Probe, string) {
 	case "icmp":
 		p.Type, p.Target = probe.ICMP, u.Hostname()
 	case "starttls":
-		return p, "STARTTLS checks are not probed by hinomi yet"
+		// Gatus's STARTTLS endpoint is an SMTP server's.
+		p.Type, p.Target, p.TLS = probe.SMTP, u.Host, "starttls"
+		p.InsecureSkipVerify = e.Client.Insecure
+	case "ssh":
+		p.Type, p.Target = probe.SSH, u.Host
+		if u.Port() == "" {
+			p.Target = net.JoinHostPort(u.Hostname(), "22") // Gatus's default
+		}
 	case "udp", "sctp", "ws", "wss", "grpc", "grpcs":
 		return p, u.Scheme + " endpoints are not probed by hinomi"
 	default:
@@ -236,6 +243,9 @@ func gatusProbe(e gatusEndpoint) (Probe, string) {
 	}
 	return p, ""
 }
+
+// sshWhy is why a Gatus ssh endpoint's login, command and [STATUS] are left out.
+const sshWhy = "hinomi's ssh probe reads the server's banner; it does not log in to run a command"
 
 // dnsResolver turns Gatus's DNS endpoint url ("8.8.8.8", "tcp://1.1.1.1:53")
 // into host:port.

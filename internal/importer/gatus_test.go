@@ -20,8 +20,7 @@ func TestGatusRealConfigs(t *testing.T) {
 		routes   int
 		skipped  []string // in the skipped list, "what: why"
 	}{
-		{"gatus-readme-config.yaml", []string{"front-end", "back-end", "monitoring", "nas", "example-dns-query", "icmp-ping", "check-domain-expiration"}, 0, 0,
-			[]string{`condition "[DOMAIN_EXPIRATION] > 720h" of endpoint "check-domain-expiration": domain registration expiry is not probed by hinomi yet`}},
+		{"gatus-readme-config.yaml", []string{"front-end", "back-end", "monitoring", "nas", "example-dns-query", "icmp-ping", "check-domain-expiration"}, 0, 0, nil},
 		{"gatus-example-kubernetes.yaml", []string{"website", "github", "cat-fact", "example"}, 0, 0, nil},
 		{"gatus-example-mattermost.yaml", []string{"example"}, 1, 1, nil},
 		{"gatus-pr271-discord.yaml", []string{"website", "back-end"}, 1, 1,
@@ -30,6 +29,9 @@ func TestGatusRealConfigs(t *testing.T) {
 			[]string{`external endpoint "ext-ep-test": pushed results (external endpoints) are not imported yet`}},
 		{"gatus-issue1378-github.yaml", []string{"ÖzgürSözlük"}, 0, 0,
 			[]string{"alerting provider github: hinomi has no github channel"}},
+		{"gatus-readme-ssh-starttls.yaml", []string{"ssh-example", "starttls-smtp-example"}, 0, 0,
+			[]string{`ssh login and command of endpoint "ssh-example": hinomi's ssh probe reads the server's banner; it does not log in to run a command`,
+				`condition "[STATUS] == 0" of endpoint "ssh-example": hinomi's ssh probe reads the server's banner; it does not log in to run a command`}},
 	} {
 		t.Run(tc.file, func(t *testing.T) {
 			data, err := os.ReadFile(filepath.Join("testdata", "gatus", tc.file))
@@ -101,8 +103,33 @@ func TestGatusMapping(t *testing.T) {
 	if p := byName["icmp-ping"]; p.Type != "icmp" || p.Target != "example.org" {
 		t.Errorf("icmp-ping = %+v", p)
 	}
-	if p := byName["check-domain-expiration"]; len(p.Conditions) != 0 {
-		t.Errorf("check-domain-expiration kept %v", p.Conditions)
+	// Gatus's domain expiry on an http endpoint: the same condition, read over RDAP.
+	if p := byName["check-domain-expiration"]; p.Type != "http" || p.Target != "https://example.org/" ||
+		strings.Join(p.Conditions, ";") != "[DOMAIN_EXPIRATION] > 720h" {
+		t.Errorf("check-domain-expiration = %+v", p)
+	}
+}
+
+// Gatus's ssh:// and starttls:// endpoints become ssh and smtp probes.
+func TestGatusSSHAndSTARTTLS(t *testing.T) {
+	data, err := os.ReadFile(filepath.Join("testdata", "gatus", "gatus-readme-ssh-starttls.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := Gatus(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	byName := map[string]Probe{}
+	for _, p := range r.Config.Probes {
+		byName[p.Name] = p
+	}
+	if p := byName["ssh-example"]; p.Type != "ssh" || p.Target != "example.com:22" || strings.Join(p.Conditions, ";") != "[CONNECTED] == true" {
+		t.Errorf("ssh-example = %+v", p)
+	}
+	if p := byName["starttls-smtp-example"]; p.Type != "smtp" || p.Target != "smtp.gmail.com:587" || p.TLS != "starttls" ||
+		strings.Join(p.Conditions, ";") != "[CONNECTED] == true;[CERTIFICATE_EXPIRATION] > 48h" || p.Timeout.String() != "5s" {
+		t.Errorf("starttls-smtp-example = %+v", p)
 	}
 }
 

@@ -27,7 +27,7 @@ type Result struct {
 
 // Skip is one thing that did not map, with the reason in plain words.
 type Skip struct {
-	What string // "endpoint \"ssh-bastion\"", "condition \"[DOMAIN_EXPIRATION] > 720h\" of endpoint \"x\""
+	What string // "endpoint \"ssh-bastion\"", "condition \"[X] == 1\" of endpoint \"x\""
 	Why  string
 }
 
@@ -54,6 +54,7 @@ type Probe struct {
 	Body               string            `yaml:"body,omitempty"`
 	FollowRedirects    *bool             `yaml:"follow_redirects,omitempty"`
 	InsecureSkipVerify bool              `yaml:"insecure_skip_verify,omitempty"`
+	TLS                string            `yaml:"tls,omitempty"`
 	RecordType         string            `yaml:"record_type,omitempty"`
 	Resolver           string            `yaml:"resolver,omitempty"`
 	Conditions         []string          `yaml:"conditions,omitempty"`
@@ -127,7 +128,7 @@ func (r *Result) addProbe(p Probe, what string) (name string, ok bool) {
 		for _, c := range *list {
 			spec := probe.Spec{Name: p.Name, Type: p.Type, Target: p.Target, Conditions: []string{c}}
 			if err := spec.Validate(); err != nil {
-				r.skip(fmt.Sprintf("condition %q of %s", c, what), "%s", conditionWhy(err))
+				r.skip(fmt.Sprintf("condition %q of %s", c, what), "%s", conditionWhy(err, p.Type))
 				continue
 			}
 			kept = append(kept, c)
@@ -136,7 +137,7 @@ func (r *Result) addProbe(p Probe, what string) (name string, ok bool) {
 	}
 	spec := probe.Spec{Name: p.Name, Type: p.Type, Target: p.Target, Interval: time.Duration(p.Interval),
 		Timeout: time.Duration(p.Timeout), Conditions: p.Conditions, Degraded: p.Degraded,
-		Method: p.Method, Headers: p.Headers, RecordType: p.RecordType, Resolver: p.Resolver}
+		Method: p.Method, Headers: p.Headers, RecordType: p.RecordType, Resolver: p.Resolver, TLS: p.TLS}
 	if err := spec.Validate(); err != nil {
 		r.skip(what, "%v", err)
 		return "", false
@@ -148,11 +149,11 @@ func (r *Result) addProbe(p Probe, what string) (name string, ok bool) {
 var placeholderRE = regexp.MustCompile(`unknown placeholder \[([A-Z_]+)\]`)
 
 // conditionWhy says why a condition was left out, in a user's words.
-func conditionWhy(err error) string {
+func conditionWhy(err error, t probe.Type) string {
+	if t == probe.SSH && strings.Contains(err.Error(), "is not measured by ssh probes") {
+		return sshWhy
+	}
 	if m := placeholderRE.FindStringSubmatch(err.Error()); m != nil {
-		if m[1] == "DOMAIN_EXPIRATION" {
-			return "domain registration expiry is not probed by hinomi yet"
-		}
 		return "hinomi does not measure [" + m[1] + "]"
 	}
 	msg := err.Error()

@@ -26,6 +26,7 @@ const (
 	phConnected    = "CONNECTED"
 	phIP           = "IP"
 	phRcode        = "DNS_RCODE"
+	phDomain       = "DOMAIN_EXPIRATION"
 )
 
 type kind int
@@ -45,16 +46,35 @@ var placeholders = map[string]struct {
 	types []Type
 }{
 	phStatus:       {kindNumber, []Type{HTTP}},
-	phBody:         {kindText, []Type{HTTP, DNS}},
-	phResponseTime: {kindDuration, Types},
-	phCert:         {kindDuration, []Type{HTTP, TLS}},
+	phBody:         {kindText, []Type{HTTP, DNS, SMTP, IMAP, SSH, Docker, Domain}},
+	phResponseTime: {kindDuration, []Type{HTTP, TCP, DNS, TLS, ICMP, SMTP, IMAP, SSH, Docker}},
+	phCert:         {kindDuration, []Type{HTTP, TLS, SMTP, IMAP}},
 	phConnected:    {kindBool, Types},
-	phIP:           {kindIP, Types},
+	phIP:           {kindIP, []Type{HTTP, TCP, DNS, TLS, ICMP, SMTP, IMAP, SSH}},
 	phRcode:        {kindRcode, []Type{DNS}},
+	// As in Gatus, every type with a host name in its target but dns.
+	phDomain: {kindDuration, []Type{Domain, HTTP, TCP, TLS, ICMP, SMTP, IMAP, SSH}},
 }
 
 // placeholderOrder is how the placeholders are listed in error messages.
-var placeholderOrder = []string{phStatus, phBody, phResponseTime, phCert, phConnected, phIP, phRcode}
+var placeholderOrder = []string{phStatus, phBody, phResponseTime, phCert, phConnected, phIP, phRcode, phDomain}
+
+// jsonBody lists the probe types whose [BODY] is JSON and takes a path: an http response,
+// a docker container's inspect document, a domain's RDAP answer.
+var jsonBody = []Type{HTTP, Docker, Domain}
+
+// reads reports whether the condition reads placeholder name, on either side.
+func (c *condition) reads(name string) bool {
+	if c.subject.name == name {
+		return true
+	}
+	for _, v := range c.values {
+		if v.ref != nil && v.ref.name == name {
+			return true
+		}
+	}
+	return false
+}
 
 type operator int
 
@@ -683,10 +703,15 @@ func (p *parser) parseSubject(t Type, target string) (subject, error) {
 	if name == phCert && t == HTTP && !strings.HasPrefix(strings.ToLower(strings.TrimSpace(target)), "https://") {
 		return subject{}, p.errAt(start, "[%s] needs an https:// target", name)
 	}
+	if name == phDomain && t != Domain {
+		if _, err := targetDomain(t, target); err != nil {
+			return subject{}, p.errAt(start, "[%s] needs a registered domain name in the target: %v", name, err)
+		}
+	}
 	sub.name = name
 	for !p.eof() && (p.src[p.pos] == '.' || p.src[p.pos] == '[') {
-		if name != phBody || t != HTTP {
-			return subject{}, p.errAt(p.pos, "[%s] has no fields: only [BODY] of an http probe takes a JSON path", name)
+		if name != phBody || !slices.Contains(jsonBody, t) {
+			return subject{}, p.errAt(p.pos, "[%s] has no fields: only [BODY] of an http, docker or domain probe takes a JSON path", name)
 		}
 		if p.src[p.pos] == '.' {
 			p.pos++

@@ -117,7 +117,7 @@ func TestParseConditionErrors(t *testing.T) {
 		{TCP, "x:1", "[CONNECTED] == yes", 16, `not "yes"`},
 		{DNS, "x", "[DNS_RCODE] == NOERRR", 16, "not a DNS response code"},
 		{DNS, "x", "[DNS_RCODE] contains NO", 13, "response code"},
-		{DNS, "x", "[BODY].a == b", 7, "only [BODY] of an http probe"},
+		{DNS, "x", "[BODY].a == b", 7, "only [BODY] of an http, docker or domain probe"},
 		{DNS, "x", "[IP] == 1.2.3", 9, "not an IP address"},
 		{ICMP, "x", "[CERTIFICATE_EXPIRATION] > 1d", 1, "not measured by icmp"},
 	} {

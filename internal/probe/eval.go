@@ -34,6 +34,12 @@ type observation struct {
 	ip    string
 	rcode string
 
+	domainLeft    time.Duration
+	domainExpires time.Time
+	hasDomain     bool
+	domainErr     error  // why there is no expiry date
+	domainReason  string // the same in plain words
+
 	// missing says why the values that need an answer are absent (the run's error).
 	missing string
 
@@ -240,6 +246,15 @@ func resolve(s subject, o *observation) (v value, why string) {
 		}
 		v.dur, v.isDur = o.certLeft, true
 		v.show = fmt.Sprintf("%s (expires %s)", formatDuration(o.certLeft), o.certNotAfter.UTC().Format(time.RFC3339))
+	case phDomain:
+		if !o.hasDomain {
+			if o.domainErr != nil {
+				return v, "no expiry date: " + o.domainErr.Error()
+			}
+			return v, missing("no expiry date")
+		}
+		v.dur, v.isDur = o.domainLeft, true
+		v.show = fmt.Sprintf("%s (expires %s)", formatDuration(o.domainLeft), o.domainExpires.UTC().Format(time.RFC3339))
 	case phConnected:
 		v.str = strconv.FormatBool(o.connected)
 		v.show = v.str

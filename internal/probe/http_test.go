@@ -20,8 +20,9 @@ import (
 	"time"
 )
 
-// testCert makes a self-signed certificate for 127.0.0.1 and localhost valid until notAfter.
-func testCert(t testing.TB, notBefore, notAfter time.Time) (tls.Certificate, *x509.CertPool) {
+// testCert makes a self-signed certificate for 127.0.0.1, localhost and names valid until
+// notAfter.
+func testCert(t testing.TB, notBefore, notAfter time.Time, names ...string) (tls.Certificate, *x509.CertPool) {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -32,7 +33,7 @@ func testCert(t testing.TB, notBefore, notAfter time.Time) (tls.Certificate, *x5
 		Subject:               pkix.Name{CommonName: "hinomi probe test"},
 		NotBefore:             notBefore,
 		NotAfter:              notAfter,
-		DNSNames:              []string{"localhost"},
+		DNSNames:              append([]string{"localhost"}, names...),
 		IPAddresses:           []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback},
 		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
 		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},

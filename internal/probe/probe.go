@@ -31,10 +31,18 @@ const (
 	DNS  Type = "dns"
 	TLS  Type = "tls"
 	ICMP Type = "icmp"
+	// SMTP, IMAP and SSH connect and check the server's greeting (docs/probes.md).
+	SMTP Type = "smtp"
+	IMAP Type = "imap"
+	SSH  Type = "ssh"
+	// Domain reads a domain's registration expiry from its registry over RDAP.
+	Domain Type = "domain"
+	// Docker reads a container's state and health from the tower host's Docker engine.
+	Docker Type = "docker"
 )
 
 // Types lists every probe type, in a stable order.
-var Types = []Type{HTTP, TCP, DNS, TLS, ICMP}
+var Types = []Type{HTTP, TCP, DNS, TLS, ICMP, SMTP, IMAP, SSH, Domain, Docker}
 
 // Status is a probe's verdict.
 type Status string
@@ -59,7 +67,8 @@ type Spec struct {
 	Name  string `yaml:"name"`
 	Group string `yaml:"group,omitempty"`
 	Type  Type   `yaml:"type"`
-	// Target: a URL for http, host:port for tcp and tls, a name for dns, a host for icmp.
+	// Target: a URL for http; host:port for tcp, tls, smtp, imap and ssh; a name for dns; a
+	// host for icmp; a domain name for domain; a container name or ID for docker.
 	Target   string        `yaml:"target"`
 	Interval time.Duration `yaml:"interval,omitempty"`
 	Timeout  time.Duration `yaml:"timeout,omitempty"`
@@ -70,8 +79,14 @@ type Spec struct {
 	Body    string            `yaml:"body,omitempty"`
 	// FollowRedirects defaults to true; a pointer so that an explicit false is kept.
 	FollowRedirects *bool `yaml:"follow_redirects,omitempty"`
-	// InsecureSkipVerify (http and tls): accept any certificate; its expiry is still read.
+	// InsecureSkipVerify (http, tls, smtp, imap): accept any certificate; its expiry is
+	// still read.
 	InsecureSkipVerify bool `yaml:"insecure_skip_verify,omitempty"`
+
+	// TLS (smtp and imap): "auto" (the default: implicit TLS on ports 465 and 993, STARTTLS
+	// required on 587, STARTTLS when offered elsewhere), "implicit", "starttls" (required)
+	// or "none".
+	TLS string `yaml:"tls,omitempty"`
 
 	// DNS only.
 	RecordType string `yaml:"record_type,omitempty"`
@@ -94,6 +109,8 @@ type plan struct {
 	// connected: some condition reads [CONNECTED], so a failed connection is left for the
 	// conditions to judge instead of making the probe DOWN by itself.
 	connected bool
+	// domain: some condition reads [DOMAIN_EXPIRATION], so an http probe asks RDAP too.
+	domain bool
 }
 
 // Result is the outcome of one run of a probe.
@@ -153,7 +170,11 @@ func (s *Spec) Validate() error {
 		known = known || s.Type == t
 	}
 	if !known {
-		bad("type %q is not one of http, tcp, dns, tls, icmp", s.Type)
+		names := make([]string, len(Types))
+		for i, t := range Types {
+			names[i] = string(t)
+		}
+		bad("type %q is not one of %s", s.Type, strings.Join(names, ", "))
 	}
 	if s.Interval == 0 {
 		s.Interval = DefaultInterval
@@ -183,8 +204,16 @@ func (s *Spec) Validate() error {
 			}
 		}
 	}
-	if s.InsecureSkipVerify && s.Type != HTTP && s.Type != TLS {
-		bad("insecure_skip_verify is only for http and tls probes")
+	if s.InsecureSkipVerify && s.Type != HTTP && s.Type != TLS && s.Type != SMTP && s.Type != IMAP {
+		bad("insecure_skip_verify is only for http, tls, smtp and imap probes")
+	}
+	s.TLS = strings.ToLower(strings.TrimSpace(s.TLS))
+	switch {
+	case s.TLS != "" && s.Type != SMTP && s.Type != IMAP:
+		bad("tls is only for smtp and imap probes (a tls probe checks TLS on any port)")
+	case s.TLS == "", s.TLS == tlsAuto, s.TLS == tlsImplicit, s.TLS == tlsStartTLS, s.TLS == tlsNone:
+	default:
+		bad("tls %q is not one of auto, implicit, starttls, none", s.TLS)
 	}
 	if s.Type != DNS && (s.RecordType != "" || s.Resolver != "") {
 		bad("record_type and resolver are only for dns probes")
@@ -229,8 +258,16 @@ func (s *Spec) Validate() error {
 				errs = append(errs, fmt.Errorf("probe %q: %w", s.Name, err))
 				continue
 			}
-			p.connected = p.connected || c.subject.name == phConnected
+			p.connected = p.connected || c.reads(phConnected)
+			p.domain = p.domain || c.reads(phDomain)
 			*l.dst = append(*l.dst, c)
+		}
+	}
+	if s.TLS == tlsNone {
+		for _, c := range append(slices.Clone(p.conditions), p.degraded...) {
+			if c.reads(phCert) {
+				bad("%s reads [CERTIFICATE_EXPIRATION], which tls: none never measures", strconv.Quote(c.text))
+			}
 		}
 	}
 	if len(errs) > 0 {
@@ -255,6 +292,13 @@ var defaultCondition = map[Type]string{
 	TLS:  "[CONNECTED] == true",
 	ICMP: "[CONNECTED] == true",
 	DNS:  "[DNS_RCODE] == NOERROR",
+	// The greeting itself is checked by the run: a wrong one is DOWN with its reason.
+	SMTP:   "[CONNECTED] == true",
+	IMAP:   "[CONNECTED] == true",
+	SSH:    "[CONNECTED] == true",
+	Docker: "[CONNECTED] == true",
+	// Time to renew: two weeks' notice.
+	Domain: "[DOMAIN_EXPIRATION] > 14d",
 }
 
 var recordTypes = map[string]uint16{
@@ -277,9 +321,17 @@ func (s *Spec) validateTarget() error {
 			}
 			return fmt.Errorf("target %q is not an http:// or https:// URL (e.g. %s)", t, example)
 		}
-	case TCP, TLS:
+	case TCP, TLS, SMTP, IMAP, SSH:
 		if err := checkHostPort(t); err != nil {
 			return fmt.Errorf("target: %w", err)
+		}
+	case Domain:
+		if _, err := registeredDomain(t); err != nil {
+			return fmt.Errorf("target: %w", err)
+		}
+	case Docker:
+		if !containerNameRE.MatchString(t) {
+			return fmt.Errorf("target %q is not a container name or ID", t)
 		}
 	case DNS:
 		if _, ok := dns.IsDomainName(t); !ok {

@@ -29,9 +29,12 @@ var errNoEcho = errors.New("no echo reply")
 
 // errorReason classifies the error that kept a run from getting an answer.
 func errorReason(parent, run context.Context, err error, timeout time.Duration, now time.Time) string {
+	var pe *protoError
 	switch {
 	case parent.Err() != nil:
 		return "check canceled"
+	case errors.As(err, &pe):
+		return pe.plain
 	case errors.Is(run.Err(), context.DeadlineExceeded), errors.Is(err, context.DeadlineExceeded),
 		errors.Is(err, os.ErrDeadlineExceeded):
 		return "timed out after " + plainDuration(timeout)
@@ -125,15 +128,25 @@ func conditionReason(c *condition, o *observation, t Type) string {
 		return "HTTP " + strconv.Itoa(o.status)
 	case phBody:
 		what := "body"
-		if t == DNS {
+		switch t {
+		case DNS:
 			what = "DNS answer"
+		case SMTP, IMAP:
+			what = "greeting"
+		case SSH:
+			what = "SSH banner"
+		case Docker:
+			what = "container"
+		case Domain:
+			what = "registry answer"
 		}
+		base := what
 		if len(c.subject.path) > 0 {
 			what += " field " + strings.TrimPrefix(pathString(c.subject.path), ".")
 		}
 		if why != "" {
 			if len(c.subject.path) > 0 && o.jsonErr != nil {
-				return "body is not JSON"
+				return base + " is not JSON"
 			}
 			if len(c.subject.path) > 0 {
 				return what + " is missing"
@@ -154,8 +167,21 @@ func conditionReason(c *condition, o *observation, t Type) string {
 			return "certificate expired " + plainAge(-v.dur) + " ago"
 		}
 		return "certificate expires in " + plainAge(v.dur)
+	case phDomain:
+		switch {
+		case why != "" && o.domainReason != "":
+			return o.domainReason
+		case why != "":
+			return "no domain expiry date"
+		case v.dur <= 0:
+			return "domain registration expired " + plainAge(-v.dur) + " ago"
+		}
+		return "domain registration expires in " + plainAge(v.dur)
 	case phConnected:
-		if o.connected {
+		switch {
+		case o.connected && t == Docker:
+			return "container is running"
+		case o.connected:
 			return "port is open"
 		}
 		return "could not connect"

@@ -32,6 +32,13 @@ type Env struct {
 	ResolvConf string
 	// ICMP forces "unprivileged" or "raw" echo sockets; empty tries unprivileged, then raw.
 	ICMP string
+	// RDAPBootstrap is the URL of IANA's RDAP bootstrap file for domains; default
+	// https://data.iana.org/rdap/dns.json. Domain expiry queries (and the bootstrap file)
+	// go through HTTPTransport when it is set.
+	RDAPBootstrap string
+
+	rdap   rdapCache
+	docker dockerClient
 
 	once       sync.Once
 	transports [2]*http.Transport // [0] verifying, [1] InsecureSkipVerify
@@ -109,6 +116,21 @@ func Run(ctx context.Context, s *Spec, env *Env) Result {
 		err = runDNS(runCtx, rs, env, o, r.Values)
 	case ICMP:
 		err = runICMP(runCtx, rs, env, o, r.Values)
+	case SMTP:
+		err = runSMTP(runCtx, rs, env, o, r.Values)
+	case IMAP:
+		err = runIMAP(runCtx, rs, env, o, r.Values)
+	case SSH:
+		err = runSSH(runCtx, rs, env, o, r.Values)
+	case Domain:
+		err = runDomain(runCtx, rs, env, o, r.Values)
+	case Docker:
+		err = runDocker(runCtx, rs, env, o, r.Values)
+	}
+	if rs.Type != Domain && rs.compiled.domain && runCtx.Err() == nil {
+		// The target's domain registration is asked for apart (and cached), and a failure
+		// there fails only the [DOMAIN_EXPIRATION] conditions, with its reason.
+		lookupDomain(runCtx, rs, env, o, r.Values)
 	}
 	r.Duration = time.Since(t0)
 	if err != nil {
@@ -121,6 +143,10 @@ func Run(ctx context.Context, s *Spec, env *Env) Result {
 	}
 	if o.ip != "" {
 		r.Values["ip"] = o.ip
+	}
+	if o.hasDomain {
+		r.Values["domain_expires"] = o.domainExpires.UTC().Format(time.RFC3339)
+		r.Values["domain_days"] = strconv.FormatFloat(o.domainLeft.Hours()/24, 'f', 1, 64)
 	}
 	if o.hasCert {
 		r.Values["cert_not_after"] = o.certNotAfter.UTC().Format(time.RFC3339)
@@ -139,9 +165,12 @@ func Run(ctx context.Context, s *Spec, env *Env) Result {
 // describe turns a run error into the sentence shown to people: a timeout says so plainly
 // instead of Go's "context deadline exceeded".
 func describe(parent, run context.Context, err error, timeout time.Duration) string {
+	var pe *protoError
 	switch {
 	case parent.Err() != nil:
 		return "canceled"
+	case errors.As(err, &pe):
+		return pe.detail
 	case errors.Is(run.Err(), context.DeadlineExceeded), errors.Is(err, context.DeadlineExceeded):
 		return fmt.Sprintf("timed out after %s", timeout)
 	}

@@ -33,7 +33,7 @@ type SchedulerConfig struct {
 	// Run executes one probe; default Run. Tests replace it.
 	Run func(ctx context.Context, s *Spec, env *Env) Result
 	// Concurrency bounds the runs in flight per probe type; a missing or zero entry takes
-	// the default (http 64, tcp 64, tls 32, dns 32, icmp 16).
+	// the default (http 64, tcp 64, icmp 16, every other type 32).
 	Concurrency map[Type]int
 	// Deliver receives every result. It is called from the probe's own goroutine, so it
 	// must be safe for concurrent use and quick: a slow Deliver delays only its own probe,

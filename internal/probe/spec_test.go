@@ -67,7 +67,7 @@ func TestSpecValidateErrors(t *testing.T) {
 		want string
 	}{
 		{Spec{Type: TCP, Target: "h:1"}, "name is required"},
-		{Spec{Name: "x", Type: "smtp", Target: "h:1"}, `type "smtp" is not one of`},
+		{Spec{Name: "x", Type: "pop3", Target: "h:1"}, `type "pop3" is not one of http, tcp, dns, tls, icmp, smtp, imap, ssh, domain, docker`},
 		{Spec{Name: "x", Type: HTTP, Target: "shop.example.org"}, "not an http:// or https:// URL (e.g. https://shop.example.org)"},
 		{Spec{Name: "x", Type: HTTP, Target: "shop.lan:8080/health"}, "not an http:// or https:// URL (e.g. https://shop.lan:8080/health)"},
 		{Spec{Name: "x", Type: HTTP}, "target is required"},
@@ -79,10 +79,19 @@ func TestSpecValidateErrors(t *testing.T) {
 		{Spec{Name: "x", Type: DNS, Target: "a.b", Resolver: "1.1.1.1"}, "resolver:"},
 		{Spec{Name: "x", Type: TCP, Target: "h:1", Method: "POST"}, "method is only for http probes"},
 		{Spec{Name: "x", Type: TCP, Target: "h:1", RecordType: "A"}, "only for dns probes"},
-		{Spec{Name: "x", Type: ICMP, Target: "h", InsecureSkipVerify: true}, "only for http and tls"},
+		{Spec{Name: "x", Type: ICMP, Target: "h", InsecureSkipVerify: true}, "only for http, tls, smtp and imap"},
 		{Spec{Name: "x", Type: TCP, Target: "h:1", Interval: 500 * time.Millisecond}, "shorter than 1s"},
 		{Spec{Name: "x", Type: TCP, Target: "h:1", Interval: 5 * time.Second, Timeout: 6 * time.Second}, "runs would overlap"},
 		{Spec{Name: "x", Type: HTTP, Target: "http://h/", Method: "GE T"}, "not an HTTP method"},
+		{Spec{Name: "x", Type: SMTP, Target: "mail.lan"}, "is not host:port"},
+		{Spec{Name: "x", Type: SMTP, Target: "mail.lan:25", TLS: "yes"}, `tls "yes" is not one of auto, implicit, starttls, none`},
+		{Spec{Name: "x", Type: TCP, Target: "mail.lan:25", TLS: "starttls"}, "tls is only for smtp and imap probes"},
+		{Spec{Name: "x", Type: IMAP, Target: "mail.lan:143", TLS: "none", Degraded: []string{"[CERTIFICATE_EXPIRATION] > 7d"}}, "which tls: none never measures"},
+		{Spec{Name: "x", Type: SSH, Target: "h:22", InsecureSkipVerify: true}, "only for http, tls, smtp and imap"},
+		{Spec{Name: "x", Type: SSH, Target: "h:22", Conditions: []string{"[CERTIFICATE_EXPIRATION] > 1d"}}, "not measured by ssh probes"},
+		{Spec{Name: "x", Type: SSH, Target: "h:22", Conditions: []string{"[BODY].a == b"}}, "only [BODY] of an http, docker or domain probe takes a JSON path"},
+		{Spec{Name: "x", Type: Docker, Target: "web app"}, "not a container name or ID"},
+		{Spec{Name: "x", Type: Docker, Target: "web", Conditions: []string{"[IP] == 10.0.0.1"}}, "not measured by docker probes"},
 	} {
 		err := tc.spec.Validate()
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
