@@ -122,7 +122,6 @@ func TestPushNeverFailsTheJob(t *testing.T) {
 	}
 }
 
-
 // TestPushSendsStderr: what the job writes to standard error passes
 // through and is in the report.
 func TestPushSendsStderr(t *testing.T) {
