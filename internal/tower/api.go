@@ -49,6 +49,7 @@ func (t *Tower) Handler() http.Handler {
 	mux.HandleFunc("GET /api/v1/peer", t.handlePeer)
 	mux.HandleFunc("GET /api/v1/peers", t.read(t.handlePeers))
 	mux.HandleFunc("GET /healthz", t.handleHealth)
+	mux.Handle("/push/", t.pushHandler())
 	return mux
 }
 

@@ -17,6 +17,7 @@ import (
 	"github.com/hinomi/hinomi/internal/finding"
 	"github.com/hinomi/hinomi/internal/notify"
 	"github.com/hinomi/hinomi/internal/probe"
+	"github.com/hinomi/hinomi/internal/push"
 	"github.com/hinomi/hinomi/internal/web"
 )
 
@@ -41,6 +42,8 @@ type Config struct {
 	Console      ConsoleConfig       `yaml:"console"`
 	TLS          TLSConfig           `yaml:"tls"`
 	Probes       []ProbeConfig       `yaml:"probes"`
+	// Pushes are push monitors: jobs that report in (docs/tower.md).
+	Pushes []push.Spec `yaml:"pushes"`
 	// ProbeQuorum is the share of locations (this tower and its peers)
 	// that must see a probe down before the service is down.
 	ProbeQuorum float64 `yaml:"probe_quorum"`
@@ -312,9 +315,10 @@ func (c *Config) validate(root *yaml.Node) error {
 	if c.Grace < Duration(time.Second) {
 		bad("must be at least 1s", "grace")
 	}
-	if len(c.Agents) == 0 && len(c.Probes) == 0 {
-		bad("list at least one agent (name and token) or one probe: a tower with neither watches nothing", "agents")
+	if len(c.Agents) == 0 && len(c.Probes) == 0 && len(c.Pushes) == 0 {
+		bad("list at least one agent (name and token), probe or push monitor: a tower with none watches nothing", "agents")
 	}
+	c.validatePushes(bad)
 	names := map[string]bool{}
 	tokens := map[string]bool{}
 	for i := range c.Agents {

@@ -31,6 +31,7 @@ import (
 	"github.com/hinomi/hinomi/internal/logthrottle"
 	"github.com/hinomi/hinomi/internal/notify"
 	"github.com/hinomi/hinomi/internal/probe"
+	"github.com/hinomi/hinomi/internal/push"
 )
 
 // Tower is a running tower.
@@ -68,10 +69,14 @@ type Tower struct {
 	// mono is the monotonic time the engine measures its own gaps with.
 	mono func() time.Duration
 	// lastEval is the time (Unix ns) of the latest evaluation.
-	lastEval     atomic.Int64
-	services     services
-	ui           http.Handler
-	probes       map[string]ProbeResult // latest result per probe
+	lastEval atomic.Int64
+	services services
+	ui       http.Handler
+	probes   map[string]ProbeResult // latest result per probe
+	// pushes are the push monitors' reports, pushDetail what each one's
+	// judgement said last (for its notifications); t.mu guards both.
+	pushes       map[string]*push.State
+	pushDetail   map[string][]string
 	probeSince   map[string]time.Time
 	probeStreaks map[string]probeStreak // consecutive results, for the thresholds
 	ownProbes    map[string]probeVerdict
@@ -429,6 +434,7 @@ func (t *Tower) Run(ctx context.Context) error {
 	if t.ui != nil {
 		mux := http.NewServeMux()
 		mux.Handle("/api/", t.Handler())
+		mux.Handle("/push/", t.Handler())
 		mux.Handle("/metrics", t.Handler())
 		mux.Handle("/healthz", t.Handler())
 		mux.Handle("/", t.ui)
@@ -646,6 +652,10 @@ func (t *Tower) Evaluate(ctx context.Context, now time.Time) error {
 			rule: alerting.Rule{RepeatInterval: rule.RepeatInterval, Flap: flap}})
 	}
 	sigs = append(sigs, t.peerSignals(now, cfg, flap)...)
+	if t.pushDetail == nil {
+		t.pushDetail = map[string][]string{}
+	}
+	sigs = append(sigs, t.pushSignals(now, cfg, rule)...)
 	sigs = append(sigs, t.lossSignals(now, rule)...)
 	configured := map[string]bool{}
 	for _, a := range cfg.Agents {
@@ -657,6 +667,9 @@ func (t *Tower) Evaluate(ctx context.Context, now time.Time) error {
 	for _, p := range cfg.Peers {
 		configured["peer/"+p.Name] = true
 	}
+	for _, p := range cfg.Pushes {
+		configured["push/"+p.Name] = true
+	}
 	for name := range t.probes {
 		if !configured["probe/"+name] {
 			delete(t.probes, name) // removed by a reload
@@ -664,7 +677,7 @@ func (t *Tower) Evaluate(ctx context.Context, now time.Time) error {
 	}
 	for key, al := range t.alerts {
 		// Removed by a reload: what still fires resolves.
-		if (al.Kind == "heartbeat" || al.Kind == "probe" || al.Kind == "peer") && !configured[key] &&
+		if (al.Kind == "heartbeat" || al.Kind == "probe" || al.Kind == "peer" || al.Kind == "push") && !configured[key] &&
 			(al.State.Status == alerting.Firing || al.State.Status == alerting.Pending) {
 			sigs = append(sigs, signal{alert: al, obs: alerting.Observation{Bad: false}, rule: rule})
 		}
@@ -960,6 +973,9 @@ func (t *Tower) message(a *Alert, ev alerting.Event, now time.Time) *notify.Mess
 		}
 	default:
 		return nil
+	}
+	if a.Kind == "push" && ev != alerting.Resolve {
+		m.Details = append(m.Details, t.pushMessageDetail(a.Key)...)
 	}
 	if a.Kind == "finding" {
 		if fs := t.findings[a.Host]; fs != nil {
