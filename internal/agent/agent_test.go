@@ -8,10 +8,12 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/hinomi/hinomi/internal/checks"
 	"github.com/hinomi/hinomi/internal/doctor"
 	"github.com/hinomi/hinomi/internal/finding"
+	"github.com/hinomi/hinomi/internal/testload"
 	"github.com/hinomi/hinomi/internal/wire"
 )
 
@@ -117,5 +119,44 @@ func TestRefusedIsNotUnreachable(t *testing.T) {
 	srv.Close() // nothing answers now
 	if _, err := a.deliver(context.Background(), a.towers[0]); err == nil || errors.As(err, &refused) {
 		t.Errorf("deliver to a closed port: %v, want an error that is not a refusal", err)
+	}
+}
+
+// runAgent starts an agent with cfg (a tower that never answers, no
+// kernel log unless cfg says otherwise) and stops it with the test.
+func runAgent(t *testing.T, cfg Config) *Agent {
+	t.Helper()
+	if len(cfg.Towers) == 0 {
+		cfg.Towers = []string{"http://127.0.0.1:9"}
+	}
+	if cfg.Token == "" {
+		cfg.Token = "tok"
+	}
+	if cfg.StateDir == "" {
+		cfg.StateDir = t.TempDir()
+	}
+	if cfg.Kmsg == "" {
+		cfg.Kmsg = "-"
+	}
+	a, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { _ = a.Run(ctx); close(done) }()
+	t.Cleanup(func() { stop(); <-done })
+	return a
+}
+
+// pollFor waits, up to testload.ReadyTimeout, until ok holds.
+func pollFor(t *testing.T, what string, ok func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(testload.ReadyTimeout)
+	for !ok() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within %s", what, testload.ReadyTimeout)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }

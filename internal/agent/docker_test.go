@@ -1,7 +1,6 @@
 package agent
 
 import (
-	"context"
 	"fmt"
 	"os"
 	"testing"
@@ -18,25 +17,9 @@ import (
 // the agent.
 func TestAgentSeesRestartLoopFromDockerEvents(t *testing.T) {
 	image := testload.ScratchImage(t, testload.DefaultImage)
-	a, err := New(Config{Towers: []string{"http://127.0.0.1:9"}, Token: "tok", Name: "pve1", StateDir: t.TempDir(), Kmsg: "-", Interval: time.Hour})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, stop := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { _ = a.Run(ctx); close(done) }()
-	defer func() { stop(); <-done }()
+	a := runAgent(t, Config{Name: "pve1", Interval: time.Hour})
 
-	poll := func(what string, ok func() bool) {
-		t.Helper()
-		deadline := time.Now().Add(testload.ReadyTimeout)
-		for !ok() {
-			if time.Now().After(deadline) {
-				t.Fatalf("%s: not within %s", what, testload.ReadyTimeout)
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
-	}
+	poll := func(what string, ok func() bool) { t.Helper(); pollFor(t, what, ok) }
 	poll("the first diagnosis", func() bool { return len(spooledFindings(t, a)) > 0 })
 
 	name := fmt.Sprintf("hinomi-test-agent-loop-%d", os.Getpid())

@@ -1,7 +1,6 @@
 package agent
 
 import (
-	"context"
 	"fmt"
 	"os"
 	"strings"
@@ -18,25 +17,8 @@ import (
 // seconds, with the real engine.
 func TestAgentFollowsContainerLogs(t *testing.T) {
 	image := testload.ScratchImage(t, testload.DefaultImage)
-	a, err := New(Config{Towers: []string{"http://127.0.0.1:9"}, Token: "tok", Name: "dock1", StateDir: t.TempDir(), Kmsg: "-",
-		Interval: 300 * time.Millisecond, ContainerLogs: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, stop := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { _ = a.Run(ctx); close(done) }()
-	defer func() { stop(); <-done }()
-	poll := func(what string, ok func() bool) {
-		t.Helper()
-		deadline := time.Now().Add(testload.ReadyTimeout)
-		for !ok() {
-			if time.Now().After(deadline) {
-				t.Fatalf("%s: not within %s", what, testload.ReadyTimeout)
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
-	}
+	a := runAgent(t, Config{Name: "dock1", Interval: 300 * time.Millisecond, ContainerLogs: true})
+	poll := func(what string, ok func() bool) { t.Helper(); pollFor(t, what, ok) }
 	poll("the first diagnosis", func() bool { return len(spooledFindings(t, a)) > 0 })
 
 	name := fmt.Sprintf("hinomi-test-agent-logs-%d", os.Getpid())
