@@ -47,12 +47,32 @@ func logLines(in *Input) int {
 func detectLogs(in *Input) int {
 	n := logLines(in)
 	switch {
+	case n == 0 && distressIn(in):
+		// Lines without a time or a program (a job's output, a tool's
+		// error pasted alone) that a signature knows are a log too.
+		return 5
 	case n == 0:
 		return 0
 	case n*2 >= len(in.Lines):
 		return 20
 	}
 	return 10
+}
+
+// distressIn reports whether a signature matches a line of in.
+func distressIn(in *Input) bool {
+	m, err := builtinMatcher()
+	if err != nil {
+		return false
+	}
+	found := false
+	for _, l := range in.Lines {
+		m.Line([]byte(l), "paste", func(signatures.Event) { found = true })
+		if found {
+			return true
+		}
+	}
+	return false
 }
 
 func explainLogs(in *Input) (Result, error) {

@@ -91,10 +91,11 @@ var sampleCases = map[string]sampleCase{
 		{"FM-C4", finding.Medium, "pod kube-system/coredns-5d78c9869d-859jv"},
 		{"FM-C4", finding.High, "pod srl-probes-76b8468567-8pztg"},
 	}},
-	// kubelet's log: the signatures read it; the second part is a
-	// kubectl logs command with no output of its own.
-	"samples/k8s-2.txt": {formats: []string{"log", ""}, want: []want{
+	// kubelet's log: the signatures read it; the second part is
+	// kubectl logs -f failing with fsnotify's error.
+	"samples/k8s-2.txt": {formats: []string{"log", "log"}, want: []want{
 		{"FM-B2", finding.High, "fsnotify-watcher-failed"},
+		{"FM-B2", finding.High, "fsnotify-watcher-failed"}, // kubectl logs -f's own error, pasted alone
 		{"FM-B2", finding.High, "inotify-init-emfile"},
 	}},
 
@@ -134,8 +135,13 @@ var sampleCases = map[string]sampleCase{
 	}},
 
 	// Proxmox VE and corosync family.
-	"samples/proxmox-1.txt":  {formats: []string{"pvecm-status"}}, // quorate, both votes
-	"samples/proxmox-11.txt": {pending: "Proxmox VE (pvesr replication job log)"},
+	"samples/proxmox-1.txt": {formats: []string{"pvecm-status"}}, // quorate, both votes
+	// A replication job's log and zfs recv's own error: the signatures
+	// know the error even without a time on the line.
+	"samples/proxmox-11.txt": {formats: []string{"log"}, want: []want{
+		{"FM-D4", finding.Catastrophic, "zfs-recv-incremental-mismatch dataset=backup-zfs-1/encrypted/hamster-zfs/Docker"},
+		{"FM-D4", finding.Catastrophic, "zfs-recv-incremental-mismatch dataset=pool00/dataset01_a"},
+	}},
 	"samples/proxmox-12.txt": {neither: "a Prometheus scrape of prometheus-pve-exporter: metrics, not a command a person runs on the host"},
 	"samples/proxmox-2.txt": {formats: []string{"corosync-quorumtool"}, want: []want{
 		{"FM-D5", finding.High, "corosync cluster"},
