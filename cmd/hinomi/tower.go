@@ -61,7 +61,7 @@ func runTower(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	site, err := web.New(t.Web(), web.Options{Title: cfg.Console.Title, Users: cfg.Console.Users, SecureCookie: cfg.Console.SecureCookies,
-		TrustedProxies: cfg.Console.TrustedProxies, Log: log})
+		TrustedProxies: cfg.Console.TrustedProxies, Log: log, Pages: t.Pages})
 	if err != nil {
 		return err
 	}

@@ -78,6 +78,8 @@ type ConsoleConfig struct {
 	// TrustedProxies: reverse proxies (addresses or prefixes) whose
 	// X-Forwarded-For and X-Forwarded-Proto the console believes.
 	TrustedProxies []string `yaml:"trusted_proxies"`
+	// Pages are further status pages, at /status/SLUG.
+	Pages []web.Page `yaml:"pages"`
 }
 
 // MetricsConfig says who may scrape /metrics: a bearer token (the
@@ -462,6 +464,17 @@ func (c *Config) validate(root *yaml.Node) error {
 	c.loadTLS(bad)
 	if _, err := web.ParseProxies(c.Console.TrustedProxies); err != nil {
 		bad(err.Error(), "console", "trusted_proxies")
+	}
+	slugs := map[string]bool{}
+	for i := range c.Console.Pages {
+		p := &c.Console.Pages[i]
+		if err := web.LoadPage(p, os.ReadFile); err != nil {
+			bad(err.Error(), "console", "pages", i)
+		}
+		if slugs[p.Slug] {
+			bad(fmt.Sprintf("status page %q is listed twice", p.Slug), "console", "pages", i, "slug")
+		}
+		slugs[p.Slug] = true
 	}
 	probeNames := map[string]bool{}
 	for i := range c.Probes {

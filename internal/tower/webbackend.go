@@ -14,6 +14,9 @@ import (
 // Web is the tower as the pages see it.
 func (t *Tower) Web() web.Backend { return webBackend{t} }
 
+// Pages are the further status pages of the configuration in force.
+func (t *Tower) Pages() []web.Page { return t.cfg.Load().Console.Pages }
+
 type webBackend struct{ t *Tower }
 
 func (b webBackend) Services(_ context.Context, now time.Time, publicOnly bool) ([]web.Service, error) {

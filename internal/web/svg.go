@@ -18,7 +18,7 @@ func daysSVG(days []Day) template.HTML {
 	width := strconv.Itoa(len(days) * (w + gap))
 	b = append(b, `<svg class="bars" viewBox="0 0 `...)
 	b = append(b, width...)
-	b = append(b, ` 28" width="`...)
+	b = append(b, ` 28" preserveAspectRatio="none" width="`...)
 	b = append(b, width...)
 	b = append(b, `" height="28" role="img" aria-label="uptime per day, last `...)
 	b = strconv.AppendInt(b, int64(len(days)), 10)

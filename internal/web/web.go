@@ -34,6 +34,9 @@ type Options struct {
 	TrustedProxies []string
 	Now            func() time.Time
 	Log            *slog.Logger
+	// Pages are the further status pages (read at every request, so a
+	// reload applies at once); nil: only the main page.
+	Pages func() []Page
 }
 
 // Site serves the pages.
@@ -126,6 +129,8 @@ func (s *Site) Handler() http.Handler {
 	mux.HandleFunc("GET /badge/{name}/uptime", s.badge)
 	mux.HandleFunc("GET /badge/{name}/response", s.badge)
 	mux.HandleFunc("GET /feed.atom", s.feed)
+	mux.HandleFunc("GET /status/{slug}", s.statusSubPage)
+	mux.HandleFunc("GET /status/{slug}/logo", s.pageLogo)
 	static, _ := fs.Sub(assets, "static")
 	mux.Handle("GET /static/", http.StripPrefix("/static/", http.FileServerFS(static)))
 	mux.HandleFunc("GET /console/login", s.loginPage)
@@ -174,7 +179,11 @@ type groupView struct {
 }
 
 type statusView struct {
-	Title       string
+	Title string
+	// Description, Footer and Logo are a page's own (see Page).
+	Description, Footer, Logo string
+	// Pages links the further status pages from the main one.
+	Pages       []pageLink
 	Now         time.Time
 	Overall     string
 	Groups      []groupView
@@ -236,6 +245,7 @@ func (s *Site) statusPage(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "status unavailable: "+err.Error(), http.StatusServiceUnavailable)
 		return
 	}
+	v.Pages = s.pageLinks()
 	s.render(w, "status.html", v)
 }
 
