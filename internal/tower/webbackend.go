@@ -3,11 +3,13 @@ package tower
 import (
 	"context"
 	"fmt"
+	"os"
 	"sort"
 	"strings"
 	"time"
 
 	"github.com/hinomi/hinomi/internal/alerting"
+	"github.com/hinomi/hinomi/internal/notify"
 	"github.com/hinomi/hinomi/internal/web"
 )
 
@@ -204,3 +206,53 @@ func (b webBackend) publicUpdates(ctx context.Context, id int64, public map[stri
 
 // Degraded says why the tower is degraded, for the status page's banner.
 func (b webBackend) Degraded() (string, time.Time) { return b.t.degradedReason() }
+
+// Channels lists the configured notification channels for the console.
+func (b webBackend) Channels() []web.Channel {
+	var out []web.Channel
+	for _, ch := range b.t.cfg.Load().Channels {
+		out = append(out, web.Channel{Name: ch.Name, Type: ch.Type})
+	}
+	return out
+}
+
+// TestChannel sends the console's test message through a channel: one
+// attempt, then its resolution to a channel that keeps alerts open
+// (notify.Stateful), so the test leaves nothing behind.
+func (b webBackend) TestChannel(ctx context.Context, name, by string) error {
+	senders := b.t.senders.Load()
+	var s notify.Sender
+	if senders != nil {
+		s = (*senders)[name]
+	}
+	if s == nil {
+		return fmt.Errorf("no channel named %q", name)
+	}
+	typ := ""
+	for _, ch := range b.t.cfg.Load().Channels {
+		if ch.Name == name {
+			typ = ch.Type
+		}
+	}
+	from := b.t.cfg.Load().Name
+	if from == "" {
+		from, _ = os.Hostname()
+	}
+	now := b.t.now().UTC()
+	m := notify.TestMessage(name, from, now)
+	m.Summary += " Sent from the console by " + by + "."
+	send := func(m notify.Message) error {
+		ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+		return s.Send(ctx, m)
+	}
+	if err := send(m); err != nil {
+		return err
+	}
+	b.t.log.Info("test message sent", "channel", name, "by", by)
+	if notify.Stateful(typ) {
+		m.State, m.Ended, m.Now = notify.Resolved, b.t.now().UTC(), b.t.now().UTC()
+		return send(m)
+	}
+	return nil
+}

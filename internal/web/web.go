@@ -2,6 +2,7 @@ package web
 
 import (
 	"bytes"
+	"context"
 	"embed"
 	"fmt"
 	"html/template"
@@ -10,6 +11,7 @@ import (
 	"math"
 	"net/http"
 	"net/netip"
+	"net/url"
 	"path"
 	"sort"
 	"strconv"
@@ -141,6 +143,7 @@ func (s *Site) Handler() http.Handler {
 	mux.HandleFunc("GET /console/incidents/{id}/postmortem", s.signedIn(s.postmortem))
 	mux.HandleFunc("POST /console/ack", s.signedIn(s.ackPost))
 	mux.HandleFunc("POST /console/silence", s.signedIn(s.silencePost))
+	mux.HandleFunc("POST /console/channels/test", s.signedIn(s.testChannelPost))
 	return securityHeaders(mux)
 }
 
@@ -302,6 +305,8 @@ func (s *Site) badge(w http.ResponseWriter, r *http.Request) {
 
 type consoleView struct {
 	Title     string
+	Failed    string
+	Channels  []Channel
 	Now       time.Time
 	User      string
 	CSRF      string
@@ -366,7 +371,10 @@ func (s *Site) logoutPost(w http.ResponseWriter, r *http.Request, _ *session) {
 
 func (s *Site) consolePage(w http.ResponseWriter, r *http.Request, sess *session) {
 	now := s.o.Now()
-	v := consoleView{Title: s.o.Title, Now: now, User: sess.user, CSRF: sess.csrf, Flash: r.URL.Query().Get("done")}
+	v := consoleView{Title: s.o.Title, Now: now, User: sess.user, CSRF: sess.csrf, Flash: r.URL.Query().Get("done"), Failed: r.URL.Query().Get("failed")}
+	if ct, ok := s.b.(ChannelTester); ok {
+		v.Channels = ct.Channels()
+	}
 	var err error
 	if v.Hosts, err = s.b.Hosts(r.Context(), now); err == nil {
 		if v.Alerts, err = s.b.Alerts(r.Context(), now); err == nil {
@@ -431,4 +439,30 @@ func (s *Site) silencePost(w http.ResponseWriter, r *http.Request, sess *session
 		return
 	}
 	http.Redirect(w, r, "/console/?done=silenced", http.StatusSeeOther)
+}
+
+// Channel is a notification channel as the console lists it.
+type Channel struct{ Name, Type string }
+
+// ChannelTester is what a Backend whose channels can send a test message
+// also implements.
+type ChannelTester interface {
+	Channels() []Channel
+	// TestChannel sends a test message through the named channel, one
+	// attempt; the error says why the service refused it.
+	TestChannel(ctx context.Context, name, by string) error
+}
+
+func (s *Site) testChannelPost(w http.ResponseWriter, r *http.Request, sess *session) {
+	ct, ok := s.b.(ChannelTester)
+	if !ok {
+		http.NotFound(w, r)
+		return
+	}
+	name := r.PostFormValue("name")
+	if err := ct.TestChannel(r.Context(), name, sess.user); err != nil {
+		http.Redirect(w, r, "/console/?failed="+url.QueryEscape("test message to "+name+": "+err.Error()), http.StatusSeeOther)
+		return
+	}
+	http.Redirect(w, r, "/console/?done="+url.QueryEscape("test message sent to "+name), http.StatusSeeOther)
 }
