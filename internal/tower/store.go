@@ -231,3 +231,8 @@ type QueueFallback struct {
 func (CloseRows) outboxOp()     {}
 func (RetryRow) outboxOp()      {}
 func (QueueFallback) outboxOp() {}
+
+// openStore opens the store the configuration names.
+func openStore(cfg *Config) (Store, error) {
+	return openSQLite(cfg.DataDir)
+}
