@@ -69,7 +69,7 @@ func runTower(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	log.Info("tower listening", "addr", addr.String(), "agents", len(cfg.Agents), "channels", len(cfg.Channels), "data_dir", cfg.DataDir)
+	log.Info("tower listening", "addr", addr.String(), "agents", len(cfg.Agents), "channels", len(cfg.Channels), "data_dir", cfg.DataDir, "store", cfg.Store)
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)

@@ -232,7 +232,13 @@ func (CloseRows) outboxOp()     {}
 func (RetryRow) outboxOp()      {}
 func (QueueFallback) outboxOp() {}
 
-// openStore opens the store the configuration names.
+// openStore opens the store the configuration names: SQLite in the data
+// directory, or PostgreSQL (migrating its schema first).
 func openStore(cfg *Config) (Store, error) {
-	return openSQLite(cfg.DataDir)
+	if cfg.Store == "" || cfg.Store == "sqlite" {
+		return openSQLite(cfg.DataDir)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	return openPostgres(ctx, cfg.Store, cfg.StorePassword)
 }

@@ -289,6 +289,9 @@ func (t *Tower) Reload(path string) error {
 	if cfg.DataDir != t.cfg.Load().DataDir {
 		return errors.New("data_dir cannot change on reload; restart the tower")
 	}
+	if old := t.cfg.Load(); cfg.Store != old.Store || cfg.StorePassword != old.StorePassword {
+		return errors.New("store cannot change on reload; restart the tower")
+	}
 	t.mu.Lock()
 	bound, serveTLS := t.listener != nil, t.serveTLS
 	t.mu.Unlock()
