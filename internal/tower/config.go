@@ -61,6 +61,9 @@ type Config struct {
 	// environment.
 	PeerTokenFile string   `yaml:"peer_token_file"`
 	PeerGrace     Duration `yaml:"peer_grace"`
+	// Lease is how long the leader's lease on a shared store lasts: a
+	// dead leader is replaced within about twice that.
+	Lease Duration `yaml:"lease"`
 
 	path string
 	// cert is the TLS pair read from TLS.CertFile and TLS.KeyFile at load.
@@ -515,6 +518,12 @@ func (c *Config) validate(root *yaml.Node) error {
 	}
 	if c.ProbeQuorum < 0 || c.ProbeQuorum > 1 {
 		bad("a share between 0 and 1, e.g. 0.51 (more than half of the locations)", "probe_quorum")
+	}
+	if c.Lease == 0 {
+		c.Lease = Duration(10 * time.Second)
+	}
+	if c.Lease < Duration(time.Second) {
+		bad("at least 1s", "lease")
 	}
 	if c.PeerGrace == 0 {
 		c.PeerGrace = Duration(30 * time.Second)

@@ -51,6 +51,22 @@ func (t *Tower) engine(ctx context.Context) {
 				t.log.Info("pruned records", "deleted", n)
 			}
 		}
+		if t.lead.shared != nil {
+			if !t.keepLease(ctx) {
+				t.follow(ctx)
+				t.watchStorage(ctx, now)
+				continue
+			}
+			if err := t.syncShared(ctx, false); err != nil && ctx.Err() == nil {
+				t.log.Error("reading what the other towers wrote", "err", err)
+				t.watchStorage(ctx, now)
+				continue
+			}
+			// After the reading: a report it read may be newer than the
+			// time taken before it, and a report from the future is judged
+			// from when this tower began watching.
+			now = t.now()
+		}
 		if err := t.Evaluate(ctx, now); err != nil && ctx.Err() == nil {
 			t.log.Error("evaluating alerts", "err", err)
 		}

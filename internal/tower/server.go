@@ -117,6 +117,12 @@ func (t *Tower) Run(ctx context.Context) error {
 	<-historyDone // the probes stopped and their last results are written
 	t.dispatchW.Wait()
 	t.out.wg.Wait()
+	if t.lead.shared != nil {
+		// Handing over at once rather than after a lease.
+		rctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		_ = t.lead.shared.Release(rctx, t.lead.holder)
+		cancel()
+	}
 	if cerr := t.store.Close(); err == nil {
 		err = cerr
 	}

@@ -25,6 +25,9 @@ import (
 // the same values and `tower migrate` copies them as they are.
 type pgStore struct {
 	pool *pgxpool.Pool
+	// fence is the lease this tower holds (nil: none), under which alone
+	// NextDue claims rows.
+	fence atomic.Pointer[pgFence]
 	// writing counts the writes in progress (Queued).
 	writing atomic.Int64
 
@@ -85,6 +88,14 @@ var pgMigrations = []string{
 		PRIMARY KEY (name, bucket));
 	CREATE INDEX probe_latency_bucket ON probe_latency(bucket);
 	CREATE TABLE write_check (id INTEGER PRIMARY KEY CHECK (id = 1), at BIGINT NOT NULL);`,
+	// 2: the leader's lease and its fencing token; which lease's holder
+	// claimed an outbox row, and when (database time, ns); the
+	// acknowledgements any tower saved, for the leader to read.
+	`CREATE TABLE tower_lease (id INTEGER PRIMARY KEY CHECK (id = 1), holder TEXT NOT NULL,
+		token BIGINT NOT NULL, expires TIMESTAMPTZ NOT NULL);
+	ALTER TABLE outbox ADD COLUMN claim_token BIGINT NOT NULL DEFAULT 0;
+	ALTER TABLE outbox ADD COLUMN claimed_at BIGINT NOT NULL DEFAULT 0;
+	CREATE TABLE acks (key TEXT PRIMARY KEY, at BIGINT NOT NULL, data BYTEA NOT NULL);`,
 }
 
 // pgMigrateLock is the advisory lock key towers migrate under ("hinomi" in
@@ -100,6 +111,12 @@ func openPostgres(ctx context.Context, url, password string) (*pgStore, error) {
 	}
 	if password != "" {
 		cfg.ConnConfig.Password = password
+	}
+	// Ingest, the dispatcher's channels, the engine and the lease each
+	// want a connection at once; pgxpool's default (4 on small machines)
+	// makes the lease wait behind ingest. pool_max_conns in the URL wins.
+	if !strings.Contains(url, "pool_max_conns") {
+		cfg.MaxConns = 20
 	}
 	if cfg.ConnConfig.ConnectTimeout == 0 || cfg.ConnConfig.ConnectTimeout > 5*time.Second {
 		cfg.ConnConfig.ConnectTimeout = 5 * time.Second
@@ -575,14 +592,95 @@ func pgSaveIncident(ctx context.Context, tx pgx.Tx, in *Incident) error {
 	return err
 }
 
+// SaveAck sets the acknowledgement alone on the saved alert: the tower
+// that acknowledges may hold an older copy of the rest, which the leader
+// writes. The acks table is what the leader reads it from.
 func (s *pgStore) SaveAck(ctx context.Context, a Alert, ev AlertEvent) error {
-	data, _ := json.Marshal(a)
+	ack, _ := json.Marshal(a.Ack)
 	return s.write(ctx, func(tx pgx.Tx) error {
+		var raw []byte
+		err := tx.QueryRow(ctx, "SELECT state FROM alerts WHERE key = $1 FOR UPDATE", a.Key).Scan(&raw)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return nil // like SQLite's UPDATE of no row
+		}
+		if err != nil {
+			return err
+		}
+		var saved Alert
+		if err := json.Unmarshal(raw, &saved); err != nil {
+			saved = a
+		}
+		saved.Ack = a.Ack
+		data, _ := json.Marshal(saved)
 		if _, err := tx.Exec(ctx, "UPDATE alerts SET state = $1 WHERE key = $2", data, a.Key); err != nil {
 			return err
 		}
+		if a.Ack != nil {
+			if _, err := tx.Exec(ctx, "INSERT INTO acks(key, at, data) VALUES($1,$2,$3) ON CONFLICT(key) DO UPDATE SET at=excluded.at, data=excluded.data",
+				a.Key, a.Ack.At.UnixNano(), ack); err != nil {
+				return err
+			}
+		}
 		return pgAddEvent(ctx, tx, ev)
 	})
+}
+
+// pgFence is a lease held: its holder and fencing token.
+type pgFence struct {
+	holder string
+	token  int64
+}
+
+// dbNow is the database's clock in Unix ns: claims are compared across
+// towers, so they are dated by one clock.
+const dbNow = "(extract(epoch from clock_timestamp()) * 1e9)::bigint"
+
+func (s *pgStore) Lease(ctx context.Context, holder string, d time.Duration) (int64, bool, error) {
+	var token int64
+	// Renewed by its holder while unexpired (same token); taken by anyone
+	// once expired (the token grows, so the old holder's claims fail).
+	err := s.pool.QueryRow(ctx, `INSERT INTO tower_lease(id, holder, token, expires) VALUES(1, $1, 1, clock_timestamp() + $2 * interval '1 microsecond')
+		ON CONFLICT(id) DO UPDATE SET holder = excluded.holder, expires = excluded.expires,
+			token = CASE WHEN tower_lease.holder = excluded.holder AND tower_lease.expires > clock_timestamp() THEN tower_lease.token ELSE tower_lease.token + 1 END
+		WHERE tower_lease.holder = excluded.holder OR tower_lease.expires <= clock_timestamp()
+		RETURNING token`, holder, d.Microseconds()).Scan(&token)
+	if errors.Is(err, pgx.ErrNoRows) {
+		s.fence.Store(nil)
+		return 0, false, nil
+	}
+	if err != nil {
+		s.fence.Store(nil)
+		return 0, false, err
+	}
+	s.fence.Store(&pgFence{holder: holder, token: token})
+	return token, true, nil
+}
+
+func (s *pgStore) Release(ctx context.Context, holder string) error {
+	s.fence.Store(nil)
+	_, err := s.pool.Exec(ctx, "UPDATE tower_lease SET expires = clock_timestamp() WHERE holder = $1", holder)
+	return err
+}
+
+func (s *pgStore) LoadAcks(ctx context.Context) (map[string]Ack, error) {
+	rows, err := s.pool.Query(ctx, "SELECT key, data FROM acks")
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := map[string]Ack{}
+	for rows.Next() {
+		var key string
+		var raw []byte
+		if err := rows.Scan(&key, &raw); err != nil {
+			return nil, err
+		}
+		var a Ack
+		if json.Unmarshal(raw, &a) == nil {
+			out[key] = a
+		}
+	}
+	return out, rows.Err()
 }
 
 func (s *pgStore) IncidentEvents(ctx context.Context, incident int64) ([]AlertEvent, error) {
@@ -617,18 +715,45 @@ func (s *pgStore) SaveSilence(ctx context.Context, sl Silence) error {
 	})
 }
 
+// NextDue claims the row under the lease this tower holds, in one
+// transaction that first checks, in the database, that the lease is still
+// this tower's and unexpired: a tower that lost its lease claims nothing.
+// A row another lease claimed is left alone for sendTimeout after its
+// claim (that tower may be sending it), then taken over.
 func (s *pgStore) NextDue(ctx context.Context, channel string, now time.Time) (OutboxRow, bool, error) {
 	var row OutboxRow
+	f := s.fence.Load()
+	if f == nil {
+		return row, false, nil
+	}
 	var raw []byte
 	var fallback string
 	var created int64
-	// Per alert, in order: a row waits while an earlier one of its alert
-	// is undelivered (retrying), so a RESOLVED never overtakes its FIRING.
-	err := s.pool.QueryRow(ctx, `SELECT o.id, o.attempts, o.message, o.fallback, o.fallback_sent, o.group_key, o.created FROM outbox o
-		WHERE o.channel = $1 AND o.state = 'due' AND o.next_attempt <= $2
-		AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.channel = o.channel AND p.alert_key = o.alert_key AND p.state = 'due' AND p.id < o.id)
-		ORDER BY o.id LIMIT 1`, channel, now.UnixNano()).
-		Scan(&row.ID, &row.Attempts, &raw, &fallback, &row.FallbackSent, &row.Group, &created)
+	err := s.write(ctx, func(tx pgx.Tx) error {
+		var held bool
+		if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM tower_lease WHERE id = 1 AND holder = $1 AND token = $2
+			AND expires > clock_timestamp() FOR SHARE)`, f.holder, f.token).Scan(&held); err != nil {
+			return err
+		}
+		if !held {
+			s.fence.CompareAndSwap(f, nil)
+			return pgx.ErrNoRows
+		}
+		// Per alert, in order: a row waits while an earlier one of its
+		// alert is undelivered (retrying), so a RESOLVED never overtakes
+		// its FIRING.
+		err := tx.QueryRow(ctx, `SELECT o.id, o.attempts, o.message, o.fallback, o.fallback_sent, o.group_key, o.created FROM outbox o
+			WHERE o.channel = $1 AND o.state = 'due' AND o.next_attempt <= $2
+			AND (o.claim_token IN (0, $3) OR o.claimed_at < `+dbNow+` - $4)
+			AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.channel = o.channel AND p.alert_key = o.alert_key AND p.state = 'due' AND p.id < o.id)
+			ORDER BY o.id LIMIT 1 FOR UPDATE OF o SKIP LOCKED`, channel, now.UnixNano(), f.token, int64(sendTimeout)).
+			Scan(&row.ID, &row.Attempts, &raw, &fallback, &row.FallbackSent, &row.Group, &created)
+		if err != nil {
+			return err
+		}
+		_, err = tx.Exec(ctx, "UPDATE outbox SET claim_token = $1, claimed_at = "+dbNow+" WHERE id = $2", f.token, row.ID)
+		return err
+	})
 	if errors.Is(err, pgx.ErrNoRows) {
 		return row, false, nil
 	}
@@ -832,4 +957,4 @@ func (s *pgStore) PruneProbeHistory(ctx context.Context, day, bucket, last time.
 	})
 }
 
-var _ Store = (*pgStore)(nil)
+var _ SharedStore = (*pgStore)(nil)

@@ -7,12 +7,14 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/hinomi/hinomi/internal/testload"
 )
 
 // Towers starting together on one database migrate it once, one at a
 // time, and each then finds it at this build's version.
 func TestPostgresMigratesUnderItsLock(t *testing.T) {
-	u := pgSchemaURL(t)
+	u := testload.PostgresSchema(t)
 	ctx := context.Background()
 	var wg sync.WaitGroup
 	errs := make([]error, 3)
@@ -44,7 +46,7 @@ func TestPostgresMigratesUnderItsLock(t *testing.T) {
 
 // A database a newer hinomi wrote is refused rather than guessed at.
 func TestPostgresRefusesANewerSchema(t *testing.T) {
-	u := pgSchemaURL(t)
+	u := testload.PostgresSchema(t)
 	ctx := context.Background()
 	s, err := openPostgres(ctx, u, "")
 	if err != nil {

@@ -61,7 +61,11 @@ type Tower struct {
 	agentLocksMu sync.Mutex
 	agentLocks   map[string]*sync.Mutex
 	peers        peerState
-	started      time.Time
+	// lead is this tower's part in a shared store's lease (lead.go);
+	// leadMu guards it.
+	leadMu  sync.Mutex
+	lead    leadership
+	started time.Time
 	// mono is the monotonic time the engine measures its own gaps with.
 	mono func() time.Duration
 	// lastEval is the time (Unix ns) of the latest evaluation.
@@ -223,7 +227,11 @@ func New(cfg *Config, o Options) (*Tower, error) {
 	t.mono = func() time.Duration { return time.Since(base) }
 	t.metrics = newMetrics(t.Registry, t.publicMetrics, t)
 	// The dispatcher reads the tower's clock through t.now, which a test may set after New.
-	t.out = &dispatcher{store: st, log: t.log, now: func() time.Time { return t.now() }, cfg: &t.cfg, senders: &t.senders, metrics: t.metrics}
+	t.lead = newLeadership(st, cfg.Name)
+	if t.lead.shared == nil {
+		t.metrics.leader.Set(1)
+	}
+	t.out = &dispatcher{store: st, log: t.log, now: func() time.Time { return t.now() }, cfg: &t.cfg, senders: &t.senders, metrics: t.metrics, leads: t.leads}
 	client := o.HTTPClient
 	if client == nil {
 		client = &http.Client{Timeout: 10 * time.Second}
