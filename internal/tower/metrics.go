@@ -15,6 +15,7 @@ type metrics struct {
 	degraded    prometheus.Gauge
 	shed        prometheus.Counter
 	leader      prometheus.Gauge
+	spooled     prometheus.Gauge
 }
 
 func newMetrics(reg, public *prometheus.Registry, t *Tower) *metrics {
@@ -44,6 +45,9 @@ func newMetrics(reg, public *prometheus.Registry, t *Tower) *metrics {
 	m.leader = prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "hinomi_tower_leader", Help: "1 while this tower evaluates and sends: it holds the shared store's lease, or its store is its own.",
 	})
+	m.spooled = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "hinomi_tower_ingest_spooled_batches", Help: "Agent batches kept on this tower's disk because the shared store (PostgreSQL) could not be reached; written to it when it answers.",
+	})
 	silent := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "hinomi_tower_hosts_silent", Help: "Hosts whose heartbeat alert is firing.",
 	}, func() float64 {
@@ -66,7 +70,7 @@ func newMetrics(reg, public *prometheus.Registry, t *Tower) *metrics {
 	lastEval := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "hinomi_tower_last_evaluation_timestamp_seconds", Help: "When the alert engine last evaluated every signal (Unix time); a tower whose engine stalls shows here.",
 	}, func() float64 { return float64(t.lastEval.Load()) / 1e9 })
-	shared := []prometheus.Collector{m.ingest, m.records, m.transitions, m.sends, m.sendSeconds, m.degraded, m.shed, m.leader, silent, outbox, lastEval,
+	shared := []prometheus.Collector{m.ingest, m.records, m.transitions, m.sends, m.sendSeconds, m.degraded, m.shed, m.leader, m.spooled, silent, outbox, lastEval,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})}
 	reg.MustRegister(shared...)
 	reg.MustRegister(probeCollector{t: t})

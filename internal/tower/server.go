@@ -89,6 +89,13 @@ func (t *Tower) Run(ctx context.Context) error {
 	t.out.start(dctx)
 
 	go t.pollPeers(dctx)
+	spoolDone := make(chan struct{})
+	go func() {
+		defer close(spoolDone)
+		if t.spool != nil {
+			t.keepSpool(dctx)
+		}
+	}()
 	probesDone, historyDone := make(chan struct{}), make(chan struct{})
 	go func() {
 		defer close(probesDone)
@@ -117,6 +124,7 @@ func (t *Tower) Run(ctx context.Context) error {
 	<-historyDone // the probes stopped and their last results are written
 	t.dispatchW.Wait()
 	t.out.wg.Wait()
+	<-spoolDone
 	if t.lead.shared != nil {
 		// Handing over at once rather than after a lease.
 		rctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)

@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -61,6 +62,9 @@ type Tower struct {
 	agentLocksMu sync.Mutex
 	agentLocks   map[string]*sync.Mutex
 	peers        peerState
+	// spool keeps agents' batches while a shared store is unreachable
+	// (spool.go); nil with a store of the tower's own.
+	spool *ingestSpool
 	// lead is this tower's part in a shared store's lease (lead.go);
 	// leadMu guards it.
 	leadMu  sync.Mutex
@@ -230,6 +234,12 @@ func New(cfg *Config, o Options) (*Tower, error) {
 	t.lead = newLeadership(st, cfg.Name)
 	if t.lead.shared == nil {
 		t.metrics.leader.Set(1)
+	} else {
+		if t.spool, err = openIngestSpool(filepath.Join(cfg.DataDir, "ingest-spool")); err != nil {
+			st.Close()
+			return nil, fmt.Errorf("the ingest spool: %w", err)
+		}
+		t.metrics.spooled.Set(float64(t.spool.pending()))
 	}
 	t.out = &dispatcher{store: st, log: t.log, now: func() time.Time { return t.now() }, cfg: &t.cfg, senders: &t.senders, metrics: t.metrics, leads: t.leads}
 	client := o.HTTPClient
