@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -292,4 +293,57 @@ agents:
 		}
 	}
 	t.Logf("%d messages received, %d distinct, %d again", recv.raw, len(recv.byID), dups)
+}
+
+// TestTowerMigrateCommand: a real tower's SQLite state moved by `hinomi
+// tower migrate` into PostgreSQL, and what it refuses.
+func TestTowerMigrateCommand(t *testing.T) {
+	pgURL := testload.PostgresSchema(t)
+	dir := t.TempDir()
+	addr := freePort(t)
+	cfg := filepath.Join(dir, "tower.yaml")
+	const token = "tok-migrate-agent-aaaaaa"
+	if err := os.WriteFile(cfg, []byte("listen: "+addr+"\ndata_dir: "+filepath.Join(dir, "data")+"\nagents:\n  - {name: pve1, token: "+token+"}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tw := start(t, "tower", "--config", cfg)
+	tw.waitLine(t, regexp.MustCompile(`tower listening`), 30*time.Second)
+	body, _ := json.Marshal(wire.Envelope{Agent: "pve1", Spool: "s1", Sent: time.Now(),
+		Records: []wire.Record{{Seq: 1, Kind: wire.KindStatus, Time: time.Now(), Data: json.RawMessage(`{"cycle":1}`)}, {Seq: 2, Kind: wire.KindStatus, Time: time.Now(), Data: json.RawMessage(`{"cycle":2}`)}}})
+	req, _ := http.NewRequest(http.MethodPost, "http://"+addr+wire.Path, bytes.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("ingest: %s", resp.Status)
+	}
+	tw.stop(t)
+
+	bin := hinomiBinary(t)
+	out, err := exec.Command(bin, "tower", "migrate", "--from", "sqlite:"+filepath.Join(dir, "data"), "--to", pgURL).CombinedOutput()
+	if err != nil {
+		t.Fatalf("tower migrate: %v\n%s", err, out)
+	}
+	for _, want := range []string{"hosts  1 rows", "records  2 rows", "copied; set store:"} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("tower migrate said:\n%s\nwant a line with %q", out, want)
+		}
+	}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--from", "sqlite:" + filepath.Join(dir, "data"), "--to", pgURL}, "already holds a tower's state"},
+		{[]string{"--from", filepath.Join(dir, "data"), "--to", pgURL}, "--from must be sqlite:PATH"},
+		{[]string{"--from", "sqlite:" + filepath.Join(dir, "nothing"), "--to", pgURL}, "--from:"},
+		{[]string{"--from", "sqlite:" + filepath.Join(dir, "data"), "--to", "mysql://db"}, "--to must be a postgres:// URL"},
+	} {
+		out, err := exec.Command(bin, append([]string{"tower", "migrate"}, tc.args...)...).CombinedOutput()
+		if err == nil || !strings.Contains(string(out), tc.want) {
+			t.Errorf("tower migrate %v: %v\n%s\nwant an error with %q", tc.args, err, out, tc.want)
+		}
+	}
 }
