@@ -67,15 +67,22 @@ func (t *Tower) engine(ctx context.Context) {
 			// from when this tower began watching.
 			now = t.now()
 		}
-		if err := t.Evaluate(ctx, now); err != nil && ctx.Err() == nil {
+		// An evaluation that began is written even if the tower is told
+		// to stop meanwhile (PostgreSQL gives up on a cancelled context at
+		// once), within a bound.
+		ectx, cancel := context.WithTimeout(context.WithoutCancel(ctx), evaluateWriteTimeout)
+		if err := t.Evaluate(ectx, now); err != nil && ctx.Err() == nil {
 			t.log.Error("evaluating alerts", "err", err)
 		}
+		cancel()
 		t.watchStorage(ctx, now)
 	}
 }
 
 const (
 	engineTick = 250 * time.Millisecond
+	// evaluateWriteTimeout bounds the write of an evaluation at shutdown.
+	evaluateWriteTimeout = 10 * time.Second
 	// watchGap is how far the engine's wait may overrun its tick, or the
 	// wall clock move apart from the monotonic clock, before the tower
 	// counts itself as not having watched: a suspended machine (Linux's
