@@ -38,8 +38,24 @@ func (t *Tower) engine(ctx context.Context) {
 		case <-prune.C:
 			pruneNow = true
 		}
+		waited := t.mono() - waitFrom
+		// With a shared store, the lease and what the other towers wrote
+		// first: the time the evaluation judges by is taken after the
+		// reading, so that no report read is newer than it (one from the
+		// future is judged from when this tower began watching).
+		leading, synced := true, true
+		if t.lead.shared != nil {
+			if leading = t.keepLease(ctx); !leading {
+				t.follow(ctx)
+			} else if err := t.syncShared(ctx, false); err != nil {
+				synced = false
+				if ctx.Err() == nil {
+					t.log.Error("reading what the other towers wrote", "err", err)
+				}
+			}
+		}
 		now, mono := t.now(), t.mono()
-		if why := watchGapReason(now.Round(0).Sub(prevWall.Round(0)), mono-prevMono, mono-waitFrom); why != "" {
+		if why := watchGapReason(now.Round(0).Sub(prevWall.Round(0)), mono-prevMono, waited); why != "" {
 			t.resumeWatch(now, why)
 		}
 		prevWall, prevMono = now, mono
@@ -51,21 +67,9 @@ func (t *Tower) engine(ctx context.Context) {
 				t.log.Info("pruned records", "deleted", n)
 			}
 		}
-		if t.lead.shared != nil {
-			if !t.keepLease(ctx) {
-				t.follow(ctx)
-				t.watchStorage(ctx, now)
-				continue
-			}
-			if err := t.syncShared(ctx, false); err != nil && ctx.Err() == nil {
-				t.log.Error("reading what the other towers wrote", "err", err)
-				t.watchStorage(ctx, now)
-				continue
-			}
-			// After the reading: a report it read may be newer than the
-			// time taken before it, and a report from the future is judged
-			// from when this tower began watching.
-			now = t.now()
+		if !leading || !synced {
+			t.watchStorage(ctx, now)
+			continue
 		}
 		// An evaluation that began is written even if the tower is told
 		// to stop meanwhile (PostgreSQL gives up on a cancelled context at
