@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -298,68 +299,27 @@ func (s *pgStore) Prune(ctx context.Context, maxAge time.Duration, maxBytes int6
 }
 
 func (s *pgStore) LoadHosts(ctx context.Context) ([]Host, error) {
-	rows, err := s.pool.Query(ctx, "SELECT name, first_seen, last_seen, boot_id, version, addr, interval_ns, dropped, lost, lost_reason, spool, acked FROM hosts")
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []Host
-	for rows.Next() {
-		var h Host
-		var first, last, interval, dropped, lost, acked int64
-		if err := rows.Scan(&h.Name, &first, &last, &h.BootID, &h.Version, &h.Addr, &interval, &dropped, &lost, &h.LostReason, &h.Spool, &acked); err != nil {
-			return nil, err
-		}
-		h.FirstSeen, h.LastSeen, h.Interval = ns(first), ns(last), time.Duration(interval)
-		h.Dropped, h.Lost, h.Acked = uint64(dropped), uint64(lost), uint64(acked)
-		out = append(out, h)
-	}
-	return out, rows.Err()
+	return pgQuery(ctx, s, scanHost, "SELECT "+hostColumns+" FROM hosts")
 }
 
 func (s *pgStore) LoadOpenFindings(ctx context.Context) ([]Finding, error) {
-	rows, err := s.pool.Query(ctx, "SELECT host, opened, updated, data FROM findings WHERE state = 'open'")
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []Finding
-	for rows.Next() {
-		var f Finding
-		var opened, updated int64
-		var data []byte
-		if err := rows.Scan(&f.Host, &opened, &updated, &data); err != nil {
-			return nil, err
-		}
-		if err := json.Unmarshal(data, &f.Finding); err != nil {
-			continue
-		}
-		f.Opened, f.Updated = ns(opened), ns(updated)
-		out = append(out, f)
-	}
-	return out, rows.Err()
+	return pgQuery(ctx, s, scanOpenFinding, "SELECT host, opened, updated, data FROM findings WHERE state = 'open'")
 }
 
-// pgJSON is every row of a one-column query whose values are JSON
-// documents of T; rows that do not decode are skipped.
-func pgJSON[T any](ctx context.Context, s *pgStore, query string, args ...any) ([]T, error) {
+// pgQuery is every row of a query, scanned.
+func pgQuery[T any](ctx context.Context, s *pgStore, scan func(rowIter) (T, bool, error), query string, args ...any) ([]T, error) {
 	rows, err := s.pool.Query(ctx, query, args...)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	var out []T
-	for rows.Next() {
-		var b []byte
-		if err := rows.Scan(&b); err != nil {
-			return nil, err
-		}
-		var v T
-		if json.Unmarshal(b, &v) == nil {
-			out = append(out, v)
-		}
-	}
-	return out, rows.Err()
+	return collect(rows, scan)
+}
+
+// pgJSON is every row of a one-column query whose values are JSON
+// documents of T; rows that do not decode are skipped.
+func pgJSON[T any](ctx context.Context, s *pgStore, query string, args ...any) ([]T, error) {
+	return pgQuery(ctx, s, scanJSON[T], query, args...)
 }
 
 func (s *pgStore) LoadAlerts(ctx context.Context) ([]Alert, error) {
@@ -487,47 +447,13 @@ func pgApplyFindings(ctx context.Context, tx pgx.Tx, host string, f wire.Finding
 }
 
 func (s *pgStore) RecordsBetween(ctx context.Context, host, kind string, from, to time.Time) ([]wire.Record, error) {
-	rows, err := s.pool.Query(ctx, `SELECT seq, time, data FROM records WHERE agent = $1 AND kind = $2 AND time BETWEEN $3 AND $4 ORDER BY time`,
+	return pgQuery(ctx, s, scanRecord(kind), `SELECT seq, time, data FROM records WHERE agent = $1 AND kind = $2 AND time BETWEEN $3 AND $4 ORDER BY time`,
 		host, kind, from.UnixNano(), to.UnixNano())
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []wire.Record
-	for rows.Next() {
-		var at, seq int64
-		r := wire.Record{Kind: kind}
-		var data []byte
-		if err := rows.Scan(&seq, &at, &data); err != nil {
-			return nil, err
-		}
-		r.Seq, r.Time, r.Data = uint64(seq), ns(at), data
-		out = append(out, r)
-	}
-	return out, rows.Err()
 }
 
 func (s *pgStore) FindingsBetween(ctx context.Context, host string, from, to time.Time) ([]FindingSpan, error) {
-	rows, err := s.pool.Query(ctx, `SELECT opened, resolved, summary, severity FROM findings WHERE host = $1
+	return pgQuery(ctx, s, scanSpan, `SELECT opened, resolved, summary, severity FROM findings WHERE host = $1
 		AND ((opened BETWEEN $2 AND $3) OR (resolved BETWEEN $2 AND $3))`, host, from.UnixNano(), to.UnixNano())
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []FindingSpan
-	for rows.Next() {
-		var opened, resolved int64
-		var f FindingSpan
-		if err := rows.Scan(&opened, &resolved, &f.Summary, &f.Severity); err != nil {
-			return nil, err
-		}
-		f.Opened = ns(opened)
-		if resolved > 0 {
-			f.Resolved = ns(resolved)
-		}
-		out = append(out, f)
-	}
-	return out, rows.Err()
 }
 
 func (s *pgStore) SaveAlerts(ctx context.Context, now time.Time, changes []AlertChange) error {
@@ -684,22 +610,7 @@ func (s *pgStore) LoadAcks(ctx context.Context) (map[string]Ack, error) {
 }
 
 func (s *pgStore) IncidentEvents(ctx context.Context, incident int64) ([]AlertEvent, error) {
-	rows, err := s.pool.Query(ctx, "SELECT time, key, host, event, text FROM alert_events WHERE incident = $1 ORDER BY time", incident)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []AlertEvent
-	for rows.Next() {
-		var at int64
-		ev := AlertEvent{Incident: incident}
-		if err := rows.Scan(&at, &ev.Key, &ev.Host, &ev.Event, &ev.Text); err != nil {
-			return nil, err
-		}
-		ev.At = ns(at)
-		out = append(out, ev)
-	}
-	return out, rows.Err()
+	return pgQuery(ctx, s, scanEvent(incident), "SELECT time, key, host, event, text FROM alert_events WHERE incident = $1 ORDER BY time", incident)
 }
 
 func (s *pgStore) SaveIncident(ctx context.Context, in Incident) error {
@@ -760,24 +671,14 @@ func (s *pgStore) NextDue(ctx context.Context, channel string, now time.Time) (O
 	if err != nil {
 		return row, false, err
 	}
-	if fallback != "" {
-		row.Fallback = strings.Split(fallback, ",")
-	}
-	row.Created = time.Unix(0, created)
-	row.BadMsg = json.Unmarshal(raw, &row.Msg)
+	decodeDue(&row, raw, fallback, created)
 	return row, true, nil
 }
 
 func (s *pgStore) DueInGroup(ctx context.Context, channel, group string, except int64, upTo time.Time) ([]OutboxMessage, error) {
 	ms, err := s.outboxMessages(ctx, `SELECT id, message FROM outbox WHERE channel = $1 AND state = 'due'
 		AND group_key = $2 AND attempts = 0 AND id != $3 AND created <= $4 ORDER BY id`, channel, group, except, upTo.UnixNano())
-	ok := ms[:0]
-	for _, m := range ms {
-		if m.Msg != nil {
-			ok = append(ok, m)
-		}
-	}
-	return ok, err
+	return slices.DeleteFunc(ms, func(m OutboxMessage) bool { return m.Msg == nil }), err
 }
 
 func (s *pgStore) DueAfter(ctx context.Context, channel string, id int64) ([]OutboxMessage, error) {
@@ -786,25 +687,7 @@ func (s *pgStore) DueAfter(ctx context.Context, channel string, id int64) ([]Out
 }
 
 func (s *pgStore) outboxMessages(ctx context.Context, query string, args ...any) ([]OutboxMessage, error) {
-	rows, err := s.pool.Query(ctx, query, args...)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []OutboxMessage
-	for rows.Next() {
-		var m OutboxMessage
-		var raw []byte
-		if err := rows.Scan(&m.ID, &raw); err != nil {
-			return nil, err
-		}
-		var msg notify.Message
-		if json.Unmarshal(raw, &msg) == nil {
-			m.Msg = &msg
-		}
-		out = append(out, m)
-	}
-	return out, rows.Err()
+	return pgQuery(ctx, s, scanOutboxMessage, query, args...)
 }
 
 func (s *pgStore) MergeGroup(ctx context.Context, into int64, msg notify.Message, ids []int64) error {
@@ -884,66 +767,19 @@ func (s *pgStore) SaveProbeHistory(ctx context.Context, rows []serviceRow) error
 }
 
 func (s *pgStore) LoadProbeHistory(ctx context.Context, latencyAfter time.Time) ([]serviceRow, error) {
-	rows, err := s.pool.Query(ctx, "SELECT name, grp, public, status, since, first, last, message, reason, recent FROM probe_services")
+	svcs, err := pgQuery(ctx, s, scanService, "SELECT "+serviceColumns+" FROM probe_services")
 	if err != nil {
 		return nil, err
 	}
-	var out []serviceRow
-	at := map[string]int{}
-	for rows.Next() {
-		var r serviceRow
-		var since, first, last int64
-		if err := rows.Scan(&r.name, &r.group, &r.public, &r.status, &since, &first, &last, &r.message, &r.reason, &r.recent); err != nil {
-			rows.Close()
-			return nil, err
-		}
-		r.since, r.first, r.last = ns(since), ns(first), ns(last)
-		at[r.name] = len(out)
-		out = append(out, r)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
-	rows, err = s.pool.Query(ctx, "SELECT name, day, up, degraded, n, worst FROM probe_days ORDER BY name, day")
+	days, err := pgQuery(ctx, s, scanDay, "SELECT name, day, up, degraded, n, worst FROM probe_days ORDER BY name, day")
 	if err != nil {
 		return nil, err
 	}
-	for rows.Next() {
-		var name string
-		var d dayAgg
-		var day int64
-		if err := rows.Scan(&name, &day, &d.up, &d.degraded, &d.n, &d.worst); err != nil {
-			rows.Close()
-			return nil, err
-		}
-		if i, ok := at[name]; ok {
-			d.date = time.Unix(day, 0).UTC()
-			out[i].days = append(out[i].days, d)
-		}
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
-	rows, err = s.pool.Query(ctx, "SELECT name, bucket, sum, n FROM probe_latency WHERE bucket > $1 ORDER BY name, bucket", latencyAfter.Unix())
+	lat, err := pgQuery(ctx, s, scanLatency, "SELECT name, bucket, sum, n FROM probe_latency WHERE bucket > $1 ORDER BY name, bucket", latencyAfter.Unix())
 	if err != nil {
 		return nil, err
 	}
-	defer rows.Close()
-	for rows.Next() {
-		var name string
-		var b latBucket
-		var start int64
-		if err := rows.Scan(&name, &start, &b.sum, &b.n); err != nil {
-			return nil, err
-		}
-		if i, ok := at[name]; ok {
-			b.start = time.Unix(start, 0).UTC()
-			out[i].lat = append(out[i].lat, b)
-		}
-	}
-	return out, rows.Err()
+	return joinHistory(svcs, days, lat), nil
 }
 
 func (s *pgStore) PruneProbeHistory(ctx context.Context, day, bucket, last time.Time) error {
