@@ -347,6 +347,7 @@ data_dir: `+t.TempDir()+`
 store: `+viaProxy.String()+`
 lease: 1s
 api_token: `+apiToken+`
+peer_token: peer-token-outage-aaaaaaaa
 agents:
 `+agentsYAML.String()), "outage.yaml")
 	if err != nil {
@@ -406,6 +407,18 @@ agents:
 	if code, body := serve(t, tw.Handler(), "/metrics"); !strings.Contains(body, "hinomi_tower_ingest_spooled_batches ") ||
 		strings.Contains(body, "hinomi_tower_ingest_spooled_batches 0\n") || !strings.Contains(body, "hinomi_tower_database_unwritable 1") {
 		t.Errorf("/metrics (%d) does not show the spool and the unreachable database:\n%s", code, grepLines(body, "spooled|unwritable"))
+	}
+	// Its peers still hear from it, and hear that it is degraded: the
+	// towers' heartbeat needs no database.
+	req := httptest.NewRequest(http.MethodGet, "/api/v1/peer", nil)
+	req.Header.Set("Authorization", "Bearer peer-token-outage-aaaaaaaa")
+	peerRec := httptest.NewRecorder()
+	tw.Handler().ServeHTTP(peerRec, req)
+	var peer struct {
+		Degraded string `json:"degraded"`
+	}
+	if err := json.Unmarshal(peerRec.Body.Bytes(), &peer); peerRec.Code != http.StatusOK || err != nil || !strings.Contains(peer.Degraded, "PostgreSQL unreachable") {
+		t.Errorf("a peer's poll during the outage: %d %s; want 200 saying PostgreSQL is unreachable", peerRec.Code, peerRec.Body)
 	}
 	proxy.restore()
 	for range 3 {
