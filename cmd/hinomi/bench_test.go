@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/hinomi/hinomi/internal/finding"
+	"github.com/hinomi/hinomi/internal/testload"
 	"github.com/hinomi/hinomi/internal/wire"
 )
 
@@ -59,8 +60,28 @@ func percentile(ds []time.Duration, p float64) time.Duration {
 // overdue, and the tower's CPU and peak RSS. It also runs one real agent
 // at the default interval and reports its CPU share and peak RSS.
 //
+// It runs with the SQLite store, then, in the same run, with three towers
+// sharing the PostgreSQL store ($HINOMI_TEST_POSTGRES; the agents spread
+// over them), and prints PostgreSQL's figures against SQLite's.
+//
 //	go test -run '^$' -bench TowerThousandAgents -benchtime 1x ./cmd/hinomi
 func BenchmarkTowerThousandAgents(b *testing.B) {
+	var sqlite, pg thousandFigures
+	b.Run("sqlite", func(b *testing.B) { sqlite = benchThousandAgents(b, "", 1) })
+	b.Run("postgres", func(b *testing.B) { pg = benchThousandAgents(b, testload.PostgresSchema(b), 3) })
+	if sqlite.ingestP99 > 0 && pg.ingestP99 > 0 {
+		b.Logf("PostgreSQL (3 towers) against SQLite (1 tower), same run: ingest p99 %s vs %s (×%.2f); last report → notification p99 %s vs %s (×%.2f)",
+			pg.ingestP99, sqlite.ingestP99, pg.ingestP99.Seconds()/sqlite.ingestP99.Seconds(),
+			pg.detectP99.Round(time.Millisecond), sqlite.detectP99.Round(time.Millisecond), pg.detectP99.Seconds()/sqlite.detectP99.Seconds())
+	}
+}
+
+// thousandFigures are the figures one store's run is compared by.
+type thousandFigures struct{ ingestP99, detectP99 time.Duration }
+
+// benchThousandAgents is one run of BenchmarkTowerThousandAgents: with
+// store "" the tower's default (SQLite), else towers of that store.
+func benchThousandAgents(b *testing.B, store string, towers int) thousandFigures {
 	const (
 		agents   = 1000
 		stopping = 20
@@ -103,20 +124,33 @@ func BenchmarkTowerThousandAgents(b *testing.B) {
 	defer close(release)
 
 	var cfg strings.Builder
-	fmt.Fprintf(&cfg, "listen: %s\ndata_dir: %s\ngrace: %s\nalerts: {min_severity: high}\nchannels:\n  - {name: healthy, type: webhook, url: %s}\n  - {name: hung, type: webhook, url: %s}\nagents:\n",
-		addr, filepath.Join(dir, "tower"), grace, healthy.URL, hung.URL)
+	fmt.Fprintf(&cfg, "grace: %s\nalerts: {min_severity: high}\nchannels:\n  - {name: healthy, type: webhook, url: %s}\n  - {name: hung, type: webhook, url: %s}\n",
+		grace, healthy.URL, hung.URL)
+	if store != "" {
+		fmt.Fprintf(&cfg, "store: %s\n", store)
+	}
+	cfg.WriteString("agents:\n")
 	tokens := make([]string, agents+1)
 	for i := range tokens {
 		tokens[i] = fmt.Sprintf("bench-token-%06d-xxxxxxxx", i)
 		fmt.Fprintf(&cfg, "  - {name: sim%04d, token: %s}\n", i, tokens[i])
 	}
-	cfgPath := filepath.Join(dir, "tower.yaml")
-	if err := os.WriteFile(cfgPath, []byte(cfg.String()), 0o600); err != nil {
-		b.Fatal(err)
+	urls := make([]string, towers)
+	procs := make([]*proc, towers)
+	for k := range towers {
+		if k > 0 {
+			addr = freePort(b)
+		}
+		cfgPath := filepath.Join(dir, fmt.Sprintf("tower-%d.yaml", k))
+		text := fmt.Sprintf("name: tower-%d\nlisten: %s\ndata_dir: %s\n", k, addr, filepath.Join(dir, fmt.Sprintf("tower-%d", k))) + cfg.String()
+		if err := os.WriteFile(cfgPath, []byte(text), 0o600); err != nil {
+			b.Fatal(err)
+		}
+		procs[k] = start(b, "tower", "--config", cfgPath)
+		procs[k].waitLine(b, regexp.MustCompile(`tower listening`), 20*time.Second)
+		urls[k] = "http://" + addr
 	}
-	tower := start(b, "tower", "--config", cfgPath)
-	tower.waitLine(b, regexp.MustCompile(`tower listening`), 20*time.Second)
-	url := "http://" + addr
+	tower, url := procs[0], urls[0]
 	cpu0, _ := procUsage(b, tower.cmd.Process.Pid)
 
 	// One real agent at the default interval, reporting as sim1000.
@@ -155,7 +189,7 @@ func BenchmarkTowerThousandAgents(b *testing.B) {
 					env.Records = append(env.Records, wire.Record{Seq: seq, Kind: wire.KindFindings, Time: time.Now(), Data: data})
 				}
 				body, _ := json.Marshal(env)
-				req, _ := http.NewRequest(http.MethodPost, url+wire.Path, bytes.NewReader(body))
+				req, _ := http.NewRequest(http.MethodPost, urls[i%towers]+wire.Path, bytes.NewReader(body))
 				req.Header.Set("Authorization", "Bearer "+tokens[i])
 				start := time.Now()
 				resp, err := client.Do(req)
@@ -218,4 +252,5 @@ func BenchmarkTowerThousandAgents(b *testing.B) {
 		percentile(detect, 0.5).Round(time.Millisecond), percentile(detect, 0.99).Round(time.Millisecond), grace,
 		percentile(deliver, 0.99).Round(time.Millisecond), 100*(cpu1-cpu0).Seconds()/elapsed.Seconds(), float64(rss)/(1<<20),
 		100*(agentCPU1-agentCPU0).Seconds()/agentElapsed.Seconds(), agentElapsed.Round(time.Second), float64(agentRSS)/(1<<20))
+	return thousandFigures{ingestP99: percentile(lats, 0.99), detectP99: percentile(detect, 0.99)}
 }

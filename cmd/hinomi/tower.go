@@ -30,6 +30,9 @@ import (
 )
 
 func runTower(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) > 0 && args[0] == "migrate" {
+		return runTowerMigrate(ctx, args[1:], stdout, stderr)
+	}
 	fs := newFlags("tower", "[flags]", "The out-of-band server: heartbeats, silence detection, probes, alerts, notifications,\nincidents, status page and console (docs/tower.md). SIGHUP reloads the configuration.", stdout, stderr)
 	configFlag := envFlag(fs.FlagSet, "config", "HINOMI_TOWER_CONFIG", "/etc/hinomi/tower.yaml", "the tower's YAML configuration `file` (docs/tower.md; default $HINOMI_TOWER_CONFIG, else /etc/hinomi/tower.yaml)")
 	check := fs.Bool("check", false, "validate the configuration and exit")
@@ -70,7 +73,7 @@ func runTower(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	log.Info("tower listening", "addr", addr.String(), "agents", len(cfg.Agents), "channels", len(cfg.Channels), "data_dir", cfg.DataDir)
+	log.Info("tower listening", "addr", addr.String(), "agents", len(cfg.Agents), "channels", len(cfg.Channels), "data_dir", cfg.DataDir, "store", cfg.Store)
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
@@ -292,5 +295,45 @@ func runHashPassword(args []string, stdin io.Reader, stdout, stderr io.Writer) e
 		return err
 	}
 	fmt.Fprintln(stdout, string(h))
+	return nil
+}
+
+// runTowerMigrate copies a stopped SQLite tower's state into PostgreSQL.
+func runTowerMigrate(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("tower migrate", "--from sqlite:DATA_DIR --to postgres://…", "Copy a stopped tower's SQLite state (hosts, records, findings, alerts, silences, incidents,\nthe outbox, the status page's history) into an empty PostgreSQL database, in one transaction;\nthen set store: to the URL in tower.yaml (docs/tower.md).", stdout, stderr)
+	from := fs.String("from", "", "the SQLite store: `sqlite:PATH`, PATH the tower's data_dir (or its tower.db)")
+	to := fs.String("to", "", "the PostgreSQL `URL` (postgres://user@host/db?sslmode=…); the password from --to-password-file or $PGPASSWORD")
+	pwFile := fs.String("to-password-file", "", "a `file` holding the PostgreSQL password")
+	if err := fs.parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("tower migrate: unexpected argument %q", fs.Arg(0))
+	}
+	path, ok := strings.CutPrefix(*from, "sqlite:")
+	if !ok || path == "" {
+		return fmt.Errorf("tower migrate: --from must be sqlite:PATH, not %q", *from)
+	}
+	if !strings.HasPrefix(*to, "postgres://") && !strings.HasPrefix(*to, "postgresql://") {
+		return fmt.Errorf("tower migrate: --to must be a postgres:// URL")
+	}
+	password := ""
+	if *pwFile != "" {
+		b, err := os.ReadFile(*pwFile)
+		if err != nil {
+			return fmt.Errorf("tower migrate: --to-password-file: %w", err)
+		}
+		password = strings.TrimRight(string(b), "\r\n")
+	}
+	tables, err := tower.Migrate(ctx, path, *to, password)
+	if err != nil {
+		return fmt.Errorf("tower migrate: %w", err)
+	}
+	w := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', tabwriter.AlignRight)
+	for _, tb := range tables {
+		fmt.Fprintf(w, "%s\t%d rows\t\n", tb.Name, tb.Rows)
+	}
+	w.Flush()
+	fmt.Fprintln(stdout, "copied; set store: to the URL in tower.yaml and start the tower")
 	return nil
 }

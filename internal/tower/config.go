@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/url"
 	"os"
 	"regexp"
 	"strings"
@@ -25,6 +26,13 @@ import (
 type Config struct {
 	Listen  string `yaml:"listen"`
 	DataDir string `yaml:"data_dir"`
+	// Store is where the tower keeps its state: "sqlite" (the default, a
+	// database in DataDir) or a postgres:// URL, which towers of one
+	// logical tower share. StorePassword (or StorePasswordFile) is the
+	// PostgreSQL password, kept out of the URL.
+	Store             string `yaml:"store"`
+	StorePassword     string `yaml:"store_password"`
+	StorePasswordFile string `yaml:"store_password_file"`
 	// URL is how people reach this tower (links in notifications).
 	URL string `yaml:"url"`
 	// Grace is how long a host may be silent before it is reported.
@@ -56,6 +64,9 @@ type Config struct {
 	// environment.
 	PeerTokenFile string   `yaml:"peer_token_file"`
 	PeerGrace     Duration `yaml:"peer_grace"`
+	// Lease is how long the leader's lease on a shared store lasts: a
+	// dead leader is replaced within about twice that.
+	Lease Duration `yaml:"lease"`
 
 	path string
 	// cert is the TLS pair read from TLS.CertFile and TLS.KeyFile at load.
@@ -311,6 +322,22 @@ func (c *Config) validate(root *yaml.Node) error {
 	if c.DataDir == "" {
 		bad("required: a directory for the database", "data_dir")
 	}
+	switch {
+	case c.Store == "" || c.Store == "sqlite":
+		c.Store = "sqlite"
+		if c.StorePassword != "" || c.StorePasswordFile != "" {
+			bad("only with a postgres:// store", "store_password")
+		}
+	case strings.HasPrefix(c.Store, "postgres://") || strings.HasPrefix(c.Store, "postgresql://"):
+		if u, err := url.Parse(c.Store); err != nil {
+			bad(fmt.Sprintf("not a URL: %v", errors.Unwrap(err)), "store")
+		} else if _, set := u.User.Password(); set {
+			bad("holds a password: put it in store_password_file (or store_password: ${PGPASSWORD}) so that the URL can be shown", "store")
+		}
+		c.readSecret(bad, &c.StorePassword, c.StorePasswordFile, "store_password")
+	default:
+		bad(`"sqlite" (the default) or a postgres:// URL`, "store")
+	}
 	if c.Grace == 0 {
 		c.Grace = Duration(60 * time.Second)
 	}
@@ -508,6 +535,12 @@ func (c *Config) validate(root *yaml.Node) error {
 	}
 	if c.ProbeQuorum < 0 || c.ProbeQuorum > 1 {
 		bad("a share between 0 and 1, e.g. 0.51 (more than half of the locations)", "probe_quorum")
+	}
+	if c.Lease == 0 {
+		c.Lease = Duration(10 * time.Second)
+	}
+	if c.Lease < Duration(time.Second) {
+		bad("at least 1s", "lease")
 	}
 	if c.PeerGrace == 0 {
 		c.PeerGrace = Duration(30 * time.Second)

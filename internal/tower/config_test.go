@@ -308,7 +308,7 @@ func TestIngestRefusesNumbersBeyondInt64AndClampsTimes(t *testing.T) {
 	}
 	for seq, want := range map[int]time.Time{1: c.Now(), 2: c.Now(), 3: c.Now().Add(-time.Hour)} {
 		var got int64
-		if err := sqlDB(tw).QueryRow("SELECT time FROM records WHERE seq = ?", seq).Scan(&got); err != nil {
+		if err := dbOf(tw).QueryRow("SELECT time FROM records WHERE seq = ?", seq).Scan(&got); err != nil {
 			t.Fatal(err)
 		}
 		if !time.Unix(0, got).Equal(want) {

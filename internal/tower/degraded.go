@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"os"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -60,7 +61,11 @@ func (t *Tower) degradedReason() (string, time.Time) {
 	if t.degr.since.IsZero() {
 		return "", time.Time{}
 	}
-	return "tower " + t.name() + " cannot write its database: " + t.degr.reason, t.degr.since
+	why := "tower " + t.name() + " cannot write its database: " + t.degr.reason
+	if t.spool != nil {
+		why += "; it keeps the agents' reports on its own disk (" + strconv.Itoa(t.spool.pending()) + " batches) until it can"
+	}
+	return why, t.degr.since
 }
 
 // name is the tower's name in its messages: its configured name, else

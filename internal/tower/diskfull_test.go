@@ -39,6 +39,7 @@ func newCounter(t *testing.T) *counter {
 // again however often it is asked, must try writing it again only on the
 // retry schedule, and writes it once space returns.
 func TestDiskFullDoesNotResend(t *testing.T) {
+	sqliteOnly(t, "a full disk under SQLite's file; PostgreSQL's outage is TestSharedPostgresOutageSpoolsIngest")
 	r := newCounter(t)
 	dir := testload.MountTmpfs(t, "8m")
 	t0 := time.Date(2026, 11, 25, 3, 0, 0, 0, time.UTC)

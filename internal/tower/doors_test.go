@@ -51,7 +51,7 @@ func startLiveTower(t *testing.T, extra string) *liveTower {
 		t.Fatal(err)
 	}
 	c := &clock{now: time.Date(2026, 11, 25, 3, 0, 0, 0, time.UTC)}
-	tw, err := New(cfg, Options{Now: c.Now})
+	tw, err := newTestTower(t, cfg, Options{Now: c.Now})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -111,7 +111,7 @@ func (l *liveTower) do(t *testing.T, method, path, contentType, token, body stri
 func (l *liveTower) silencesStored(t *testing.T) int {
 	t.Helper()
 	var n int
-	if err := sqlDB(l.tw).QueryRow("SELECT count(*) FROM silences").Scan(&n); err != nil {
+	if err := dbOf(l.tw).QueryRow("SELECT count(*) FROM silences").Scan(&n); err != nil {
 		t.Fatal(err)
 	}
 	l.tw.mu.Lock()
@@ -218,7 +218,7 @@ func TestTowerRefusesOpenAddressWithoutToken(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg.Listen = "0.0.0.0:0"
-	tw, err := New(cfg, Options{})
+	tw, err := newTestTower(t, cfg, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -24,6 +24,7 @@ import (
 // synced, for a power cut, is the store's synchronous=FULL:
 // store.TestOpenSyncsEveryCommit.)
 func TestAckedBatchSurvivesSIGKILL(t *testing.T) {
+	sqliteOnly(t, "it reads SQLite's file after the kill")
 	if cfg := os.Getenv("HINOMI_TEST_TOWER_CONFIG"); cfg != "" {
 		runChildTower(t, cfg)
 		return
@@ -122,7 +123,7 @@ func runChildTower(t *testing.T, cfgFile string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tw, err := New(cfg, Options{})
+	tw, err := newTestTower(t, cfg, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

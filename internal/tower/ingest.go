@@ -245,9 +245,20 @@ func (t *Tower) oncePerMinute(key string) bool {
 
 // ingest stores a batch and updates the tower's view of the host.
 func (t *Tower) ingest(ctx context.Context, env *wire.Envelope, addr string, now time.Time) (uint64, error) {
-	res, err := t.store.SaveBatch(ctx, Batch{Agent: env.Agent, Spool: env.Spool, BootID: env.BootID, Version: env.Version, Addr: addr,
-		Interval: env.Interval, Dropped: env.Dropped, Lost: env.Lost, LostReason: lostReason(env), Records: env.Records, Received: now})
+	b := Batch{Agent: env.Agent, Spool: env.Spool, BootID: env.BootID, Version: env.Version, Addr: addr,
+		Interval: env.Interval, Dropped: env.Dropped, Lost: env.Lost, LostReason: lostReason(env), Records: env.Records, Received: now}
+	if t.spool != nil && t.spool.pending() > 0 {
+		return t.spoolBatch(b) // behind the batches already waiting
+	}
+	res, err := t.store.SaveBatch(ctx, b)
 	if err != nil {
+		if t.spool != nil && t.store.StorageError(err) {
+			if acked, serr := t.spoolBatch(b); serr == nil {
+				return acked, nil
+			} else if t.oncePerMinute("spool") {
+				t.log.Error("the ingest spool cannot take a batch either; the agent keeps it", "err", serr)
+			}
+		}
 		if t.store.StorageError(err) {
 			// Not stored (the agent keeps the batch and sends it again),
 			// but the host was heard from: it is not silent.

@@ -14,6 +14,8 @@ type metrics struct {
 	sendSeconds *prometheus.HistogramVec
 	degraded    prometheus.Gauge
 	shed        prometheus.Counter
+	leader      prometheus.Gauge
+	spooled     prometheus.Gauge
 }
 
 func newMetrics(reg, public *prometheus.Registry, t *Tower) *metrics {
@@ -40,6 +42,12 @@ func newMetrics(reg, public *prometheus.Registry, t *Tower) *metrics {
 	m.shed = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "hinomi_tower_ingest_shed_total", Help: "Agent batches answered 429 (Retry-After) because ingest was overloaded or the agent was past its share of it.",
 	})
+	m.leader = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "hinomi_tower_leader", Help: "1 while this tower evaluates and sends: it holds the shared store's lease, or its store is its own.",
+	})
+	m.spooled = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "hinomi_tower_ingest_spooled_batches", Help: "Agent batches kept on this tower's disk because the shared store (PostgreSQL) could not be reached; written to it when it answers.",
+	})
 	silent := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "hinomi_tower_hosts_silent", Help: "Hosts whose heartbeat alert is firing.",
 	}, func() float64 {
@@ -62,7 +70,7 @@ func newMetrics(reg, public *prometheus.Registry, t *Tower) *metrics {
 	lastEval := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "hinomi_tower_last_evaluation_timestamp_seconds", Help: "When the alert engine last evaluated every signal (Unix time); a tower whose engine stalls shows here.",
 	}, func() float64 { return float64(t.lastEval.Load()) / 1e9 })
-	shared := []prometheus.Collector{m.ingest, m.records, m.transitions, m.sends, m.sendSeconds, m.degraded, m.shed, silent, outbox, lastEval,
+	shared := []prometheus.Collector{m.ingest, m.records, m.transitions, m.sends, m.sendSeconds, m.degraded, m.shed, m.leader, m.spooled, silent, outbox, lastEval,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})}
 	reg.MustRegister(shared...)
 	reg.MustRegister(probeCollector{t: t})

@@ -38,6 +38,8 @@ type dispatcher struct {
 	cfg     *atomic.Pointer[Config]
 	senders *atomic.Pointer[map[string]notify.Sender]
 	metrics *metrics
+	// leads says whether this tower may send now (it leads).
+	leads func() bool
 
 	wakeMu      sync.Mutex
 	wakers      []chan struct{} // one per channel
@@ -122,6 +124,9 @@ func (d *dispatcher) sendNext(ctx context.Context, channel string) (bool, error)
 	now := d.now()
 	if held, err := d.flushUnrecorded(channel, now); held {
 		return false, err
+	}
+	if d.leads != nil && !d.leads() {
+		return false, nil
 	}
 	row, ok, err := d.store.NextDue(ctx, channel, now)
 	if !ok || err != nil {

@@ -41,6 +41,7 @@ func TestIngestCapsRecordsPerBatch(t *testing.T) {
 // Retry-After instead of joining the queue; the waiting ones are stored
 // when the writer moves again.
 func TestIngestShedsLoad(t *testing.T) {
+	sqliteOnly(t, "it holds SQLite's single writer")
 	c := &clock{now: time.Date(2026, 11, 25, 3, 0, 0, 0, time.UTC)}
 	tw := newTower(t, c, "")
 	srv := httptest.NewServer(tw.Handler())

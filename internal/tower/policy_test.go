@@ -52,7 +52,7 @@ func (p *policyTower) open() {
 	if err != nil {
 		p.t.Fatal(err)
 	}
-	tw, err := New(cfg, Options{Now: p.c.Now})
+	tw, err := newTestTower(p.t, cfg, Options{Now: p.c.Now})
 	if err != nil {
 		p.t.Fatal(err)
 	}
@@ -360,7 +360,7 @@ func TestGrouping(t *testing.T) {
 		t.Errorf("group message:\n%s\n%s", sum, desc)
 	}
 	var merged int
-	_ = sqlDB(p.tw).QueryRow("SELECT count(*) FROM outbox WHERE state = 'merged'").Scan(&merged)
+	_ = dbOf(p.tw).QueryRow("SELECT count(*) FROM outbox WHERE state = 'merged'").Scan(&merged)
 	if merged != 19 {
 		t.Errorf("%d outbox rows merged, want 19", merged)
 	}

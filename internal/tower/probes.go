@@ -192,3 +192,34 @@ func (t *Tower) probeScheduler() *probe.Scheduler {
 	defer t.mu.Unlock()
 	return t.probeSched
 }
+
+// RecordProbe takes one probe result: the status page's history and the
+// probe's alert signal.
+func (t *Tower) RecordProbe(r ProbeResult) {
+	t.services.record(r)
+	t.mu.Lock()
+	prev, seen := t.probes[r.Name]
+	if !seen || prev.Status != r.Status {
+		t.probeSince[r.Name] = r.Started
+	}
+	t.probes[r.Name] = r
+	st := t.probeStreaks[r.Name]
+	if r.Status == "down" {
+		if st.down == 0 {
+			st.downSince = r.Started
+		}
+		st.down, st.good = st.down+1, 0
+	} else {
+		st.down, st.good = 0, st.good+1
+	}
+	t.probeStreaks[r.Name] = st
+	t.mu.Unlock()
+}
+
+// probeDownSince is when the probe's current state began. t.mu is held.
+func (t *Tower) probeDownSince(name string, r ProbeResult) time.Time {
+	if s, ok := t.probeSince[name]; ok {
+		return s
+	}
+	return r.Started
+}

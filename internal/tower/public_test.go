@@ -59,7 +59,7 @@ probes:
 	if err != nil {
 		t.Fatal(err)
 	}
-	tw, err := New(cfg, Options{})
+	tw, err := newTestTower(t, cfg, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

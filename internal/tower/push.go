@@ -58,6 +58,9 @@ func (t *Tower) pushSignals(now time.Time, cfg *Config, rule alerting.Rule) []si
 			st = *s
 		}
 		v := push.Judge(spec, st, now, t.watchFrom)
+		if t.pushDetail == nil {
+			t.pushDetail = map[string][]string{}
+		}
 		al := t.alertFor("push/"+spec.Name, "job:"+spec.Name, "push", "Job "+spec.Name+" did not run as expected", "high", "FM-C3")
 		al.Labels["group"] = spec.Group
 		al.Summary = "Job " + spec.Name + ": " + v.Reason

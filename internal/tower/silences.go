@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"time"
 
@@ -107,6 +108,9 @@ func (t *Tower) Acknowledge(ctx context.Context, key, by, comment string) (Alert
 	}
 	a.Ack = &Ack{By: by, At: t.now(), Comment: comment}
 	cp := *a
+	// The engine writes the labels of the alert it holds while the copy
+	// is encoded (the answer, the store).
+	cp.Labels = maps.Clone(a.Labels)
 	t.mu.Unlock()
 	text := "ACKNOWLEDGED: " + cp.Title + " by " + by
 	if comment != "" {

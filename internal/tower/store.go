@@ -115,6 +115,22 @@ type Store interface {
 	PruneProbeHistory(ctx context.Context, day, bucket, last time.Time) error
 }
 
+// SharedStore is a Store several towers use at once (PostgreSQL). They
+// all take ingest and serve the API from it; one at a time, the holder of
+// its lease, evaluates and sends.
+type SharedStore interface {
+	Store
+	// Lease takes or renews the lease for holder for d and reports its
+	// fencing token and whether holder holds it. NextDue claims rows only
+	// under the token of a lease held and unexpired in the store, so a
+	// tower that lost its lease cannot send.
+	Lease(ctx context.Context, holder string, d time.Duration) (token int64, held bool, err error)
+	// Release ends holder's lease, so that another tower takes over at once.
+	Release(ctx context.Context, holder string) error
+	// LoadAcks is the acknowledgements any tower saved, by alert key.
+	LoadAcks(ctx context.Context) (map[string]Ack, error)
+}
+
 // ErrNotFound is a Store's answer for a row that does not exist.
 var ErrNotFound = errors.New("not found")
 
@@ -231,3 +247,14 @@ type QueueFallback struct {
 func (CloseRows) outboxOp()     {}
 func (RetryRow) outboxOp()      {}
 func (QueueFallback) outboxOp() {}
+
+// openStore opens the store the configuration names: SQLite in the data
+// directory, or PostgreSQL (migrating its schema first).
+func openStore(cfg *Config) (Store, error) {
+	if cfg.Store == "" || cfg.Store == "sqlite" {
+		return openSQLite(cfg.DataDir)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	return openPostgres(ctx, cfg.Store, cfg.StorePassword)
+}

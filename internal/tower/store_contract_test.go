@@ -52,7 +52,7 @@ func sqliteImpl() storeImpl {
 // TestStoreContract runs the behaviours every Store must have against
 // each implementation; a new one adds itself to the list.
 func TestStoreContract(t *testing.T) {
-	for _, impl := range []storeImpl{sqliteImpl()} {
+	for _, impl := range []storeImpl{sqliteImpl(), postgresImpl()} {
 		for _, c := range storeContract {
 			t.Run(impl.name+"/"+c.name, func(t *testing.T) {
 				c.run(t, impl, impl.open(t))

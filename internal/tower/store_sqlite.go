@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"errors"
+	"slices"
 	"strings"
 	"time"
 
@@ -44,45 +45,11 @@ func (s *sqliteStore) Prune(ctx context.Context, maxAge time.Duration, maxBytes 
 func ns(n int64) time.Time { return time.Unix(0, n).UTC() }
 
 func (s *sqliteStore) LoadHosts(ctx context.Context) ([]Host, error) {
-	rows, err := s.db.DB.QueryContext(ctx, "SELECT name, first_seen, last_seen, boot_id, version, addr, interval_ns, dropped, lost, lost_reason, spool, acked FROM hosts")
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []Host
-	for rows.Next() {
-		var h Host
-		var first, last, interval int64
-		if err := rows.Scan(&h.Name, &first, &last, &h.BootID, &h.Version, &h.Addr, &interval, &h.Dropped, &h.Lost, &h.LostReason, &h.Spool, &h.Acked); err != nil {
-			return nil, err
-		}
-		h.FirstSeen, h.LastSeen, h.Interval = ns(first), ns(last), time.Duration(interval)
-		out = append(out, h)
-	}
-	return out, rows.Err()
+	return sqlQuery(ctx, s.db.DB, scanHost, "SELECT "+hostColumns+" FROM hosts")
 }
 
 func (s *sqliteStore) LoadOpenFindings(ctx context.Context) ([]Finding, error) {
-	rows, err := s.db.DB.QueryContext(ctx, "SELECT host, opened, updated, data FROM findings WHERE state = 'open'")
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []Finding
-	for rows.Next() {
-		var f Finding
-		var opened, updated int64
-		var data []byte
-		if err := rows.Scan(&f.Host, &opened, &updated, &data); err != nil {
-			return nil, err
-		}
-		if err := json.Unmarshal(data, &f.Finding); err != nil {
-			continue
-		}
-		f.Opened, f.Updated = ns(opened), ns(updated)
-		out = append(out, f)
-	}
-	return out, rows.Err()
+	return sqlQuery(ctx, s.db.DB, scanOpenFinding, "SELECT host, opened, updated, data FROM findings WHERE state = 'open'")
 }
 
 func (s *sqliteStore) LoadAlerts(ctx context.Context) ([]Alert, error) {
@@ -121,26 +88,20 @@ func (s *sqliteStore) LoadIncident(ctx context.Context, id int64) (Incident, err
 	return in, err
 }
 
-// allJSON is every row of a one-column query whose values are JSON
-// documents of T; rows that do not decode are skipped.
-func allJSON[T any](ctx context.Context, db *sql.DB, query string, args ...any) ([]T, error) {
+// sqlQuery is every row of a query, scanned.
+func sqlQuery[T any](ctx context.Context, db *sql.DB, scan func(rowIter) (T, bool, error), query string, args ...any) ([]T, error) {
 	rows, err := db.QueryContext(ctx, query, args...)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	var out []T
-	for rows.Next() {
-		var b []byte
-		if err := rows.Scan(&b); err != nil {
-			return nil, err
-		}
-		var v T
-		if json.Unmarshal(b, &v) == nil {
-			out = append(out, v)
-		}
-	}
-	return out, rows.Err()
+	return collect(rows, scan)
+}
+
+// allJSON is every row of a one-column query whose values are JSON
+// documents of T; rows that do not decode are skipped.
+func allJSON[T any](ctx context.Context, db *sql.DB, query string, args ...any) ([]T, error) {
+	return sqlQuery(ctx, db, scanJSON[T], query, args...)
 }
 
 func (s *sqliteStore) SaveBatch(ctx context.Context, b Batch) (BatchResult, error) {
@@ -230,47 +191,13 @@ func applyFindingsTx(tx *sql.Tx, host string, f wire.Findings, now int64) (Findi
 }
 
 func (s *sqliteStore) RecordsBetween(ctx context.Context, host, kind string, from, to time.Time) ([]wire.Record, error) {
-	rows, err := s.db.DB.QueryContext(ctx, `SELECT seq, time, data FROM records WHERE agent = ? AND kind = ? AND time BETWEEN ? AND ? ORDER BY time`,
+	return sqlQuery(ctx, s.db.DB, scanRecord(kind), `SELECT seq, time, data FROM records WHERE agent = ? AND kind = ? AND time BETWEEN ? AND ? ORDER BY time`,
 		host, kind, from.UnixNano(), to.UnixNano())
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []wire.Record
-	for rows.Next() {
-		var at int64
-		r := wire.Record{Kind: kind}
-		var data []byte
-		if err := rows.Scan(&r.Seq, &at, &data); err != nil {
-			return nil, err
-		}
-		r.Time, r.Data = ns(at), data
-		out = append(out, r)
-	}
-	return out, rows.Err()
 }
 
 func (s *sqliteStore) FindingsBetween(ctx context.Context, host string, from, to time.Time) ([]FindingSpan, error) {
-	rows, err := s.db.DB.QueryContext(ctx, `SELECT opened, resolved, summary, severity FROM findings WHERE host = ?
+	return sqlQuery(ctx, s.db.DB, scanSpan, `SELECT opened, resolved, summary, severity FROM findings WHERE host = ?
 		AND ((opened BETWEEN ? AND ?) OR (resolved BETWEEN ? AND ?))`, host, from.UnixNano(), to.UnixNano(), from.UnixNano(), to.UnixNano())
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []FindingSpan
-	for rows.Next() {
-		var opened, resolved int64
-		var f FindingSpan
-		if err := rows.Scan(&opened, &resolved, &f.Summary, &f.Severity); err != nil {
-			return nil, err
-		}
-		f.Opened = ns(opened)
-		if resolved > 0 {
-			f.Resolved = ns(resolved)
-		}
-		out = append(out, f)
-	}
-	return out, rows.Err()
 }
 
 func (s *sqliteStore) SaveAlerts(ctx context.Context, now time.Time, changes []AlertChange) error {
@@ -346,22 +273,7 @@ func (s *sqliteStore) SaveAck(ctx context.Context, a Alert, ev AlertEvent) error
 }
 
 func (s *sqliteStore) IncidentEvents(ctx context.Context, incident int64) ([]AlertEvent, error) {
-	rows, err := s.db.DB.QueryContext(ctx, "SELECT time, key, host, event, text FROM alert_events WHERE incident = ? ORDER BY time", incident)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []AlertEvent
-	for rows.Next() {
-		var at int64
-		ev := AlertEvent{Incident: incident}
-		if err := rows.Scan(&at, &ev.Key, &ev.Host, &ev.Event, &ev.Text); err != nil {
-			return nil, err
-		}
-		ev.At = ns(at)
-		out = append(out, ev)
-	}
-	return out, rows.Err()
+	return sqlQuery(ctx, s.db.DB, scanEvent(incident), "SELECT time, key, host, event, text FROM alert_events WHERE incident = ? ORDER BY time", incident)
 }
 
 func (s *sqliteStore) SaveIncident(ctx context.Context, in Incident) error {
@@ -395,24 +307,14 @@ func (s *sqliteStore) NextDue(ctx context.Context, channel string, now time.Time
 	if err != nil {
 		return row, false, err
 	}
-	if fallback != "" {
-		row.Fallback = strings.Split(fallback, ",")
-	}
-	row.Created = time.Unix(0, created)
-	row.BadMsg = json.Unmarshal(raw, &row.Msg)
+	decodeDue(&row, raw, fallback, created)
 	return row, true, nil
 }
 
 func (s *sqliteStore) DueInGroup(ctx context.Context, channel, group string, except int64, upTo time.Time) ([]OutboxMessage, error) {
 	ms, err := s.outboxMessages(ctx, `SELECT id, message FROM outbox WHERE channel = ? AND state = 'due'
 		AND group_key = ? AND attempts = 0 AND id != ? AND created <= ? ORDER BY id`, channel, group, except, upTo.UnixNano())
-	ok := ms[:0]
-	for _, m := range ms {
-		if m.Msg != nil {
-			ok = append(ok, m)
-		}
-	}
-	return ok, err
+	return slices.DeleteFunc(ms, func(m OutboxMessage) bool { return m.Msg == nil }), err
 }
 
 func (s *sqliteStore) DueAfter(ctx context.Context, channel string, id int64) ([]OutboxMessage, error) {
@@ -421,25 +323,7 @@ func (s *sqliteStore) DueAfter(ctx context.Context, channel string, id int64) ([
 }
 
 func (s *sqliteStore) outboxMessages(ctx context.Context, query string, args ...any) ([]OutboxMessage, error) {
-	rows, err := s.db.DB.QueryContext(ctx, query, args...)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []OutboxMessage
-	for rows.Next() {
-		var m OutboxMessage
-		var raw []byte
-		if err := rows.Scan(&m.ID, &raw); err != nil {
-			return nil, err
-		}
-		var msg notify.Message
-		if json.Unmarshal(raw, &msg) == nil {
-			m.Msg = &msg
-		}
-		out = append(out, m)
-	}
-	return out, rows.Err()
+	return sqlQuery(ctx, s.db.DB, scanOutboxMessage, query, args...)
 }
 
 func (s *sqliteStore) MergeGroup(ctx context.Context, into int64, msg notify.Message, ids []int64) error {
@@ -544,66 +428,19 @@ func (s *sqliteStore) SaveProbeHistory(ctx context.Context, rows []serviceRow) e
 }
 
 func (s *sqliteStore) LoadProbeHistory(ctx context.Context, latencyAfter time.Time) ([]serviceRow, error) {
-	rows, err := s.db.DB.QueryContext(ctx, "SELECT name, grp, public, status, since, first, last, message, reason, recent FROM probe_services")
+	svcs, err := sqlQuery(ctx, s.db.DB, scanService, "SELECT "+serviceColumns+" FROM probe_services")
 	if err != nil {
 		return nil, err
 	}
-	var out []serviceRow
-	at := map[string]int{}
-	for rows.Next() {
-		var r serviceRow
-		var since, first, last int64
-		if err := rows.Scan(&r.name, &r.group, &r.public, &r.status, &since, &first, &last, &r.message, &r.reason, &r.recent); err != nil {
-			rows.Close()
-			return nil, err
-		}
-		r.since, r.first, r.last = ns(since), ns(first), ns(last)
-		at[r.name] = len(out)
-		out = append(out, r)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
-	rows, err = s.db.DB.QueryContext(ctx, "SELECT name, day, up, degraded, n, worst FROM probe_days ORDER BY name, day")
+	days, err := sqlQuery(ctx, s.db.DB, scanDay, "SELECT name, day, up, degraded, n, worst FROM probe_days ORDER BY name, day")
 	if err != nil {
 		return nil, err
 	}
-	for rows.Next() {
-		var name string
-		var d dayAgg
-		var day int64
-		if err := rows.Scan(&name, &day, &d.up, &d.degraded, &d.n, &d.worst); err != nil {
-			rows.Close()
-			return nil, err
-		}
-		if i, ok := at[name]; ok {
-			d.date = time.Unix(day, 0).UTC()
-			out[i].days = append(out[i].days, d)
-		}
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
-	rows, err = s.db.DB.QueryContext(ctx, "SELECT name, bucket, sum, n FROM probe_latency WHERE bucket > ? ORDER BY name, bucket", latencyAfter.Unix())
+	lat, err := sqlQuery(ctx, s.db.DB, scanLatency, "SELECT name, bucket, sum, n FROM probe_latency WHERE bucket > ? ORDER BY name, bucket", latencyAfter.Unix())
 	if err != nil {
 		return nil, err
 	}
-	defer rows.Close()
-	for rows.Next() {
-		var name string
-		var b latBucket
-		var start int64
-		if err := rows.Scan(&name, &start, &b.sum, &b.n); err != nil {
-			return nil, err
-		}
-		if i, ok := at[name]; ok {
-			b.start = time.Unix(start, 0).UTC()
-			out[i].lat = append(out[i].lat, b)
-		}
-	}
-	return out, rows.Err()
+	return joinHistory(svcs, days, lat), nil
 }
 
 func (s *sqliteStore) PruneProbeHistory(ctx context.Context, day, bucket, last time.Time) error {

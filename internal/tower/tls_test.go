@@ -112,6 +112,7 @@ func servedSerial(t *testing.T, addr string, pool *x509.CertPool) int64 {
 }
 
 func TestTowerServesTLS(t *testing.T) {
+	sqliteOnly(t, "it reloads a configuration file that names no store")
 	dir := t.TempDir()
 	ca := newTestCA(t)
 	certFile, keyFile := filepath.Join(dir, "fullchain.pem"), filepath.Join(dir, "privkey.pem")
@@ -124,7 +125,7 @@ func TestTowerServesTLS(t *testing.T) {
 		t.Fatal(err)
 	}
 	logs := &syncBuffer{}
-	tw, err := New(cfg, Options{Log: slog.New(slog.NewTextHandler(logs, nil))})
+	tw, err := newTestTower(t, cfg, Options{Log: slog.New(slog.NewTextHandler(logs, nil))})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -89,7 +89,7 @@ func openTower(t *testing.T, c *clock, config string) *Tower {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tw, err := New(cfg, Options{Now: c.Now})
+	tw, err := newTestTower(t, cfg, Options{Now: c.Now})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -122,7 +122,7 @@ func post(t *testing.T, h http.Handler, token string, body []byte) (*httptest.Re
 func count(t *testing.T, tw *Tower, q string, args ...any) int {
 	t.Helper()
 	var n int
-	if err := sqlDB(tw).QueryRow(q, args...).Scan(&n); err != nil {
+	if err := dbOf(tw).QueryRow(q, args...).Scan(&n); err != nil {
 		t.Fatal(err)
 	}
 	return n
@@ -309,7 +309,7 @@ func TestFindingAlertAndRetry(t *testing.T) {
 		t.Errorf("message does not start at the finding's own start time: %s", d)
 	}
 	var attempts int
-	_ = sqlDB(tw).QueryRow("SELECT attempts FROM outbox").Scan(&attempts)
+	_ = dbOf(tw).QueryRow("SELECT attempts FROM outbox").Scan(&attempts)
 	if attempts != 4 {
 		t.Errorf("outbox attempts %d, want 4", attempts)
 	}
@@ -423,6 +423,7 @@ func TestLastWords(t *testing.T) {
 }
 
 func TestReloadKeepsOldConfigOnError(t *testing.T) {
+	sqliteOnly(t, "it reloads a configuration file that names no store")
 	c := &clock{now: time.Now()}
 	tw := newTower(t, c, "")
 	old := tw.cfg.Load()

@@ -22,6 +22,7 @@ import (
 // batch is still stored whole, acknowledged to its last record, and a
 // finding in its last part reaches the tower's view.
 func TestIngestBigBatchTakesTurns(t *testing.T) {
+	sqliteOnly(t, "it holds SQLite's single writer and watches the order with a trigger")
 	c := &clock{now: time.Date(2026, 11, 25, 3, 0, 0, 0, time.UTC)}
 	tw := newTower(t, c, "")
 	srv := httptest.NewServer(tw.Handler())

@@ -460,7 +460,7 @@ func TestResolutionsAreWordedAsResolutions(t *testing.T) {
 				t.Errorf("postmortem does not word the resolution as one:\n%s", md)
 			}
 			// A resolution recorded by an earlier version reads the same.
-			if _, err := sqlDB(p.tw).Exec("INSERT INTO alert_events(time, key, host, incident, event, text) VALUES(?,?,?,?,?,?)",
+			if err := dbOf(p.tw).Exec("INSERT INTO alert_events(time, key, host, incident, event, text) VALUES(?,?,?,?,?,?)",
 				p.t0.Add(40*time.Second).UnixNano(), "heartbeat/pve1", "pve1", in.ID, "resolve", "RESOLVED: Host pve1 is silent after 8s"); err != nil {
 				t.Fatal(err)
 			}
