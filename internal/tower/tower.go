@@ -40,7 +40,8 @@ import (
 //     Store.SaveAlerts; engine.go runs it on a tick;
 //   - sending (outbox.go): the dispatcher, which shares only the store,
 //     the clock, the senders and the metrics;
-//   - peers and probes (peers.go, probes.go, services.go, history.go);
+//   - peers, probes and push monitors (peers.go, probes.go, services.go,
+//     history.go, push.go);
 //   - HTTP (server.go, api.go, webbackend.go, degraded.go, metrics.go).
 //
 // What they share is the store and memState under mu.
