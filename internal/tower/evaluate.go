@@ -145,9 +145,14 @@ func (t *Tower) Evaluate(ctx context.Context, now time.Time) error {
 		sigs = append(sigs, signal{alert: al, obs: alerting.Observation{Bad: bad, BadSince: since}, rule: rule})
 	}
 	seen := map[string]bool{}
+	clustered := clusterFindings{}
 	for host, fs := range t.findings {
 		for _, f := range fs {
 			if f.Finding.Severity < minSev {
+				continue
+			}
+			if f.Finding.Evidence.Vars["cluster"] != "" {
+				clustered.add(f) // one alert for the cluster (cluster.go)
 				continue
 			}
 			key := "finding/" + host + "/" + f.Finding.Key
@@ -161,6 +166,7 @@ func (t *Tower) Evaluate(ctx context.Context, now time.Time) error {
 			sigs = append(sigs, signal{alert: al, obs: alerting.Observation{Bad: true, BadSince: since}, rule: rule})
 		}
 	}
+	sigs = append(sigs, t.clusterSignals(clustered, seen, rule)...)
 	for key, al := range t.alerts {
 		if al.Kind == "finding" && !seen[key] && (al.State.Status == alerting.Firing || al.State.Status == alerting.Pending) {
 			sigs = append(sigs, signal{alert: al, obs: alerting.Observation{Bad: false}, rule: rule})

@@ -115,6 +115,9 @@ func (t *Tower) message(a *Alert, ev alerting.Event, now time.Time) *notify.Mess
 	if a.Kind == "push" && ev != alerting.Resolve {
 		m.Details = append(m.Details, t.pushMessageDetail(a.Key)...)
 	}
+	if a.Kind == "finding" && strings.HasPrefix(a.Key, "finding/cluster ") {
+		m.Details = append(m.Details, t.clusterDetail(a.Key)...)
+	}
 	if a.Kind == "finding" {
 		if fs := t.findings[a.Host]; fs != nil {
 			for _, f := range fs {

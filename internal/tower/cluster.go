@@ -1,0 +1,94 @@
+package tower
+
+import (
+	"fmt"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/hinomi/hinomi/internal/alerting"
+)
+
+// Findings about a cluster as a whole (they carry Vars["cluster"], as
+// the Proxmox/corosync checks' do) are one alert per cluster and finding
+// key, whatever number of its nodes report them: a cluster that lost
+// quorum pages once, "cluster pvelive: …", with each node's view, not
+// once per node. A key that names a node ("corosync network of pve2")
+// stays that node's.
+
+// clusterFindings gathers a cluster's findings by alert key.
+type clusterFindings map[string][]*Finding
+
+// clusterKey is the alert key of a cluster finding.
+func clusterKey(cluster, findingKey string) string {
+	return "finding/cluster " + cluster + "/" + findingKey
+}
+
+func (c clusterFindings) add(f *Finding) {
+	k := clusterKey(f.Finding.Evidence.Vars["cluster"], f.Finding.Key)
+	c[k] = append(c[k], f)
+}
+
+// clusterSignals is one signal per cluster finding, marked in seen.
+func (t *Tower) clusterSignals(c clusterFindings, seen map[string]bool, rule alerting.Rule) []signal {
+	keys := make([]string, 0, len(c))
+	for k := range c {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var sigs []signal
+	for _, key := range keys {
+		fs := c[key]
+		// The worst view leads; ties go to the first node by name.
+		slices.SortFunc(fs, func(a, b *Finding) int {
+			if a.Finding.Severity != b.Finding.Severity {
+				return int(b.Finding.Severity) - int(a.Finding.Severity)
+			}
+			return strings.Compare(a.Host, b.Host)
+		})
+		lead := fs[0]
+		cluster := "cluster " + lead.Finding.Evidence.Vars["cluster"]
+		var hosts []string
+		since := lead.Opened
+		for _, f := range fs {
+			hosts = append(hosts, f.Host)
+			if f.Opened.Before(since) {
+				since = f.Opened
+			}
+			if f.Finding.Since != nil && f.Finding.Since.Before(since) {
+				since = *f.Finding.Since
+			}
+		}
+		sort.Strings(hosts)
+		seen[key] = true
+		al := t.alertFor(key, cluster, "finding", cluster+": "+lead.Finding.Summary, lead.Finding.Severity.String(), lead.Finding.Runbook)
+		al.Summary = fmt.Sprintf("%s Reported by %s.", lead.Finding.Summary, strings.Join(hosts, ", "))
+		al.Labels["cluster"] = lead.Finding.Evidence.Vars["cluster"]
+		sigs = append(sigs, signal{alert: al, obs: alerting.Observation{Bad: true, BadSince: since}, rule: rule})
+	}
+	return sigs
+}
+
+// clusterDetail is each node's view of a cluster finding, for its
+// notification: the node and its own summary, then its lines.
+func (t *Tower) clusterDetail(key string) []string {
+	var out []string
+	hosts := make([]string, 0, len(t.findings))
+	for h := range t.findings {
+		hosts = append(hosts, h)
+	}
+	sort.Strings(hosts)
+	for _, h := range hosts {
+		for _, f := range t.findings[h] {
+			if f.Finding.Evidence.Vars["cluster"] == "" || clusterKey(f.Finding.Evidence.Vars["cluster"], f.Finding.Key) != key {
+				continue
+			}
+			out = append(out, fmt.Sprintf("%s (since %s): %s", h, f.Opened.UTC().Format(time.DateTime), f.Finding.Summary))
+			for _, l := range f.Finding.Evidence.Lines {
+				out = append(out, "  "+l.Text)
+			}
+		}
+	}
+	return out
+}
