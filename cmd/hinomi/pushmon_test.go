@@ -44,7 +44,7 @@ data_dir: %s
 channels: [{name: ops, type: webhook, url: %s/hook}]
 alerts: {repeat_interval: 1h}
 pushes:
-  - {name: backup, token: %s, every: 24h}
+  - {name: backup, token: %s, every: 24h, group: Jobs, public: true}
   - {name: heartbeat-job, token: %s, every: 10s, grace: 1s}
 `, addr, filepath.Join(dir, "tower"), recv.URL, token, quiet)
 	path := filepath.Join(dir, "tower.yaml")
@@ -89,7 +89,11 @@ pushes:
 	if code := run(t.Context(), []string{"push", base + token, "--", "true"}, &out, &errb); code != 0 {
 		t.Fatalf("a good run: exit %d", code)
 	}
+	// While it failed, the public page said so in plain words.
 	waitFor("resolved", "backup")
+	if page := waitStatusPage(t, addr, map[string]string{"backup": "up"}, 10*time.Second); !strings.Contains(page, "A job that reports in; last report") {
+		t.Errorf("the status page does not show the job as a job:\n%s", page)
+	}
 
 	// The quiet job never reports: after 10 s and 1 s of grace it pages.
 	waitFor("firing", "heartbeat-job was due by")

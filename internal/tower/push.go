@@ -9,6 +9,7 @@ import (
 
 	"github.com/hinomi/hinomi/internal/alerting"
 	"github.com/hinomi/hinomi/internal/push"
+	"github.com/hinomi/hinomi/internal/web"
 )
 
 // The tower's side of push monitors (internal/push): the /push/TOKEN
@@ -104,4 +105,37 @@ func (c *Config) validatePushes(bad func(msg string, path ...any)) {
 		}
 		names[p.Name], tokens[p.Token] = true, true
 	}
+}
+
+// pushServices are the push monitors as the status page shows them: up
+// or down with the plain reason, the last report's time, no chart.
+func (t *Tower) pushServices(now time.Time, publicOnly bool) []web.Service {
+	cfg := t.cfg.Load()
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var out []web.Service
+	for i := range cfg.Pushes {
+		spec := &cfg.Pushes[i]
+		if publicOnly && !spec.Public {
+			continue
+		}
+		var st push.State
+		if s := t.pushes[spec.Name]; s != nil {
+			st = *s
+		}
+		v := push.Judge(spec, st, now, t.watchFrom)
+		sv := web.Service{Name: spec.Name, Group: spec.Group, Kind: "job", Status: "up",
+			Uptime: map[string]float64{"24h": -1, "7d": -1, "30d": -1, "90d": -1}}
+		if st.Last != nil {
+			sv.LastCheck = st.Last.At
+		} else {
+			sv.Status = "unknown"
+			sv.Message = "has not reported yet"
+		}
+		if v.Down {
+			sv.Status, sv.Since, sv.Message = "down", v.Since, v.Reason
+		}
+		out = append(out, sv)
+	}
+	return out
 }

@@ -22,7 +22,7 @@ func (t *Tower) Pages() []web.Page { return t.cfg.Load().Console.Pages }
 type webBackend struct{ t *Tower }
 
 func (b webBackend) Services(_ context.Context, now time.Time, publicOnly bool) ([]web.Service, error) {
-	return b.t.services.list(now, publicOnly), nil
+	return append(b.t.services.list(now, publicOnly), b.t.pushServices(now, publicOnly)...), nil
 }
 
 // Incidents lists recent incidents; the public view keeps only those that
@@ -37,12 +37,21 @@ func (b webBackend) Incidents(ctx context.Context, publicOnly bool) ([]web.Incid
 		for name := range b.t.services.publicNames() {
 			public["probe/"+name] = true
 		}
+		for _, p := range b.t.cfg.Load().Pushes {
+			if p.Public {
+				public["push/"+p.Name] = true
+			}
+		}
 	}
 	var out []web.Incident
 	for _, in := range list {
 		v := web.Incident{ID: in.ID, Title: in.Title, Severity: in.Severity, Opened: in.ImpactStart(), Closed: in.Closed}
 		for _, k := range in.Alerts {
-			if name, ok := strings.CutPrefix(k, "probe/"); ok && (!publicOnly || public[k]) {
+			name, ok := strings.CutPrefix(k, "probe/")
+			if !ok {
+				name, ok = strings.CutPrefix(k, "push/")
+			}
+			if ok && (!publicOnly || public[k]) {
 				v.Services = append(v.Services, name)
 			}
 		}
@@ -186,7 +195,7 @@ func (b webBackend) publicUpdates(ctx context.Context, id int64, public map[stri
 			continue
 		}
 		when := e.At
-		name := strings.TrimPrefix(key, "probe/")
+		name := strings.TrimPrefix(strings.TrimPrefix(key, "probe/"), "push/")
 		switch alerting.Event(ev) {
 		case alerting.Fire:
 			down[name] = when

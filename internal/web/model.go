@@ -29,11 +29,14 @@ type Backend interface {
 // Service is one probed service on the status page.
 type Service struct {
 	Name, Group string
-	Status      string // up, degraded, down, unknown
-	Since       time.Time
-	LastCheck   time.Time
-	Message     string // why it is not up, written for people
-	Uptime      map[string]float64
+	// Kind is "" for a probed service, "job" for a push monitor (a job
+	// that reports in: no uptime bars, no response times).
+	Kind      string
+	Status    string // up, degraded, down, unknown
+	Since     time.Time
+	LastCheck time.Time
+	Message   string // why it is not up, written for people
+	Uptime    map[string]float64
 	// Watched is the first result, set only when it is less than 90 days
 	// old: the longer spans then cover only what came since.
 	Watched time.Time
