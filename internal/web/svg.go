@@ -85,7 +85,8 @@ func latencySVG(pts []Point) template.HTML {
 		return left + at.Sub(t0).Seconds()/span*pw
 	}
 	y := func(ms float64) float64 { return top + ph - ms/top10*ph }
-	f := func(b []byte, v float64) []byte { return strconv.AppendFloat(b, v, 'f', 1, 64) }
+	// Whole pixels: the chart is 360 wide, and the page may carry 500.
+	f := func(b []byte, v float64) []byte { return strconv.AppendFloat(b, math.Round(v), 'f', 0, 64) }
 
 	b := make([]byte, 0, 800+len(pts)*120)
 	b = append(b, `<figure class="latency"><svg class="spark" viewBox="0 0 360 96" width="360" height="96" role="img" aria-label="response time: last `...)
@@ -133,10 +134,10 @@ func latencySVG(pts []Point) template.HTML {
 		b = f(b, y(p.Ms))
 	}
 	b = append(b, `"/>`...)
-	// Hover: the chart in at most 12 bands, each a tooltip with its
+	// Hover: the chart in at most 6 bands, each a tooltip with its
 	// time range, average and peak (a tooltip per sample would weigh
 	// megabytes on a page of 500 services).
-	bands := min(12, len(pts))
+	bands := min(6, len(pts))
 	for k := range bands {
 		lo, hi := k*len(pts)/bands, (k+1)*len(pts)/bands
 		if hi <= lo {

@@ -32,10 +32,10 @@ func TestLatencyChart(t *testing.T) {
 			t.Errorf("chart lacks %q", want)
 		}
 	}
-	if n := strings.Count(out, `class="band"`); n != 12 {
-		t.Errorf("%d hover bands; want 12", n)
+	if n := strings.Count(out, `class="band"`); n != 6 {
+		t.Errorf("%d hover bands; want 6", n)
 	}
-	if len(out) > 6000 {
+	if len(out) > 3000 {
 		t.Errorf("the chart weighs %d bytes: 500 of them must stay light", len(out))
 	}
 	if empty := string(latencySVG(pts[:1])); !strings.Contains(empty, "no response times yet") {
