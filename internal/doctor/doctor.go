@@ -108,12 +108,6 @@ func Diagnose(ctx context.Context, o Options) (*Diagnosis, error) {
 	// Rate checks take their first sample now; their wait for the second
 	// one then overlaps the process scan.
 	softnet := checks.StartSoftnetSample(src)
-	procs, err := proctable.Scan(ctx, src)
-	if err != nil {
-		return nil, fmt.Errorf("reading processes: %w", err)
-	}
-	d.Processes = len(procs.Procs)
-	notes := proctable.ResolveNames(ctx, src, procs)
 	sigs := o.Signatures
 	if sigs == nil {
 		cat, err := signatures.Builtin()
@@ -127,16 +121,34 @@ func Diagnose(ctx context.Context, o Options) (*Diagnosis, error) {
 		mounts = checks.NewMountProber(o.MountDeadline)
 	}
 	env := &checks.Env{
-		Src: src, Host: d.Host, Procs: procs, Now: d.Taken,
+		Src: src, Host: d.Host, Now: d.Taken,
 		Signatures: sigs, SampleFor: o.SampleFor, Softnet: softnet, Mounts: mounts, Log: o.Log, HogDirs: o.HogDirs,
-		Kernel:       checks.ReadKernelLog(src, procs.Boot, 5000),
 		DockerEvents: o.DockerEvents,
 		Smart:        o.Smart,
 		NoJournal:    o.NoJournal,
 		DiskTrend:    o.DiskTrend,
 		KubeAddrs:    o.KubeAddrs,
+		ProcsReady:   make(chan struct{}),
 	}
-	d.Report = checks.Run(ctx, env, checks.All())
+	// The checks that need no process table start now, so that their
+	// waits (the Docker API, journalctl, smartctl) overlap the scan; the
+	// others start when it is done (checks.Run, Env.ProcsReady).
+	runCtx, stopRun := context.WithCancel(ctx)
+	defer stopRun()
+	ran := make(chan checks.Report, 1)
+	go func() { ran <- checks.Run(runCtx, env, checks.All()) }()
+	procs, err := proctable.Scan(ctx, src)
+	if err != nil {
+		stopRun()
+		<-ran
+		return nil, fmt.Errorf("reading processes: %w", err)
+	}
+	d.Processes = len(procs.Procs)
+	notes := proctable.ResolveNames(ctx, src, procs)
+	env.Procs = procs
+	env.Kernel = checks.ReadKernelLog(src, procs.Boot, 5000)
+	close(env.ProcsReady)
+	d.Report = <-ran
 	d.Blind = append(d.Blind, notes...)
 	d.Blind = append(d.Blind, src.Problems()...)
 	if !src.Live() {
