@@ -212,10 +212,11 @@ agents:
 	}
 
 	// Kill the leader once it is sending.
-	deadline := time.Now().Add(30 * time.Second)
-	for recv.count("load/", "firing") < 100 {
+	// Bounds sized for a machine loaded by the whole test run.
+	deadline := time.Now().Add(120 * time.Second)
+	for recv.count("load/", "firing") < 50 {
 		if time.Now().After(deadline) {
-			t.Fatalf("the towers sent %d of %d notifications in 30 s", recv.count("load/", "firing"), pending)
+			t.Fatalf("the towers sent %d of %d notifications in 120 s", recv.count("load/", "firing"), pending)
 		}
 		<-time.After(20 * time.Millisecond)
 	}
@@ -247,7 +248,7 @@ agents:
 	t.Logf("leader tower-%d killed with %d of %d notifications sent; tower took over after %s (lease %s)", leader, sentBefore, pending, takeover.Round(time.Millisecond), lease)
 	fmt.Printf("takeover after the leader's SIGKILL: %s (lease %s)\n", takeover.Round(time.Millisecond), lease)
 
-	deadline = time.Now().Add(60 * time.Second)
+	deadline = time.Now().Add(180 * time.Second)
 	for recv.count("load/", "firing") < pending || recv.count("heartbeat/", "firing") < silenced {
 		if time.Now().After(deadline) {
 			t.Fatalf("after the takeover: %d of %d notifications and %d of %d silent hosts arrived",

@@ -194,9 +194,16 @@ func (s *pgStore) write(ctx context.Context, fn func(pgx.Tx) error) error {
 	s.writing.Add(1)
 	defer s.writing.Add(-1)
 	err := pgx.BeginFunc(ctx, s.pool, fn)
+	s.noteHealth(err)
+	return err
+}
+
+// noteHealth notes whether a write reached the database.
+func (s *pgStore) noteHealth(err error) {
 	s.healthMu.Lock()
+	defer s.healthMu.Unlock()
 	switch {
-	case err == nil:
+	case err == nil || errors.Is(err, pgx.ErrNoRows):
 		s.failErr, s.failSince = nil, time.Time{}
 	case s.StorageError(err):
 		if s.failErr == nil {
@@ -204,8 +211,6 @@ func (s *pgStore) write(ctx context.Context, fn func(pgx.Tx) error) error {
 		}
 		s.failErr = err
 	}
-	s.healthMu.Unlock()
-	return err
 }
 
 func (s *pgStore) Check(ctx context.Context) error {
@@ -640,31 +645,24 @@ func (s *pgStore) NextDue(ctx context.Context, channel string, now time.Time) (O
 	var raw []byte
 	var fallback string
 	var created int64
-	err := s.write(ctx, func(tx pgx.Tx) error {
-		var held bool
-		if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM tower_lease WHERE id = 1 AND holder = $1 AND token = $2
-			AND expires > clock_timestamp() FOR SHARE)`, f.holder, f.token).Scan(&held); err != nil {
-			return err
-		}
-		if !held {
-			s.fence.CompareAndSwap(f, nil)
-			return pgx.ErrNoRows
-		}
-		// Per alert, in order: a row waits while an earlier one of its
-		// alert is undelivered (retrying), so a RESOLVED never overtakes
-		// its FIRING.
-		err := tx.QueryRow(ctx, `SELECT o.id, o.attempts, o.message, o.fallback, o.fallback_sent, o.group_key, o.created FROM outbox o
-			WHERE o.channel = $1 AND o.state = 'due' AND o.next_attempt <= $2
+	// One statement, so one round trip per message: the lease row is
+	// locked (FOR SHARE) while the row is claimed, so a takeover waits for
+	// the claim and a claim after a takeover finds no lease. Per alert, in
+	// order: a row waits while an earlier one of its alert is undelivered
+	// (retrying), so a RESOLVED never overtakes its FIRING.
+	err := s.pool.QueryRow(ctx, `WITH lease AS MATERIALIZED (
+			SELECT token FROM tower_lease WHERE id = 1 AND holder = $5 AND token = $3 AND expires > clock_timestamp() FOR SHARE),
+		next AS (
+			SELECT o.id FROM outbox o
+			WHERE EXISTS (SELECT 1 FROM lease) AND o.channel = $1 AND o.state = 'due' AND o.next_attempt <= $2
 			AND (o.claim_token IN (0, $3) OR o.claimed_at < `+dbNow+` - $4)
 			AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.channel = o.channel AND p.alert_key = o.alert_key AND p.state = 'due' AND p.id < o.id)
-			ORDER BY o.id LIMIT 1 FOR UPDATE OF o SKIP LOCKED`, channel, now.UnixNano(), f.token, int64(sendTimeout)).
-			Scan(&row.ID, &row.Attempts, &raw, &fallback, &row.FallbackSent, &row.Group, &created)
-		if err != nil {
-			return err
-		}
-		_, err = tx.Exec(ctx, "UPDATE outbox SET claim_token = $1, claimed_at = "+dbNow+" WHERE id = $2", f.token, row.ID)
-		return err
-	})
+			ORDER BY o.id LIMIT 1 FOR UPDATE OF o SKIP LOCKED)
+		UPDATE outbox SET claim_token = $3, claimed_at = `+dbNow+` FROM next WHERE outbox.id = next.id
+		RETURNING outbox.id, outbox.attempts, outbox.message, outbox.fallback, outbox.fallback_sent, outbox.group_key, outbox.created`,
+		channel, now.UnixNano(), f.token, int64(sendTimeout), f.holder).
+		Scan(&row.ID, &row.Attempts, &raw, &fallback, &row.FallbackSent, &row.Group, &created)
+	s.noteHealth(err)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return row, false, nil
 	}
