@@ -16,6 +16,8 @@ import (
 // Handler is the tower's HTTP API:
 //
 //	POST /api/v1/ingest     agents' batches (agent token)
+//	POST /api/v1/logs/ingest agents' log lines (agent token; logs.go)
+//	GET  /api/v1/logs       search the log store (logsearch.go)
 //	GET  /api/v1/hosts      hosts and when each last reported
 //	GET  /api/v1/findings   open findings (?host=)
 //	GET  /api/v1/alerts     alerts (?key=, ?status=)
@@ -34,6 +36,8 @@ import (
 func (t *Tower) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc(wire.Path, t.handleIngest)
+	mux.HandleFunc(wire.LinesPath, t.handleLogIngest)
+	mux.HandleFunc("GET /api/v1/logs", t.read(t.handleLogSearch))
 	mux.HandleFunc("GET /api/v1/hosts", t.read(t.handleHosts))
 	mux.HandleFunc("GET /api/v1/findings", t.read(t.handleFindings))
 	mux.HandleFunc("GET /api/v1/alerts", t.read(t.handleAlerts))

@@ -67,6 +67,10 @@ type Config struct {
 	// Lease is how long the leader's lease on a shared store lasts: a
 	// dead leader is replaced within about twice that.
 	Lease Duration `yaml:"lease"`
+	// Logs is the central log store; Syslog the receiver for devices
+	// without an agent (logsconfig.go).
+	Logs   LogsConfig   `yaml:"logs"`
+	Syslog SyslogConfig `yaml:"syslog"`
 
 	path string
 	// cert is the TLS pair read from TLS.CertFile and TLS.KeyFile at load.
@@ -224,6 +228,7 @@ var yamlPlaces = map[string]string{
 	"tower.RetentionConfig": "under retention", "tower.PeerConfig": "in a peer", "tower.RouteConfig": "in a route",
 	"tower.MaintenanceConfig": "in a maintenance window", "tower.DependencyConfig": "in a dependency",
 	"tower.MetricsConfig": "under metrics", "tower.TLSConfig": "under tls",
+	"tower.LogsConfig": "under logs", "tower.SyslogConfig": "under syslog",
 }
 
 // plainYAMLError rewrites the YAML decoder's type errors in the config's
@@ -555,6 +560,7 @@ func (c *Config) validate(root *yaml.Node) error {
 		bad("at least 24h (the status page's default is 2160h, 90 days)", "retention", "history")
 	}
 	c.checkDurations(bad)
+	c.checkLogs(bad)
 	return errors.Join(errs...)
 }
 

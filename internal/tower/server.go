@@ -135,6 +135,9 @@ func (t *Tower) Run(ctx context.Context) error {
 	if cerr := t.store.Close(); err == nil {
 		err = cerr
 	}
+	if cerr := t.closeLogs(); err == nil {
+		err = cerr
+	}
 	if errors.Is(err, http.ErrServerClosed) {
 		err = nil
 	}

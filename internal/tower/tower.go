@@ -98,6 +98,10 @@ type Tower struct {
 	cert          atomic.Pointer[tls.Certificate]
 	httpSrv       *http.Server
 	dispatchW     sync.WaitGroup // sends of the degraded page (degraded.go)
+	// logs is the central log store and its ingest (logs.go), recent the
+	// latest lines for follows (logsearch.go).
+	logs   *logIngest
+	recent *recentLines
 }
 
 // memState is the tower's working state in memory: what ingest, probes
@@ -237,6 +241,7 @@ func New(cfg *Config, o Options) (*Tower, error) {
 	base := time.Now()
 	t.mono = func() time.Duration { return time.Since(base) }
 	t.metrics = newMetrics(t.Registry, t.publicMetrics, t)
+	t.logs, t.recent = newLogIngest(t.Registry), newRecentLines()
 	// The dispatcher reads the tower's clock through t.now, which a test may set after New.
 	t.lead = newLeadership(st, cfg.Name)
 	if t.lead.shared == nil {

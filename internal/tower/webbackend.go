@@ -214,7 +214,7 @@ func (b webBackend) publicUpdates(ctx context.Context, id int64, public map[stri
 }
 
 // Degraded says why the tower is degraded, for the status page's banner.
-func (b webBackend) Degraded() (string, time.Time) { return b.t.degradedReason() }
+func (b webBackend) Degraded() (string, time.Time) { return b.t.bannerReason() }
 
 // Channels lists the configured notification channels for the console.
 func (b webBackend) Channels() []web.Channel {
