@@ -29,7 +29,7 @@ type LogShip struct {
 	Off bool
 	// Priority: lines with a known priority (journal, kernel) are shipped
 	// when at least this severe, 0 (emerg) .. 7 (debug); 0 means the
-	// default, DefaultShipPriority.
+	// default, DefaultShipPriority, and -1 ships emerg lines only.
 	Priority int
 	// Units, when set, ships only lines of these units: systemd units
 	// (with or without ".service"), container names, "kernel", or a
@@ -82,8 +82,11 @@ type shipper struct {
 }
 
 func newShipper(cfg LogShip) *shipper {
-	if cfg.Priority == 0 {
+	switch cfg.Priority {
+	case 0:
 		cfg.Priority = DefaultShipPriority
+	case -1:
+		cfg.Priority = 0
 	}
 	if cfg.SpoolBytes <= 0 {
 		cfg.SpoolBytes = DefaultLogSpoolBytes
