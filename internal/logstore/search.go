@@ -1,0 +1,240 @@
+package logstore
+
+import (
+	"container/heap"
+	"context"
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+)
+
+// Search calls fn for each matching entry in time order (Newest: reverse)
+// until fn returns false or Limit entries.
+//
+// Blocks are sorted by their first time (Newest: their last) and opened
+// lazily: before an entry of time t is passed on, every block that may hold
+// an earlier one has been read, so blocks whose times overlap (lines that
+// arrived late) still come out in order.
+func (s *Embedded) Search(ctx context.Context, q Query, fn func(Entry) bool) error {
+	m, err := compile(q)
+	if err != nil {
+		return err
+	}
+	limit := q.Limit
+	if limit <= 0 {
+		limit = DefaultLimit
+	}
+
+	s.mu.RLock()
+	if s.closed {
+		s.mu.RUnlock()
+		return errors.New("logstore: the store is closed")
+	}
+	all := s.blocks
+	head := s.head[:len(s.head):len(s.head)]
+	headOrder := s.order
+	s.mu.RUnlock()
+
+	var cands []*blockMeta
+	for i := range all {
+		if m.blockMayMatch(&all[i]) {
+			cands = append(cands, &all[i])
+		}
+	}
+	if q.Newest {
+		sort.Slice(cands, func(i, j int) bool {
+			if cands[i].maxT != cands[j].maxT {
+				return cands[i].maxT > cands[j].maxT
+			}
+			return cands[i].order > cands[j].order
+		})
+	} else {
+		sort.Slice(cands, func(i, j int) bool {
+			if cands[i].minT != cands[j].minT {
+				return cands[i].minT < cands[j].minT
+			}
+			return cands[i].order < cands[j].order
+		})
+	}
+
+	r := &blockReader{s: s, m: m, files: map[uint64]*os.File{}}
+	defer r.close()
+	h := &runHeap{newest: q.Newest}
+	if run := r.headRun(head, headOrder, q.Newest); len(run.entries) > 0 {
+		heap.Push(h, run)
+	}
+	// bound is the time a block must reach to be opened before the top.
+	bound := func(b *blockMeta) int64 {
+		if q.Newest {
+			return b.maxT
+		}
+		return b.minT
+	}
+	before := func(a, b int64) bool { // a comes no later than b
+		if q.Newest {
+			return a >= b
+		}
+		return a <= b
+	}
+	next, sent := 0, 0
+	for sent < limit {
+		for next < len(cands) && (h.Len() == 0 || before(bound(cands[next]), h.top().entries[h.top().pos].Time.UnixNano())) {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			run, err := r.blockRun(cands[next], q.Newest)
+			if err != nil {
+				return err
+			}
+			if len(run.entries) > 0 {
+				heap.Push(h, run)
+			}
+			next++
+		}
+		if h.Len() == 0 {
+			return nil
+		}
+		top := h.top()
+		e := top.entries[top.pos]
+		top.pos++
+		if top.pos == len(top.entries) {
+			heap.Pop(h)
+		} else {
+			heap.Fix(h, 0)
+		}
+		sent++
+		if !fn(e) {
+			return nil
+		}
+	}
+	return nil
+}
+
+// blockReader reads candidate blocks for one search.
+type blockReader struct {
+	s     *Embedded
+	m     *matcher
+	files map[uint64]*os.File
+	raw   []byte
+	lower []byte
+}
+
+func (r *blockReader) close() {
+	for _, f := range r.files {
+		if f != nil {
+			f.Close()
+		}
+	}
+}
+
+func (r *blockReader) file(seq uint64) (*os.File, error) {
+	if f, ok := r.files[seq]; ok {
+		return f, nil
+	}
+	f, err := os.Open(filepath.Join(r.s.dir, segmentName(seq)))
+	if errors.Is(err, fs.ErrNotExist) {
+		f, err = nil, nil // dropped by retention since the search began
+	}
+	r.files[seq] = f
+	return f, err
+}
+
+// blockRun returns the matching entries of a block, in the search's order.
+func (r *blockReader) blockRun(b *blockMeta, newest bool) (*run, error) {
+	f, err := r.file(b.seg)
+	if err != nil || f == nil {
+		return &run{}, err
+	}
+	if len(r.m.tokens) > 0 {
+		bl, err := readBloomAt(f, b)
+		if err != nil {
+			r.s.log.Error("log store: a damaged block is left out of a search", "segment", f.Name(), "offset", b.off, "err", err)
+			return &run{}, nil
+		}
+		for _, h := range r.m.tokens {
+			if !bl.has(h) {
+				return &run{}, nil
+			}
+		}
+	}
+	data, err := readBlockData(f, b)
+	if err == nil {
+		r.raw, err = decodeBlock(r.s.dec, data, r.raw, b)
+	}
+	if err != nil {
+		r.s.log.Error("log store: a damaged block is left out of a search", "segment", f.Name(), "offset", b.off, "err", err)
+		return &run{}, nil
+	}
+	out := &run{order: b.order}
+	var ok bool
+	err = scanEntries(r.raw, func(e *rawEntry) {
+		if ok, r.lower = r.m.match(e, r.lower); ok {
+			out.entries = append(out.entries, e.entry())
+		}
+	})
+	if err != nil {
+		r.s.log.Error("log store: a damaged block is left out of a search", "segment", f.Name(), "offset", b.off, "err", err)
+		return &run{}, nil
+	}
+	if newest {
+		reverse(out.entries)
+	}
+	return out, nil
+}
+
+// headRun returns the matching entries not yet in a block, sorted.
+func (r *blockReader) headRun(head []Entry, order int, newest bool) *run {
+	out := &run{order: order}
+	var raw rawEntry
+	var ok bool
+	for i := range head {
+		e := &head[i]
+		raw = rawEntry{t: e.Time.UnixNano(), host: []byte(e.Host), unit: []byte(e.Unit), source: []byte(e.Source), priority: e.Priority, line: []byte(e.Line)}
+		if ok, r.lower = r.m.match(&raw, r.lower); ok {
+			out.entries = append(out.entries, *e)
+		}
+	}
+	sort.SliceStable(out.entries, func(i, j int) bool { return out.entries[i].Time.Before(out.entries[j].Time) })
+	if newest {
+		reverse(out.entries)
+	}
+	return out
+}
+
+func reverse(es []Entry) {
+	for i, j := 0, len(es)-1; i < j; i, j = i+1, j-1 {
+		es[i], es[j] = es[j], es[i]
+	}
+}
+
+// run is the matching entries of one block, in order, and the next to send.
+type run struct {
+	entries []Entry
+	pos     int
+	order   int
+}
+
+type runHeap struct {
+	runs   []*run
+	newest bool
+}
+
+func (h *runHeap) Len() int { return len(h.runs) }
+func (h *runHeap) Less(i, j int) bool {
+	a, b := h.runs[i], h.runs[j]
+	ta, tb := a.entries[a.pos].Time, b.entries[b.pos].Time
+	if !ta.Equal(tb) {
+		return ta.Before(tb) != h.newest
+	}
+	return (a.order < b.order) != h.newest
+}
+func (h *runHeap) Swap(i, j int) { h.runs[i], h.runs[j] = h.runs[j], h.runs[i] }
+func (h *runHeap) Push(x any)    { h.runs = append(h.runs, x.(*run)) }
+func (h *runHeap) Pop() any {
+	x := h.runs[len(h.runs)-1]
+	h.runs = h.runs[:len(h.runs)-1]
+	return x
+}
+func (h *runHeap) top() *run { return h.runs[0] }
