@@ -102,6 +102,8 @@ type Tower struct {
 	// latest lines for follows (logsearch.go).
 	logs   *logIngest
 	recent *recentLines
+	// syslog is the syslog receiver (syslog.go), nil until it listens.
+	syslog *syslogRx
 }
 
 // memState is the tower's working state in memory: what ingest, probes
