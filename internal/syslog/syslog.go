@@ -97,6 +97,11 @@ func (p *Parser) Parse(b []byte, sender netip.Addr, now time.Time) Message {
 	}
 	if base.Timestamp != nil && !base.Timestamp.IsZero() {
 		msg.Time = *base.Timestamp
+		// A BSD timestamp has no year: "Dec 31" read on January 1st is
+		// last year's.
+		if msg.Format == "rfc3164" && msg.Time.After(now.Add(48*time.Hour)) {
+			msg.Time = msg.Time.AddDate(-1, 0, 0)
+		}
 	}
 	if base.Hostname != nil && *base.Hostname != "" && *base.Hostname != "-" {
 		msg.Host = clean([]byte(*base.Hostname))
@@ -105,9 +110,10 @@ func (p *Parser) Parse(b []byte, sender netip.Addr, now time.Time) Message {
 	if base.Message != nil {
 		msg.Text = clean([]byte(*base.Message))
 	}
-	if msg.Text == "" && msg.Format == "rfc3164" && err != nil {
+	if msg.Text == "" {
 		// Best effort stopped before the message: keep all of it.
-		msg.Text = clean(b)
+		_, rest, _ := leadingPRI(b)
+		msg.Text = clean(rest)
 	}
 	return msg
 }
@@ -198,7 +204,8 @@ func Frames(r io.Reader, max int, fn func(msg []byte, cut int64) error) error {
 					buf = append(buf[:0], strconv.FormatInt(n, 10)...)
 					buf = append(buf, d)
 					if d == '\n' {
-						if err := fn(buf[:len(buf)-1], 0); err != nil {
+						line := buf[:len(buf)-1]
+						if err := fn(line[:min(len(line), max)], int64(len(line)-min(len(line), max))); err != nil {
 							return err
 						}
 						buf = buf[:0]
@@ -243,6 +250,9 @@ func Frames(r io.Reader, max int, fn func(msg []byte, cut int64) error) error {
 // holds its start) and hands it to fn.
 func readLine(br *bufio.Reader, buf *[]byte, max int, fn func([]byte, int64) error) error {
 	var cut int64
+	if len(*buf) > max {
+		cut, *buf = int64(len(*buf)-max), (*buf)[:max]
+	}
 	for {
 		frag, err := br.ReadSlice('\n')
 		if len(frag) > 0 && frag[len(frag)-1] == '\n' {
