@@ -349,8 +349,8 @@ func (c *Config) validate(root *yaml.Node) error {
 	if c.Grace < Duration(time.Second) {
 		bad("must be at least 1s", "grace")
 	}
-	if len(c.Agents) == 0 && len(c.Probes) == 0 && len(c.Pushes) == 0 {
-		bad("list at least one agent (name and token), probe or push monitor: a tower with none watches nothing", "agents")
+	if len(c.Agents) == 0 && len(c.Probes) == 0 && len(c.Pushes) == 0 && len(c.Syslog.UDP)+len(c.Syslog.TCP)+len(c.Syslog.TLS) == 0 {
+		bad("list at least one agent (name and token), probe, push monitor or syslog listener: a tower with none watches nothing", "agents")
 	}
 	c.validatePushes(bad)
 	names := map[string]bool{}
