@@ -1,0 +1,325 @@
+package tower
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+	"unicode/utf8"
+
+	"github.com/hinomi/hinomi/internal/logstore"
+	"github.com/hinomi/hinomi/internal/testload"
+	"github.com/hinomi/hinomi/internal/wire"
+)
+
+// linesBatch is an agent's log spool batch: records from..to, each of
+// perRecord lines "word REC.I".
+func linesBatch(agent, spool, word string, from, to uint64, perRecord int, at time.Time) []byte {
+	env := wire.Envelope{Agent: agent, Spool: spool, Sent: at}
+	for seq := from; seq <= to; seq++ {
+		var ls wire.Lines
+		for i := range perRecord {
+			ls.Lines = append(ls.Lines, wire.Line{Time: at.Add(time.Duration(seq)*time.Second + time.Duration(i)*time.Millisecond),
+				Source: "file:/var/log/app.log", Unit: "app.log", Priority: -1, Text: fmt.Sprintf("%s %d.%d", word, seq, i)})
+		}
+		data, _ := json.Marshal(ls)
+		env.Records = append(env.Records, wire.Record{Seq: seq, Kind: wire.KindLines, Time: at, Data: data})
+	}
+	b, _ := json.Marshal(env)
+	return b
+}
+
+func postLines(t *testing.T, h http.Handler, token string, body []byte) (*httptest.ResponseRecorder, wire.Reply) {
+	t.Helper()
+	req := httptest.NewRequest(http.MethodPost, wire.LinesPath, bytes.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+token)
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	var reply wire.Reply
+	_ = json.Unmarshal(rec.Body.Bytes(), &reply)
+	return rec, reply
+}
+
+// search runs a query through the tower's API handler.
+func search(t *testing.T, h http.Handler, v url.Values) []LogLine {
+	t.Helper()
+	req := httptest.NewRequest(http.MethodGet, "/api/v1/logs?"+v.Encode(), nil)
+	req.Header.Set("Authorization", "Bearer "+apiToken)
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	if rec.Code != http.StatusOK {
+		t.Fatalf("search %v: %d %s", v, rec.Code, rec.Body)
+	}
+	var out []LogLine
+	dec := json.NewDecoder(rec.Body)
+	for {
+		var l LogLine
+		if err := dec.Decode(&l); err == io.EOF {
+			return out
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, l)
+	}
+}
+
+func lineCounts(lines []LogLine) map[string]int {
+	m := map[string]int{}
+	for _, l := range lines {
+		m[l.Line]++
+	}
+	return m
+}
+
+// TestLogIngestResendAfterCrash: a batch the log store took but whose
+// acknowledgement never reached the agent (the tower was killed between
+// the two) is sent again to the restarted tower, together with newer
+// records: nothing is stored twice, nothing is missing.
+func TestLogIngestResendAfterCrash(t *testing.T) {
+	sqliteOnly(t, "one tower's own log store")
+	dir := t.TempDir()
+	config := "data_dir: " + dir + "\napi_token: " + apiToken + "\nagents:\n  - {name: pve1, token: " + tokenA + "}\n"
+	at := time.Date(2026, 12, 2, 3, 0, 0, 0, time.UTC)
+	c := &clock{now: at.Add(time.Hour)}
+	tw := openTower(t, c, config)
+	h := tw.Handler()
+	if rec, reply := postLines(t, h, tokenA, linesBatch("pve1", "sp1", "wombat", 1, 3, 50, at)); rec.Code != 200 || reply.Acked != 3 {
+		t.Fatalf("first batch: %d %s", rec.Code, rec.Body)
+	}
+	// An ordinary resend (the reply was lost): acknowledged, not stored again.
+	if rec, reply := postLines(t, h, tokenA, linesBatch("pve1", "sp1", "wombat", 1, 3, 50, at)); rec.Code != 200 || reply.Acked != 3 {
+		t.Fatalf("resend: %d %s", rec.Code, rec.Body)
+	}
+	if err := tw.closeLogs(); err != nil {
+		t.Fatal(err)
+	}
+	// The restarted tower knows nothing of what it acknowledged.
+	tw2 := openTower(t, c, config)
+	t.Cleanup(func() { _ = tw2.closeLogs() })
+	h2 := tw2.Handler()
+	if rec, reply := postLines(t, h2, tokenA, linesBatch("pve1", "sp1", "wombat", 2, 5, 50, at)); rec.Code != 200 || reply.Acked != 5 {
+		t.Fatalf("resend after the restart: %d %s", rec.Code, rec.Body)
+	}
+	got := lineCounts(search(t, h2, url.Values{"q": {"wombat"}, "limit": {"100000"}}))
+	for seq := 1; seq <= 5; seq++ {
+		for i := range 50 {
+			if n := got[fmt.Sprintf("wombat %d.%d", seq, i)]; n != 1 {
+				t.Fatalf("wombat %d.%d stored %d times; want once", seq, i, n)
+			}
+		}
+	}
+	if len(got) != 250 {
+		t.Errorf("%d distinct lines; want 250", len(got))
+	}
+	// Another spool of the same agent (a reinstall) starts over at 1.
+	if rec, reply := postLines(t, h2, tokenA, linesBatch("pve1", "sp2", "numbat", 1, 1, 5, at)); rec.Code != 200 || reply.Acked != 1 {
+		t.Fatalf("a new spool: %d %s", rec.Code, rec.Body)
+	}
+	if n := len(search(t, h2, url.Values{"q": {"numbat"}})); n != 5 {
+		t.Errorf("the new spool's batch: %d lines stored; want 5", n)
+	}
+}
+
+// TestLogIngestBounds: an agent past its rate has the rest counted in a
+// stored line; a long line is cut with a marker; invalid UTF-8 is made
+// valid; a batch of another kind, or of another agent, is refused.
+func TestLogIngestBounds(t *testing.T) {
+	sqliteOnly(t, "one tower's own log store")
+	c := &clock{now: time.Date(2026, 12, 2, 3, 0, 0, 0, time.UTC)}
+	tw := openTower(t, c, "data_dir: "+t.TempDir()+"\napi_token: "+apiToken+
+		"\nagents:\n  - {name: pve1, token: "+tokenA+"}\n  - {name: pve2, token: "+tokenB+"}\nlogs: {rate_limit: 10, burst: 100}\n")
+	t.Cleanup(func() { _ = tw.closeLogs() })
+	h := tw.Handler()
+	if rec, _ := postLines(t, h, tokenA, linesBatch("pve1", "sp", "flood", 1, 3, 100, c.Now())); rec.Code != 200 {
+		t.Fatalf("flood: %d %s", rec.Code, rec.Body)
+	}
+	stored := len(search(t, h, url.Values{"q": {"flood"}, "host": {"pve1"}, "limit": {"1000"}}))
+	dropped := 0
+	for _, l := range search(t, h, url.Values{"q": {"dropped"}, "host": {"pve1"}}) {
+		n, _ := strconv.Atoi(l.Fields["dropped"])
+		dropped += n
+		if !strings.Contains(l.Line, "limit of 10 lines a second") {
+			t.Errorf("dropped line %q", l.Line)
+		}
+	}
+	if stored != 100 || dropped != 200 {
+		t.Errorf("%d stored, %d counted as dropped; want the burst of 100 stored and 200 counted", stored, dropped)
+	}
+
+	c.Set(c.Now().Add(time.Minute)) // the bucket is full again
+	long := strings.Repeat("ä", logstore.MaxLine)
+	env := wire.Envelope{Agent: "pve2", Spool: "s", Sent: c.Now()}
+	data, _ := json.Marshal(wire.Lines{Lines: []wire.Line{
+		{Time: c.Now(), Source: "journal", Unit: "x.service", Priority: 42, Text: "longline " + long},
+		{Time: c.Now(), Source: "journal", Unit: "x.service", Priority: 3, Text: "badutf8 \xff\xfe end"},
+	}})
+	env.Records = []wire.Record{{Seq: 1, Kind: wire.KindLines, Time: c.Now(), Data: data}}
+	body, _ := json.Marshal(env)
+	if rec, _ := postLines(t, h, tokenB, body); rec.Code != 200 {
+		t.Fatalf("%d %s", rec.Code, rec.Body)
+	}
+	got := search(t, h, url.Values{"host": {"pve2"}})
+	if len(got) != 2 {
+		t.Fatalf("%d lines; want 2", len(got))
+	}
+	for _, l := range got {
+		switch {
+		case strings.HasPrefix(l.Line, "longline"):
+			if len(l.Line) > logstore.MaxLine || !strings.HasSuffix(l.Line, "[cut]") || l.Priority != -1 {
+				t.Errorf("long line: %d bytes, priority %d, ends %q; want at most %d, cut, priority unknown", len(l.Line), l.Priority, l.Line[len(l.Line)-10:], logstore.MaxLine)
+			}
+		case strings.HasPrefix(l.Line, "badutf8"):
+			if !utf8.ValidString(l.Line) || !strings.HasSuffix(l.Line, "\uFFFD end") || l.Priority != 3 {
+				t.Errorf("invalid UTF-8 line %q priority %d", l.Line, l.Priority)
+			}
+		}
+	}
+
+	for _, c := range []struct {
+		token string
+		body  []byte
+		code  int
+	}{
+		{tokenA, batch("pve1", "s", 1), http.StatusBadRequest},                            // a status record
+		{tokenA, linesBatch("pve2", "s", "x", 1, 1, 1, time.Now()), http.StatusForbidden}, // another agent's name
+		{"nope-nope-nope-nope", linesBatch("pve1", "s", "x", 1, 1, 1, time.Now()), http.StatusUnauthorized},
+	} {
+		if rec, _ := postLines(t, h, c.token, c.body); rec.Code != c.code {
+			t.Errorf("got %d %s; want %d", rec.Code, rec.Body, c.code)
+		}
+	}
+}
+
+// TestLogStoreDiskFull: with the log store's disk full, ingest refuses
+// the lines with a clear error (the agent keeps them), /metrics and the
+// status banner say so; once there is room the resend is stored once.
+func TestLogStoreDiskFull(t *testing.T) {
+	sqliteOnly(t, "one tower's own log store")
+	dir := t.TempDir()
+	small := testload.MountTmpfs(t, "4m")
+	if err := os.Symlink(small, filepath.Join(dir, "logs")); err != nil {
+		t.Fatal(err)
+	}
+	c := &clock{now: time.Date(2026, 12, 2, 3, 0, 0, 0, time.UTC)}
+	tw := openTower(t, c, "data_dir: "+dir+"\napi_token: "+apiToken+"\nagents:\n  - {name: pve1, token: "+tokenA+"}\n")
+	t.Cleanup(func() { _ = tw.closeLogs() })
+	h := tw.Handler()
+	if rec, _ := postLines(t, h, tokenA, linesBatch("pve1", "sp", "before", 1, 1, 10, c.Now())); rec.Code != 200 {
+		t.Fatalf("%d %s", rec.Code, rec.Body)
+	}
+	free := testload.FillDisk(t, small)
+	body := linesBatch("pve1", "sp", "during", 2, 3, 200, c.Now())
+	rec, reply := postLines(t, h, tokenA, body)
+	if rec.Code != http.StatusServiceUnavailable || !strings.Contains(reply.Error, "disk is full") || rec.Header().Get("Retry-After") == "" {
+		t.Fatalf("with the disk full: %d %q; want 503 saying the disk is full, with Retry-After", rec.Code, reply.Error)
+	}
+	if why, _ := tw.bannerReason(); !strings.Contains(why, "cannot store log lines: its disk is full") {
+		t.Errorf("banner %q", why)
+	}
+	if m := metricsText(t, h); !strings.Contains(m, "hinomi_tower_log_store_unwritable 1") {
+		t.Errorf("metrics do not say the log store is unwritable:\n%s", grepLines(m, "log_store"))
+	}
+	free()
+	if rec, reply := postLines(t, h, tokenA, body); rec.Code != 200 || reply.Acked != 3 {
+		t.Fatalf("after freeing: %d %s", rec.Code, rec.Body)
+	}
+	got := lineCounts(search(t, h, url.Values{"q": {"during"}, "limit": {"10000"}}))
+	if len(got) != 400 {
+		t.Errorf("%d distinct lines after the resend; want 400", len(got))
+	}
+	for l, n := range got {
+		if n != 1 {
+			t.Errorf("%q stored %d times", l, n)
+		}
+	}
+	if why, _ := tw.bannerReason(); why != "" {
+		t.Errorf("banner still %q", why)
+	}
+	if m := metricsText(t, h); !strings.Contains(m, "hinomi_tower_log_store_unwritable 0") {
+		t.Errorf("metrics:\n%s", grepLines(m, "log_store"))
+	}
+}
+
+func metricsText(t *testing.T, h http.Handler) string {
+	t.Helper()
+	req := httptest.NewRequest(http.MethodGet, "/metrics", nil)
+	req.Header.Set("Authorization", "Bearer "+apiToken)
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	return rec.Body.String()
+}
+
+// TestLogSearchAroundAndFollow: around=T&window= is every host's lines
+// in the window before T; a follow from a search's cursor gets each line
+// stored later exactly once.
+func TestLogSearchAroundAndFollow(t *testing.T) {
+	sqliteOnly(t, "one tower's own log store")
+	at := time.Date(2026, 12, 2, 3, 0, 0, 0, time.UTC)
+	c := &clock{now: at.Add(time.Hour)}
+	tw := openTower(t, c, "data_dir: "+t.TempDir()+"\napi_token: "+apiToken+
+		"\nagents:\n  - {name: pve1, token: "+tokenA+"}\n  - {name: pve2, token: "+tokenB+"}\n")
+	t.Cleanup(func() { _ = tw.closeLogs() })
+	h := tw.Handler()
+	// pve1's lines at +1s..+5s, pve2's at +2s..+4s (10 ms apart within).
+	postLines(t, h, tokenA, linesBatch("pve1", "a", "emu", 1, 5, 3, at))
+	postLines(t, h, tokenB, linesBatch("pve2", "b", "kiwi", 2, 4, 3, at))
+	got := search(t, h, url.Values{"around": {at.Add(3 * time.Second).Format(time.RFC3339Nano)}, "window": {"2s"}})
+	hosts := map[string]int{}
+	for _, l := range got {
+		hosts[l.Host]++
+		if l.Time.Before(at.Add(time.Second)) || l.Time.After(at.Add(3*time.Second)) {
+			t.Errorf("line at %s outside the window", l.Time)
+		}
+	}
+	// [+1s, +3s]: pve1's records 1, 2 and the first line of 3; pve2's 2 and the first of 3.
+	if hosts["pve1"] != 7 || hosts["pve2"] != 4 {
+		t.Errorf("lines by host %v; want pve1 7, pve2 4", hosts)
+	}
+
+	req := httptest.NewRequest(http.MethodGet, "/api/v1/logs?q=emu", nil)
+	req.Header.Set("Authorization", "Bearer "+apiToken)
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	cursor := rec.Header().Get(CursorHeader)
+	if cursor == "" {
+		t.Fatal("no cursor")
+	}
+	postLines(t, h, tokenA, linesBatch("pve1", "a", "emu", 6, 8, 3, at))
+	postLines(t, h, tokenB, linesBatch("pve2", "b", "kiwi", 5, 6, 3, at))
+	seen := map[string]int{}
+	for range 3 { // the second and third polls find nothing new
+		req := httptest.NewRequest(http.MethodGet, "/api/v1/logs?q=emu&after="+url.QueryEscape(cursor), nil)
+		req.Header.Set("Authorization", "Bearer "+apiToken)
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		cursor = rec.Header().Get(CursorHeader)
+		if rec.Header().Get(MissedHeader) != "" {
+			t.Errorf("missed %s", rec.Header().Get(MissedHeader))
+		}
+		dec := json.NewDecoder(rec.Body)
+		for dec.More() {
+			var l LogLine
+			if err := dec.Decode(&l); err != nil {
+				t.Fatal(err)
+			}
+			seen[l.Line]++
+		}
+	}
+	if len(seen) != 9 {
+		t.Errorf("the follow got %d lines; want the 9 new emu lines: %v", len(seen), seen)
+	}
+	for l, n := range seen {
+		if n != 1 || !strings.HasPrefix(l, "emu ") {
+			t.Errorf("%q %d times", l, n)
+		}
+	}
+}
