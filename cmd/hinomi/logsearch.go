@@ -104,6 +104,7 @@ func runLogsSearch(ctx context.Context, args []string, stdout, stderr io.Writer)
 	v.Del("around")
 	v.Del("newest")
 	v.Set("limit", "10000")
+	fmt.Fprintln(stderr, "hinomi logs search: following new lines (Ctrl-C to stop)")
 	tick := time.NewTicker(followEvery)
 	defer tick.Stop()
 	for {
