@@ -6,11 +6,13 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -182,4 +184,89 @@ func TestJournalAndKmsgLines(t *testing.T) {
 	if !strings.Contains(kmsgLine([]byte("garbage"), boot).Text, "garbage") {
 		t.Error("a record without a header lost its text")
 	}
+}
+
+// TestAgentWithTowerBeforeLogShipping: a tower that predates log shipping
+// (its API has no log ingest: 404) still gets the findings and heartbeats;
+// the lines wait in the log spool and nothing is refused.
+func TestAgentWithTowerBeforeLogShipping(t *testing.T) {
+	cfg, err := towersrv.ParseConfig([]byte("data_dir: "+t.TempDir()+"\napi_token: "+shipAPIToken+
+		"\nagents: [{name: oldie, token: tok-oldie-0123456789}]\n"), "tower.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tw, err := towersrv.New(cfg, towersrv.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	api := tw.Handler()
+	var refusedOld, linesAsked atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == wire.LinesPath {
+			linesAsked.Add(1)
+			http.NotFound(w, r) // as a tower without log ingest answers
+			return
+		}
+		rec := httptest.NewRecorder()
+		api.ServeHTTP(rec, r)
+		if r.URL.Path == wire.Path && rec.Code != http.StatusOK {
+			refusedOld.Add(1)
+		}
+		for k, v := range rec.Header() {
+			w.Header()[k] = v
+		}
+		w.WriteHeader(rec.Code)
+		_, _ = w.Write(rec.Body.Bytes())
+	}))
+	defer srv.Close()
+	dir := t.TempDir()
+	path := filepath.Join(dir, "app.log")
+	if err := os.WriteFile(path, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	a, err := New(Config{Towers: []string{srv.URL}, Token: "tok-oldie-0123456789", Name: "oldie", StateDir: filepath.Join(dir, "state"),
+		Kmsg: "-", Interval: 200 * time.Millisecond, LogFiles: []string{path}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { _ = a.Run(ctx); close(done) }()
+	defer func() { stop(); <-done }()
+	poll(t, "the file followed", func() bool { return a.filesFollowed.Load() == 1 })
+	if err := os.WriteFile(path, []byte(nfsDown+"\nan ordinary line\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	poll(t, "the tower asked for lines and answered 404", func() bool { return linesAsked.Load() > 0 })
+	poll(t, "the log finding delivered to the old tower", func() bool {
+		return a.towers[0].spool.Stats().Pending == 0 && len(searchHosts(t, srv.URL)) == 1
+	})
+	if n := a.towers[0].lines.Stats().Pending; n == 0 {
+		t.Error("the log spool is empty; want the lines kept for when the tower is upgraded")
+	}
+	if n := refusedOld.Load(); n != 0 {
+		t.Errorf("the old tower refused %d batches", n)
+	}
+}
+
+func searchHosts(t *testing.T, base string) []json.RawMessage {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, base+"/api/v1/findings?host=oldie", nil)
+	req.Header.Set("Authorization", "Bearer "+shipAPIToken)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out struct {
+		Findings []json.RawMessage `json:"findings"`
+	}
+	_ = json.NewDecoder(resp.Body).Decode(&out)
+	var nfs []json.RawMessage
+	for _, f := range out.Findings {
+		if strings.Contains(string(f), "nfs-not-responding") {
+			nfs = append(nfs, f)
+		}
+	}
+	return nfs
 }
