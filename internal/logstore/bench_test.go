@@ -9,11 +9,15 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/cespare/xxhash/v2"
 )
 
 // The benchmarks store realistic lines: the real log excerpts of the
@@ -59,19 +63,34 @@ var benchUnits = []string{"kernel", "systemd", "sshd.service", "dockerd.service"
 	"corosync.service", "pve-cluster.service", "nginx.service", "postgresql.service", "cron.service", "chronyd.service",
 	"zfs-zed.service", "smartd.service", "container:api", "container:worker", "container:redis"}
 
-// lineGen draws lines from the templates.
+// lineGen draws lines from the templates, some far more often than others
+// (a Zipf distribution, as in real logs, where a few messages make most of
+// the volume and most messages are rare).
 type lineGen struct {
 	rng       *rand.Rand
+	zipf      *rand.Zipf
 	templates []string
 	buf       []byte
 }
 
 func newLineGen(templates []string, seed uint64) *lineGen {
-	return &lineGen{rng: rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)), templates: templates}
+	rng := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
+	t := slices.Clone(templates)
+	rand.New(rand.NewPCG(1, 1)).Shuffle(len(t), func(i, j int) { t[i], t[j] = t[j], t[i] })
+	return &lineGen{rng: rng, zipf: rand.NewZipf(rng, 1.1, 4, uint64(len(t)-1)), templates: t}
 }
 
 func (g *lineGen) next(t time.Time) Entry {
-	tpl := g.templates[g.rng.IntN(len(g.templates))]
+	// Rare messages come in bursts, as incidents do: template k (0 the most
+	// frequent) speaks only in one hour out of 1+k/50.
+	k := g.zipf.Uint64()
+	for range 8 {
+		if k < 50 || xxhash.Sum64String(strconv.FormatUint(k, 10)+t.Truncate(time.Hour).String())%(1+k/50) == 0 {
+			break
+		}
+		k = g.zipf.Uint64()
+	}
+	tpl := g.templates[k]
 	g.buf = g.buf[:0]
 	for i := 0; i < len(tpl); i++ {
 		c := tpl[i]

@@ -18,6 +18,9 @@ type matcher struct {
 	// tokens every matching line holds (from the positive line terms), for
 	// the blocks' bloom filters.
 	tokens []uint64
+	// lead is a positive line term in ASCII: a block's text is scanned
+	// for it at once, and only the lines that hold it are looked at.
+	lead *termMatcher
 }
 
 type termMatcher struct {
@@ -82,7 +85,22 @@ func compile(q Query) (*matcher, error) {
 		}
 		m.terms = append(m.terms, tm)
 	}
+	for i := range m.terms {
+		t := &m.terms[i]
+		if t.Field == "" && !t.Not && len(t.lower) > 0 && isASCII(t.lower) && (m.lead == nil || len(t.lower) > len(m.lead.lower)) {
+			m.lead = t
+		}
+	}
 	return m, nil
+}
+
+func isASCII(b []byte) bool {
+	for _, c := range b {
+		if c >= utf8.RuneSelf {
+			return false
+		}
+	}
+	return true
 }
 
 type errUnknownField string
