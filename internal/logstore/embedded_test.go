@@ -85,7 +85,7 @@ func TestEmbeddedMatchesReference(t *testing.T) {
 				q.Newest, q.Limit = newest, limit
 				q.Since = t0.Add(10 * time.Minute)
 				q.Until = t0.Add(50 * time.Minute)
-				m, err := compile(q)
+				m, err := NewMatcher(q)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -95,8 +95,8 @@ func TestEmbeddedMatchesReference(t *testing.T) {
 					if newest {
 						e = ref[len(ref)-1-i]
 					}
-					r := rawEntry{t: e.Time.UnixNano(), host: []byte(e.Host), unit: []byte(e.Unit), source: []byte(e.Source), priority: e.Priority, line: []byte(e.Line)}
-					if ok, _ := m.match(&r, nil); ok && len(want) < limit {
+					inTime := !e.Time.Before(q.Since) && e.Time.Before(q.Until)
+					if inTime && m.Match(e) && len(want) < limit {
 						want = append(want, e.Time.String()+" "+e.Line)
 					}
 				}

@@ -3,6 +3,7 @@ package logstore
 import (
 	"bytes"
 	"strconv"
+	"time"
 	"unicode/utf8"
 )
 
@@ -228,4 +229,27 @@ func contains(list []string, s string) bool {
 		}
 	}
 	return false
+}
+
+// Matcher tests entries one by one against a Query, with the stores'
+// semantics (whole words, case-insensitive; field values exact), for
+// lines that are not in a store, such as those a follow has just seen.
+// Time bounds and Limit aside.
+type Matcher struct{ m *matcher }
+
+// NewMatcher compiles q.
+func NewMatcher(q Query) (*Matcher, error) {
+	q.Since, q.Until = time.Time{}, time.Time{}
+	m, err := compile(q)
+	if err != nil {
+		return nil, err
+	}
+	return &Matcher{m: m}, nil
+}
+
+// Match reports whether e matches. It is safe for one goroutine at a time.
+func (m *Matcher) Match(e Entry) bool {
+	r := rawEntry{t: e.Time.UnixNano(), host: []byte(e.Host), unit: []byte(e.Unit), source: []byte(e.Source), priority: e.Priority, line: []byte(e.Line)}
+	ok, _ := m.m.match(&r, nil)
+	return ok
 }
