@@ -138,24 +138,29 @@ func (d *decoder) rawMeta(r *rawEntry) bool {
 
 // entry copies r into an Entry.
 func (r *rawEntry) entry() Entry {
-	e := Entry{
+	return Entry{
 		Time:     time.Unix(0, r.t).UTC(),
 		Host:     string(r.host),
 		Source:   string(r.source),
 		Unit:     string(r.unit),
 		Priority: r.priority,
 		Line:     string(r.line),
+		Fields:   r.fieldMap(),
 	}
-	if r.nfields > 0 {
-		e.Fields = make(map[string]string, r.nfields)
-		d := decoder{b: r.fields}
-		for i := 0; i < r.nfields; i++ {
-			k := d.bytes()
-			v := d.bytes()
-			e.Fields[string(k)] = string(v)
-		}
+}
+
+func (r *rawEntry) fieldMap() map[string]string {
+	if r.nfields == 0 {
+		return nil
 	}
-	return e
+	f := make(map[string]string, r.nfields)
+	d := decoder{b: r.fields}
+	for range r.nfields {
+		k := d.bytes()
+		v := d.bytes()
+		f[string(k)] = string(v)
+	}
+	return f
 }
 
 // entry reads a whole entry, as the WAL holds it.

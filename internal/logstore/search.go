@@ -11,6 +11,7 @@ import (
 	"runtime"
 	"sort"
 	"sync"
+	"time"
 )
 
 // Search calls fn for each matching entry in time order (Newest: reverse)
@@ -62,7 +63,7 @@ func (s *Embedded) Search(ctx context.Context, q Query, fn func(Entry) bool) err
 		})
 	}
 
-	r := &blockReader{s: s, m: m, files: map[uint64]*os.File{}}
+	r := &blockReader{s: s, m: m, limit: limit, newest: q.Newest, files: map[uint64]*os.File{}}
 	defer r.close()
 	// Blocks are read ahead, several at a time, in the order they are
 	// needed; what is read beyond the limit is thrown away.
@@ -147,6 +148,8 @@ func (s *Embedded) Search(ctx context.Context, q Query, fn func(Entry) bool) err
 type blockReader struct {
 	s       *Embedded
 	m       *matcher
+	limit   int
+	newest  bool
 	mu      sync.Mutex
 	files   map[uint64]*os.File
 	scratch sync.Pool // *scratch
@@ -156,6 +159,8 @@ type scratch struct {
 	raw, fold, lower []byte
 	view             blockView
 	cand             []int
+	hits             []rawEntry
+	strs             map[string]string
 }
 
 func (r *blockReader) close() {
@@ -268,6 +273,7 @@ func (r *blockReader) matchBlock(sc *scratch, out *run) error {
 	var e rawEntry
 	var ok bool
 	next := 0
+	hits := sc.hits[:0]
 	for i := range v.n {
 		if !d.rawMeta(&e) {
 			return d.err
@@ -284,10 +290,40 @@ func (r *blockReader) matchBlock(sc *scratch, out *run) error {
 		e.seq = i
 		e.line = v.line(i)
 		if ok, sc.lower = r.m.match(&e, sc.lower); ok {
-			out.entries = append(out.entries, e.entry())
+			hits = append(hits, e)
 		}
 	}
+	sc.hits = hits
+	// A block gives at most limit lines to a search: the first ones, or
+	// the last ones newest first.
+	if len(hits) > r.limit {
+		if r.newest {
+			hits = hits[len(hits)-r.limit:]
+		} else {
+			hits = hits[:r.limit]
+		}
+	}
+	out.entries = make([]Entry, len(hits))
+	for i := range hits {
+		h := &hits[i]
+		out.entries[i] = Entry{Time: time.Unix(0, h.t).UTC(), Host: sc.intern(h.host), Source: sc.intern(h.source),
+			Unit: sc.intern(h.unit), Priority: h.priority, Line: string(h.line), Fields: h.fieldMap()}
+	}
 	return nil
+}
+
+// intern returns b as a string, one copy for all the lines of a search
+// that share it (hosts, units, sources).
+func (sc *scratch) intern(b []byte) string {
+	if s, ok := sc.strs[string(b)]; ok {
+		return s
+	}
+	if sc.strs == nil || len(sc.strs) > 4096 {
+		sc.strs = make(map[string]string)
+	}
+	s := string(b)
+	sc.strs[s] = s
+	return s
 }
 
 // headRun returns the matching entries not yet in a block, sorted.
