@@ -10,7 +10,6 @@ import (
 	"strings"
 	"sync"
 	"time"
-	"unicode"
 
 	"github.com/hinomi/hinomi/internal/logstore"
 )
@@ -89,7 +88,7 @@ func (r *recentLines) cursor() string {
 
 // since returns the lines stored from the cursor on that match, the next
 // cursor, and how many lines the ring no longer held.
-func (r *recentLines) since(cursor string, q logstore.Query) ([]logstore.Entry, string, uint64) {
+func (r *recentLines) since(cursor string, q logstore.Query, m *logstore.Matcher) ([]logstore.Entry, string, uint64) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	inst, n, _ := strings.Cut(cursor, ":")
@@ -111,7 +110,7 @@ func (r *recentLines) since(cursor string, q logstore.Query) ([]logstore.Entry, 
 	limit := q.Limit
 	for i := from; i < r.next; i++ {
 		e := r.ring[(i-1)%followRing]
-		if matches(q, e) {
+		if m.Match(e) && (q.Since.IsZero() || !e.Time.Before(q.Since)) && (q.Until.IsZero() || e.Time.Before(q.Until)) {
 			if len(out) >= limit {
 				return out, r.instance + ":" + strconv.FormatUint(i, 10), missed
 			}
@@ -119,72 +118,6 @@ func (r *recentLines) since(cursor string, q logstore.Query) ([]logstore.Entry, 
 		}
 	}
 	return out, r.instance + ":" + strconv.FormatUint(r.next, 10), missed
-}
-
-// matches is the query language on one line in memory (the follow's
-// filter; the stores search with their own indexes).
-func matches(q logstore.Query, e logstore.Entry) bool {
-	if len(q.Hosts) > 0 && !containsFold(q.Hosts, e.Host) || len(q.Units) > 0 && !containsFold(q.Units, e.Unit) {
-		return false
-	}
-	if q.MaxPriority >= 0 && q.MaxPriority < 7 && (e.Priority < 0 || e.Priority > q.MaxPriority) {
-		return false
-	}
-	if !q.Since.IsZero() && e.Time.Before(q.Since) || !q.Until.IsZero() && !e.Time.Before(q.Until) {
-		return false
-	}
-	line := strings.ToLower(e.Line)
-	for _, t := range q.Terms {
-		var ok bool
-		switch t.Field {
-		case "host":
-			ok = strings.EqualFold(e.Host, t.Text)
-		case "unit":
-			ok = strings.EqualFold(e.Unit, t.Text)
-		case "source":
-			ok = strings.EqualFold(e.Source, t.Text)
-		case "priority":
-			ok = strconv.Itoa(e.Priority) == t.Text
-		case "":
-			ok = containsWord(line, strings.ToLower(t.Text), t.Phrase)
-		}
-		if ok == t.Not {
-			return false
-		}
-	}
-	return true
-}
-
-func containsFold(list []string, s string) bool {
-	for _, v := range list {
-		if strings.EqualFold(v, s) {
-			return true
-		}
-	}
-	return false
-}
-
-// containsWord: a phrase anywhere, a word as a whole word.
-func containsWord(line, w string, phrase bool) bool {
-	if phrase {
-		return strings.Contains(line, w)
-	}
-	for i := 0; ; {
-		j := strings.Index(line[i:], w)
-		if j < 0 {
-			return false
-		}
-		j += i
-		end := j + len(w)
-		if (j == 0 || !isWordByte(line[j-1])) && (end == len(line) || !isWordByte(line[end])) {
-			return true
-		}
-		i = j + 1
-	}
-}
-
-func isWordByte(c byte) bool {
-	return c == '_' || c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 0x80 || unicode.IsLetter(rune(c))
 }
 
 // LogLine is a stored line as the API answers it.
@@ -270,7 +203,12 @@ func (t *Tower) handleLogSearch(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if after := r.URL.Query().Get("after"); after != "" {
-		lines, next, missed := t.recent.since(after, q)
+		m, err := logstore.NewMatcher(q)
+		if err != nil {
+			writeJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
+			return
+		}
+		lines, next, missed := t.recent.since(after, q, m)
 		w.Header().Set(CursorHeader, next)
 		if missed > 0 {
 			w.Header().Set(MissedHeader, strconv.FormatUint(missed, 10))
