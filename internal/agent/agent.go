@@ -259,10 +259,10 @@ func (a *Agent) Run(ctx context.Context) error {
 		go func() {
 			defer close(spooled)
 			a.spoolLines(ctx)
+			stopLines() // their last try runs beside the records' own
 		}()
 		defer func() {
 			<-spooled
-			stopLines()
 			lwg.Wait()
 		}()
 	}

@@ -32,10 +32,13 @@ import (
 // maxSearchLimit bounds one answer.
 const maxSearchLimit = 100000
 
-// followRing is how many of the latest stored lines a follow can be
+// followRing and followBytes bound the latest stored lines a follow is
 // served from: a client that falls further behind is told how many it
 // missed.
-const followRing = 50000
+const (
+	followRing  = 50000
+	followBytes = 32 << 20
+)
 
 // CursorHeader carries a search's cursor.
 const CursorHeader = "Hinomi-Cursor"
@@ -54,26 +57,35 @@ type recentLines struct {
 	appendMu sync.RWMutex
 	mu       sync.Mutex
 	instance string
+	first    uint64 // number of ring[0]
 	next     uint64 // number of the next line
 	ring     []logstore.Entry
+	bytes    int
 }
 
 func newRecentLines() *recentLines {
 	var b [6]byte
 	_, _ = rand.Read(b[:])
-	return &recentLines{instance: hex.EncodeToString(b[:]), next: 1}
+	return &recentLines{instance: hex.EncodeToString(b[:]), first: 1, next: 1}
+}
+
+func entrySize(e *logstore.Entry) int {
+	return len(e.Line) + len(e.Host) + len(e.Unit) + len(e.Source) + 64
 }
 
 func (r *recentLines) add(entries []logstore.Entry) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for _, e := range entries {
-		if len(r.ring) < followRing {
-			r.ring = append(r.ring, e)
-		} else {
-			r.ring[(r.next-1)%followRing] = e
-		}
+		r.ring = append(r.ring, e)
+		r.bytes += entrySize(&e)
 		r.next++
+		for len(r.ring) > followRing || r.bytes > followBytes {
+			r.bytes -= entrySize(&r.ring[0])
+			r.ring[0] = logstore.Entry{}
+			r.ring = r.ring[1:]
+			r.first++
+		}
 	}
 }
 
@@ -98,20 +110,15 @@ func (r *recentLines) since(cursor string, q logstore.Query, m *logstore.Matcher
 		// Another run of the tower: its ring starts over.
 		from, missed = 1, 1
 	}
-	oldest := uint64(1)
-	if r.next > followRing {
-		oldest = r.next - followRing
-	}
-	if from < oldest {
-		missed += oldest - from
-		from = oldest
+	if from < r.first {
+		missed += r.first - from
+		from = r.first
 	}
 	var out []logstore.Entry
-	limit := q.Limit
 	for i := from; i < r.next; i++ {
-		e := r.ring[(i-1)%followRing]
+		e := r.ring[i-r.first]
 		if m.Match(e) && (q.Since.IsZero() || !e.Time.Before(q.Since)) && (q.Until.IsZero() || e.Time.Before(q.Until)) {
-			if len(out) >= limit {
+			if len(out) >= q.Limit {
 				return out, r.instance + ":" + strconv.FormatUint(i, 10), missed
 			}
 			out = append(out, e)
