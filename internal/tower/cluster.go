@@ -62,9 +62,8 @@ func (e *evaluation) clusterSignals(c clusterFindings, seen map[string]bool, rul
 		}
 		sort.Strings(hosts)
 		seen[key] = true
-		al := e.alertFor(key, cluster, "finding", cluster+": "+lead.Finding.Summary, lead.Finding.Severity.String(), lead.Finding.Runbook,
-			"cluster", lead.Finding.Evidence.Vars["cluster"])
-		al.Summary = fmt.Sprintf("%s Reported by %s.", lead.Finding.Summary, strings.Join(hosts, ", "))
+		al := e.alertAs(key, cluster, "finding", cluster+": "+lead.Finding.Summary, lead.Finding.Severity.String(), lead.Finding.Runbook,
+			fmt.Sprintf("%s Reported by %s.", lead.Finding.Summary, strings.Join(hosts, ", ")), "cluster", lead.Finding.Evidence.Vars["cluster"])
 		sigs = append(sigs, signal{alert: al, obs: alerting.Observation{Bad: true, BadSince: since}, rule: rule})
 	}
 	return sigs

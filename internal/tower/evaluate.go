@@ -169,7 +169,7 @@ func (e *evaluation) writes() []AlertChange {
 // it reads: what it changed is in the evaluation it returns.
 func evaluate(st *memState, peers peerView, cfg *Config, now time.Time) *evaluation {
 	e := &evaluation{st: st, peers: peers, cfg: cfg, now: now,
-		alerts: map[string]*Alert{}, incidents: map[int64]*Incident{}, nextIncident: st.nextIncident,
+		alerts: make(map[string]*Alert, len(st.hosts)+len(cfg.Probes)+len(cfg.Peers)+len(cfg.Pushes)), incidents: map[int64]*Incident{}, nextIncident: st.nextIncident,
 		expecting: map[string]time.Time{}, pushDetail: map[string][]string{}, loss: map[string]lossUpdate{}}
 	minSev, _ := finding.ParseSeverity(cfg.Alerts.MinSeverity)
 	flap := alerting.FlapRule{Window: time.Duration(cfg.Alerts.Flap.Window), Spells: cfg.Alerts.Flap.Spells, Stable: time.Duration(cfg.Alerts.Flap.Stable)}
@@ -237,13 +237,15 @@ func evaluate(st *memState, peers peerView, cfg *Config, now time.Time) *evaluat
 			e.dropProbes = append(e.dropProbes, name) // removed by a reload
 		}
 	}
-	e.eachAlert(func(al *Alert) {
+	// Alerts made in this evaluation are all configured and seen: the
+	// stored ones are the ones to look at.
+	for key, al := range st.alerts {
 		// Removed by a reload: what still fires resolves.
-		if (al.Kind == "heartbeat" || al.Kind == "probe" || al.Kind == "peer" || al.Kind == "push") && !configured[al.Key] &&
+		if (al.Kind == "heartbeat" || al.Kind == "probe" || al.Kind == "peer" || al.Kind == "push") && !configured[key] &&
 			(al.State.Status == alerting.Firing || al.State.Status == alerting.Pending) {
-			sigs = append(sigs, signal{alert: e.own(al.Key), obs: alerting.Observation{Bad: false}, rule: rule})
+			sigs = append(sigs, signal{alert: e.alert(key), obs: alerting.Observation{Bad: false}, rule: rule})
 		}
-	})
+	}
 	thresholds := map[string]ProbeConfig{}
 	for _, p := range cfg.Probes {
 		thresholds[p.Name] = p
@@ -286,8 +288,7 @@ func evaluate(st *memState, peers peerView, cfg *Config, now time.Time) *evaluat
 			}
 			key := "finding/" + host + "/" + f.Finding.Key
 			seen[key] = true
-			al := e.alertFor(key, host, "finding", host+": "+f.Finding.Summary, f.Finding.Severity.String(), f.Finding.Runbook)
-			al.Summary = f.Finding.Summary
+			al := e.alertAs(key, host, "finding", host+": "+f.Finding.Summary, f.Finding.Severity.String(), f.Finding.Runbook, f.Finding.Summary)
 			since := f.Opened
 			if f.Finding.Since != nil && f.Finding.Since.Before(since) {
 				since = *f.Finding.Since
@@ -296,13 +297,18 @@ func evaluate(st *memState, peers peerView, cfg *Config, now time.Time) *evaluat
 		}
 	}
 	sigs = append(sigs, e.clusterSignals(clustered, seen, rule)...)
-	e.eachAlert(func(al *Alert) {
-		if al.Kind == "finding" && !seen[al.Key] && (al.State.Status == alerting.Firing || al.State.Status == alerting.Pending) {
-			sigs = append(sigs, signal{alert: e.own(al.Key), obs: alerting.Observation{Bad: false}, rule: rule})
+	for key, al := range st.alerts {
+		if al.Kind == "finding" && !seen[key] && (al.State.Status == alerting.Firing || al.State.Status == alerting.Pending) {
+			sigs = append(sigs, signal{alert: e.alert(key), obs: alerting.Observation{Bad: false}, rule: rule})
+		}
+	}
+	depthOrder(sigs, cfg)
+	heldBefore := heldBy(func(f func(*Alert)) {
+		// Nothing was decided yet: the stored alerts hold what is held.
+		for _, a := range st.alerts {
+			f(a)
 		}
 	})
-	depthOrder(sigs, cfg)
-	heldBefore := e.heldBy()
 	type change struct {
 		alert    Alert
 		before   Alert
@@ -319,24 +325,31 @@ func evaluate(st *memState, peers peerView, cfg *Config, now time.Time) *evaluat
 		if !changed && next.Status != alerting.Firing && !next.Flapping {
 			continue
 		}
+		// Stepped on a copy (s.alert may be the stored alert), kept as this
+		// evaluation's when anything changed.
 		before := *s.alert
-		s.alert.State = next
+		a := before
+		a.State = next
 		// The incident first, so that the messages link to it.
-		in := e.recordIncidents(s.alert, ev)
-		out := e.decide(s.alert, ev)
-		if in == nil && !changed && len(out) == 0 && before.Notified == s.alert.Notified && before.Suppressed == s.alert.Suppressed {
+		in := e.recordIncidents(&a, ev)
+		out := e.decide(&a, ev)
+		if in == nil && !changed && len(out) == 0 && before.Notified == a.Notified && before.Suppressed == a.Suppressed {
+			if !sameDecided(&a, &before) {
+				e.keep(&a)
+			}
 			continue
 		}
+		e.keep(&a)
 		var snap *Incident
 		if in != nil {
 			cp := *in
 			snap = &cp
 		}
-		changes = append(changes, change{alert: *s.alert, before: before, event: ev, out: out, incident: snap})
+		changes = append(changes, change{alert: a, before: before, event: ev, out: out, incident: snap})
 	}
 	// A silent host's messages name what it holds back, as it stands after
 	// every signal was stepped (its dependents are judged after it).
-	heldAfter := e.heldBy()
+	heldAfter := heldBy(e.eachAlert)
 	for _, c := range changes {
 		if c.alert.Kind != "heartbeat" {
 			continue
@@ -421,24 +434,64 @@ func (e *evaluation) alertFor(key, host, kind, title, severity, runbook string, 
 		e.alerts[key] = a
 	}
 	a.Title, a.Severity, a.Runbook = title, severity, runbook
-	labels := append([]string{"host", host, "kind", kind, "severity", severity}, extra...)
-	same := a.Labels != nil
-	for i := 0; same && i+1 < len(labels); i += 2 {
-		if v, ok := a.Labels[labels[i]]; !ok || v != labels[i+1] {
-			same = false
-		}
-	}
-	if !same {
+	if !hasLabels(a.Labels, host, kind, severity, extra) {
 		// The map may be the stored alert's: copy before writing.
 		a.Labels = maps.Clone(a.Labels)
 		if a.Labels == nil {
 			a.Labels = map[string]string{}
 		}
-		for i := 0; i+1 < len(labels); i += 2 {
-			a.Labels[labels[i]] = labels[i+1]
+		a.Labels["host"], a.Labels["kind"], a.Labels["severity"] = host, kind, severity
+		for i := 0; i+1 < len(extra); i += 2 {
+			a.Labels[extra[i]] = extra[i+1]
 		}
 	}
 	return a
+}
+
+// alertAs is alertFor with the summary too, without a copy when nothing
+// changes: then it is the stored alert, which the caller must not change
+// (the signal loop copies what it steps). Ten thousand firing findings
+// are stepped every 250 ms; copying each would double the cycle.
+func (e *evaluation) alertAs(key, host, kind, title, severity, runbook, summary string, extra ...string) *Alert {
+	if a := e.alert(key); a != nil && a.Title == title && a.Severity == severity && a.Runbook == runbook && a.Summary == summary &&
+		hasLabels(a.Labels, host, kind, severity, extra) {
+		return a
+	}
+	a := e.alertFor(key, host, kind, title, severity, runbook, extra...)
+	a.Summary = summary
+	return a
+}
+
+// hasLabels reports whether labels hold the host, kind and severity and
+// the extra key and value pairs.
+func hasLabels(labels map[string]string, host, kind, severity string, extra []string) bool {
+	if labels == nil || labels["host"] != host || labels["kind"] != kind || labels["severity"] != severity {
+		return false
+	}
+	for i := 0; i+1 < len(extra); i += 2 {
+		if v, ok := labels[extra[i]]; !ok || v != extra[i+1] {
+			return false
+		}
+	}
+	return true
+}
+
+// keep makes a this evaluation's alert of its key.
+func (e *evaluation) keep(a *Alert) {
+	if own := e.alerts[a.Key]; own != nil {
+		*own = *a
+		return
+	}
+	cp := *a
+	e.alerts[a.Key] = &cp
+}
+
+// sameDecided reports whether decide and recordIncidents left a as they
+// found b (its state aside, which the caller compares).
+func sameDecided(a, b *Alert) bool {
+	return a.Suppressed == b.Suppressed && a.Notified == b.Notified && a.HeldSince.Equal(b.HeldSince) && a.HeldBy == b.HeldBy &&
+		a.HeldSilent == b.HeldSilent && a.Ack == b.Ack && a.EscalatedAt.Equal(b.EscalatedAt) && a.LastRepeat.Equal(b.LastRepeat) &&
+		a.Incident == b.Incident && a.silGen == b.silGen && a.rtCfg == b.rtCfg && a.rtSev == b.rtSev
 }
 
 // judgedSince is the time a heartbeat's silence counts from: the host's
@@ -456,10 +509,11 @@ func (e *evaluation) judgedSince(last time.Time, al *Alert) time.Time {
 	return last
 }
 
-// heldBy lists, per host, the alerts its silence holds back, sorted.
-func (e *evaluation) heldBy() map[string][]string {
+// heldBy lists, per host, the alerts its silence holds back, sorted, of
+// those each calls f with.
+func heldBy(each func(f func(*Alert))) map[string][]string {
 	out := map[string][]string{}
-	e.eachAlert(func(a *Alert) {
+	each(func(a *Alert) {
 		if a.HeldBy != "" && !a.Notified {
 			out[a.HeldBy] = append(out[a.HeldBy], a.Key)
 		}
