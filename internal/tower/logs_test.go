@@ -408,3 +408,25 @@ func TestLogsConfigErrors(t *testing.T) {
 		t.Errorf("defaults %+v", cfg.Logs)
 	}
 }
+
+// TestLogsOff: a tower that keeps no logs takes the agents' lines and
+// forgets them (so no agent keeps them forever) and says so to a search.
+func TestLogsOff(t *testing.T) {
+	c := &clock{now: time.Date(2026, 12, 2, 3, 0, 0, 0, time.UTC)}
+	dir := t.TempDir()
+	tw := openTower(t, c, "data_dir: "+dir+"\napi_token: "+apiToken+"\nagents:\n  - {name: pve1, token: "+tokenA+"}\nlogs: {store: 'off'}\n")
+	h := tw.Handler()
+	if rec, reply := postLines(t, h, tokenA, linesBatch("pve1", "sp", "gone", 1, 4, 10, c.Now())); rec.Code != 200 || reply.Acked != 4 {
+		t.Fatalf("%d %s; want the batch acknowledged", rec.Code, rec.Body)
+	}
+	req := httptest.NewRequest(http.MethodGet, "/api/v1/logs?q=gone", nil)
+	req.Header.Set("Authorization", "Bearer "+apiToken)
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	if rec.Code != http.StatusServiceUnavailable || !strings.Contains(rec.Body.String(), "keeps no logs") {
+		t.Errorf("search: %d %s; want 503 saying the tower keeps no logs", rec.Code, rec.Body)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "logs")); !os.IsNotExist(err) {
+		t.Errorf("a log store was made in %s: %v", dir, err)
+	}
+}
