@@ -1,11 +1,13 @@
 package tower
 
 import (
+	"bufio"
 	"bytes"
 	"compress/gzip"
 	"context"
 	"encoding/json"
 	"fmt"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"sync"
@@ -140,5 +142,114 @@ func BenchmarkTowerLogIngest(b *testing.B) {
 		b.Logf("through the tower's log ingest: %.0f lines/s (%d lines in %s, %d batches refused and sent again); "+
 			"the embedded store alone, same run: %.0f lines/s; ratio %.2f",
 			tower, lines.Load(), took.Round(time.Millisecond), refused.Load(), base, tower/base)
+	}
+}
+
+// BenchmarkSyslogReceiver measures syslog messages a second into the log
+// store: 4 senders write RFC 3164 lines over TCP, newline-framed, as fast
+// as the tower takes them (TCP pushes back), for 10 s; the figure is the
+// lines stored, counted by the store. The baseline, in the same run: the
+// same senders to a listener that only splits the stream into lines (the
+// transport's own ceiling on this machine).
+//
+//	go test -run '^$' -bench SyslogReceiver -benchtime 1x ./internal/tower
+func BenchmarkSyslogReceiver(b *testing.B) {
+	const senders, span = 4, 10 * time.Second
+	c, err := ParseConfig([]byte("data_dir: "+b.TempDir()+"\nlogs: {rate_limit: 1000000, burst: 10000000}\nsyslog: {tcp: [127.0.0.1:0]}\n"), "bench.yaml")
+	if err != nil {
+		b.Fatal(err)
+	}
+	tw, err := New(c, Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	addrs, err := tw.ListenSyslog()
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); tw.runSyslog(ctx) }()
+	b.Cleanup(func() {
+		cancel()
+		<-done
+		_ = tw.closeLogs()
+		tw.store.Close()
+	})
+	send := func(addr string, sent *atomic.Int64, start time.Time) {
+		var wg sync.WaitGroup
+		for s := range senders {
+			wg.Go(func() {
+				conn, err := net.Dial("tcp", addr)
+				if err != nil {
+					b.Error(err)
+					return
+				}
+				defer conn.Close()
+				w := bufio.NewWriterSize(conn, 64<<10)
+				for n := 0; time.Since(start) < span; n++ {
+					fmt.Fprintf(w, "<30>Dec  2 03:00:%02d nas%d smbd[811]: connect to service share%d initially as user u%d (uid=%d, gid=100) (pid %d)\n",
+						n%60, s, n%50, n%1000, 1000+n%1000, 811+n%100)
+					sent.Add(1)
+				}
+				_ = w.Flush()
+			})
+		}
+		wg.Wait()
+	}
+	for b.Loop() {
+		// The baseline: a listener that splits the stream into lines.
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			b.Fatal(err)
+		}
+		var split atomic.Int64
+		var readers sync.WaitGroup
+		go func() {
+			for {
+				c, err := l.Accept()
+				if err != nil {
+					return
+				}
+				readers.Go(func() {
+					defer c.Close()
+					sc := bufio.NewScanner(c)
+					for sc.Scan() {
+						split.Add(1)
+					}
+				})
+			}
+		}()
+		var baseSent atomic.Int64
+		t0 := time.Now()
+		send(l.Addr().String(), &baseSent, t0)
+		l.Close()
+		readers.Wait()
+		base := float64(split.Load()) / time.Since(t0).Seconds()
+
+		var sent atomic.Int64
+		start := time.Now()
+		send(addrs[0].String(), &sent, start)
+		st, err := tw.logStore(context.Background())
+		if err != nil {
+			b.Fatal(err)
+		}
+		var stored int64
+		deadline := time.Now().Add(time.Minute)
+		for stored < sent.Load() && time.Now().Before(deadline) {
+			stats, err := st.Stats(context.Background())
+			if err != nil {
+				b.Fatal(err)
+			}
+			stored = stats.Lines
+			time.Sleep(100 * time.Millisecond) // polling the count
+		}
+		took := time.Since(start)
+		rate := float64(stored) / took.Seconds()
+		b.ReportMetric(rate, "messages/s")
+		b.ReportMetric(base, "split-lines/s")
+		b.Logf("%d syslog messages sent over TCP by %d senders, %d stored in %s: %.0f messages/s; "+
+			"the transport alone (lines split, nothing kept), same run: %.0f lines/s; ratio %.2f",
+			sent.Load(), senders, stored, took.Round(time.Millisecond), rate, base, rate/base)
 	}
 }
