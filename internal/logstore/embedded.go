@@ -38,6 +38,8 @@ type Embedded struct {
 
 	syncMu sync.Mutex // one WAL fsync at a time; the others wait and share it
 
+	searches sync.WaitGroup // Close waits for them before closing the files
+
 	mu        sync.RWMutex
 	closed    bool
 	blocks    []blockMeta // oldest segment first; replaced, never changed in place
@@ -394,6 +396,10 @@ func (s *Embedded) flushLocked() {
 	if err := s.newWAL(); err != nil {
 		// The blocks hold the lines; the next Append retries the WAL.
 		s.log.Error("log store: starting the write-ahead log", "err", err)
+		s.wal.Close()
+		if err := os.Remove(s.wal.Name()); err != nil {
+			s.log.Warn("log store: removing a flushed write-ahead log", "err", err)
+		}
 		s.wal = nil
 	}
 	s.enforceRetention()
@@ -583,11 +589,12 @@ func (s *Embedded) Stats(ctx context.Context) (Stats, error) {
 	return st, ctx.Err()
 }
 
-// Close writes what waits in the WAL as blocks and closes the files.
+// Close writes what waits in the WAL as blocks, waits for the searches
+// under way and closes the files.
 func (s *Embedded) Close() error {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	if s.closed {
+		s.mu.Unlock()
 		return nil
 	}
 	s.closed = true
@@ -597,6 +604,8 @@ func (s *Embedded) Close() error {
 			err = s.newWAL()
 		}
 	}
+	s.mu.Unlock()
+	s.searches.Wait()
 	s.closeFiles()
 	return err
 }

@@ -39,7 +39,9 @@ func (s *Embedded) Search(ctx context.Context, q Query, fn func(Entry) bool) err
 	all := s.blocks
 	head := s.head[:len(s.head):len(s.head)]
 	headOrder := s.order
+	s.searches.Add(1)
 	s.mu.RUnlock()
+	defer s.searches.Done()
 
 	var cands []*blockMeta
 	for i := range all {
