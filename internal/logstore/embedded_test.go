@@ -20,7 +20,7 @@ import (
 
 // small makes blocks of a few lines and segments of a few blocks, so that
 // tests cross every boundary with little data.
-var small = config{blockLines: 16, blockBytes: 4 << 10, segmentBytes: 8 << 10, headCap: 256}
+var small = config{blockLines: 8, blockBytes: 2 << 10, flushLines: 16, flushBytes: 4 << 10, segmentBytes: 8 << 10, headCap: 256}
 
 func openSmall(t *testing.T, dir string, opts Options) *Embedded {
 	t.Helper()
