@@ -245,7 +245,7 @@ func (s *Embedded) recover() error {
 			return fmt.Errorf("logstore: %w", err)
 		}
 	}
-	if len(s.segs) > 0 {
+	if s.cur == nil && len(s.segs) > 0 {
 		last := s.segs[len(s.segs)-1]
 		if last.size < s.cfg.segmentBytes {
 			f, err := os.OpenFile(filepath.Join(s.dir, segmentName(last.seq)), os.O_RDWR, 0)
