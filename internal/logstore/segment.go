@@ -251,17 +251,6 @@ func readBlockData(r io.ReaderAt, m *blockMeta) ([]byte, error) {
 	return data, nil
 }
 
-// readBloomAt reads a block's bloom filter.
-func readBloomAt(r io.ReaderAt, m *blockMeta) (bloom, error) {
-	buf := make([]byte, m.bloomLen)
-	if _, err := r.ReadAt(buf, m.bloomOff); err != nil {
-		return bloom{}, err
-	}
-	d := decoder{b: buf}
-	bl := readBloom(&d)
-	return bl, d.err
-}
-
 // decodeBlock decompresses a block's data into raw, which is returned.
 func decodeBlock(dec *zstd.Decoder, data, raw []byte, m *blockMeta) ([]byte, error) {
 	if m.rawLen > maxBlockPart {
