@@ -361,7 +361,7 @@ func (r *blockReader) headRun(head []Entry, order int, newest bool) *run {
 	var lower []byte
 	for i := range head {
 		e := &head[i]
-		raw = rawEntry{t: e.Time.UnixNano(), host: []byte(e.Host), unit: []byte(e.Unit), source: []byte(e.Source), priority: e.Priority, line: []byte(e.Line)}
+		raw = rawOf(e)
 		if ok, lower = r.m.match(&raw, lower); ok {
 			out.entries = append(out.entries, *e)
 		}
