@@ -218,6 +218,7 @@ func BenchmarkLogSearch10M(b *testing.B) {
 				smp.vlAll = append(smp.vlAll, time.Since(start))
 			}
 		}
+		fmt.Fprintf(os.Stderr, "query %d of %d done: %s\n", len(report)+1, len(words), w.word)
 		report = append(report, fmt.Sprintf("%-8s %-20s sample %5d  store %4d shown, %8d in all; grep -c %8d; VictoriaLogs %4d shown, %8d in all",
 			w.kind, w.word, w.count, got, all, grepCount, vlGot, vlAll))
 	}

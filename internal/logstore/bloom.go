@@ -78,3 +78,24 @@ func readBloom(d *decoder) bloom {
 }
 
 func hashToken(t []byte) uint64 { return xxhash.Sum64(t) }
+
+// bloomHas is has on a filter as stored (appendTo), read in place; a
+// filter it cannot read may hold anything.
+func bloomHas(b []byte, h uint64) bool {
+	d := decoder{b: b}
+	k := d.uvarint()
+	n := d.uvarint()
+	if d.err != nil || k == 0 || k > 32 || n == 0 || n > uint64(len(d.b))/8 {
+		return true
+	}
+	bits := d.b[:n*8]
+	m := n * 64
+	h1, h2 := h, h>>33|h<<31
+	for i := uint64(0); i < k; i++ {
+		p := (h1 + i*h2) % m
+		if bits[p/8]&(1<<(p%8)) == 0 {
+			return false
+		}
+	}
+	return true
+}

@@ -23,12 +23,14 @@ func appendString(b []byte, s string) []byte {
 }
 
 func appendEntry(b []byte, e *Entry) []byte {
-	b = appendEntryMeta(b, e)
+	b = appendEntryMeta(b, e, 0)
 	return appendString(b, e.Line)
 }
 
-func appendEntryMeta(b []byte, e *Entry) []byte {
-	b = binary.AppendVarint(b, e.Time.UnixNano())
+// appendEntryMeta writes the time as its distance from base: 0 in the WAL,
+// the previous line's time in a block (sorted by time, so a few bytes).
+func appendEntryMeta(b []byte, e *Entry, base int64) []byte {
+	b = binary.AppendVarint(b, e.Time.UnixNano()-base)
 	b = appendString(b, e.Host)
 	b = appendString(b, e.Source)
 	b = appendString(b, e.Unit)
@@ -109,8 +111,8 @@ type rawEntry struct {
 }
 
 // rawMeta reads an entry's meta (all but the line).
-func (d *decoder) rawMeta(r *rawEntry) bool {
-	r.t = d.varint()
+func (d *decoder) rawMeta(r *rawEntry, base int64) bool {
+	r.t = base + d.varint()
 	r.host = d.bytes()
 	r.source = d.bytes()
 	r.unit = d.bytes()
@@ -166,7 +168,7 @@ func (r *rawEntry) fieldMap() map[string]string {
 // entry reads a whole entry, as the WAL holds it.
 func (d *decoder) entry() (Entry, bool) {
 	var r rawEntry
-	if !d.rawMeta(&r) {
+	if !d.rawMeta(&r, 0) {
 		return Entry{}, false
 	}
 	r.line = d.bytes()

@@ -38,6 +38,8 @@ type Embedded struct {
 
 	syncMu sync.Mutex // one WAL fsync at a time; the others wait and share it
 
+	searches sync.WaitGroup // Close waits for them before closing the files
+
 	mu        sync.RWMutex
 	closed    bool
 	blocks    []blockMeta // oldest segment first; replaced, never changed in place
@@ -58,23 +60,29 @@ type Embedded struct {
 	builder   blockBuilder
 
 	invalid, cut atomic.Int64
+	strs         map[string]string // one copy of each host, unit and source in the metas
 }
 
 // config holds the sizes of blocks and segments (tests make them small).
 type config struct {
-	blockLines   int
-	blockBytes   int
+	blockLines   int // a block holds at most this many lines
+	blockBytes   int // and about this many bytes of text
+	flushLines   int // the WAL becomes blocks at this many lines
+	flushBytes   int // or this many bytes of text
 	segmentBytes int64
 	headCap      int // lines kept waiting when blocks cannot be written
 }
 
 func defaultConfig(opts Options) config {
-	c := config{blockLines: 8192, blockBytes: 2 << 20, segmentBytes: 64 << 20}
+	// Small blocks let the bloom filters skip more of the store (a word
+	// that comes once in 10,000 lines is in one block in ten); the WAL
+	// becomes blocks 8 at a time, so that one fsync covers them.
+	c := config{blockLines: 1024, blockBytes: 256 << 10, flushLines: 8192, flushBytes: 2 << 20, segmentBytes: 64 << 20}
 	if opts.MaxBytes > 0 {
 		// Retention drops whole segments: keep each a small part of the limit.
 		c.segmentBytes = min(c.segmentBytes, max(opts.MaxBytes/8, 64<<10))
 	}
-	c.headCap = 8 * c.blockLines
+	c.headCap = 8 * c.flushLines
 	return c
 }
 
@@ -185,6 +193,7 @@ func (s *Embedded) recover() error {
 		si := segInfo{seq: seq, size: good}
 		for j := range metas {
 			m := &metas[j]
+			s.internMeta(m)
 			m.order = s.order
 			s.order++
 			s.addToSeg(&si, m)
@@ -236,7 +245,7 @@ func (s *Embedded) recover() error {
 			return fmt.Errorf("logstore: %w", err)
 		}
 	}
-	if len(s.segs) > 0 {
+	if s.cur == nil && len(s.segs) > 0 {
 		last := s.segs[len(s.segs)-1]
 		if last.size < s.cfg.segmentBytes {
 			f, err := os.OpenFile(filepath.Join(s.dir, segmentName(last.seq)), os.O_RDWR, 0)
@@ -248,6 +257,23 @@ func (s *Embedded) recover() error {
 	}
 	s.enforceRetention()
 	return nil
+}
+
+// internMeta makes a block's lists of hosts, units and sources share their
+// strings with the other blocks': thousands of blocks name the same hosts.
+func (s *Embedded) internMeta(m *blockMeta) {
+	if s.strs == nil {
+		s.strs = map[string]string{}
+	}
+	for _, list := range [][]string{m.hosts, m.units, m.sources} {
+		for i, v := range list {
+			if x, ok := s.strs[v]; ok {
+				list[i] = x
+			} else {
+				s.strs[v] = v
+			}
+		}
+	}
 }
 
 func (s *Embedded) addToSeg(si *segInfo, m *blockMeta) {
@@ -345,7 +371,7 @@ func (s *Embedded) Append(ctx context.Context, entries []Entry) error {
 	gen, end, wal := s.walGen, s.walSize, s.wal
 	s.head = append(s.head, clean...)
 	s.headBytes += bytes
-	if (len(s.head) >= s.cfg.blockLines || s.headBytes >= s.cfg.blockBytes) && (s.flushErr == nil || !time.Now().Before(s.retryAt)) {
+	if (len(s.head) >= s.cfg.flushLines || s.headBytes >= s.cfg.flushBytes) && (s.flushErr == nil || !time.Now().Before(s.retryAt)) {
 		s.flushLocked()
 	}
 	s.mu.Unlock()
@@ -394,6 +420,10 @@ func (s *Embedded) flushLocked() {
 	if err := s.newWAL(); err != nil {
 		// The blocks hold the lines; the next Append retries the WAL.
 		s.log.Error("log store: starting the write-ahead log", "err", err)
+		s.wal.Close()
+		if err := os.Remove(s.wal.Name()); err != nil {
+			s.log.Warn("log store: removing a flushed write-ahead log", "err", err)
+		}
 		s.wal = nil
 	}
 	s.enforceRetention()
@@ -466,6 +496,7 @@ func (s *Embedded) writeBlocks() error {
 	}
 	blocks := slices.Clip(s.blocks)
 	for i := range metas {
+		s.internMeta(&metas[i])
 		metas[i].order = s.order
 		s.order++
 		s.lastGen = max(s.lastGen, metas[i].walGen)
@@ -583,11 +614,12 @@ func (s *Embedded) Stats(ctx context.Context) (Stats, error) {
 	return st, ctx.Err()
 }
 
-// Close writes what waits in the WAL as blocks and closes the files.
+// Close writes what waits in the WAL as blocks, waits for the searches
+// under way and closes the files.
 func (s *Embedded) Close() error {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	if s.closed {
+		s.mu.Unlock()
 		return nil
 	}
 	s.closed = true
@@ -597,6 +629,8 @@ func (s *Embedded) Close() error {
 			err = s.newWAL()
 		}
 	}
+	s.mu.Unlock()
+	s.searches.Wait()
 	s.closeFiles()
 	return err
 }

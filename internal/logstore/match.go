@@ -249,7 +249,12 @@ func NewMatcher(q Query) (*Matcher, error) {
 
 // Match reports whether e matches. It is safe for one goroutine at a time.
 func (m *Matcher) Match(e Entry) bool {
-	r := rawEntry{t: e.Time.UnixNano(), host: []byte(e.Host), unit: []byte(e.Unit), source: []byte(e.Source), priority: e.Priority, line: []byte(e.Line)}
+	r := rawOf(&e)
 	ok, _ := m.m.match(&r, nil)
 	return ok
+}
+
+// rawOf views an Entry as a rawEntry, for matching (fields aside).
+func rawOf(e *Entry) rawEntry {
+	return rawEntry{t: e.Time.UnixNano(), host: []byte(e.Host), unit: []byte(e.Unit), source: []byte(e.Source), priority: e.Priority, line: []byte(e.Line)}
 }

@@ -39,7 +39,9 @@ func (s *Embedded) Search(ctx context.Context, q Query, fn func(Entry) bool) err
 	all := s.blocks
 	head := s.head[:len(s.head):len(s.head)]
 	headOrder := s.order
+	s.searches.Add(1)
 	s.mu.RUnlock()
+	defer s.searches.Done()
 
 	var cands []*blockMeta
 	for i := range all {
@@ -73,12 +75,23 @@ func (s *Embedded) Search(ctx context.Context, q Query, fn func(Entry) bool) err
 	defer cancel()
 	workers := runtime.GOMAXPROCS(0)
 	sem := make(chan struct{}, workers)
+	// results[j] is nil for a block its bloom filter rules out.
 	results := make([]chan blockResult, len(cands))
-	dispatched := 0
-	readAhead := func(upto int) {
-		for ; dispatched < min(upto, len(cands)); dispatched++ {
+	dispatched, pending := 0, 0
+	var bloomBuf []byte
+	readAhead := func() {
+		for dispatched < len(cands) && pending < 2*workers {
 			j := dispatched
+			dispatched++
+			if len(m.tokens) > 0 {
+				var pass bool
+				pass, bloomBuf = r.bloomPass(cands[j], bloomBuf)
+				if !pass {
+					continue
+				}
+			}
 			results[j] = make(chan blockResult, 1)
+			pending++
 			wg.Go(func() {
 				sem <- struct{}{}
 				defer func() { <-sem }()
@@ -114,13 +127,16 @@ func (s *Embedded) Search(ctx context.Context, q Query, fn func(Entry) bool) err
 			if err := ctx.Err(); err != nil {
 				return err
 			}
-			readAhead(next + 2*workers)
-			res := <-results[next]
-			if res.err != nil {
-				return res.err
-			}
-			if len(res.run.entries) > 0 {
-				heap.Push(h, res.run)
+			readAhead()
+			if results[next] != nil {
+				res := <-results[next]
+				pending--
+				if res.err != nil {
+					return res.err
+				}
+				if len(res.run.entries) > 0 {
+					heap.Push(h, res.run)
+				}
 			}
 			next++
 		}
@@ -185,23 +201,34 @@ func (r *blockReader) file(seq uint64) (*os.File, error) {
 	return f, err
 }
 
+// bloomPass reports whether a block's bloom filter may hold every word of
+// the search; buf is scratch space, returned for reuse. A filter that
+// cannot be read lets the block through (reading it says what is wrong).
+func (r *blockReader) bloomPass(b *blockMeta, buf []byte) (bool, []byte) {
+	f, err := r.file(b.seg)
+	if err != nil || f == nil {
+		return err != nil, buf
+	}
+	if cap(buf) < b.bloomLen {
+		buf = make([]byte, b.bloomLen)
+	}
+	buf = buf[:b.bloomLen]
+	if _, err := f.ReadAt(buf, b.bloomOff); err != nil {
+		return true, buf
+	}
+	for _, h := range r.m.tokens {
+		if !bloomHas(buf, h) {
+			return false, buf
+		}
+	}
+	return true, buf
+}
+
 // blockRun returns the matching entries of a block, in the search's order.
 func (r *blockReader) blockRun(b *blockMeta, newest bool) (*run, error) {
 	f, err := r.file(b.seg)
 	if err != nil || f == nil {
 		return &run{}, err
-	}
-	if len(r.m.tokens) > 0 {
-		bl, err := readBloomAt(f, b)
-		if err != nil {
-			r.s.log.Error("log store: a damaged block is left out of a search", "segment", f.Name(), "offset", b.off, "err", err)
-			return &run{}, nil
-		}
-		for _, h := range r.m.tokens {
-			if !bl.has(h) {
-				return &run{}, nil
-			}
-		}
 	}
 	sc, _ := r.scratch.Get().(*scratch)
 	if sc == nil {
@@ -275,7 +302,7 @@ func (r *blockReader) matchBlock(sc *scratch, out *run) error {
 	next := 0
 	hits := sc.hits[:0]
 	for i := range v.n {
-		if !d.rawMeta(&e) {
+		if !d.rawMeta(&e, e.t) {
 			return d.err
 		}
 		if cand != nil {
@@ -334,7 +361,7 @@ func (r *blockReader) headRun(head []Entry, order int, newest bool) *run {
 	var lower []byte
 	for i := range head {
 		e := &head[i]
-		raw = rawEntry{t: e.Time.UnixNano(), host: []byte(e.Host), unit: []byte(e.Unit), source: []byte(e.Source), priority: e.Priority, line: []byte(e.Line)}
+		raw = rawOf(e)
 		if ok, lower = r.m.match(&raw, lower); ok {
 			out.entries = append(out.entries, *e)
 		}

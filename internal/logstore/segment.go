@@ -29,7 +29,7 @@ import (
 const (
 	blockMagic     = "HLB1"
 	blockPrefixLen = 20
-	blockVersion   = 2
+	blockVersion   = 3
 	// maxBlockPart bounds what a reader accepts for one block's meta or
 	// data, so a corrupt length cannot make it allocate gigabytes.
 	maxBlockPart = 256 << 20
@@ -77,6 +77,7 @@ func (bb *blockBuilder) build(entries []Entry, walGen uint64) ([]byte, blockMeta
 	}
 	clear(bb.tokens)
 	m := blockMeta{count: len(entries), minPri: -1, walGen: walGen}
+	var prev int64
 	hosts, units, sources := map[string]bool{}, map[string]bool{}, map[string]bool{}
 	for i := range entries {
 		e := &entries[i]
@@ -95,7 +96,8 @@ func (bb *blockBuilder) build(entries []Entry, walGen uint64) ([]byte, blockMeta
 		sources[e.Source] = true
 		bb.lens = binary.AppendUvarint(bb.lens, uint64(len(e.Line)))
 		bb.lines = append(bb.lines, e.Line...)
-		bb.metas = appendEntryMeta(bb.metas, e)
+		bb.metas = appendEntryMeta(bb.metas, e, prev)
+		prev = t
 		bb.lower = lowerInto(bb.lower[:0], []byte(e.Line))
 		forEachToken(bb.lower, func(tok []byte) { bb.tokens[hashToken(tok)] = struct{}{} })
 	}
@@ -249,17 +251,6 @@ func readBlockData(r io.ReaderAt, m *blockMeta) ([]byte, error) {
 	return data, nil
 }
 
-// readBloomAt reads a block's bloom filter.
-func readBloomAt(r io.ReaderAt, m *blockMeta) (bloom, error) {
-	buf := make([]byte, m.bloomLen)
-	if _, err := r.ReadAt(buf, m.bloomOff); err != nil {
-		return bloom{}, err
-	}
-	d := decoder{b: buf}
-	bl := readBloom(&d)
-	return bl, d.err
-}
-
 // decodeBlock decompresses a block's data into raw, which is returned.
 func decodeBlock(dec *zstd.Decoder, data, raw []byte, m *blockMeta) ([]byte, error) {
 	if m.rawLen > maxBlockPart {
@@ -327,7 +318,7 @@ func scanEntries(raw []byte, fn func(r *rawEntry)) error {
 	d := decoder{b: v.meta}
 	var r rawEntry
 	for i := range v.n {
-		if !d.rawMeta(&r) {
+		if !d.rawMeta(&r, r.t) {
 			return d.err
 		}
 		r.seq = i
