@@ -61,7 +61,7 @@ func NewParser(loc *time.Location) *Parser {
 	}
 	m := auto.NewMachine(
 		auto.WithRFC3164Options(rfc3164.WithYear(rfc3164.CurrentYear{}), rfc3164.WithTimezone(loc), rfc3164.WithRFC3339(),
-			rfc3164.WithSecondFractions(), rfc3164.WithLenientDay()),
+			rfc3164.WithSecondFractions(), rfc3164.WithLenientDay(), rfc3164.WithOptionalPriority()),
 		auto.WithRFC5424Options(rfc5424.WithBestEffort()),
 	)
 	m.WithBestEffort()

@@ -54,13 +54,14 @@ func TestParseRealCaptures(t *testing.T) {
 		"COMMAND=/etc/nagios/z":  {"rfc5424", "system.xxxx.local", "sudo", "nagios : TTY=unknown", 5},
 		"This is a test":         {"rfc3164", "test_source", "", "This is a test", 6},
 		"unlocked login keyring": {"rfc3164", "xiaoleidouglas", "compiz", "gkr-pam: unlocked login keyring", 6},
+		"failed to sign in":      {"rfc3164", "GRV-SYN-NAS", "Connection", "User [admin] from [192.168.6.33] failed to sign in", -1},
 	}
 	p := NewParser(time.UTC)
 	seen := 0
 	for _, line := range captures(t) {
 		m := p.Parse([]byte(line), sender, now)
-		if m.Text == "" || m.Severity < 0 || m.Facility < 0 {
-			t.Errorf("%q: read as %+v; want its text and PRI", line, m)
+		if m.Text == "" || (m.Severity < 0 || m.Facility < 0) == strings.HasPrefix(line, "<") {
+			t.Errorf("%q: read as %+v; want its text, and its PRI when it has one", line, m)
 		}
 		if m.Time.After(now.Add(48 * time.Hour)) {
 			t.Errorf("%q: dated %s, in the future", line, m.Time)
