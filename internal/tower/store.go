@@ -113,6 +113,16 @@ type Store interface {
 	// PruneProbeHistory deletes days before day, latency buckets at or
 	// before bucket and services last probed before last (and their days).
 	PruneProbeHistory(ctx context.Context, day, bucket, last time.Time) error
+
+	// SaveIncidentUpdate adds a written incident update and returns it with
+	// its ID and Thread: a new thread when Thread and Incident are zero;
+	// the thread of Incident when it has one; Thread's, whose Incident and
+	// (when u has none) Title it takes, or ErrNotFound.
+	SaveIncidentUpdate(ctx context.Context, u IncidentUpdate) (IncidentUpdate, error)
+	// LoadIncidentUpdates is the updates of every thread still open (its
+	// latest update is not "resolved") or updated at or after since,
+	// oldest first.
+	LoadIncidentUpdates(ctx context.Context, since time.Time) ([]IncidentUpdate, error)
 }
 
 // SharedStore is a Store several towers use at once (PostgreSQL). They

@@ -433,6 +433,51 @@ var storeContract = []struct {
 			t.Fatalf("after pruning: %+v; want web with 2 March and its newer bucket", got)
 		}
 	}},
+	{"incident updates thread, join their incident's thread and read back while open or recent", func(t *testing.T, _ storeImpl, s Store) {
+		ctx := context.Background()
+		save := func(u IncidentUpdate) IncidentUpdate {
+			t.Helper()
+			got, err := s.SaveIncidentUpdate(ctx, u)
+			if err != nil {
+				t.Fatalf("SaveIncidentUpdate(%+v): %v", u, err)
+			}
+			return got
+		}
+		// A thread of its own, continued, then resolved.
+		a1 := save(IncidentUpdate{Title: "Payments fail", Status: "investigating", Message: "Looking.", Services: []string{"shop", "api"}, By: "mika", At: contractT0})
+		if a1.ID == 0 || a1.Thread != a1.ID {
+			t.Fatalf("first update = %+v; want its own id as thread", a1)
+		}
+		a2 := save(IncidentUpdate{Thread: a1.Thread, Status: "identified", Message: "The card processor.", By: "mika", At: contractT0.Add(time.Minute)})
+		if a2.Thread != a1.Thread || a2.Title != "Payments fail" || a2.ID <= a1.ID {
+			t.Fatalf("second update = %+v; want thread %d with its title", a2, a1.Thread)
+		}
+		// Two updates about incident 7, the second without naming the thread.
+		b1 := save(IncidentUpdate{Incident: 7, Status: "investigating", Message: "DB host down.", By: "ana", At: contractT0.Add(2 * time.Minute)})
+		b2 := save(IncidentUpdate{Incident: 7, Status: "resolved", Message: "Failed over.", By: "ana", At: contractT0.Add(3 * time.Minute)})
+		if b1.Thread == a1.Thread || b2.Thread != b1.Thread || b2.Incident != 7 {
+			t.Fatalf("incident 7's updates = %+v, %+v; want one thread of their own", b1, b2)
+		}
+		if c := save(IncidentUpdate{Thread: b1.Thread, Status: "resolved", Message: "Post-mortem follows.", By: "ana", At: contractT0.Add(4 * time.Minute)}); c.Incident != 7 {
+			t.Fatalf("an update continuing incident 7's thread = %+v; want incident 7", c)
+		}
+		if _, err := s.SaveIncidentUpdate(ctx, IncidentUpdate{Thread: a2.ID, Status: "resolved", Message: "x", By: "x", At: contractT0}); !errors.Is(err, ErrNotFound) {
+			t.Fatalf("continuing a thread by a later update's id: %v; want ErrNotFound", err)
+		}
+		// Later: the open thread comes back whatever its age; the resolved
+		// one only while recent.
+		got, err := s.LoadIncidentUpdates(ctx, contractT0.Add(time.Hour))
+		if err != nil || len(got) != 2 || got[0].ID != a1.ID || got[1].ID != a2.ID {
+			t.Fatalf("LoadIncidentUpdates(an hour on) = %+v, %v; want the open thread's two updates", got, err)
+		}
+		if g := got[0]; g.Status != "investigating" || g.Message != "Looking." || g.By != "mika" || !g.At.Equal(contractT0) || !slices.Equal(g.Services, []string{"shop", "api"}) {
+			t.Fatalf("first update read back as %+v", g)
+		}
+		got, err = s.LoadIncidentUpdates(ctx, contractT0)
+		if err != nil || len(got) != 5 || got[4].Message != "Post-mortem follows." {
+			t.Fatalf("LoadIncidentUpdates(from the start) = %+v, %v; want all five, oldest first", got, err)
+		}
+	}},
 	{"prune deletes records received before the age and closed messages", func(t *testing.T, _ storeImpl, s Store) {
 		ctx := context.Background()
 		for i, at := range []time.Time{contractT0, contractT0.Add(2 * time.Hour)} {

@@ -97,6 +97,13 @@ var pgMigrations = []string{
 	ALTER TABLE outbox ADD COLUMN claim_token BIGINT NOT NULL DEFAULT 0;
 	ALTER TABLE outbox ADD COLUMN claimed_at BIGINT NOT NULL DEFAULT 0;
 	CREATE TABLE acks (key TEXT PRIMARY KEY, at BIGINT NOT NULL, data BYTEA NOT NULL);`,
+	// 3: the incident updates people write (SQLite's migration 4).
+	`CREATE TABLE incident_updates (
+		id BIGSERIAL PRIMARY KEY, thread BIGINT NOT NULL, incident BIGINT NOT NULL DEFAULT 0,
+		at BIGINT NOT NULL, status TEXT NOT NULL, title TEXT NOT NULL, message TEXT NOT NULL,
+		services TEXT NOT NULL, author TEXT NOT NULL);
+	CREATE INDEX incident_updates_thread ON incident_updates(thread, id);
+	CREATE INDEX incident_updates_incident ON incident_updates(incident);`,
 }
 
 // pgMigrateLock is the advisory lock key towers migrate under ("hinomi" in
