@@ -23,6 +23,7 @@ import (
 //	POST /api/v1/alerts/ack {key, by, comment}
 //	GET, POST /api/v1/silences; DELETE /api/v1/silences/{id}
 //	GET  /api/v1/incidents[/{id}[/postmortem]]; POST /api/v1/incidents/{id}/notes
+//	GET, POST /api/v1/incident-updates  the status page's written updates {thread, incident, title, status, message, services, by}
 //	GET  /api/v1/peer       a peer's poll (peer token)
 //	GET  /metrics           Prometheus metrics (api_token or metrics.token, unless metrics.public)
 //	GET  /healthz           200 "ok" when the tower runs, 503 with the reason when degraded; open to anyone
@@ -45,6 +46,8 @@ func (t *Tower) Handler() http.Handler {
 	mux.HandleFunc("GET /api/v1/incidents/{id}", t.read(t.handleIncident))
 	mux.HandleFunc("GET /api/v1/incidents/{id}/postmortem", t.read(t.handleIncident))
 	mux.HandleFunc("POST /api/v1/incidents/{id}/notes", t.read(t.handleIncident))
+	mux.HandleFunc("GET /api/v1/incident-updates", t.read(t.handleIncidentUpdates))
+	mux.HandleFunc("POST /api/v1/incident-updates", t.read(t.handleIncidentUpdates))
 	mux.Handle("GET /metrics", t.metricsHandler())
 	mux.HandleFunc("GET /api/v1/peer", t.handlePeer)
 	mux.HandleFunc("GET /api/v1/peers", t.read(t.handlePeers))
