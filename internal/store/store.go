@@ -91,6 +91,10 @@ var migrations = []string{
 		services TEXT NOT NULL, author TEXT NOT NULL);
 	CREATE INDEX incident_updates_thread ON incident_updates(thread, id);
 	CREATE INDEX incident_updates_incident ON incident_updates(incident);`,
+	// 5: each push monitor's reports as they add up (push.State), so that a job
+	// that reported to one tower is seen by the others, and by this one after a
+	// restart.
+	`CREATE TABLE push_states (name TEXT PRIMARY KEY, at INTEGER NOT NULL, data BLOB NOT NULL) WITHOUT ROWID;`,
 }
 
 // SchemaVersion is the schema version this build writes.

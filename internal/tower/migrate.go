@@ -22,7 +22,7 @@ type MigrateTable struct {
 // migrateTables is every table of the tower's state, in the order they are
 // copied (none refers to another).
 var migrateTables = []string{"hosts", "findings", "alerts", "silences", "incidents", "alert_events", "outbox",
-	"probe_services", "probe_days", "probe_latency", "incident_updates", "records"}
+	"probe_services", "probe_days", "probe_latency", "incident_updates", "push_states", "records"}
 
 // Migrate copies an SQLite tower's state (the data directory holding
 // tower.db, or the file itself) into an empty PostgreSQL database, in one

@@ -7,6 +7,7 @@ import (
 
 	"github.com/hinomi/hinomi/internal/finding"
 	"github.com/hinomi/hinomi/internal/notify"
+	"github.com/hinomi/hinomi/internal/push"
 	"github.com/hinomi/hinomi/internal/wire"
 )
 
@@ -123,6 +124,13 @@ type Store interface {
 	// latest update is not "resolved") or updated at or after since,
 	// oldest first.
 	LoadIncidentUpdates(ctx context.Context, since time.Time) ([]IncidentUpdate, error)
+
+	// SavePushReport applies a push monitor's report to its stored state,
+	// in one transaction (towers sharing the store take reports for one
+	// monitor at once), and returns the state it made.
+	SavePushReport(ctx context.Context, name string, p push.Ping) (push.State, error)
+	// LoadPushStates is every push monitor's stored state, by name.
+	LoadPushStates(ctx context.Context) (map[string]push.State, error)
 }
 
 // SharedStore is a Store several towers use at once (PostgreSQL). They

@@ -11,6 +11,7 @@ import (
 	"github.com/hinomi/hinomi/internal/alerting"
 	"github.com/hinomi/hinomi/internal/finding"
 	"github.com/hinomi/hinomi/internal/notify"
+	"github.com/hinomi/hinomi/internal/push"
 	"github.com/hinomi/hinomi/internal/wire"
 )
 
@@ -476,6 +477,36 @@ var storeContract = []struct {
 		got, err = s.LoadIncidentUpdates(ctx, contractT0)
 		if err != nil || len(got) != 5 || got[4].Message != "Post-mortem follows." {
 			t.Fatalf("LoadIncidentUpdates(from the start) = %+v, %v; want all five, oldest first", got, err)
+		}
+	}},
+	{"push reports add up to each monitor's state and read back", func(t *testing.T, _ storeImpl, s Store) {
+		ctx := context.Background()
+		exit := 2
+		for _, c := range []struct {
+			name string
+			p    push.Ping
+		}{
+			{"backup", push.Ping{At: contractT0, Kind: push.Start}},
+			{"backup", push.Ping{At: contractT0.Add(time.Minute), Kind: push.Fail, Exit: &exit, Message: "disk full", Output: "line 1\nline 2"}},
+			{"renew", push.Ping{At: contractT0.Add(2 * time.Minute), Kind: push.Success}},
+			{"backup", push.Ping{At: contractT0.Add(3 * time.Minute), Kind: push.Start}},
+		} {
+			st, err := s.SavePushReport(ctx, c.name, c.p)
+			if err != nil || st.Last == nil || !st.Last.At.Equal(c.p.At) {
+				t.Fatalf("SavePushReport(%s, %+v) = %+v, %v", c.name, c.p, st, err)
+			}
+		}
+		got, err := s.LoadPushStates(ctx)
+		if err != nil || len(got) != 2 {
+			t.Fatalf("LoadPushStates = %+v, %v; want backup and renew", got, err)
+		}
+		b := got["backup"]
+		if b.Started == nil || !b.Started.At.Equal(contractT0.Add(3*time.Minute)) || b.LastEnd == nil || b.LastEnd.Kind != push.Fail ||
+			b.LastEnd.Exit == nil || *b.LastEnd.Exit != 2 || b.LastEnd.Output != "line 1\nline 2" || b.LastEnd.Message != "disk full" {
+			t.Fatalf("backup read back as %+v", b)
+		}
+		if r := got["renew"]; r.LastEnd == nil || r.LastEnd.Kind != push.Success || r.Started != nil {
+			t.Fatalf("renew read back as %+v", r)
 		}
 	}},
 	{"prune deletes records received before the age and closed messages", func(t *testing.T, _ storeImpl, s Store) {

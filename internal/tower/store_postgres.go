@@ -104,6 +104,8 @@ var pgMigrations = []string{
 		services TEXT NOT NULL, author TEXT NOT NULL);
 	CREATE INDEX incident_updates_thread ON incident_updates(thread, id);
 	CREATE INDEX incident_updates_incident ON incident_updates(incident);`,
+	// 4: the push monitors' states (SQLite's migration 5).
+	`CREATE TABLE push_states (name TEXT PRIMARY KEY, at BIGINT NOT NULL, data BYTEA NOT NULL);`,
 }
 
 // pgMigrateLock is the advisory lock key towers migrate under ("hinomi" in

@@ -273,6 +273,10 @@ func New(cfg *Config, o Options) (*Tower, error) {
 		st.Close()
 		return nil, fmt.Errorf("loading the status page's history: %w", err)
 	}
+	if err := t.loadPushes(context.Background()); err != nil {
+		st.Close()
+		return nil, fmt.Errorf("loading the push monitors' reports: %w", err)
+	}
 	if t.nextIncident, err = st.LastIncidentID(context.Background()); err != nil {
 		st.Close()
 		return nil, fmt.Errorf("loading incidents: %w", err)
