@@ -70,7 +70,7 @@ func (t *Tower) PostIncidentUpdate(ctx context.Context, u IncidentUpdate) (Incid
 	case u.ID != 0:
 		return u, errors.New("id is given by the tower")
 	}
-	known := t.serviceNames()
+	known := serviceNames(t.cfg.Load())
 	var services []string
 	for _, s := range u.Services {
 		s = strings.TrimSpace(s)
@@ -84,7 +84,7 @@ func (t *Tower) PostIncidentUpdate(ctx context.Context, u IncidentUpdate) (Incid
 	}
 	u.Services = services
 	if u.Incident != 0 {
-		if _, err := t.incident(ctx, u.Incident); err != nil {
+		if _, err := t.http.incidents.incident(ctx, u.Incident); err != nil {
 			return u, err
 		}
 	}
@@ -101,8 +101,7 @@ func (t *Tower) PostIncidentUpdate(ctx context.Context, u IncidentUpdate) (Incid
 }
 
 // serviceNames is every probe's and push monitor's name.
-func (t *Tower) serviceNames() map[string]bool {
-	cfg := t.cfg.Load()
+func serviceNames(cfg *Config) map[string]bool {
 	out := map[string]bool{}
 	for _, p := range cfg.Probes {
 		out[p.Name] = true
@@ -163,9 +162,9 @@ func updateThreads(us []IncidentUpdate) []*updateThread {
 }
 
 // handleIncidentUpdates serves GET and POST /api/v1/incident-updates.
-func (t *Tower) handleIncidentUpdates(w http.ResponseWriter, r *http.Request) {
+func (a *api) handleIncidentUpdates(w http.ResponseWriter, r *http.Request) {
 	if r.Method == http.MethodGet {
-		us, err := t.store.LoadIncidentUpdates(r.Context(), t.now().Add(-updatesShown))
+		us, err := a.store.LoadIncidentUpdates(r.Context(), a.now().Add(-updatesShown))
 		if err != nil {
 			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": err.Error()})
 			return
@@ -183,10 +182,10 @@ func (t *Tower) handleIncidentUpdates(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "malformed update: " + err.Error()})
 		return
 	}
-	saved, err := t.PostIncidentUpdate(r.Context(), u)
+	saved, err := a.changes.PostIncidentUpdate(r.Context(), u)
 	if err != nil {
 		code := http.StatusBadRequest
-		if t.store.StorageError(err) {
+		if a.store.StorageError(err) {
 			code = http.StatusServiceUnavailable
 		}
 		writeJSON(w, code, map[string]string{"error": err.Error()})
@@ -198,7 +197,7 @@ func (t *Tower) handleIncidentUpdates(w http.ResponseWriter, r *http.Request) {
 // writtenThreads is the threads the status page shows, those about one of
 // the tower's incidents by its id, and the others.
 func (b webBackend) writtenThreads(ctx context.Context) (map[int64]*updateThread, []*updateThread, error) {
-	us, err := b.t.store.LoadIncidentUpdates(ctx, b.t.now().Add(-updatesShown))
+	us, err := b.a.store.LoadIncidentUpdates(ctx, b.a.now().Add(-updatesShown))
 	if err != nil {
 		return nil, nil, err
 	}
@@ -259,7 +258,7 @@ func newestFirst(out []web.Incident) {
 
 // PostUpdate takes the console's incident update.
 func (b webBackend) PostUpdate(ctx context.Context, f web.UpdateForm) error {
-	_, err := b.t.PostIncidentUpdate(ctx, IncidentUpdate{Thread: f.Thread, Incident: f.Incident, Title: f.Title,
+	_, err := b.a.changes.PostIncidentUpdate(ctx, IncidentUpdate{Thread: f.Thread, Incident: f.Incident, Title: f.Title,
 		Status: f.Status, Message: f.Message, Services: f.Services, By: f.By})
 	return err
 }
@@ -267,11 +266,10 @@ func (b webBackend) PostUpdate(ctx context.Context, f web.UpdateForm) error {
 // publicService says whether the pages may name a service: any on the
 // console; on the public pages one marked public, by its results (public,
 // alert keys) or, before its first result, by the configuration.
-func (t *Tower) publicService(publicOnly bool, public map[string]bool) func(string) bool {
+func publicService(cfg *Config, publicOnly bool, public map[string]bool) func(string) bool {
 	if !publicOnly {
 		return func(string) bool { return true }
 	}
-	cfg := t.cfg.Load()
 	return func(name string) bool {
 		if public["probe/"+name] || public["push/"+name] {
 			return true

@@ -74,7 +74,11 @@ func TestSharedPushReportsReachTheLeader(t *testing.T) {
 	if err := a.syncShared(ctx, true); err != nil {
 		t.Fatal(err)
 	}
-	for _, sv := range a.pushServices(c.Now(), false) {
+	svcs, err := a.Web().Services(ctx, c.Now(), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, sv := range svcs {
 		if sv.Name == "backup" && (sv.Status != "down" || !sv.LastCheck.Equal(t0.Add(2*time.Minute+10*time.Second))) {
 			t.Errorf("tower-a shows backup as %+v", sv)
 		}
@@ -98,8 +102,8 @@ func TestPushReportsSurviveARestart(t *testing.T) {
 	if n := len(p.ops.messages()); n != 0 {
 		t.Fatalf("%d messages after the restart; the job reported at 50s and is due at 1m50s", n)
 	}
-	svcs := p.tw.pushServices(p.c.Now(), false)
-	if len(svcs) != 1 || svcs[0].Status != "up" || !svcs[0].LastCheck.Equal(p.t0.Add(50*time.Second)) {
+	svcs, err := p.tw.Web().Services(t.Context(), p.c.Now(), false)
+	if err != nil || len(svcs) != 1 || svcs[0].Status != "up" || !svcs[0].LastCheck.Equal(p.t0.Add(50*time.Second)) {
 		t.Fatalf("after the restart: %+v", svcs)
 	}
 }
