@@ -51,6 +51,34 @@ func artifact(t *testing.T, name string, png []byte) {
 	}
 }
 
+// drive is what a test does in the browser: run steps, read an element's
+// text, save a screenshot; each fails the test on an error.
+func drive(ctx context.Context, t *testing.T) (do func(...chromedp.Action[chromedp.Void]), text func(sel string) string, shot func(name string)) {
+	do = func(steps ...chromedp.Action[chromedp.Void]) {
+		t.Helper()
+		if err := chromedp.Do(ctx, steps...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	text = func(sel string) string {
+		t.Helper()
+		s, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(sel)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	shot = func(name string) {
+		t.Helper()
+		png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+		if err != nil {
+			t.Fatal(err)
+		}
+		artifact(t, name, png)
+	}
+	return do, text, shot
+}
+
 // TestBrowserStatusPageAndConsole drives real Chromium: the status page
 // renders its services, shows an incident once a probe fails, and the
 // console's acknowledge button works.
@@ -62,28 +90,7 @@ func TestBrowserStatusPageAndConsole(t *testing.T) {
 	w.probe("api", "Website", "up", true, "")
 	w.at(time.Second)
 
-	do := func(steps ...chromedp.Action[chromedp.Void]) {
-		t.Helper()
-		if err := chromedp.Do(ctx, steps...); err != nil {
-			t.Fatal(err)
-		}
-	}
-	text := func(sel string) string {
-		t.Helper()
-		s, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(sel)))
-		if err != nil {
-			t.Fatal(err)
-		}
-		return s
-	}
-	shot := func(name string) {
-		t.Helper()
-		png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
-		if err != nil {
-			t.Fatal(err)
-		}
-		artifact(t, name, png)
-	}
+	do, text, shot := drive(ctx, t)
 
 	do(chromedp.Navigate(w.srv.URL+"/"), chromedp.WaitVisible(chromedp.CSS(`#svc-web`)))
 	shot("status-page-up.png")
@@ -139,28 +146,7 @@ func TestBrowserIncidentUpdateFromConsole(t *testing.T) {
 			w.probe("web", "Website", "up", true, "")
 			w.probe("api", "Website", "up", true, "")
 			w.at(time.Second)
-			do := func(steps ...chromedp.Action[chromedp.Void]) {
-				t.Helper()
-				if err := chromedp.Do(ctx, steps...); err != nil {
-					t.Fatal(err)
-				}
-			}
-			text := func(sel string) string {
-				t.Helper()
-				s, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(sel)))
-				if err != nil {
-					t.Fatal(err)
-				}
-				return s
-			}
-			shot := func(name string) {
-				t.Helper()
-				png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
-				if err != nil {
-					t.Fatal(err)
-				}
-				artifact(t, name, png)
-			}
+			do, text, shot := drive(ctx, t)
 			vp := chromedp.EmulateViewport(size.width, size.height)
 			if size.mobile {
 				vp = chromedp.EmulateViewport(size.width, size.height, chromedp.EmulateMobile)
