@@ -147,7 +147,10 @@ probes:
 				if err != nil {
 					t.Fatal(err)
 				}
-				overflow, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`document.documentElement.scrollWidth > window.innerWidth + 1`))
+				// Against the emulated screen's width: under mobile emulation
+				// Chromium widens the layout viewport (innerWidth) to fit
+				// content that overflows, so innerWidth cannot show it.
+				overflow, err := chromedp.Run(ctx, chromedp.Evaluate[bool](fmt.Sprintf(`document.documentElement.scrollWidth > %d`, v.w)))
 				if err != nil {
 					t.Fatal(err)
 				}
