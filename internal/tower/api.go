@@ -77,7 +77,7 @@ func newAPI(t *Tower) *api {
 	state := stateView{mu: &t.mu, s: &t.memState}
 	return &api{
 		cfg: &t.cfg, now: now, log: t.log, state: state, peers: &t.peers, services: &t.services, senders: &t.senders,
-		incidents: incidentLog{store: t.store, state: state, now: now}, store: t.store, changes: t,
+		incidents: t.incLog, store: t.store, changes: t,
 		degraded: t.degradedReason, ingest: http.HandlerFunc(t.handleIngest), push: t.pushHandler(),
 		metrics: metricsHandler(&t.cfg, t.Registry, t.publicMetrics),
 	}

@@ -177,6 +177,43 @@ var storeContract = []struct {
 			t.Errorf("spans %+v; want exactly one resolved", spans)
 		}
 	}},
+	{"a findings record resolves what it names, once, and applies its opens before its resolutions", func(t *testing.T, _ storeImpl, s Store) {
+		ctx := context.Background()
+		rec := func(seq uint64, open, resolved []string) wire.Record {
+			f := wire.Findings{Resolved: resolved}
+			for _, k := range open {
+				f.Open = append(f.Open, finding.Finding{Key: k, Mode: "FM-B2", Severity: finding.High, Summary: "summary of " + k})
+			}
+			data, err := json.Marshal(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return wire.Record{Seq: seq, Kind: wire.KindFindings, Time: contractT0, Data: data}
+		}
+		save := func(at time.Duration, r wire.Record) BatchResult {
+			t.Helper()
+			res, err := s.SaveBatch(ctx, Batch{Agent: "h1", Spool: "s", Received: contractT0.Add(at), Records: []wire.Record{r}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return res
+		}
+		save(0, rec(1, []string{"a", "b"}, nil))
+		if res := save(time.Second, rec(2, nil, []string{"b", "gone"})); len(res.Findings) != 1 || !slices.Equal(res.Findings[0].Resolved, []string{"b", "gone"}) {
+			t.Fatalf("resolving b = %+v; want b and gone resolved", res.Findings)
+		}
+		if res := save(2*time.Second, rec(2, nil, []string{"b", "gone"})); len(res.Findings) != 0 {
+			t.Fatalf("the same record again = %+v; want nothing applied", res.Findings)
+		}
+		// Opened and resolved in one record: resolved, as applied in order.
+		if res := save(3*time.Second, rec(3, []string{"c"}, []string{"c"})); len(res.Findings) != 1 || !slices.Equal(res.Findings[0].Resolved, []string{"c"}) {
+			t.Fatalf("c opened and resolved = %+v; want c resolved", res.Findings)
+		}
+		open, err := s.LoadOpenFindings(ctx)
+		if err != nil || len(open) != 1 || open[0].Finding.Key != "a" {
+			t.Fatalf("LoadOpenFindings = %+v, %v; want a alone", open, err)
+		}
+	}},
 	{"a batch is all or nothing", func(t *testing.T, impl storeImpl, s Store) {
 		ctx := context.Background()
 		restore := impl.failWrites(t, s, "hosts")

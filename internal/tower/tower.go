@@ -101,6 +101,8 @@ type Tower struct {
 	cert          atomic.Pointer[tls.Certificate]
 	httpSrv       *http.Server
 	dispatchW     sync.WaitGroup // sends of the degraded page (degraded.go)
+	// incLog reads incidents for the API and the exported methods.
+	incLog incidentLog
 	// http is the HTTP side: the API and the pages' backend (api.go).
 	http *api
 }
@@ -286,6 +288,7 @@ func New(cfg *Config, o Options) (*Tower, error) {
 		st.Close()
 		return nil, fmt.Errorf("loading incidents: %w", err)
 	}
+	t.incLog = incidentLog{store: st, state: stateView{mu: &t.mu, s: &t.memState}, now: func() time.Time { return t.now() }}
 	t.http = newAPI(t)
 	return t, nil
 }
