@@ -1,6 +1,7 @@
 package push
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -28,8 +29,9 @@ const maxPerMinute = 60
 type Handler struct {
 	// Lookup finds the monitor a token belongs to.
 	Lookup func(token string) (name string, ok bool)
-	// Record keeps a report; an error is the tower's (503).
-	Record func(name string, p Ping) error
+	// Record keeps a report (within the request's context); an error is
+	// the tower's (503).
+	Record func(ctx context.Context, name string, p Ping) error
 	Now    func() time.Time
 
 	mu     sync.Mutex
@@ -69,7 +71,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, err.Error(), status)
 		return
 	}
-	if err := h.Record(name, p); err != nil {
+	if err := h.Record(r.Context(), name, p); err != nil {
 		http.Error(w, "the tower cannot keep the report now: "+err.Error(), http.StatusServiceUnavailable)
 		return
 	}

@@ -1,6 +1,7 @@
 package push
 
 import (
+	"context"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -124,7 +125,7 @@ func TestHandler(t *testing.T) {
 	var got []Ping
 	h := &Handler{
 		Lookup: func(tok string) (string, bool) { return "backup", tok == "0123456789abcdef0123" },
-		Record: func(name string, p Ping) error {
+		Record: func(_ context.Context, name string, p Ping) error {
 			mu.Lock()
 			defer mu.Unlock()
 			got = append(got, p)

@@ -82,6 +82,19 @@ var migrations = []string{
 	// spool dropped to its bound.
 	`ALTER TABLE hosts ADD COLUMN lost INTEGER NOT NULL DEFAULT 0;
 	ALTER TABLE hosts ADD COLUMN lost_reason TEXT NOT NULL DEFAULT '';`,
+	// 4: the incident updates people write for the status page (status, message,
+	// affected services), each in a thread (the id of its first update), a thread
+	// perhaps about one of the tower's incidents.
+	`CREATE TABLE incident_updates (
+		id INTEGER PRIMARY KEY AUTOINCREMENT, thread INTEGER NOT NULL, incident INTEGER NOT NULL DEFAULT 0,
+		at INTEGER NOT NULL, status TEXT NOT NULL, title TEXT NOT NULL, message TEXT NOT NULL,
+		services TEXT NOT NULL, author TEXT NOT NULL);
+	CREATE INDEX incident_updates_thread ON incident_updates(thread, id);
+	CREATE INDEX incident_updates_incident ON incident_updates(incident);`,
+	// 5: each push monitor's reports as they add up (push.State), so that a job
+	// that reported to one tower is seen by the others, and by this one after a
+	// restart.
+	`CREATE TABLE push_states (name TEXT PRIMARY KEY, at INTEGER NOT NULL, data BLOB NOT NULL) WITHOUT ROWID;`,
 }
 
 // SchemaVersion is the schema version this build writes.

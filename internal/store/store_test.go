@@ -103,7 +103,7 @@ func TestMigrations(t *testing.T) {
 	}
 	// Back to how a database of the previous release looks: version 0,
 	// without the history tables nor the hosts' lost counts.
-	for _, q := range []string{"DROP TABLE probe_services", "DROP TABLE probe_days", "DROP TABLE probe_latency",
+	for _, q := range []string{"DROP TABLE probe_services", "DROP TABLE probe_days", "DROP TABLE probe_latency", "DROP TABLE incident_updates", "DROP TABLE push_states",
 		"ALTER TABLE hosts DROP COLUMN lost", "ALTER TABLE hosts DROP COLUMN lost_reason", "PRAGMA user_version = 0"} {
 		if _, err := s.DB.Exec(q); err != nil {
 			t.Fatal(err)

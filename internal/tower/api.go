@@ -52,14 +52,15 @@ type api struct {
 	metrics   http.Handler
 }
 
-// changer is what the HTTP side may change: acknowledgements, silences and
-// incident notes. Tower implements it; each call writes to the store
+// changer is what the HTTP side may change: acknowledgements, silences,
+// incident notes and incident updates. Tower implements it; each call writes to the store
 // before memState changes.
 type changer interface {
 	Acknowledge(ctx context.Context, key, by, comment string) (Alert, error)
 	AddSilence(ctx context.Context, s Silence) (Silence, error)
 	ExpireSilence(ctx context.Context, id string) error
 	AddNote(ctx context.Context, id int64, by, text string) error
+	PostIncidentUpdate(ctx context.Context, u IncidentUpdate) (IncidentUpdate, error)
 }
 
 // stateView is memState under the lock that guards it, for reading.
@@ -82,7 +83,7 @@ func newAPI(t *Tower) *api {
 	state := stateView{mu: &t.mu, s: &t.memState}
 	return &api{
 		cfg: &t.cfg, now: now, log: t.log, state: state, peers: &t.peers, services: &t.services, senders: &t.senders,
-		incidents: incidentLog{store: t.store, state: state, now: now}, store: t.store, changes: t,
+		incidents: t.incLog, store: t.store, changes: t,
 		degraded: t.degradedReason, banner: t.bannerReason, ingest: http.HandlerFunc(t.handleIngest), push: t.pushHandler(),
 		logIngest: http.HandlerFunc(t.handleLogIngest), logSearch: t.handleLogSearch,
 		metrics: metricsHandler(&t.cfg, t.Registry, t.publicMetrics),
@@ -101,6 +102,7 @@ func newAPI(t *Tower) *api {
 //	POST /api/v1/alerts/ack {key, by, comment}
 //	GET, POST /api/v1/silences; DELETE /api/v1/silences/{id}
 //	GET  /api/v1/incidents[/{id}[/postmortem]]; POST /api/v1/incidents/{id}/notes
+//	GET, POST /api/v1/incident-updates  the status page's written updates {thread, incident, title, status, message, services, by}
 //	GET  /api/v1/peer       a peer's poll (peer token)
 //	GET  /metrics           Prometheus metrics (api_token or metrics.token, unless metrics.public)
 //	GET  /healthz           200 "ok" when the tower runs, 503 with the reason when degraded; open to anyone
@@ -128,6 +130,8 @@ func (a *api) handler() http.Handler {
 	mux.HandleFunc("GET /api/v1/incidents/{id}", a.read(a.handleIncident))
 	mux.HandleFunc("GET /api/v1/incidents/{id}/postmortem", a.read(a.handleIncident))
 	mux.HandleFunc("POST /api/v1/incidents/{id}/notes", a.read(a.handleIncident))
+	mux.HandleFunc("GET /api/v1/incident-updates", a.read(a.handleIncidentUpdates))
+	mux.HandleFunc("POST /api/v1/incident-updates", a.read(a.handleIncidentUpdates))
 	mux.Handle("GET /metrics", a.metrics)
 	mux.HandleFunc("GET /api/v1/peer", a.handlePeer)
 	mux.HandleFunc("GET /api/v1/peers", a.read(a.handlePeers))

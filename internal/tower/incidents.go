@@ -215,31 +215,31 @@ type incidentLog struct {
 // Timeline assembles an incident's events: alert changes, findings opened
 // and resolved, matched log lines of every host involved, and notes.
 func (t *Tower) Timeline(ctx context.Context, id int64) (*Incident, []Event, error) {
-	return t.http.incidents.timeline(ctx, id)
+	return t.incLog.timeline(ctx, id)
 }
 
 // Postmortem renders an incident as a markdown postmortem draft.
 func (t *Tower) Postmortem(ctx context.Context, id int64) (string, error) {
-	return t.http.incidents.postmortem(ctx, id)
+	return t.incLog.postmortem(ctx, id)
 }
 
 // Incidents lists incidents, newest first.
 func (t *Tower) Incidents(ctx context.Context, limit int) ([]Incident, error) {
-	return t.http.incidents.list(ctx, limit)
+	return t.incLog.list(ctx, limit)
 }
 
-func (t *incidentLog) timeline(ctx context.Context, id int64) (*Incident, []Event, error) {
-	in, err := t.incident(ctx, id)
+func (l *incidentLog) timeline(ctx context.Context, id int64) (*Incident, []Event, error) {
+	in, err := l.incident(ctx, id)
 	if err != nil {
 		return nil, nil, err
 	}
 	end := in.Closed
 	if end.IsZero() {
-		end = t.now()
+		end = l.now()
 	}
 	from, to := in.ImpactStart().Add(-timelineMargin), end.Add(timelineMargin)
 	var evs []Event
-	alertEvs, err := t.store.IncidentEvents(ctx, id)
+	alertEvs, err := l.store.IncidentEvents(ctx, id)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -247,7 +247,7 @@ func (t *incidentLog) timeline(ctx context.Context, id int64) (*Incident, []Even
 		evs = append(evs, Event{At: ae.At, Host: ae.Host, Kind: "alert", Text: rewordResolution(ae.Key, ae.Text)})
 	}
 	for _, h := range in.Hosts {
-		spans, err := t.store.FindingsBetween(ctx, h, from, to)
+		spans, err := l.store.FindingsBetween(ctx, h, from, to)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -259,7 +259,7 @@ func (t *incidentLog) timeline(ctx context.Context, id int64) (*Incident, []Even
 				evs = append(evs, Event{At: r, Host: h, Kind: "finding", Text: "finding resolved: " + f.Summary})
 			}
 		}
-		logs, err := t.store.RecordsBetween(ctx, h, wire.KindLog, from, to)
+		logs, err := l.store.RecordsBetween(ctx, h, wire.KindLog, from, to)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -291,9 +291,9 @@ func rewordResolution(key, text string) string {
 	return resolutionText(&Alert{Key: key, Kind: kind, Host: name, Title: title}, after)
 }
 
-func (t *incidentLog) incident(ctx context.Context, id int64) (*Incident, error) {
+func (l *incidentLog) incident(ctx context.Context, id int64) (*Incident, error) {
 	var live *Incident
-	t.state.read(func(s *memState) {
+	l.state.read(func(s *memState) {
 		if in := s.incidents[id]; in != nil {
 			cp := *in
 			live = &cp
@@ -302,7 +302,7 @@ func (t *incidentLog) incident(ctx context.Context, id int64) (*Incident, error)
 	if live != nil {
 		return live, nil
 	}
-	in, err := t.store.LoadIncident(ctx, id)
+	in, err := l.store.LoadIncident(ctx, id)
 	if errors.Is(err, ErrNotFound) {
 		return nil, fmt.Errorf("no incident %d", id)
 	}
@@ -317,7 +317,7 @@ func (t *Tower) AddNote(ctx context.Context, id int64, by, text string) error {
 	if by == "" || strings.TrimSpace(text) == "" {
 		return errors.New("a note needs by and text")
 	}
-	in, err := t.http.incidents.incident(ctx, id)
+	in, err := t.incLog.incident(ctx, id)
 	if err != nil {
 		return err
 	}
@@ -333,8 +333,8 @@ func (t *Tower) AddNote(ctx context.Context, id int64, by, text string) error {
 	return t.store.SaveIncident(ctx, cp)
 }
 
-func (t *incidentLog) postmortem(ctx context.Context, id int64) (string, error) {
-	in, evs, err := t.timeline(ctx, id)
+func (l *incidentLog) postmortem(ctx context.Context, id int64) (string, error) {
+	in, evs, err := l.timeline(ctx, id)
 	if err != nil {
 		return "", err
 	}
@@ -343,12 +343,12 @@ func (t *incidentLog) postmortem(ctx context.Context, id int64) (string, error) 
 	end := in.Closed
 	state := "resolved"
 	if end.IsZero() {
-		end, state = t.now(), "still open"
+		end, state = l.now(), "still open"
 	}
 	// The impact starts when the first alert went bad, not when it fired.
 	start, fired := in.ImpactStart(), in.Opened
 	var what []string
-	t.state.read(func(s *memState) {
+	l.state.read(func(s *memState) {
 		for _, k := range in.Alerts {
 			if a := s.alerts[k]; a != nil {
 				bad, ok := in.BadSince[k]
@@ -387,9 +387,9 @@ func (t *incidentLog) postmortem(ctx context.Context, id int64) (string, error) 
 	return b.String(), nil
 }
 
-func (t *incidentLog) list(ctx context.Context, limit int) ([]Incident, error) {
-	out, err := t.store.LoadIncidents(ctx, limit)
-	t.state.read(func(s *memState) {
+func (l *incidentLog) list(ctx context.Context, limit int) ([]Incident, error) {
+	out, err := l.store.LoadIncidents(ctx, limit)
+	l.state.read(func(s *memState) {
 		for i := range out {
 			if live := s.incidents[out[i].ID]; live != nil {
 				out[i] = *live

@@ -109,7 +109,8 @@ func b2f(b bool) float64 {
 }
 
 // syncShared brings memState up to what the other towers wrote: hosts and
-// findings (their ingest), silences and acknowledgements always; with all,
+// findings (their ingest), push reports, silences and acknowledgements
+// always; with all,
 // alerts and incidents too (a follower's view, or a new leader's start).
 func (t *Tower) syncShared(ctx context.Context, all bool) error {
 	st := t.lead.shared
@@ -127,6 +128,10 @@ func (t *Tower) syncShared(ctx context.Context, all bool) error {
 		return err
 	}
 	acks, err := st.LoadAcks(ctx)
+	if err != nil {
+		return err
+	}
+	pushes, err := st.LoadPushStates(ctx)
 	if err != nil {
 		return err
 	}
@@ -165,6 +170,7 @@ func (t *Tower) syncShared(ctx context.Context, all bool) error {
 		fs[f.Host][f.Finding.Key] = &f
 	}
 	t.findings = fs
+	t.mergePushes(pushes)
 	if len(silences) != len(t.silences) || !sameSilences(silences, t.silences) {
 		t.silences = silences
 		t.silGen++

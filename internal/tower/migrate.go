@@ -22,7 +22,7 @@ type MigrateTable struct {
 // migrateTables is every table of the tower's state, in the order they are
 // copied (none refers to another).
 var migrateTables = []string{"hosts", "findings", "alerts", "silences", "incidents", "alert_events", "outbox",
-	"probe_services", "probe_days", "probe_latency", "records"}
+	"probe_services", "probe_days", "probe_latency", "incident_updates", "push_states", "records"}
 
 // Migrate copies an SQLite tower's state (the data directory holding
 // tower.db, or the file itself) into an empty PostgreSQL database, in one
@@ -67,9 +67,13 @@ func Migrate(ctx context.Context, from, toURL, password string) ([]MigrateTable,
 			}
 			out = append(out, MigrateTable{Name: table, Rows: n})
 		}
-		// New outbox rows continue after the copied ones.
-		_, err := tx.Exec(ctx, "SELECT setval(pg_get_serial_sequence('outbox', 'id'), coalesce((SELECT max(id) FROM outbox), 0) + 1, false)")
-		return err
+		// New outbox rows and incident updates continue after the copied ones.
+		for _, table := range []string{"outbox", "incident_updates"} {
+			if _, err := tx.Exec(ctx, "SELECT setval(pg_get_serial_sequence('"+table+"', 'id'), coalesce((SELECT max(id) FROM "+table+"), 0) + 1, false)"); err != nil {
+				return err
+			}
+		}
+		return nil
 	})
 	return out, err
 }

@@ -1,7 +1,9 @@
 package tower
 
 import (
+	"context"
 	"crypto/subtle"
+	"errors"
 	"fmt"
 	"net/http"
 	"strings"
@@ -14,8 +16,9 @@ import (
 
 // The tower's side of push monitors (internal/push): the /push/TOKEN
 // endpoint, the latest reports per monitor, and a signal per monitor for
-// the alert engine. Reports are kept in memory: after a restart a job is
-// judged from the tower's start, as a host's heartbeat is.
+// the alert engine. Each report is applied to the monitor's state in the
+// store first (push_store.go), then in memory: the state survives a
+// restart, and towers sharing a store read each other's (syncShared).
 
 // pushHandler takes the jobs' reports.
 func (t *Tower) pushHandler() http.Handler {
@@ -33,18 +36,22 @@ func (t *Tower) pushLookup(token string) (string, bool) {
 	return name, found
 }
 
-func (t *Tower) pushRecord(name string, p push.Ping) error {
+func (t *Tower) pushRecord(ctx context.Context, name string, p push.Ping) error {
+	ctx, cancel := context.WithTimeout(ctx, pushWriteTimeout)
+	defer cancel()
+	st, err := t.store.SavePushReport(ctx, name, p)
+	if err != nil {
+		if t.oncePerMinute("push") {
+			t.log.Error("a push report could not be kept", "monitor", name, "err", err)
+		}
+		return errors.New("the tower's database did not take it; send it again")
+	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.pushes == nil {
 		t.pushes = map[string]*push.State{}
 	}
-	st := t.pushes[name]
-	if st == nil {
-		st = &push.State{}
-		t.pushes[name] = st
-	}
-	st.Apply(p)
+	t.pushes[name] = &st
 	t.log.Info("push report", "monitor", name, "status", string(p.Kind), "from", p.From)
 	return nil
 }

@@ -7,6 +7,7 @@ import (
 
 	"github.com/hinomi/hinomi/internal/finding"
 	"github.com/hinomi/hinomi/internal/notify"
+	"github.com/hinomi/hinomi/internal/push"
 	"github.com/hinomi/hinomi/internal/wire"
 )
 
@@ -113,6 +114,23 @@ type Store interface {
 	// PruneProbeHistory deletes days before day, latency buckets at or
 	// before bucket and services last probed before last (and their days).
 	PruneProbeHistory(ctx context.Context, day, bucket, last time.Time) error
+
+	// SaveIncidentUpdate adds a written incident update and returns it with
+	// its ID and Thread: a new thread when Thread and Incident are zero;
+	// the thread of Incident when it has one; Thread's, whose Incident and
+	// (when u has none) Title it takes, or ErrNotFound.
+	SaveIncidentUpdate(ctx context.Context, u IncidentUpdate) (IncidentUpdate, error)
+	// LoadIncidentUpdates is the updates of every thread still open (its
+	// latest update is not "resolved") or updated at or after since,
+	// oldest first.
+	LoadIncidentUpdates(ctx context.Context, since time.Time) ([]IncidentUpdate, error)
+
+	// SavePushReport applies a push monitor's report to its stored state,
+	// in one transaction (towers sharing the store take reports for one
+	// monitor at once), and returns the state it made.
+	SavePushReport(ctx context.Context, name string, p push.Ping) (push.State, error)
+	// LoadPushStates is every push monitor's stored state, by name.
+	LoadPushStates(ctx context.Context) (map[string]push.State, error)
 }
 
 // SharedStore is a Store several towers use at once (PostgreSQL). They

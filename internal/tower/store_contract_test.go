@@ -11,6 +11,7 @@ import (
 	"github.com/hinomi/hinomi/internal/alerting"
 	"github.com/hinomi/hinomi/internal/finding"
 	"github.com/hinomi/hinomi/internal/notify"
+	"github.com/hinomi/hinomi/internal/push"
 	"github.com/hinomi/hinomi/internal/wire"
 )
 
@@ -174,6 +175,43 @@ var storeContract = []struct {
 		}
 		if resolved != 1 {
 			t.Errorf("spans %+v; want exactly one resolved", spans)
+		}
+	}},
+	{"a findings record resolves what it names, once, and applies its opens before its resolutions", func(t *testing.T, _ storeImpl, s Store) {
+		ctx := context.Background()
+		rec := func(seq uint64, open, resolved []string) wire.Record {
+			f := wire.Findings{Resolved: resolved}
+			for _, k := range open {
+				f.Open = append(f.Open, finding.Finding{Key: k, Mode: "FM-B2", Severity: finding.High, Summary: "summary of " + k})
+			}
+			data, err := json.Marshal(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return wire.Record{Seq: seq, Kind: wire.KindFindings, Time: contractT0, Data: data}
+		}
+		save := func(at time.Duration, r wire.Record) BatchResult {
+			t.Helper()
+			res, err := s.SaveBatch(ctx, Batch{Agent: "h1", Spool: "s", Received: contractT0.Add(at), Records: []wire.Record{r}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return res
+		}
+		save(0, rec(1, []string{"a", "b"}, nil))
+		if res := save(time.Second, rec(2, nil, []string{"b", "gone"})); len(res.Findings) != 1 || !slices.Equal(res.Findings[0].Resolved, []string{"b", "gone"}) {
+			t.Fatalf("resolving b = %+v; want b and gone resolved", res.Findings)
+		}
+		if res := save(2*time.Second, rec(2, nil, []string{"b", "gone"})); len(res.Findings) != 0 {
+			t.Fatalf("the same record again = %+v; want nothing applied", res.Findings)
+		}
+		// Opened and resolved in one record: resolved, as applied in order.
+		if res := save(3*time.Second, rec(3, []string{"c"}, []string{"c"})); len(res.Findings) != 1 || !slices.Equal(res.Findings[0].Resolved, []string{"c"}) {
+			t.Fatalf("c opened and resolved = %+v; want c resolved", res.Findings)
+		}
+		open, err := s.LoadOpenFindings(ctx)
+		if err != nil || len(open) != 1 || open[0].Finding.Key != "a" {
+			t.Fatalf("LoadOpenFindings = %+v, %v; want a alone", open, err)
 		}
 	}},
 	{"a batch is all or nothing", func(t *testing.T, impl storeImpl, s Store) {
@@ -431,6 +469,81 @@ var storeContract = []struct {
 		got, _ = s.LoadProbeHistory(ctx, time.Time{})
 		if len(got) != 1 || got[0].name != "web" || len(got[0].days) != 1 || !got[0].days[0].date.Equal(day(2)) || len(got[0].lat) != 1 {
 			t.Fatalf("after pruning: %+v; want web with 2 March and its newer bucket", got)
+		}
+	}},
+	{"incident updates thread, join their incident's thread and read back while open or recent", func(t *testing.T, _ storeImpl, s Store) {
+		ctx := context.Background()
+		save := func(u IncidentUpdate) IncidentUpdate {
+			t.Helper()
+			got, err := s.SaveIncidentUpdate(ctx, u)
+			if err != nil {
+				t.Fatalf("SaveIncidentUpdate(%+v): %v", u, err)
+			}
+			return got
+		}
+		// A thread of its own, continued, then resolved.
+		a1 := save(IncidentUpdate{Title: "Payments fail", Status: "investigating", Message: "Looking.", Services: []string{"shop", "api"}, By: "mika", At: contractT0})
+		if a1.ID == 0 || a1.Thread != a1.ID {
+			t.Fatalf("first update = %+v; want its own id as thread", a1)
+		}
+		a2 := save(IncidentUpdate{Thread: a1.Thread, Status: "identified", Message: "The card processor.", By: "mika", At: contractT0.Add(time.Minute)})
+		if a2.Thread != a1.Thread || a2.Title != "Payments fail" || a2.ID <= a1.ID {
+			t.Fatalf("second update = %+v; want thread %d with its title", a2, a1.Thread)
+		}
+		// Two updates about incident 7, the second without naming the thread.
+		b1 := save(IncidentUpdate{Incident: 7, Status: "investigating", Message: "DB host down.", By: "ana", At: contractT0.Add(2 * time.Minute)})
+		b2 := save(IncidentUpdate{Incident: 7, Status: "resolved", Message: "Failed over.", By: "ana", At: contractT0.Add(3 * time.Minute)})
+		if b1.Thread == a1.Thread || b2.Thread != b1.Thread || b2.Incident != 7 {
+			t.Fatalf("incident 7's updates = %+v, %+v; want one thread of their own", b1, b2)
+		}
+		if c := save(IncidentUpdate{Thread: b1.Thread, Status: "resolved", Message: "Post-mortem follows.", By: "ana", At: contractT0.Add(4 * time.Minute)}); c.Incident != 7 {
+			t.Fatalf("an update continuing incident 7's thread = %+v; want incident 7", c)
+		}
+		if _, err := s.SaveIncidentUpdate(ctx, IncidentUpdate{Thread: a2.ID, Status: "resolved", Message: "x", By: "x", At: contractT0}); !errors.Is(err, ErrNotFound) {
+			t.Fatalf("continuing a thread by a later update's id: %v; want ErrNotFound", err)
+		}
+		// Later: the open thread comes back whatever its age; the resolved
+		// one only while recent.
+		got, err := s.LoadIncidentUpdates(ctx, contractT0.Add(time.Hour))
+		if err != nil || len(got) != 2 || got[0].ID != a1.ID || got[1].ID != a2.ID {
+			t.Fatalf("LoadIncidentUpdates(an hour on) = %+v, %v; want the open thread's two updates", got, err)
+		}
+		if g := got[0]; g.Status != "investigating" || g.Message != "Looking." || g.By != "mika" || !g.At.Equal(contractT0) || !slices.Equal(g.Services, []string{"shop", "api"}) {
+			t.Fatalf("first update read back as %+v", g)
+		}
+		got, err = s.LoadIncidentUpdates(ctx, contractT0)
+		if err != nil || len(got) != 5 || got[4].Message != "Post-mortem follows." {
+			t.Fatalf("LoadIncidentUpdates(from the start) = %+v, %v; want all five, oldest first", got, err)
+		}
+	}},
+	{"push reports add up to each monitor's state and read back", func(t *testing.T, _ storeImpl, s Store) {
+		ctx := context.Background()
+		exit := 2
+		for _, c := range []struct {
+			name string
+			p    push.Ping
+		}{
+			{"backup", push.Ping{At: contractT0, Kind: push.Start}},
+			{"backup", push.Ping{At: contractT0.Add(time.Minute), Kind: push.Fail, Exit: &exit, Message: "disk full", Output: "line 1\nline 2"}},
+			{"renew", push.Ping{At: contractT0.Add(2 * time.Minute), Kind: push.Success}},
+			{"backup", push.Ping{At: contractT0.Add(3 * time.Minute), Kind: push.Start}},
+		} {
+			st, err := s.SavePushReport(ctx, c.name, c.p)
+			if err != nil || st.Last == nil || !st.Last.At.Equal(c.p.At) {
+				t.Fatalf("SavePushReport(%s, %+v) = %+v, %v", c.name, c.p, st, err)
+			}
+		}
+		got, err := s.LoadPushStates(ctx)
+		if err != nil || len(got) != 2 {
+			t.Fatalf("LoadPushStates = %+v, %v; want backup and renew", got, err)
+		}
+		b := got["backup"]
+		if b.Started == nil || !b.Started.At.Equal(contractT0.Add(3*time.Minute)) || b.LastEnd == nil || b.LastEnd.Kind != push.Fail ||
+			b.LastEnd.Exit == nil || *b.LastEnd.Exit != 2 || b.LastEnd.Output != "line 1\nline 2" || b.LastEnd.Message != "disk full" {
+			t.Fatalf("backup read back as %+v", b)
+		}
+		if r := got["renew"]; r.LastEnd == nil || r.LastEnd.Kind != push.Success || r.Started != nil {
+			t.Fatalf("renew read back as %+v", r)
 		}
 	}},
 	{"prune deletes records received before the age and closed messages", func(t *testing.T, _ storeImpl, s Store) {

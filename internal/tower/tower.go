@@ -107,6 +107,8 @@ type Tower struct {
 	recent *recentLines
 	// syslog is the syslog receiver (syslog.go), nil until it listens.
 	syslog *syslogRx
+	// incLog reads incidents for the API and the exported methods.
+	incLog incidentLog
 	// http is the HTTP side: the API and the pages' backend (api.go).
 	http *api
 }
@@ -285,10 +287,15 @@ func New(cfg *Config, o Options) (*Tower, error) {
 		st.Close()
 		return nil, fmt.Errorf("loading the status page's history: %w", err)
 	}
+	if err := t.loadPushes(context.Background()); err != nil {
+		st.Close()
+		return nil, fmt.Errorf("loading the push monitors' reports: %w", err)
+	}
 	if t.nextIncident, err = st.LastIncidentID(context.Background()); err != nil {
 		st.Close()
 		return nil, fmt.Errorf("loading incidents: %w", err)
 	}
+	t.incLog = incidentLog{store: st, state: stateView{mu: &t.mu, s: &t.memState}, now: func() time.Time { return t.now() }}
 	t.http = newAPI(t)
 	return t, nil
 }

@@ -47,6 +47,11 @@ func (b webBackend) Incidents(ctx context.Context, publicOnly bool) ([]web.Incid
 			}
 		}
 	}
+	byIncident, alone, err := b.writtenThreads(ctx)
+	if err != nil {
+		return nil, err
+	}
+	keep := publicService(b.a.cfg.Load(), publicOnly, public)
 	var out []web.Incident
 	for _, in := range list {
 		v := web.Incident{ID: in.ID, Title: in.Title, Severity: in.Severity, Opened: in.ImpactStart(), Closed: in.Closed}
@@ -59,8 +64,10 @@ func (b webBackend) Incidents(ctx context.Context, publicOnly bool) ([]web.Incid
 				v.Services = append(v.Services, name)
 			}
 		}
+		th := byIncident[in.ID]
+		delete(byIncident, in.ID)
 		if publicOnly {
-			if len(v.Services) == 0 {
+			if len(v.Services) == 0 && th == nil {
 				continue
 			}
 			// Written for the public: which services, not which hosts.
@@ -68,17 +75,31 @@ func (b webBackend) Incidents(ctx context.Context, publicOnly bool) ([]web.Incid
 			if in.Closed.IsZero() {
 				v.Title = fmt.Sprintf("%s not working", strings.Join(v.Services, ", "))
 			}
+			if len(v.Services) == 0 {
+				v.Title = "Incident" // the thread's title, when it has one
+			}
 		} else {
 			v.Hosts = in.Hosts
 		}
-		if publicOnly && !in.Closed.IsZero() && b.a.now().Sub(in.Closed) > 7*24*time.Hour {
+		if publicOnly && !in.Closed.IsZero() && b.a.now().Sub(in.Closed) > 7*24*time.Hour && (th == nil || th.latest().At.Before(in.Closed)) {
 			continue
 		}
 		if publicOnly {
 			v.Updates = b.publicUpdates(ctx, in.ID, public)
 		}
+		if th != nil {
+			applyThread(&v, th, keep, !publicOnly)
+		}
 		out = append(out, v)
 	}
+	// Threads about incidents older than the list, and those about none.
+	for _, th := range byIncident {
+		alone = append(alone, th)
+	}
+	for _, th := range alone {
+		out = append(out, threadIncident(th, keep, !publicOnly))
+	}
+	newestFirst(out)
 	return out, nil
 }
 

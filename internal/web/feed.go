@@ -87,14 +87,21 @@ func (s *Site) feed(w http.ResponseWriter, r *http.Request) {
 			sum.WriteString(". Affected: " + strings.Join(in.Services, ", "))
 		}
 		sum.WriteString(".")
+		if in.Status != "" && in.Closed.IsZero() {
+			sum.WriteString(" Status: " + in.Status + ".")
+		}
 		for _, u := range in.Updates {
-			sum.WriteString("\n" + u.At.UTC().Format("2006-01-02 15:04 UTC") + ": " + u.Text)
+			sum.WriteString("\n" + u.At.UTC().Format("2006-01-02 15:04 UTC") + ": ")
+			if u.Status != "" {
+				sum.WriteString(u.Status + ": ")
+			}
+			sum.WriteString(u.Text)
 		}
 		f.Entries = append(f.Entries, atomEntry{
 			Title:   in.Title,
-			ID:      fmt.Sprintf("%s/#incident-%d", base, in.ID),
+			ID:      base + "/#" + in.Anchor(),
 			Updated: updated.UTC().Format(time.RFC3339),
-			Link:    atomLink{Href: fmt.Sprintf("%s/#incident-%d", base, in.ID)},
+			Link:    atomLink{Href: base + "/#" + in.Anchor()},
 			Summary: sum.String(),
 		})
 	}

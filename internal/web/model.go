@@ -9,6 +9,7 @@ package web
 
 import (
 	"context"
+	"fmt"
 	"time"
 )
 
@@ -44,6 +45,8 @@ type Service struct {
 	Latency []Point
 	// Recent are the last results, newest first (console only).
 	Recent []Check
+	// Incident is the open incident that names the service, if one does.
+	Incident *ServiceIncident
 }
 
 // Check is one probe result.
@@ -76,8 +79,31 @@ type Incident struct {
 	Opened, Closed time.Time
 	Hosts          []string
 	Services       []string
-	// Updates are the public timeline, in plain words.
+	// Updates are the public timeline, in plain words, newest first: what
+	// people wrote (with a Status) and what the probes saw.
 	Updates []TimelineEvent
+	// Thread is the written incident's thread (0: the tower's incident
+	// has none); ID is 0 for a written incident about none of the tower's.
+	Thread int64
+	// Status is the latest written status: investigating, identified,
+	// monitoring, resolved; "" when nobody wrote one.
+	Status string
+}
+
+// Anchor is the incident's id on the page (and in the feed).
+func (in *Incident) Anchor() string {
+	if in.ID == 0 {
+		return fmt.Sprintf("update-%d", in.Thread)
+	}
+	return fmt.Sprintf("incident-%d", in.ID)
+}
+
+// Open reports whether the incident is not over.
+func (in *Incident) Open() bool { return in.Closed.IsZero() }
+
+// ServiceIncident marks a service named by an open incident.
+type ServiceIncident struct {
+	Anchor, Title, Status string
 }
 
 // TimelineEvent is one line of an incident's timeline.
@@ -86,6 +112,9 @@ type TimelineEvent struct {
 	Host string
 	Kind string
 	Text string
+	// Status is a written update's status (investigating, identified,
+	// monitoring, resolved); By who wrote it (the console only).
+	Status, By string
 }
 
 // Host is a watched host in the console.

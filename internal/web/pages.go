@@ -108,12 +108,7 @@ func (s *Site) statusSubPage(w http.ResponseWriter, r *http.Request) {
 			if p.shows(sv) {
 				keep = append(keep, sv)
 				shown[sv.Name] = true
-				switch {
-				case sv.Status == "down":
-					v.Overall = "down"
-				case sv.Status == "degraded" && v.Overall == "up":
-					v.Overall = "degraded"
-				}
+				v.Overall = worse(v.Overall, sv)
 			}
 		}
 		if len(keep) > 0 {

@@ -144,6 +144,7 @@ func (s *Site) Handler() http.Handler {
 	mux.HandleFunc("POST /console/ack", s.signedIn(s.ackPost))
 	mux.HandleFunc("POST /console/silence", s.signedIn(s.silencePost))
 	mux.HandleFunc("POST /console/channels/test", s.signedIn(s.testChannelPost))
+	mux.HandleFunc("POST /console/updates", s.signedIn(s.updatePost))
 	return securityHeaders(mux)
 }
 
@@ -199,6 +200,21 @@ type statusView struct {
 	DegradedSince time.Time
 }
 
+// worse is the page's overall state with one more service: down if it
+// is down, degraded if it is degraded or named by an open incident that
+// people are investigating or have identified.
+func worse(overall string, sv Service) string {
+	switch {
+	case sv.Status == "down":
+		return "down"
+	case overall == "up" && sv.Status == "degraded":
+		return "degraded"
+	case overall == "up" && sv.Incident != nil && (sv.Incident.Status == "investigating" || sv.Incident.Status == "identified"):
+		return "degraded"
+	}
+	return overall
+}
+
 // Degradation is what a Backend whose monitoring can be impaired also
 // implements: why ("" when it is not) and since when.
 type Degradation interface {
@@ -216,6 +232,7 @@ func (s *Site) StatusData(r *http.Request) (statusView, error) {
 	if err != nil {
 		return statusView{}, err
 	}
+	markIncidents(svcs, incs)
 	v := statusView{Title: s.o.Title, Now: now, Overall: "up", Incidents: incs, Maintenance: s.b.Maintenance(now), Refresh: 60}
 	if d, ok := s.b.(Degradation); ok {
 		v.Degraded, v.DegradedSince = d.Degraded()
@@ -228,12 +245,7 @@ func (s *Site) StatusData(r *http.Request) (statusView, error) {
 			byGroup[sv.Group] = g
 		}
 		g.Services = append(g.Services, sv)
-		switch {
-		case sv.Status == "down":
-			v.Overall = "down"
-		case sv.Status == "degraded" && v.Overall == "up":
-			v.Overall = "degraded"
-		}
+		v.Overall = worse(v.Overall, sv)
 	}
 	for _, g := range byGroup {
 		v.Groups = append(v.Groups, *g)
@@ -315,6 +327,11 @@ type consoleView struct {
 	Incidents []Incident
 	Services  []Service
 	Flash     string
+	// Updates is whether incidents take written updates; Continuable the
+	// incidents an update can continue; Statuses an update's statuses.
+	Updates     bool
+	Continuable []continuable
+	Statuses    []string
 }
 
 func (s *Site) signedIn(h func(http.ResponseWriter, *http.Request, *session)) http.HandlerFunc {
@@ -386,6 +403,9 @@ func (s *Site) consolePage(w http.ResponseWriter, r *http.Request, sess *session
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusServiceUnavailable)
 		return
+	}
+	if _, ok := s.b.(IncidentWriter); ok {
+		v.Updates, v.Continuable, v.Statuses = true, openContinuable(v.Incidents), UpdateStatuses
 	}
 	s.render(w, "console.html", v)
 }
