@@ -120,6 +120,8 @@ var funcs = template.FuncMap{
 	"bars":  daysSVG,
 	"spark": latencySVG,
 	"join":  strings.Join,
+	// timeline links the cross-host log timeline before an instant.
+	"timeline": TimelineHref,
 }
 
 // Handler serves the status page at /, badges at /badge/, the console at
@@ -144,6 +146,7 @@ func (s *Site) Handler() http.Handler {
 	mux.HandleFunc("POST /console/ack", s.signedIn(s.ackPost))
 	mux.HandleFunc("POST /console/silence", s.signedIn(s.silencePost))
 	mux.HandleFunc("POST /console/channels/test", s.signedIn(s.testChannelPost))
+	mux.HandleFunc("GET /console/logs", s.signedIn(s.logsPage))
 	return securityHeaders(mux)
 }
 
@@ -315,6 +318,9 @@ type consoleView struct {
 	Incidents []Incident
 	Services  []Service
 	Flash     string
+	// Logs: the tower has a log store, so the page links its search and
+	// each alert's and incident's cross-host timeline.
+	Logs bool
 }
 
 func (s *Site) signedIn(h func(http.ResponseWriter, *http.Request, *session)) http.HandlerFunc {
@@ -375,6 +381,7 @@ func (s *Site) consolePage(w http.ResponseWriter, r *http.Request, sess *session
 	if ct, ok := s.b.(ChannelTester); ok {
 		v.Channels = ct.Channels()
 	}
+	_, v.Logs = s.b.(LogSearcher)
 	var err error
 	if v.Hosts, err = s.b.Hosts(r.Context(), now); err == nil {
 		if v.Alerts, err = s.b.Alerts(r.Context(), now); err == nil {
@@ -402,7 +409,8 @@ func (s *Site) incidentPage(w http.ResponseWriter, r *http.Request, sess *sessio
 		return
 	}
 	md, _ := s.b.Postmortem(r.Context(), id)
-	s.render(w, "incident.html", map[string]any{"Title": s.o.Title, "User": sess.user, "CSRF": sess.csrf, "Incident": in, "Timeline": evs, "Postmortem": md, "Now": s.o.Now()})
+	_, logs := s.b.(LogSearcher)
+	s.render(w, "incident.html", map[string]any{"Title": s.o.Title, "User": sess.user, "CSRF": sess.csrf, "Incident": in, "Timeline": evs, "Postmortem": md, "Now": s.o.Now(), "Logs": logs})
 }
 
 func (s *Site) postmortem(w http.ResponseWriter, r *http.Request, _ *session) {
