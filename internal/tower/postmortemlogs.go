@@ -38,7 +38,9 @@ func (t *Tower) postmortemLogs(ctx context.Context, b *strings.Builder, start, e
 	}
 	fmt.Fprintf(b, "What every host wrote from %s before the impact began to its end (at most the %d lines nearest the start before it, and the first %d from the start on). All of them:\n\n",
 		fmt.Sprintf("%d minutes", int(postmortemLead.Minutes())), postmortemBefore, postmortemDuring)
-	fmt.Fprintf(b, "    hinomi logs search --since '%s' --until '%s' --limit 100000\n\n", from.UTC().Format(time.RFC3339Nano), until.UTC().Format(time.RFC3339Nano))
+	// Whole seconds, the end rounded up: a command to copy, not to read.
+	fmt.Fprintf(b, "    hinomi logs search --since '%s' --until '%s' --limit 100000\n\n",
+		from.UTC().Truncate(time.Second).Format(time.RFC3339), end.UTC().Truncate(time.Second).Add(time.Second).Format(time.RFC3339))
 
 	var before []logstore.Entry
 	q := logstore.Query{MaxPriority: 7, Since: from, Until: start, Newest: true, Limit: postmortemBefore + 1}
