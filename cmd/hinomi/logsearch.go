@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -31,6 +32,7 @@ func runLogsSearch(ctx context.Context, args []string, stdout, stderr io.Writer)
 		"prints new lines as the tower stores them. Exit status: 0 lines found, 1 none, 2 could not run.", stdout, stderr)
 	c := towerFlags(fs.FlagSet)
 	tokenFile := fs.String("token-file", "", "read the tower's API token from this `file`")
+	configFile := fs.String("config", "", "on the tower's host: take its address and API token from its configuration `file` (tower.yaml)")
 	var hosts multiFlag
 	fs.Var(&hosts, "host", "only this `host`'s lines (repeatable)")
 	since := fs.String("since", "", "only lines at or after this time (RFC 3339, \"2006-01-02 15:04:05\" UTC, or a duration ago such as 1h)")
@@ -56,6 +58,11 @@ func runLogsSearch(ctx context.Context, args []string, stdout, stderr io.Writer)
 	}
 	if *limit <= 0 {
 		return fmt.Errorf("logs search: --limit %d: want at least 1", *limit)
+	}
+	if *configFile != "" {
+		if err := c.fromTowerConfig(*configFile); err != nil {
+			return fmt.Errorf("logs search: %w", err)
+		}
 	}
 	if *tokenFile != "" {
 		b, err := os.ReadFile(*tokenFile)
@@ -130,6 +137,34 @@ func runLogsSearch(ctx context.Context, args []string, stdout, stderr io.Writer)
 		}
 		cursor = next
 	}
+}
+
+// fromTowerConfig takes the tower's address (its listen address, on
+// loopback when it listens everywhere) and API token from its config,
+// unless --tower or --token were given.
+func (c *towerClient) fromTowerConfig(path string) error {
+	cfg, err := tower.LoadConfig(path)
+	if err != nil {
+		return err
+	}
+	if !c.url.set {
+		host, port, err := net.SplitHostPort(cfg.Listen)
+		if err != nil {
+			return fmt.Errorf("%s: listen %q: %w", path, cfg.Listen, err)
+		}
+		if ip := net.ParseIP(host); host == "" || ip != nil && ip.IsUnspecified() {
+			host = "127.0.0.1"
+		}
+		scheme := "http"
+		if cfg.TLS.CertFile != "" {
+			scheme = "https"
+		}
+		_ = c.url.Set(scheme + "://" + net.JoinHostPort(host, port))
+	}
+	if !c.token.set && cfg.APIToken != "" {
+		_ = c.token.Set(cfg.APIToken)
+	}
+	return nil
 }
 
 // searchLogs asks GET /api/v1/logs and returns the lines, the cursor to

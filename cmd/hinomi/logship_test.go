@@ -132,6 +132,12 @@ func TestLogsShippedAcrossTowerKill(t *testing.T) {
 		}
 	}
 
+	// On the tower's host its config says where it is and its token.
+	viaConfig, err := exec.Command(hinomiBinary(t), "logs", "search", "--config", cfgPath, "--limit", "5", "platypus").Output()
+	if n := strings.Count(string(viaConfig), "platypus"); err != nil || n != 5 {
+		t.Errorf("logs search --config: %v, %d lines; want 5:\n%s", err, n, viaConfig)
+	}
+
 	// --follow prints what is stored after it started, each line once.
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()

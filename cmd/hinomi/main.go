@@ -28,7 +28,9 @@ func main() {
 		checks.SetStatHelper(exe, statHelperArg)
 	}
 	ctx, stop := notifyContext()
+	stopProfile := startProfile(os.Getenv("HINOMI_CPUPROFILE"))
 	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stopProfile()
 	stop()
 	// A hung mount's stat runs in a child that is left behind (a thread
 	// waiting on a FUSE server cannot be killed): this process exits.

@@ -53,7 +53,7 @@ const (
 const (
 	// shipEvery is how long a line waits in memory before it is spooled:
 	// a host that dies loses at most this much of its last words.
-	shipEvery = 500 * time.Millisecond
+	shipEvery = time.Second
 	// shipLines and shipBytes spool the buffer sooner when it fills.
 	shipLines = 2000
 	shipBytes = 512 << 10
@@ -200,7 +200,15 @@ func encodeLines(lines []wire.Line, now time.Time) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	return json.Marshal(spooled{Kind: wire.KindLines, Time: now, Data: data})
+	// The spooled record, written out rather than marshalled: Marshal
+	// would scan the lines' JSON again to compact it.
+	at, _ := now.MarshalJSON()
+	item := make([]byte, 0, len(data)+64)
+	item = append(item, `{"kind":"`+wire.KindLines+`","time":`...)
+	item = append(item, at...)
+	item = append(item, `,"data":`...)
+	item = append(item, data...)
+	return append(item, '}'), nil
 }
 
 func (a *Agent) appendLines(t *tower, item []byte) {

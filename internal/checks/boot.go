@@ -23,8 +23,8 @@ var cleanEnd = []string{
 
 // checkPreviousBoot looks back (FM-C1 aftermath, FM-D7, FM-E*): did the last
 // boot end cleanly, and what did the kernel say in its last minutes? It
-// reads the persistent journal and pstore through the signature engine;
-// it also reports the distress of the current boot's kernel log.
+// reads the persistent journal and pstore through the signature engine.
+// It needs no process table, so it runs while the table is read.
 func checkPreviousBoot(ctx context.Context, env *Env) (Result, error) {
 	var res Result
 	if env.Signatures == nil {
@@ -101,8 +101,16 @@ func checkPreviousBoot(ctx context.Context, env *Env) (Result, error) {
 	if !looked {
 		res.Blind = append(res.Blind, "how the previous boot ended (no persistent journal and no pstore records)")
 	}
+	return res, nil
+}
 
-	// Distress in the current boot's kernel log.
+// checkKernelLog runs the signatures over this boot's kernel log (read
+// with the process table, Env.Kernel).
+func checkKernelLog(ctx context.Context, env *Env) (Result, error) {
+	var res Result
+	if env.Signatures == nil {
+		return res, ErrNotApplicable
+	}
 	if env.Kernel != nil {
 		if env.Kernel.Err != nil && !host.Missing(env.Kernel.Err) {
 			res.Blind = append(res.Blind, "the kernel log (/dev/kmsg: "+env.Kernel.Err.Error()+")")

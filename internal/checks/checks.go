@@ -58,6 +58,10 @@ type Env struct {
 	// that their waits (the Docker API, journalctl, smartctl) overlap the
 	// process scan, and the others when it is closed.
 	ProcsReady chan struct{}
+	// KernelReady, when set, is closed once Kernel is filled in: the
+	// checks that read Kernel but not Procs (kernelOnly) wait for it
+	// alone. Whoever closes ProcsReady fills Kernel first.
+	KernelReady chan struct{}
 	// NoJournal skips reading this boot's journal (the agent follows it
 	// live instead).
 	NoJournal bool
@@ -130,6 +134,7 @@ func All() []Check {
 		{"kubernetes", checkKubernetes},
 		{"services", checkServices},
 		{"previous-boot", checkPreviousBoot},
+		{"kernel-log", checkKernelLog},
 		{"journal", checkJournal},
 		{"drbd", checkDRBD},
 		{"zfs", checkZFS},
@@ -153,7 +158,12 @@ func All() []Check {
 var procsFree = map[string]bool{
 	"disk": true, "softnet": true, "docker-restarts": true, "docker-memory": true, "docker-disk": true,
 	"swarm": true, "kubernetes": true, "journal": true, "zfs": true, "smart": true,
+	"previous-boot": true,
 }
+
+// kernelOnly are the checks that read Env.Kernel but not Env.Procs: with
+// Env.KernelReady they run as soon as the kernel log is read.
+var kernelOnly = map[string]bool{"kernel-log": true}
 
 // Report gathers the results of a run.
 type Report struct {
@@ -172,9 +182,13 @@ func Run(ctx context.Context, env *Env, cs []Check) Report {
 	var wg sync.WaitGroup
 	for i, c := range cs {
 		wg.Go(func() {
-			if env.ProcsReady != nil && !procsFree[c.Name] {
+			ready := env.ProcsReady
+			if kernelOnly[c.Name] && env.KernelReady != nil {
+				ready = env.KernelReady
+			}
+			if ready != nil && !procsFree[c.Name] {
 				select {
-				case <-env.ProcsReady:
+				case <-ready:
 				case <-ctx.Done():
 					errs[i] = ctx.Err()
 					return
@@ -186,7 +200,9 @@ func Run(ctx context.Context, env *Env, cs []Check) Report {
 					env.Log.Error("check panicked", "check", c.Name, "panic", r, "stack", string(debug.Stack()))
 				}
 			}()
+			began := time.Now()
 			results[i], errs[i] = c.Run(ctx, env)
+			env.Log.Debug("check done", "check", c.Name, "took", time.Since(began).Round(time.Microsecond), "findings", len(results[i].Findings))
 		})
 	}
 	wg.Wait()

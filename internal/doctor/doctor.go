@@ -108,10 +108,23 @@ func Diagnose(ctx context.Context, o Options) (*Diagnosis, error) {
 	// Rate checks take their first sample now; their wait for the second
 	// one then overlaps the process scan.
 	softnet := checks.StartSoftnetSample(src)
+	// The process table is read first: the signatures load (about 10 ms
+	// of parsing) while it is.
+	type scanned struct {
+		procs *proctable.Table
+		err   error
+	}
+	scanStart := time.Now()
+	scan := make(chan scanned, 1)
+	go func() {
+		procs, err := proctable.Scan(ctx, src)
+		scan <- scanned{procs, err}
+	}()
 	sigs := o.Signatures
 	if sigs == nil {
 		cat, err := signatures.Builtin()
 		if err != nil {
+			<-scan
 			return nil, err
 		}
 		sigs = signatures.NewMatcher(cat)
@@ -129,7 +142,18 @@ func Diagnose(ctx context.Context, o Options) (*Diagnosis, error) {
 		DiskTrend:    o.DiskTrend,
 		KubeAddrs:    o.KubeAddrs,
 		ProcsReady:   make(chan struct{}),
+		KernelReady:  make(chan struct{}),
 	}
+	// The kernel log is read beside the scan too: the signatures' pass
+	// over it (kernel-log) need not wait for the process table.
+	go func() {
+		var boot time.Time
+		if st, err := src.ReadFile("/proc/stat"); err == nil {
+			boot = proctable.BootTime(st)
+		}
+		env.Kernel = checks.ReadKernelLog(src, boot, 5000)
+		close(env.KernelReady)
+	}()
 	// The checks that need no process table start now, so that their
 	// waits (the Docker API, journalctl, smartctl) overlap the scan; the
 	// others start when it is done (checks.Run, Env.ProcsReady).
@@ -137,7 +161,8 @@ func Diagnose(ctx context.Context, o Options) (*Diagnosis, error) {
 	defer stopRun()
 	ran := make(chan checks.Report, 1)
 	go func() { ran <- checks.Run(runCtx, env, checks.All()) }()
-	procs, err := proctable.Scan(ctx, src)
+	sc := <-scan
+	procs, err := sc.procs, sc.err
 	if err != nil {
 		stopRun()
 		<-ran
@@ -146,8 +171,9 @@ func Diagnose(ctx context.Context, o Options) (*Diagnosis, error) {
 	d.Processes = len(procs.Procs)
 	notes := proctable.ResolveNames(ctx, src, procs)
 	env.Procs = procs
-	env.Kernel = checks.ReadKernelLog(src, procs.Boot, 5000)
+	<-env.KernelReady
 	close(env.ProcsReady)
+	o.Log.Debug("process table read", "processes", len(procs.Procs), "took", time.Since(scanStart).Round(time.Microsecond))
 	d.Report = <-ran
 	d.Blind = append(d.Blind, notes...)
 	d.Blind = append(d.Blind, src.Problems()...)

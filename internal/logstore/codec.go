@@ -9,9 +9,11 @@ import (
 	"unicode/utf8"
 )
 
-// The entry codec, shared by the WAL and the blocks: for each entry the time
-// (Unix nanoseconds, zig-zag varint), host, source, unit (length-prefixed),
-// priority (varint), line, then the count of fields and each key and value.
+// The entry codec, shared by the WAL and the blocks. An entry's meta is the
+// time (Unix nanoseconds, zig-zag varint), host, source, unit
+// (length-prefixed), priority (varint), the count of fields and each key and
+// value; the WAL follows it with the line, a block keeps its lines apart
+// (segment.go).
 
 var errCorrupt = errors.New("logstore: corrupt record")
 
@@ -21,12 +23,16 @@ func appendString(b []byte, s string) []byte {
 }
 
 func appendEntry(b []byte, e *Entry) []byte {
+	b = appendEntryMeta(b, e)
+	return appendString(b, e.Line)
+}
+
+func appendEntryMeta(b []byte, e *Entry) []byte {
 	b = binary.AppendVarint(b, e.Time.UnixNano())
 	b = appendString(b, e.Host)
 	b = appendString(b, e.Source)
 	b = appendString(b, e.Unit)
 	b = binary.AppendVarint(b, int64(e.Priority))
-	b = appendString(b, e.Line)
 	b = binary.AppendUvarint(b, uint64(len(e.Fields)))
 	if len(e.Fields) > 0 {
 		keys := make([]string, 0, len(e.Fields))
@@ -102,13 +108,13 @@ type rawEntry struct {
 	seq                int    // order of arrival, to break ties in time
 }
 
-func (d *decoder) rawEntry(r *rawEntry) bool {
+// rawMeta reads an entry's meta (all but the line).
+func (d *decoder) rawMeta(r *rawEntry) bool {
 	r.t = d.varint()
 	r.host = d.bytes()
 	r.source = d.bytes()
 	r.unit = d.bytes()
 	r.priority = int(d.varint())
-	r.line = d.bytes()
 	nf := d.uvarint()
 	if d.err != nil {
 		return false
@@ -132,29 +138,39 @@ func (d *decoder) rawEntry(r *rawEntry) bool {
 
 // entry copies r into an Entry.
 func (r *rawEntry) entry() Entry {
-	e := Entry{
+	return Entry{
 		Time:     time.Unix(0, r.t).UTC(),
 		Host:     string(r.host),
 		Source:   string(r.source),
 		Unit:     string(r.unit),
 		Priority: r.priority,
 		Line:     string(r.line),
+		Fields:   r.fieldMap(),
 	}
-	if r.nfields > 0 {
-		e.Fields = make(map[string]string, r.nfields)
-		d := decoder{b: r.fields}
-		for i := 0; i < r.nfields; i++ {
-			k := d.bytes()
-			v := d.bytes()
-			e.Fields[string(k)] = string(v)
-		}
-	}
-	return e
 }
 
+func (r *rawEntry) fieldMap() map[string]string {
+	if r.nfields == 0 {
+		return nil
+	}
+	f := make(map[string]string, r.nfields)
+	d := decoder{b: r.fields}
+	for range r.nfields {
+		k := d.bytes()
+		v := d.bytes()
+		f[string(k)] = string(v)
+	}
+	return f
+}
+
+// entry reads a whole entry, as the WAL holds it.
 func (d *decoder) entry() (Entry, bool) {
 	var r rawEntry
-	if !d.rawEntry(&r) {
+	if !d.rawMeta(&r) {
+		return Entry{}, false
+	}
+	r.line = d.bytes()
+	if d.err != nil {
 		return Entry{}, false
 	}
 	return r.entry(), true

@@ -226,7 +226,7 @@ func TestContractBadInput(t *testing.T) {
 			s := b.open(t)
 			t0 := window(t)
 			atMax := "maxline " + strings.Repeat("x", MaxLine-len("maxline  tail")) + " tail"
-			over := "overlong " + strings.Repeat("y ", MaxLine)
+			over := "overlong " + strings.Repeat("y ", 5<<20) // 10 MB
 			binary := "binary \x00\x01\x02\x7f\xfe garbage \x1b[31mred\x1b[0m"
 			es := []Entry{
 				line(t0, 0, "h", "u", 6, "invalid \xff\xfe utf8 here"),

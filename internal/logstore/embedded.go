@@ -52,6 +52,7 @@ type Embedded struct {
 	walSynced int64
 	lastGen   uint64 // the newest WAL generation in a block
 	flushErr  error
+	retryAt   time.Time // after a failed flush, the next try (wall clock)
 	order     int
 	dropped   int64
 	builder   blockBuilder
@@ -344,7 +345,7 @@ func (s *Embedded) Append(ctx context.Context, entries []Entry) error {
 	gen, end, wal := s.walGen, s.walSize, s.wal
 	s.head = append(s.head, clean...)
 	s.headBytes += bytes
-	if len(s.head) >= s.cfg.blockLines || s.headBytes >= s.cfg.blockBytes {
+	if (len(s.head) >= s.cfg.blockLines || s.headBytes >= s.cfg.blockBytes) && (s.flushErr == nil || !time.Now().Before(s.retryAt)) {
 		s.flushLocked()
 	}
 	s.mu.Unlock()
@@ -384,7 +385,9 @@ func (s *Embedded) flushLocked() {
 		if s.flushErr == nil {
 			s.log.Error("log store: writing a block", "err", err)
 		}
-		s.flushErr = err
+		// Each try compresses the whole head again: not more than once a
+		// second while the disk stays full.
+		s.flushErr, s.retryAt = err, time.Now().Add(time.Second)
 		return
 	}
 	s.flushErr = nil

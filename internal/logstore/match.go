@@ -3,6 +3,7 @@ package logstore
 import (
 	"bytes"
 	"strconv"
+	"time"
 	"unicode/utf8"
 )
 
@@ -18,6 +19,9 @@ type matcher struct {
 	// tokens every matching line holds (from the positive line terms), for
 	// the blocks' bloom filters.
 	tokens []uint64
+	// lead is a positive line term in ASCII: a block's text is scanned
+	// for it at once, and only the lines that hold it are looked at.
+	lead *termMatcher
 }
 
 type termMatcher struct {
@@ -82,7 +86,22 @@ func compile(q Query) (*matcher, error) {
 		}
 		m.terms = append(m.terms, tm)
 	}
+	for i := range m.terms {
+		t := &m.terms[i]
+		if t.Field == "" && !t.Not && len(t.lower) > 0 && isASCII(t.lower) && (m.lead == nil || len(t.lower) > len(m.lead.lower)) {
+			m.lead = t
+		}
+	}
 	return m, nil
+}
+
+func isASCII(b []byte) bool {
+	for _, c := range b {
+		if c >= utf8.RuneSelf {
+			return false
+		}
+	}
+	return true
 }
 
 type errUnknownField string
@@ -210,4 +229,27 @@ func contains(list []string, s string) bool {
 		}
 	}
 	return false
+}
+
+// Matcher tests entries one by one against a Query, with the stores'
+// semantics (whole words, case-insensitive; field values exact), for
+// lines that are not in a store, such as those a follow has just seen.
+// Time bounds and Limit aside.
+type Matcher struct{ m *matcher }
+
+// NewMatcher compiles q.
+func NewMatcher(q Query) (*Matcher, error) {
+	q.Since, q.Until = time.Time{}, time.Time{}
+	m, err := compile(q)
+	if err != nil {
+		return nil, err
+	}
+	return &Matcher{m: m}, nil
+}
+
+// Match reports whether e matches. It is safe for one goroutine at a time.
+func (m *Matcher) Match(e Entry) bool {
+	r := rawEntry{t: e.Time.UnixNano(), host: []byte(e.Host), unit: []byte(e.Unit), source: []byte(e.Source), priority: e.Priority, line: []byte(e.Line)}
+	ok, _ := m.m.match(&r, nil)
+	return ok
 }

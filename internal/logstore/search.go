@@ -1,13 +1,17 @@
 package logstore
 
 import (
+	"bytes"
 	"container/heap"
 	"context"
 	"errors"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sort"
+	"sync"
+	"time"
 )
 
 // Search calls fn for each matching entry in time order (Newest: reverse)
@@ -59,8 +63,34 @@ func (s *Embedded) Search(ctx context.Context, q Query, fn func(Entry) bool) err
 		})
 	}
 
-	r := &blockReader{s: s, m: m, files: map[uint64]*os.File{}}
+	r := &blockReader{s: s, m: m, limit: limit, newest: q.Newest, files: map[uint64]*os.File{}}
 	defer r.close()
+	// Blocks are read ahead, several at a time, in the order they are
+	// needed; what is read beyond the limit is thrown away.
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	workers := runtime.GOMAXPROCS(0)
+	sem := make(chan struct{}, workers)
+	results := make([]chan blockResult, len(cands))
+	dispatched := 0
+	readAhead := func(upto int) {
+		for ; dispatched < min(upto, len(cands)); dispatched++ {
+			j := dispatched
+			results[j] = make(chan blockResult, 1)
+			wg.Go(func() {
+				sem <- struct{}{}
+				defer func() { <-sem }()
+				if err := ctx.Err(); err != nil {
+					results[j] <- blockResult{err: err}
+					return
+				}
+				run, err := r.blockRun(cands[j], q.Newest)
+				results[j] <- blockResult{run, err}
+			})
+		}
+	}
 	h := &runHeap{newest: q.Newest}
 	if run := r.headRun(head, headOrder, q.Newest); len(run.entries) > 0 {
 		heap.Push(h, run)
@@ -84,12 +114,13 @@ func (s *Embedded) Search(ctx context.Context, q Query, fn func(Entry) bool) err
 			if err := ctx.Err(); err != nil {
 				return err
 			}
-			run, err := r.blockRun(cands[next], q.Newest)
-			if err != nil {
-				return err
+			readAhead(next + 2*workers)
+			res := <-results[next]
+			if res.err != nil {
+				return res.err
 			}
-			if len(run.entries) > 0 {
-				heap.Push(h, run)
+			if len(res.run.entries) > 0 {
+				heap.Push(h, res.run)
 			}
 			next++
 		}
@@ -112,13 +143,24 @@ func (s *Embedded) Search(ctx context.Context, q Query, fn func(Entry) bool) err
 	return nil
 }
 
-// blockReader reads candidate blocks for one search.
+// blockReader reads candidate blocks for one search, from several
+// goroutines.
 type blockReader struct {
-	s     *Embedded
-	m     *matcher
-	files map[uint64]*os.File
-	raw   []byte
-	lower []byte
+	s       *Embedded
+	m       *matcher
+	limit   int
+	newest  bool
+	mu      sync.Mutex
+	files   map[uint64]*os.File
+	scratch sync.Pool // *scratch
+}
+
+type scratch struct {
+	raw, fold, lower []byte
+	view             blockView
+	cand             []int
+	hits             []rawEntry
+	strs             map[string]string
 }
 
 func (r *blockReader) close() {
@@ -130,6 +172,8 @@ func (r *blockReader) close() {
 }
 
 func (r *blockReader) file(seq uint64) (*os.File, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
 	if f, ok := r.files[seq]; ok {
 		return f, nil
 	}
@@ -159,21 +203,22 @@ func (r *blockReader) blockRun(b *blockMeta, newest bool) (*run, error) {
 			}
 		}
 	}
+	sc, _ := r.scratch.Get().(*scratch)
+	if sc == nil {
+		sc = &scratch{}
+	}
+	defer r.scratch.Put(sc)
 	data, err := readBlockData(f, b)
 	if err == nil {
-		r.raw, err = decodeBlock(r.s.dec, data, r.raw, b)
+		sc.raw, err = decodeBlock(r.s.dec, data, sc.raw, b)
 	}
-	if err != nil {
-		r.s.log.Error("log store: a damaged block is left out of a search", "segment", f.Name(), "offset", b.off, "err", err)
-		return &run{}, nil
+	if err == nil {
+		err = sc.view.parse(sc.raw)
 	}
 	out := &run{order: b.order}
-	var ok bool
-	err = scanEntries(r.raw, func(e *rawEntry) {
-		if ok, r.lower = r.m.match(e, r.lower); ok {
-			out.entries = append(out.entries, e.entry())
-		}
-	})
+	if err == nil {
+		err = r.matchBlock(sc, out)
+	}
 	if err != nil {
 		r.s.log.Error("log store: a damaged block is left out of a search", "segment", f.Name(), "offset", b.off, "err", err)
 		return &run{}, nil
@@ -184,15 +229,113 @@ func (r *blockReader) blockRun(b *blockMeta, newest bool) (*run, error) {
 	return out, nil
 }
 
+// matchBlock appends the block's matching entries to out. With a lead
+// term it scans the block's text for it first and decodes the meta of the
+// lines that hold it only.
+func (r *blockReader) matchBlock(sc *scratch, out *run) error {
+	v := &sc.view
+	var cand []int
+	if lead := r.m.lead; lead != nil {
+		sc.fold = foldASCII(sc.fold, v.text)
+		cand = sc.cand[:0]
+		text := sc.fold
+		off := 0
+		line := 0
+		for off < len(text) {
+			i := bytes.Index(text[off:], lead.lower)
+			if i < 0 {
+				break
+			}
+			i += off
+			for v.ends[line] <= i {
+				line++
+			}
+			start := 0
+			if line > 0 {
+				start = v.ends[line-1]
+			}
+			end := i + len(lead.lower)
+			l := text[start:v.ends[line]]
+			if end <= v.ends[line] && (!lead.edgeBefore || tokenBoundaryBefore(l, i-start)) && (!lead.edgeAfter || tokenBoundaryAfter(l, end-start)) {
+				cand = append(cand, line)
+				off = v.ends[line] // one hit a line is enough
+				line++
+				continue
+			}
+			off = i + 1
+		}
+		sc.cand = cand
+		if len(cand) == 0 {
+			return nil
+		}
+	}
+	d := decoder{b: v.meta}
+	var e rawEntry
+	var ok bool
+	next := 0
+	hits := sc.hits[:0]
+	for i := range v.n {
+		if !d.rawMeta(&e) {
+			return d.err
+		}
+		if cand != nil {
+			if next == len(cand) {
+				break
+			}
+			if cand[next] != i {
+				continue
+			}
+			next++
+		}
+		e.seq = i
+		e.line = v.line(i)
+		if ok, sc.lower = r.m.match(&e, sc.lower); ok {
+			hits = append(hits, e)
+		}
+	}
+	sc.hits = hits
+	// A block gives at most limit lines to a search: the first ones, or
+	// the last ones newest first.
+	if len(hits) > r.limit {
+		if r.newest {
+			hits = hits[len(hits)-r.limit:]
+		} else {
+			hits = hits[:r.limit]
+		}
+	}
+	out.entries = make([]Entry, len(hits))
+	for i := range hits {
+		h := &hits[i]
+		out.entries[i] = Entry{Time: time.Unix(0, h.t).UTC(), Host: sc.intern(h.host), Source: sc.intern(h.source),
+			Unit: sc.intern(h.unit), Priority: h.priority, Line: string(h.line), Fields: h.fieldMap()}
+	}
+	return nil
+}
+
+// intern returns b as a string, one copy for all the lines of a search
+// that share it (hosts, units, sources).
+func (sc *scratch) intern(b []byte) string {
+	if s, ok := sc.strs[string(b)]; ok {
+		return s
+	}
+	if sc.strs == nil || len(sc.strs) > 4096 {
+		sc.strs = make(map[string]string)
+	}
+	s := string(b)
+	sc.strs[s] = s
+	return s
+}
+
 // headRun returns the matching entries not yet in a block, sorted.
 func (r *blockReader) headRun(head []Entry, order int, newest bool) *run {
 	out := &run{order: order}
 	var raw rawEntry
 	var ok bool
+	var lower []byte
 	for i := range head {
 		e := &head[i]
 		raw = rawEntry{t: e.Time.UnixNano(), host: []byte(e.Host), unit: []byte(e.Unit), source: []byte(e.Source), priority: e.Priority, line: []byte(e.Line)}
-		if ok, r.lower = r.m.match(&raw, r.lower); ok {
+		if ok, lower = r.m.match(&raw, lower); ok {
 			out.entries = append(out.entries, *e)
 		}
 	}
@@ -207,6 +350,11 @@ func reverse(es []Entry) {
 	for i, j := 0, len(es)-1; i < j; i, j = i+1, j-1 {
 		es[i], es[j] = es[j], es[i]
 	}
+}
+
+type blockResult struct {
+	run *run
+	err error
 }
 
 // run is the matching entries of one block, in order, and the next to send.

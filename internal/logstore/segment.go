@@ -17,16 +17,19 @@ import (
 //	"HLB1"  metaLen u32  dataLen u32  metaCRC u32  dataCRC u32   (little endian)
 //	meta:   version, count, minT, maxT, minPri, walGen, rawLen, hosts, units,
 //	        sources, bloom filter of the words
-//	data:   the entries (codec.go), zstd-compressed
+//	data:   zstd-compressed: the count of entries, the length of each line,
+//	        the lines one after the other, then each entry's meta (codec.go)
 //
 // A block describes itself (time range, hosts, units, words), so a search
 // reads the metas from memory and the bloom filters from the file, and
-// decompresses only the blocks that may match.
+// decompresses only the blocks that may match. Keeping the lines together
+// lets a word search scan a whole block's text at once and decode the meta
+// of the lines that hold the word only.
 
 const (
 	blockMagic     = "HLB1"
 	blockPrefixLen = 20
-	blockVersion   = 1
+	blockVersion   = 2
 	// maxBlockPart bounds what a reader accepts for one block's meta or
 	// data, so a corrupt length cannot make it allocate gigabytes.
 	maxBlockPart = 256 << 20
@@ -58,6 +61,9 @@ func (b *blockMeta) end() int64 { return b.off + b.diskLen }
 // blockBuilder turns entries sorted by time into a block.
 type blockBuilder struct {
 	raw    []byte
+	lens   []byte
+	lines  []byte
+	metas  []byte
 	lower  []byte
 	tokens map[uint64]struct{}
 	enc    *zstd.Encoder
@@ -65,7 +71,7 @@ type blockBuilder struct {
 
 // build encodes entries (sorted by time) as one block, ready to write.
 func (bb *blockBuilder) build(entries []Entry, walGen uint64) ([]byte, blockMeta) {
-	bb.raw = bb.raw[:0]
+	bb.lens, bb.lines, bb.metas = bb.lens[:0], bb.lines[:0], bb.metas[:0]
 	if bb.tokens == nil {
 		bb.tokens = make(map[uint64]struct{}, 1<<15)
 	}
@@ -87,10 +93,16 @@ func (bb *blockBuilder) build(entries []Entry, walGen uint64) ([]byte, blockMeta
 		hosts[e.Host] = true
 		units[e.Unit] = true
 		sources[e.Source] = true
-		bb.raw = appendEntry(bb.raw, e)
+		bb.lens = binary.AppendUvarint(bb.lens, uint64(len(e.Line)))
+		bb.lines = append(bb.lines, e.Line...)
+		bb.metas = appendEntryMeta(bb.metas, e)
 		bb.lower = lowerInto(bb.lower[:0], []byte(e.Line))
 		forEachToken(bb.lower, func(tok []byte) { bb.tokens[hashToken(tok)] = struct{}{} })
 	}
+	bb.raw = binary.AppendUvarint(bb.raw[:0], uint64(len(entries)))
+	bb.raw = append(bb.raw, bb.lens...)
+	bb.raw = append(bb.raw, bb.lines...)
+	bb.raw = append(bb.raw, bb.metas...)
 	m.rawLen = int64(len(bb.raw))
 	m.hosts, m.units, m.sources = sortedKeys(hosts), sortedKeys(units), sortedKeys(sources)
 	bl := newBloom(len(bb.tokens))
@@ -263,15 +275,63 @@ func decodeBlock(dec *zstd.Decoder, data, raw []byte, m *blockMeta) ([]byte, err
 	return out, nil
 }
 
+// blockView splits a block's raw data into its parts.
+type blockView struct {
+	n    int
+	ends []int // line i is text[ends[i-1]:ends[i]]
+	text []byte
+	meta []byte
+}
+
+func (v *blockView) parse(raw []byte) error {
+	d := decoder{b: raw}
+	n := d.uvarint()
+	if d.err != nil || n > uint64(len(raw)) {
+		return errCorrupt
+	}
+	v.n = int(n)
+	v.ends = v.ends[:0]
+	total := 0
+	for range v.n {
+		l := d.uvarint()
+		if d.err != nil || l > uint64(len(raw)) {
+			return errCorrupt
+		}
+		total += int(l)
+		if total > len(raw) {
+			return errCorrupt
+		}
+		v.ends = append(v.ends, total)
+	}
+	if total > len(d.b) {
+		return errCorrupt
+	}
+	v.text, v.meta = d.b[:total], d.b[total:]
+	return nil
+}
+
+func (v *blockView) line(i int) []byte {
+	start := 0
+	if i > 0 {
+		start = v.ends[i-1]
+	}
+	return v.text[start:v.ends[i]:v.ends[i]]
+}
+
 // scanEntries decodes every entry of a block's raw data.
 func scanEntries(raw []byte, fn func(r *rawEntry)) error {
-	d := decoder{b: raw}
+	var v blockView
+	if err := v.parse(raw); err != nil {
+		return err
+	}
+	d := decoder{b: v.meta}
 	var r rawEntry
-	for n := 0; len(d.b) > 0; n++ {
-		if !d.rawEntry(&r) {
+	for i := range v.n {
+		if !d.rawMeta(&r) {
 			return d.err
 		}
-		r.seq = n
+		r.seq = i
+		r.line = v.line(i)
 		fn(&r)
 	}
 	return nil

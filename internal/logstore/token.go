@@ -78,3 +78,29 @@ func tokenBoundaryAfter(s []byte, i int) bool {
 	r, _ := utf8.DecodeRune(s[i:])
 	return !isTokenRune(r)
 }
+
+// asciiLower maps each byte to itself, A-Z to a-z.
+var asciiLower = func() (t [256]byte) {
+	for i := range t {
+		t[i] = byte(i)
+		if 'A' <= i && i <= 'Z' {
+			t[i] = byte(i + 'a' - 'A')
+		}
+	}
+	return t
+}()
+
+// foldASCII returns src with A-Z in lower case, in dst's storage. Bytes of
+// other runes are left alone: an ASCII word found in the result is found
+// in the Unicode lower case too (and the other way round but for a few
+// runes, such as the Kelvin sign, whose lower case is ASCII).
+func foldASCII(dst, src []byte) []byte {
+	if cap(dst) < len(src) {
+		dst = make([]byte, len(src))
+	}
+	dst = dst[:len(src)]
+	for i, c := range src {
+		dst[i] = asciiLower[c]
+	}
+	return dst
+}

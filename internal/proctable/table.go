@@ -150,6 +150,10 @@ func CountInotifyWatches(fdinfo []byte) int {
 }
 
 // bootTime reads btime from /proc/stat.
+// BootTime is when the kernel started, from /proc/stat's btime (zero
+// when the text has none).
+func BootTime(stat []byte) time.Time { return bootTime(stat) }
+
 func bootTime(stat []byte) time.Time {
 	for line := range bytes.Lines(stat) {
 		if v, ok := bytes.CutPrefix(line, []byte("btime ")); ok {

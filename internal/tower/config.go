@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"os"
 	"regexp"
+	"strconv"
 	"strings"
 	"time"
 
@@ -147,11 +148,18 @@ type RetentionConfig struct {
 // Duration reads "90s", "5m", "4h".
 type Duration time.Duration
 
-// UnmarshalYAML parses a Go duration string.
+// UnmarshalYAML parses a Go duration string, or a whole number of days
+// ("30d").
 func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	if days, ok := strings.CutSuffix(n.Value, "d"); ok {
+		if v, err := strconv.Atoi(days); err == nil && v >= 0 && v < 100000 {
+			*d = Duration(time.Duration(v) * 24 * time.Hour)
+			return nil
+		}
+	}
 	v, err := time.ParseDuration(n.Value)
 	if err != nil {
-		return fmt.Errorf("line %d: %q is not a duration such as 90s, 5m or 4h", n.Line, n.Value)
+		return fmt.Errorf("line %d: %q is not a duration such as 90s, 5m, 4h or 30d", n.Line, n.Value)
 	}
 	*d = Duration(v)
 	return nil

@@ -51,7 +51,13 @@ type logIngest struct {
 
 	lines    *prometheus.CounterVec
 	unusable prometheus.Gauge
+	// slots bounds the batches of lines being read and stored at once,
+	// apart from the findings' ingest, so lines never hold findings back.
+	slots chan struct{}
 }
+
+// maxLogIngest bounds the batches of lines in flight.
+const maxLogIngest = 16
 
 // logAgent is an agent's log spool as the tower knows it.
 type logAgent struct {
@@ -65,7 +71,7 @@ type logAgent struct {
 const logsReopen = 10 * time.Second
 
 func newLogIngest(reg *prometheus.Registry) *logIngest {
-	l := &logIngest{agents: map[string]*logAgent{}, buckets: map[string]*rateBucket{},
+	l := &logIngest{agents: map[string]*logAgent{}, buckets: map[string]*rateBucket{}, slots: make(chan struct{}, maxLogIngest),
 		lines: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "hinomi_tower_log_lines_total", Help: "Log lines received from agents and syslog senders, by result: stored, rate_limited (dropped and counted in a stored line), duplicate (a resend), refused (the log store could not take them; agents keep them).",
 		}, []string{"result"}),
@@ -140,6 +146,15 @@ func (t *Tower) closeLogs() error {
 	err := t.logs.store.Close()
 	t.logs.store = nil
 	return err
+}
+
+// checkLogsReload refuses a reload that would move the log store: the
+// open one stays until a restart.
+func checkLogsReload(old, cfg *Config) error {
+	if old.Logs.Store != cfg.Logs.Store {
+		return errors.New("logs.store cannot change on reload; restart the tower")
+	}
+	return nil
 }
 
 // bannerReason is the status page's banner: the database's trouble
@@ -224,6 +239,16 @@ func (t *Tower) handleLogIngest(w http.ResponseWriter, r *http.Request) {
 	agent := cfg.agentByToken(token)
 	if !ok || agent == nil {
 		fail(http.StatusUnauthorized, "unknown or missing agent token")
+		return
+	}
+	select {
+	case t.logs.slots <- struct{}{}:
+		defer func() { <-t.logs.slots }()
+	default:
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Retry-After", strconv.Itoa(int(shedRetryAfter/time.Second)))
+		w.WriteHeader(http.StatusTooManyRequests)
+		_ = json.NewEncoder(w).Encode(wire.Reply{Error: "too many batches of log lines in flight; send again after Retry-After"})
 		return
 	}
 	if cfg.Logs.Store == "off" {

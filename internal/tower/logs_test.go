@@ -323,3 +323,32 @@ func TestLogSearchAroundAndFollow(t *testing.T) {
 		}
 	}
 }
+
+// TestFollowRingBounds: the lines kept for follows are bounded in count
+// and bytes; a follow that fell behind is told how many it missed, and
+// one from another run of the tower starts over.
+func TestFollowRingBounds(t *testing.T) {
+	r := newRecentLines()
+	cursor := r.cursor()
+	m, err := logstore.NewMatcher(logstore.Query{MaxPriority: 7})
+	if err != nil {
+		t.Fatal(err)
+	}
+	big := strings.Repeat("x", 60<<10)
+	for i := range 1000 { // 60 MB of lines: past the byte bound
+		r.add([]logstore.Entry{{Host: "h", Line: fmt.Sprintf("%d %s", i, big)}})
+	}
+	if r.bytes > followBytes || len(r.ring) >= 1000 {
+		t.Fatalf("ring holds %d lines, %d bytes; want at most %d bytes", len(r.ring), r.bytes, followBytes)
+	}
+	got, next, missed := r.since(cursor, logstore.Query{Limit: 100000}, m)
+	if missed == 0 || int(missed)+len(got) != 1000 || !strings.HasPrefix(got[len(got)-1].Line, "999 ") {
+		t.Errorf("missed %d, got %d; want the dropped ones counted and the rest returned", missed, len(got))
+	}
+	if more, _, missed := r.since(next, logstore.Query{Limit: 100000}, m); len(more) != 0 || missed != 0 {
+		t.Errorf("a caught-up follow got %d lines, missed %d", len(more), missed)
+	}
+	if _, _, missed := r.since("0123456789ab:5", logstore.Query{Limit: 10}, m); missed == 0 {
+		t.Error("a cursor of another run of the tower was not reported")
+	}
+}

@@ -10,7 +10,6 @@ import (
 	"strings"
 	"sync"
 	"time"
-	"unicode"
 
 	"github.com/hinomi/hinomi/internal/logstore"
 )
@@ -33,10 +32,13 @@ import (
 // maxSearchLimit bounds one answer.
 const maxSearchLimit = 100000
 
-// followRing is how many of the latest stored lines a follow can be
+// followRing and followBytes bound the latest stored lines a follow is
 // served from: a client that falls further behind is told how many it
 // missed.
-const followRing = 50000
+const (
+	followRing  = 50000
+	followBytes = 32 << 20
+)
 
 // CursorHeader carries a search's cursor.
 const CursorHeader = "Hinomi-Cursor"
@@ -55,26 +57,35 @@ type recentLines struct {
 	appendMu sync.RWMutex
 	mu       sync.Mutex
 	instance string
+	first    uint64 // number of ring[0]
 	next     uint64 // number of the next line
 	ring     []logstore.Entry
+	bytes    int
 }
 
 func newRecentLines() *recentLines {
 	var b [6]byte
 	_, _ = rand.Read(b[:])
-	return &recentLines{instance: hex.EncodeToString(b[:]), next: 1}
+	return &recentLines{instance: hex.EncodeToString(b[:]), first: 1, next: 1}
+}
+
+func entrySize(e *logstore.Entry) int {
+	return len(e.Line) + len(e.Host) + len(e.Unit) + len(e.Source) + 64
 }
 
 func (r *recentLines) add(entries []logstore.Entry) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for _, e := range entries {
-		if len(r.ring) < followRing {
-			r.ring = append(r.ring, e)
-		} else {
-			r.ring[(r.next-1)%followRing] = e
-		}
+		r.ring = append(r.ring, e)
+		r.bytes += entrySize(&e)
 		r.next++
+		for len(r.ring) > followRing || r.bytes > followBytes {
+			r.bytes -= entrySize(&r.ring[0])
+			r.ring[0] = logstore.Entry{}
+			r.ring = r.ring[1:]
+			r.first++
+		}
 	}
 }
 
@@ -89,7 +100,7 @@ func (r *recentLines) cursor() string {
 
 // since returns the lines stored from the cursor on that match, the next
 // cursor, and how many lines the ring no longer held.
-func (r *recentLines) since(cursor string, q logstore.Query) ([]logstore.Entry, string, uint64) {
+func (r *recentLines) since(cursor string, q logstore.Query, m *logstore.Matcher) ([]logstore.Entry, string, uint64) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	inst, n, _ := strings.Cut(cursor, ":")
@@ -99,92 +110,21 @@ func (r *recentLines) since(cursor string, q logstore.Query) ([]logstore.Entry, 
 		// Another run of the tower: its ring starts over.
 		from, missed = 1, 1
 	}
-	oldest := uint64(1)
-	if r.next > followRing {
-		oldest = r.next - followRing
-	}
-	if from < oldest {
-		missed += oldest - from
-		from = oldest
+	if from < r.first {
+		missed += r.first - from
+		from = r.first
 	}
 	var out []logstore.Entry
-	limit := q.Limit
 	for i := from; i < r.next; i++ {
-		e := r.ring[(i-1)%followRing]
-		if matches(q, e) {
-			if len(out) >= limit {
+		e := r.ring[i-r.first]
+		if m.Match(e) && (q.Since.IsZero() || !e.Time.Before(q.Since)) && (q.Until.IsZero() || e.Time.Before(q.Until)) {
+			if len(out) >= q.Limit {
 				return out, r.instance + ":" + strconv.FormatUint(i, 10), missed
 			}
 			out = append(out, e)
 		}
 	}
 	return out, r.instance + ":" + strconv.FormatUint(r.next, 10), missed
-}
-
-// matches is the query language on one line in memory (the follow's
-// filter; the stores search with their own indexes).
-func matches(q logstore.Query, e logstore.Entry) bool {
-	if len(q.Hosts) > 0 && !containsFold(q.Hosts, e.Host) || len(q.Units) > 0 && !containsFold(q.Units, e.Unit) {
-		return false
-	}
-	if q.MaxPriority >= 0 && q.MaxPriority < 7 && (e.Priority < 0 || e.Priority > q.MaxPriority) {
-		return false
-	}
-	if !q.Since.IsZero() && e.Time.Before(q.Since) || !q.Until.IsZero() && !e.Time.Before(q.Until) {
-		return false
-	}
-	line := strings.ToLower(e.Line)
-	for _, t := range q.Terms {
-		var ok bool
-		switch t.Field {
-		case "host":
-			ok = strings.EqualFold(e.Host, t.Text)
-		case "unit":
-			ok = strings.EqualFold(e.Unit, t.Text)
-		case "source":
-			ok = strings.EqualFold(e.Source, t.Text)
-		case "priority":
-			ok = strconv.Itoa(e.Priority) == t.Text
-		case "":
-			ok = containsWord(line, strings.ToLower(t.Text), t.Phrase)
-		}
-		if ok == t.Not {
-			return false
-		}
-	}
-	return true
-}
-
-func containsFold(list []string, s string) bool {
-	for _, v := range list {
-		if strings.EqualFold(v, s) {
-			return true
-		}
-	}
-	return false
-}
-
-// containsWord: a phrase anywhere, a word as a whole word.
-func containsWord(line, w string, phrase bool) bool {
-	if phrase {
-		return strings.Contains(line, w)
-	}
-	for i := 0; ; {
-		j := strings.Index(line[i:], w)
-		if j < 0 {
-			return false
-		}
-		j += i
-		end := j + len(w)
-		if (j == 0 || !isWordByte(line[j-1])) && (end == len(line) || !isWordByte(line[end])) {
-			return true
-		}
-		i = j + 1
-	}
-}
-
-func isWordByte(c byte) bool {
-	return c == '_' || c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 0x80 || unicode.IsLetter(rune(c))
 }
 
 // LogLine is a stored line as the API answers it.
@@ -270,7 +210,12 @@ func (t *Tower) handleLogSearch(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if after := r.URL.Query().Get("after"); after != "" {
-		lines, next, missed := t.recent.since(after, q)
+		m, err := logstore.NewMatcher(q)
+		if err != nil {
+			writeJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
+			return
+		}
+		lines, next, missed := t.recent.since(after, q, m)
 		w.Header().Set(CursorHeader, next)
 		if missed > 0 {
 			w.Header().Set(MissedHeader, strconv.FormatUint(missed, 10))

@@ -324,6 +324,9 @@ func (t *Tower) Reload(path string) error {
 	if old := t.cfg.Load(); cfg.Store != old.Store || cfg.StorePassword != old.StorePassword {
 		return errors.New("store cannot change on reload; restart the tower")
 	}
+	if err := checkLogsReload(t.cfg.Load(), cfg); err != nil {
+		return err
+	}
 	t.mu.Lock()
 	bound, serveTLS := t.listener != nil, t.serveTLS
 	t.mu.Unlock()
