@@ -6,8 +6,10 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/hinomi/hinomi/internal/logstore"
+	"github.com/hinomi/hinomi/internal/web"
 )
 
 // An incident's postmortem carries what every host wrote in the central
@@ -85,10 +87,7 @@ func writeLogBlock(b *strings.Builder, es []logstore.Entry, more bool, left stri
 	}
 	rows := make([]string, 0, len(es))
 	for _, e := range es {
-		prio := "-"
-		if e.Priority >= 0 && e.Priority <= 7 {
-			prio = priorityName(e.Priority)
-		}
+		prio := web.PriorityName(e.Priority)
 		unit := e.Unit
 		if unit == "" {
 			unit = "-"
@@ -113,24 +112,10 @@ func writeLogBlock(b *strings.Builder, es []logstore.Entry, more bool, left stri
 func oneLine(s string) string {
 	if len(s) > postmortemLine {
 		n := postmortemLine
-		for n > 0 && s[n]&0xc0 == 0x80 {
+		for n > 0 && !utf8.RuneStart(s[n]) {
 			n--
 		}
 		s = s[:n] + " …[cut]"
 	}
-	return strings.Map(func(r rune) rune {
-		switch {
-		case r == '\t':
-			return ' '
-		case r < 0x20:
-			return 0x2400 + r
-		case r == 0x7f:
-			return 0x2421
-		}
-		return r
-	}, s)
-}
-
-func priorityName(p int) string {
-	return [...]string{"emerg", "alert", "crit", "err", "warning", "notice", "info", "debug"}[p]
+	return web.Printable(strings.ReplaceAll(s, "\t", " "))
 }

@@ -348,3 +348,57 @@ func TestIncidentLogsTimelineAndPostmortem(t *testing.T) {
 		t.Errorf("the postmortem holds a line from before its window:\n%s", sec)
 	}
 }
+
+// TestPostmortemLogsBounded: a chatty incident's postmortem keeps the
+// 200 lines nearest the start before it and the first 300 from it, says
+// that it left lines out, cuts a long line at 1 KiB, and fences lines
+// that hold backticks so that they cannot end the block.
+func TestPostmortemLogsBounded(t *testing.T) {
+	w := newWebTower(t)
+	f := newLogFeeder(t, w)
+	t0 := w.t0
+	w.report("pve1")
+	var before, during []shipped
+	for i := range 250 {
+		before = append(before, shipped{at: t0.Add(-time.Duration(250-i) * 500 * time.Millisecond), text: "before " + strconv.Itoa(i)})
+	}
+	before = append(before, shipped{at: t0.Add(-100 * time.Millisecond), text: "a fence ``` inside"})
+	for i := range 350 {
+		during = append(during, shipped{at: t0.Add(time.Duration(i) * 50 * time.Millisecond), text: "during " + strconv.Itoa(i)})
+	}
+	during[0].text = strings.Repeat("x", 5000)
+	f.ship("pve1", before...)
+	f.ship("pve2", during...)
+	w.at(31 * time.Second)
+	incs, err := w.tw.Incidents(t.Context(), 10)
+	if err != nil || len(incs) != 1 {
+		t.Fatalf("incidents: %v %v", incs, err)
+	}
+	md, err := w.tw.Postmortem(t.Context(), incs[0].ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sec := md[strings.Index(md, "### Before the impact began"):strings.Index(md, "## Root cause")]
+	blocks := regexp.MustCompile("(?s)(`{3,})text\n(.*?)\n(`{3,})\n").FindAllStringSubmatch(sec, -1)
+	if len(blocks) != 2 {
+		t.Fatalf("%d fenced blocks; want 2:\n%s", len(blocks), sec)
+	}
+	pre, dur := strings.Split(blocks[0][2], "\n"), strings.Split(blocks[1][2], "\n")
+	if blocks[0][1] != "````" || blocks[0][3] != "````" {
+		t.Errorf("a line with ``` is fenced with %q", blocks[0][1])
+	}
+	if len(pre) != 200 || !strings.HasSuffix(pre[199], "a fence ``` inside") || !strings.HasSuffix(pre[0], ": before 51") {
+		t.Errorf("before: %d lines, first %q, last %q; want the 200 nearest the start", len(pre), pre[0], pre[len(pre)-1])
+	}
+	if len(dur) != 300 || !strings.HasSuffix(dur[299], ": during 299") {
+		t.Errorf("during: %d lines, last %q; want the first 300", len(dur), dur[len(dur)-1])
+	}
+	if !strings.HasSuffix(dur[0], strings.Repeat("x", 1024)+" …[cut]") {
+		t.Errorf("a long line: %d bytes, ends %q", len(dur[0]), dur[0][len(dur[0])-20:])
+	}
+	for _, want := range []string{"_200 lines shown; the earlier lines of the lead are left out", "_300 lines shown; the later lines are left out"} {
+		if !strings.Contains(sec, want) {
+			t.Errorf("the postmortem does not say %q", want)
+		}
+	}
+}

@@ -125,6 +125,15 @@ type linePart struct {
 
 var priorityLabels = []string{"emerg", "alert", "crit", "err", "warning", "notice", "info", "debug"}
 
+// PriorityName is a syslog severity's name (0 emerg .. 7 debug), "-" when
+// it is unknown.
+func PriorityName(p int) string {
+	if p < 0 || p >= len(priorityLabels) {
+		return "-"
+	}
+	return priorityLabels[p]
+}
+
 // logsPage serves /console/logs.
 func (s *Site) logsPage(w http.ResponseWriter, r *http.Request, sess *session) {
 	ls, ok := s.b.(LogSearcher)
@@ -414,17 +423,17 @@ func hostClasses(es []logstore.Entry) map[string]string {
 func lineView(e logstore.Entry, marks []*regexp.Regexp, classes map[string]string) logLineView {
 	l := logLineView{Time: e.Time.UTC().Format("2006-01-02 15:04:05.000"), ISO: e.Time.UTC().Format(time.RFC3339Nano),
 		Host: e.Host, HostClass: classes[e.Host], Unit: e.Unit, Source: e.Source, Priority: "—", PrioClass: "pu",
-		Parts: highlight(printable(e.Line), marks)}
+		Parts: highlight(Printable(e.Line), marks)}
 	if e.Priority >= 0 && e.Priority < len(priorityLabels) {
 		l.Priority, l.PrioClass = priorityLabels[e.Priority], "p"+strconv.Itoa(e.Priority)
 	}
 	return l
 }
 
-// printable shows a line's control characters (terminal colours, NULs)
-// as the Unicode pictures of them, so they neither vanish nor garble the
+// Printable shows a line's control characters (terminal colours, NULs)
+// as the Unicode pictures of them, so they neither vanish nor garble a
 // page; tabs stay.
-func printable(s string) string {
+func Printable(s string) string {
 	if !strings.ContainsFunc(s, func(r rune) bool { return r < 0x20 && r != '\t' || r == 0x7f }) {
 		return s
 	}

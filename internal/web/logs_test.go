@@ -75,8 +75,8 @@ func TestParseConsoleTime(t *testing.T) {
 }
 
 func TestPrintable(t *testing.T) {
-	if got := printable("\x1b[31mred\x1b[0m\tx\x00"); got != "␛[31mred␛[0m\tx␀" {
-		t.Errorf("printable: %q", got)
+	if got := Printable("\x1b[31mred\x1b[0m\tx\x00"); got != "␛[31mred␛[0m\tx␀" {
+		t.Errorf("Printable: %q", got)
 	}
 }
 
