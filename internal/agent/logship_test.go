@@ -270,3 +270,77 @@ func searchHosts(t *testing.T, base string) []json.RawMessage {
 	}
 	return nfs
 }
+
+// spooledLines are the lines in the agent's log spool for its first tower.
+func spooledLines(t *testing.T, a *Agent) []wire.Line {
+	t.Helper()
+	recs, err := a.towers[0].lines.Peek(100000, 256<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []wire.Line
+	for _, r := range recs {
+		var s spooled
+		var ls wire.Lines
+		if err := json.Unmarshal(r.Data, &s); err != nil || s.Kind != wire.KindLines || json.Unmarshal(s.Data, &ls) != nil {
+			t.Fatalf("a log spool record that is not lines: %.200s", r.Data)
+		}
+		out = append(out, ls.Lines...)
+	}
+	return out
+}
+
+// TestAgentShipsKernelLines: a line written to the real /dev/kmsg is in
+// the log spool with the kernel's priority and a time from its boot clock.
+func TestAgentShipsKernelLines(t *testing.T) {
+	testload.RequireRoot(t, "writing to /dev/kmsg needs root")
+	a := runAgent(t, Config{Name: "kern1", Interval: time.Hour, Kmsg: "/dev/kmsg"})
+	marker := fmt.Sprintf("hinomi-ship-test-%d-%d", os.Getpid(), time.Now().UnixNano())
+	before := time.Now()
+	if err := os.WriteFile("/dev/kmsg", []byte("<3>"+marker+" disk on fire\n"), 0); err != nil {
+		t.Fatalf("writing to /dev/kmsg: %v", err)
+	}
+	var got *wire.Line
+	poll(t, "the kernel line in the log spool", func() bool {
+		for _, l := range spooledLines(t, a) {
+			if strings.Contains(l.Text, marker) {
+				got = &l
+				return true
+			}
+		}
+		return false
+	})
+	if got.Source != "kmsg" || got.Unit != "kernel" || got.Priority != 3 || got.Text != marker+" disk on fire" {
+		t.Errorf("kernel line %+v", *got)
+	}
+	// The boot clock and the wall clock agree to within a few seconds
+	// (btime has whole seconds).
+	if d := got.Time.Sub(before); d < -3*time.Second || d > 30*time.Second {
+		t.Errorf("kernel line dated %s, written at %s", got.Time, before)
+	}
+}
+
+// TestAgentShipsContainerLines: a container's output is in the log spool
+// with its name, read through the real Docker engine.
+func TestAgentShipsContainerLines(t *testing.T) {
+	image := testload.ScratchImage(t, testload.DefaultImage)
+	a := runAgent(t, Config{Name: "dock2", Interval: 300 * time.Millisecond, ContainerLogs: true})
+	poll(t, "the first diagnosis", func() bool { return len(spooledFindings(t, a)) > 0 })
+	name := fmt.Sprintf("hinomi-test-ship-logs-%d", os.Getpid())
+	testload.StartContainer(t, image, name, testload.ContainerSpec{
+		Args: []string{"-stdin=false", "-log", "payment service ready on port 8080"},
+	})
+	var got *wire.Line
+	poll(t, "the container's line in the log spool", func() bool {
+		for _, l := range spooledLines(t, a) {
+			if strings.Contains(l.Text, "payment service ready") {
+				got = &l
+				return true
+			}
+		}
+		return false
+	})
+	if got.Source != "container:"+name || got.Unit != name || got.Priority != -1 || got.Time.IsZero() {
+		t.Errorf("container line %+v", *got)
+	}
+}

@@ -352,3 +352,30 @@ func TestFollowRingBounds(t *testing.T) {
 		t.Error("a cursor of another run of the tower was not reported")
 	}
 }
+
+func TestLogsConfigErrors(t *testing.T) {
+	_, err := ParseConfig([]byte("data_dir: /tmp/x\nagents: [{name: a, token: 0123456789abcdef0}]\n"+
+		"logs: {store: loki, max_age: 5m, rate_limit: -1}\nsyslog: {udp: [nope], allow: [300.1.1.1], tls: [127.0.0.1:6514]}\n"), "tower.yaml")
+	for _, want := range []string{
+		"line 3: logs.store: want embedded (the default), victorialogs:http://HOST:9428 or off",
+		"line 3: logs.max_age: at least 1h",
+		"line 3: logs.rate_limit: lines a second, at least 1",
+		"line 4: syslog.udp.0: want HOST:PORT",
+		"line 4: syslog.tls: a TLS listener needs syslog.cert_file and key_file, or the tower's tls pair",
+		"line 4: syslog.allow.0: want an address or a prefix",
+	} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("error %v; want it to say %q", err, want)
+		}
+	}
+	if err != nil && strings.Contains(err.Error(), "burst") {
+		t.Errorf("a bad rate_limit also blamed burst: %v", err)
+	}
+	cfg, err := ParseConfig([]byte("data_dir: /tmp/x\nsyslog: {udp: [127.0.0.1:514]}\nlogs: {max_age: 7d}\n"), "tower.yaml")
+	if err != nil {
+		t.Fatalf("a tower of syslog senders only: %v", err)
+	}
+	if cfg.Logs.Store != "embedded" || cfg.Logs.MaxAge != Duration(7*24*time.Hour) || cfg.Logs.RateLimit != 5000 || cfg.Logs.Burst != 50000 {
+		t.Errorf("defaults %+v", cfg.Logs)
+	}
+}

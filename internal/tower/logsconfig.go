@@ -74,13 +74,12 @@ func (c *Config) checkLogs(bad func(string, ...any)) {
 	if l.RateLimit == 0 {
 		l.RateLimit = defaultRateLimit
 	}
-	if l.RateLimit < 0 {
+	switch {
+	case l.RateLimit < 0:
 		bad("lines a second, at least 1", "logs", "rate_limit")
-	}
-	if l.Burst == 0 {
+	case l.Burst == 0:
 		l.Burst = 10 * l.RateLimit
-	}
-	if l.Burst < l.RateLimit {
+	case l.Burst < l.RateLimit:
 		bad("at least rate_limit", "logs", "burst")
 	}
 	s := &c.Syslog
