@@ -324,7 +324,7 @@ func (t *Tower) Postmortem(ctx context.Context, id int64) (string, error) {
 		fmt.Fprintf(&b, "| %s | %s | %s |\n", e.At.UTC().Format("2006-01-02 15:04:05"), host, text)
 	}
 	b.WriteString("\n")
-	t.postmortemLogs(ctx, &b, start, end)
+	postmortemLogs(ctx, &b, t.logStore, start, end)
 	fmt.Fprintf(&b, "## Root cause\n\n_To be written._\n\n## What we change\n\n_To be written._\n")
 	return b.String(), nil
 }

@@ -29,11 +29,12 @@ const (
 )
 
 // postmortemLogs writes the postmortem's section of log lines from every
-// host: the lead before start, then the course of the incident to end.
-func (t *Tower) postmortemLogs(ctx context.Context, b *strings.Builder, start, end time.Time) {
+// host: the lead before start, then the course of the incident to end,
+// from the log store open returns.
+func postmortemLogs(ctx context.Context, b *strings.Builder, open func(context.Context) (logstore.Store, error), start, end time.Time) {
 	from, until := start.Add(-postmortemLead), end.Add(time.Nanosecond)
 	fmt.Fprintf(b, "## Log lines from every host\n\n")
-	st, err := t.logStore(ctx)
+	st, err := open(ctx)
 	if err != nil {
 		fmt.Fprintf(b, "_The log store could not be read: %s._\n\n", err)
 		return
