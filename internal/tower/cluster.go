@@ -31,7 +31,7 @@ func (c clusterFindings) add(f *Finding) {
 }
 
 // clusterSignals is one signal per cluster finding, marked in seen.
-func (t *Tower) clusterSignals(c clusterFindings, seen map[string]bool, rule alerting.Rule) []signal {
+func (e *evaluation) clusterSignals(c clusterFindings, seen map[string]bool, rule alerting.Rule) []signal {
 	keys := make([]string, 0, len(c))
 	for k := range c {
 		keys = append(keys, k)
@@ -62,9 +62,8 @@ func (t *Tower) clusterSignals(c clusterFindings, seen map[string]bool, rule ale
 		}
 		sort.Strings(hosts)
 		seen[key] = true
-		al := t.alertFor(key, cluster, "finding", cluster+": "+lead.Finding.Summary, lead.Finding.Severity.String(), lead.Finding.Runbook)
-		al.Summary = fmt.Sprintf("%s Reported by %s.", lead.Finding.Summary, strings.Join(hosts, ", "))
-		al.Labels["cluster"] = lead.Finding.Evidence.Vars["cluster"]
+		al := e.alertAs(key, cluster, "finding", cluster+": "+lead.Finding.Summary, lead.Finding.Severity.String(), lead.Finding.Runbook,
+			fmt.Sprintf("%s Reported by %s.", lead.Finding.Summary, strings.Join(hosts, ", ")), "cluster", lead.Finding.Evidence.Vars["cluster"])
 		sigs = append(sigs, signal{alert: al, obs: alerting.Observation{Bad: true, BadSince: since}, rule: rule})
 	}
 	return sigs
@@ -72,15 +71,15 @@ func (t *Tower) clusterSignals(c clusterFindings, seen map[string]bool, rule ale
 
 // clusterDetail is each node's view of a cluster finding, for its
 // notification: the node and its own summary, then its lines.
-func (t *Tower) clusterDetail(key string) []string {
+func (e *evaluation) clusterDetail(key string) []string {
 	var out []string
-	hosts := make([]string, 0, len(t.findings))
-	for h := range t.findings {
+	hosts := make([]string, 0, len(e.st.findings))
+	for h := range e.st.findings {
 		hosts = append(hosts, h)
 	}
 	sort.Strings(hosts)
 	for _, h := range hosts {
-		for _, f := range t.findings[h] {
+		for _, f := range e.st.findings[h] {
 			if f.Finding.Evidence.Vars["cluster"] == "" || clusterKey(f.Finding.Evidence.Vars["cluster"], f.Finding.Key) != key {
 				continue
 			}

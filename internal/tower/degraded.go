@@ -3,7 +3,6 @@ package tower
 import (
 	"context"
 	"fmt"
-	"net/http"
 	"os"
 	"sort"
 	"strconv"
@@ -243,15 +242,4 @@ func (t *Tower) sendRecovered(since, now time.Time, told map[string]string) {
 			}
 		}()
 	}
-}
-
-// handleHealth is /healthz: "ok", or 503 and why the tower is degraded.
-func (t *Tower) handleHealth(w http.ResponseWriter, _ *http.Request) {
-	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-	if why, since := t.degradedReason(); why != "" {
-		w.WriteHeader(http.StatusServiceUnavailable)
-		fmt.Fprintf(w, "degraded: %s (since %s)\n", why, since.UTC().Format(time.RFC3339))
-		return
-	}
-	_, _ = w.Write([]byte("ok\n"))
 }

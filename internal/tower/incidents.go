@@ -5,10 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/http"
+	"maps"
 	"slices"
 	"sort"
-	"strconv"
 	"strings"
 	"time"
 
@@ -95,31 +94,63 @@ func related(a, b string, cfg *Config) bool {
 	return false
 }
 
-// incidentFor finds or opens the incident a firing alert belongs to. t.mu
-// is held; the caller persists it.
-func (t *Tower) incidentFor(a *Alert, now time.Time, cfg *Config) (*Incident, bool) {
-	for _, in := range t.incidents {
-		if !in.Closed.IsZero() || now.Sub(in.Last) > incidentGap {
-			continue
-		}
-		for _, h := range in.Hosts {
-			if related(h, a.Host, cfg) {
-				return in, false
-			}
-		}
+// incident is the evaluation's copy of the incident id, to change (nil:
+// none is open).
+func (e *evaluation) incident(id int64) *Incident {
+	if in := e.incidents[id]; in != nil {
+		return in
 	}
-	t.nextIncident++
-	in := &Incident{ID: t.nextIncident, Title: a.Title, Opened: now, Last: now, Severity: a.Severity}
-	t.incidents[in.ID] = in
-	return in, true
+	base := e.st.incidents[id]
+	if base == nil {
+		return nil
+	}
+	cp := *base
+	cp.Hosts, cp.Alerts, cp.Notes = slices.Clone(base.Hosts), slices.Clone(base.Alerts), slices.Clone(base.Notes)
+	cp.BadSince = maps.Clone(base.BadSince)
+	e.incidents[id] = &cp
+	return &cp
 }
 
-// recordIncidents attaches the alert events of an evaluation to incidents
-// and writes them with the alert events. t.mu is held.
-func (t *Tower) recordIncidents(a *Alert, ev alerting.Event, now time.Time, cfg *Config) (touched *Incident) {
+// incidentFor finds or opens the incident a firing alert belongs to; the
+// evaluation's changes carry it to the store.
+func (e *evaluation) incidentFor(a *Alert) *Incident {
+	match := func(in *Incident) bool {
+		if !in.Closed.IsZero() || e.now.Sub(in.Last) > incidentGap {
+			return false
+		}
+		for _, h := range in.Hosts {
+			if related(h, a.Host, e.cfg) {
+				return true
+			}
+		}
+		return false
+	}
+	for id, in := range e.st.incidents {
+		if own := e.incidents[id]; own != nil {
+			in = own
+		}
+		if match(in) {
+			return e.incident(id)
+		}
+	}
+	for id, in := range e.incidents {
+		if e.st.incidents[id] == nil && match(in) {
+			return in
+		}
+	}
+	e.nextIncident++
+	in := &Incident{ID: e.nextIncident, Title: a.Title, Opened: e.now, Last: e.now, Severity: a.Severity}
+	e.incidents[in.ID] = in
+	return in
+}
+
+// recordIncidents attaches an alert's event to its incident (opening one
+// when it fires), which is written with the alert's change.
+func (e *evaluation) recordIncidents(a *Alert, ev alerting.Event) (touched *Incident) {
+	now := e.now
 	switch ev {
 	case alerting.Fire, alerting.FlapStart:
-		in, _ := t.incidentFor(a, now, cfg)
+		in := e.incidentFor(a)
 		if !slices.Contains(in.Hosts, a.Host) {
 			in.Hosts = append(in.Hosts, a.Host)
 		}
@@ -145,14 +176,18 @@ func (t *Tower) recordIncidents(a *Alert, ev alerting.Event, now time.Time, cfg 
 		a.Incident = in.ID
 		return in
 	case alerting.Resolve, alerting.FlapEnd, alerting.Cancelled:
-		in := t.incidents[a.Incident]
-		if in == nil || !in.Closed.IsZero() {
+		if cur := e.incidents[a.Incident]; cur == nil {
+			if base := e.st.incidents[a.Incident]; base == nil || !base.Closed.IsZero() {
+				return nil
+			}
+		} else if !cur.Closed.IsZero() {
 			return nil
 		}
+		in := e.incident(a.Incident)
 		in.Last = now
 		open := false
 		for _, k := range in.Alerts {
-			if o := t.alerts[k]; o != nil && o.Key != a.Key && (o.State.Status == alerting.Firing || o.State.Flapping) {
+			if o := e.alert(k); o != nil && o.Key != a.Key && (o.State.Status == alerting.Firing || o.State.Flapping) {
 				open = true
 			}
 		}
@@ -168,9 +203,32 @@ func sevRank(s string) int {
 	return map[string]int{"info": 1, "low": 2, "medium": 3, "high": 4, "catastrophic": 5}[s]
 }
 
+// incidentLog reads incidents: the open ones from memState, the others
+// and every timeline from the store. The HTTP side and Tower's exported
+// methods share it.
+type incidentLog struct {
+	store Store
+	state stateView
+	now   func() time.Time
+}
+
 // Timeline assembles an incident's events: alert changes, findings opened
 // and resolved, matched log lines of every host involved, and notes.
 func (t *Tower) Timeline(ctx context.Context, id int64) (*Incident, []Event, error) {
+	return t.http.incidents.timeline(ctx, id)
+}
+
+// Postmortem renders an incident as a markdown postmortem draft.
+func (t *Tower) Postmortem(ctx context.Context, id int64) (string, error) {
+	return t.http.incidents.postmortem(ctx, id)
+}
+
+// Incidents lists incidents, newest first.
+func (t *Tower) Incidents(ctx context.Context, limit int) ([]Incident, error) {
+	return t.http.incidents.list(ctx, limit)
+}
+
+func (t *incidentLog) timeline(ctx context.Context, id int64) (*Incident, []Event, error) {
 	in, err := t.incident(ctx, id)
 	if err != nil {
 		return nil, nil, err
@@ -233,14 +291,17 @@ func rewordResolution(key, text string) string {
 	return resolutionText(&Alert{Key: key, Kind: kind, Host: name, Title: title}, after)
 }
 
-func (t *Tower) incident(ctx context.Context, id int64) (*Incident, error) {
-	t.mu.Lock()
-	if in := t.incidents[id]; in != nil {
-		cp := *in
-		t.mu.Unlock()
-		return &cp, nil
+func (t *incidentLog) incident(ctx context.Context, id int64) (*Incident, error) {
+	var live *Incident
+	t.state.read(func(s *memState) {
+		if in := s.incidents[id]; in != nil {
+			cp := *in
+			live = &cp
+		}
+	})
+	if live != nil {
+		return live, nil
 	}
-	t.mu.Unlock()
 	in, err := t.store.LoadIncident(ctx, id)
 	if errors.Is(err, ErrNotFound) {
 		return nil, fmt.Errorf("no incident %d", id)
@@ -256,7 +317,7 @@ func (t *Tower) AddNote(ctx context.Context, id int64, by, text string) error {
 	if by == "" || strings.TrimSpace(text) == "" {
 		return errors.New("a note needs by and text")
 	}
-	in, err := t.incident(ctx, id)
+	in, err := t.http.incidents.incident(ctx, id)
 	if err != nil {
 		return err
 	}
@@ -272,9 +333,8 @@ func (t *Tower) AddNote(ctx context.Context, id int64, by, text string) error {
 	return t.store.SaveIncident(ctx, cp)
 }
 
-// Postmortem renders an incident as a markdown postmortem draft.
-func (t *Tower) Postmortem(ctx context.Context, id int64) (string, error) {
-	in, evs, err := t.Timeline(ctx, id)
+func (t *incidentLog) postmortem(ctx context.Context, id int64) (string, error) {
+	in, evs, err := t.timeline(ctx, id)
 	if err != nil {
 		return "", err
 	}
@@ -288,21 +348,21 @@ func (t *Tower) Postmortem(ctx context.Context, id int64) (string, error) {
 	// The impact starts when the first alert went bad, not when it fired.
 	start, fired := in.ImpactStart(), in.Opened
 	var what []string
-	t.mu.Lock()
-	for _, k := range in.Alerts {
-		if a := t.alerts[k]; a != nil {
-			bad, ok := in.BadSince[k]
-			if !ok {
-				bad = a.State.BadSince // an incident recorded before bad_since was kept
+	t.state.read(func(s *memState) {
+		for _, k := range in.Alerts {
+			if a := s.alerts[k]; a != nil {
+				bad, ok := in.BadSince[k]
+				if !ok {
+					bad = a.State.BadSince // an incident recorded before bad_since was kept
+				}
+				line := fmt.Sprintf("- **%s** %s — bad since %s", strings.ToUpper(a.Severity), a.Title, bad.UTC().Format("2006-01-02 15:04:05 MST"))
+				if a.Suppressed != "" {
+					line += " (not sent: " + a.Suppressed + ")"
+				}
+				what = append(what, line)
 			}
-			line := fmt.Sprintf("- **%s** %s — bad since %s", strings.ToUpper(a.Severity), a.Title, bad.UTC().Format("2006-01-02 15:04:05 MST"))
-			if a.Suppressed != "" {
-				line += " (not sent: " + a.Suppressed + ")"
-			}
-			what = append(what, line)
 		}
-	}
-	t.mu.Unlock()
+	})
 	fmt.Fprintf(&b, "*Draft written by hinomi from the tower's records. All times UTC.*\n\n## Summary\n\n")
 	fmt.Fprintf(&b, "| | |\n|---|---|\n")
 	fmt.Fprintf(&b, "| Status | %s |\n", state)
@@ -329,63 +389,14 @@ func (t *Tower) Postmortem(ctx context.Context, id int64) (string, error) {
 	return b.String(), nil
 }
 
-// Incidents lists incidents, newest first.
-func (t *Tower) Incidents(ctx context.Context, limit int) ([]Incident, error) {
+func (t *incidentLog) list(ctx context.Context, limit int) ([]Incident, error) {
 	out, err := t.store.LoadIncidents(ctx, limit)
-	t.mu.Lock()
-	for i := range out {
-		if live := t.incidents[out[i].ID]; live != nil {
-			out[i] = *live
+	t.state.read(func(s *memState) {
+		for i := range out {
+			if live := s.incidents[out[i].ID]; live != nil {
+				out[i] = *live
+			}
 		}
-	}
-	t.mu.Unlock()
+	})
 	return out, err
-}
-
-func (t *Tower) handleIncidents(w http.ResponseWriter, r *http.Request) {
-	list, err := t.Incidents(r.Context(), 100)
-	if err != nil {
-		writeJSON(w, http.StatusInternalServerError, map[string]string{"error": err.Error()})
-		return
-	}
-	if list == nil {
-		list = []Incident{}
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"incidents": list})
-}
-
-func (t *Tower) handleIncident(w http.ResponseWriter, r *http.Request) {
-	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
-	if err != nil {
-		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "incident id is a number"})
-		return
-	}
-	switch {
-	case r.Method == http.MethodPost:
-		var n Note
-		if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 64<<10)).Decode(&n); err != nil {
-			writeJSON(w, http.StatusBadRequest, map[string]string{"error": "malformed note: " + err.Error()})
-			return
-		}
-		if err := t.AddNote(r.Context(), id, n.By, n.Text); err != nil {
-			writeJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
-			return
-		}
-		writeJSON(w, http.StatusCreated, map[string]string{"noted": strconv.FormatInt(id, 10)})
-	case strings.HasSuffix(r.URL.Path, "/postmortem"):
-		md, err := t.Postmortem(r.Context(), id)
-		if err != nil {
-			writeJSON(w, http.StatusNotFound, map[string]string{"error": err.Error()})
-			return
-		}
-		w.Header().Set("Content-Type", "text/markdown; charset=utf-8")
-		_, _ = w.Write([]byte(md))
-	default:
-		in, evs, err := t.Timeline(r.Context(), id)
-		if err != nil {
-			writeJSON(w, http.StatusNotFound, map[string]string{"error": err.Error()})
-			return
-		}
-		writeJSON(w, http.StatusOK, map[string]any{"incident": in, "timeline": evs})
-	}
 }

@@ -84,26 +84,28 @@ func (sp *lossSpell) title(host string) (string, uint64) {
 	return "", 0
 }
 
-// lossSignals are the hosts' lost-records alerts. t.mu is held.
-func (t *Tower) lossSignals(now time.Time, rule alerting.Rule) []signal {
+// lossSignals are the hosts' lost-records alerts. A spell it moves on
+// (restored at start, or over) is in e.loss.
+func (e *evaluation) lossSignals(rule alerting.Rule) []signal {
+	now := e.now
 	var sigs []signal
-	for name, h := range t.hosts {
+	for name, h := range e.st.hosts {
 		key := "spool/" + name
-		old := t.alerts[key]
+		old := e.alert(key)
 		active := old != nil && (old.State.Status == alerting.Firing || old.State.Status == alerting.Pending)
 		if h.loss.over && !active {
 			continue
 		}
-		if h.loss.since.IsZero() {
+		sp := h.loss
+		if sp.since.IsZero() {
 			if !active {
 				continue
 			}
 			// Firing when this tower started: the counts before are
 			// unknown; it resolves unless they grow again.
-			h.loss = lossSpell{since: old.State.BadSince, grew: now, fromDropped: h.Dropped, fromLost: h.Lost,
+			sp = lossSpell{since: old.State.BadSince, grew: now, fromDropped: h.Dropped, fromLost: h.Lost,
 				dropped: h.Dropped, lost: h.Lost, restored: true}
 		}
-		sp := &h.loss
 		title, n := sp.title(name)
 		if title == "" && old != nil {
 			title = old.Title // restored: keep what was said
@@ -111,7 +113,7 @@ func (t *Tower) lossSignals(now time.Time, rule alerting.Rule) []signal {
 		if title == "" {
 			title = name + " lost records"
 		}
-		al := t.alertFor(key, name, "spool", title, "medium", "FM-A1")
+		al := e.alertFor(key, name, "spool", title, "medium", "FM-A1")
 		al.Summary = fmt.Sprintf("%s's agent could not keep %d records since %s; they never reach this tower, so the findings and log lines in them are missing. "+
 			"Its spool has lost %d records to a failed write and dropped %d to its size bound in all. Free space where the agent keeps its state, or give its spool more room (--spool-max-bytes).",
 			name, n, sp.since.UTC().Format("2006-01-02 15:04:05 MST"), sp.lost, sp.dropped)
@@ -122,6 +124,9 @@ func (t *Tower) lossSignals(now time.Time, rule alerting.Rule) []signal {
 		sigs = append(sigs, signal{alert: al, obs: alerting.Observation{Bad: bad, BadSince: sp.since}, rule: rule})
 		if !bad {
 			sp.over = true
+		}
+		if sp != h.loss {
+			e.loss[name] = lossUpdate{was: h.loss, now: sp}
 		}
 	}
 	return sigs

@@ -38,13 +38,14 @@ func eventText(a *Alert, ev alerting.Event, now time.Time) string {
 }
 
 // message builds the notification for an event (nil: none).
-func (t *Tower) message(a *Alert, ev alerting.Event, now time.Time) *notify.Message {
+func (e *evaluation) message(a *Alert, ev alerting.Event) *notify.Message {
+	now, cfg := e.now, e.cfg
 	m := &notify.Message{
 		Key: a.Key, Host: a.Host, Title: a.Title, Severity: a.Severity, Started: a.State.BadSince,
 		Now: now, Summary: a.Summary, Runbook: a.Runbook, Labels: map[string]string{"kind": a.Kind},
 		Condition: a.Kind == "finding",
 	}
-	if cfg := t.cfg.Load(); cfg.URL != "" {
+	if cfg.URL != "" {
 		// A person follows the link: to the console when it has users
 		// (the incident's timeline when there is one), else to the API.
 		base := strings.TrimRight(cfg.URL, "/")
@@ -71,7 +72,6 @@ func (t *Tower) message(a *Alert, ev alerting.Event, now time.Time) *notify.Mess
 		m.Title = a.Title + " (flapping)"
 		m.Started = a.State.Spells[0]
 		m.Labels["flapping"] = "true"
-		cfg := t.cfg.Load()
 		m.Summary = fmt.Sprintf("It went bad %d times in the last %s; instead of a message each time, the next one comes when it has been stable for %s or a spell lasts that long.",
 			len(a.State.Spells), time.Duration(cfg.Alerts.Flap.Window), time.Duration(cfg.Alerts.Flap.Stable))
 		if b := a.State.BlipSummary(); b != "" {
@@ -82,7 +82,7 @@ func (t *Tower) message(a *Alert, ev alerting.Event, now time.Time) *notify.Mess
 		m.Title = recoveryTitle(a, true)
 		m.Started, m.Ended = a.State.FlapSince, now
 		m.Labels["flapping"] = "false"
-		m.Summary = "It has been stable for " + time.Duration(t.cfg.Load().Alerts.Flap.Stable).String() + " after flapping."
+		m.Summary = "It has been stable for " + time.Duration(cfg.Alerts.Flap.Stable).String() + " after flapping."
 		if e, ok := a.State.FlapEpisode(); ok {
 			m.Flap = &notify.Flap{Spells: e.Spells, First: e.First, Last: e.Last, Down: e.Down, StableSince: e.StableSince}
 			m.Started, m.Ended = e.First, e.StableSince
@@ -99,10 +99,10 @@ func (t *Tower) message(a *Alert, ev alerting.Event, now time.Time) *notify.Mess
 			m.Summary = "The probe of " + strings.TrimPrefix(a.Key, "probe/") + " passes again."
 		}
 		if a.Kind == "peer" {
-			m.Summary = "Tower " + t.cfg.Load().Name + " has an answer from its peer " + a.Host + " again."
+			m.Summary = "Tower " + cfg.Name + " has an answer from its peer " + a.Host + " again."
 		}
 		if a.Kind == "heartbeat" {
-			m.Details = t.lastWords(a.Host)
+			m.Details = e.lastWords(a.Host)
 			if len(m.Details) > 0 {
 				m.Summary = fmt.Sprintf("%s reports again. Last words before it went silent: %s", a.Host, m.Details[0])
 			} else {
@@ -113,13 +113,13 @@ func (t *Tower) message(a *Alert, ev alerting.Event, now time.Time) *notify.Mess
 		return nil
 	}
 	if a.Kind == "push" && ev != alerting.Resolve {
-		m.Details = append(m.Details, t.pushMessageDetail(a.Key)...)
+		m.Details = append(m.Details, e.pushMessageDetail(a.Key)...)
 	}
 	if a.Kind == "finding" && strings.HasPrefix(a.Key, "finding/cluster ") {
-		m.Details = append(m.Details, t.clusterDetail(a.Key)...)
+		m.Details = append(m.Details, e.clusterDetail(a.Key)...)
 	}
 	if a.Kind == "finding" {
-		if fs := t.findings[a.Host]; fs != nil {
+		if fs := e.st.findings[a.Host]; fs != nil {
 			for _, f := range fs {
 				if "finding/"+a.Host+"/"+f.Finding.Key == a.Key {
 					for _, l := range f.Finding.Evidence.Lines {
@@ -166,10 +166,10 @@ func recoveryTitle(a *Alert, stable bool) string {
 
 // lastWords are the distress lines a host's agent backfilled from the
 // boot that ended in silence (findings about the previous boot).
-func (t *Tower) lastWords(host string) []string {
+func (e *evaluation) lastWords(host string) []string {
 	var out []string
 	var fs []*Finding
-	for _, f := range t.findings[host] {
+	for _, f := range e.st.findings[host] {
 		if strings.HasPrefix(f.Finding.Subject, "previous boot") {
 			fs = append(fs, f)
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"maps"
 	"net/http"
 	"strings"
 	"sync"
@@ -97,29 +98,25 @@ func (t *Tower) pollPeers(ctx context.Context) {
 	}
 }
 
-// handlePeer answers a peer's poll.
-func (t *Tower) handlePeer(w http.ResponseWriter, r *http.Request) {
-	cfg := t.cfg.Load()
-	got, _ := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-	if cfg.PeerToken == "" || !constantTimeEqual(got, cfg.PeerToken) {
-		writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "peer token required"})
-		return
-	}
-	why, _ := t.degradedReason()
-	writeJSON(w, http.StatusOK, map[string]any{"name": cfg.Name, "time": t.now(), "probes": t.ownVerdicts(), "degraded": why})
+// view is a copy of what is known of the peers, for an evaluation.
+func (p *peerState) view() peerView {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return peerView{lastOK: maps.Clone(p.lastOK), degraded: maps.Clone(p.degraded)}
 }
 
-// peerSignals are the alerts about silent peers. t.mu is held.
-func (t *Tower) peerSignals(now time.Time, cfg *Config, flap alerting.FlapRule) []signal {
+// peerSignals are the alerts about silent peers.
+func (e *evaluation) peerSignals(flap alerting.FlapRule) []signal {
+	now, cfg := e.now, e.cfg
 	var out []signal
 	for _, p := range cfg.Peers {
-		al := t.alertFor("peer/"+p.Name, p.Name, "peer", "Tower "+p.Name+" is unreachable", "catastrophic", "FM-A1")
+		al := e.alertFor("peer/"+p.Name, p.Name, "peer", "Tower "+p.Name+" is unreachable", "catastrophic", "FM-A1")
 		// A peer gets its grace from our own start or resume.
-		last := t.judgedSince(t.peers.last(p.Name), now, al)
+		last := e.judgedSince(e.peers.lastOK[p.Name], al)
 		al.Summary = "Tower " + cfg.Name + " has had no answer from its peer " + p.Name + " (" + p.URL + ") since " +
 			last.UTC().Format("2006-01-02 15:04:05 MST") + "; while it is down this tower sends every alert."
 		bad := now.Sub(last) > time.Duration(cfg.PeerGrace)
-		if why := t.peers.degradedWhy(p.Name); why != "" && !bad {
+		if why := e.peers.degraded[p.Name]; why != "" && !bad {
 			// It answers but cannot store or send: page for it.
 			bad = true
 			al.Title = "Tower " + p.Name + " is degraded: " + why
@@ -133,34 +130,16 @@ func (t *Tower) peerSignals(now time.Time, cfg *Config, flap alerting.FlapRule) 
 
 // senderPeer is the healthy peer that sends instead of this tower, if any.
 func (t *Tower) senderPeer(now time.Time, cfg *Config) string {
+	return senderPeer(t.peers.view(), now, cfg)
+}
+
+// senderPeer is the healthy peer that sends instead of a tower that
+// knows its peers as v, if any.
+func senderPeer(v peerView, now time.Time, cfg *Config) string {
 	for _, p := range cfg.Peers {
-		if p.Name < cfg.Name && now.Sub(t.peers.last(p.Name)) <= time.Duration(cfg.PeerGrace) && t.peers.degradedWhy(p.Name) == "" {
+		if p.Name < cfg.Name && now.Sub(v.lastOK[p.Name]) <= time.Duration(cfg.PeerGrace) && v.degraded[p.Name] == "" {
 			return p.Name
 		}
 	}
 	return ""
-}
-
-// handlePeers shows what this tower knows of its peers.
-func (t *Tower) handlePeers(w http.ResponseWriter, _ *http.Request) {
-	cfg := t.cfg.Load()
-	now := t.now()
-	type view struct {
-		Name    string    `json:"name"`
-		URL     string    `json:"url"`
-		LastOK  time.Time `json:"last_ok,omitzero"`
-		Healthy bool      `json:"healthy"`
-	}
-	out := []view{}
-	for _, p := range cfg.Peers {
-		last := t.peers.last(p.Name)
-		out = append(out, view{Name: p.Name, URL: p.URL, LastOK: last, Healthy: !last.IsZero() && now.Sub(last) <= time.Duration(cfg.PeerGrace)})
-	}
-	t.mu.Lock()
-	verdicts := map[string]map[string]probeVerdict{}
-	for k, v := range t.peerProbes {
-		verdicts[k] = v
-	}
-	t.mu.Unlock()
-	writeJSON(w, http.StatusOK, map[string]any{"name": cfg.Name, "peers": out, "sender": t.senderPeer(now, cfg) == "", "probe_verdicts": verdicts})
 }

@@ -191,24 +191,27 @@ type Ack struct {
 }
 
 // suppression says why an alert must not be notified now ("" if it may)
-// and, when a host's silence is why, that host. t.mu is held.
-func (t *Tower) suppression(a *Alert, now time.Time, cfg *Config) (why, holder string) {
+// and, when a host's silence is why, that host. a is the evaluation's
+// copy: its caches of matching silences may be refreshed.
+func (e *evaluation) suppression(a *Alert) (why, holder string) {
+	now, cfg := e.now, e.cfg
 	if a.Kind != "peer" {
-		if p := t.senderPeer(now, cfg); p != "" {
+		if p := senderPeer(e.peers, now, cfg); p != "" {
 			return "peer " + p + " sends the messages", ""
 		}
 	}
-	if a.silGen != t.silGen+1 || a.rtSev != a.Severity {
-		a.silMatch = a.silMatch[:0]
-		for i := range t.silences {
-			if t.silences[i].Match.Matches(a) {
+	if a.silGen != e.st.silGen+1 || a.rtSev != a.Severity {
+		// A new slice: the one a.silMatch holds may be the stored alert's.
+		a.silMatch = nil
+		for i := range e.st.silences {
+			if e.st.silences[i].Match.Matches(a) {
 				a.silMatch = append(a.silMatch, i)
 			}
 		}
-		a.silGen = t.silGen + 1
+		a.silGen = e.st.silGen + 1
 	}
 	for _, i := range a.silMatch {
-		if s := t.silences[i]; s.Active(now) {
+		if s := e.st.silences[i]; s.Active(now) {
 			return "silence " + s.ID, ""
 		}
 	}
@@ -221,7 +224,7 @@ func (t *Tower) suppression(a *Alert, now time.Time, cfg *Config) (why, holder s
 	if a.Kind != "heartbeat" {
 		// Inferred: what a silent host's agent reported cannot be trusted
 		// to open anew; declared: its dependents.
-		if hb := t.alerts["heartbeat/"+a.Host]; hb != nil && hb.State.Status == alerting.Firing {
+		if hb := e.alert("heartbeat/" + a.Host); hb != nil && hb.State.Status == alerting.Firing {
 			return "host " + a.Host + " is silent", a.Host
 		}
 	}
@@ -230,7 +233,7 @@ func (t *Tower) suppression(a *Alert, now time.Time, cfg *Config) (why, holder s
 		if d.Host == a.Host || !dependsOn(d, a.Host) {
 			continue
 		}
-		switch t.parentState(d.Host, a, now, cfg) {
+		switch e.parentState(d.Host, a) {
 		case parentSilent:
 			return "depends on " + d.Host + ", which is silent", d.Host
 		case parentUnknown:
@@ -267,17 +270,17 @@ const (
 // shared failure pages once, for the parent), reports after the dependent
 // opened (the dependent's problem is its own), or its grace passes. Hosts
 // and their dependents often die together, the dependent's last report a
-// moment older; without the wait the dependent would page first. t.mu is
-// held.
-func (t *Tower) parentState(parent string, a *Alert, now time.Time, cfg *Config) parentVerdict {
-	hb := t.alerts["heartbeat/"+parent]
+// moment older; without the wait the dependent would page first.
+func (e *evaluation) parentState(parent string, a *Alert) parentVerdict {
+	now, cfg := e.now, e.cfg
+	hb := e.alert("heartbeat/" + parent)
 	if hb != nil && hb.State.Status == alerting.Firing {
 		return parentSilent
 	}
 	if a.Notified {
 		return parentUp // already told: only openings wait
 	}
-	h := t.hosts[parent]
+	h := e.st.hosts[parent]
 	var grace time.Duration
 	for _, ag := range cfg.Agents {
 		if ag.Name == parent {
@@ -298,7 +301,7 @@ func (t *Tower) parentState(parent string, a *Alert, now time.Time, cfg *Config)
 	if probe == nil {
 		probe = &Alert{}
 	}
-	if now.Sub(t.judgedSince(h.LastSeen, now, probe)) > grace {
+	if now.Sub(e.judgedSince(h.LastSeen, probe)) > grace {
 		return parentSilent
 	}
 	return parentUnknown
@@ -401,9 +404,10 @@ type outMsg struct {
 }
 
 // decide turns a step's event into messages, applying suppression, acks,
-// escalation and late notification. t.mu is held.
-func (t *Tower) decide(a *Alert, ev alerting.Event, now time.Time, cfg *Config) []outMsg {
-	sup, holder := t.suppression(a, now, cfg)
+// escalation and late notification, to a, the evaluation's copy.
+func (e *evaluation) decide(a *Alert, ev alerting.Event) []outMsg {
+	now, cfg := e.now, e.cfg
+	sup, holder := e.suppression(a)
 	a.Suppressed = sup
 	firingNow := a.State.Status == alerting.Firing || a.State.Flapping
 	if !firingNow {
@@ -425,7 +429,7 @@ func (t *Tower) decide(a *Alert, ev alerting.Event, now time.Time, cfg *Config) 
 	}
 	r := a.rt
 	send := func(ev alerting.Event, channels []string) []outMsg {
-		m := t.message(a, ev, now)
+		m := e.message(a, ev)
 		if m == nil || len(channels) == 0 {
 			return nil
 		}
@@ -513,8 +517,9 @@ func heldText(a *Alert, now time.Time) string {
 	}
 }
 
-// heldList names the alerts a silent host holds back, for its messages.
-func heldList(keys []string, alerts map[string]*Alert) []string {
+// heldList names the alerts a silent host holds back, for its messages;
+// alert looks an alert up by its key.
+func heldList(keys []string, alert func(string) *Alert) []string {
 	const most = 10
 	var out []string
 	for i, k := range keys {
@@ -523,7 +528,7 @@ func heldList(keys []string, alerts map[string]*Alert) []string {
 			break
 		}
 		title := k
-		if o := alerts[k]; o != nil {
+		if o := alert(k); o != nil {
 			title = o.Title + " (" + k + ")"
 		}
 		out = append(out, title)

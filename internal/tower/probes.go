@@ -170,17 +170,6 @@ func probeDetail(r probe.Result) string {
 	return strings.Join(parts, "; ")
 }
 
-// ownVerdicts are this tower's latest probe results, for its peers.
-func (t *Tower) ownVerdicts() map[string]probeVerdict {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	out := make(map[string]probeVerdict, len(t.ownProbes))
-	for k, v := range t.ownProbes {
-		out[k] = v
-	}
-	return out
-}
-
 func (t *Tower) setPeerVerdicts(peer string, vs map[string]probeVerdict) {
 	t.mu.Lock()
 	t.peerProbes[peer] = vs
@@ -217,8 +206,8 @@ func (t *Tower) RecordProbe(r ProbeResult) {
 }
 
 // probeDownSince is when the probe's current state began. t.mu is held.
-func (t *Tower) probeDownSince(name string, r ProbeResult) time.Time {
-	if s, ok := t.probeSince[name]; ok {
+func (m *memState) probeDownSince(name string, r ProbeResult) time.Time {
+	if s, ok := m.probeSince[name]; ok {
 		return s
 	}
 	return r.Started

@@ -19,7 +19,7 @@ import (
 
 // pushHandler takes the jobs' reports.
 func (t *Tower) pushHandler() http.Handler {
-	return &push.Handler{Lookup: t.pushLookup, Record: t.pushRecord, Now: t.now}
+	return &push.Handler{Lookup: t.pushLookup, Record: t.pushRecord, Now: func() time.Time { return t.now() }}
 }
 
 // pushLookup finds the monitor of a token, comparing in constant time.
@@ -49,26 +49,22 @@ func (t *Tower) pushRecord(name string, p push.Ping) error {
 	return nil
 }
 
-// pushSignals judges every push monitor; t.mu is held.
-func (t *Tower) pushSignals(now time.Time, cfg *Config, rule alerting.Rule) []signal {
+// pushSignals judges every push monitor.
+func (e *evaluation) pushSignals(rule alerting.Rule) []signal {
 	var sigs []signal
-	for i := range cfg.Pushes {
-		spec := &cfg.Pushes[i]
+	for i := range e.cfg.Pushes {
+		spec := &e.cfg.Pushes[i]
 		var st push.State
-		if s := t.pushes[spec.Name]; s != nil {
+		if s := e.st.pushes[spec.Name]; s != nil {
 			st = *s
 		}
-		v := push.Judge(spec, st, now, t.watchFrom)
-		if t.pushDetail == nil {
-			t.pushDetail = map[string][]string{}
-		}
-		al := t.alertFor("push/"+spec.Name, "job:"+spec.Name, "push", "Job "+spec.Name+" did not run as expected", "high", "FM-C3")
-		al.Labels["group"] = spec.Group
+		v := push.Judge(spec, st, e.now, e.st.watchFrom)
+		al := e.alertFor("push/"+spec.Name, "job:"+spec.Name, "push", "Job "+spec.Name+" did not run as expected", "high", "FM-C3", "group", spec.Group)
 		al.Summary = "Job " + spec.Name + ": " + v.Reason
 		if len(v.Detail) > 0 {
 			al.Summary = strings.Join(v.Detail[:1], "")
 		}
-		t.pushDetail[spec.Name] = v.Detail
+		e.pushDetail[spec.Name] = v.Detail
 		sigs = append(sigs, signal{alert: al, obs: alerting.Observation{Bad: v.Down, BadSince: v.Since}, rule: rule})
 	}
 	return sigs
@@ -76,8 +72,12 @@ func (t *Tower) pushSignals(now time.Time, cfg *Config, rule alerting.Rule) []si
 
 // pushMessageDetail is what a push monitor's notification adds: the
 // job's last output lines.
-func (t *Tower) pushMessageDetail(key string) []string {
-	d := t.pushDetail[strings.TrimPrefix(key, "push/")]
+func (e *evaluation) pushMessageDetail(key string) []string {
+	name := strings.TrimPrefix(key, "push/")
+	d, ok := e.pushDetail[name]
+	if !ok {
+		d = e.st.pushDetail[name]
+	}
 	if len(d) > 1 {
 		return d[1:]
 	}
@@ -109,10 +109,7 @@ func (c *Config) validatePushes(bad func(msg string, path ...any)) {
 
 // pushServices are the push monitors as the status page shows them: up
 // or down with the plain reason, the last report's time, no chart.
-func (t *Tower) pushServices(now time.Time, publicOnly bool) []web.Service {
-	cfg := t.cfg.Load()
-	t.mu.Lock()
-	defer t.mu.Unlock()
+func (t *memState) pushServices(cfg *Config, now time.Time, publicOnly bool) []web.Service {
 	var out []web.Service
 	for i := range cfg.Pushes {
 		spec := &cfg.Pushes[i]

@@ -395,7 +395,7 @@ agents:
 	// It says so: the status page's banner and /metrics.
 	deadline := time.Now().Add(20 * time.Second)
 	for {
-		why, _ := webBackend{tw}.Degraded()
+		why, _ := webBackend{tw.http}.Degraded()
 		if strings.Contains(why, "keeps the agents' reports on its own disk") {
 			break
 		}

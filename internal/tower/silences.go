@@ -4,11 +4,9 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
-	"net/http"
 	"time"
 
 	"github.com/hinomi/hinomi/internal/alerting"
@@ -119,60 +117,4 @@ func (t *Tower) Acknowledge(ctx context.Context, key, by, comment string) (Alert
 	// On the incident's timeline: who took it, when.
 	err := t.store.SaveAck(ctx, cp, AlertEvent{At: cp.Ack.At, Key: key, Host: cp.Host, Incident: cp.Incident, Event: "ack", Text: text})
 	return cp, err
-}
-
-func (t *Tower) handleSilences(w http.ResponseWriter, r *http.Request) {
-	switch r.Method {
-	case http.MethodGet:
-		now := t.now()
-		t.mu.Lock()
-		out := []Silence{}
-		for _, s := range t.silences {
-			if s.Ends.After(now) {
-				out = append(out, s)
-			}
-		}
-		t.mu.Unlock()
-		writeJSON(w, http.StatusOK, map[string]any{"silences": out})
-	case http.MethodPost:
-		var s Silence
-		if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 64<<10)).Decode(&s); err != nil {
-			writeJSON(w, http.StatusBadRequest, map[string]string{"error": "malformed silence: " + err.Error()})
-			return
-		}
-		s, err := t.AddSilence(r.Context(), s)
-		if err != nil {
-			writeJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
-			return
-		}
-		writeJSON(w, http.StatusCreated, s)
-	default:
-		writeJSON(w, http.StatusMethodNotAllowed, map[string]string{"error": "GET or POST"})
-	}
-}
-
-func (t *Tower) handleSilenceDelete(w http.ResponseWriter, r *http.Request) {
-	if err := t.ExpireSilence(r.Context(), r.PathValue("id")); err != nil {
-		writeJSON(w, http.StatusNotFound, map[string]string{"error": err.Error()})
-		return
-	}
-	writeJSON(w, http.StatusOK, map[string]string{"expired": r.PathValue("id")})
-}
-
-func (t *Tower) handleAck(w http.ResponseWriter, r *http.Request) {
-	var req struct {
-		Key     string `json:"key"`
-		By      string `json:"by"`
-		Comment string `json:"comment"`
-	}
-	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 64<<10)).Decode(&req); err != nil {
-		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "malformed: " + err.Error()})
-		return
-	}
-	a, err := t.Acknowledge(r.Context(), req.Key, req.By, req.Comment)
-	if err != nil {
-		writeJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
-		return
-	}
-	writeJSON(w, http.StatusOK, a)
 }

@@ -30,19 +30,22 @@ import (
 	"github.com/hinomi/hinomi/internal/push"
 )
 
-// Tower is a running tower. Its parts, each in its own file:
+// Tower is a running tower. Its parts, each in its own files:
 //
-//   - ingest (ingest.go, turns.go, budget.go, loss.go): agents' batches
-//     into the store, then into memState;
-//   - evaluation (evaluate.go, policy.go, incidents.go, silences.go,
-//     message.go): memState, the configuration and a time in, the alerts'
-//     changes (states, events, messages, incidents) out, written by one
-//     Store.SaveAlerts; engine.go runs it on a tick;
+//   - ingest (ingest.go, turns.go, budget.go, loss.go, spool.go): agents'
+//     batches into the store, then into memState;
+//   - evaluation (evaluate.go, policy.go, incidents.go, cluster.go,
+//     message.go): evaluate is a function of a memState, the peers, the
+//     configuration and a time, returning the alerts' changes; Evaluate
+//     writes them with one Store.SaveAlerts and then applies them;
+//     engine.go runs it on a tick;
 //   - sending (outbox.go): the dispatcher, which shares only the store,
 //     the clock, the senders and the metrics;
 //   - peers, probes and push monitors (peers.go, probes.go, services.go,
 //     history.go, push.go);
-//   - HTTP (server.go, api.go, webbackend.go, degraded.go, metrics.go).
+//   - HTTP (api.go, webbackend.go): api, which reads memState through
+//     stateView and changes it only through changer (acks, silences,
+//     notes), which Tower implements.
 //
 // What they share is the store and memState under mu.
 type Tower struct {
@@ -104,6 +107,8 @@ type Tower struct {
 	recent *recentLines
 	// syslog is the syslog receiver (syslog.go), nil until it listens.
 	syslog *syslogRx
+	// http is the HTTP side: the API and the pages' backend (api.go).
+	http *api
 }
 
 // memState is the tower's working state in memory: what ingest, probes
@@ -284,6 +289,7 @@ func New(cfg *Config, o Options) (*Tower, error) {
 		st.Close()
 		return nil, fmt.Errorf("loading incidents: %w", err)
 	}
+	t.http = newAPI(t)
 	return t, nil
 }
 

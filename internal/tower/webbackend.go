@@ -14,30 +14,34 @@ import (
 )
 
 // Web is the tower as the pages see it.
-func (t *Tower) Web() web.Backend { return webBackend{t} }
+func (t *Tower) Web() web.Backend { return webBackend{t.http} }
 
 // Pages are the further status pages of the configuration in force.
 func (t *Tower) Pages() []web.Page { return t.cfg.Load().Console.Pages }
 
-type webBackend struct{ t *Tower }
+// webBackend is the HTTP side as the pages (internal/web) see it.
+type webBackend struct{ a *api }
 
 func (b webBackend) Services(_ context.Context, now time.Time, publicOnly bool) ([]web.Service, error) {
-	return append(b.t.services.list(now, publicOnly), b.t.pushServices(now, publicOnly)...), nil
+	out := b.a.services.list(now, publicOnly)
+	cfg := b.a.cfg.Load()
+	b.a.state.read(func(s *memState) { out = append(out, s.pushServices(cfg, now, publicOnly)...) })
+	return out, nil
 }
 
 // Incidents lists recent incidents; the public view keeps only those that
 // touched public services and names nothing but those services.
 func (b webBackend) Incidents(ctx context.Context, publicOnly bool) ([]web.Incident, error) {
-	list, err := b.t.Incidents(ctx, 50)
+	list, err := b.a.incidents.list(ctx, 50)
 	if err != nil {
 		return nil, err
 	}
 	public := map[string]bool{}
 	if publicOnly {
-		for name := range b.t.services.publicNames() {
+		for name := range b.a.services.publicNames() {
 			public["probe/"+name] = true
 		}
-		for _, p := range b.t.cfg.Load().Pushes {
+		for _, p := range b.a.cfg.Load().Pushes {
 			if p.Public {
 				public["push/"+p.Name] = true
 			}
@@ -67,7 +71,7 @@ func (b webBackend) Incidents(ctx context.Context, publicOnly bool) ([]web.Incid
 		} else {
 			v.Hosts = in.Hosts
 		}
-		if publicOnly && !in.Closed.IsZero() && b.t.now().Sub(in.Closed) > 7*24*time.Hour {
+		if publicOnly && !in.Closed.IsZero() && b.a.now().Sub(in.Closed) > 7*24*time.Hour {
 			continue
 		}
 		if publicOnly {
@@ -79,7 +83,7 @@ func (b webBackend) Incidents(ctx context.Context, publicOnly bool) ([]web.Incid
 }
 
 func (b webBackend) Timeline(ctx context.Context, id int64) (web.Incident, []web.TimelineEvent, error) {
-	in, evs, err := b.t.Timeline(ctx, id)
+	in, evs, err := b.a.incidents.timeline(ctx, id)
 	if err != nil {
 		return web.Incident{}, nil, err
 	}
@@ -92,54 +96,52 @@ func (b webBackend) Timeline(ctx context.Context, id int64) (web.Incident, []web
 }
 
 func (b webBackend) Postmortem(ctx context.Context, id int64) (string, error) {
-	return b.t.Postmortem(ctx, id)
+	return b.a.incidents.postmortem(ctx, id)
 }
 
 func (b webBackend) Hosts(_ context.Context, now time.Time) ([]web.Host, error) {
-	t := b.t
-	cfg := t.cfg.Load()
-	t.mu.Lock()
-	defer t.mu.Unlock()
+	cfg := b.a.cfg.Load()
 	var out []web.Host
-	for _, a := range cfg.Agents {
-		h := web.Host{Name: a.Name, Status: "unknown"}
-		if hs := t.hosts[a.Name]; hs != nil {
-			h.LastSeen, h.Status = hs.LastSeen, "ok"
-			if al := t.alerts["heartbeat/"+a.Name]; al != nil && al.State.Status == alerting.Firing {
-				h.Status = "silent"
+	b.a.state.read(func(t *memState) {
+		for _, a := range cfg.Agents {
+			h := web.Host{Name: a.Name, Status: "unknown"}
+			if hs := t.hosts[a.Name]; hs != nil {
+				h.LastSeen, h.Status = hs.LastSeen, "ok"
+				if al := t.alerts["heartbeat/"+a.Name]; al != nil && al.State.Status == alerting.Firing {
+					h.Status = "silent"
+				}
 			}
-		}
-		for _, f := range t.findings[a.Name] {
-			since := f.Opened
-			if f.Finding.Since != nil {
-				since = *f.Finding.Since
+			for _, f := range t.findings[a.Name] {
+				since := f.Opened
+				if f.Finding.Since != nil {
+					since = *f.Finding.Since
+				}
+				h.Findings = append(h.Findings, web.Finding{Severity: f.Finding.Severity.String(), Summary: f.Finding.Summary, Mode: f.Finding.Runbook, Since: since})
 			}
-			h.Findings = append(h.Findings, web.Finding{Severity: f.Finding.Severity.String(), Summary: f.Finding.Summary, Mode: f.Finding.Runbook, Since: since})
+			sort.Slice(h.Findings, func(i, j int) bool { return rank(h.Findings[i].Severity) > rank(h.Findings[j].Severity) })
+			out = append(out, h)
 		}
-		sort.Slice(h.Findings, func(i, j int) bool { return rank(h.Findings[i].Severity) > rank(h.Findings[j].Severity) })
-		out = append(out, h)
-	}
+	})
 	return out, nil
 }
 
 func (b webBackend) Alerts(_ context.Context, _ time.Time) ([]web.Alert, error) {
-	t := b.t
-	t.mu.Lock()
-	defer t.mu.Unlock()
 	var out []web.Alert
-	for _, a := range t.alerts {
-		if a.State.Status != alerting.Firing && !a.State.Flapping {
-			continue
+	b.a.state.read(func(t *memState) {
+		for _, a := range t.alerts {
+			if a.State.Status != alerting.Firing && !a.State.Flapping {
+				continue
+			}
+			v := web.Alert{Key: a.Key, Title: a.Title, Severity: a.Severity, Status: string(a.State.Status), Suppressed: a.Suppressed, Since: a.State.BadSince}
+			if a.State.Flapping {
+				v.Status = "flapping"
+			}
+			if a.Ack != nil {
+				v.AckedBy = a.Ack.By
+			}
+			out = append(out, v)
 		}
-		v := web.Alert{Key: a.Key, Title: a.Title, Severity: a.Severity, Status: string(a.State.Status), Suppressed: a.Suppressed, Since: a.State.BadSince}
-		if a.State.Flapping {
-			v.Status = "flapping"
-		}
-		if a.Ack != nil {
-			v.AckedBy = a.Ack.By
-		}
-		out = append(out, v)
-	}
+	})
 	sort.Slice(out, func(i, j int) bool {
 		if sevRank(out[i].Severity) != sevRank(out[j].Severity) {
 			return sevRank(out[i].Severity) > sevRank(out[j].Severity)
@@ -152,7 +154,7 @@ func (b webBackend) Alerts(_ context.Context, _ time.Time) ([]web.Alert, error) 
 // Maintenance lists windows in force now or starting within a day, for
 // notices on the status page.
 func (b webBackend) Maintenance(now time.Time) []web.Notice {
-	cfg := b.t.cfg.Load()
+	cfg := b.a.cfg.Load()
 	var out []web.Notice
 	for i := range cfg.Maintenance {
 		w := &cfg.Maintenance[i]
@@ -171,19 +173,19 @@ func (b webBackend) Maintenance(now time.Time) []web.Notice {
 }
 
 func (b webBackend) Ack(ctx context.Context, key, by, comment string) error {
-	_, err := b.t.Acknowledge(ctx, key, by, comment)
+	_, err := b.a.changes.Acknowledge(ctx, key, by, comment)
 	return err
 }
 
 func (b webBackend) Silence(ctx context.Context, host, key string, d time.Duration, by, comment string) error {
-	_, err := b.t.AddSilence(ctx, Silence{Match: Match{Host: host, Key: key}, Ends: b.t.now().Add(d), CreatedBy: by, Comment: comment})
+	_, err := b.a.changes.AddSilence(ctx, Silence{Match: Match{Host: host, Key: key}, Ends: b.a.now().Add(d), CreatedBy: by, Comment: comment})
 	return err
 }
 
 // publicUpdates tells a public incident's story from its probe alerts
 // only: when each public service stopped and started working again.
 func (b webBackend) publicUpdates(ctx context.Context, id int64, public map[string]bool) []web.TimelineEvent {
-	evs, err := b.t.store.IncidentEvents(ctx, id)
+	evs, err := b.a.store.IncidentEvents(ctx, id)
 	if err != nil {
 		return nil
 	}
@@ -214,12 +216,14 @@ func (b webBackend) publicUpdates(ctx context.Context, id int64, public map[stri
 }
 
 // Degraded says why the tower is degraded, for the status page's banner.
-func (b webBackend) Degraded() (string, time.Time) { return b.t.bannerReason() }
+// The log store's trouble shows there too (bannerReason), though it does
+// not make /healthz fail.
+func (b webBackend) Degraded() (string, time.Time) { return b.a.banner() }
 
 // Channels lists the configured notification channels for the console.
 func (b webBackend) Channels() []web.Channel {
 	var out []web.Channel
-	for _, ch := range b.t.cfg.Load().Channels {
+	for _, ch := range b.a.cfg.Load().Channels {
 		out = append(out, web.Channel{Name: ch.Name, Type: ch.Type})
 	}
 	return out
@@ -229,7 +233,7 @@ func (b webBackend) Channels() []web.Channel {
 // attempt, then its resolution to a channel that keeps alerts open
 // (notify.Stateful), so the test leaves nothing behind.
 func (b webBackend) TestChannel(ctx context.Context, name, by string) error {
-	senders := b.t.senders.Load()
+	senders := b.a.senders.Load()
 	var s notify.Sender
 	if senders != nil {
 		s = (*senders)[name]
@@ -238,16 +242,16 @@ func (b webBackend) TestChannel(ctx context.Context, name, by string) error {
 		return fmt.Errorf("no channel named %q", name)
 	}
 	typ := ""
-	for _, ch := range b.t.cfg.Load().Channels {
+	for _, ch := range b.a.cfg.Load().Channels {
 		if ch.Name == name {
 			typ = ch.Type
 		}
 	}
-	from := b.t.cfg.Load().Name
+	from := b.a.cfg.Load().Name
 	if from == "" {
 		from, _ = os.Hostname()
 	}
-	now := b.t.now().UTC()
+	now := b.a.now().UTC()
 	m := notify.TestMessage(name, from, now)
 	m.Summary += " Sent from the console by " + by + "."
 	send := func(m notify.Message) error {
@@ -258,9 +262,9 @@ func (b webBackend) TestChannel(ctx context.Context, name, by string) error {
 	if err := send(m); err != nil {
 		return err
 	}
-	b.t.log.Info("test message sent", "channel", name, "by", by)
+	b.a.log.Info("test message sent", "channel", name, "by", by)
 	if notify.Stateful(typ) {
-		m.State, m.Ended, m.Now = notify.Resolved, b.t.now().UTC(), b.t.now().UTC()
+		m.State, m.Ended, m.Now = notify.Resolved, b.a.now().UTC(), b.a.now().UTC()
 		return send(m)
 	}
 	return nil
