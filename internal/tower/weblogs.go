@@ -9,7 +9,7 @@ import (
 // SearchLogs searches the central log store for the console's log pages
 // (web.LogSearcher).
 func (b webBackend) SearchLogs(ctx context.Context, q logstore.Query, fn func(logstore.Entry) bool) error {
-	st, err := b.t.logStore(ctx)
+	st, err := b.a.logs(ctx)
 	if err != nil {
 		return err
 	}
