@@ -156,6 +156,14 @@ func TestConsoleLogSearch(t *testing.T) {
 	if got := shownLines(t, page); len(got) != 1 || got[0].host != "pve2" || !strings.Contains(page, `class="prio p4">warning<`) {
 		t.Errorf("host pve2: %v", got)
 	}
+	_, page = get(t, c, w.srv.URL+"/console/logs?q=host:pve1+host:pve2&host=pve2")
+	if got := shownLines(t, page); len(got) != 1 || got[0].host != "pve2" {
+		t.Errorf("the query's hosts narrowed by the picker: %v", got)
+	}
+	_, page = get(t, c, w.srv.URL+"/console/logs?q=host:pve1&host=pve2")
+	if got := shownLines(t, page); len(got) != 0 {
+		t.Errorf("host:pve1 with the picker on pve2: %v; want none", got)
+	}
 	_, page = get(t, c, w.srv.URL+"/console/logs?q=priority:err")
 	if got := texts(shownLines(t, page)); len(got) != 1 || !strings.Contains(got[0], "processor failed") {
 		t.Errorf("priority:err: %q", got)

@@ -196,8 +196,13 @@ func (v *logsView) query() (logstore.Query, error) {
 	if err != nil {
 		return q, err
 	}
-	if v.Host != "" {
-		q.Hosts = append(q.Hosts, v.Host)
+	switch {
+	case v.Host == "":
+	case len(q.Hosts) == 0:
+		q.Hosts = []string{v.Host}
+	default:
+		// The query's hosts are any of them; the picker narrows them.
+		q.Terms = append(q.Terms, logstore.Term{Field: "host", Text: v.Host})
 	}
 	return q, nil
 }
