@@ -46,6 +46,9 @@ const (
 	timelineAfter  = 200
 	// timelineTail is how long after the instant the timeline goes on.
 	timelineTail = 30 * time.Second
+	// timelineLine is where the timeline cuts a line (the search shows
+	// it whole), so that its 2,200 lines stay within a few MiB.
+	timelineLine = 4 << 10
 	// maxWindow bounds the timeline's window before the instant.
 	maxWindow = time.Hour
 	// logSearchTimeout bounds one page's searching.
@@ -357,7 +360,7 @@ func (s *Site) timeline(ctx context.Context, ls LogSearcher, r *http.Request, v 
 	before.Since, before.Until, before.Newest, before.Limit = from, instant, true, timelineBefore+1
 	var got []logstore.Entry
 	if err := ls.SearchLogs(ctx, before, func(e logstore.Entry) bool {
-		got = append(got, e)
+		got = append(got, cutForTimeline(e))
 		return len(got) <= timelineBefore
 	}); err != nil {
 		v.Unavailable = err.Error()
@@ -371,7 +374,7 @@ func (s *Site) timeline(ctx context.Context, ls LogSearcher, r *http.Request, v 
 	after.Since, after.Until, after.Newest, after.Limit = instant, to, false, timelineAfter
 	var tail []logstore.Entry
 	if err := ls.SearchLogs(ctx, after, func(e logstore.Entry) bool {
-		tail = append(tail, e)
+		tail = append(tail, cutForTimeline(e))
 		return len(tail) < timelineAfter
 	}); err != nil {
 		v.Unavailable = err.Error()
@@ -394,6 +397,20 @@ func (s *Site) timeline(ctx context.Context, ls LogSearcher, r *http.Request, v 
 	}
 	sort.Slice(v.HostLegend, func(i, j int) bool { return v.HostLegend[i].Host < v.HostLegend[j].Host })
 	return http.StatusOK
+}
+
+// cutForTimeline cuts a long line to timelineLine bytes, copied, so that
+// the whole line need not stay in memory.
+func cutForTimeline(e logstore.Entry) logstore.Entry {
+	if len(e.Line) <= timelineLine {
+		return e
+	}
+	n := timelineLine
+	for n > 0 && !utf8.RuneStart(e.Line[n]) {
+		n--
+	}
+	e.Line = strings.Clone(e.Line[:n]) + fmt.Sprintf(" …[cut: %d bytes; the search shows it whole]", len(e.Line))
+	return e
 }
 
 // hostPalette is the number of host colours (style.css, .h0 to .h7).
