@@ -159,6 +159,14 @@ func TestBrowserLogSearchAndTimeline(t *testing.T) {
 		}
 	}
 
+	// The custom times show when the range says custom.
+	do(chromedp.Navigate(w.srv.URL+"/console/logs?q=processor"), chromedp.WaitVisible(chromedp.ID(`loglines`)))
+	if got := eval(`document.getElementById('since').closest('.custom').hidden`); got != "true" {
+		t.Errorf("the custom times with the last hour picked: hidden %s", got)
+	}
+	eval(`(function () { var r = document.getElementById('range'); r.value = 'custom'; r.dispatchEvent(new Event('change')); return true; })()`)
+	do(chromedp.WaitVisible(chromedp.ID(`since`)))
+
 	// "Load more" appends the next page in place.
 	do(chromedp.Navigate(w.srv.URL+"/console/logs?q=tick&range=24h"), chromedp.WaitVisible(chromedp.ID(`more`)))
 	if n := eval(`document.querySelectorAll('#loglines li').length`); n != "100" {
