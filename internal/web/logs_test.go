@@ -102,6 +102,7 @@ func FuzzParseLogCursor(f *testing.F) {
 
 // FuzzHighlight: whatever the query and the line, the parts put back
 // together are the line, and a marked part is never empty.
+// fuzz budget: 40000x
 func FuzzHighlight(f *testing.F) {
 	f.Add(`error "link down" -x`, "ERROR: link down\x00 \xff ärger")
 	f.Add(`a`, "aaa a")
