@@ -86,7 +86,7 @@ agents:
 		}
 		return string(b)
 	}
-	reLine := regexp.MustCompile(`<time datetime="([^"]+)">[^<]*</time> <span class="host">([^<]*)</span>.*?<span class="text">(.*?)</span></li>`)
+	reLine := regexp.MustCompile(`<time datetime="([^"]+)">[^<]*</time></a> <span class="host">([^<]*)</span>.*?<span class="text">(.*?)</span></li>`)
 	type line struct{ at, host, text string }
 	lines := func(page string) []line {
 		var out []line

@@ -89,7 +89,7 @@ type shown struct {
 	host, text string
 }
 
-var reShown = regexp.MustCompile(`<time datetime="([^"]+)">[^<]*</time> <span class="host">([^<]*)</span>.*?<span class="text">(.*?)</span></li>`)
+var reShown = regexp.MustCompile(`<time datetime="([^"]+)">[^<]*</time></a> <span class="host">([^<]*)</span>.*?<span class="text">(.*?)</span></li>`)
 var reTags = regexp.MustCompile(`<[^>]+>`)
 
 // shownLines reads the lines a log page shows, in its order.
@@ -141,6 +141,11 @@ func TestConsoleLogSearch(t *testing.T) {
 		!strings.Contains(page, "<mark>processor</mark>") || !strings.Contains(page, `<span class="unit">corosync.service</span>`) ||
 		!strings.Contains(page, `<span class="prio p3">err</span>`) || !strings.Contains(page, "2026-11-25 02:59:20.000") {
 		t.Fatalf("search for processor: %d %v\n%s", code, got, page)
+	}
+
+	// Each line's time links the timeline before it.
+	if want := `<a class="at" href="/console/logs?around=2026-11-25T02%3A59%3A20Z&amp;window=1m"`; !strings.Contains(page, want) {
+		t.Errorf("the line's time does not link its timeline %s\n%s", want, page)
 	}
 
 	// Every line of the last hour, newest first; oldest first; one host.

@@ -109,8 +109,10 @@ type hostCount struct {
 
 // logLineView is one line as the page shows it.
 type logLineView struct {
-	Time      string
-	ISO       string
+	Time string
+	ISO  string
+	// Timeline links what every host said in the minute before it.
+	Timeline  string
 	Host      string
 	HostClass string
 	Unit      string
@@ -443,7 +445,7 @@ func hostClasses(es []logstore.Entry) map[string]string {
 }
 
 func lineView(e logstore.Entry, marks []*regexp.Regexp, classes map[string]string) logLineView {
-	l := logLineView{Time: e.Time.UTC().Format("2006-01-02 15:04:05.000"), ISO: e.Time.UTC().Format(time.RFC3339Nano),
+	l := logLineView{Time: e.Time.UTC().Format("2006-01-02 15:04:05.000"), ISO: e.Time.UTC().Format(time.RFC3339Nano), Timeline: TimelineHref(e.Time),
 		Host: e.Host, HostClass: classes[e.Host], Unit: e.Unit, Source: e.Source, Priority: "—", PrioClass: "pu",
 		Parts: highlight(Printable(e.Line), marks)}
 	if e.Priority >= 0 && e.Priority < len(priorityLabels) {
