@@ -168,31 +168,54 @@ func (a *Agent) flushLines() {
 		lines = append(lines, wire.Line{Time: now, Source: "hinomi", Unit: "hinomi-agent", Priority: 4,
 			Text: fmt.Sprintf("hinomi agent: %d log lines dropped: they came faster than its log spool could take them", dropped)})
 	}
-	var common []byte
+	items, err := encodeRecords(lines, now)
+	if err != nil {
+		a.throttledWarn("encode lines", "encoding log lines", "err", err)
+		return
+	}
 	for _, t := range a.towers {
-		recLines := lines
+		own := items
 		// Lines this tower's spool dropped at its bound, counted in place.
 		if st := t.lines.Stats(); st.Dropped > t.linesDropped {
-			recLines = append(append([]wire.Line(nil), lines...), wire.Line{Time: now, Source: "hinomi", Unit: "hinomi-agent", Priority: 4,
+			extra, err := encodeLines([]wire.Line{{Time: now, Source: "hinomi", Unit: "hinomi-agent", Priority: 4,
 				Text: fmt.Sprintf("hinomi agent: %d records of log lines (%d bytes) dropped: its log spool for this tower reached its bound of %d bytes while the tower did not take them",
-					st.Dropped-t.linesDropped, st.DroppedBytes-t.linesDroppedBytes, a.ship.cfg.SpoolBytes)})
-			t.linesDropped, t.linesDroppedBytes = st.Dropped, st.DroppedBytes
-		} else if len(lines) == 0 {
-			continue
-		} else if common != nil {
-			a.appendLines(t, common)
-			continue
+					st.Dropped-t.linesDropped, st.DroppedBytes-t.linesDroppedBytes, a.ship.cfg.SpoolBytes)}}, now)
+			if err == nil {
+				own = append(own[:len(own):len(own)], extra)
+				t.linesDropped, t.linesDroppedBytes = st.Dropped, st.DroppedBytes
+			}
 		}
-		item, err := encodeLines(recLines, now)
-		if err != nil {
-			a.throttledWarn("encode lines", "encoding log lines", "err", err)
-			return
+		for _, item := range own {
+			a.appendLines(t, item)
 		}
-		if len(recLines) == len(lines) {
-			common = item
-		}
-		a.appendLines(t, item)
 	}
+}
+
+// maxLinesRecord bounds one spooled record of lines (encoded): a batch of
+// them stays far below what a tower takes (wire.MaxBody, compressed, and
+// four times that decompressed) whatever the lines hold.
+const maxLinesRecord = 1 << 20
+
+// encodeRecords encodes lines as spooled records of at most
+// maxLinesRecord bytes each (a single line alone may exceed it: it is at
+// most logstore.MaxLine, escaped).
+func encodeRecords(lines []wire.Line, now time.Time) ([][]byte, error) {
+	if len(lines) == 0 {
+		return nil, nil
+	}
+	item, err := encodeLines(lines, now)
+	if err != nil {
+		return nil, err
+	}
+	if len(item) <= maxLinesRecord || len(lines) == 1 {
+		return [][]byte{item}, nil
+	}
+	head, err := encodeRecords(lines[:len(lines)/2], now)
+	if err != nil {
+		return nil, err
+	}
+	tail, err := encodeRecords(lines[len(lines)/2:], now)
+	return append(head, tail...), err
 }
 
 func encodeLines(lines []wire.Line, now time.Time) ([]byte, error) {

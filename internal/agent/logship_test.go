@@ -344,3 +344,37 @@ func TestAgentShipsContainerLines(t *testing.T) {
 		t.Errorf("container line %+v", *got)
 	}
 }
+
+// TestLinesRecordsAreBounded: lines that escape badly in JSON (binary
+// bytes) are split into records of at most maxLinesRecord, in order.
+func TestLinesRecordsAreBounded(t *testing.T) {
+	bad := strings.Repeat("\x01\x02\x1b", 20000) // each byte becomes \u00XX
+	var lines []wire.Line
+	for i := range 200 {
+		lines = append(lines, wire.Line{Source: "file:/x", Priority: -1, Text: fmt.Sprintf("%04d %s", i, bad)})
+	}
+	items, err := encodeRecords(lines, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	next := 0
+	for _, it := range items {
+		if len(it) > maxLinesRecord {
+			t.Fatalf("a record of %d bytes; want at most %d", len(it), maxLinesRecord)
+		}
+		var s spooled
+		var ls wire.Lines
+		if err := json.Unmarshal(it, &s); err != nil || json.Unmarshal(s.Data, &ls) != nil {
+			t.Fatalf("record does not decode: %v", err)
+		}
+		for _, l := range ls.Lines {
+			if !strings.HasPrefix(l.Text, fmt.Sprintf("%04d ", next)) {
+				t.Fatalf("line %.4s where %04d was due", l.Text, next)
+			}
+			next++
+		}
+	}
+	if next != 200 || len(items) < 2 {
+		t.Errorf("%d lines in %d records; want all 200, split", next, len(items))
+	}
+}

@@ -80,52 +80,74 @@ func lineCounts(lines []LogLine) map[string]int {
 	return m
 }
 
+// logBackends are the log stores a test runs on: the embedded one, and
+// VictoriaLogs when HINOMI_TEST_VICTORIALOGS names a server (scripts/test
+// starts one).
+func logBackends(t *testing.T) map[string]string {
+	b := map[string]string{"embedded": "embedded"}
+	if u := os.Getenv("HINOMI_TEST_VICTORIALOGS"); u != "" {
+		b["victorialogs"] = "victorialogs:" + u
+	} else {
+		t.Log("VictoriaLogs skipped: HINOMI_TEST_VICTORIALOGS is not set")
+	}
+	return b
+}
+
 // TestLogIngestResendAfterCrash: a batch the log store took but whose
 // acknowledgement never reached the agent (the tower was killed between
 // the two) is sent again to the restarted tower, together with newer
-// records: nothing is stored twice, nothing is missing.
+// records: nothing is stored twice, nothing is missing. On both backends.
 func TestLogIngestResendAfterCrash(t *testing.T) {
 	sqliteOnly(t, "one tower's own log store")
-	dir := t.TempDir()
-	config := "data_dir: " + dir + "\napi_token: " + apiToken + "\nagents:\n  - {name: pve1, token: " + tokenA + "}\n"
-	at := time.Date(2026, 12, 2, 3, 0, 0, 0, time.UTC)
-	c := &clock{now: at.Add(time.Hour)}
-	tw := openTower(t, c, config)
-	h := tw.Handler()
-	if rec, reply := postLines(t, h, tokenA, linesBatch("pve1", "sp1", "wombat", 1, 3, 50, at)); rec.Code != 200 || reply.Acked != 3 {
-		t.Fatalf("first batch: %d %s", rec.Code, rec.Body)
-	}
-	// An ordinary resend (the reply was lost): acknowledged, not stored again.
-	if rec, reply := postLines(t, h, tokenA, linesBatch("pve1", "sp1", "wombat", 1, 3, 50, at)); rec.Code != 200 || reply.Acked != 3 {
-		t.Fatalf("resend: %d %s", rec.Code, rec.Body)
-	}
-	if err := tw.closeLogs(); err != nil {
-		t.Fatal(err)
-	}
-	// The restarted tower knows nothing of what it acknowledged.
-	tw2 := openTower(t, c, config)
-	t.Cleanup(func() { _ = tw2.closeLogs() })
-	h2 := tw2.Handler()
-	if rec, reply := postLines(t, h2, tokenA, linesBatch("pve1", "sp1", "wombat", 2, 5, 50, at)); rec.Code != 200 || reply.Acked != 5 {
-		t.Fatalf("resend after the restart: %d %s", rec.Code, rec.Body)
-	}
-	got := lineCounts(search(t, h2, url.Values{"q": {"wombat"}, "limit": {"100000"}}))
-	for seq := 1; seq <= 5; seq++ {
-		for i := range 50 {
-			if n := got[fmt.Sprintf("wombat %d.%d", seq, i)]; n != 1 {
-				t.Fatalf("wombat %d.%d stored %d times; want once", seq, i, n)
+	for name, store := range logBackends(t) {
+		t.Run(name, func(t *testing.T) {
+			// A server shared by every run: words, spools and times of this run's own.
+			run := strconv.FormatInt(time.Now().UnixNano(), 36)
+			word, spool := "wombat"+run, "sp"+run
+			at := time.Now().UTC().Truncate(time.Second).Add(-time.Hour)
+			dir := t.TempDir()
+			config := "data_dir: " + dir + "\napi_token: " + apiToken + "\nagents:\n  - {name: pve1, token: " + tokenA + "}\nlogs: {store: '" + store + "'}\n"
+			c := &clock{now: at.Add(time.Hour)}
+			tw := openTower(t, c, config)
+			h := tw.Handler()
+			if rec, reply := postLines(t, h, tokenA, linesBatch("pve1", spool, word, 1, 3, 50, at)); rec.Code != 200 || reply.Acked != 3 {
+				t.Fatalf("first batch: %d %s", rec.Code, rec.Body)
 			}
-		}
-	}
-	if len(got) != 250 {
-		t.Errorf("%d distinct lines; want 250", len(got))
-	}
-	// Another spool of the same agent (a reinstall) starts over at 1.
-	if rec, reply := postLines(t, h2, tokenA, linesBatch("pve1", "sp2", "numbat", 1, 1, 5, at)); rec.Code != 200 || reply.Acked != 1 {
-		t.Fatalf("a new spool: %d %s", rec.Code, rec.Body)
-	}
-	if n := len(search(t, h2, url.Values{"q": {"numbat"}})); n != 5 {
-		t.Errorf("the new spool's batch: %d lines stored; want 5", n)
+			// An ordinary resend (the reply was lost): acknowledged, not stored again.
+			if rec, reply := postLines(t, h, tokenA, linesBatch("pve1", spool, word, 1, 3, 50, at)); rec.Code != 200 || reply.Acked != 3 {
+				t.Fatalf("resend: %d %s", rec.Code, rec.Body)
+			}
+			// VictoriaLogs makes lines searchable within about a second; a
+			// restarted tower comes later than that.
+			waitFor(t, "the first lines searchable", func() bool {
+				return len(search(t, h, url.Values{"q": {word}, "limit": {"100000"}})) == 150
+			})
+			if err := tw.closeLogs(); err != nil {
+				t.Fatal(err)
+			}
+			// The restarted tower knows nothing of what it acknowledged.
+			tw2 := openTower(t, c, config)
+			t.Cleanup(func() { _ = tw2.closeLogs() })
+			h2 := tw2.Handler()
+			if rec, reply := postLines(t, h2, tokenA, linesBatch("pve1", spool, word, 2, 5, 50, at)); rec.Code != 200 || reply.Acked != 5 {
+				t.Fatalf("resend after the restart: %d %s", rec.Code, rec.Body)
+			}
+			var got map[string]int
+			waitFor(t, "every line searchable", func() bool {
+				got = lineCounts(search(t, h2, url.Values{"q": {word}, "limit": {"100000"}}))
+				return len(got) >= 250
+			})
+			for seq := 1; seq <= 5; seq++ {
+				for i := range 50 {
+					if n := got[fmt.Sprintf("%s %d.%d", word, seq, i)]; n != 1 {
+						t.Fatalf("%s %d.%d stored %d times; want once", word, seq, i, n)
+					}
+				}
+			}
+			if len(got) != 250 {
+				t.Errorf("%d distinct lines; want 250", len(got))
+			}
+		})
 	}
 }
 
@@ -260,67 +282,74 @@ func metricsText(t *testing.T, h http.Handler) string {
 
 // TestLogSearchAroundAndFollow: around=T&window= is every host's lines
 // in the window before T; a follow from a search's cursor gets each line
-// stored later exactly once.
+// stored later exactly once. On both backends.
 func TestLogSearchAroundAndFollow(t *testing.T) {
 	sqliteOnly(t, "one tower's own log store")
-	at := time.Date(2026, 12, 2, 3, 0, 0, 0, time.UTC)
-	c := &clock{now: at.Add(time.Hour)}
-	tw := openTower(t, c, "data_dir: "+t.TempDir()+"\napi_token: "+apiToken+
-		"\nagents:\n  - {name: pve1, token: "+tokenA+"}\n  - {name: pve2, token: "+tokenB+"}\n")
-	t.Cleanup(func() { _ = tw.closeLogs() })
-	h := tw.Handler()
-	// pve1's lines at +1s..+5s, pve2's at +2s..+4s (10 ms apart within).
-	postLines(t, h, tokenA, linesBatch("pve1", "a", "emu", 1, 5, 3, at))
-	postLines(t, h, tokenB, linesBatch("pve2", "b", "kiwi", 2, 4, 3, at))
-	got := search(t, h, url.Values{"around": {at.Add(3 * time.Second).Format(time.RFC3339Nano)}, "window": {"2s"}})
-	hosts := map[string]int{}
-	for _, l := range got {
-		hosts[l.Host]++
-		if l.Time.Before(at.Add(time.Second)) || l.Time.After(at.Add(3*time.Second)) {
-			t.Errorf("line at %s outside the window", l.Time)
-		}
-	}
-	// [+1s, +3s]: pve1's records 1, 2 and the first line of 3; pve2's 2 and the first of 3.
-	if hosts["pve1"] != 7 || hosts["pve2"] != 4 {
-		t.Errorf("lines by host %v; want pve1 7, pve2 4", hosts)
-	}
-
-	req := httptest.NewRequest(http.MethodGet, "/api/v1/logs?q=emu", nil)
-	req.Header.Set("Authorization", "Bearer "+apiToken)
-	rec := httptest.NewRecorder()
-	h.ServeHTTP(rec, req)
-	cursor := rec.Header().Get(CursorHeader)
-	if cursor == "" {
-		t.Fatal("no cursor")
-	}
-	postLines(t, h, tokenA, linesBatch("pve1", "a", "emu", 6, 8, 3, at))
-	postLines(t, h, tokenB, linesBatch("pve2", "b", "kiwi", 5, 6, 3, at))
-	seen := map[string]int{}
-	for range 3 { // the second and third polls find nothing new
-		req := httptest.NewRequest(http.MethodGet, "/api/v1/logs?q=emu&after="+url.QueryEscape(cursor), nil)
-		req.Header.Set("Authorization", "Bearer "+apiToken)
-		rec := httptest.NewRecorder()
-		h.ServeHTTP(rec, req)
-		cursor = rec.Header().Get(CursorHeader)
-		if rec.Header().Get(MissedHeader) != "" {
-			t.Errorf("missed %s", rec.Header().Get(MissedHeader))
-		}
-		dec := json.NewDecoder(rec.Body)
-		for dec.More() {
-			var l LogLine
-			if err := dec.Decode(&l); err != nil {
-				t.Fatal(err)
+	for name, store := range logBackends(t) {
+		t.Run(name, func(t *testing.T) {
+			run := strconv.FormatInt(time.Now().UnixNano(), 36)
+			emu, kiwi, h1, h2 := "emu"+run, "kiwi"+run, "pve1"+run, "pve2"+run
+			at := time.Now().UTC().Truncate(time.Second).Add(-time.Hour)
+			c := &clock{now: at.Add(time.Hour)}
+			tw := openTower(t, c, "data_dir: "+t.TempDir()+"\napi_token: "+apiToken+
+				"\nagents:\n  - {name: "+h1+", token: "+tokenA+"}\n  - {name: "+h2+", token: "+tokenB+"}\nlogs: {store: '"+store+"'}\n")
+			t.Cleanup(func() { _ = tw.closeLogs() })
+			h := tw.Handler()
+			// h1's lines at +1s..+5s, h2's at +2s..+4s (1 ms apart within).
+			postLines(t, h, tokenA, linesBatch(h1, "a", emu, 1, 5, 3, at))
+			postLines(t, h, tokenB, linesBatch(h2, "b", kiwi, 2, 4, 3, at))
+			around := url.Values{"around": {at.Add(3 * time.Second).Format(time.RFC3339Nano)}, "window": {"2s"}, "host": {h1, h2}}
+			waitFor(t, "the lines searchable", func() bool { return len(search(t, h, url.Values{"host": {h1, h2}})) == 24 })
+			hosts := map[string]int{}
+			for _, l := range search(t, h, around) {
+				hosts[l.Host]++
+				if l.Time.Before(at.Add(time.Second)) || l.Time.After(at.Add(3*time.Second)) {
+					t.Errorf("line at %s outside the window", l.Time)
+				}
 			}
-			seen[l.Line]++
-		}
-	}
-	if len(seen) != 9 {
-		t.Errorf("the follow got %d lines; want the 9 new emu lines: %v", len(seen), seen)
-	}
-	for l, n := range seen {
-		if n != 1 || !strings.HasPrefix(l, "emu ") {
-			t.Errorf("%q %d times", l, n)
-		}
+			// [+1s, +3s]: h1's records 1, 2 and the first line of 3; h2's 2 and the first of 3.
+			if hosts[h1] != 7 || hosts[h2] != 4 {
+				t.Errorf("lines by host %v; want %s 7, %s 4", hosts, h1, h2)
+			}
+
+			req := httptest.NewRequest(http.MethodGet, "/api/v1/logs?q="+emu, nil)
+			req.Header.Set("Authorization", "Bearer "+apiToken)
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, req)
+			cursor := rec.Header().Get(CursorHeader)
+			if cursor == "" {
+				t.Fatal("no cursor")
+			}
+			postLines(t, h, tokenA, linesBatch(h1, "a", emu, 6, 8, 3, at))
+			postLines(t, h, tokenB, linesBatch(h2, "b", kiwi, 5, 6, 3, at))
+			seen := map[string]int{}
+			for range 3 { // the second and third polls find nothing new
+				req := httptest.NewRequest(http.MethodGet, "/api/v1/logs?q="+emu+"&after="+url.QueryEscape(cursor), nil)
+				req.Header.Set("Authorization", "Bearer "+apiToken)
+				rec := httptest.NewRecorder()
+				h.ServeHTTP(rec, req)
+				cursor = rec.Header().Get(CursorHeader)
+				if rec.Header().Get(MissedHeader) != "" {
+					t.Errorf("missed %s", rec.Header().Get(MissedHeader))
+				}
+				dec := json.NewDecoder(rec.Body)
+				for dec.More() {
+					var l LogLine
+					if err := dec.Decode(&l); err != nil {
+						t.Fatal(err)
+					}
+					seen[l.Line]++
+				}
+			}
+			if len(seen) != 9 {
+				t.Errorf("the follow got %d lines; want the 9 new %s lines: %v", len(seen), emu, seen)
+			}
+			for l, n := range seen {
+				if n != 1 || !strings.HasPrefix(l, emu+" ") {
+					t.Errorf("%q %d times", l, n)
+				}
+			}
+		})
 	}
 }
 

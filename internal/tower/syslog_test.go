@@ -233,3 +233,50 @@ syslog: {tcp: [127.0.0.1:0]}
 		t.Errorf("%d stored, %d dropped of %d; want about the burst of 200 stored and the rest counted", stored, dropped, sent)
 	}
 }
+
+// TestSyslogAllowList: a sender outside syslog.allow is ignored and
+// counted; a reload that allows it lets its messages in.
+func TestSyslogAllowList(t *testing.T) {
+	sqliteOnly(t, "it reloads a configuration file that names no store")
+	dir := t.TempDir()
+	path := filepath.Join(dir, "tower.yaml")
+	write := func(allow string) {
+		writeFile(t, path, []byte("listen: 127.0.0.1:0\ndata_dir: "+filepath.Join(dir, "data")+"\napi_token: "+apiToken+
+			"\nsyslog: {tcp: [127.0.0.1:0], allow: ["+allow+"]}\n"))
+	}
+	write("10.0.0.0/8")
+	cfg, err := LoadConfig(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tw, err := newTestTower(t, cfg, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	addrs, err := tw.ListenSyslog()
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := "http://" + runListening(t, tw).String()
+	send := func(text string) {
+		conn, err := net.Dial("tcp", addrs[0].String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprintf(conn, "<14>Dec  2 03:00:00 gate app: %s\n", text)
+		conn.Close()
+	}
+	send("refused bilby")
+	waitFor(t, "the refusal counted", func() bool {
+		return strings.Contains(metricsText(t, tw.Handler()), `hinomi_tower_syslog_dropped_total{reason="not_allowed"} 1`)
+	})
+	write("127.0.0.0/8")
+	if err := tw.Reload(path); err != nil {
+		t.Fatal(err)
+	}
+	send("allowed bilby")
+	waitFor(t, "the allowed message stored", func() bool { return len(searchLogs(t, base, url.Values{"q": {"bilby"}})) > 0 })
+	if got := searchLogs(t, base, url.Values{"q": {"bilby"}}); len(got) != 1 || !strings.Contains(got[0].Line, "allowed") {
+		t.Errorf("stored %+v; want only the message sent once allowed", got)
+	}
+}
