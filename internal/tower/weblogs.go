@@ -15,3 +15,6 @@ func (b webBackend) SearchLogs(ctx context.Context, q logstore.Query, fn func(lo
 	}
 	return st.Search(ctx, q, fn)
 }
+
+// KeepsLogs: the tower keeps log lines (logs.store is not off).
+func (b webBackend) KeepsLogs() bool { return b.a.cfg.Load().Logs.Store != "off" }

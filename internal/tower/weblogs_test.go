@@ -430,3 +430,18 @@ func TestPostmortemLogsBounded(t *testing.T) {
 		}
 	}
 }
+
+// TestConsoleWithoutLogStore: a tower that keeps no lines links no log
+// page, and the page says why.
+func TestConsoleWithoutLogStore(t *testing.T) {
+	w := newWebTowerWith(t, "logs: {store: off}\n")
+	w.report("pve1")
+	w.at(31 * time.Second)
+	c := w.signIn(t)
+	if _, console := get(t, c, w.srv.URL+"/console/"); strings.Contains(console, "/console/logs") || !strings.Contains(console, "Host pve1 is silent") {
+		t.Errorf("the console of a tower without logs links them:\n%s", console)
+	}
+	if code, page := get(t, c, w.srv.URL+"/console/logs?q=x"); code != http.StatusServiceUnavailable || !strings.Contains(page, "this tower keeps no logs (logs.store: off)") {
+		t.Errorf("the log page of a tower without logs: %d\n%s", code, page)
+	}
+}

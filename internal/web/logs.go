@@ -30,6 +30,15 @@ type LogSearcher interface {
 	// SearchLogs calls fn for each line that matches q, in time order
 	// (q.Newest: newest first), until fn returns false or q.Limit lines.
 	SearchLogs(ctx context.Context, q logstore.Query, fn func(logstore.Entry) bool) error
+	// KeepsLogs is false when the tower is set to keep no lines: the
+	// console then links no log page.
+	KeepsLogs() bool
+}
+
+// keepsLogs: the backend has a log store to link.
+func (s *Site) keepsLogs() bool {
+	ls, ok := s.b.(LogSearcher)
+	return ok && ls.KeepsLogs()
 }
 
 const (

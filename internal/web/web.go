@@ -381,7 +381,7 @@ func (s *Site) consolePage(w http.ResponseWriter, r *http.Request, sess *session
 	if ct, ok := s.b.(ChannelTester); ok {
 		v.Channels = ct.Channels()
 	}
-	_, v.Logs = s.b.(LogSearcher)
+	v.Logs = s.keepsLogs()
 	var err error
 	if v.Hosts, err = s.b.Hosts(r.Context(), now); err == nil {
 		if v.Alerts, err = s.b.Alerts(r.Context(), now); err == nil {
@@ -409,8 +409,7 @@ func (s *Site) incidentPage(w http.ResponseWriter, r *http.Request, sess *sessio
 		return
 	}
 	md, _ := s.b.Postmortem(r.Context(), id)
-	_, logs := s.b.(LogSearcher)
-	s.render(w, "incident.html", map[string]any{"Title": s.o.Title, "User": sess.user, "CSRF": sess.csrf, "Incident": in, "Timeline": evs, "Postmortem": md, "Now": s.o.Now(), "Logs": logs})
+	s.render(w, "incident.html", map[string]any{"Title": s.o.Title, "User": sess.user, "CSRF": sess.csrf, "Incident": in, "Timeline": evs, "Postmortem": md, "Now": s.o.Now(), "Logs": s.keepsLogs()})
 }
 
 func (s *Site) postmortem(w http.ResponseWriter, r *http.Request, _ *session) {
