@@ -444,4 +444,11 @@ func TestConsoleWithoutLogStore(t *testing.T) {
 	if code, page := get(t, c, w.srv.URL+"/console/logs?q=x"); code != http.StatusServiceUnavailable || !strings.Contains(page, "this tower keeps no logs (logs.store: off)") {
 		t.Errorf("the log page of a tower without logs: %d\n%s", code, page)
 	}
+	incs, err := w.tw.Incidents(t.Context(), 1)
+	if err != nil || len(incs) != 1 {
+		t.Fatalf("incidents: %v %v", incs, err)
+	}
+	if md, err := w.tw.Postmortem(t.Context(), incs[0].ID); err != nil || !strings.Contains(md, "## Log lines from every host\n\n_The log store could not be read: this tower keeps no logs (logs.store: off)._") {
+		t.Errorf("the postmortem of a tower without logs: %v\n%s", err, md)
+	}
 }
