@@ -159,6 +159,22 @@ func TestBrowserLogSearchAndTimeline(t *testing.T) {
 		}
 	}
 
+	// The timeline's legend hides and shows a host's lines.
+	do(chromedp.Navigate(w.srv.URL+"/console/"), chromedp.WaitVisible(chromedp.ID(`inc-h`)),
+		chromedp.Click(chromedp.CSS(`ul.incidents a.tl`)), chromedp.WaitVisible(chromedp.ID(`instant`)),
+		chromedp.Click(chromedp.CSS(`.legend li[data-host="pve2"] button`)))
+	visible := `Array.from(document.querySelectorAll('#loglines li.logline')).filter(function (li) { return li.offsetParent !== null; }).map(function (li) { return li.getAttribute('data-host'); }).join(' ')`
+	if got := eval(visible); got != "pve1 pve1" {
+		t.Errorf("with pve2 hidden the timeline shows %q", got)
+	}
+	if got := eval(`document.querySelector('.legend li[data-host="pve2"] button').getAttribute('aria-pressed')`); got != "false" {
+		t.Errorf("pve2's button: aria-pressed %s", got)
+	}
+	do(chromedp.Click(chromedp.CSS(`.legend li[data-host="pve2"] button`)))
+	if got := eval(visible); got != "pve1 pve2 pve1 pve2" {
+		t.Errorf("with pve2 shown again the timeline shows %q", got)
+	}
+
 	// The custom times show when the range says custom.
 	do(chromedp.Navigate(w.srv.URL+"/console/logs?q=processor"), chromedp.WaitVisible(chromedp.ID(`loglines`)))
 	if got := eval(`document.getElementById('since').closest('.custom').hidden`); got != "true" {

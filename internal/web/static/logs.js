@@ -1,7 +1,8 @@
 // Extras of the console's log page; the search works without them.
 // - The custom time fields show only when the range picker says custom.
 // - "Load more" appends the next page in place instead of opening it.
-// - The timeline opens scrolled to the instant.
+// - The timeline opens scrolled to the instant; its hosts in the legend
+//   become buttons that hide and show each host's lines.
 (function () {
   var range = document.getElementById("range");
   if (range) {
@@ -26,6 +27,24 @@
       var next = doc.getElementById("more");
       if (next) { a.href = next.getAttribute("href"); a.textContent = "Load more"; } else { a.parentNode.remove(); }
     }).catch(function () { location.href = a.href; });
+  });
+  var hosts = document.querySelectorAll(".legend li[data-host]");
+  Array.prototype.forEach.call(hosts, function (li) {
+    var b = document.createElement("button");
+    b.type = "button";
+    b.className = "hosttoggle";
+    b.title = "hide or show this host's lines";
+    b.setAttribute("aria-pressed", "true");
+    while (li.firstChild) { b.appendChild(li.firstChild); }
+    li.appendChild(b);
+    b.addEventListener("click", function () {
+      var on = b.getAttribute("aria-pressed") !== "true";
+      b.setAttribute("aria-pressed", on ? "true" : "false");
+      var lines = document.querySelectorAll("#loglines li.logline");
+      for (var i = 0; i < lines.length; i++) {
+        if (lines[i].getAttribute("data-host") === li.getAttribute("data-host")) { lines[i].hidden = !on; }
+      }
+    });
   });
   var instant = document.getElementById("instant");
   if (instant && instant.previousElementSibling) { instant.scrollIntoView({ block: "center" }); }
