@@ -54,9 +54,20 @@ func BenchmarkAgentShipsLines(b *testing.B) {
 			b.Fatal(err)
 		}
 		defer f.Close()
-		// The first diagnosis and the file's discovery come first.
-		time.Sleep(3 * time.Second)
+		// The first diagnosis comes first: wait until the agent idles
+		// (under 10 ms of CPU in half a second).
 		pid := ag.cmd.Process.Pid
+		for deadline := time.Now().Add(30 * time.Second); ; {
+			c0, _ := procUsage(b, pid)
+			time.Sleep(500 * time.Millisecond) // the sampling window, not a wait for state
+			c1, _ := procUsage(b, pid)
+			if c1-c0 < 10*time.Millisecond {
+				break
+			}
+			if time.Now().After(deadline) {
+				b.Fatalf("%s: the agent did not idle within 30 s", name)
+			}
+		}
 		before, _ := procUsage(b, pid)
 		start := time.Now()
 		tick := time.NewTicker(100 * time.Millisecond)
