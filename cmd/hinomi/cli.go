@@ -27,6 +27,7 @@ Usage:
   hinomi runbook [ID]          list the runbooks, or print one (e.g. FM-B2)
   hinomi snapshot DIR          save what doctor reads on this host into DIR
   hinomi logs scan FILE...|-   find known distress in logs, as a timeline
+  hinomi logs search 'QUERY'   search every host's lines on the tower (--since, --around, --follow)
   hinomi explain [FILE...|-]   diagnose a pasted command output (docker ps, inspect …) or log
   hinomi agent --tower URL     watch this host and report to towers
   hinomi tower --config FILE   the out-of-band server: heartbeats, alerts, notifications

@@ -20,6 +20,7 @@ const logsUsage = `Usage:
   hinomi logs scan [flags] FILE... | -     find distress in log files (plain, .gz, .zst) or stdin
   hinomi logs scan --journal [--boot -1]   the same over the systemd journal
   hinomi logs signatures                   list the signature catalogue
+  hinomi logs search 'QUERY' [flags]       search the lines every host shipped to the tower
 
 Exit status of scan: 0 nothing found, 1 incidents found, 2 could not run;
 130 or 143 stopped by SIGINT (Ctrl-C) or SIGTERM: it prints the report of
@@ -40,6 +41,8 @@ func runLogs(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 		return runLogsScan(ctx, args[1:], stdin, stdout, stderr)
 	case "signatures":
 		return runLogsSignatures(args[1:], stdout, stderr)
+	case "search":
+		return runLogsSearch(ctx, args[1:], stdout, stderr)
 	}
 	fmt.Fprintf(stderr, "hinomi logs: unknown command %q\n\n%s", args[0], logsUsage)
 	return exitError{doctor.ExitFailed}

@@ -14,6 +14,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"regexp"
 	"runtime/debug"
 	"strings"
 	"syscall"
@@ -24,6 +25,7 @@ import (
 
 	"github.com/hinomi/hinomi/internal/agent"
 	"github.com/hinomi/hinomi/internal/finding"
+	"github.com/hinomi/hinomi/internal/logstore"
 	"github.com/hinomi/hinomi/internal/signatures"
 	"github.com/hinomi/hinomi/internal/tower"
 	"github.com/hinomi/hinomi/internal/web"
@@ -133,6 +135,12 @@ func runAgent(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	var sigFiles, logFiles multiFlag
 	fs.Var(&sigFiles, "signatures", "a YAML file of extra log signatures (repeatable)")
 	fs.Var(&logFiles, "log-file", "follow the log files matching this `glob` too, e.g. '/var/log/nginx/*.log' (repeatable; default $HINOMI_LOG_FILES, comma-separated)")
+	shipLogs := fs.String("ship-logs", "yes", "ship the lines read (kernel, journal, files, containers) to the towers' log stores: yes, no")
+	shipPriority := fs.String("ship-logs-priority", "info", "ship lines with a priority (journal, kernel) only at this one or more severe: emerg .. debug, or 0..7")
+	var shipUnits multiFlag
+	fs.Var(&shipUnits, "ship-logs-unit", "ship only this `unit`'s lines: a systemd unit, a container, kernel, or a followed file's path (repeatable)")
+	shipMatch := fs.String("ship-logs-match", "", "ship only lines this regular `expression` matches")
+	logSpoolMax := fs.Int64("log-spool-max-bytes", agent.DefaultLogSpoolBytes, "bound on each tower's on-disk log spool; the oldest lines go first, counted")
 	if err := fs.parse(args); err != nil {
 		return err
 	}
@@ -173,6 +181,27 @@ func runAgent(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	default:
 		return fmt.Errorf("agent: --container-logs %q: want auto, yes or no", *containerLogs)
 	}
+	ship := agent.LogShip{Units: shipUnits, SpoolBytes: *logSpoolMax}
+	switch *shipLogs {
+	case "yes":
+	case "no":
+		ship.Off = true
+	default:
+		return fmt.Errorf("agent: --ship-logs %q: want yes or no", *shipLogs)
+	}
+	pri, err := logstore.ParsePriority(*shipPriority)
+	if err != nil {
+		return fmt.Errorf("agent: --ship-logs-priority: %w", err)
+	}
+	ship.Priority = pri
+	if pri == 0 {
+		ship.Priority = -1 // emerg only; 0 would mean the default
+	}
+	if *shipMatch != "" {
+		if ship.Match, err = regexp.Compile(*shipMatch); err != nil {
+			return fmt.Errorf("agent: --ship-logs-match: %w", err)
+		}
+	}
 	tok := token.Get()
 	if f := tokenFile.Get(); f != "" {
 		b, err := os.ReadFile(f)
@@ -193,7 +222,7 @@ func runAgent(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		followJournal = errTool == nil && errSock == nil
 	}
 	a, err := agent.New(agent.Config{
-		Journal: followJournal, LogFiles: logFiles, ContainerLogs: followContainers,
+		Journal: followJournal, LogFiles: logFiles, ContainerLogs: followContainers, Ship: ship,
 		Towers: towers, Token: tok, Name: name.Get(), StateDir: state.Get(), Interval: *interval,
 		SpoolBytes: *spoolMax, Kmsg: *kmsg, Signatures: cat, Version: shortVersion(), Log: log,
 	})

@@ -68,10 +68,12 @@ type Config struct {
 	LogFiles []string
 	// ContainerLogs follows the running Docker containers' logs.
 	ContainerLogs bool
-	Signatures    *signatures.Catalogue
-	Version       string
-	HTTPClient    *http.Client
-	Log           *slog.Logger
+	// Ship says which lines go to the towers' log stores (logship.go).
+	Ship       LogShip
+	Signatures *signatures.Catalogue
+	Version    string
+	HTTPClient *http.Client
+	Log        *slog.Logger
 }
 
 // Agent is a running agent.
@@ -117,6 +119,11 @@ type Agent struct {
 	disk *checks.DiskTrend
 	// kube remembers Kubernetes node addresses across cycles.
 	kube *kube.AddrMemory
+	// ship gathers the lines shipped to the log stores (nil: none are);
+	// flushMu keeps its records in order; boot dates kernel lines.
+	ship    *shipper
+	flushMu sync.Mutex
+	boot    time.Time
 }
 
 type tower struct {
@@ -129,6 +136,14 @@ type tower struct {
 	lostReason string // why the last record that could not be spooled was lost
 	failing    bool   // the last Append failed
 	lostAt     uint64 // the spool's lost count when appends began failing
+
+	// lines is the log spool (logship.go), nil when no lines are shipped;
+	// linesDropped is its drop count already reported.
+	lines             *spool.Spool
+	linesID           string
+	linesKick         chan struct{}
+	linesDropped      uint64
+	linesDroppedBytes int64
 }
 
 // New opens the agent's state.
@@ -190,7 +205,19 @@ func New(cfg Config) (*Agent, error) {
 		if err != nil {
 			return nil, err
 		}
-		a.towers = append(a.towers, &tower{url: u, spool: sp, id: id, kick: make(chan struct{}, 1)})
+		t := &tower{url: u, spool: sp, id: id, kick: make(chan struct{}, 1), linesKick: make(chan struct{}, 1)}
+		a.towers = append(a.towers, t)
+		if !cfg.Ship.Off {
+			if a.ship == nil {
+				a.ship, a.boot = newShipper(cfg.Ship), bootTime()
+			}
+			if t.lines, t.linesID, err = openLineSpool(cfg.StateDir, hex.EncodeToString(sum[:6]), a.ship.cfg.SpoolBytes); err != nil {
+				a.closeSpools()
+				return nil, fmt.Errorf("log spool for %s: %w", u, err)
+			}
+			st := t.lines.Stats()
+			t.linesDropped, t.linesDroppedBytes = st.Dropped, st.DroppedBytes
+		}
 	}
 	return a, nil
 }
@@ -215,16 +242,29 @@ func spoolID(dir string) (string, error) {
 
 // Run works until ctx is done.
 func (a *Agent) Run(ctx context.Context) error {
-	defer func() {
-		for _, t := range a.towers {
-			if err := t.spool.Close(); err != nil {
-				a.cfg.Log.Error("closing spool", "tower", t.url, "err", err)
-			}
-		}
-	}()
+	defer a.closeSpools()
 	var wg sync.WaitGroup
 	for _, t := range a.towers {
-		wg.Go(func() { a.ship(ctx, t) })
+		wg.Go(func() { a.deliverLoop(ctx, t) })
+	}
+	if a.ship != nil {
+		// Lines spooled as the agent stops are delivered by the shippers'
+		// last try, so the spooler stops first.
+		lctx, stopLines := context.WithCancel(context.Background())
+		var lwg sync.WaitGroup
+		for _, t := range a.towers {
+			lwg.Go(func() { a.shipLog(lctx, t) })
+		}
+		spooled := make(chan struct{})
+		go func() {
+			defer close(spooled)
+			a.spoolLines(ctx)
+			stopLines() // their last try runs beside the records' own
+		}()
+		defer func() {
+			<-spooled
+			lwg.Wait()
+		}()
 	}
 	if a.cfg.Kmsg != "-" {
 		wg.Go(func() { a.watchKernel(ctx) })
@@ -250,6 +290,19 @@ func (a *Agent) Run(ctx context.Context) error {
 	a.cycles(ctx)
 	wg.Wait()
 	return nil
+}
+
+func (a *Agent) closeSpools() {
+	for _, t := range a.towers {
+		if err := t.spool.Close(); err != nil {
+			a.cfg.Log.Error("closing spool", "tower", t.url, "err", err)
+		}
+		if t.lines != nil {
+			if err := t.lines.Close(); err != nil {
+				a.cfg.Log.Error("closing log spool", "tower", t.url, "err", err)
+			}
+		}
+	}
 }
 
 // cycles runs doctor's engine every interval and spools what changed.
@@ -444,7 +497,7 @@ type spooled struct {
 // watchKernel follows the kernel log and spools every line that matches a
 // signature.
 func (a *Agent) watchKernel(ctx context.Context) {
-	pos := &positionWriter{file: filepath.Join(a.cfg.StateDir, "kmsg-seq")}
+	pos := &positionWriter{file: filepath.Join(a.cfg.StateDir, "kmsg-seq"), before: a.flushLines}
 	warn := func(err error) { a.cfg.Log.Warn("cannot save the kernel log's position", "err", err) }
 	defer func() { pos.flush(time.Now(), warn) }()
 	from := kmsgPosition(pos.file, a.bootID)
@@ -452,14 +505,20 @@ func (a *Agent) watchKernel(ctx context.Context) {
 	for ctx.Err() == nil {
 		err := logsource.Kmsg(ctx, a.cfg.Kmsg, from, func(l logsource.Line) error {
 			spooled := false
+			var sig, mode string
 			a.matcher.Line(l.Text, "kernel", func(ev signatures.Event) {
 				a.logw.add(ev, time.Now())
 				a.append(wire.KindLog, wire.Log{
 					Signature: ev.Sig.ID, Mode: ev.Sig.Mode, Severity: ev.Sig.Severity, Title: ev.Sig.Title,
 					Source: "kernel", Line: ev.Entry.Message, Fields: ev.Fields,
 				})
-				spooled = true
+				spooled, sig, mode = true, ev.Sig.ID, ev.Sig.Mode
 			})
+			if a.ship != nil {
+				sl := kmsgLine(l.Text, a.boot)
+				sl.Fields = matchFields(sig, mode)
+				a.shipLine(sl)
+			}
 			from = l.Seq + 1
 			pos.set(fmt.Appendf(nil, "%s %d\n", a.bootID, l.Seq), spooled, time.Now(), warn)
 			return nil
@@ -481,7 +540,7 @@ func (a *Agent) watchKernel(ctx context.Context) {
 // come from /dev/kmsg) and spools every line that matches a signature.
 // The cursor is kept so a restarted agent resumes after the last line.
 func (a *Agent) watchJournal(ctx context.Context) {
-	pos := &positionWriter{file: filepath.Join(a.cfg.StateDir, "journal-cursor")}
+	pos := &positionWriter{file: filepath.Join(a.cfg.StateDir, "journal-cursor"), before: a.flushLines}
 	warn := func(err error) { a.cfg.Log.Warn("cannot save the journal's cursor", "err", err) }
 	defer func() { pos.flush(time.Now(), warn) }()
 	backoff := time.Second
@@ -496,14 +555,26 @@ func (a *Agent) watchJournal(ctx context.Context) {
 				return nil // read from /dev/kmsg already
 			}
 			spooled := false
+			var sig, mode string
 			a.matcher.Line(l.Text, "journal", func(ev signatures.Event) {
 				a.logw.add(ev, time.Now())
 				a.append(wire.KindLog, wire.Log{
 					Signature: ev.Sig.ID, Mode: ev.Sig.Mode, Severity: ev.Sig.Severity, Title: ev.Sig.Title,
 					Source: ev.Entry.Source, Line: ev.Entry.Message, Fields: ev.Fields,
 				})
-				spooled = true
+				spooled, sig, mode = true, ev.Sig.ID, ev.Sig.Mode
 			})
+			if a.ship != nil {
+				if sl, ok := journalLine(l.Text); ok {
+					if sig != "" {
+						if sl.Fields == nil {
+							sl.Fields = map[string]string{}
+						}
+						sl.Fields["signature"], sl.Fields["mode"] = sig, mode
+					}
+					a.shipLine(sl)
+				}
+			}
 			if l.Cursor != "" {
 				pos.set([]byte(l.Cursor+"\n"), spooled, time.Now(), warn)
 			}
@@ -522,12 +593,12 @@ func (a *Agent) watchJournal(ctx context.Context) {
 	}
 }
 
-// ship delivers one tower's spool in order, and reports at least every
+// deliverLoop delivers one tower's spool in order, and reports at least every
 // interval even with nothing to send (the heartbeat). While the tower does
 // not take deliveries, retries back off (from retryMin, doubling, at most
 // an interval apart, so a tower that comes back hears from the host within
 // one) whatever is spooled meanwhile, and the warnings back off further.
-func (a *Agent) ship(ctx context.Context, t *tower) {
+func (a *Agent) deliverLoop(ctx context.Context, t *tower) {
 	var down outage
 	for {
 		// Whatever is spooled from here on kicks again; this attempt
@@ -706,15 +777,21 @@ func (t *tower) reason(lost uint64) string {
 }
 
 func (a *Agent) post(ctx context.Context, t *tower, env *wire.Envelope) (*wire.Reply, error) {
+	return a.postTo(ctx, t, wire.Path, env)
+}
+
+func (a *Agent) postTo(ctx context.Context, t *tower, path string, env *wire.Envelope) (*wire.Reply, error) {
 	var body bytes.Buffer
-	zw := gzip.NewWriter(&body)
+	// The fastest level: log lines are most of what is sent, and they
+	// compress well at any level; the agent's CPU is the host's.
+	zw, _ := gzip.NewWriterLevel(&body, gzip.BestSpeed)
 	if err := json.NewEncoder(zw).Encode(env); err != nil {
 		return nil, err
 	}
 	if err := zw.Close(); err != nil {
 		return nil, err
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, t.url+wire.Path, &body)
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, t.url+path, &body)
 	if err != nil {
 		return nil, err
 	}
@@ -740,7 +817,7 @@ func (a *Agent) post(ctx context.Context, t *tower, env *wire.Envelope) (*wire.R
 			return nil, &busyError{err, after}
 		}
 		if resp.StatusCode >= 400 && resp.StatusCode < 500 && resp.StatusCode != http.StatusRequestTimeout && resp.StatusCode != http.StatusTooManyRequests {
-			return nil, &refusedError{err}
+			return nil, &refusedError{err, resp.StatusCode}
 		}
 		return nil, err
 	}
@@ -785,6 +862,9 @@ func (e *spoolError) Unwrap() error { return e.error }
 
 // refusedError is a tower that answered and refused the batch: a wrong
 // token or agent name, not a network problem.
-type refusedError struct{ error }
+type refusedError struct {
+	error
+	status int
+}
 
 func (e *refusedError) Unwrap() error { return e.error }

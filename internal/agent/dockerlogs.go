@@ -91,7 +91,7 @@ func firstOr(ss []string, def string) string {
 // followContainer streams one container's stdout and stderr, with the
 // engine's timestamps, from the saved position or since.
 func (a *Agent) followContainer(ctx context.Context, cli *client.Client, id, name, posFile string, since time.Time) {
-	pos := &positionWriter{file: posFile}
+	pos := &positionWriter{file: posFile, before: a.flushLines}
 	warn := func(err error) {
 		a.cfg.Log.Warn("cannot save a container log's position", "container", name, "err", err)
 	}
@@ -159,14 +159,23 @@ func (a *Agent) readContainerLog(ctx context.Context, rc io.Reader, name string,
 			last = t
 		}
 		spooled := false
+		var sig, mode string
 		a.matcher.Line([]byte(msg), "container "+name, func(ev signatures.Event) {
 			a.logw.add(ev, time.Now())
 			a.append(wire.KindLog, wire.Log{
 				Signature: ev.Sig.ID, Mode: ev.Sig.Mode, Severity: ev.Sig.Severity, Title: ev.Sig.Title,
 				Source: "container " + name, Line: ev.Entry.Message, Fields: ev.Fields,
 			})
-			spooled = true
+			spooled, sig, mode = true, ev.Sig.ID, ev.Sig.Mode
 		})
+		if a.ship != nil {
+			at := last
+			if at.IsZero() {
+				at = time.Now()
+			}
+			a.shipLine(wire.Line{Time: at.UTC(), Source: "container:" + name, Unit: name, Priority: -1,
+				Text: strings.ToValidUTF8(strings.TrimRight(msg, "\r"), "\uFFFD"), Fields: matchFields(sig, mode)})
+		}
 		if !last.IsZero() {
 			pos.set([]byte(last.UTC().Format(time.RFC3339Nano)+"\n"), spooled, time.Now(), warn)
 		}

@@ -82,7 +82,7 @@ func (a *Agent) watchFiles(ctx context.Context) {
 // the state directory.
 func (a *Agent) followFile(ctx context.Context, path string, from int64) {
 	sum := sha256.Sum256([]byte(path))
-	pos := &positionWriter{file: filepath.Join(a.cfg.StateDir, "file-"+hex.EncodeToString(sum[:8]))}
+	pos := &positionWriter{file: filepath.Join(a.cfg.StateDir, "file-"+hex.EncodeToString(sum[:8])), before: a.flushLines}
 	warn := func(err error) { a.cfg.Log.Warn("cannot save a log file's position", "file", path, "err", err) }
 	defer func() { pos.flush(time.Now(), warn) }()
 	source := filepath.Base(path)
@@ -92,14 +92,19 @@ func (a *Agent) followFile(ctx context.Context, path string, from int64) {
 		offset := filePosition(pos.file, path, from)
 		err := logsource.Tail(ctx, path, offset, filePoll, nil, func(l logsource.Line) error {
 			spooled := false
+			var sig, mode string
 			a.matcher.Line(l.Text, source, func(ev signatures.Event) {
 				a.logw.add(ev, time.Now())
 				a.append(wire.KindLog, wire.Log{
 					Signature: ev.Sig.ID, Mode: ev.Sig.Mode, Severity: ev.Sig.Severity, Title: ev.Sig.Title,
 					Source: path, Line: ev.Entry.Message, Fields: ev.Fields,
 				})
-				spooled = true
+				spooled, sig, mode = true, ev.Sig.ID, ev.Sig.Mode
 			})
+			if a.ship != nil {
+				a.shipLine(wire.Line{Time: time.Now().UTC(), Source: "file:" + path, Unit: source, Priority: -1,
+					Text: strings.ToValidUTF8(strings.TrimRight(string(l.Text), "\r\n"), "\uFFFD"), Fields: matchFields(sig, mode)})
+			}
 			a.noteInode(l.Inode)
 			pos.set(fmt.Appendf(nil, "%d %d\n", l.Inode, l.Offset), spooled, time.Now(), warn)
 			return nil

@@ -70,7 +70,10 @@ func kmsgPosition(file, bootID string) uint64 {
 // positionWriter writes a reader's position: at once after a line that was
 // spooled, at most every positionEvery otherwise.
 type positionWriter struct {
-	file    string
+	file string
+	// before runs before a position is written: the log shipper spools
+	// the lines read up to it, so a restarted agent does not skip them.
+	before  func()
 	last    time.Time
 	pending []byte
 	warned  bool
@@ -87,6 +90,9 @@ func (p *positionWriter) set(data []byte, spooled bool, now time.Time, warn func
 func (p *positionWriter) flush(now time.Time, warn func(error)) {
 	if p.pending == nil {
 		return
+	}
+	if p.before != nil {
+		p.before()
 	}
 	if err := writeFileAtomic(p.file, p.pending, 0o600); err != nil {
 		if !p.warned { // once: a full disk would say it for every line

@@ -110,7 +110,7 @@ func TestBackoffWhileTowerAway(t *testing.T) {
 
 			ctx, cancel := context.WithCancel(context.Background())
 			done := make(chan struct{})
-			go func() { a.ship(ctx, tw); close(done) }()
+			go func() { a.deliverLoop(ctx, tw); close(done) }()
 			defer func() { cancel(); <-done }()
 
 			// Records arrive all the while (bounded: 300, one every 2 ms).
@@ -242,7 +242,7 @@ func TestRetryAfterHonoured(t *testing.T) {
 	a.status(wire.Status{Event: "test", Message: "one"})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
-	go func() { a.ship(ctx, a.towers[0]); close(done) }()
+	go func() { a.deliverLoop(ctx, a.towers[0]); close(done) }()
 	defer func() { cancel(); <-done }()
 
 	deadline := time.Now().Add(20 * time.Second)

@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/hinomi/hinomi/internal/logstore"
 	"github.com/hinomi/hinomi/internal/notify"
 	"github.com/hinomi/hinomi/internal/wire"
 )
@@ -39,11 +40,20 @@ type api struct {
 	incidents incidentLog
 	store     Store
 	changes   changer
-	// degraded is why the tower is degraded ("" when it is not).
+	// degraded is why the tower is degraded ("" when it is not); banner
+	// what the status page's banner says (that, or the log store's
+	// trouble).
 	degraded func() (string, time.Time)
+	banner   func() (string, time.Time)
 	ingest   http.Handler
-	push     http.Handler
-	metrics  http.Handler
+	// logIngest and logSearch are the log store's (logs.go, logsearch.go).
+	logIngest http.Handler
+	logSearch http.HandlerFunc
+	push      http.Handler
+	metrics   http.Handler
+
+	// logs is the open log store (logs.go), for the console's log pages.
+	logs func(context.Context) (logstore.Store, error)
 }
 
 // changer is what the HTTP side may change: acknowledgements, silences,
@@ -78,7 +88,8 @@ func newAPI(t *Tower) *api {
 	return &api{
 		cfg: &t.cfg, now: now, log: t.log, state: state, peers: &t.peers, services: &t.services, senders: &t.senders,
 		incidents: t.incLog, store: t.store, changes: t,
-		degraded: t.degradedReason, ingest: http.HandlerFunc(t.handleIngest), push: t.pushHandler(),
+		degraded: t.degradedReason, banner: t.bannerReason, ingest: http.HandlerFunc(t.handleIngest), push: t.pushHandler(),
+		logIngest: http.HandlerFunc(t.handleLogIngest), logSearch: t.handleLogSearch, logs: t.logStore,
 		metrics: metricsHandler(&t.cfg, t.Registry, t.publicMetrics),
 	}
 }
@@ -86,6 +97,8 @@ func newAPI(t *Tower) *api {
 // Handler is the tower's HTTP API:
 //
 //	POST /api/v1/ingest     agents' batches (agent token)
+//	POST /api/v1/logs/ingest agents' log lines (agent token; logs.go)
+//	GET  /api/v1/logs       search the log store (logsearch.go)
 //	GET  /api/v1/hosts      hosts and when each last reported
 //	GET  /api/v1/findings   open findings (?host=)
 //	GET  /api/v1/alerts     alerts (?key=, ?status=)
@@ -108,6 +121,8 @@ func (t *Tower) Handler() http.Handler { return t.http.handler() }
 func (a *api) handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle(wire.Path, a.ingest)
+	mux.Handle(wire.LinesPath, a.logIngest)
+	mux.HandleFunc("GET /api/v1/logs", a.read(a.logSearch))
 	mux.HandleFunc("GET /api/v1/hosts", a.read(a.handleHosts))
 	mux.HandleFunc("GET /api/v1/findings", a.read(a.handleFindings))
 	mux.HandleFunc("GET /api/v1/alerts", a.read(a.handleAlerts))

@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"os"
 	"regexp"
+	"strconv"
 	"strings"
 	"time"
 
@@ -67,6 +68,10 @@ type Config struct {
 	// Lease is how long the leader's lease on a shared store lasts: a
 	// dead leader is replaced within about twice that.
 	Lease Duration `yaml:"lease"`
+	// Logs is the central log store; Syslog the receiver for devices
+	// without an agent (logsconfig.go).
+	Logs   LogsConfig   `yaml:"logs"`
+	Syslog SyslogConfig `yaml:"syslog"`
 
 	path string
 	// cert is the TLS pair read from TLS.CertFile and TLS.KeyFile at load.
@@ -143,11 +148,18 @@ type RetentionConfig struct {
 // Duration reads "90s", "5m", "4h".
 type Duration time.Duration
 
-// UnmarshalYAML parses a Go duration string.
+// UnmarshalYAML parses a Go duration string, or a whole number of days
+// ("30d").
 func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	if days, ok := strings.CutSuffix(n.Value, "d"); ok {
+		if v, err := strconv.Atoi(days); err == nil && v >= 0 && v < 100000 {
+			*d = Duration(time.Duration(v) * 24 * time.Hour)
+			return nil
+		}
+	}
 	v, err := time.ParseDuration(n.Value)
 	if err != nil {
-		return fmt.Errorf("line %d: %q is not a duration such as 90s, 5m or 4h", n.Line, n.Value)
+		return fmt.Errorf("line %d: %q is not a duration such as 90s, 5m, 4h or 30d", n.Line, n.Value)
 	}
 	*d = Duration(v)
 	return nil
@@ -224,6 +236,7 @@ var yamlPlaces = map[string]string{
 	"tower.RetentionConfig": "under retention", "tower.PeerConfig": "in a peer", "tower.RouteConfig": "in a route",
 	"tower.MaintenanceConfig": "in a maintenance window", "tower.DependencyConfig": "in a dependency",
 	"tower.MetricsConfig": "under metrics", "tower.TLSConfig": "under tls",
+	"tower.LogsConfig": "under logs", "tower.SyslogConfig": "under syslog",
 }
 
 // plainYAMLError rewrites the YAML decoder's type errors in the config's
@@ -344,8 +357,8 @@ func (c *Config) validate(root *yaml.Node) error {
 	if c.Grace < Duration(time.Second) {
 		bad("must be at least 1s", "grace")
 	}
-	if len(c.Agents) == 0 && len(c.Probes) == 0 && len(c.Pushes) == 0 {
-		bad("list at least one agent (name and token), probe or push monitor: a tower with none watches nothing", "agents")
+	if len(c.Agents) == 0 && len(c.Probes) == 0 && len(c.Pushes) == 0 && len(c.Syslog.UDP)+len(c.Syslog.TCP)+len(c.Syslog.TLS) == 0 {
+		bad("list at least one agent (name and token), probe, push monitor or syslog listener: a tower with none watches nothing", "agents")
 	}
 	c.validatePushes(bad)
 	names := map[string]bool{}
@@ -555,6 +568,7 @@ func (c *Config) validate(root *yaml.Node) error {
 		bad("at least 24h (the status page's default is 2160h, 90 days)", "retention", "history")
 	}
 	c.checkDurations(bad)
+	c.checkLogs(bad)
 	return errors.Join(errs...)
 }
 

@@ -90,6 +90,11 @@ func (t *Tower) Run(ctx context.Context) error {
 	t.out.start(dctx)
 
 	go t.pollPeers(dctx)
+	syslogDone := make(chan struct{})
+	go func() {
+		defer close(syslogDone)
+		t.runSyslog(dctx)
+	}()
 	spoolDone := make(chan struct{})
 	go func() {
 		defer close(spoolDone)
@@ -126,6 +131,7 @@ func (t *Tower) Run(ctx context.Context) error {
 	t.dispatchW.Wait()
 	t.out.wg.Wait()
 	<-spoolDone
+	<-syslogDone
 	if t.lead.shared != nil {
 		// Handing over at once rather than after a lease.
 		rctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
@@ -133,6 +139,9 @@ func (t *Tower) Run(ctx context.Context) error {
 		cancel()
 	}
 	if cerr := t.store.Close(); err == nil {
+		err = cerr
+	}
+	if cerr := t.closeLogs(); err == nil {
 		err = cerr
 	}
 	if errors.Is(err, http.ErrServerClosed) {

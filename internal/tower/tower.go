@@ -103,6 +103,12 @@ type Tower struct {
 	dispatchW     sync.WaitGroup // sends of the degraded page (degraded.go)
 	// incLog reads incidents for the API and the exported methods.
 	incLog incidentLog
+	// logs is the central log store and its ingest (logs.go), recent the
+	// latest lines for follows (logsearch.go).
+	logs   *logIngest
+	recent *recentLines
+	// syslog is the syslog receiver (syslog.go), nil until it listens.
+	syslog *syslogRx
 	// http is the HTTP side: the API and the pages' backend (api.go).
 	http *api
 }
@@ -244,6 +250,7 @@ func New(cfg *Config, o Options) (*Tower, error) {
 	base := time.Now()
 	t.mono = func() time.Duration { return time.Since(base) }
 	t.metrics = newMetrics(t.Registry, t.publicMetrics, t)
+	t.logs, t.recent = newLogIngest(t.Registry), newRecentLines()
 	// The dispatcher reads the tower's clock through t.now, which a test may set after New.
 	t.lead = newLeadership(st, cfg.Name)
 	if t.lead.shared == nil {
@@ -288,7 +295,7 @@ func New(cfg *Config, o Options) (*Tower, error) {
 		st.Close()
 		return nil, fmt.Errorf("loading incidents: %w", err)
 	}
-	t.incLog = incidentLog{store: st, state: stateView{mu: &t.mu, s: &t.memState}, now: func() time.Time { return t.now() }}
+	t.incLog = incidentLog{store: st, state: stateView{mu: &t.mu, s: &t.memState}, now: func() time.Time { return t.now() }, logs: t.logStore}
 	t.http = newAPI(t)
 	return t, nil
 }
@@ -329,6 +336,9 @@ func (t *Tower) Reload(path string) error {
 	}
 	if old := t.cfg.Load(); cfg.Store != old.Store || cfg.StorePassword != old.StorePassword {
 		return errors.New("store cannot change on reload; restart the tower")
+	}
+	if err := checkLogsReload(t.cfg.Load(), cfg); err != nil {
+		return err
 	}
 	t.mu.Lock()
 	bound, serveTLS := t.listener != nil, t.serveTLS

@@ -237,7 +237,9 @@ func (b webBackend) publicUpdates(ctx context.Context, id int64, public map[stri
 }
 
 // Degraded says why the tower is degraded, for the status page's banner.
-func (b webBackend) Degraded() (string, time.Time) { return b.a.degraded() }
+// The log store's trouble shows there too (bannerReason), though it does
+// not make /healthz fail.
+func (b webBackend) Degraded() (string, time.Time) { return b.a.banner() }
 
 // Channels lists the configured notification channels for the console.
 func (b webBackend) Channels() []web.Channel {

@@ -53,7 +53,17 @@ const (
 	KindFindings = "findings" // the findings that opened, changed or resolved
 	KindLog      = "log"      // a log line that matched a signature
 	KindStatus   = "status"   // the agent's status: started, cycle took, what it could not see
+	// KindLines carries many log lines, shipped to the central log store.
+	// Only LinesPath takes it: a tower that predates log shipping answers
+	// 404 there and sees none in its ingest.
+	KindLines = "lines"
 )
+
+// LinesPath is where a tower accepts batches of KindLines records. They
+// come from a spool of their own on the agent, so that a flood of log lines
+// never delays or pushes out findings, and a log store that cannot take
+// them holds back only them.
+const LinesPath = "/api/v1/logs/ingest"
 
 // Record is one sequenced item.
 type Record struct {
@@ -84,6 +94,28 @@ type Log struct {
 	// Previous marks lines of the boot before this one: the host's last
 	// words before it went silent.
 	Previous bool `json:"previous_boot,omitempty"`
+}
+
+// Lines is a KindLines record: the lines an agent read within about a
+// second, from any of its sources.
+type Lines struct {
+	Lines []Line `json:"lines"`
+}
+
+// Line is one shipped log line. The short keys keep the spool small: a
+// busy host writes a thousand of these a second.
+type Line struct {
+	Time time.Time `json:"t"`
+	// Source is where it was read: "journal", "kmsg", "file:/var/log/syslog",
+	// "container:NAME".
+	Source string `json:"s"`
+	// Unit is the systemd unit, the container or the program.
+	Unit string `json:"u,omitempty"`
+	// Priority is the syslog severity 0..7, -1 when unknown.
+	Priority int    `json:"p"`
+	Text     string `json:"m"`
+	// Fields carry what matched (signature, mode) and the like.
+	Fields map[string]string `json:"f,omitempty"`
 }
 
 // Status is a KindStatus record.
@@ -121,7 +153,7 @@ func (e *Envelope) Validate() error {
 		}
 		prev = r.Seq
 		switch r.Kind {
-		case KindFindings, KindLog, KindStatus:
+		case KindFindings, KindLog, KindStatus, KindLines:
 		default:
 			return fmt.Errorf("records[%d]: unknown kind %q", i, r.Kind)
 		}
