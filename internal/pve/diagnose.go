@@ -155,6 +155,13 @@ func DiagnoseClusterLog(t *Trend, sc Scope) []finding.Finding {
 	}
 	sev := finding.High
 	var why []string
+	if tokens <= 2 && downs+flaps+cpg+locks+left == 0 {
+		// One or two late tokens and nothing else: a short stall (a
+		// loaded CPU, a network hiccup), worth knowing, not a page; many
+		// an hour are what ends in a fence.
+		sev = finding.Low
+		why = append(why, "isolated: no link went down and no node left; many late tokens an hour are what ends in a fence")
+	}
 	if flaps >= 2 {
 		sev = finding.Catastrophic
 		why = append(why, fmt.Sprintf("quorum was lost %d times (flapping)", flaps))

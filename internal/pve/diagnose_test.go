@@ -76,6 +76,16 @@ func TestDiagnoseClusterLog(t *testing.T) {
 	if len(fs) != 1 || fs[0].Severity != finding.High || fs[0].Evidence.Vars["peer_name"] != "pve3" || fs[0].Since == nil {
 		t.Errorf("live: %+v", fs)
 	}
+	// The healthy start and join, then one late token of the same
+	// capture and nothing else (what a starved corosync logs on a loaded
+	// machine): low, not a page.
+	full := fixture(t, "corosync-log-live.txt")
+	late := full[strings.Index(full, "Dec 02 01:28:06 notice  [TOTEM ] Token has not been received"):]
+	late = late[:strings.Index(late, "\n")+1]
+	fs = DiagnoseClusterLog(TrendOf(ParseClusterLog(full[:strings.Index(full, "Dec 02 01:28:06")]+late, matcher(t, ctx)), sc.Now, 24*time.Hour), sc)
+	if len(fs) != 1 || fs[0].Severity != finding.Low || !strings.Contains(fs[0].Summary, "1 token losses") {
+		t.Errorf("one late token: %+v", fs)
+	}
 }
 
 func TestDiagnoseHA(t *testing.T) {

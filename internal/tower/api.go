@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/hinomi/hinomi/internal/logstore"
 	"github.com/hinomi/hinomi/internal/notify"
 	"github.com/hinomi/hinomi/internal/wire"
 )
@@ -50,6 +51,9 @@ type api struct {
 	logSearch http.HandlerFunc
 	push      http.Handler
 	metrics   http.Handler
+
+	// logs is the open log store (logs.go), for the console's log pages.
+	logs func(context.Context) (logstore.Store, error)
 }
 
 // changer is what the HTTP side may change: acknowledgements, silences,
@@ -85,7 +89,7 @@ func newAPI(t *Tower) *api {
 		cfg: &t.cfg, now: now, log: t.log, state: state, peers: &t.peers, services: &t.services, senders: &t.senders,
 		incidents: t.incLog, store: t.store, changes: t,
 		degraded: t.degradedReason, banner: t.bannerReason, ingest: http.HandlerFunc(t.handleIngest), push: t.pushHandler(),
-		logIngest: http.HandlerFunc(t.handleLogIngest), logSearch: t.handleLogSearch,
+		logIngest: http.HandlerFunc(t.handleLogIngest), logSearch: t.handleLogSearch, logs: t.logStore,
 		metrics: metricsHandler(&t.cfg, t.Registry, t.publicMetrics),
 	}
 }

@@ -62,11 +62,35 @@ func (e *evaluation) clusterSignals(c clusterFindings, seen map[string]bool, rul
 		}
 		sort.Strings(hosts)
 		seen[key] = true
+		// Every node that sees the cluster's trouble reports it within
+		// about one of its cycles: the page waits for them (like
+		// Alertmanager's group_wait), so that it names them all.
+		r := rule
+		r.For = max(r.For, e.clusterWait(hosts))
 		al := e.alertAs(key, cluster, "finding", cluster+": "+lead.Finding.Summary, lead.Finding.Severity.String(), lead.Finding.Runbook,
 			fmt.Sprintf("%s Reported by %s.", lead.Finding.Summary, strings.Join(hosts, ", ")), "cluster", lead.Finding.Evidence.Vars["cluster"])
-		sigs = append(sigs, signal{alert: al, obs: alerting.Observation{Bad: true, BadSince: since}, rule: rule})
+		sigs = append(sigs, signal{alert: al, obs: alerting.Observation{Bad: true, BadSince: since}, rule: r})
 	}
 	return sigs
+}
+
+// Bounds of the wait before a cluster finding pages.
+const (
+	clusterWaitMin = 10 * time.Second
+	clusterWaitMax = 2 * time.Minute
+)
+
+// clusterWait is how long a cluster finding waits before it pages: two
+// of the reporting agents' longest cycle, within clusterWaitMin and
+// clusterWaitMax.
+func (e *evaluation) clusterWait(hosts []string) time.Duration {
+	var longest time.Duration
+	for _, h := range hosts {
+		if hh := e.st.hosts[h]; hh != nil {
+			longest = max(longest, hh.Interval)
+		}
+	}
+	return min(max(2*longest, clusterWaitMin), clusterWaitMax)
 }
 
 // clusterDetail is each node's view of a cluster finding, for its

@@ -10,7 +10,8 @@ import (
 
 // A cluster that lost quorum, as two of its nodes report it (the finding
 // the Proxmox/corosync checks make: same key, the cluster in its vars),
-// pages once for the cluster, with each node's view; the finding about
+// pages once for the cluster, with each node's view, after waiting for
+// the cluster's other nodes to report; the finding about
 // one node's network stays that node's. It resolves when no node reports
 // it any more.
 func TestClusterFindingPagesOnce(t *testing.T) {
@@ -24,10 +25,16 @@ func TestClusterFindingPagesOnce(t *testing.T) {
 	network := finding.Finding{Key: "FM-D6/corosync network of pve2", Mode: "FM-D6", Severity: finding.High, Subject: "corosync network of pve2",
 		Summary: "Corosync on pve2 sees an unstable cluster network.", Runbook: "FM-D6",
 		Evidence: finding.Evidence{Vars: map[string]string{"cluster": "pvelive", "node": "pve2"}}}
+	// pve1 reports first: the page waits for the cluster's other nodes
+	// (clusterWait; at least 10 s).
 	p.report("pve1", quorum("pve1"))
-	p.report("pve2", quorum("pve2"), network)
 	p.at(time.Second)
+	if got := statuses(p.ops); len(got) != 0 {
+		t.Fatalf("pages %q a second after the first node reported; want none before the cluster's other nodes had a cycle to report", got)
+	}
+	p.report("pve2", quorum("pve2"), network)
 	p.at(3 * time.Second)
+	p.at(12 * time.Second)
 	var firing []string
 	for _, s := range statuses(p.ops) {
 		if strings.HasPrefix(s, "firing") {
@@ -55,7 +62,7 @@ func TestClusterFindingPagesOnce(t *testing.T) {
 	// Quorum comes back on both nodes: the one alert resolves.
 	p.report("pve1", network)
 	p.report("pve2", network)
-	p.at(10 * time.Second)
+	p.at(20 * time.Second)
 	resolved := 0
 	for _, s := range statuses(p.ops) {
 		if s == "resolved finding/cluster pvelive/FM-D5/cluster pvelive" {

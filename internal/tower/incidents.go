@@ -13,6 +13,7 @@ import (
 
 	"github.com/hinomi/hinomi/internal/alerting"
 	"github.com/hinomi/hinomi/internal/finding"
+	"github.com/hinomi/hinomi/internal/logstore"
 	"github.com/hinomi/hinomi/internal/wire"
 )
 
@@ -210,6 +211,8 @@ type incidentLog struct {
 	store Store
 	state stateView
 	now   func() time.Time
+	// logs is the log store, for the lines of every host in postmortems.
+	logs func(context.Context) (logstore.Store, error)
 }
 
 // Timeline assembles an incident's events: alert changes, findings opened
@@ -383,7 +386,9 @@ func (l *incidentLog) postmortem(ctx context.Context, id int64) (string, error) 
 		}
 		fmt.Fprintf(&b, "| %s | %s | %s |\n", e.At.UTC().Format("2006-01-02 15:04:05"), host, text)
 	}
-	fmt.Fprintf(&b, "\n## Root cause\n\n_To be written._\n\n## What we change\n\n_To be written._\n")
+	b.WriteString("\n")
+	postmortemLogs(ctx, &b, l.logs, start, end)
+	fmt.Fprintf(&b, "## Root cause\n\n_To be written._\n\n## What we change\n\n_To be written._\n")
 	return b.String(), nil
 }
 

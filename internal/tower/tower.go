@@ -101,14 +101,14 @@ type Tower struct {
 	cert          atomic.Pointer[tls.Certificate]
 	httpSrv       *http.Server
 	dispatchW     sync.WaitGroup // sends of the degraded page (degraded.go)
+	// incLog reads incidents for the API and the exported methods.
+	incLog incidentLog
 	// logs is the central log store and its ingest (logs.go), recent the
 	// latest lines for follows (logsearch.go).
 	logs   *logIngest
 	recent *recentLines
 	// syslog is the syslog receiver (syslog.go), nil until it listens.
 	syslog *syslogRx
-	// incLog reads incidents for the API and the exported methods.
-	incLog incidentLog
 	// http is the HTTP side: the API and the pages' backend (api.go).
 	http *api
 }
@@ -295,7 +295,7 @@ func New(cfg *Config, o Options) (*Tower, error) {
 		st.Close()
 		return nil, fmt.Errorf("loading incidents: %w", err)
 	}
-	t.incLog = incidentLog{store: st, state: stateView{mu: &t.mu, s: &t.memState}, now: func() time.Time { return t.now() }}
+	t.incLog = incidentLog{store: st, state: stateView{mu: &t.mu, s: &t.memState}, now: func() time.Time { return t.now() }, logs: t.logStore}
 	t.http = newAPI(t)
 	return t, nil
 }

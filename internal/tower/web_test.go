@@ -25,7 +25,10 @@ type webTower struct {
 
 const consolePassword = "correct horse battery"
 
-func newWebTower(t *testing.T) *webTower {
+func newWebTower(t *testing.T) *webTower { return newWebTowerWith(t, "") }
+
+// newWebTowerWith is newWebTower with more configuration.
+func newWebTowerWith(t *testing.T, extra string) *webTower {
 	hash, err := bcrypt.GenerateFromPassword([]byte(consolePassword), bcrypt.MinCost)
 	if err != nil {
 		t.Fatal(err)
@@ -33,7 +36,7 @@ func newWebTower(t *testing.T) *webTower {
 	p := newPolicyTower(t, "console:\n  title: Example status\n  users:\n    - {name: mika, password_hash: '"+string(hash)+"'}\nroutes:\n  - {match: {}, channels: [ops]}\n"+
 		// The tests feed results by hand (RecordProbe); the probes are
 		// configured so that the tower keeps their alerts.
-		"probes:\n  - {name: web, type: tcp, target: \"127.0.0.1:9\"}\n  - {name: api, type: tcp, target: \"127.0.0.1:9\"}\n  - {name: db-internal, type: tcp, target: \"127.0.0.1:9\"}\n")
+		"probes:\n  - {name: web, type: tcp, target: \"127.0.0.1:9\"}\n  - {name: api, type: tcp, target: \"127.0.0.1:9\"}\n  - {name: db-internal, type: tcp, target: \"127.0.0.1:9\"}\n"+extra)
 	site, err := web.New(p.tw.Web(), web.Options{Title: "Example status", Users: p.tw.cfg.Load().Console.Users, Now: p.c.Now})
 	if err != nil {
 		t.Fatal(err)

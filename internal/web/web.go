@@ -120,6 +120,8 @@ var funcs = template.FuncMap{
 	"bars":  daysSVG,
 	"spark": latencySVG,
 	"join":  strings.Join,
+	// timeline links the cross-host log timeline before an instant.
+	"timeline": TimelineHref,
 }
 
 // Handler serves the status page at /, badges at /badge/, the console at
@@ -145,6 +147,7 @@ func (s *Site) Handler() http.Handler {
 	mux.HandleFunc("POST /console/silence", s.signedIn(s.silencePost))
 	mux.HandleFunc("POST /console/channels/test", s.signedIn(s.testChannelPost))
 	mux.HandleFunc("POST /console/updates", s.signedIn(s.updatePost))
+	mux.HandleFunc("GET /console/logs", s.signedIn(s.logsPage))
 	return securityHeaders(mux)
 }
 
@@ -332,6 +335,9 @@ type consoleView struct {
 	Updates     bool
 	Continuable []continuable
 	Statuses    []string
+	// Logs: the tower has a log store, so the page links its search and
+	// each alert's and incident's cross-host timeline.
+	Logs bool
 }
 
 func (s *Site) signedIn(h func(http.ResponseWriter, *http.Request, *session)) http.HandlerFunc {
@@ -392,6 +398,7 @@ func (s *Site) consolePage(w http.ResponseWriter, r *http.Request, sess *session
 	if ct, ok := s.b.(ChannelTester); ok {
 		v.Channels = ct.Channels()
 	}
+	v.Logs = s.keepsLogs()
 	var err error
 	if v.Hosts, err = s.b.Hosts(r.Context(), now); err == nil {
 		if v.Alerts, err = s.b.Alerts(r.Context(), now); err == nil {
@@ -422,7 +429,7 @@ func (s *Site) incidentPage(w http.ResponseWriter, r *http.Request, sess *sessio
 		return
 	}
 	md, _ := s.b.Postmortem(r.Context(), id)
-	s.render(w, "incident.html", map[string]any{"Title": s.o.Title, "User": sess.user, "CSRF": sess.csrf, "Incident": in, "Timeline": evs, "Postmortem": md, "Now": s.o.Now()})
+	s.render(w, "incident.html", map[string]any{"Title": s.o.Title, "User": sess.user, "CSRF": sess.csrf, "Incident": in, "Timeline": evs, "Postmortem": md, "Now": s.o.Now(), "Logs": s.keepsLogs()})
 }
 
 func (s *Site) postmortem(w http.ResponseWriter, r *http.Request, _ *session) {
