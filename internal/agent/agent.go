@@ -785,7 +785,7 @@ func (a *Agent) postTo(ctx context.Context, t *tower, path string, env *wire.Env
 	// The fastest level: log lines are most of what is sent, and they
 	// compress well at any level; the agent's CPU is the host's.
 	zw, _ := gzip.NewWriterLevel(&body, gzip.BestSpeed)
-	if err := json.NewEncoder(zw).Encode(env); err != nil {
+	if err := writeEnvelope(zw, env); err != nil {
 		return nil, err
 	}
 	if err := zw.Close(); err != nil {

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -14,6 +15,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/klauspost/compress/zstd"
 
 	"github.com/hinomi/hinomi/internal/logstore"
 	"github.com/hinomi/hinomi/internal/spool"
@@ -46,7 +49,7 @@ const (
 	// its debug ones.
 	DefaultShipPriority = 6
 	// DefaultLogSpoolBytes bounds each tower's log spool: at a thousand
-	// lines of 150 bytes a second, half an hour of a tower's outage.
+	// lines of 150 bytes a second, compressed, hours of a tower's outage.
 	DefaultLogSpoolBytes = 256 << 20
 )
 
@@ -60,7 +63,8 @@ const (
 	// maxShipBuffer bounds the buffer if the spool cannot keep up (a
 	// stalled disk): lines beyond it are dropped and counted.
 	maxShipBuffer = 8 * shipBytes
-	// linesPerBatch and linesBatchBytes bound one delivery of lines.
+	// linesPerBatch and linesBatchBytes bound one delivery of lines (the
+	// bytes uncompressed: a batch stays far below what a tower takes).
 	linesPerBatch   = 64
 	linesBatchBytes = 2 << 20
 	// oldTowerRetry is how often a tower that does not take lines (it
@@ -177,11 +181,11 @@ func (a *Agent) flushLines() {
 		own := items
 		// Lines this tower's spool dropped at its bound, counted in place.
 		if st := t.lines.Stats(); st.Dropped > t.linesDropped {
-			extra, err := encodeLines([]wire.Line{{Time: now, Source: "hinomi", Unit: "hinomi-agent", Priority: 4,
+			extra, err := encodeRecords([]wire.Line{{Time: now, Source: "hinomi", Unit: "hinomi-agent", Priority: 4,
 				Text: fmt.Sprintf("hinomi agent: %d records of log lines (%d bytes) dropped: its log spool for this tower reached its bound of %d bytes while the tower did not take them",
 					st.Dropped-t.linesDropped, st.DroppedBytes-t.linesDroppedBytes, a.ship.cfg.SpoolBytes)}}, now)
 			if err == nil {
-				own = append(own[:len(own):len(own)], extra)
+				own = append(own[:len(own):len(own)], extra...)
 				t.linesDropped, t.linesDroppedBytes = st.Dropped, st.DroppedBytes
 			}
 		}
@@ -208,7 +212,7 @@ func encodeRecords(lines []wire.Line, now time.Time) ([][]byte, error) {
 		return nil, err
 	}
 	if len(item) <= maxLinesRecord || len(lines) == 1 {
-		return [][]byte{item}, nil
+		return [][]byte{compressLines(item)}, nil
 	}
 	head, err := encodeRecords(lines[:len(lines)/2], now)
 	if err != nil {
@@ -232,6 +236,47 @@ func encodeLines(lines []wire.Line, now time.Time) ([]byte, error) {
 	item = append(item, `,"data":`...)
 	item = append(item, data...)
 	return append(item, '}'), nil
+}
+
+// compressLines compresses a spooled record of lines: log lines take a
+// fifth of their size or less, so the same bound holds five times the
+// outage.
+func compressLines(item []byte) []byte {
+	return lineEncoder().EncodeAll(item, append(make([]byte, 0, len(item)/4+16), zstdMark...))
+}
+
+// zstdMark starts a compressed record of lines in the log spool (a JSON
+// record starts with '{').
+var zstdMark = []byte{0, 'Z'}
+
+// lineEncoder and lineDecoder compress the log spool's records, made on
+// first use (not in every hinomi command); EncodeAll and DecodeAll are
+// safe for concurrent use.
+var (
+	lineEncoder = sync.OnceValue(func() *zstd.Encoder {
+		e, _ := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(1),
+			zstd.WithWindowSize(1<<20), zstd.WithLowerEncoderMem(true))
+		return e
+	})
+	lineDecoder = sync.OnceValue(func() *zstd.Decoder {
+		d, _ := zstd.NewReader(nil, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(64<<20))
+		return d
+	})
+)
+
+// decodeSpooled reads a record of the log spool: compressed, or JSON as
+// an older agent wrote it.
+func decodeSpooled(b []byte) (spooled, error) {
+	var s spooled
+	if bytes.HasPrefix(b, zstdMark) {
+		raw, err := lineDecoder().DecodeAll(b[len(zstdMark):], nil)
+		if err != nil {
+			return s, err
+		}
+		b = raw
+	}
+	err := json.Unmarshal(b, &s)
+	return s, err
 }
 
 func (a *Agent) appendLines(t *tower, item []byte) {
@@ -356,13 +401,19 @@ func (a *Agent) deliverLines(ctx context.Context, t *tower) error {
 		env := wire.Envelope{Agent: a.cfg.Name, Spool: t.linesID, BootID: a.bootID, Version: a.cfg.Version,
 			Sent: time.Now().UTC(), Interval: a.cfg.Interval, Dropped: st.Dropped, Lost: st.Lost,
 			Records: make([]wire.Record, 0, len(recs))}
-		for _, r := range recs {
-			var s spooled
-			if err := json.Unmarshal(r.Data, &s); err != nil || s.Kind != wire.KindLines {
+		var size int
+		for i, r := range recs {
+			if i > 0 && size > linesBatchBytes {
+				recs = recs[:i] // the rest go in the next batch
+				break
+			}
+			s, err := decodeSpooled(r.Data)
+			if err != nil || s.Kind != wire.KindLines {
 				s = spooled{Kind: wire.KindLines, Time: time.Now().UTC()}
 				s.Data, _ = json.Marshal(wire.Lines{Lines: []wire.Line{{Time: s.Time, Source: "hinomi", Unit: "hinomi-agent", Priority: 4,
 					Text: "hinomi agent: an unreadable record of log lines in its log spool was skipped"}}})
 			}
+			size += len(s.Data)
 			env.Records = append(env.Records, wire.Record{Seq: r.Seq, Kind: s.Kind, Time: s.Time, Data: s.Data})
 		}
 		reply, err := a.postTo(ctx, t, wire.LinesPath, &env)
@@ -380,6 +431,45 @@ func (a *Agent) deliverLines(ctx context.Context, t *tower) error {
 			return &spoolError{err}
 		}
 	}
+}
+
+// writeEnvelope writes env as JSON, its records' data as it is: they are
+// the agent's own JSON, read from its spool (where reading them checked
+// them), and encoding/json would scan every byte of them again to compact
+// them, a thousand log lines a second.
+func writeEnvelope(w io.Writer, env *wire.Envelope) error {
+	head := *env
+	head.Records = nil
+	b, err := json.Marshal(head)
+	if err != nil {
+		return err
+	}
+	b, ok := bytes.CutSuffix(b, []byte(`"records":null}`))
+	if !ok {
+		return json.NewEncoder(w).Encode(env)
+	}
+	out := append(b, `"records":[`...)
+	for i, r := range env.Records {
+		if i > 0 {
+			out = append(out, ',')
+		}
+		at, err := r.Time.MarshalJSON()
+		if err != nil {
+			return err
+		}
+		kind, _ := json.Marshal(r.Kind)
+		data := r.Data
+		if len(data) == 0 {
+			data = json.RawMessage("null")
+		}
+		out = strconv.AppendUint(append(out, `{"seq":`...), r.Seq, 10)
+		out = append(append(append(out, `,"kind":`...), kind...), `,"time":`...)
+		out = append(append(append(out, at...), `,"data":`...), data...)
+		out = append(out, '}')
+	}
+	out = append(out, "]}\n"...)
+	_, err = w.Write(out)
+	return err
 }
 
 // bootTime is when this host booted, to date kernel lines (their own

@@ -2,6 +2,7 @@ package agent
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -280,9 +281,9 @@ func spooledLines(t *testing.T, a *Agent) []wire.Line {
 	}
 	var out []wire.Line
 	for _, r := range recs {
-		var s spooled
 		var ls wire.Lines
-		if err := json.Unmarshal(r.Data, &s); err != nil || s.Kind != wire.KindLines || json.Unmarshal(s.Data, &ls) != nil {
+		s, err := decodeSpooled(r.Data)
+		if err != nil || s.Kind != wire.KindLines || json.Unmarshal(s.Data, &ls) != nil {
 			t.Fatalf("a log spool record that is not lines: %.200s", r.Data)
 		}
 		out = append(out, ls.Lines...)
@@ -359,13 +360,13 @@ func TestLinesRecordsAreBounded(t *testing.T) {
 	}
 	next := 0
 	for _, it := range items {
-		if len(it) > maxLinesRecord {
-			t.Fatalf("a record of %d bytes; want at most %d", len(it), maxLinesRecord)
-		}
-		var s spooled
 		var ls wire.Lines
-		if err := json.Unmarshal(it, &s); err != nil || json.Unmarshal(s.Data, &ls) != nil {
+		s, err := decodeSpooled(it)
+		if err != nil || json.Unmarshal(s.Data, &ls) != nil {
 			t.Fatalf("record does not decode: %v", err)
+		}
+		if len(s.Data) > maxLinesRecord {
+			t.Fatalf("a record of %d bytes; want at most %d", len(s.Data), maxLinesRecord)
 		}
 		for _, l := range ls.Lines {
 			if !strings.HasPrefix(l.Text, fmt.Sprintf("%04d ", next)) {
@@ -376,5 +377,62 @@ func TestLinesRecordsAreBounded(t *testing.T) {
 	}
 	if next != 200 || len(items) < 2 {
 		t.Errorf("%d lines in %d records; want all 200, split", next, len(items))
+	}
+}
+
+// TestLogSpoolRecordsCompressed: the log spool keeps records compressed,
+// and still reads a record an older agent wrote as plain JSON.
+func TestLogSpoolRecordsCompressed(t *testing.T) {
+	var lines []wire.Line
+	for i := range 1000 {
+		lines = append(lines, wire.Line{Source: "file:/var/log/app.log", Unit: "app.log", Priority: -1,
+			Text: fmt.Sprintf("Dec  2 03:00:%02d web1 app[4242]: request %08d from 192.0.2.%d served in 12 ms status=200", i%60, i, i%250)})
+	}
+	plain, err := encodeLines(lines, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	items, err := encodeRecords(lines, time.Now())
+	if err != nil || len(items) != 1 {
+		t.Fatalf("%d records, %v", len(items), err)
+	}
+	if len(items[0])*4 > len(plain) {
+		t.Errorf("compressed %d bytes of %d; want at most a quarter", len(items[0]), len(plain))
+	}
+	t.Logf("1,000 lines: %d bytes of JSON, %d in the spool", len(plain), len(items[0]))
+	for _, b := range [][]byte{items[0], plain} {
+		s, err := decodeSpooled(b)
+		var ls wire.Lines
+		if err != nil || s.Kind != wire.KindLines || json.Unmarshal(s.Data, &ls) != nil || len(ls.Lines) != 1000 {
+			t.Errorf("decoded %d lines, %v", len(ls.Lines), err)
+		}
+	}
+}
+
+// TestWriteEnvelopeIsEncodingJSON: the envelope written without
+// re-scanning its records' data decodes as encoding/json's does.
+func TestWriteEnvelopeIsEncodingJSON(t *testing.T) {
+	env := wire.Envelope{Agent: "a \"quoted\" host", Spool: "s1", BootID: "b", Version: "v", Sent: time.Now().UTC(), Interval: time.Second,
+		Dropped: 3, Lost: 2, LostReason: "its spool's disk is full"}
+	for i := range 3 {
+		env.Records = append(env.Records, wire.Record{Seq: uint64(i + 7), Kind: wire.KindLines, Time: time.Now().UTC(),
+			Data: json.RawMessage(fmt.Sprintf(`{"lines":[{"t":"2026-12-02T03:00:00Z","s":"kmsg","p":3,"m":"line %d \u00e9 \"q\""}]}`, i))})
+	}
+	for _, e := range []wire.Envelope{env, {Agent: "empty", Spool: "s", Records: []wire.Record{}}} {
+		var got bytes.Buffer
+		if err := writeEnvelope(&got, &e); err != nil {
+			t.Fatal(err)
+		}
+		want, _ := json.Marshal(e)
+		var a, b any
+		if err := json.Unmarshal(got.Bytes(), &a); err != nil {
+			t.Fatalf("%s: %v", got.Bytes(), err)
+		}
+		_ = json.Unmarshal(want, &b)
+		ab, _ := json.Marshal(a)
+		bb, _ := json.Marshal(b)
+		if !bytes.Equal(ab, bb) {
+			t.Errorf("written:\n%s\nencoding/json:\n%s", ab, bb)
+		}
 	}
 }
