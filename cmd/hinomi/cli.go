@@ -17,7 +17,6 @@ import (
 	"github.com/hinomi/hinomi/internal/finding"
 	"github.com/hinomi/hinomi/internal/host"
 	"github.com/hinomi/hinomi/internal/runbook"
-	"github.com/hinomi/hinomi/internal/signatures"
 )
 
 const usage = `hinomi: diagnose and watch self-hosted infrastructure hosts.
@@ -143,22 +142,29 @@ func runDoctor(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return fmt.Errorf("doctor: --min-severity: %w", err)
 	}
-	book, err := runbook.Load(runbookDir(*rbDir))
-	if err != nil {
-		return err
+	// The runbooks and the signatures load while the host is read.
+	type loadedBook struct {
+		book *runbook.Book
+		err  error
 	}
-	cat, err := signatures.Load(sigFiles...)
-	if err != nil {
-		return err
-	}
+	books := make(chan loadedBook, 1)
+	go func() {
+		b, err := runbook.Load(runbookDir(*rbDir))
+		books <- loadedBook{b, err}
+	}()
 	level := slog.LevelWarn
 	if *verbose {
 		level = slog.LevelDebug
 	}
 	d, err := doctor.Diagnose(ctx, doctor.Options{
-		From: *from, SampleFor: *sample, MountDeadline: *mountTimeout, Signatures: signatures.NewMatcher(cat),
+		From: *from, SampleFor: *sample, MountDeadline: *mountTimeout, SignatureFiles: sigFiles,
 		Log: slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level})),
 	})
+	lb := <-books
+	if lb.err != nil {
+		return lb.err
+	}
+	book := lb.book
 	if err != nil {
 		return err
 	}

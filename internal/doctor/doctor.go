@@ -43,6 +43,9 @@ type Options struct {
 	Mounts *checks.MountProber
 	// Signatures finds distress in logs; nil uses the built-in catalogue.
 	Signatures *signatures.Matcher
+	// SignatureFiles are extra signature files for the built-in catalogue
+	// when Signatures is nil: they load while the process table is read.
+	SignatureFiles []string
 	// HogDirs overrides the directories sized on a full filesystem.
 	HogDirs []string
 	// DockerEvents, in the agent, is the Docker event stream's log of
@@ -122,7 +125,7 @@ func Diagnose(ctx context.Context, o Options) (*Diagnosis, error) {
 	}()
 	sigs := o.Signatures
 	if sigs == nil {
-		cat, err := signatures.Builtin()
+		cat, err := signatures.Load(o.SignatureFiles...)
 		if err != nil {
 			<-scan
 			return nil, err
