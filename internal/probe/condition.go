@@ -252,6 +252,9 @@ func parseCondition(text string, t Type, target string) (*condition, error) {
 			if k == kindDuration || k == kindBool {
 				return nil, p.errAt(opPos, "%s is not text: pat(...) matches text and numbers", c.subject)
 			}
+			if !utf8.ValidString(arg) {
+				return nil, p.errAt(argPos, "pat(...) takes text: the pattern is not valid UTF-8")
+			}
 			c.op = opMatches
 			c.re = globRegexp(arg)
 			c.values = []literal{{text: arg, col: p.col(argPos)}}
@@ -651,7 +654,8 @@ func (p *parser) valueFunction() (fn, arg string, argPos int, ok bool) {
 }
 
 // globRegexp is Gatus's pattern: * stands for any run of characters,
-// everything else is itself, and the whole value must match.
+// everything else is itself, and the whole value must match. glob is
+// valid UTF-8 (parseCondition checks), so the pattern always compiles.
 func globRegexp(glob string) *regexp.Regexp {
 	parts := strings.Split(glob, "*")
 	for i, part := range parts {

@@ -78,6 +78,7 @@ func TestParseConditionErrors(t *testing.T) {
 		{HTTP, "https://x", "[STATUS] == any(200, OK)", 22, `not "OK"`},
 		{HTTP, "https://x", "[RESPONSE_TIME] == pat(5*)", 17, "pat(...) matches text and numbers"},
 		{HTTP, "https://x", "[STATUS] < pat(2*)", 12, "pat(...) compares with == or !="},
+		{HTTP, "https://x", "[BODY] == pat(\xcc*)", 15, "pattern is not valid UTF-8"},
 		{HTTP, "https://x", "len([STATUS]) == 3", 1, "applies to [BODY]"},
 		{HTTP, "https://x", "len([BODY].data == 3", 1, "missing ) after"},
 		{HTTP, "https://x", "has(STATUS) == true", 5, "takes a placeholder"},
@@ -258,6 +259,7 @@ func FuzzParseCondition(f *testing.F) {
 		"[BODY].status == up)", `[BODY] contains "エラー"`, "[RESPONSE_TIME] < 1d12h",
 		"len([BODY].data) < 5", "has([BODY].errors) == false", "[BODY].name == pat(john*)",
 		"[STATUS] == any(200, 429)", "[BODY].age == [BODY].id", "[RESPONSE_TIME] < 500",
+		"[BODY] == pat(\xcc)",
 	} {
 		f.Add(s)
 	}
