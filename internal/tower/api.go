@@ -88,7 +88,7 @@ func newAPI(t *Tower) *api {
 	return &api{
 		cfg: &t.cfg, now: now, log: t.log, state: state, peers: &t.peers, services: &t.services, senders: &t.senders,
 		incidents: t.incLog, store: t.store, changes: t,
-		degraded: t.degradedReason, banner: t.bannerReason, ingest: http.HandlerFunc(t.handleIngest), push: t.pushHandler(),
+		degraded: t.degradedReason, banner: t.bannerReason, ingest: t.in, push: t.pushHandler(),
 		logIngest: http.HandlerFunc(t.handleLogIngest), logSearch: t.handleLogSearch, logs: t.logStore,
 		metrics: metricsHandler(&t.cfg, t.Registry, t.publicMetrics),
 	}

@@ -92,11 +92,11 @@ func (c *countingReader) Read(p []byte) (int, error) {
 
 // shedAgent answers 429 to an agent past its byte budget, with the wait
 // until it is within it again (whole seconds, at least one).
-func (t *Tower) shedAgent(w http.ResponseWriter, result *string, agent string, wait time.Duration) {
+func (t *ingester) shedAgent(w http.ResponseWriter, result *string, agent string, wait time.Duration) {
 	*result = "shed"
 	t.metrics.shed.Inc()
 	secs := max(1, int(math.Ceil(wait.Seconds())))
-	if t.oncePerMinute("budget " + agent) {
+	if t.once("budget " + agent) {
 		t.log.Warn("agent sends more than its share of ingest: its batches are answered 429 with Retry-After (logged once a minute per agent; see hinomi_tower_ingest_shed_total)",
 			"agent", agent, "bytes_per_second", ingestRate, "retry_after", secs)
 	}

@@ -19,7 +19,7 @@ func TestIngestByteBudget(t *testing.T) {
 	t0 := time.Date(2026, 11, 25, 3, 0, 0, 0, time.UTC)
 	c := &clock{now: t0}
 	tw := newTower(t, c, "")
-	tw.budget.rate, tw.budget.burst = 1000, 5000
+	tw.in.budget.rate, tw.in.budget.burst = 1000, 5000
 	h := tw.Handler()
 
 	env := wire.Envelope{Agent: "pve1", Spool: "s1", Sent: t0,

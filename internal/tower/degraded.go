@@ -61,8 +61,8 @@ func (t *Tower) degradedReason() (string, time.Time) {
 		return "", time.Time{}
 	}
 	why := "tower " + t.name() + " cannot write its database: " + t.degr.reason
-	if t.spool != nil {
-		why += "; it keeps the agents' reports on its own disk (" + strconv.Itoa(t.spool.pending()) + " batches) until it can"
+	if t.in.spool != nil {
+		why += "; it keeps the agents' reports on its own disk (" + strconv.Itoa(t.in.spool.pending()) + " batches) until it can"
 	}
 	return why, t.degr.since
 }

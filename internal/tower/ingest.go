@@ -7,22 +7,70 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"math"
 	"net"
 	"net/http"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hinomi/hinomi/internal/wire"
 )
 
-// handleIngest takes one batch from an agent. Every record is stored once
+// ingester takes the agents' batches: it authenticates, bounds and sheds
+// them (ingestSlots, the byte budget, the store's write queue), stores
+// them through the Store, or into the ingest spool while a shared store is
+// unreachable, and hands what they changed to the tower's view through
+// hostView. It owns nothing of memState.
+type ingester struct {
+	cfg     *atomic.Pointer[Config]
+	store   Store
+	log     *slog.Logger
+	now     func() time.Time
+	metrics *metrics
+	view    hostView
+	// once reports whether a line of this key may be logged now (once a
+	// minute per key).
+	once func(key string) bool
+	// kick asks for an evaluation now.
+	kick func()
+
+	// slots bounds the batches in flight (maxIngest).
+	slots chan struct{}
+	// budget bounds each agent's share of ingest, in bytes (budget.go).
+	budget byteBudget
+	// agentLocks serialise each agent's batches (lockAgent).
+	agentLocksMu sync.Mutex
+	agentLocks   map[string]*sync.Mutex
+	// spool keeps agents' batches while a shared store is unreachable
+	// (spool.go); nil with a store of the tower's own.
+	spool *ingestSpool
+}
+
+// hostView is what ingest changes in the tower's view of its hosts; the
+// Tower implements it on memState, under its lock.
+type hostView interface {
+	// stored applies a stored batch: the host's heartbeat, loss and
+	// spool position, and its findings records.
+	stored(env *wire.Envelope, addr string, res BatchResult, now time.Time)
+	// heard notes a host heard from whose batch could not be stored.
+	heard(agent string, now time.Time)
+	// spooled notes a batch kept in the ingest spool with the sequence
+	// it acknowledges; it returns what the agent may drop.
+	spooled(b Batch, acked uint64) uint64
+	// lateFindings applies findings records written late (from the
+	// spool).
+	lateFindings(agent string, chs []FindingsChange, at time.Time)
+}
+
+// ServeHTTP takes one batch from an agent. Every record is stored once
 // (INSERT OR IGNORE on agent, spool and sequence), so a batch resent after
 // a timeout or a tower restart changes nothing. The reply comes after the
 // commit: an acknowledged record is on disk.
-func (t *Tower) handleIngest(w http.ResponseWriter, r *http.Request) {
+func (t *ingester) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	result := "ok"
 	defer func() { t.metrics.ingest.WithLabelValues(result).Observe(time.Since(start).Seconds()) }()
@@ -41,8 +89,8 @@ func (t *Tower) handleIngest(w http.ResponseWriter, r *http.Request) {
 	// flight, or with the write queue deep, the agent is told to come back
 	// (it keeps the batch in its spool) rather than every agent waiting.
 	select {
-	case t.ingestSlots <- struct{}{}:
-		defer func() { <-t.ingestSlots }()
+	case t.slots <- struct{}{}:
+		defer func() { <-t.slots }()
 	default:
 		t.shed(w, &result, "too many batches in flight")
 		return
@@ -62,43 +110,13 @@ func (t *Tower) handleIngest(w http.ResponseWriter, r *http.Request) {
 		t.shedAgent(w, &result, agent.Name, wait)
 		return
 	}
-	body := http.MaxBytesReader(w, r.Body, wire.MaxBody)
-	var rd io.Reader = body
-	if r.Header.Get("Content-Encoding") == "gzip" {
-		zr, err := gzip.NewReader(body)
-		if err != nil {
-			fail(http.StatusBadRequest, "body is not gzip: "+err.Error())
-			return
-		}
-		// Bound the decompressed size too.
-		rd = &capReader{r: zr, left: maxDecompressed}
-	}
-	read := &countingReader{r: rd}
-	var env wire.Envelope
-	err := json.NewDecoder(read).Decode(&env)
-	t.budget.charge(agent.Name, read.n, t.now())
+	env, read, code, err := decodeEnvelope(w, r)
+	t.budget.charge(agent.Name, read, t.now())
 	if err != nil {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			fail(http.StatusRequestEntityTooLarge, fmt.Sprintf("batch larger than %d bytes", wire.MaxBody))
-			return
-		}
-		if errors.Is(err, errDecompressedTooBig) {
-			fail(http.StatusRequestEntityTooLarge, fmt.Sprintf("batch larger than %d bytes decompressed", maxDecompressed))
-			return
-		}
-		fail(http.StatusBadRequest, "malformed batch: "+err.Error())
+		fail(code, err.Error())
 		return
 	}
-	if err := env.Validate(); err != nil {
-		fail(http.StatusBadRequest, "invalid batch: "+err.Error())
-		return
-	}
-	if len(env.Records) > wire.MaxRecords {
-		fail(http.StatusRequestEntityTooLarge, fmt.Sprintf("batch has %d records; at most %d per batch (split it)", len(env.Records), wire.MaxRecords))
-		return
-	}
-	if err := checkRange(&env); err != nil {
+	if err := checkRange(env); err != nil {
 		fail(http.StatusBadRequest, "invalid batch: "+err.Error())
 		return
 	}
@@ -111,11 +129,11 @@ func (t *Tower) handleIngest(w http.ResponseWriter, r *http.Request) {
 	unlock := t.lockAgent(env.Agent)
 	defer unlock()
 	now := t.now()
-	if n, first := clampTimes(&env, now); n > 0 {
+	if n, first := clampTimes(env, now); n > 0 {
 		t.logClockOff(env.Agent, n, first, now)
 	}
 	addr, _, _ := net.SplitHostPort(r.RemoteAddr)
-	acked, err := t.ingestInTurns(r.Context(), &env, addr, now)
+	acked, err := t.ingestInTurns(r.Context(), env, addr, now)
 	if err != nil {
 		t.log.Error("storing a batch", "agent", env.Agent, "err", err)
 		fail(http.StatusServiceUnavailable, "could not store the batch; resend it")
@@ -140,16 +158,51 @@ const (
 )
 
 // shed answers 429 with Retry-After, and counts it.
-func (t *Tower) shed(w http.ResponseWriter, result *string, why string) {
+func (t *ingester) shed(w http.ResponseWriter, result *string, why string) {
 	*result = "shed"
 	t.metrics.shed.Inc()
-	if t.oncePerMinute("shed") {
+	if t.once("shed") {
 		t.log.Warn("ingest overloaded: batches are answered 429 with Retry-After (logged once a minute; see hinomi_tower_ingest_shed_total)", "why", why, "retry_after", shedRetryAfter)
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Retry-After", strconv.Itoa(int(shedRetryAfter/time.Second)))
 	w.WriteHeader(http.StatusTooManyRequests)
 	_ = json.NewEncoder(w).Encode(wire.Reply{Error: "tower overloaded (" + why + "); send again after Retry-After"})
+}
+
+// decodeEnvelope reads and validates a batch, bounded before and after
+// gzip. It returns how many bytes the batch took decompressed (for the
+// agent's byte budget, read even when decoding fails) and, with an error,
+// the HTTP status that fits it.
+func decodeEnvelope(w http.ResponseWriter, r *http.Request) (*wire.Envelope, int64, int, error) {
+	body := http.MaxBytesReader(w, r.Body, wire.MaxBody)
+	var rd io.Reader = body
+	if r.Header.Get("Content-Encoding") == "gzip" {
+		zr, err := gzip.NewReader(body)
+		if err != nil {
+			return nil, 0, http.StatusBadRequest, fmt.Errorf("body is not gzip: %w", err)
+		}
+		rd = &capReader{r: zr, left: maxDecompressed}
+	}
+	read := &countingReader{r: rd}
+	var env wire.Envelope
+	if err := json.NewDecoder(read).Decode(&env); err != nil {
+		var tooBig *http.MaxBytesError
+		switch {
+		case errors.As(err, &tooBig):
+			return nil, read.n, http.StatusRequestEntityTooLarge, fmt.Errorf("batch larger than %d bytes", wire.MaxBody)
+		case errors.Is(err, errDecompressedTooBig):
+			return nil, read.n, http.StatusRequestEntityTooLarge, fmt.Errorf("batch larger than %d bytes decompressed", maxDecompressed)
+		}
+		return nil, read.n, http.StatusBadRequest, fmt.Errorf("malformed batch: %w", err)
+	}
+	if err := env.Validate(); err != nil {
+		return nil, read.n, http.StatusBadRequest, fmt.Errorf("invalid batch: %w", err)
+	}
+	if len(env.Records) > wire.MaxRecords {
+		return nil, read.n, http.StatusRequestEntityTooLarge, fmt.Errorf("batch has %d records; at most %d per batch (split it)", len(env.Records), wire.MaxRecords)
+	}
+	return &env, read.n, 0, nil
 }
 
 // lostReason is the batch's reason for lost records, bounded.
@@ -230,21 +283,15 @@ func clampTimes(env *wire.Envelope, now time.Time) (int, time.Time) {
 
 // logClockOff says, once a minute per agent, that its records' times were
 // replaced.
-func (t *Tower) logClockOff(agent string, n int, example, now time.Time) {
-	if t.oncePerMinute("clock " + agent) {
+func (t *ingester) logClockOff(agent string, n int, example, now time.Time) {
+	if t.once("clock " + agent) {
 		t.log.Warn("record times out of range stored as received: is the host's clock right?",
 			"agent", agent, "records", n, "record_time", example, "tower_time", now)
 	}
 }
 
-// oncePerMinute reports whether a line of this key may be logged now.
-func (t *Tower) oncePerMinute(key string) bool {
-	ok, _ := t.logLimit.Allow(key, time.Now())
-	return ok
-}
-
 // ingest stores a batch and updates the tower's view of the host.
-func (t *Tower) ingest(ctx context.Context, env *wire.Envelope, addr string, now time.Time) (uint64, error) {
+func (t *ingester) ingest(ctx context.Context, env *wire.Envelope, addr string, now time.Time) (uint64, error) {
 	b := Batch{Agent: env.Agent, Spool: env.Spool, BootID: env.BootID, Version: env.Version, Addr: addr,
 		Interval: env.Interval, Dropped: env.Dropped, Lost: env.Lost, LostReason: lostReason(env), Records: env.Records, Received: now}
 	if t.spool != nil && t.spool.pending() > 0 {
@@ -255,63 +302,23 @@ func (t *Tower) ingest(ctx context.Context, env *wire.Envelope, addr string, now
 		if t.spool != nil && t.store.StorageError(err) {
 			if acked, serr := t.spoolBatch(b); serr == nil {
 				return acked, nil
-			} else if t.oncePerMinute("spool") {
+			} else if t.once("spool") {
 				t.log.Error("the ingest spool cannot take a batch either; the agent keeps it", "err", serr)
 			}
 		}
 		if t.store.StorageError(err) {
 			// Not stored (the agent keeps the batch and sends it again),
 			// but the host was heard from: it is not silent.
-			t.mu.Lock()
-			if h := t.hosts[env.Agent]; h != nil {
-				h.LastSeen = now
-			} else {
-				t.hosts[env.Agent] = &Host{Name: env.Agent, FirstSeen: now, LastSeen: now}
-			}
-			t.mu.Unlock()
+			t.view.heard(env.Agent, now)
 		}
 		return 0, err
 	}
-	t.mu.Lock()
-	h := t.hosts[env.Agent]
-	loss := noteLoss(h, env, now)
-	if h == nil {
-		h = &Host{Name: env.Agent, FirstSeen: now}
-		t.hosts[env.Agent] = h
-	}
-	h.LastSeen, h.BootID, h.Version, h.Addr, h.Interval, h.Dropped, h.Spool, h.Acked =
-		now, env.BootID, env.Version, addr, env.Interval, env.Dropped, env.Spool, res.Acked
-	h.Lost, h.LostReason, h.loss = env.Lost, lostReason(env), loss
-	for _, ch := range res.Findings {
-		t.applyFindings(env.Agent, ch, now)
-	}
-	t.mu.Unlock()
+	t.view.stored(env, addr, res, now)
 	return res.Acked, nil
 }
 
-// applyFindings applies a stored findings record to the in-memory view.
-// t.mu is held.
-func (t *Tower) applyFindings(host string, f FindingsChange, now time.Time) {
-	fs := t.findings[host]
-	if fs == nil {
-		fs = map[string]*Finding{}
-		t.findings[host] = fs
-	}
-	for _, fd := range f.Open {
-		cur := fs[fd.Key]
-		if cur == nil {
-			cur = &Finding{Host: host, Opened: now}
-			fs[fd.Key] = cur
-		}
-		cur.Finding, cur.Updated = fd, now
-	}
-	for _, k := range f.Resolved {
-		delete(fs, k)
-	}
-}
-
 // lockAgent serialises the batches of one agent.
-func (t *Tower) lockAgent(name string) func() {
+func (t *ingester) lockAgent(name string) func() {
 	t.agentLocksMu.Lock()
 	if t.agentLocks == nil {
 		t.agentLocks = map[string]*sync.Mutex{}
@@ -329,12 +336,12 @@ func (t *Tower) lockAgent(name string) func() {
 // logRefusal logs a refused batch, once a minute per client address and
 // reason: an agent with a wrong token or name must show in the tower's
 // log, a client retrying every second must not flood it.
-func (t *Tower) logRefusal(remote string, code int, msg string) {
+func (t *ingester) logRefusal(remote string, code int, msg string) {
 	addr, _, err := net.SplitHostPort(remote)
 	if err != nil {
 		addr = remote
 	}
-	if !t.oncePerMinute("refused " + addr + " " + strconv.Itoa(code) + " " + msg) {
+	if !t.once("refused " + addr + " " + strconv.Itoa(code) + " " + msg) {
 		return
 	}
 	t.log.Warn("agent batch refused", "remote", addr, "status", code, "reason", msg)

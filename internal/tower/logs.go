@@ -1,12 +1,10 @@
 package tower
 
 import (
-	"compress/gzip"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"strconv"
 	"strings"
@@ -222,7 +220,7 @@ func logStoreReason(err error) string {
 // handleLogIngest takes a batch of an agent's log spool.
 func (t *Tower) handleLogIngest(w http.ResponseWriter, r *http.Request) {
 	fail := func(code int, msg string) {
-		t.logRefusal(r.RemoteAddr, code, msg)
+		t.in.logRefusal(r.RemoteAddr, code, msg)
 		w.Header().Set("Content-Type", "application/json")
 		if code == http.StatusServiceUnavailable {
 			w.Header().Set("Retry-After", "10")
@@ -254,9 +252,9 @@ func (t *Tower) handleLogIngest(w http.ResponseWriter, r *http.Request) {
 	if cfg.Logs.Store == "off" {
 		// Taken and forgotten: a tower that keeps no logs must not make
 		// every agent keep them forever.
-		env, err := decodeEnvelope(w, r)
+		env, _, code, err := decodeEnvelope(w, r)
 		if err != nil {
-			fail(http.StatusBadRequest, err.Error())
+			fail(code, err.Error())
 			return
 		}
 		var last uint64
@@ -266,12 +264,8 @@ func (t *Tower) handleLogIngest(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, wire.Reply{Acked: last})
 		return
 	}
-	env, err := decodeEnvelope(w, r)
+	env, _, code, err := decodeEnvelope(w, r)
 	if err != nil {
-		code := http.StatusBadRequest
-		if strings.Contains(err.Error(), "larger than") {
-			code = http.StatusRequestEntityTooLarge
-		}
 		fail(code, err.Error())
 		return
 	}
@@ -285,7 +279,7 @@ func (t *Tower) handleLogIngest(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	unlock := t.lockAgent("logs " + env.Agent)
+	unlock := t.in.lockAgent("logs " + env.Agent)
 	defer unlock()
 	acked, err := t.ingestLines(r.Context(), env, t.now())
 	if err != nil {
@@ -293,37 +287,6 @@ func (t *Tower) handleLogIngest(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, wire.Reply{Acked: acked})
-}
-
-// decodeEnvelope reads a batch as handleIngest does: bounded, gzip or not.
-func decodeEnvelope(w http.ResponseWriter, r *http.Request) (*wire.Envelope, error) {
-	body := http.MaxBytesReader(w, r.Body, wire.MaxBody)
-	var rd io.Reader = body
-	if r.Header.Get("Content-Encoding") == "gzip" {
-		zr, err := gzip.NewReader(body)
-		if err != nil {
-			return nil, fmt.Errorf("body is not gzip: %w", err)
-		}
-		rd = &capReader{r: zr, left: maxDecompressed}
-	}
-	var env wire.Envelope
-	if err := json.NewDecoder(rd).Decode(&env); err != nil {
-		var tooBig *http.MaxBytesError
-		switch {
-		case errors.As(err, &tooBig):
-			return nil, fmt.Errorf("batch larger than %d bytes", wire.MaxBody)
-		case errors.Is(err, errDecompressedTooBig):
-			return nil, fmt.Errorf("batch larger than %d bytes decompressed", maxDecompressed)
-		}
-		return nil, fmt.Errorf("malformed batch: %w", err)
-	}
-	if err := env.Validate(); err != nil {
-		return nil, fmt.Errorf("invalid batch: %w", err)
-	}
-	if len(env.Records) > wire.MaxRecords {
-		return nil, fmt.Errorf("batch has %d records; at most %d per batch (split it)", len(env.Records), wire.MaxRecords)
-	}
-	return &env, nil
 }
 
 // ingestLines stores the new lines of a batch and returns the sequence

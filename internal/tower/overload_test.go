@@ -77,10 +77,10 @@ func TestIngestShedsLoad(t *testing.T) {
 		}()
 	}
 	deadline := time.Now().Add(20 * time.Second)
-	for len(tw.ingestSlots) < maxIngest {
+	for len(tw.in.slots) < maxIngest {
 		if time.Now().After(deadline) {
 			close(release)
-			t.Fatalf("only %d batches in flight", len(tw.ingestSlots))
+			t.Fatalf("only %d batches in flight", len(tw.in.slots))
 		}
 		time.Sleep(5 * time.Millisecond) // polling a condition, with a deadline
 	}

@@ -98,8 +98,8 @@ func (t *Tower) Run(ctx context.Context) error {
 	spoolDone := make(chan struct{})
 	go func() {
 		defer close(spoolDone)
-		if t.spool != nil {
-			t.keepSpool(dctx)
+		if t.in.spool != nil {
+			t.in.keepSpool(dctx)
 		}
 	}()
 	probesDone, historyDone := make(chan struct{}), make(chan struct{})

@@ -389,7 +389,7 @@ agents:
 		round()
 		<-time.After(100 * time.Millisecond)
 	}
-	if tw.spool.pending() == 0 {
+	if tw.in.spool.pending() == 0 {
 		t.Fatal("nothing was spooled while PostgreSQL was unreachable")
 	}
 	// It says so: the status page's banner and /metrics.
@@ -425,9 +425,9 @@ agents:
 		round()
 	}
 	deadline = time.Now().Add(60 * time.Second)
-	for tw.spool.pending() > 0 {
+	for tw.in.spool.pending() > 0 {
 		if time.Now().After(deadline) {
-			t.Fatalf("%d batches still spooled 60 s after PostgreSQL came back", tw.spool.pending())
+			t.Fatalf("%d batches still spooled 60 s after PostgreSQL came back", tw.in.spool.pending())
 		}
 		<-time.After(50 * time.Millisecond)
 	}

@@ -152,7 +152,7 @@ func (s *ingestSpool) done(name string) error {
 
 // spoolBatch keeps b in the ingest spool and notes the host as heard from;
 // it returns what the agent may drop: the batch's highest sequence.
-func (t *Tower) spoolBatch(b Batch) (uint64, error) {
+func (t *ingester) spoolBatch(b Batch) (uint64, error) {
 	if err := t.spool.add(b); err != nil {
 		return 0, err
 	}
@@ -161,24 +161,12 @@ func (t *Tower) spoolBatch(b Batch) (uint64, error) {
 	for _, r := range b.Records {
 		acked = max(acked, r.Seq)
 	}
-	t.mu.Lock()
-	h := t.hosts[b.Agent]
-	if h == nil {
-		h = &Host{Name: b.Agent, FirstSeen: b.Received}
-		t.hosts[b.Agent] = h
-	}
-	h.LastSeen = b.Received
-	if h.Spool == b.Spool {
-		acked = max(acked, h.Acked)
-	}
-	h.Spool, h.Acked = b.Spool, acked
-	t.mu.Unlock()
-	return acked, nil
+	return t.view.spooled(b, acked), nil
 }
 
 // drainSpool writes the waiting batches to the store, oldest first, until
 // one fails; what they changed is applied to memState as ingest would.
-func (t *Tower) drainSpool(ctx context.Context) {
+func (t *ingester) drainSpool(ctx context.Context) {
 	for ctx.Err() == nil {
 		name, b, err := t.spool.oldest()
 		if name == "" {
@@ -191,11 +179,7 @@ func (t *Tower) drainSpool(ctx context.Context) {
 		unlock := t.lockAgent(b.Agent)
 		res, err := t.store.SaveBatch(ctx, b)
 		if err == nil {
-			t.mu.Lock()
-			for _, ch := range res.Findings {
-				t.applyFindings(b.Agent, ch, b.Received)
-			}
-			t.mu.Unlock()
+			t.view.lateFindings(b.Agent, res.Findings, b.Received)
 			err = t.spool.done(name)
 		}
 		unlock()
@@ -211,7 +195,7 @@ func (t *Tower) drainSpool(ctx context.Context) {
 }
 
 // keepSpool drains the spool every second until ctx is done.
-func (t *Tower) keepSpool(ctx context.Context) {
+func (t *ingester) keepSpool(ctx context.Context) {
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	for {

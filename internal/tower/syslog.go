@@ -586,7 +586,7 @@ func (rx *syslogRx) findingHost(name string) string {
 
 // ingestSyslog stores a syslog host's batch as an agent's.
 func (t *Tower) ingestSyslog(env *wire.Envelope, now time.Time) error {
-	unlock := t.lockAgent(env.Agent)
+	unlock := t.in.lockAgent(env.Agent)
 	defer unlock()
 	t.mu.Lock()
 	next := uint64(now.UnixNano())
@@ -597,7 +597,7 @@ func (t *Tower) ingestSyslog(env *wire.Envelope, now time.Time) error {
 	for i := range env.Records {
 		env.Records[i].Seq = next + uint64(i)
 	}
-	_, err := t.ingest(context.Background(), env, "", now)
+	_, err := t.in.ingest(context.Background(), env, "", now)
 	if err != nil && t.oncePerMinute("syslog ingest") {
 		t.log.Error("storing a syslog host's findings", "host", env.Agent, "err", err)
 	}

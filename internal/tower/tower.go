@@ -32,8 +32,10 @@ import (
 
 // Tower is a running tower. Its parts, each in its own files:
 //
-//   - ingest (ingest.go, turns.go, budget.go, loss.go, spool.go): agents'
-//     batches into the store, then into memState;
+//   - ingest (ingest.go, turns.go, budget.go, spool.go): the ingester,
+//     which takes agents' batches into the store (or the ingest spool)
+//     and hands what they changed to hostView, which Tower implements on
+//     memState (hostview.go, loss.go);
 //   - evaluation (evaluate.go, policy.go, incidents.go, cluster.go,
 //     message.go): evaluate is a function of a memState, the peers, the
 //     configuration and a time, returning the alerts' changes; Evaluate
@@ -61,15 +63,9 @@ type Tower struct {
 	// (Evaluate, acks, notes): each copies under mu and writes under
 	// persistMu, so an older copy never overwrites a newer one.
 	persistMu sync.Mutex
-	// budget bounds each agent's share of ingest, in bytes (budget.go).
-	budget byteBudget
-	// agentLocks serialise each agent's batches (lockAgent).
-	agentLocksMu sync.Mutex
-	agentLocks   map[string]*sync.Mutex
-	peers        peerState
-	// spool keeps agents' batches while a shared store is unreachable
-	// (spool.go); nil with a store of the tower's own.
-	spool *ingestSpool
+	// in takes the agents' batches (ingest.go).
+	in    *ingester
+	peers peerState
 	// lead is this tower's part in a shared store's lease (lead.go);
 	// leadMu guards it.
 	leadMu  sync.Mutex
@@ -87,13 +83,12 @@ type Tower struct {
 	// Run sets it.
 	startNewDispatchers func()
 
-	senders     atomic.Pointer[map[string]notify.Sender]
-	out         *dispatcher
-	degr        degradation
-	ingestSlots chan struct{} // batches in flight (maxIngest)
-	evaluate    chan struct{} // something changed: evaluate now
-	metrics     *metrics
-	Registry    *prometheus.Registry
+	senders  atomic.Pointer[map[string]notify.Sender]
+	out      *dispatcher
+	degr     degradation
+	evaluate chan struct{} // something changed: evaluate now
+	metrics  *metrics
+	Registry *prometheus.Registry
 	// publicMetrics is Registry without private probes (metrics.public).
 	publicMetrics *prometheus.Registry
 	listener      net.Listener
@@ -243,7 +238,7 @@ func New(cfg *Config, o Options) (*Tower, error) {
 			ownProbes: map[string]probeVerdict{}, peerProbes: map[string]map[string]probeVerdict{},
 		},
 		peers: peerState{lastOK: map[string]time.Time{}}, started: o.Now(),
-		evaluate: make(chan struct{}, 1), ingestSlots: make(chan struct{}, maxIngest),
+		evaluate: make(chan struct{}, 1),
 		Registry: prometheus.NewRegistry(), publicMetrics: prometheus.NewRegistry(), logLimit: logthrottle.New(time.Minute),
 	}
 	t.watchFrom = t.started
@@ -251,16 +246,18 @@ func New(cfg *Config, o Options) (*Tower, error) {
 	t.mono = func() time.Duration { return time.Since(base) }
 	t.metrics = newMetrics(t.Registry, t.publicMetrics, t)
 	t.logs, t.recent = newLogIngest(t.Registry), newRecentLines()
+	t.in = &ingester{cfg: &t.cfg, store: st, log: t.log, now: func() time.Time { return t.now() }, metrics: t.metrics,
+		view: t, once: t.oncePerMinute, kick: t.kick, slots: make(chan struct{}, maxIngest)}
 	// The dispatcher reads the tower's clock through t.now, which a test may set after New.
 	t.lead = newLeadership(st, cfg.Name)
 	if t.lead.shared == nil {
 		t.metrics.leader.Set(1)
 	} else {
-		if t.spool, err = openIngestSpool(filepath.Join(cfg.DataDir, "ingest-spool")); err != nil {
+		if t.in.spool, err = openIngestSpool(filepath.Join(cfg.DataDir, "ingest-spool")); err != nil {
 			st.Close()
 			return nil, fmt.Errorf("the ingest spool: %w", err)
 		}
-		t.metrics.spooled.Set(float64(t.spool.pending()))
+		t.metrics.spooled.Set(float64(t.in.spool.pending()))
 	}
 	t.out = &dispatcher{store: st, log: t.log, now: func() time.Time { return t.now() }, cfg: &t.cfg, senders: &t.senders, metrics: t.metrics, leads: t.leads}
 	client := o.HTTPClient

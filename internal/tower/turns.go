@@ -22,7 +22,7 @@ const ingestTurn = 256 << 10
 // parts as batches one after the other. A part that fails fails the batch,
 // and the parts committed before it are kept; the agent sends the batch
 // again and those records are recognised as already stored.
-func (t *Tower) ingestInTurns(ctx context.Context, env *wire.Envelope, addr string, now time.Time) (uint64, error) {
+func (t *ingester) ingestInTurns(ctx context.Context, env *wire.Envelope, addr string, now time.Time) (uint64, error) {
 	parts := splitTurns(env.Records, ingestTurn)
 	if len(parts) == 1 {
 		return t.ingest(ctx, env, addr, now)
