@@ -121,26 +121,12 @@ func sampleCPU(ctx context.Context, env *Env) (cpuSample, error) {
 		if env.SampleFor <= 0 {
 			return errNoSample
 		}
-		pfs, err := env.Src.ProcFS()
-		if err != nil {
-			return err
+		type reading = proctable.CPUTime
+		pids := make([]int, len(env.Procs.Procs))
+		for i, p := range env.Procs.Procs {
+			pids[i] = p.PID
 		}
-		type reading struct{ start, ticks uint64 }
-		read := func() map[int]reading {
-			out := make(map[int]reading, len(env.Procs.Procs))
-			for _, p := range env.Procs.Procs {
-				pp, err := pfs.Proc(p.PID)
-				if err != nil {
-					continue
-				}
-				st, err := pp.Stat()
-				if err != nil {
-					continue
-				}
-				out[p.PID] = reading{st.Starttime, uint64(st.UTime + st.STime)}
-			}
-			return out
-		}
+		read := func() map[int]reading { return proctable.ReadCPU(env.Src, pids) }
 		busy := func() uint64 {
 			// Read directly: a snapshot keeps the pass's /proc/stat.
 			b, err := os.ReadFile(env.Src.Path("/proc/stat"))
@@ -155,7 +141,7 @@ func sampleCPU(ctx context.Context, env *Env) (cpuSample, error) {
 		start, busy0, first := env.Procs.Start, env.Procs.Busy, map[int]reading{}
 		for _, p := range env.Procs.Procs {
 			if p.StartTicks > 0 || p.CPUTicks > 0 {
-				first[p.PID] = reading{p.StartTicks, p.CPUTicks}
+				first[p.PID] = reading{Start: p.StartTicks, Ticks: p.CPUTicks}
 			}
 		}
 		if start.IsZero() || len(first) == 0 {
@@ -175,8 +161,8 @@ func sampleCPU(ctx context.Context, env *Env) (cpuSample, error) {
 		s.Interval = time.Since(start).Round(time.Millisecond)
 		self := os.Getpid() // the diagnosis itself is busy while it samples
 		for pid, b := range second {
-			if a, ok := first[pid]; ok && pid != self && a.start == b.start && b.ticks > a.ticks {
-				s.Ticks[pid] = b.ticks - a.ticks
+			if a, ok := first[pid]; ok && pid != self && a.Start == b.Start && b.Ticks > a.Ticks {
+				s.Ticks[pid] = b.Ticks - a.Ticks
 			}
 		}
 		return nil

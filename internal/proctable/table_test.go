@@ -304,3 +304,18 @@ func TestScanFindsStuckThread(t *testing.T) {
 		t.Errorf("stuck threads %+v (InD %v); want %+v", me.StuckThreads, me.InD(), want)
 	}
 }
+
+// FuzzParseStat: any bytes give a stat or an error, never a panic, and a
+// stat parsed has a state.
+func FuzzParseStat(f *testing.F) {
+	f.Add([]byte("1 (systemd) S 0 1 1 0 -1 4194560 52341 3390810 107 1633 203 420 9114 4171 20 0 1 0 5 24371200 3291 18446744073709551615\n"))
+	f.Add([]byte("42 (a) b) (c) D 1 42 42 0 -1 4194560 0 0 0 0 7 9 0 0 20 0 12 0 777 0 0\n"))
+	f.Add([]byte("7 (x) R"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		st, err := parseStat(b)
+		if err == nil && st.state == "" {
+			t.Fatalf("%q: parsed with no state", b)
+		}
+		_ = stateOf(b)
+	})
+}
