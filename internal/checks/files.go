@@ -83,7 +83,7 @@ func checkFiles(_ context.Context, env *Env) (Result, error) {
 		fig := finding.Figure{Name: "open files (process)", Value: float64(p.FDs), Limit: float64(p.NofileSoft),
 			Source: fmt.Sprintf("/proc/%d/fd, /proc/%d/limits", p.PID, p.PID)}
 		uid := p.EUID
-		notes := []string{"Since is when the process started; the descriptors may have piled up later.", "Command: " + clip(p.Cmdline, 200)}
+		notes := []string{"Since is when the process started; the descriptors may have piled up later.", "Command: " + clip(p.Command(), 200)}
 		if g.n > 1 {
 			notes = append(notes, fmt.Sprintf("%d processes named %s are at 75%% or more of their limit; this is the fullest.", g.n, p.Comm))
 		}

@@ -366,7 +366,7 @@ func storageWaiters(env *Env, mountpoint string) []finding.Consumer {
 			cwd, err = os.Readlink(env.Src.Path(fmt.Sprintf("/proc/%d/cwd", pr.PID)))
 			return err
 		})
-		if strings.Contains(pr.Cmdline, mountpoint) || cwd == mountpoint || strings.HasPrefix(cwd, prefix) {
+		if strings.Contains(pr.Command(), mountpoint) || cwd == mountpoint || strings.HasPrefix(cwd, prefix) {
 			here = append(here, c)
 		}
 	}

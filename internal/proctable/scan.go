@@ -243,7 +243,10 @@ func (s *scanner) proc(ctx context.Context, pid int) (*Proc, bool, []*fdRange) {
 		}
 	}
 	// The command line is read past the recorder: it is recorded redacted.
-	if b, err := s.readAt(dir, "cmdline"); err == nil {
+	// On a live host it is read only when a check asks (Command).
+	if s.fast {
+		p.cmd = &lazyCmdline{src: s.src, pid: pid, start: st.starttime}
+	} else if b, err := s.readAt(dir, "cmdline"); err == nil {
 		args := RedactArgs(splitCmdline(b))
 		p.Cmdline = strings.Join(args, " ")
 		if s.rec != nil {

@@ -34,7 +34,11 @@ type Proc struct {
 	UID     int    `json:"uid"`  // real
 	EUID    int    `json:"euid"` // effective: the kernel charges inotify here
 	Comm    string `json:"comm"`
+	// Cmdline is the command line, its secrets redacted, as the pass read
+	// it; on a live host the pass leaves it to Command.
 	Cmdline string `json:"cmdline,omitempty"`
+	// cmd reads the command line when Command first asks (live hosts).
+	cmd *lazyCmdline
 	// State is the one-letter state from /proc/PID/stat (R, S, D, Z, …).
 	State   string    `json:"state"`
 	Threads int       `json:"threads"`

@@ -319,3 +319,38 @@ func FuzzParseStat(f *testing.F) {
 		_ = stateOf(b)
 	})
 }
+
+// TestCommandReadOnDemand: on a live host the pass leaves command lines
+// unread, and Command reads a process's when asked, redacted; a process
+// that has exited since the pass has none (its pid is not read as whoever
+// has it now).
+func TestCommandReadOnDemand(t *testing.T) {
+	start := func(args ...string) *exec.Cmd {
+		cmd := exec.Command("sh", append([]string{"-c", "sleep 300; :"}, args...)...)
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+		return cmd
+	}
+	alive, gone := start("--password=hunter2"), start("x")
+	tb, err := Scan(t.Context(), host.Live())
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, g := tb.ByPID(alive.Process.Pid), tb.ByPID(gone.Process.Pid)
+	if a == nil || g == nil {
+		t.Fatal("the children are not in the table")
+	}
+	if a.Cmdline != "" {
+		t.Errorf("the pass read the command line (%q); it is read on demand", a.Cmdline)
+	}
+	_ = gone.Process.Kill()
+	_ = gone.Wait()
+	if got, want := a.Command(), "sh -c sleep 300; : --password=<redacted>"; got != want {
+		t.Errorf("Command() = %q; want %q", got, want)
+	}
+	if got := g.Command(); got != "" {
+		t.Errorf("Command() of an exited process = %q; want empty", got)
+	}
+}
