@@ -29,11 +29,11 @@ const userHZ = 100
 
 // Proc is one process as hinomi sees it.
 type Proc struct {
-	PID     int    `json:"pid"`
-	PPID    int    `json:"ppid"`
-	UID     int    `json:"uid"`  // real
-	EUID    int    `json:"euid"` // effective: the kernel charges inotify here
-	Comm    string `json:"comm"`
+	PID  int    `json:"pid"`
+	PPID int    `json:"ppid"`
+	UID  int    `json:"uid"`  // real
+	EUID int    `json:"euid"` // effective: the kernel charges inotify here
+	Comm string `json:"comm"`
 	// Cmdline is the command line, its secrets redacted, as the pass read
 	// it; on a live host the pass leaves it to Command.
 	Cmdline string `json:"cmdline,omitempty"`
