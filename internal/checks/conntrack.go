@@ -181,8 +181,16 @@ func netnsOwnersOf(env *Env, wanted map[uint64][]finding.Line) (netnsOwners, boo
 			if missing == 0 {
 				break
 			}
-			ino, err := netnsInode("/proc/" + strconv.Itoa(p.PID) + "/ns/net")
-			if err != nil || ino == self {
+			if p.Kernel {
+				continue // in the initial namespace, never a container's
+			}
+			ino := p.NetNS // read by the pass on a live host
+			if ino == 0 {
+				if ino, err = netnsInode("/proc/" + strconv.Itoa(p.PID) + "/ns/net"); err != nil {
+					continue
+				}
+			}
+			if ino == self {
 				continue
 			}
 			key := strconv.FormatUint(ino, 10)

@@ -242,6 +242,13 @@ func (s *scanner) proc(ctx context.Context, pid int) (*Proc, bool, []*fdRange) {
 			}
 		}
 	}
+	if s.fast {
+		// What the conntrack check names a namespace's owner from: read
+		// here, relative to the open directory, it costs a readlink.
+		if n, err := readlinkat(dir, nsNet, s.link); err == nil {
+			p.NetNS = netnsOfLink(s.link[:n])
+		}
+	}
 	// The command line is read past the recorder: it is recorded redacted.
 	// On a live host it is read only when a check asks (Command).
 	if s.fast {
@@ -572,6 +579,22 @@ func (s *scanner) watchesOf(pid, fd int) (int, error) {
 		}
 		w.feed(s.buf[:k])
 	}
+}
+
+var nsNet = []byte("ns/net\x00")
+
+// netnsOfLink is the inode number in a namespace link, "net:[4026531840]";
+// 0 if it is not one.
+func netnsOfLink(b []byte) uint64 {
+	s, ok := bytes.CutPrefix(b, []byte("net:["))
+	if !ok || len(s) < 2 || s[len(s)-1] != ']' {
+		return 0
+	}
+	n, err := strconv.ParseUint(string(s[:len(s)-1]), 10, 64)
+	if err != nil {
+		return 0
+	}
+	return n
 }
 
 // openat opens a NUL-terminated name below dir for reading, without the

@@ -50,6 +50,9 @@ type Proc struct {
 	// limit: in the v1 "pids" hierarchy when PidsV1, else in the unified one.
 	PidsCgroup string `json:"pids_cgroup,omitempty"`
 	PidsV1     bool   `json:"pids_v1,omitempty"`
+	// NetNS is the inode number of the process's network namespace, 0
+	// when the pass did not read it (a snapshot, a kernel thread).
+	NetNS uint64 `json:"-"`
 	// Wchan is the kernel function a sleeping (S or D) process waits in.
 	Wchan string `json:"wchan,omitempty"`
 	// StuckThreads are the threads other than the main one that are in

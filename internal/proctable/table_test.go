@@ -354,3 +354,26 @@ func TestCommandReadOnDemand(t *testing.T) {
 		t.Errorf("Command() of an exited process = %q; want empty", got)
 	}
 }
+
+// TestScanReadsNetworkNamespace: the pass gives each live process's
+// network namespace, as its ns/net link names it.
+func TestScanReadsNetworkNamespace(t *testing.T) {
+	tb, err := Scan(t.Context(), host.Live())
+	if err != nil {
+		t.Fatal(err)
+	}
+	link, err := os.Readlink("/proc/self/ns/net")
+	if err != nil {
+		t.Skipf("no namespace links here: %v", err)
+	}
+	want := netnsOfLink([]byte(link))
+	if want == 0 {
+		t.Fatalf("%q does not parse as a namespace link", link)
+	}
+	if me := tb.ByPID(os.Getpid()); me == nil || me.NetNS != want {
+		t.Errorf("own process: %+v; want NetNS %d (%s)", me, want, link)
+	}
+	if netnsOfLink([]byte("mnt:[4026531841]")) != 0 || netnsOfLink([]byte("net:[]")) != 0 {
+		t.Error("a link that is not a network namespace's parsed as one")
+	}
+}
