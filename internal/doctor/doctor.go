@@ -123,6 +123,10 @@ func Diagnose(ctx context.Context, o Options) (*Diagnosis, error) {
 		procs, err := proctable.Scan(ctx, src)
 		scan <- scanned{procs, err}
 	}()
+	// The container engines are asked for their containers' names beside
+	// the scan (a round trip to each API, more with many containers).
+	engines := make(chan proctable.Engines, 1)
+	go func() { engines <- proctable.ListContainers(ctx, src) }()
 	sigs := o.Signatures
 	if sigs == nil {
 		cat, err := signatures.Load(o.SignatureFiles...)
@@ -172,7 +176,7 @@ func Diagnose(ctx context.Context, o Options) (*Diagnosis, error) {
 		return nil, fmt.Errorf("reading processes: %w", err)
 	}
 	d.Processes = len(procs.Procs)
-	notes := proctable.ResolveNames(ctx, src, procs)
+	notes := proctable.ResolveNamesFrom(ctx, src, procs, <-engines)
 	env.Procs = procs
 	<-env.KernelReady
 	close(env.ProcsReady)

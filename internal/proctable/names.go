@@ -39,14 +39,27 @@ var engineSockets = []struct{ engine, socket string }{
 // names from /etc/pve. What cannot be asked (no engine, no permission) is
 // reported in the returned notes, never as a failure.
 func ResolveNames(ctx context.Context, src *host.Source, t *Table) (notes []string) {
+	return ResolveNamesFrom(ctx, src, t, ListContainers(ctx, src))
+}
+
+// Engines is what the container engines' APIs said, for ResolveNamesFrom.
+type Engines struct {
+	Containers []Container
+	Notes      []string
+}
+
+// ListContainers asks the Docker and Podman APIs for their containers. It
+// needs no process table, so doctor asks while the pass runs.
+func ListContainers(ctx context.Context, src *host.Source) Engines {
+	var e Engines
 	var all []Container
 	err := src.Probe("containers", &all, func() error {
 		all = nil
-		for _, e := range engineSockets {
-			cs, err := engineContainers(ctx, e.engine, e.socket)
+		for _, en := range engineSockets {
+			cs, err := engineContainers(ctx, en.engine, en.socket)
 			if err != nil {
 				if !errors.Is(err, os.ErrNotExist) {
-					notes = append(notes, fmt.Sprintf("%s API: %v", e.engine, err))
+					e.Notes = append(e.Notes, fmt.Sprintf("%s API: %v", en.engine, err))
 				}
 				continue
 			}
@@ -55,8 +68,17 @@ func ResolveNames(ctx context.Context, src *host.Source, t *Table) (notes []stri
 		return nil
 	})
 	if err != nil && !host.Missing(err) {
-		notes = append(notes, "container names: "+err.Error())
+		e.Notes = append(e.Notes, "container names: "+err.Error())
 	}
+	e.Containers = all
+	return e
+}
+
+// ResolveNamesFrom is ResolveNames with the engines' containers already
+// listed.
+func ResolveNamesFrom(ctx context.Context, src *host.Source, t *Table, e Engines) (notes []string) {
+	notes = e.Notes
+	all := e.Containers
 	if needCRI(t) {
 		cs, err := criContainers(ctx, src)
 		if err != nil && !host.Missing(err) {
