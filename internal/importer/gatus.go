@@ -216,6 +216,10 @@ func gatusProbe(e gatusEndpoint) (Probe, string) {
 		}
 		p.Body, p.Headers = e.Body, e.Headers
 		p.InsecureSkipVerify = e.Client.Insecure
+		// Gatus reuses its connections: its [RESPONSE_TIME] thresholds
+		// were set on reused connections, without connecting or the TLS
+		// handshake, and they keep meaning that here.
+		p.KeepAlive = true
 		if e.Client.IgnoreRedirect {
 			f := false
 			p.FollowRedirects = &f

@@ -91,7 +91,7 @@ func TestGatusMapping(t *testing.T) {
 		byName[p.Name] = p
 	}
 	fe := byName["front-end"]
-	if fe.Type != "http" || fe.Target != "https://twin.sh/health" || fe.Group != "core" || fe.Interval.String() != "5m" ||
+	if fe.Type != "http" || fe.Target != "https://twin.sh/health" || fe.Group != "core" || fe.Interval.String() != "5m" || !fe.KeepAlive ||
 		strings.Join(fe.Conditions, ";") != "[STATUS] == 200;[BODY].status == UP;[RESPONSE_TIME] < 150" {
 		t.Errorf("front-end = %+v", fe)
 	}
@@ -100,7 +100,7 @@ func TestGatusMapping(t *testing.T) {
 		len(dns.Conditions) != 2 {
 		t.Errorf("example-dns-query = %+v", dns)
 	}
-	if p := byName["icmp-ping"]; p.Type != "icmp" || p.Target != "example.org" {
+	if p := byName["icmp-ping"]; p.Type != "icmp" || p.Target != "example.org" || p.KeepAlive {
 		t.Errorf("icmp-ping = %+v", p)
 	}
 	// Gatus's domain expiry on an http endpoint: the same condition, read over RDAP.

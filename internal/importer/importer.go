@@ -54,6 +54,7 @@ type Probe struct {
 	Body               string            `yaml:"body,omitempty"`
 	FollowRedirects    *bool             `yaml:"follow_redirects,omitempty"`
 	InsecureSkipVerify bool              `yaml:"insecure_skip_verify,omitempty"`
+	KeepAlive          bool              `yaml:"keep_alive,omitempty"`
 	TLS                string            `yaml:"tls,omitempty"`
 	RecordType         string            `yaml:"record_type,omitempty"`
 	Resolver           string            `yaml:"resolver,omitempty"`

@@ -199,7 +199,7 @@ func (e *Env) rdapLookup(ctx context.Context, name string) (ans rdapAnswer, cach
 }
 
 func (e *Env) rdapClient() *http.Client {
-	return &http.Client{Transport: e.transport(false)}
+	return &http.Client{Transport: e.transport(false, false)}
 }
 
 func (e *Env) rdapGet(ctx context.Context, u string, limit int64) (status int, body []byte, err error) {

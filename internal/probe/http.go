@@ -37,7 +37,7 @@ func runHTTP(ctx context.Context, s *Spec, env *Env, o *observation, values map[
 	}
 	redirects := 0
 	client := &http.Client{
-		Transport: env.transport(s.InsecureSkipVerify),
+		Transport: env.transport(s.InsecureSkipVerify, s.KeepAlive),
 		CheckRedirect: func(_ *http.Request, via []*http.Request) error {
 			if !s.FollowsRedirects() {
 				return http.ErrUseLastResponse

@@ -16,6 +16,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -295,5 +296,61 @@ func TestRunInvalidSpecIsDown(t *testing.T) {
 	r := Run(context.Background(), &Spec{Name: "bad", Type: HTTP, Target: "ftp://x"}, nil)
 	if r.Status != Down || !strings.Contains(r.Error, "invalid probe") {
 		t.Errorf("got %s %q; want down, invalid probe", r.Status, r.Error)
+	}
+}
+
+// TestHTTPKeepAlive: by default every run opens its own connection; with
+// keep_alive, runs share one until the idle connections are closed (every
+// keepAliveFor), and a server that closed the kept connection is simply
+// dialled again.
+func TestHTTPKeepAlive(t *testing.T) {
+	var mu sync.Mutex
+	conns := 0
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.WriteString(w, "ok")
+	}))
+	srv.Config.ConnState = func(_ net.Conn, st http.ConnState) {
+		if st == http.StateNew {
+			mu.Lock()
+			conns++
+			mu.Unlock()
+		}
+	}
+	srv.Start()
+	t.Cleanup(srv.Close)
+	opened := func() int {
+		mu.Lock()
+		defer mu.Unlock()
+		n := conns
+		conns = 0
+		return n
+	}
+	env := &Env{}
+	for _, keep := range []bool{false, true} {
+		s := &Spec{Name: "kept", Type: HTTP, Target: srv.URL, KeepAlive: keep}
+		for range 3 {
+			wantStatus(t, run(t, s, env), Up)
+		}
+		want := 3
+		if keep {
+			want = 1
+		}
+		if n := opened(); n != want {
+			t.Errorf("keep_alive %v: 3 runs opened %d connections; want %d", keep, n, want)
+		}
+	}
+	// Past keepAliveFor the idle connection is closed and the next run dials.
+	env.flushMu.Lock()
+	env.flushed = env.flushed.Add(-keepAliveFor)
+	env.flushMu.Unlock()
+	wantStatus(t, run(t, &Spec{Name: "kept", Type: HTTP, Target: srv.URL, KeepAlive: true}, env), Up)
+	if n := opened(); n != 1 {
+		t.Errorf("after the minute's flush: %d new connections; want 1", n)
+	}
+	// The server drops its connections: the next run is still Up.
+	srv.CloseClientConnections()
+	wantStatus(t, run(t, &Spec{Name: "kept", Type: HTTP, Target: srv.URL, KeepAlive: true}, env), Up)
+	if err := (&Spec{Name: "t", Type: TCP, Target: "127.0.0.1:1", KeepAlive: true}).Validate(); err == nil || !strings.Contains(err.Error(), "keep_alive is only for http") {
+		t.Errorf("keep_alive on a tcp probe: %v; want refused", err)
 	}
 }

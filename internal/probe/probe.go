@@ -82,6 +82,11 @@ type Spec struct {
 	// InsecureSkipVerify (http, tls, smtp, imap): accept any certificate; its expiry is
 	// still read.
 	InsecureSkipVerify bool `yaml:"insecure_skip_verify,omitempty"`
+	// KeepAlive (http): reuse connections between runs, as Gatus does, instead of opening
+	// one per run. [RESPONSE_TIME] then leaves out connecting and the TLS handshake once a
+	// connection is open. Idle connections are closed every minute, so a changed address
+	// or certificate is seen within about two.
+	KeepAlive bool `yaml:"keep_alive,omitempty"`
 
 	// TLS (smtp and imap): "auto" (the default: implicit TLS on ports 465 and 993, STARTTLS
 	// required on 587, STARTTLS when offered elsewhere), "implicit", "starttls" (required)
@@ -198,7 +203,7 @@ func (s *Spec) Validate() error {
 			name string
 			set  bool
 		}{{"method", s.Method != ""}, {"headers", len(s.Headers) > 0}, {"body", s.Body != ""},
-			{"follow_redirects", s.FollowRedirects != nil}} {
+			{"follow_redirects", s.FollowRedirects != nil}, {"keep_alive", s.KeepAlive}} {
 			if f.set {
 				bad("%s is only for http probes", f.name)
 			}

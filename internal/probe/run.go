@@ -41,8 +41,16 @@ type Env struct {
 	docker dockerClient
 
 	once       sync.Once
-	transports [2]*http.Transport // [0] verifying, [1] InsecureSkipVerify
+	transports [4]*http.Transport // [0] verifying, [1] InsecureSkipVerify; [2], [3] the same with keep-alive
+	// flushMu guards flushed: when the keep-alive transports' idle
+	// connections were last closed.
+	flushMu sync.Mutex
+	flushed time.Time
 }
+
+// keepAliveFor is how long a kept-alive connection may stay idle, and how
+// often idle ones are closed whatever their age.
+const keepAliveFor = time.Minute
 
 func (e *Env) now() time.Time {
 	if e.Now != nil {
@@ -68,25 +76,53 @@ func (e *Env) netResolver() *net.Resolver {
 	}}
 }
 
-func (e *Env) transport(insecure bool) http.RoundTripper {
+func (e *Env) transport(insecure, keepAlive bool) http.RoundTripper {
 	if e.HTTPTransport != nil {
 		return e.HTTPTransport
 	}
 	e.once.Do(func() {
 		for i := range e.transports {
-			e.transports[i] = &http.Transport{
+			t := &http.Transport{
 				DialContext:            e.dialer().DialContext,
-				TLSClientConfig:        &tls.Config{RootCAs: e.RootCAs, InsecureSkipVerify: i == 1},
+				TLSClientConfig:        &tls.Config{RootCAs: e.RootCAs, InsecureSkipVerify: i%2 == 1},
 				DisableKeepAlives:      true,
 				ForceAttemptHTTP2:      true,
 				MaxResponseHeaderBytes: 64 << 10,
 			}
+			if i >= 2 {
+				t.DisableKeepAlives = false
+				t.MaxIdleConns, t.MaxIdleConnsPerHost, t.IdleConnTimeout = 512, 32, keepAliveFor
+			}
+			e.transports[i] = t
 		}
+		e.flushed = time.Now()
 	})
+	i := 0
 	if insecure {
-		return e.transports[1]
+		i = 1
 	}
-	return e.transports[0]
+	if keepAlive {
+		i += 2
+		e.flushIdle()
+	}
+	return e.transports[i]
+}
+
+// flushIdle closes the keep-alive transports' idle connections once every
+// keepAliveFor: a connection in use every few seconds is never idle long
+// enough to time out, and would keep a moved address or a renewed
+// certificate from being seen.
+func (e *Env) flushIdle() {
+	e.flushMu.Lock()
+	due := time.Since(e.flushed) >= keepAliveFor
+	if due {
+		e.flushed = time.Now()
+	}
+	e.flushMu.Unlock()
+	if due {
+		e.transports[2].CloseIdleConnections()
+		e.transports[3].CloseIdleConnections()
+	}
 }
 
 // Run executes one probe within its timeout and judges the answer. It never panics on a
