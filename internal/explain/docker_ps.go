@@ -79,17 +79,21 @@ func detectDockerPS(in *Input) int {
 var terminalWidths = map[int]bool{80: true, 100: true, 120: true, 132: true, 160: true, 200: true}
 
 // unwrapLines joins back the lines a terminal broke at its width: a line
-// exactly that long followed by more text is one with the next.
+// exactly that long followed by more text is one with the next. A header
+// is never a broken line (docker sizes its columns to their contents, so
+// a whole header can be exactly 120 or 132 wide), and a line that starts
+// with a container ID begins a row of its own.
 func unwrapLines(lines []string) []string {
 	out := make([]string, 0, len(lines))
 	joining := false
 	for _, l := range lines {
-		if joining {
+		if joining && !psID.MatchString(l) {
 			out[len(out)-1] += l
 		} else {
 			out = append(out, l)
 		}
-		joining = l != "" && terminalWidths[utf8.RuneCountInString(l)]
+		_, header := psHeader(l)
+		joining = l != "" && !header && terminalWidths[utf8.RuneCountInString(l)]
 	}
 	return out
 }

@@ -187,7 +187,11 @@ var sampleCases = map[string]sampleCase{
 		{"FM-C4", finding.Low, "container modest_feynman"},
 	}},
 	"docker-ps-healthy-mixed.txt": {formats: []string{"docker-ps"}},
-	"docker-compose-ps.txt":       {formats: []string{"", "docker-ps"}},
+	// A header exactly a terminal's width is not a wrapped line.
+	"docker-ps-header-132.txt": {formats: []string{"", "docker-ps"}, want: []want{
+		{"FM-C4", finding.Medium, "container explain-c4-unhealthy-29313"},
+	}},
+	"docker-compose-ps.txt": {formats: []string{"", "docker-ps"}},
 	// Up for seconds though created hours ago: restarted, but how often
 	// the list does not say, and the live rule wants the count.
 	"docker-container-list.txt": {formats: []string{"", "docker-ps"}},
