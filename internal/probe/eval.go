@@ -23,6 +23,10 @@ type observation struct {
 	body      []byte
 	hasBody   bool
 	truncated bool
+	// bodyStr and bodyShow are the body as text and as a failure shows
+	// it, made once for all the conditions on [BODY].
+	bodyStr, bodyShow string
+	bodyDone          bool
 
 	responseTime time.Duration
 	hasRT        bool
@@ -273,8 +277,11 @@ func resolve(s subject, o *observation) (v value, why string) {
 			return v, missing("no body")
 		}
 		if len(s.path) == 0 {
-			v.str = string(o.body)
-			v.show = quoteTrunc(v.str)
+			if !o.bodyDone {
+				o.bodyStr = string(o.body)
+				o.bodyShow, o.bodyDone = quoteTrunc(o.bodyStr), true
+			}
+			v.str, v.show = o.bodyStr, o.bodyShow
 			return v, ""
 		}
 		return resolveJSON(s.path, o)
@@ -415,10 +422,18 @@ func trunc(s string) string {
 }
 
 func quoteTrunc(s string) string {
-	if utf8.RuneCountInString(s) <= maxShown {
+	// The byte offset of rune maxShown, without decoding the rest (a body
+	// can be a megabyte).
+	n, i := 0, 0
+	for i < len(s) && n < maxShown {
+		_, size := utf8.DecodeRuneInString(s[i:])
+		i += size
+		n++
+	}
+	if i >= len(s) {
 		return strconv.Quote(s)
 	}
-	return strconv.Quote(string([]rune(s)[:maxShown])) + "…"
+	return strconv.Quote(s[:i]) + "…"
 }
 
 // snippet shows the text around s[i:i+n], for "contained it" messages.

@@ -171,3 +171,18 @@ func TestBannerBeforeRequestIsMalformedHTTP(t *testing.T) {
 		t.Errorf("reason %q, want %q", got, "malformed HTTP response")
 	}
 }
+
+// TestQuoteTrunc: a value is shown quoted, cut after 80 characters (not
+// bytes), whatever its length.
+func TestQuoteTrunc(t *testing.T) {
+	if got := quoteTrunc("ok"); got != `"ok"` {
+		t.Errorf("short: %s", got)
+	}
+	long := strings.Repeat("é", 100) + strings.Repeat("x", 1<<20)
+	if got, want := quoteTrunc(long), `"`+strings.Repeat("é", 80)+`"…`; got != want {
+		t.Errorf("long: %.100s; want %.100s", got, want)
+	}
+	if got, want := quoteTrunc(strings.Repeat("a", 80)), `"`+strings.Repeat("a", 80)+`"`; got != want {
+		t.Errorf("exactly 80: %s", got)
+	}
+}
