@@ -61,6 +61,7 @@ func runTower(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return nil
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	defer tower.TuneGC()()
 	t, err := tower.New(cfg, tower.Options{Log: log})
 	if err != nil {
 		return err
