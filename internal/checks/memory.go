@@ -211,6 +211,12 @@ func (n *ownerNamer) of(memcg string) (proctable.Owner, bool) {
 		o.Name = name
 		return o, true
 	}
+	if o.Kind == "docker" || o.Kind == "podman" {
+		// Not in the engines' list of every container, exited ones too:
+		// removed since (or the engine did not answer); asking again
+		// would cost a round trip per container after the pass.
+		return o, true
+	}
 	if named, ok := n.asked[o.ID]; ok {
 		return named, true
 	}

@@ -142,6 +142,9 @@ type scanner struct {
 	// descriptors are probed by number instead of listed.
 	fast bool
 
+	// cgroups are the cgroup files this worker has read, by content.
+	cgroups map[string]cgroupInfo
+
 	buf   []byte // file contents
 	link  []byte // a descriptor's target
 	name  []byte // a NUL-terminated descriptor number
@@ -150,7 +153,7 @@ type scanner struct {
 
 func newScanner(src *host.Source, pfs procfs.FS, boot time.Time) *scanner {
 	return &scanner{
-		src: src, rec: src.Recorder(), pfs: pfs, boot: boot, fast: src.Live() && src.Recorder() == nil,
+		src: src, rec: src.Recorder(), pfs: pfs, boot: boot, fast: src.Live() && src.Recorder() == nil, cgroups: map[string]cgroupInfo{},
 		buf: make([]byte, 4096), link: make([]byte, 4096), name: make([]byte, 0, 16), dents: make([]byte, 32<<10),
 	}
 }
@@ -230,17 +233,14 @@ func (s *scanner) proc(ctx context.Context, pid int) (*Proc, bool, []*fdRange) {
 		return p, false, nil
 	}
 	if b, err := s.read(dir, pid, "cgroup"); err == nil {
-		cgs := parseCgroups(b)
-		p.Owner, p.Cgroup = ownerOf(cgs)
-		for _, cg := range cgs {
-			if slices.Contains(cg.Controllers, "pids") {
-				p.PidsCgroup, p.PidsV1 = cg.Path, true
-				break
-			}
-			if cg.HierarchyID == 0 {
-				p.PidsCgroup = cg.Path
-			}
+		// The processes of a service or a container share their cgroup
+		// file: its owner is worked out once per worker.
+		cg, ok := s.cgroups[string(b)]
+		if !ok {
+			cg = cgroupOf(b)
+			s.cgroups[string(b)] = cg
 		}
+		p.Owner, p.Cgroup, p.PidsCgroup, p.PidsV1 = cg.owner, cg.path, cg.pids, cg.pidsV1
 	}
 	if s.fast {
 		// What the conntrack check names a namespace's owner from: read
@@ -291,6 +291,30 @@ func (s *scanner) wchan(dir, pid int, rel string) string {
 		return w
 	}
 	return ""
+}
+
+// cgroupInfo is what a /proc/PID/cgroup file says of its process.
+type cgroupInfo struct {
+	owner  Owner
+	path   string
+	pids   string
+	pidsV1 bool
+}
+
+func cgroupOf(b []byte) cgroupInfo {
+	var c cgroupInfo
+	cgs := parseCgroups(b)
+	c.owner, c.path = ownerOf(cgs)
+	for _, cg := range cgs {
+		if slices.Contains(cg.Controllers, "pids") {
+			c.pids, c.pidsV1 = cg.Path, true
+			break
+		}
+		if cg.HierarchyID == 0 {
+			c.pids = cg.Path
+		}
+	}
+	return c
 }
 
 // threads finds the threads other than the main one that are in D. Only
@@ -574,10 +598,12 @@ func (s *scanner) watchesOf(pid, fd int) (int, error) {
 		if err != nil {
 			return 0, err
 		}
-		if k == 0 {
+		w.feed(s.buf[:k])
+		// /proc files are generated in one piece: a short read is the
+		// end, and saves a read per instance.
+		if k < len(s.buf) {
 			return w.n, nil
 		}
-		w.feed(s.buf[:k])
 	}
 }
 
