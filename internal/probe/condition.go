@@ -3,6 +3,7 @@ package probe
 import (
 	"fmt"
 	"net"
+	"path"
 	"regexp"
 	"slices"
 	"strconv"
@@ -166,6 +167,8 @@ type condition struct {
 	negate  bool
 	values  []literal
 	re      *regexp.Regexp
+	// glob is pat(...)'s pattern, with opMatches; re is nil then.
+	glob string
 }
 
 type parser struct {
@@ -255,8 +258,11 @@ func parseCondition(text string, t Type, target string) (*condition, error) {
 			if !utf8.ValidString(arg) {
 				return nil, p.errAt(argPos, "pat(...) takes text: the pattern is not valid UTF-8")
 			}
+			if _, err := path.Match(strings.ReplaceAll(arg, "/", ""), ""); err != nil {
+				return nil, p.errAt(argPos, "pat(%s) is not a pattern: a [ without its ], or a \\ at the end", arg)
+			}
 			c.op = opMatches
-			c.re = globRegexp(arg)
+			c.glob = arg
 			c.values = []literal{{text: arg, col: p.col(argPos)}}
 			p.pos = len(p.src)
 			return c, nil
@@ -653,15 +659,16 @@ func (p *parser) valueFunction() (fn, arg string, argPos int, ok bool) {
 	return "", "", 0, false
 }
 
-// globRegexp is Gatus's pattern: * stands for any run of characters,
-// everything else is itself, and the whole value must match. glob is
-// valid UTF-8 (parseCondition checks), so the pattern always compiles.
-func globRegexp(glob string) *regexp.Regexp {
-	parts := strings.Split(glob, "*")
-	for i, part := range parts {
-		parts[i] = regexp.QuoteMeta(part)
+// patMatch is Gatus's pat(): the whole value against a pattern of Go's
+// path.Match (* any run of characters, ? one, [a-z] a class, \ escapes),
+// with every "/" taken out of both first, as Gatus does, since a * stops
+// at a "/".
+func patMatch(pattern, s string) bool {
+	if pattern == "*" {
+		return true
 	}
-	return regexp.MustCompile("^(?s:" + strings.Join(parts, ".*") + ")$")
+	ok, _ := path.Match(strings.ReplaceAll(pattern, "/", ""), strings.ReplaceAll(s, "/", ""))
+	return ok
 }
 
 // parseSubject parses a placeholder, its JSON path and a len(...) or

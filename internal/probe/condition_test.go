@@ -79,6 +79,7 @@ func TestParseConditionErrors(t *testing.T) {
 		{HTTP, "https://x", "[RESPONSE_TIME] == pat(5*)", 17, "pat(...) matches text and numbers"},
 		{HTTP, "https://x", "[STATUS] < pat(2*)", 12, "pat(...) compares with == or !="},
 		{HTTP, "https://x", "[BODY] == pat(\xcc*)", 15, "pattern is not valid UTF-8"},
+		{HTTP, "https://x", "[BODY] == pat([a-)", 15, "is not a pattern"},
 		{HTTP, "https://x", "len([STATUS]) == 3", 1, "applies to [BODY]"},
 		{HTTP, "https://x", "len([BODY].data == 3", 1, "missing ) after"},
 		{HTTP, "https://x", "has(STATUS) == true", 5, "takes a placeholder"},

@@ -98,6 +98,12 @@ func evaluate(c *condition, o *observation) (ok bool, reason string) {
 		}
 		return false, "was " + v.show
 	case opMatches:
+		if c.re == nil {
+			if patMatch(c.glob, v.str) != c.negate {
+				return true, ""
+			}
+			return false, "was " + v.show
+		}
 		loc := c.re.FindStringIndex(v.str)
 		if (loc != nil) != c.negate {
 			return true, ""

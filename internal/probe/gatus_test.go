@@ -38,6 +38,12 @@ func TestGatusConditions(t *testing.T) {
 		{"has([BODY].users[0].name) == true", body(`{"users":[{"name":"a"}]}`), body(`{"users":[]}`)},
 		{"[BODY].name == pat(john*)", body(`{"name":"john.doe"}`), body(`{"name":"bob"}`)},
 		{"[BODY] == pat(*<title>Home</title>*)", body("<html><title>Home</title></html>"), body("<html><title>Error</title></html>")},
+		// Gatus's pat() is filepath.Match's pattern, "/" taken out of both.
+		{"[BODY].version == pat(v1.?)", body(`{"version":"v1.7"}`), body(`{"version":"v1.10"}`)},
+		{"[BODY].zone == pat([a-c]-*)", body(`{"zone":"b-west"}`), body(`{"zone":"d-west"}`)},
+		{"[BODY].path == pat(/api/*)", body(`{"path":"/api/v1/users"}`), body(`{"path":"/web/v1"}`)},
+		{`[BODY].name == pat(a\*)`, body(`{"name":"a*"}`), body(`{"name":"ab"}`)},
+		{"[BODY].name != pat(tmp-*)", body(`{"name":"web-1"}`), body(`{"name":"tmp-3"}`)},
 		{"[BODY].id == any(1, 2)", body(`{"id":2}`), body(`{"id":3}`)},
 		{"len([BODY]) > 2", body("abc"), body("ab")},
 		{"[CERTIFICATE_EXPIRATION] > 48h", observation{certLeft: 49 * 3600e9, hasCert: true}, observation{certLeft: 3600e9, hasCert: true}},

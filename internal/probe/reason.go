@@ -234,6 +234,12 @@ func unmet(c *condition) string {
 		}
 		return "does not contain " + lit()
 	case opMatches:
+		if c.re == nil {
+			if c.negate {
+				return "matches the pattern " + strconv.Quote(c.glob)
+			}
+			return "does not match the pattern " + strconv.Quote(c.glob)
+		}
 		if c.negate {
 			return "matches /" + c.re.String() + "/"
 		}
