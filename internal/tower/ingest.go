@@ -76,10 +76,7 @@ func (t *ingester) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	defer func() { t.metrics.ingest.WithLabelValues(result).Observe(time.Since(start).Seconds()) }()
 	fail := func(code int, msg string) {
 		result = strings.ToLower(strings.ReplaceAll(http.StatusText(code), " ", "_"))
-		t.logRefusal(r.RemoteAddr, code, msg)
-		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(code)
-		_ = json.NewEncoder(w).Encode(wire.Reply{Error: msg})
+		t.refuse(w, r, code, msg)
 	}
 	if r.Method != http.MethodPost {
 		fail(http.StatusMethodNotAllowed, "POST a batch")
@@ -99,11 +96,9 @@ func (t *ingester) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		t.shed(w, &result, fmt.Sprintf("%d writes queued", q))
 		return
 	}
-	cfg := t.cfg.Load()
-	token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-	agent := cfg.agentByToken(token)
-	if !ok || agent == nil {
-		fail(http.StatusUnauthorized, "unknown or missing agent token")
+	agent := t.agentOf(r)
+	if agent == nil {
+		fail(http.StatusUnauthorized, errUnknownToken)
 		return
 	}
 	if wait := t.budget.wait(agent.Name, t.now()); wait > 0 {
@@ -121,7 +116,7 @@ func (t *ingester) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if env.Agent != agent.Name {
-		fail(http.StatusForbidden, fmt.Sprintf("this token belongs to agent %q, not %q (start the agent with --name %s)", agent.Name, env.Agent, agent.Name))
+		fail(http.StatusForbidden, wrongAgent(agent, env))
 		return
 	}
 	// One batch of an agent at a time: a resend that overlaps a slow
@@ -203,6 +198,31 @@ func decodeEnvelope(w http.ResponseWriter, r *http.Request) (*wire.Envelope, int
 		return nil, read.n, http.StatusRequestEntityTooLarge, fmt.Errorf("batch has %d records; at most %d per batch (split it)", len(env.Records), wire.MaxRecords)
 	}
 	return &env, read.n, 0, nil
+}
+
+// errUnknownToken is the refusal of a batch whose token no agent has.
+const errUnknownToken = "unknown or missing agent token"
+
+// agentOf is the agent whose token the request carries, nil if none.
+func (t *ingester) agentOf(r *http.Request) *AgentConfig {
+	token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	if !ok {
+		return nil
+	}
+	return t.cfg.Load().agentByToken(token)
+}
+
+// wrongAgent is the refusal of a batch sent under another agent's token.
+func wrongAgent(agent *AgentConfig, env *wire.Envelope) string {
+	return fmt.Sprintf("this token belongs to agent %q, not %q (start the agent with --name %s)", agent.Name, env.Agent, agent.Name)
+}
+
+// refuse answers a batch with an error, and logs it (logRefusal).
+func (t *ingester) refuse(w http.ResponseWriter, r *http.Request, code int, msg string) {
+	t.logRefusal(r.RemoteAddr, code, msg)
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(wire.Reply{Error: msg})
 }
 
 // lostReason is the batch's reason for lost records, bounded.

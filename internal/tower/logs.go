@@ -220,23 +220,19 @@ func logStoreReason(err error) string {
 // handleLogIngest takes a batch of an agent's log spool.
 func (t *Tower) handleLogIngest(w http.ResponseWriter, r *http.Request) {
 	fail := func(code int, msg string) {
-		t.in.logRefusal(r.RemoteAddr, code, msg)
-		w.Header().Set("Content-Type", "application/json")
 		if code == http.StatusServiceUnavailable {
 			w.Header().Set("Retry-After", "10")
 		}
-		w.WriteHeader(code)
-		_ = json.NewEncoder(w).Encode(wire.Reply{Error: msg})
+		t.in.refuse(w, r, code, msg)
 	}
 	if r.Method != http.MethodPost {
 		fail(http.StatusMethodNotAllowed, "POST a batch")
 		return
 	}
 	cfg := t.cfg.Load()
-	token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-	agent := cfg.agentByToken(token)
-	if !ok || agent == nil {
-		fail(http.StatusUnauthorized, "unknown or missing agent token")
+	agent := t.in.agentOf(r)
+	if agent == nil {
+		fail(http.StatusUnauthorized, errUnknownToken)
 		return
 	}
 	select {
@@ -270,7 +266,7 @@ func (t *Tower) handleLogIngest(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if env.Agent != agent.Name {
-		fail(http.StatusForbidden, fmt.Sprintf("this token belongs to agent %q, not %q (start the agent with --name %s)", agent.Name, env.Agent, agent.Name))
+		fail(http.StatusForbidden, wrongAgent(agent, env))
 		return
 	}
 	for i, rec := range env.Records {
