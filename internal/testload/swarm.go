@@ -67,12 +67,40 @@ func Swarm(t testing.TB) {
 		t.Fatalf("testload: docker swarm init --advertise-addr 127.0.0.1: %v", err)
 	}
 	t.Cleanup(func() {
+		drainSwarm(t, cli)
 		cctx, cancel := context.WithTimeout(context.Background(), dockerTimeout)
 		defer cancel()
 		if _, err := cli.SwarmLeave(cctx, client.SwarmLeaveOptions{Force: true}); err != nil {
 			t.Errorf("testload: docker swarm leave --force: %v", err)
 		}
 	})
+}
+
+// drainSwarm removes every service left and waits, at most 30 s, until
+// the swarm has no task left. Docker 20.10's swarmkit removes a service's
+// tasks after ServiceRemove returns, and a `swarm leave --force` during
+// that removal made dockerd panic (a nil dereference in
+// orchestrator.SetServiceTasksRemove), taking every later Docker test down
+// with it.
+func drainSwarm(t testing.TB, cli *client.Client) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if res, err := cli.ServiceList(ctx, client.ServiceListOptions{}); err == nil {
+		for _, s := range res.Items {
+			if _, err := cli.ServiceRemove(ctx, s.ID, client.ServiceRemoveOptions{}); err != nil {
+				t.Logf("testload: docker service rm %s: %v", s.Spec.Name, err)
+			}
+		}
+	}
+	for ctx.Err() == nil {
+		res, err := cli.TaskList(ctx, client.TaskListOptions{})
+		if err != nil || len(res.Items) == 0 {
+			return
+		}
+		// The daemon sends no event when its task store is empty: ask again.
+		time.Sleep(200 * time.Millisecond)
+	}
+	t.Logf("testload: swarm tasks still listed after 30 s; leaving anyway")
 }
 
 // ServiceSpec is what StartService needs beyond an image and a name.
