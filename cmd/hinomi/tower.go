@@ -61,7 +61,7 @@ func runTower(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return nil
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	defer tower.TuneGC()()
+	defer tower.TuneRuntime()()
 	t, err := tower.New(cfg, tower.Options{Log: log})
 	if err != nil {
 		return err

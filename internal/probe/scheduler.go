@@ -243,6 +243,13 @@ func firstSlot(now time.Time, interval, offset time.Duration) time.Time {
 	return time.Unix(0, k*int64(interval)+int64(offset))
 }
 
+// wakeEarly is how long before its slot a probe's timer fires; the rest is slept
+// exactly (sleepExactly), in one thread's system call, so that a run starts within tens
+// of microseconds of its slot instead of up to a millisecond after it. It is more than the
+// runtime's timer granularity (1 ms), so the timer never fires after the slot on an idle
+// process.
+const wakeEarly = 1500 * time.Microsecond
+
 func (s *Scheduler) loop(ctx context.Context, sp *Spec) {
 	env := s.cfg.Env
 	interval := sp.Interval
@@ -252,7 +259,20 @@ func (s *Scheduler) loop(ctx context.Context, sp *Spec) {
 	defer timer.Stop()
 	skipped := 0
 	for {
-		if d := planned.Sub(env.now()); d > 0 {
+		exact := true
+		for d := planned.Sub(env.now()); d > 0; d = planned.Sub(env.now()) {
+			if d <= wakeEarly && exact {
+				// The runtime's timer wakes up to a millisecond late on an idle
+				// process; the last stretch is slept exactly, once (a signal cuts
+				// it short, and a clock that is not the machine's does not move
+				// with it: the timer then waits for what is left).
+				exact = false
+				sleepExactly(d)
+				continue
+			}
+			if d > wakeEarly {
+				d -= wakeEarly
+			}
 			timer.Reset(d)
 			select {
 			case <-ctx.Done():

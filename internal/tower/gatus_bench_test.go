@@ -372,8 +372,8 @@ func startHinomi(b *testing.B, dir string, tg *target, endpoints int, interval t
 	if err != nil {
 		b.Fatalf("the imported configuration: %v", err)
 	}
-	// The collector as `hinomi tower` sets it.
-	b.Cleanup(TuneGC())
+	// The collector and the time slices as `hinomi tower` sets them.
+	b.Cleanup(TuneRuntime())
 	tw, err := New(cfg, Options{})
 	if err != nil {
 		b.Fatal(err)
