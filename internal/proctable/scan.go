@@ -172,6 +172,36 @@ func (s *scanner) read(dir, pid int, rel string) ([]byte, error) {
 	return s.readAt(dir, rel)
 }
 
+// readQuick is read for the files that the kernel makes without waiting
+// on their process (stat, status, wchan: see readlinkat), with raw system
+// calls.
+func (s *scanner) readQuick(dir, pid int, rel string) ([]byte, error) {
+	if s.rec != nil {
+		return s.src.ReadFile(s.path(pid, rel))
+	}
+	s.name = append(append(s.name[:0], rel...), 0)
+	fd, _, e := unix.RawSyscall6(unix.SYS_OPENAT, uintptr(dir), uintptr(unsafe.Pointer(&s.name[0])),
+		uintptr(unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NOCTTY), 0, 0, 0)
+	if e != 0 {
+		return nil, e
+	}
+	defer unix.RawSyscall(unix.SYS_CLOSE, fd, 0, 0)
+	n := 0
+	for {
+		if n == len(s.buf) {
+			s.buf = append(s.buf, make([]byte, len(s.buf))...)
+		}
+		k, _, e := unix.RawSyscall(unix.SYS_READ, fd, uintptr(unsafe.Pointer(&s.buf[n])), uintptr(len(s.buf)-n))
+		if e != 0 {
+			return nil, e
+		}
+		n += int(k)
+		if k == 0 || n < len(s.buf) {
+			return s.buf[:n], nil
+		}
+	}
+}
+
 func (s *scanner) readAt(dir int, rel string) ([]byte, error) {
 	fd, err := unix.Openat(dir, rel, unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NOCTTY, 0)
 	if err != nil {
@@ -203,7 +233,7 @@ func (s *scanner) proc(ctx context.Context, pid int) (*Proc, bool, []*fdRange) {
 		return nil, false, nil
 	}
 	defer unix.Close(dir)
-	b, err := s.read(dir, pid, "stat")
+	b, err := s.readQuick(dir, pid, "stat")
 	if err != nil {
 		return nil, false, nil
 	}
@@ -224,7 +254,7 @@ func (s *scanner) proc(ctx context.Context, pid int) (*Proc, bool, []*fdRange) {
 	if !s.boot.IsZero() {
 		p.Started = s.boot.Add(time.Duration(st.starttime) * time.Second / userHZ).UTC()
 	}
-	if b, err := s.read(dir, pid, "status"); err == nil {
+	if b, err := s.readQuick(dir, pid, "status"); err == nil {
 		p.UID, p.EUID = statusUIDs(b)
 	}
 	if p.Kernel {
@@ -283,7 +313,7 @@ func (s *scanner) proc(ctx context.Context, pid int) (*Proc, bool, []*fdRange) {
 }
 
 func (s *scanner) wchan(dir, pid int, rel string) string {
-	b, err := s.read(dir, pid, rel)
+	b, err := s.readQuick(dir, pid, rel)
 	if err != nil {
 		return ""
 	}
