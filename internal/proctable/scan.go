@@ -80,6 +80,7 @@ func Scan(ctx context.Context, src *host.Source) (*Table, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("reading /proc: %w", err)
 	}
+	later = interleave(later)
 	parallel(ctx, scanners, len(later), func(s *scanner, i int) { s.walkRange(ctx, later[i]) })
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("reading /proc: %w", err)
@@ -100,6 +101,31 @@ func Scan(ctx context.Context, src *host.Source) (*Table, error) {
 	}
 	t.Took = time.Since(start)
 	return t, nil
+}
+
+// interleave orders the ranges so that neighbours belong to different
+// processes where it can: the workers take them in order, and two workers
+// resolving descriptors of one process at once contend in the kernel for
+// that process's locks (its task lock, its descriptor table).
+func interleave(rs []*fdRange) []*fdRange {
+	var procs []*Proc
+	by := map[*Proc][]*fdRange{}
+	for _, r := range rs {
+		if by[r.p] == nil {
+			procs = append(procs, r.p)
+		}
+		by[r.p] = append(by[r.p], r)
+	}
+	out := make([]*fdRange, 0, len(rs))
+	for len(out) < len(rs) {
+		for _, p := range procs {
+			if q := by[p]; len(q) > 0 {
+				out = append(out, q[0])
+				by[p] = q[1:]
+			}
+		}
+	}
+	return out
 }
 
 // parallel runs do(s, i) for every i below n on the scanners' goroutines,
@@ -377,14 +403,19 @@ func (s *scanner) threads(dir int, p *Proc) {
 // into the scanner's buffer and opens each TID/stat relative to it, so
 // that nothing is allocated and no path is looked up from /proc again.
 func (s *scanner) threadsLive(dir int, p *Proc) {
-	taskDir, err := unix.Openat(dir, "task", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-	if err != nil {
+	// Raw system calls, as for the stat files (see readlinkat): listing a
+	// task directory waits on nothing either.
+	fd, _, e := unix.RawSyscall6(unix.SYS_OPENAT, uintptr(dir), uintptr(unsafe.Pointer(&taskName[0])),
+		uintptr(unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC), 0, 0, 0)
+	if e != 0 {
 		return
 	}
-	defer unix.Close(taskDir)
+	defer unix.RawSyscall(unix.SYS_CLOSE, fd, 0, 0)
+	taskDir := int(fd)
+	seen := 0
 	for {
-		n, err := unix.Getdents(taskDir, s.dents)
-		if err != nil || n == 0 {
+		n, _, e := unix.RawSyscall(unix.SYS_GETDENTS64, fd, uintptr(unsafe.Pointer(&s.dents[0])), uintptr(len(s.dents)))
+		if e != 0 || n == 0 {
 			return
 		}
 		for b := s.dents[:n]; len(b) > 0; {
@@ -399,6 +430,7 @@ func (s *scanner) threadsLive(dir int, p *Proc) {
 			if end <= 0 || name[0] < '0' || name[0] > '9' {
 				continue // . and ..
 			}
+			seen++
 			tid := name[:end]
 			if n, err := strconv.Atoi(string(tid)); err != nil || n == p.PID {
 				continue
@@ -410,8 +442,19 @@ func (s *scanner) threadsLive(dir int, p *Proc) {
 			}
 			s.stuck(dir, p, string(tid))
 		}
+		// Every thread the process had is seen: the listing's end, which
+		// walks the thread list once more, is not asked for. A thread
+		// started since its stat was read is seen if this batch has it.
+		if seen >= p.Threads {
+			return
+		}
 	}
 }
+
+var (
+	taskName = []byte("task\x00")
+	fdName   = []byte("fd\x00")
+)
 
 // stuck adds thread tid of p, in D, with where it waits.
 func (s *scanner) stuck(dir int, p *Proc, tid string) {
@@ -429,17 +472,20 @@ func (s *scanner) stuck(dir int, p *Proc, tid string) {
 // and its end is a walk over every slot of the table. A table bigger than
 // chunkFDs is returned as ranges for the workers to share.
 func (s *scanner) fds(ctx context.Context, dir int, p *Proc) (hidden bool, later []*fdRange) {
+	// Opened, and its size asked, with raw system calls (see readlinkat).
+	r, _, e := unix.RawSyscall6(unix.SYS_OPENAT, uintptr(dir), uintptr(unsafe.Pointer(&fdName[0])),
+		uintptr(unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC), 0, 0, 0)
+	if e != 0 {
+		return errors.Is(e, fs.ErrPermission), nil
+	}
+	fdDir := int(r)
 	count := -1
 	if s.fast {
 		var st unix.Stat_t
 		// Kernels before 6.2 give 0 here: then the directory is listed.
-		if err := unix.Fstatat(dir, "fd", &st, 0); err == nil && st.Size > 0 {
+		if _, _, e := unix.RawSyscall(unix.SYS_FSTAT, r, uintptr(unsafe.Pointer(&st)), 0); e == 0 && st.Size > 0 {
 			count = int(st.Size)
 		}
-	}
-	fdDir, err := unix.Openat(dir, "fd", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return errors.Is(err, fs.ErrPermission), nil
 	}
 	if count > chunkFDs {
 		unix.Close(fdDir)
