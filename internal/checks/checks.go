@@ -156,14 +156,15 @@ func All() []Check {
 // (nor call what does): they may run while the process table is built.
 // The race detector in the tests holds this list to its word.
 var procsFree = map[string]bool{
-	"disk": true, "softnet": true, "docker-restarts": true, "docker-memory": true, "docker-disk": true,
+	"disk": true, "softnet": true, "docker-memory": true, "docker-disk": true,
 	"swarm": true, "kubernetes": true, "journal": true, "zfs": true, "smart": true,
 	"previous-boot": true,
 }
 
 // kernelOnly are the checks that read Env.Kernel but not Env.Procs: with
 // Env.KernelReady they run as soon as the kernel log is read.
-var kernelOnly = map[string]bool{"kernel-log": true}
+// docker-restarts reads it for the OOM kills the engine did not flag.
+var kernelOnly = map[string]bool{"kernel-log": true, "docker-restarts": true}
 
 // Report gathers the results of a run.
 type Report struct {

@@ -41,8 +41,7 @@ func checkDockerRestarts(ctx context.Context, env *Env) (Result, error) {
 	}
 	looping := 0
 	for i := range st.Containers {
-		c := &st.Containers[i]
-		f, ok := restartFinding(c, env.Now)
+		f, ok := liveRestartFinding(&st.Containers[i], env.Kernel, env.Now)
 		if !ok {
 			continue
 		}
@@ -404,4 +403,72 @@ func plural(n int, one, many string) string {
 		return one
 	}
 	return many
+}
+
+// liveRestartFinding is restartFinding on a live host, whose kernel log
+// can say that a death the engine did not flag was an OOM kill.
+func liveRestartFinding(c *dockerContainer, kl *KernelLog, now time.Time) (finding.Finding, bool) {
+	oom := kernelOOM(kl, c)
+	if oom != nil {
+		// The engine's state is shared with the other checks: the
+		// finding is made from a copy that says what the kernel saw.
+		cc := *c
+		cc.OOMKilled = true
+		c = &cc
+	}
+	f, ok := restartFinding(c, now)
+	if ok && oom != nil {
+		f.Evidence.Lines = append(f.Evidence.Lines, oom...)
+		f.Evidence.Notes = append(f.Evidence.Notes, "The engine did not mark the container as OOM-killed (its flag comes from an event that can arrive after the exit is recorded); the kernel's log names the container's memory cgroup in the kill shown.")
+	}
+	return f, ok
+}
+
+// oomWindow is how long before a container's recorded death the kernel's
+// kill of its process may be dated: the log's times come from the boot
+// time in whole seconds and the kernel's own clock, which drift from the
+// wall clock by seconds on a long-running host.
+const oomWindow = 30 * time.Second
+
+// kernelOOM returns the kernel log's lines of the OOM kill behind c's last
+// death when it died with exit code 137 (SIGKILL) and the engine did not
+// mark it as OOM-killed: Docker sets that mark from the runtime's OOM
+// event, which can come after the exit is recorded, and then never sets
+// it. The kill is the latest "oom-kill:" line whose memory cgroup is the
+// container's (its full ID in the path: /docker/ID, docker-ID.scope)
+// dated from oomWindow before the death to 10 s after it, with the
+// "Killed process" line that follows it. nil when there is none.
+func kernelOOM(kl *KernelLog, c *dockerContainer) []finding.Line {
+	if kl == nil || c.OOMKilled || len(c.ID) < 64 {
+		return nil
+	}
+	died, code := c.FinishedAt, c.ExitCode
+	if len(c.Exits) > 0 && (c.Running || c.Restarting) {
+		e := c.Exits[len(c.Exits)-1]
+		died, code = e.Time, e.Code
+	}
+	if code != 137 || died.IsZero() {
+		return nil
+	}
+	for i := len(kl.Lines) - 1; i >= 0; i-- {
+		l := kl.Lines[i]
+		if l.Time == nil || !strings.Contains(l.Text, "oom-kill:") {
+			continue
+		}
+		if l.Time.Before(died.Add(-oomWindow)) || l.Time.After(died.Add(10*time.Second)) {
+			continue
+		}
+		if _, memcg := parseOOMKill(l.Text); !strings.Contains(memcg, c.ID) {
+			continue
+		}
+		out := []finding.Line{l}
+		for _, k := range kl.Lines[i+1 : min(i+4, len(kl.Lines))] {
+			if strings.Contains(k.Text, "Killed process") {
+				out = append(out, k)
+				break
+			}
+		}
+		return out
+	}
+	return nil
 }

@@ -28,7 +28,12 @@ func uniqueName(what string) string {
 
 func liveDockerEnv(t *testing.T) *Env {
 	t.Helper()
-	return &Env{Src: host.Live(), Host: "test", Now: time.Now(), Log: slog.New(slog.DiscardHandler)}
+	env := &Env{Src: host.Live(), Host: "test", Now: time.Now(), Log: slog.New(slog.DiscardHandler)}
+	// The kernel log, as doctor and the agent give it to the checks.
+	if st, err := os.ReadFile("/proc/stat"); err == nil {
+		env.Kernel = ReadKernelLog(env.Src, proctable.BootTime(st), 5000)
+	}
+	return env
 }
 
 // findingFor returns the finding about subject, failing the test without.
@@ -120,6 +125,82 @@ func TestDockerOOMKilledGaveUp(t *testing.T) {
 		if !strings.Contains(f.Summary, want) {
 			t.Errorf("summary lacks %q: %s", want, f.Summary)
 		}
+	}
+}
+
+// Docker 20.10 left .State.OOMKilled false for a container whose process
+// the kernel had OOM-killed (exit code 137): these are that container's
+// inspect state and the kernel's lines for its two deaths, as a CI run of
+// TestDockerOOMKilledGaveUp on 2026-12-02 left them (dmesg; the kernel's
+// clock 2 s ahead of the wall clock). The kernel's record makes it an OOM
+// kill; another container's, an older kill, or another exit code do not.
+func TestKernelLogNamesAnOOMKillDockerMissed(t *testing.T) {
+	const id = "092cb03758a0d1fe086aa0d3e89f5953455b29d17e5f171b4e929796383a957f"
+	boot := time.Date(2026, 12, 2, 7, 44, 59, 0, time.UTC)
+	at := func(sec float64) *time.Time {
+		t := boot.Add(time.Duration(sec * float64(time.Second)))
+		return &t
+	}
+	kill := func(sec float64, pid, cid string) []finding.Line {
+		return []finding.Line{
+			{Time: at(sec), Source: "kernel", Text: "oom-kill:constraint=CONSTRAINT_MEMCG,nodemask=(null),cpuset=" + cid + ",mems_allowed=0,oom_memcg=/docker/" + cid + ",task_memcg=/docker/" + cid + ",task=hinomi-testload,pid=" + pid + ",uid=0"},
+			{Time: at(sec), Source: "kernel", Text: "Memory cgroup out of memory: Killed process " + pid + " (hinomi-testload) total-vm:1326268kB, anon-rss:32128kB, file-rss:2136kB, shmem-rss:0kB, UID:0 pgtables:156kB oom_score_adj:0"},
+		}
+	}
+	real := &KernelLog{Lines: append(kill(4635.953060, "9630", id), kill(4636.247348, "9707", id)...)}
+	died := time.Date(2026, 12, 2, 9, 2, 13, 0, time.UTC)
+	ctr := func() *dockerContainer {
+		return &dockerContainer{ID: id, Name: "hinomi-test-c4-oom-8946", Image: "hinomi-testload:test", Status: "exited",
+			ExitCode: 137, Created: died.Add(-2 * time.Second), StartedAt: died.Add(-time.Second), FinishedAt: died,
+			RestartCount: 1, RestartPolicy: "on-failure", MaxRetries: 1}
+	}
+
+	got := kernelOOM(real, ctr())
+	if len(got) != 2 || !strings.Contains(got[0].Text, "pid=9707") || !strings.Contains(got[1].Text, "Killed process 9707") {
+		t.Fatalf("kernelOOM = %v; want the second death's oom-kill line and its Killed process line", got)
+	}
+	other := strings.Replace(id, "092c", "ffff", 1)
+	for name, c := range map[string]struct {
+		kl  *KernelLog
+		mod func(*dockerContainer)
+	}{
+		"another container's kill": {&KernelLog{Lines: kill(4636.247348, "9707", other)}, nil},
+		"a kill long before":       {&KernelLog{Lines: kill(4636.247348-120, "9707", id)}, nil},
+		"exit code 1":              {real, func(c *dockerContainer) { c.ExitCode = 1 }},
+		"flagged by the engine":    {real, func(c *dockerContainer) { c.OOMKilled = true }},
+		"no kernel log":            {nil, nil},
+	} {
+		d := ctr()
+		if c.mod != nil {
+			c.mod(d)
+		}
+		if got := kernelOOM(c.kl, d); got != nil {
+			t.Errorf("%s: kernelOOM = %v; want none", name, got)
+		}
+	}
+
+	// The finding says what the kernel saw, with its lines; the engine's
+	// own state is left as it was.
+	c := ctr()
+	f, ok := liveRestartFinding(c, real, died.Add(time.Minute))
+	if !ok || f.Mode != "FM-C4" || f.Evidence.Vars["oom"] != "true" || !strings.Contains(f.Summary, "killed by the OOM killer") {
+		t.Fatalf("finding %v: %s %v; want FM-C4 naming the OOM kill", ok, f.Summary, f.Evidence.Vars)
+	}
+	var kernelLines int
+	for _, l := range f.Evidence.Lines {
+		if l.Source == "kernel" {
+			kernelLines++
+		}
+	}
+	if kernelLines != 2 || len(f.Evidence.Notes) == 0 || !strings.Contains(strings.Join(f.Evidence.Notes, " "), "did not mark the container as OOM-killed") {
+		t.Errorf("evidence lines %v, notes %q; want the kernel's two lines and why they are there", f.Evidence.Lines, f.Evidence.Notes)
+	}
+	if c.OOMKilled {
+		t.Error("the engine's shared state was changed")
+	}
+	// Without the kernel's record it is a plain exit 137.
+	if f, _ := liveRestartFinding(ctr(), nil, died.Add(time.Minute)); f.Evidence.Vars["oom"] != "" {
+		t.Errorf("without the kernel log: vars %v", f.Evidence.Vars)
 	}
 }
 
