@@ -620,13 +620,17 @@ func TestCgroupAtPidsMaxNamesProcess(t *testing.T) {
 	}
 
 	d := diagnose(t, Options{})
+	// The forking process's Go runtime may start a thread in the slot it
+	// freed (threads count as tasks): the doctor's reading lies between
+	// the test's readings before and after it.
+	after := readIntFile(t, filepath.Join(dir, "pids.current"))
 
 	f := findingByKey(t, d, "FM-B4/pids cgroup "+cgPath)
 	if f.Severity != finding.High {
 		t.Errorf("severity %s, want high at %d of %d", f.Severity, cur, limit)
 	}
-	if fig := f.Evidence.Figures[0]; fig.Value != float64(cur) || fig.Limit != limit {
-		t.Errorf("figure %+v, want %d of %d", fig, cur, limit)
+	if fig := f.Evidence.Figures[0]; fig.Value < float64(min(cur, after)) || fig.Value > float64(max(cur, after)) || fig.Limit != limit {
+		t.Errorf("figure %+v, want %d (or %d, read after it) of %d", fig, cur, after, limit)
 	}
 	if len(f.Evidence.Figures) < 2 || f.Evidence.Figures[1].Value < 1 {
 		t.Errorf("no count of refused forks: %+v", f.Evidence.Figures)
