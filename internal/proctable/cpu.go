@@ -24,7 +24,7 @@ func ReadCPU(src *host.Source, pids []int) map[int]CPUTime {
 	prefix := src.Path("/proc") + "/"
 	for _, pid := range pids {
 		path = append(strconv.AppendInt(append(path[:0], prefix...), int64(pid), 10), "/stat\x00"...)
-		fd, err := openat(unix.AT_FDCWD, path)
+		fd, err := openName(unix.AT_FDCWD, path, readFlags, false)
 		if err != nil {
 			continue
 		}

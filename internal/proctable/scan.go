@@ -195,51 +195,34 @@ func (s *scanner) read(dir, pid int, rel string) ([]byte, error) {
 	if s.rec != nil {
 		return s.src.ReadFile(s.path(pid, rel))
 	}
-	return s.readAt(dir, rel)
+	return s.readAt(dir, rel, false)
 }
 
 // readQuick is read for the files that the kernel makes without waiting
-// on their process (stat, status, wchan: see readlinkat), with raw system
-// calls.
+// on their process (stat, status, wchan), with raw system calls (see
+// readlinkat).
 func (s *scanner) readQuick(dir, pid int, rel string) ([]byte, error) {
 	if s.rec != nil {
 		return s.src.ReadFile(s.path(pid, rel))
 	}
-	s.name = append(append(s.name[:0], rel...), 0)
-	fd, _, e := unix.RawSyscall6(unix.SYS_OPENAT, uintptr(dir), uintptr(unsafe.Pointer(&s.name[0])),
-		uintptr(unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NOCTTY), 0, 0, 0)
-	if e != 0 {
-		return nil, e
-	}
-	defer unix.RawSyscall(unix.SYS_CLOSE, fd, 0, 0)
-	n := 0
-	for {
-		if n == len(s.buf) {
-			s.buf = append(s.buf, make([]byte, len(s.buf))...)
-		}
-		k, _, e := unix.RawSyscall(unix.SYS_READ, fd, uintptr(unsafe.Pointer(&s.buf[n])), uintptr(len(s.buf)-n))
-		if e != 0 {
-			return nil, e
-		}
-		n += int(k)
-		if k == 0 || n < len(s.buf) {
-			return s.buf[:n], nil
-		}
-	}
+	return s.readAt(dir, rel, true)
 }
 
-func (s *scanner) readAt(dir int, rel string) ([]byte, error) {
-	fd, err := unix.Openat(dir, rel, unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NOCTTY, 0)
+// readAt reads rel below dir into the scanner's buffer; raw: with raw
+// system calls.
+func (s *scanner) readAt(dir int, rel string, raw bool) ([]byte, error) {
+	s.name = append(append(s.name[:0], rel...), 0)
+	fd, err := openName(dir, s.name, readFlags, raw)
 	if err != nil {
 		return nil, err
 	}
-	defer unix.Close(fd)
+	defer closeFD(fd, raw)
 	n := 0
 	for {
 		if n == len(s.buf) {
 			s.buf = append(s.buf, make([]byte, len(s.buf))...)
 		}
-		k, err := unix.Read(fd, s.buf[n:])
+		k, err := readFD(fd, s.buf[n:], raw)
 		if err != nil {
 			return nil, err
 		}
@@ -309,7 +292,7 @@ func (s *scanner) proc(ctx context.Context, pid int) (*Proc, bool, []*fdRange) {
 	// On a live host it is read only when a check asks (Command).
 	if s.fast {
 		p.cmd = &lazyCmdline{src: s.src, pid: pid, start: st.starttime}
-	} else if b, err := s.readAt(dir, "cmdline"); err == nil {
+	} else if b, err := s.readAt(dir, "cmdline", false); err == nil {
 		args := RedactArgs(splitCmdline(b))
 		p.Cmdline = strings.Join(args, " ")
 		if s.rec != nil {
@@ -405,16 +388,14 @@ func (s *scanner) threads(dir int, p *Proc) {
 func (s *scanner) threadsLive(dir int, p *Proc) {
 	// Raw system calls, as for the stat files (see readlinkat): listing a
 	// task directory waits on nothing either.
-	fd, _, e := unix.RawSyscall6(unix.SYS_OPENAT, uintptr(dir), uintptr(unsafe.Pointer(&taskName[0])),
-		uintptr(unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC), 0, 0, 0)
-	if e != 0 {
+	taskDir, err := openName(dir, taskName, dirFlags, true)
+	if err != nil {
 		return
 	}
-	defer unix.RawSyscall(unix.SYS_CLOSE, fd, 0, 0)
-	taskDir := int(fd)
+	defer closeFD(taskDir, true)
 	seen := 0
 	for {
-		n, _, e := unix.RawSyscall(unix.SYS_GETDENTS64, fd, uintptr(unsafe.Pointer(&s.dents[0])), uintptr(len(s.dents)))
+		n, _, e := unix.RawSyscall(unix.SYS_GETDENTS64, uintptr(taskDir), uintptr(unsafe.Pointer(&s.dents[0])), uintptr(len(s.dents)))
 		if e != 0 || n == 0 {
 			return
 		}
@@ -473,17 +454,15 @@ func (s *scanner) stuck(dir int, p *Proc, tid string) {
 // chunkFDs is returned as ranges for the workers to share.
 func (s *scanner) fds(ctx context.Context, dir int, p *Proc) (hidden bool, later []*fdRange) {
 	// Opened, and its size asked, with raw system calls (see readlinkat).
-	r, _, e := unix.RawSyscall6(unix.SYS_OPENAT, uintptr(dir), uintptr(unsafe.Pointer(&fdName[0])),
-		uintptr(unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC), 0, 0, 0)
-	if e != 0 {
-		return errors.Is(e, fs.ErrPermission), nil
+	fdDir, err := openName(dir, fdName, dirFlags, true)
+	if err != nil {
+		return errors.Is(err, fs.ErrPermission), nil
 	}
-	fdDir := int(r)
 	count := -1
 	if s.fast {
 		var st unix.Stat_t
 		// Kernels before 6.2 give 0 here: then the directory is listed.
-		if _, _, e := unix.RawSyscall(unix.SYS_FSTAT, r, uintptr(unsafe.Pointer(&st)), 0); e == 0 && st.Size > 0 {
+		if _, _, e := unix.RawSyscall(unix.SYS_FSTAT, uintptr(fdDir), uintptr(unsafe.Pointer(&st)), 0); e == 0 && st.Size > 0 {
 			count = int(st.Size)
 		}
 	}
@@ -694,18 +673,52 @@ func netnsOfLink(b []byte) uint64 {
 	return n
 }
 
-// openat opens a NUL-terminated name below dir for reading, without the
-// allocation unix.Openat makes for its string.
-func openat(dir int, name []byte) (int, error) {
-	fd, _, e := unix.Syscall6(unix.SYS_OPENAT, uintptr(dir), uintptr(unsafe.Pointer(&name[0])),
-		uintptr(unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NOCTTY), 0, 0, 0)
+const (
+	readFlags = unix.O_RDONLY | unix.O_CLOEXEC | unix.O_NOCTTY
+	dirFlags  = unix.O_RDONLY | unix.O_DIRECTORY | unix.O_CLOEXEC
+)
+
+// openName opens a NUL-terminated name below dir, without the allocation
+// unix.Openat makes for its string; raw: without telling the Go
+// scheduler (see readlinkat).
+func openName(dir int, name []byte, flags int, raw bool) (int, error) {
+	var fd uintptr
+	var e unix.Errno
+	if raw {
+		fd, _, e = unix.RawSyscall6(unix.SYS_OPENAT, uintptr(dir), uintptr(unsafe.Pointer(&name[0])), uintptr(flags), 0, 0, 0)
+	} else {
+		fd, _, e = unix.Syscall6(unix.SYS_OPENAT, uintptr(dir), uintptr(unsafe.Pointer(&name[0])), uintptr(flags), 0, 0, 0)
+	}
 	if e != 0 {
 		return -1, e
 	}
 	return int(fd), nil
 }
 
-// The two calls below are made for every descriptor and every thread of
+// readFD is one read(2) into b (which is not empty).
+func readFD(fd int, b []byte, raw bool) (int, error) {
+	var n uintptr
+	var e unix.Errno
+	if raw {
+		n, _, e = unix.RawSyscall(unix.SYS_READ, uintptr(fd), uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)))
+	} else {
+		n, _, e = unix.Syscall(unix.SYS_READ, uintptr(fd), uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)))
+	}
+	if e != 0 {
+		return 0, e
+	}
+	return int(n), nil
+}
+
+func closeFD(fd int, raw bool) {
+	if raw {
+		unix.RawSyscall(unix.SYS_CLOSE, uintptr(fd), 0, 0)
+		return
+	}
+	unix.Close(fd)
+}
+
+// The calls below are made for every descriptor and every thread of
 // the host, 100,000 and more a pass, so they go to the kernel without
 // telling the Go scheduler (RawSyscall). Told, it hands the worker's P to
 // another thread whenever a call outlasts 20 µs and takes it back after:
@@ -730,17 +743,12 @@ func readlinkat(dir int, name, buf []byte) (int, error) {
 // readTaskStat reads a task's stat file, name NUL-terminated below dir,
 // into buf in one read (its state comes first, in the first bytes).
 func readTaskStat(dir int, name, buf []byte) (int, error) {
-	fd, _, e := unix.RawSyscall6(unix.SYS_OPENAT, uintptr(dir), uintptr(unsafe.Pointer(&name[0])),
-		uintptr(unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NOCTTY), 0, 0, 0)
-	if e != 0 {
-		return 0, e
+	fd, err := openName(dir, name, readFlags, true)
+	if err != nil {
+		return 0, err
 	}
-	n, _, e := unix.RawSyscall(unix.SYS_READ, fd, uintptr(unsafe.Pointer(&buf[0])), uintptr(len(buf)))
-	unix.RawSyscall(unix.SYS_CLOSE, fd, 0, 0)
-	if e != 0 {
-		return 0, e
-	}
-	return int(n), nil
+	defer closeFD(fd, true)
+	return readFD(fd, buf, true)
 }
 
 var inotifyWD = []byte("inotify wd:")
