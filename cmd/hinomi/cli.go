@@ -126,6 +126,7 @@ func runDoctor(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	mountTimeout := fs.Duration("mount-timeout", 2*time.Second, "how long a network or FUSE mount may take to answer stat")
 	color := fs.String("color", "auto", "colour the output: auto (on a terminal, unless $NO_COLOR), always, never")
 	verbose := fs.Bool("v", false, "log what each check does on stderr")
+	noBPF := fs.Bool("no-bpf", false, "read descriptor tables and threads from /proc only, without the BPF pass (docs/doctor.md)")
 	var sigFiles multiFlag
 	fs.Var(&sigFiles, "signatures", "a YAML file of extra log signatures (repeatable)")
 	if err := fs.parse(args); err != nil {
@@ -168,7 +169,7 @@ func runDoctor(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		level = slog.LevelDebug
 	}
 	d, err := doctor.Diagnose(ctx, doctor.Options{
-		From: *from, SampleFor: *sample, MountDeadline: *mountTimeout, SignatureFiles: sigFiles,
+		From: *from, SampleFor: *sample, MountDeadline: *mountTimeout, SignatureFiles: sigFiles, NoBPF: *noBPF,
 		Log: slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level})),
 	})
 	lb := <-books

@@ -1,6 +1,7 @@
 package doctor
 
 import (
+	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -23,7 +24,9 @@ import (
 // every link, nothing else) and the two tools an operator would reach for:
 // `lsof -n | wc -l`, and the usual shell pipeline over /proc/*/fdinfo that
 // counts inotify watches. It reports doctor's wall time, CPU time and peak
-// RSS and the ratios; docs/benchmarks.md records the figures.
+// RSS and the ratios; docs/benchmarks.md records the figures. Doctor runs
+// with the BPF pass (procbpf), which it uses where it can, and, alternated
+// with it, with --no-bpf: the /proc pass of hosts where it cannot.
 //
 //	go test -run '^$' -bench DoctorUnderLoad -benchtime 1x ./internal/doctor
 func BenchmarkDoctorUnderLoad(b *testing.B) {
@@ -55,7 +58,7 @@ func BenchmarkDoctorUnderLoad(b *testing.B) {
 		testload.Start(b, "-dir", fastDir(), "-children", strconv.Itoa(wantProcs/loaders+1), "-files", strconv.Itoa(wantFDs/loaders+1),
 			"-watches", strconv.Itoa(wantWatches/loaders+1), "-instances", "2")
 	}
-	tb, err := proctable.Scan(b.Context(), host.Live())
+	tb, err := proctable.ScanWith(b.Context(), host.Live(), proctable.Options{NoBPF: true})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -86,6 +89,24 @@ func BenchmarkDoctorUnderLoad(b *testing.B) {
 			cpu = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 		}
 		return took, cpu, rss
+	}
+	// The default run must be the BPF pass's, or the figures say nothing.
+	out, err := exec.Command(bin, "doctor", "--json", "--sample", "0").Output()
+	if ee, ok := err.(*exec.ExitError); err != nil && !(ok && ee.ExitCode() == ExitFindings) {
+		b.Fatal(err)
+	}
+	var rep struct {
+		Pass string `json:"process_pass"`
+		Note string `json:"process_pass_note"`
+	}
+	if err := json.Unmarshal(out, &rep); err != nil {
+		b.Fatal(err)
+	}
+	if rep.Pass != "bpf" {
+		if os.Getenv("CI") != "" {
+			b.Fatalf("doctor did not use the BPF pass: %s", rep.Note)
+		}
+		b.Logf("doctor did not use the BPF pass: %s", rep.Note)
 	}
 	// The baseline: what `ls -l /proc/*/fd` does, on one thread.
 	bare := func() (time.Duration, time.Duration, int) {
@@ -126,7 +147,7 @@ func BenchmarkDoctorUnderLoad(b *testing.B) {
 
 	b.ResetTimer()
 	for b.Loop() {
-		var doctorT, doctorCPU, bareT, bareCPU, noSampleT, shellT []time.Duration
+		var doctorT, doctorCPU, bareT, bareCPU, noSampleT, shellT, procT, procCPU []time.Duration
 		var peak int64
 		var links int
 		// Alternated, so that the machine's other load weighs on both alike.
@@ -141,6 +162,8 @@ func BenchmarkDoctorUnderLoad(b *testing.B) {
 			// which sets a floor under the default run's wall time.
 			t, _, _ = run("doctor", bin, "doctor", "--sample", "0")
 			noSampleT = append(noSampleT, t)
+			t, cpu, _ = run("doctor", bin, "doctor", "--no-bpf")
+			procT, procCPU = append(procT, t), append(procCPU, cpu)
 		}
 		for range 3 {
 			t, _, _ := run("shell", "sh", "-c", `find /proc/[0-9]*/fd -lname 'anon_inode:inotify' -printf '%hinfo/%f\n' 2>/dev/null | xargs cat 2>/dev/null | grep -c '^inotify wd:'`)
@@ -148,6 +171,7 @@ func BenchmarkDoctorUnderLoad(b *testing.B) {
 		}
 		lsofT := timeLsof(b)
 		d, s, bp, dc, bc, ns := median(doctorT), median(shellT), median(bareT), median(doctorCPU), median(bareCPU), median(noSampleT)
+		pt, pc := median(procT), median(procCPU)
 		b.ReportMetric(d.Seconds(), "doctor-s")
 		b.ReportMetric(dc.Seconds(), "doctor-CPU-s")
 		b.ReportMetric(bp.Seconds(), "bare-pass-s")
@@ -156,12 +180,14 @@ func BenchmarkDoctorUnderLoad(b *testing.B) {
 		b.ReportMetric(ns.Seconds(), "doctor-sample0-s")
 		b.ReportMetric(ns.Seconds()/bp.Seconds(), "doctor-sample0/bare-pass")
 		b.ReportMetric(float64(peak)/(1<<20), "doctor-peak-RSS-MB")
+		b.ReportMetric(pt.Seconds(), "doctor-no-bpf-s")
+		b.ReportMetric(pt.Seconds()/bp.Seconds(), "doctor-no-bpf/bare-pass")
 		b.ReportMetric(lsofT.Seconds(), "lsof-s")
 		b.ReportMetric(lsofT.Seconds()/d.Seconds(), "x-faster-than-lsof")
 		b.ReportMetric(s.Seconds(), "shell-fdinfo-s")
 		b.ReportMetric(s.Seconds()/d.Seconds(), "x-faster-than-shell")
-		b.Logf("load: %d processes, %d open fds, %d inotify watches; doctor median of 5 %.3f s wall, %.3f s CPU (peak RSS %.1f MB), with --sample 0 %.3f s; bare single-threaded readdir+readlink pass median of 5 %.3f s wall, %.3f s CPU (%d links); doctor/bare %.2f (target <= 0.6), with --sample 0 %.2f; lsof -n | wc -l %.3f s (%.1fx); shell fdinfo pipeline median of 3 %.3f s (%.1fx)",
-			len(tb.Procs), nfds, nwatches, d.Seconds(), dc.Seconds(), float64(peak)/(1<<20), ns.Seconds(), bp.Seconds(), bc.Seconds(), links, d.Seconds()/bp.Seconds(), ns.Seconds()/bp.Seconds(),
+		b.Logf("load: %d processes, %d open fds, %d inotify watches; doctor (%s pass) median of 5 %.3f s wall, %.3f s CPU (peak RSS %.1f MB), with --sample 0 %.3f s, with --no-bpf %.3f s wall, %.3f s CPU (%.2f of the bare pass); bare single-threaded readdir+readlink pass median of 5 %.3f s wall, %.3f s CPU (%d links); doctor/bare %.2f (target <= 0.6), with --sample 0 %.2f; lsof -n | wc -l %.3f s (%.1fx); shell fdinfo pipeline median of 3 %.3f s (%.1fx)",
+			len(tb.Procs), nfds, nwatches, rep.Pass, d.Seconds(), dc.Seconds(), float64(peak)/(1<<20), ns.Seconds(), pt.Seconds(), pc.Seconds(), pt.Seconds()/bp.Seconds(), bp.Seconds(), bc.Seconds(), links, d.Seconds()/bp.Seconds(), ns.Seconds()/bp.Seconds(),
 			lsofT.Seconds(), lsofT.Seconds()/d.Seconds(), s.Seconds(), s.Seconds()/d.Seconds())
 	}
 }

@@ -64,8 +64,10 @@ type Options struct {
 	KubeAddrs *kube.AddrMemory
 	// Record, when set, copies every input into a snapshot.
 	Record *host.Recorder
-	Log    *slog.Logger
-	Now    func() time.Time
+	// NoBPF reads the process table from /proc only (proctable.Options).
+	NoBPF bool
+	Log   *slog.Logger
+	Now   func() time.Time
 }
 
 // Diagnosis is the outcome of one run: data first, views elsewhere.
@@ -75,6 +77,9 @@ type Diagnosis struct {
 	Source    string // "live" or the snapshot directory
 	Took      time.Duration
 	Processes int
+	// ProcessPass is how descriptor tables and threads were read, "bpf"
+	// or "proc", and ProcessPassNote why not "bpf" (proctable.Table).
+	ProcessPass, ProcessPassNote string
 	checks.Report
 }
 
@@ -120,7 +125,7 @@ func Diagnose(ctx context.Context, o Options) (*Diagnosis, error) {
 	scanStart := time.Now()
 	scan := make(chan scanned, 1)
 	go func() {
-		procs, err := proctable.Scan(ctx, src)
+		procs, err := proctable.ScanWith(ctx, src, proctable.Options{NoBPF: o.NoBPF})
 		scan <- scanned{procs, err}
 	}()
 	// The container engines are asked for their containers' names beside
@@ -176,11 +181,12 @@ func Diagnose(ctx context.Context, o Options) (*Diagnosis, error) {
 		return nil, fmt.Errorf("reading processes: %w", err)
 	}
 	d.Processes = len(procs.Procs)
+	d.ProcessPass, d.ProcessPassNote = procs.Pass, procs.PassNote
 	notes := proctable.ResolveNamesFrom(ctx, src, procs, <-engines)
 	env.Procs = procs
 	<-env.KernelReady
 	close(env.ProcsReady)
-	o.Log.Debug("process table read", "processes", len(procs.Procs), "took", time.Since(scanStart).Round(time.Microsecond))
+	o.Log.Debug("process table read", "processes", len(procs.Procs), "took", time.Since(scanStart).Round(time.Microsecond), "pass", procs.Pass, "why", procs.PassNote)
 	d.Report = <-ran
 	d.Blind = append(d.Blind, notes...)
 	d.Blind = append(d.Blind, src.Problems()...)

@@ -37,6 +37,8 @@ type jsonReport struct {
 	Source      string            `json:"source"`
 	TookSeconds float64           `json:"took_seconds"`
 	Processes   int               `json:"processes"`
+	ProcessPass string            `json:"process_pass"`
+	PassNote    string            `json:"process_pass_note,omitempty"`
 	MinSeverity finding.Severity  `json:"min_severity"`
 	Worst       string            `json:"worst"`
 	Findings    []JSONFinding     `json:"findings"`
@@ -50,6 +52,7 @@ func WriteJSON(w io.Writer, d *Diagnosis, min finding.Severity, book *runbook.Bo
 	r := jsonReport{
 		Schema: JSONSchema, Host: d.Host, Taken: d.Taken, Source: d.Source,
 		TookSeconds: math.Round(d.Took.Seconds()*1000) / 1000, Processes: d.Processes,
+		ProcessPass: d.ProcessPass, PassNote: d.ProcessPassNote,
 		MinSeverity: min, Worst: "none",
 		Headroom: d.Headroom, Blind: d.Blind, Errors: d.Errors,
 	}

@@ -145,7 +145,11 @@ func (p *Pass) Close() error {
 	}
 	p.coll.Close()
 	p.coll, p.prog = nil, nil
-	return unix.Close(p.calib)
+	if p.calib >= 0 {
+		unix.Close(p.calib)
+		p.calib = -1
+	}
+	return nil
 }
 
 // recSize is sizeof(struct rec) in src/procpass.c.
@@ -206,6 +210,16 @@ func (p *Pass) Run(ctx context.Context) (*Result, error) {
 	}
 	if fop == 0 {
 		return nil, fmt.Errorf("%w: the program did not find its own inotify instance", ErrUnsupported)
+	}
+	if p.calib >= 0 {
+		// Learned: the instance is closed, so that it shows nowhere (the
+		// program left it out of this pass's counts), and forgotten by
+		// the program before its address can be another file's.
+		if v := p.coll.Variables["calib_file"]; v == nil || v.Set(uint64(0)) != nil {
+			return nil, errors.New("the program's calib_file cannot be reset")
+		}
+		unix.Close(p.calib)
+		p.calib = -1
 	}
 	res.Took = time.Since(start)
 	return res, nil

@@ -20,6 +20,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/hinomi/hinomi/internal/host"
+	"github.com/hinomi/hinomi/internal/procbpf"
 )
 
 // chunkFDs is the most descriptors one worker resolves in one piece of
@@ -32,9 +33,53 @@ const chunkFDs = 2048
 // Processes that exit during the walk are left out; they are not errors.
 // When ctx is done the walk stops at once and Scan returns ctx's error: a
 // table cut short would make findings look resolved.
+//
+// On a live host where the BPF pass can run (procbpf), the descriptor
+// tables, inotify watches and threads in D come from it, and /proc is read
+// only for each process's own files; elsewhere, and for any process the
+// BPF pass did not see whole, from /proc.
 func Scan(ctx context.Context, src *host.Source) (*Table, error) {
+	return ScanWith(ctx, src, Options{})
+}
+
+// Options change how Scan reads.
+type Options struct {
+	// NoBPF reads everything from /proc.
+	NoBPF bool
+}
+
+// ScanWith is Scan with options.
+func ScanWith(ctx context.Context, src *host.Source, o Options) (*Table, error) {
 	start := time.Now()
-	t := &Table{Start: start}
+	t := &Table{Start: start, Pass: "proc"}
+	// The BPF pass (its loading is most of it, the first time) runs beside
+	// the first part of the /proc pass, which needs nothing from it.
+	var fromBPF chan bpfOutcome
+	live := src.Live() && src.Recorder() == nil
+	switch {
+	case !live:
+		t.PassNote = "not a live host: /proc is read as recorded"
+	case o.NoBPF:
+		t.PassNote = "the BPF pass was turned off"
+	default:
+		fromBPF = make(chan bpfOutcome, 1)
+		go func() { fromBPF <- runBPF(ctx) }()
+	}
+	bpfDone := func() *procbpf.Result {
+		if fromBPF == nil {
+			return nil
+		}
+		r := <-fromBPF
+		fromBPF = nil
+		if r.err != nil {
+			t.PassNote = r.err.Error()
+			return nil
+		}
+		t.Pass, t.PassNote = "bpf", ""
+		return r.res
+	}
+	defer bpfDone()
+
 	if st, err := src.ReadFile("/proc/stat"); err == nil {
 		t.Boot = bootTime(st)
 		t.Busy = BusyTicks(st)
@@ -61,22 +106,97 @@ func Scan(ctx context.Context, src *host.Source) (*Table, error) {
 	}
 
 	// First every process, with the descriptor tables up to chunkFDs;
-	// then the ranges of the bigger tables.
+	// then the ranges of the bigger tables. With the BPF pass, first
+	// every process's own files, then what the BPF pass could not say.
 	out := make([]*Proc, len(pids))
 	hidden := make([]bool, len(pids))
 	var (
 		mu    sync.Mutex
 		later []*fdRange
 	)
-	parallel(ctx, scanners, len(pids), func(s *scanner, i int) {
-		p, h, rs := s.proc(ctx, pids[i])
-		out[i], hidden[i] = p, h
+	keep := func(rs []*fdRange) {
 		if len(rs) > 0 {
 			mu.Lock()
 			later = append(later, rs...)
 			mu.Unlock()
 		}
-	})
+	}
+	if fromBPF == nil {
+		parallel(ctx, scanners, len(pids), func(s *scanner, i int) {
+			p, dir := s.proc(pids[i])
+			if p == nil {
+				return
+			}
+			defer unix.Close(dir)
+			var rs []*fdRange
+			hidden[i], rs = s.resources(ctx, dir, p)
+			out[i] = p
+			keep(rs)
+		})
+	} else {
+		parallel(ctx, scanners, len(pids), func(s *scanner, i int) {
+			if p, dir := s.proc(pids[i]); p != nil {
+				unix.Close(dir)
+				out[i] = p
+			}
+		})
+		if err := ctx.Err(); err != nil {
+			return nil, fmt.Errorf("reading /proc: %w", err)
+		}
+		var seen map[int]*procbpf.Proc // nil when the BPF pass failed
+		if b := bpfDone(); b != nil {
+			seen = b.Procs
+		}
+		// What the BPF pass did not see whole (a process started since it,
+		// pid 1 on some kernels, a walk cut short) is read from /proc, and
+		// so is where its threads in D wait.
+		type pending struct {
+			i     int
+			stuck []int // tids in D, when the counts came from the BPF pass
+		}
+		var rest []pending
+		for i, p := range out {
+			if p == nil || p.Kernel {
+				continue
+			}
+			r := seen[p.PID]
+			if r == nil || r.Partial || r.StartNS/(1e9/userHZ) != p.StartTicks {
+				rest = append(rest, pending{i: i})
+				continue
+			}
+			p.FDs, p.InotifyInstances, p.InotifyWatches = r.FDs, r.InotifyInstances, r.InotifyWatches
+			if p.FDs >= limitsFrom {
+				p.NofileSoft = r.NofileSoft
+			}
+			var stuck []int
+			for _, tid := range r.Stuck {
+				// The main thread's state is the process's own.
+				if tid != p.PID {
+					stuck = append(stuck, tid)
+				}
+			}
+			if len(stuck) > 0 {
+				rest = append(rest, pending{i: i, stuck: stuck})
+			}
+		}
+		parallel(ctx, scanners, len(rest), func(s *scanner, k int) {
+			i, p := rest[k].i, out[rest[k].i]
+			dir, err := s.openProc(p.PID)
+			if err != nil {
+				return // gone since: kept, with what was read
+			}
+			defer unix.Close(dir)
+			if st := rest[k].stuck; st != nil {
+				for _, tid := range slices.Sorted(slices.Values(st)) {
+					s.stuck(dir, p, strconv.Itoa(tid))
+				}
+				return
+			}
+			var rs []*fdRange
+			hidden[i], rs = s.resources(ctx, dir, p)
+			keep(rs)
+		})
+	}
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("reading /proc: %w", err)
 	}
@@ -234,21 +354,36 @@ func (s *scanner) readAt(dir int, rel string, raw bool) ([]byte, error) {
 	}
 }
 
-// proc reads one process; nil means it is gone (or unreadable at its core).
-// Descriptor ranges of a big table are returned for later.
-func (s *scanner) proc(ctx context.Context, pid int) (*Proc, bool, []*fdRange) {
-	dir, err := unix.Open(s.src.Path("/proc/"+strconv.Itoa(pid)), unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+// openProc opens /proc/PID as a directory to read below.
+func (s *scanner) openProc(pid int) (int, error) {
+	return unix.Open(s.src.Path("/proc/"+strconv.Itoa(pid)), unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+}
+
+// proc reads one process's own files (stat, status, cgroup, its network
+// namespace, where it waits) and returns it with its /proc directory
+// open, for the caller to close; nil means it is gone (or unreadable at
+// its core).
+func (s *scanner) proc(pid int) (*Proc, int) {
+	dir, err := s.openProc(pid)
 	if err != nil {
-		return nil, false, nil
+		return nil, -1
 	}
-	defer unix.Close(dir)
+	p := s.procIn(dir, pid)
+	if p == nil {
+		unix.Close(dir)
+		return nil, -1
+	}
+	return p, dir
+}
+
+func (s *scanner) procIn(dir, pid int) *Proc {
 	b, err := s.readQuick(dir, pid, "stat")
 	if err != nil {
-		return nil, false, nil
+		return nil
 	}
 	st, err := parseStat(b)
 	if err != nil {
-		return nil, false, nil
+		return nil
 	}
 	if s.rec != nil {
 		for _, f := range []string{"comm", "limits"} {
@@ -269,7 +404,7 @@ func (s *scanner) proc(ctx context.Context, pid int) (*Proc, bool, []*fdRange) {
 	if p.Kernel {
 		p.FDs = 0
 		p.Owner = Owner{Kind: "host"}
-		return p, false, nil
+		return p
 	}
 	if b, err := s.read(dir, pid, "cgroup"); err == nil {
 		// The processes of a service or a container share their cgroup
@@ -304,12 +439,22 @@ func (s *scanner) proc(ctx context.Context, pid int) (*Proc, bool, []*fdRange) {
 	if p.State == "D" || p.State == "S" {
 		p.Wchan = s.wchan(dir, pid, "wchan")
 	}
+	return p
+}
+
+// resources reads, from /proc, the threads of p in D and its descriptor
+// table with RLIMIT_NOFILE. Descriptor ranges of a big table are returned
+// for later.
+func (s *scanner) resources(ctx context.Context, dir int, p *Proc) (hidden bool, later []*fdRange) {
+	if p.Kernel {
+		return false, nil
+	}
 	if p.Threads > 1 {
 		s.threads(dir, p)
 	}
-	hidden, later := s.fds(ctx, dir, p)
+	hidden, later = s.fds(ctx, dir, p)
 	if p.FDs >= limitsFrom || (s.rec != nil && p.FDs > 0) || len(later) > 0 {
-		if pp, err := s.pfs.Proc(pid); err == nil {
+		if pp, err := s.pfs.Proc(p.PID); err == nil {
 			if lim, err := pp.Limits(); err == nil {
 				p.NofileSoft = int(lim.OpenFiles)
 				if lim.OpenFiles == ^uint64(0) {
@@ -318,7 +463,7 @@ func (s *scanner) proc(ctx context.Context, pid int) (*Proc, bool, []*fdRange) {
 			}
 		}
 	}
-	return p, hidden, later
+	return hidden, later
 }
 
 func (s *scanner) wchan(dir, pid int, rel string) string {

@@ -110,6 +110,11 @@ type Table struct {
 	Hidden int
 	// Took is the wall time of the pass.
 	Took time.Duration
+	// Pass says how the descriptor tables, inotify watches and threads
+	// were read: "bpf" (the BPF pass, procbpf) or "proc"; PassNote why not
+	// "bpf".
+	Pass     string `json:"-"`
+	PassNote string `json:"-"`
 	// Start is when the pass began, and Busy the ticks all CPUs had spent
 	// out of idle and iowait by then (/proc/stat): with each process's
 	// CPUTicks, the first reading of a CPU-use sample that overlaps the

@@ -3,6 +3,8 @@ package proctable
 import (
 	"context"
 	"errors"
+	"fmt"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -22,38 +24,36 @@ import (
 func TestScanCountsExactly(t *testing.T) {
 	const watches, instances, files, children = 250, 4, 120, 3
 	p := testload.Start(t, "-watches", "250", "-instances", "4", "-files", "120", "-children", "3")
-	tb, err := Scan(t.Context(), host.Live())
-	if err != nil {
-		t.Fatal(err)
-	}
-	me := tb.ByPID(p.PID)
-	if me == nil {
-		t.Fatalf("pid %d not in the table", p.PID)
-	}
-	if me.Comm != "hinomi-testload" || me.InotifyWatches != watches || me.InotifyInstances != instances {
-		t.Errorf("got comm %q, %d watches in %d instances; want hinomi-testload, %d in %d", me.Comm, me.InotifyWatches, me.InotifyInstances, watches, instances)
-	}
-	if me.FDs < files+instances {
-		t.Errorf("%d fds, want at least %d", me.FDs, files+instances)
-	}
-	if me.NofileSoft == 0 {
-		t.Error("RLIMIT_NOFILE not read for a process with many descriptors")
-	}
-	kids := 0
-	for _, q := range tb.Procs {
-		if q.PPID == p.PID {
-			kids++
+	bothPasses(t, func(t *testing.T, tb *Table) {
+		me := tb.ByPID(p.PID)
+		if me == nil {
+			t.Fatalf("pid %d not in the table", p.PID)
 		}
-	}
-	if kids != children {
-		t.Errorf("%d children in the table, want %d", kids, children)
-	}
-	if tb.Boot.IsZero() {
-		t.Error("boot time not read")
-	}
-	if me.Started.Before(tb.Boot) {
-		t.Errorf("process started %v, before boot %v", me.Started, tb.Boot)
-	}
+		if me.Comm != "hinomi-testload" || me.InotifyWatches != watches || me.InotifyInstances != instances {
+			t.Errorf("got comm %q, %d watches in %d instances; want hinomi-testload, %d in %d", me.Comm, me.InotifyWatches, me.InotifyInstances, watches, instances)
+		}
+		if me.FDs < files+instances {
+			t.Errorf("%d fds, want at least %d", me.FDs, files+instances)
+		}
+		if me.NofileSoft == 0 {
+			t.Error("RLIMIT_NOFILE not read for a process with many descriptors")
+		}
+		kids := 0
+		for _, q := range tb.Procs {
+			if q.PPID == p.PID {
+				kids++
+			}
+		}
+		if kids != children {
+			t.Errorf("%d children in the table, want %d", kids, children)
+		}
+		if tb.Boot.IsZero() {
+			t.Error("boot time not read")
+		}
+		if me.Started.Before(tb.Boot) {
+			t.Errorf("process started %v, before boot %v", me.Started, tb.Boot)
+		}
+	})
 }
 
 func TestRedactArgs(t *testing.T) {
@@ -147,20 +147,18 @@ func TestScanBigTable(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tb, err := Scan(t.Context(), host.Live())
-	if err != nil {
-		t.Fatal(err)
-	}
-	me := tb.ByPID(p.PID)
-	if me == nil {
-		t.Fatalf("pid %d not in the table", p.PID)
-	}
-	if me.FDs != len(ents) || me.InotifyInstances != instances || me.InotifyWatches != watches {
-		t.Errorf("got %d fds, %d instances, %d watches; want %d, %d, %d", me.FDs, me.InotifyInstances, me.InotifyWatches, len(ents), instances, watches)
-	}
-	if me.NofileSoft == 0 {
-		t.Error("RLIMIT_NOFILE not read")
-	}
+	bothPasses(t, func(t *testing.T, tb *Table) {
+		me := tb.ByPID(p.PID)
+		if me == nil {
+			t.Fatalf("pid %d not in the table", p.PID)
+		}
+		if me.FDs != len(ents) || me.InotifyInstances != instances || me.InotifyWatches != watches {
+			t.Errorf("got %d fds, %d instances, %d watches; want %d, %d, %d", me.FDs, me.InotifyInstances, me.InotifyWatches, len(ents), instances, watches)
+		}
+		if me.NofileSoft == 0 {
+			t.Error("RLIMIT_NOFILE not read")
+		}
+	})
 }
 
 // TestScanSparseTable counts a table with a hole of 1,000 descriptors and
@@ -217,22 +215,20 @@ func TestScanSparseTable(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := len(ents) - 1 // ReadDir's own descriptor
-	tb, err := Scan(t.Context(), host.Live())
-	if err != nil {
-		t.Fatal(err)
-	}
-	me := tb.ByPID(os.Getpid())
-	if me == nil {
-		t.Fatal("this process is not in the table")
-	}
-	if me.InotifyInstances != 1 || me.InotifyWatches != 3 {
-		t.Errorf("%d inotify instances with %d watches; want the one at fd %d with 3", me.InotifyInstances, me.InotifyWatches, high)
-	}
-	// The scan's own descriptors (a few per worker) are open while it reads
-	// this process, and counted with the rest.
-	if slack := 4 * runtime.GOMAXPROCS(0); me.FDs < want || me.FDs > want+slack {
-		t.Errorf("%d fds; want %d (up to %d more for the scan's own)", me.FDs, want, slack)
-	}
+	bothPasses(t, func(t *testing.T, tb *Table) {
+		me := tb.ByPID(os.Getpid())
+		if me == nil {
+			t.Fatal("this process is not in the table")
+		}
+		if me.InotifyInstances != 1 || me.InotifyWatches != 3 {
+			t.Errorf("%d inotify instances with %d watches; want the one at fd %d with 3", me.InotifyInstances, me.InotifyWatches, high)
+		}
+		// The scan's own descriptors (a few per worker) are open while it reads
+		// this process, and counted with the rest.
+		if slack := 4 * runtime.GOMAXPROCS(0); me.FDs < want || me.FDs > want+slack {
+			t.Errorf("%d fds; want %d (up to %d more for the scan's own)", me.FDs, want, slack)
+		}
+	})
 }
 
 // TestParseStatAgreesWithProcfs reads every process's stat with hinomi's
@@ -288,21 +284,19 @@ func TestScanFindsStuckThread(t *testing.T) {
 	m := testload.MountHung(t, "nas-thread.example:/tank")
 	m.Hang()
 	p, tid := testload.StuckThread(t, m)
-	tb, err := Scan(t.Context(), host.Live())
-	if err != nil {
-		t.Fatal(err)
-	}
-	me := tb.ByPID(p.PID)
-	if me == nil {
-		t.Fatalf("pid %d not in the table", p.PID)
-	}
-	if me.State == "D" {
-		t.Fatalf("the main thread is in D: the test needs it sleeping normally")
-	}
-	want := []Thread{{TID: tid, Wchan: "request_wait_answer"}}
-	if !slices.Equal(me.StuckThreads, want) || !me.InD() {
-		t.Errorf("stuck threads %+v (InD %v); want %+v", me.StuckThreads, me.InD(), want)
-	}
+	bothPasses(t, func(t *testing.T, tb *Table) {
+		me := tb.ByPID(p.PID)
+		if me == nil {
+			t.Fatalf("pid %d not in the table", p.PID)
+		}
+		if me.State == "D" {
+			t.Fatalf("the main thread is in D: the test needs it sleeping normally")
+		}
+		want := []Thread{{TID: tid, Wchan: "request_wait_answer"}}
+		if !slices.Equal(me.StuckThreads, want) || !me.InD() {
+			t.Errorf("stuck threads %+v (InD %v); want %+v", me.StuckThreads, me.InD(), want)
+		}
+	})
 }
 
 // FuzzParseStat: any bytes give a stat or an error, never a panic, and a
@@ -376,4 +370,92 @@ func TestScanReadsNetworkNamespace(t *testing.T) {
 	if netnsOfLink([]byte("mnt:[4026531841]")) != 0 || netnsOfLink([]byte("net:[]")) != 0 {
 		t.Error("a link that is not a network namespace's parsed as one")
 	}
+}
+
+// bothPasses runs f on a table read each way: with the BPF pass (where it
+// can run: as root, so always in CI) and from /proc alone.
+func bothPasses(t *testing.T, f func(t *testing.T, tb *Table)) {
+	t.Helper()
+	for _, o := range []Options{{}, {NoBPF: true}} {
+		name := "bpf"
+		if o.NoBPF {
+			name = "proc"
+		}
+		t.Run(name, func(t *testing.T) {
+			tb, err := ScanWith(t.Context(), host.Live(), o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			switch {
+			case o.NoBPF && tb.Pass != "proc":
+				t.Errorf("the BPF pass ran though turned off")
+			case !o.NoBPF && os.Geteuid() == 0 && os.Getenv("CI") != "" && tb.Pass != "bpf":
+				t.Errorf("the BPF pass did not run: %s", tb.PassNote)
+			}
+			f(t, tb)
+		})
+	}
+}
+
+// TestScanBPFAgreesWithProc reads a loaded program, its children (forked
+// with a big table and few descriptors open) and a process with a thread
+// stuck in D both ways: every count, limit and stuck thread is the same.
+func TestScanBPFAgreesWithProc(t *testing.T) {
+	testload.RequireRoot(t, "the BPF pass needs root, and the stuck thread a FUSE mount")
+	load := testload.Start(t, "-files", "5000", "-instances", "6", "-watches", "3000", "-children", "20", "-threads", "4")
+	m := testload.MountHung(t, "nas-agree.example:/tank")
+	m.Hang()
+	stuck, tid := testload.StuckThread(t, m)
+
+	type view struct {
+		fds, instances, watches, nofile int
+		stuck                           string
+	}
+	mine := func(tb *Table) map[int]view {
+		out := map[int]view{}
+		for _, p := range tb.Procs {
+			if p.PID == load.PID || p.PPID == load.PID || p.PID == stuck.PID {
+				out[p.PID] = view{p.FDs, p.InotifyInstances, p.InotifyWatches, p.NofileSoft, fmt.Sprint(p.StuckThreads)}
+			}
+		}
+		return out
+	}
+	scan := func(o Options) (*Table, map[int]view) {
+		tb, err := ScanWith(t.Context(), host.Live(), o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tb, mine(tb)
+	}
+	// The children may still be starting: the /proc scan is compared when
+	// the BPF scans on either side of it agree.
+	for range 50 {
+		tb, before := scan(Options{})
+		if tb.Pass != "bpf" {
+			if os.Getenv("CI") != "" {
+				t.Fatalf("the BPF pass did not run: %s", tb.PassNote)
+			}
+			t.Skipf("the BPF pass cannot run here: %s", tb.PassNote)
+		}
+		_, viaProc := scan(Options{NoBPF: true})
+		if _, after := scan(Options{}); !maps.Equal(before, after) {
+			continue
+		}
+		if len(before) != 22 {
+			t.Fatalf("%d of the test's processes in the table, want 22: %v", len(before), before)
+		}
+		for pid, b := range before {
+			if viaProc[pid] != b {
+				t.Errorf("pid %d: BPF pass %+v, /proc %+v", pid, b, viaProc[pid])
+			}
+		}
+		if want := fmt.Sprint([]Thread{{TID: tid, Wchan: "request_wait_answer"}}); before[stuck.PID].stuck != want {
+			t.Errorf("stuck threads %s, want %s", before[stuck.PID].stuck, want)
+		}
+		if v := before[load.PID]; v.instances != 6 || v.watches != 3000 || v.fds < 5006 || v.nofile == 0 {
+			t.Errorf("the loaded program: %+v", v)
+		}
+		return
+	}
+	t.Fatal("the test's processes kept changing over 50 rounds")
 }

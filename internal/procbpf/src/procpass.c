@@ -29,7 +29,8 @@ volatile const __s32 calib_fd = -1;
  * constant 0 trips a verifier bug on some kernels. */
 volatile const __u32 max_marks = 1 << 23;
 
-__u64 ino_fop; /* inotify files' f_op, 0 until learned */
+__u64 ino_fop;    /* inotify files' f_op, 0 until learned */
+__u64 calib_file; /* the reader's own instance, which is not counted */
 
 /* Table scans and mark walks that hit their bound, ever. A global, not a
  * field of the scan's state on the stack: the verifier tracks stack values
@@ -93,7 +94,7 @@ static long group_cb(__u64 gi, void *vctx)
 	struct file *slots[8] = {};
 	bpf_probe_read_kernel(slots, sizeof(slots), &s->fd[(__u64)s->chunk * 512 + gi * 8]);
 	for (int k = 0; k < 8; k++) {
-		if (!((byte >> k) & 1) || !slots[k])
+		if (!((byte >> k) & 1) || !slots[k] || (__u64)slots[k] == calib_file)
 			continue;
 		s->fds++;
 		struct file *f = bpf_rdonly_cast(slots[k], bpf_core_type_id_kernel(struct file));
@@ -138,6 +139,7 @@ static int learn(void)
 		bpf_probe_read_kernel(&f, sizeof(f), &fd[calib_fd]);
 	if (!f)
 		return 0;
+	calib_file = (__u64)f;
 	f = bpf_rdonly_cast(f, bpf_core_type_id_kernel(struct file));
 	ino_fop = (__u64)f->f_op;
 	return 1;
