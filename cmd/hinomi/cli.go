@@ -126,7 +126,7 @@ func runDoctor(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	mountTimeout := fs.Duration("mount-timeout", 2*time.Second, "how long a network or FUSE mount may take to answer stat")
 	color := fs.String("color", "auto", "colour the output: auto (on a terminal, unless $NO_COLOR), always, never")
 	verbose := fs.Bool("v", false, "log what each check does on stderr")
-	noBPF := fs.Bool("no-bpf", false, "read descriptor tables and threads from /proc only, without the BPF pass (docs/doctor.md)")
+	noBPF := fs.Bool("no-bpf", false, "read descriptor tables and threads from /proc only, without the BPF pass (docs/bpf-pass.md)")
 	var sigFiles multiFlag
 	fs.Var(&sigFiles, "signatures", "a YAML file of extra log signatures (repeatable)")
 	if err := fs.parse(args); err != nil {

@@ -142,6 +142,7 @@ func runAgent(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.Var(&shipUnits, "ship-logs-unit", "ship only this `unit`'s lines: a systemd unit, a container, kernel, or a followed file's path (repeatable)")
 	shipMatch := fs.String("ship-logs-match", "", "ship only lines this regular `expression` matches")
 	logSpoolMax := fs.Int64("log-spool-max-bytes", agent.DefaultLogSpoolBytes, "bound on each tower's on-disk log spool; the oldest lines go first, counted")
+	noBPF := fs.Bool("no-bpf", false, "read descriptor tables and threads from /proc only, without the BPF pass (docs/bpf-pass.md)")
 	if err := fs.parse(args); err != nil {
 		return err
 	}
@@ -225,7 +226,7 @@ func runAgent(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	a, err := agent.New(agent.Config{
 		Journal: followJournal, LogFiles: logFiles, ContainerLogs: followContainers, Ship: ship,
 		Towers: towers, Token: tok, Name: name.Get(), StateDir: state.Get(), Interval: *interval,
-		SpoolBytes: *spoolMax, Kmsg: *kmsg, Signatures: cat, Version: shortVersion(), Log: log,
+		SpoolBytes: *spoolMax, Kmsg: *kmsg, Signatures: cat, Version: shortVersion(), Log: log, NoBPF: *noBPF,
 	})
 	if err != nil {
 		return err

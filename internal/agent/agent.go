@@ -68,6 +68,8 @@ type Config struct {
 	LogFiles []string
 	// ContainerLogs follows the running Docker containers' logs.
 	ContainerLogs bool
+	// NoBPF reads the process table from /proc only (proctable.Options).
+	NoBPF bool
 	// Ship says which lines go to the towers' log stores (logship.go).
 	Ship       LogShip
 	Signatures *signatures.Catalogue
@@ -309,12 +311,17 @@ func (a *Agent) closeSpools() {
 func (a *Agent) cycles(ctx context.Context) {
 	mounts := checks.NewMountProber(2 * time.Second)
 	full := true
+	toldPass := false
 	tick := time.NewTicker(a.cfg.Interval)
 	defer tick.Stop()
 	for {
 		last := time.Now()
 		d, err := doctor.Diagnose(ctx, doctor.Options{Mounts: mounts, MountDeadline: 2 * time.Second, Signatures: a.matcher, DockerEvents: a.docker,
-			NoJournal: a.cfg.Journal, Smart: a.smart, DiskTrend: a.disk, KubeAddrs: a.kube})
+			NoJournal: a.cfg.Journal, Smart: a.smart, DiskTrend: a.disk, KubeAddrs: a.kube, NoBPF: a.cfg.NoBPF})
+		if err == nil && !toldPass {
+			toldPass = true
+			a.cfg.Log.Info("process table read", "pass", d.ProcessPass, "why_not_bpf", d.ProcessPassNote, "processes", d.Processes)
+		}
 		if err != nil && ctx.Err() != nil {
 			return // stopping: a diagnosis cut short is not sent
 		}

@@ -40,24 +40,7 @@ func BenchmarkDoctorUnderLoad(b *testing.B) {
 	}
 	const wantProcs, wantFDs, wantWatches = 2000, 100_000, 50_000
 
-	// Spread the descriptors over as many loaders as the RLIMIT_NOFILE
-	// hard limit (inherited by the loaders) requires. Where the limit may
-	// be raised, raise it, and put it back afterwards.
-	var old syscall.Rlimit
-	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &old); err != nil {
-		b.Fatal(err)
-	}
-	hard := old.Max
-	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &syscall.Rlimit{Cur: old.Cur, Max: max(old.Max, 1<<16)}); err == nil {
-		hard = max(old.Max, 1<<16)
-		b.Cleanup(func() { _ = syscall.Setrlimit(syscall.RLIMIT_NOFILE, &old) })
-	}
-	perLoader := int(min(hard, 1<<16)) - 200
-	loaders := (wantFDs + perLoader - 1) / perLoader
-	for range loaders {
-		testload.Start(b, "-dir", fastDir(), "-children", strconv.Itoa(wantProcs/loaders+1), "-files", strconv.Itoa(wantFDs/loaders+1),
-			"-watches", strconv.Itoa(wantWatches/loaders+1), "-instances", "2")
-	}
+	testload.StartHostLoad(b, wantProcs, wantFDs, wantWatches)
 	tb, err := proctable.ScanWith(b.Context(), host.Live(), proctable.Options{NoBPF: true})
 	if err != nil {
 		b.Fatal(err)

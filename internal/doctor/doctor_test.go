@@ -108,7 +108,7 @@ func TestInotifyAndFilesAttributedToProcess(t *testing.T) {
 	requireRoot(t)
 	watches := watchesFor(t)
 	const instances, files = 3, 300
-	p := testload.StartAs(t, uidProcess, "-dir", fastDir(), "-watches", strconv.Itoa(watches), "-instances", strconv.Itoa(instances),
+	p := testload.StartAs(t, uidProcess, "-dir", testload.FastDir(), "-watches", strconv.Itoa(watches), "-instances", strconv.Itoa(instances),
 		"-files", strconv.Itoa(files), "-nofile-percent", "96")
 	fds, soft := fdsAndLimit(t, p.PID)
 	if fds < files+instances {
@@ -304,14 +304,6 @@ func TestDiagnoseCancelled(t *testing.T) {
 
 // fastDir is where the load program makes the files it watches: tmpfs when
 // the host has one, as creating 170,000 files on a disk takes far longer.
-func fastDir() string {
-	var st unix.Statfs_t
-	if err := unix.Statfs("/dev/shm", &st); err == nil && st.Type == unix.TMPFS_MAGIC {
-		return "/dev/shm"
-	}
-	return os.TempDir()
-}
-
 func TestDiskFullNamesBiggestDirectory(t *testing.T) {
 	requireRoot(t)
 	mnt := mountTmpfs(t, "data")
