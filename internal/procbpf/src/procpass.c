@@ -53,8 +53,6 @@ struct rec {
 	__u64 nofile;    /* RLIMIT_NOFILE soft limit */
 };
 
-extern void *bpf_rdonly_cast(const void *obj, __u32 btf_id) __ksym;
-
 struct walk {
 	struct list_head *head, *pos;
 	__u32 n;
@@ -63,8 +61,8 @@ struct walk {
 static long mark_cb(__u64 i, void *vctx)
 {
 	struct walk *w = vctx;
-	struct list_head *p = bpf_rdonly_cast(w->pos, bpf_core_type_id_kernel(struct list_head));
-	struct list_head *next = p->next;
+	struct list_head *pos = w->pos; /* not in the read: struct walk is not the kernel's */
+	struct list_head *next = BPF_CORE_READ(pos, next);
 	if (!next || next == w->head)
 		return 1;
 	w->pos = next;
@@ -97,13 +95,12 @@ static long group_cb(__u64 gi, void *vctx)
 		if (!((byte >> k) & 1) || !slots[k] || (__u64)slots[k] == calib_file)
 			continue;
 		s->fds++;
-		struct file *f = bpf_rdonly_cast(slots[k], bpf_core_type_id_kernel(struct file));
-		if ((__u64)f->f_op != ino_fop)
+		if ((__u64)BPF_CORE_READ(slots[k], f_op) != ino_fop)
 			continue;
 		s->instances++;
-		struct fsnotify_group *g = bpf_rdonly_cast(f->private_data, bpf_core_type_id_kernel(struct fsnotify_group));
+		char *g = BPF_CORE_READ(slots[k], private_data);
 		struct walk w = {};
-		w.head = &g->marks_list;
+		w.head = (struct list_head *)(g + bpf_core_field_offset(struct fsnotify_group, marks_list));
 		w.pos = w.head;
 		if (bpf_loop(max_marks, mark_cb, &w, 0) >= max_marks)
 			capped++;
@@ -140,8 +137,7 @@ static int learn(void)
 	if (!f)
 		return 0;
 	calib_file = (__u64)f;
-	f = bpf_rdonly_cast(f, bpf_core_type_id_kernel(struct file));
-	ino_fop = (__u64)f->f_op;
+	ino_fop = (__u64)BPF_CORE_READ(f, f_op);
 	return 1;
 }
 
