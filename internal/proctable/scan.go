@@ -29,6 +29,10 @@ import (
 // keep every core busy, not one each.
 const chunkFDs = 2048
 
+// bpfWait is how long the table waits for the BPF pass once the rest of
+// the first part of the /proc pass is done; about 0.1 s is usual.
+const bpfWait = 2 * time.Second
+
 // Scan walks the source's /proc once with a pool of GOMAXPROCS workers.
 // Processes that exit during the walk are left out; they are not errors.
 // When ctx is done the walk stops at once and Scan returns ctx's error: a
@@ -69,7 +73,15 @@ func ScanWith(ctx context.Context, src *host.Source, o Options) (*Table, error) 
 		if fromBPF == nil {
 			return nil
 		}
-		r := <-fromBPF
+		var r bpfOutcome
+		select {
+		case r = <-fromBPF:
+		case <-time.After(bpfWait):
+			// A verifier that takes this long (it bounds itself at a
+			// million instructions, not in time) does not hold up the
+			// table: /proc gives it.
+			r.err = fmt.Errorf("the BPF pass took longer than %v", bpfWait)
+		}
 		fromBPF = nil
 		if r.err != nil {
 			t.PassNote = r.err.Error()
