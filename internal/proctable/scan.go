@@ -59,10 +59,11 @@ func ScanWith(ctx context.Context, src *host.Source, o Options) (*Table, error) 
 	// The BPF pass (its loading is most of it, the first time) runs beside
 	// the first part of the /proc pass, which needs nothing from it.
 	var fromBPF chan bpfOutcome
-	live := src.Live() && src.Recorder() == nil
 	switch {
-	case !live:
-		t.PassNote = "not a live host: /proc is read as recorded"
+	case !src.Live():
+		t.PassNote = "a snapshot: its /proc is read"
+	case src.Recorder() != nil:
+		t.PassNote = "recording a snapshot, which keeps the /proc files read"
 	case o.NoBPF:
 		t.PassNote = "the BPF pass was turned off"
 	default:
