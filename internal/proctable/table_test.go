@@ -7,7 +7,6 @@ import (
 	"maps"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"runtime"
 	"slices"
 	"strconv"
@@ -15,7 +14,6 @@ import (
 	"testing"
 
 	"github.com/prometheus/procfs"
-	"golang.org/x/sys/unix"
 
 	"github.com/hinomi/hinomi/internal/host"
 	"github.com/hinomi/hinomi/internal/testload"
@@ -164,57 +162,7 @@ func TestScanBigTable(t *testing.T) {
 // TestScanSparseTable counts a table with a hole of 1,000 descriptors and
 // an inotify instance far above every other descriptor: this test's own.
 func TestScanSparseTable(t *testing.T) {
-	var lim unix.Rlimit
-	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &lim); err != nil {
-		t.Fatal(err)
-	}
-	high := min(int(lim.Cur)-1, 1<<14)
-	if high < 6000 {
-		t.Skipf("RLIMIT_NOFILE is %d: too low for the table", lim.Cur)
-	}
-	var files []*os.File
-	t.Cleanup(func() {
-		for _, f := range files {
-			if f != nil {
-				f.Close()
-			}
-		}
-	})
-	for range 5000 {
-		f, err := os.Open(os.DevNull)
-		if err != nil {
-			t.Fatal(err)
-		}
-		files = append(files, f)
-	}
-	for i := 500; i < 1500; i++ {
-		files[i].Close()
-		files[i] = nil
-	}
-	in, err := unix.InotifyInit1(unix.IN_CLOEXEC)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	for _, n := range []string{"a", "b", "c"} {
-		if err := os.WriteFile(filepath.Join(dir, n), nil, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := unix.InotifyAddWatch(in, filepath.Join(dir, n), unix.IN_MODIFY); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := unix.Dup3(in, high, unix.O_CLOEXEC); err != nil {
-		t.Fatal(err)
-	}
-	unix.Close(in)
-	t.Cleanup(func() { unix.Close(high) })
-
-	ents, err := os.ReadDir("/proc/self/fd")
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := len(ents) - 1 // ReadDir's own descriptor
+	high, want := testload.SparseTable(t)
 	bothPasses(t, func(t *testing.T, tb *Table) {
 		me := tb.ByPID(os.Getpid())
 		if me == nil {
