@@ -153,7 +153,8 @@ func All() []Check {
 }
 
 // procsFree are the checks that read neither Env.Procs nor Env.Kernel
-// (nor call what does): they may run while the process table is built.
+// (nor call what does without waiting for Env.ProcsReady, as pveStateOf
+// does for previous-boot): they may run while the process table is built.
 // The race detector in the tests holds this list to its word.
 var procsFree = map[string]bool{
 	"disk": true, "softnet": true, "docker-memory": true, "docker-disk": true,

@@ -45,7 +45,17 @@ type pveState struct {
 
 // pveStateOf reads (or replays) the PVE/corosync state once per run. A host
 // with neither gives ErrNotApplicable at the cost of two failed reads.
+// It reads the process table (is corosync running?), so a check that may
+// run before the table is ready (previous-boot, for a fenced node) waits
+// for it here.
 func pveStateOf(ctx context.Context, env *Env) (*pveState, error) {
+	if env.ProcsReady != nil {
+		select {
+		case <-env.ProcsReady:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
 	env.pveOnce.Do(func() { env.pveSt, env.pveErr = readPVEState(ctx, env) })
 	return env.pveSt, env.pveErr
 }
