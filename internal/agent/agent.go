@@ -34,6 +34,7 @@ import (
 	"github.com/hinomi/hinomi/internal/kube"
 	"github.com/hinomi/hinomi/internal/logsource"
 	"github.com/hinomi/hinomi/internal/logthrottle"
+	"github.com/hinomi/hinomi/internal/proctable"
 	"github.com/hinomi/hinomi/internal/signatures"
 	"github.com/hinomi/hinomi/internal/spool"
 	"github.com/hinomi/hinomi/internal/wire"
@@ -311,16 +312,25 @@ func (a *Agent) closeSpools() {
 func (a *Agent) cycles(ctx context.Context) {
 	mounts := checks.NewMountProber(2 * time.Second)
 	full := true
-	toldPass := false
+	loadingBPF := false
 	tick := time.NewTicker(a.cfg.Interval)
 	defer tick.Stop()
 	for {
 		last := time.Now()
 		d, err := doctor.Diagnose(ctx, doctor.Options{Mounts: mounts, MountDeadline: 2 * time.Second, Signatures: a.matcher, DockerEvents: a.docker,
-			NoJournal: a.cfg.Journal, Smart: a.smart, DiskTrend: a.disk, KubeAddrs: a.kube, NoBPF: a.cfg.NoBPF})
-		if err == nil && !toldPass {
-			toldPass = true
-			a.cfg.Log.Info("process table read", "pass", d.ProcessPass, "why_not_bpf", d.ProcessPassNote, "processes", d.Processes)
+			NoJournal: a.cfg.Journal, Smart: a.smart, DiskTrend: a.disk, KubeAddrs: a.kube, NoBPF: a.cfg.NoBPF, NoBPFLoad: true})
+		if err == nil && !loadingBPF && !a.cfg.NoBPF {
+			// The BPF pass is loaded once, after the first report and at
+			// the lowest priority: a start, or a stop during it, is not
+			// held up by the kernel's verifier.
+			loadingBPF = true
+			go func() {
+				if err := proctable.LoadBPF(); err != nil {
+					a.cfg.Log.Info("processes are read from /proc", "why_not_bpf", err)
+				} else {
+					a.cfg.Log.Info("processes are read with the BPF pass from the next cycle on")
+				}
+			}()
 		}
 		if err != nil && ctx.Err() != nil {
 			return // stopping: a diagnosis cut short is not sent

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -107,6 +108,7 @@ func TestAgentStopsMidScan(t *testing.T) {
 		t.Fatalf("the agent sent findings before its first scan ended: %v", kinds)
 	}
 
+	cpuBefore := cpuOf(cmd.Process.Pid)
 	sent := time.Now()
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
@@ -118,7 +120,11 @@ func TestAgentStopsMidScan(t *testing.T) {
 		t.Fatalf("the agent did not exit within 30 s of SIGTERM\n%s", stderr.String())
 	}
 	took := time.Since(sent)
-	t.Logf("exited %s after SIGTERM", took)
+	var cpu time.Duration
+	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
+		cpu = time.Duration(ru.Utime.Nano()+ru.Stime.Nano()) - cpuBefore
+	}
+	t.Logf("exited %s after SIGTERM, using %s of CPU after it", took, cpu)
 	if took > time.Second {
 		t.Errorf("the agent exited %s after SIGTERM, mid-scan; want within 1 s\n%s", took, stderr.String())
 	}
@@ -207,4 +213,20 @@ func (b *syncBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return string(b.buf)
+}
+
+// cpuOf is the CPU time pid has used so far (/proc/PID/stat's utime and
+// stime, in ticks of 10 ms).
+func cpuOf(pid int) time.Duration {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0
+	}
+	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+2:]))
+	if len(f) < 13 {
+		return 0
+	}
+	u, _ := strconv.Atoi(f[11])
+	s, _ := strconv.Atoi(f[12])
+	return time.Duration(u+s) * 10 * time.Millisecond
 }

@@ -64,10 +64,11 @@ type Options struct {
 	KubeAddrs *kube.AddrMemory
 	// Record, when set, copies every input into a snapshot.
 	Record *host.Recorder
-	// NoBPF reads the process table from /proc only (proctable.Options).
-	NoBPF bool
-	Log   *slog.Logger
-	Now   func() time.Time
+	// NoBPF reads the process table from /proc only; NoBPFLoad uses the
+	// BPF pass only once it is loaded (proctable.Options).
+	NoBPF, NoBPFLoad bool
+	Log              *slog.Logger
+	Now              func() time.Time
 }
 
 // Diagnosis is the outcome of one run: data first, views elsewhere.
@@ -125,7 +126,7 @@ func Diagnose(ctx context.Context, o Options) (*Diagnosis, error) {
 	scanStart := time.Now()
 	scan := make(chan scanned, 1)
 	go func() {
-		procs, err := proctable.ScanWith(ctx, src, proctable.Options{NoBPF: o.NoBPF})
+		procs, err := proctable.ScanWith(ctx, src, proctable.Options{NoBPF: o.NoBPF, NoBPFLoad: o.NoBPFLoad})
 		scan <- scanned{procs, err}
 	}()
 	// The container engines are asked for their containers' names beside

@@ -50,6 +50,9 @@ func Scan(ctx context.Context, src *host.Source) (*Table, error) {
 type Options struct {
 	// NoBPF reads everything from /proc.
 	NoBPF bool
+	// NoBPFLoad uses the BPF pass only when it is loaded already
+	// (LoadBPF), and never loads it.
+	NoBPFLoad bool
 }
 
 // ScanWith is Scan with options.
@@ -58,7 +61,7 @@ func ScanWith(ctx context.Context, src *host.Source, o Options) (*Table, error) 
 	t := &Table{Start: start, Pass: "proc"}
 	// The BPF pass (its loading is most of it, the first time) runs beside
 	// the first part of the /proc pass, which needs nothing from it.
-	var fromBPF chan bpfOutcome
+	var fromBPF *bpfRun
 	switch {
 	case !src.Live():
 		t.PassNote = "a snapshot: its /proc is read"
@@ -67,8 +70,7 @@ func ScanWith(ctx context.Context, src *host.Source, o Options) (*Table, error) 
 	case o.NoBPF:
 		t.PassNote = "the BPF pass was turned off"
 	default:
-		fromBPF = make(chan bpfOutcome, 1)
-		go func() { fromBPF <- runBPF(ctx) }()
+		fromBPF = startBPF(ctx, !o.NoBPFLoad)
 	}
 	bpfDone := func() *procbpf.Result {
 		if fromBPF == nil {
@@ -76,11 +78,17 @@ func ScanWith(ctx context.Context, src *host.Source, o Options) (*Table, error) 
 		}
 		var r bpfOutcome
 		select {
-		case r = <-fromBPF:
+		case r = <-fromBPF.done:
+		case <-ctx.Done():
+			// Stopping: the pass is not waited for, nor let take the
+			// CPU that stopping needs.
+			fromBPF.yield()
+			r.err = ctx.Err()
 		case <-time.After(bpfWait):
 			// A verifier that takes this long (it bounds itself at a
 			// million instructions, not in time) does not hold up the
 			// table: /proc gives it.
+			fromBPF.yield()
 			r.err = fmt.Errorf("the BPF pass took longer than %v", bpfWait)
 		}
 		fromBPF = nil

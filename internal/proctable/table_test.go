@@ -407,3 +407,34 @@ func TestScanBPFAgreesWithProc(t *testing.T) {
 	}
 	t.Fatal("the test's processes kept changing over 50 rounds")
 }
+
+// TestScanWithoutLoadingBPF: a scan that may not load the BPF pass reads
+// /proc until LoadBPF has loaded it, then uses it.
+func TestScanWithoutLoadingBPF(t *testing.T) {
+	testload.RequireRoot(t, "the BPF pass needs root")
+	shared.Lock()
+	loaded := shared.pass != nil || shared.err != nil
+	shared.Unlock()
+	if !loaded {
+		tb, err := ScanWith(t.Context(), host.Live(), Options{NoBPFLoad: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if tb.Pass != "proc" || tb.PassNote != errNotLoaded.Error() {
+			t.Errorf("before loading: pass %q (%s)", tb.Pass, tb.PassNote)
+		}
+	}
+	if err := LoadBPF(); err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("loading the BPF pass: %v", err)
+		}
+		t.Skipf("the BPF pass cannot run here: %v", err)
+	}
+	tb, err := ScanWith(t.Context(), host.Live(), Options{NoBPFLoad: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tb.Pass != "bpf" {
+		t.Errorf("after loading: pass %q (%s)", tb.Pass, tb.PassNote)
+	}
+}
