@@ -523,8 +523,12 @@ func TestOOMKilledContainerThatExitedIsNamed(t *testing.T) {
 	image := testload.ScratchImage(t, testload.DefaultImage)
 	const name = "hinomi-test-oom-exited"
 	state := testload.RunContainerToExit(t, image, name, testload.Limits{Memory: 32 << 20}, "-hog", "-hog-mb", "96")
-	if !state.OOMKilled {
-		t.Fatalf("container %s exited (code %d) without being OOM-killed", name, state.ExitCode)
+	// Killed (137). Docker 20.10 can leave .State.OOMKilled false for a
+	// container the kernel OOM-killed (its flag comes from an event that
+	// may arrive after the exit is recorded); the finding below comes
+	// from the kernel log, which says whether it was.
+	if state.ExitCode != 137 {
+		t.Fatalf("container %s exited with code %d, not killed (137) by the OOM killer (engine's flag: %v)", name, state.ExitCode, state.OOMKilled)
 	}
 	id := testload.ContainerID(t, name)
 
