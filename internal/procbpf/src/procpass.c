@@ -77,6 +77,7 @@ struct scan {
 	struct file **fd;
 	unsigned long *open_fds;
 	unsigned long words[8];
+	__u32 nwords; /* words in the bitmap: max_fds / 64 */
 	__u32 chunk;
 	__u32 fds, instances, watches;
 };
@@ -108,7 +109,10 @@ static long group_cb(__u64 gi, void *vctx)
 	if (!byte)
 		return 0;
 	struct file *slots[8] = {};
-	bpf_probe_read_kernel(slots, sizeof(slots), &s->fd[(__u64)s->chunk * 512 + gi * 8]);
+	if (bpf_probe_read_kernel(slots, sizeof(slots), &s->fd[(__u64)s->chunk * 512 + gi * 8])) {
+		capped++;
+		return 1;
+	}
 	for (int k = 0; k < 8; k++) {
 		if (!((byte >> k) & 1) || !slots[k] || (__u64)slots[k] == calib_file)
 			continue;
@@ -125,9 +129,23 @@ static long group_cb(__u64 gi, void *vctx)
 static long chunk_cb(__u64 ci, void *vctx)
 {
 	struct scan *s = vctx;
-	if (bpf_probe_read_kernel(s->words, sizeof(s->words), &s->open_fds[ci * 8])) {
-		capped++;
-		return 1;
+	__u32 left = s->nwords - ci * 8;
+	if (left >= 8) {
+		if (bpf_probe_read_kernel(s->words, sizeof(s->words), &s->open_fds[ci * 8])) {
+			capped++;
+			return 1;
+		}
+	} else {
+		/* The last chunk of a table that is not a multiple of 512
+		 * slots (64, 256, or a size fs.nr_open caps): its own words
+		 * only, the rest of the chunk empty. */
+		for (int i = 0; i < 8; i++) {
+			s->words[i] = 0;
+			if (i < left && bpf_probe_read_kernel(&s->words[i], 8, &s->open_fds[ci * 8 + i])) {
+				capped++;
+				return 1;
+			}
+		}
 	}
 	if (!(s->words[0] | s->words[1] | s->words[2] | s->words[3] |
 	      s->words[4] | s->words[5] | s->words[6] | s->words[7]))
@@ -187,17 +205,10 @@ int procpass(struct bpf_iter__task *ctx)
 			struct scan s = {};
 			s.fd = fdt->fd;
 			s.open_fds = fdt->open_fds;
-			unsigned int max = fdt->max_fds; /* a multiple of BITS_PER_LONG */
-			if (max < 512) {
-				/* Tables of 64 or 256 slots: only their own words. */
-				unsigned int nw = max / 64;
-				for (int i = 0; i < 8; i++)
-					if (i < nw)
-						bpf_probe_read_kernel(&s.words[i], 8, &s.open_fds[i]);
-				bpf_loop(64, group_cb, &s, 0);
-			} else if (bpf_loop(max / 512, chunk_cb, &s, 0) < 0) {
+			s.nwords = fdt->max_fds / 64; /* max_fds is a multiple of BITS_PER_LONG */
+			__u32 chunks = (s.nwords + 7) / 8;
+			if (chunks && bpf_loop(chunks, chunk_cb, &s, 0) < 0)
 				capped++;
-			}
 			r.fds = s.fds;
 			r.instances = s.instances;
 			r.watches = s.watches;
