@@ -68,9 +68,12 @@ func (r *bpfRun) yield() {
 }
 
 func runBPF(ctx context.Context, load bool) bpfOutcome {
-	shared.Lock()
 	if load {
+		shared.Lock()
 		loadShared()
+	} else if !shared.TryLock() {
+		// LoadBPF is loading it: this scan reads /proc rather than wait.
+		return bpfOutcome{err: errNotLoaded}
 	}
 	pass, err := shared.pass, shared.err
 	shared.Unlock()

@@ -208,8 +208,13 @@ func ScanWith(ctx context.Context, src *host.Source, o Options) (*Table, error) 
 			}
 			defer unix.Close(dir)
 			if st := rest[k].stuck; st != nil {
+				// Each is looked at again, as the /proc pass does, before
+				// its wchan is read: it may have left D, or exited, since.
 				for _, tid := range slices.Sorted(slices.Values(st)) {
-					s.stuck(dir, p, strconv.Itoa(tid))
+					id := strconv.Itoa(tid)
+					if b, err := s.readQuick(dir, p.PID, "task/"+id+"/stat"); err == nil && stateOf(b) == 'D' {
+						s.stuck(dir, p, id)
+					}
 				}
 				return
 			}

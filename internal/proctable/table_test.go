@@ -412,17 +412,26 @@ func TestScanBPFAgreesWithProc(t *testing.T) {
 // /proc until LoadBPF has loaded it, then uses it.
 func TestScanWithoutLoadingBPF(t *testing.T) {
 	testload.RequireRoot(t, "the BPF pass needs root")
+	// The package's other tests may have loaded the shared pass: it is set
+	// aside, and put back at the end.
 	shared.Lock()
-	loaded := shared.pass != nil || shared.err != nil
+	kept, keptErr := shared.pass, shared.err
+	shared.pass, shared.err = nil, nil
 	shared.Unlock()
-	if !loaded {
-		tb, err := ScanWith(t.Context(), host.Live(), Options{NoBPFLoad: true})
-		if err != nil {
-			t.Fatal(err)
+	t.Cleanup(func() {
+		shared.Lock()
+		if shared.pass != nil {
+			shared.pass.Close()
 		}
-		if tb.Pass != "proc" || tb.PassNote != errNotLoaded.Error() {
-			t.Errorf("before loading: pass %q (%s)", tb.Pass, tb.PassNote)
-		}
+		shared.pass, shared.err = kept, keptErr
+		shared.Unlock()
+	})
+	tb, err := ScanWith(t.Context(), host.Live(), Options{NoBPFLoad: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tb.Pass != "proc" || tb.PassNote != errNotLoaded.Error() {
+		t.Errorf("before loading: pass %q (%s)", tb.Pass, tb.PassNote)
 	}
 	if err := LoadBPF(); err != nil {
 		if os.Getenv("CI") != "" {
@@ -430,7 +439,7 @@ func TestScanWithoutLoadingBPF(t *testing.T) {
 		}
 		t.Skipf("the BPF pass cannot run here: %v", err)
 	}
-	tb, err := ScanWith(t.Context(), host.Live(), Options{NoBPFLoad: true})
+	tb, err = ScanWith(t.Context(), host.Live(), Options{NoBPFLoad: true})
 	if err != nil {
 		t.Fatal(err)
 	}
