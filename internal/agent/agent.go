@@ -276,7 +276,15 @@ func (a *Agent) Run(ctx context.Context) error {
 		wg.Go(func() { a.watchJournal(ctx) })
 	}
 	if len(a.cfg.LogFiles) > 0 {
-		wg.Go(func() { a.watchFiles(ctx) })
+		// The files there at start are read from their ends: where those
+		// are is settled before the first report, so that a line written
+		// after it is never taken for the file's past.
+		scanned := make(chan struct{})
+		wg.Go(func() { a.watchFiles(ctx, scanned) })
+		select {
+		case <-scanned:
+		case <-ctx.Done():
+		}
 	}
 	if a.cfg.ContainerLogs {
 		wg.Go(func() { a.watchContainerLogs(ctx) })

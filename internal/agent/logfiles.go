@@ -24,8 +24,9 @@ const filePoll = time.Second
 // watchFiles follows the log files the agent's configuration names
 // (globs): every file matching one is tailed from where the agent last
 // stopped in it, across rotation and truncation; the globs are matched
-// again every interval, so a file created later is followed too.
-func (a *Agent) watchFiles(ctx context.Context) {
+// again every interval, so a file created later is followed too. scanned
+// is closed once the files there at start are found.
+func (a *Agent) watchFiles(ctx context.Context, scanned chan<- struct{}) {
 	following := map[string]context.CancelFunc{}
 	defer func() {
 		for _, stop := range following {
@@ -67,6 +68,9 @@ func (a *Agent) watchFiles(ctx context.Context) {
 				a.filesFollowed.Add(1)
 				go a.followFile(fctx, p, from)
 			}
+		}
+		if first {
+			close(scanned)
 		}
 		first = false
 		a.fileScans.Add(1)
