@@ -273,7 +273,7 @@ func TestReceiveBacklogDrops(t *testing.T) {
 	if runtime.NumCPU() < 2 {
 		t.Skip("needs two CPUs: packets steered to another CPU's backlog are what overflow it")
 	}
-	const backlog = 8
+	const backlog = 1
 	p := newNetnsPair(t, "sn", 3)
 	// Steer received packets to every CPU by flow hash: the ones that land
 	// on the other CPU wait in its backlog for an interrupt.
