@@ -51,8 +51,6 @@ type Proc struct {
 	// instance with more watches than one walk may visit, or a table that
 	// could not be read): the counts are then not to be used.
 	Partial bool
-	// NoFiles is set when it had no descriptor table (it was exiting).
-	NoFiles bool
 }
 
 // Result is one pass.
@@ -161,10 +159,9 @@ const recSize = 48
 const readSize = 4096
 
 const (
-	recLeader  = 1
-	recD       = 2
-	recCapped  = 4
-	recNoFiles = 8
+	recLeader = 1
+	recD      = 2
+	recCapped = 4
 )
 
 // Run makes one pass.
@@ -267,7 +264,6 @@ func parse(b []byte) (*Result, error) {
 		q.StartNS = ne.Uint64(b[32:])
 		q.NofileSoft = nofile(ne.Uint64(b[40:]))
 		q.Partial = flags&recCapped != 0
-		q.NoFiles = flags&recNoFiles != 0
 	}
 	// A thread in D whose leader's record is missing (the leader exited
 	// between the two) leaves a process without counts: it is dropped,

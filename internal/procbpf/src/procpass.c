@@ -42,7 +42,6 @@ enum {
 	REC_LEADER = 1,  /* a thread group leader: the counts are set */
 	REC_D = 2,       /* the thread is in uninterruptible sleep */
 	REC_CAPPED = 4,  /* a table scan or a mark walk hit its bound */
-	REC_NOFILES = 8, /* no descriptor table (exiting, or a kernel thread) */
 };
 
 struct rec {
@@ -197,9 +196,7 @@ int procpass(struct bpf_iter__task *ctx)
 		r.threads = sig->nr_threads;
 		r.nofile = sig->rlim[7].rlim_cur; /* RLIMIT_NOFILE */
 		struct files_struct *files = t->files;
-		if (!files) {
-			r.flags |= REC_NOFILES;
-		} else {
+		if (files) { /* none when exiting: no descriptors, as in /proc */
 			struct fdtable *fdt = files->fdt;
 			__u32 capped_before = capped;
 			struct scan s = {};
